@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cached_property
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
 from lakehouse import writer
@@ -85,10 +86,12 @@ class Lakehouse:
         name: str,
         *,
         day: date | None = None,
+        window: tuple[datetime, datetime] | None = None,
         branch: str | None = None,
         snapshot_id: int | None = None,
     ) -> pa.Table:
-        """Read a table (one day, a branch or tag, or a snapshot) as Arrow."""
+        """Read a table as Arrow: all of it, one day or a ``[start, end)`` window of event time,
+        at the head of main, of a branch or tag, or at a snapshot."""
         spec = spec_for(name)
         table = self.table(name)
         if snapshot_id is None and branch and branch != MAIN_BRANCH:
@@ -101,9 +104,12 @@ class Lakehouse:
             snapshot_id = ref.snapshot_id
         if snapshot_id is None and table.current_snapshot() is None:
             return spec.arrow_schema.empty_table()
-        row_filter = writer.day_filter(spec, day) if day else None
-        scan = table.scan(snapshot_id=snapshot_id, **({"row_filter": row_filter} if row_filter else {}))
-        return scan.to_arrow()
+        row_filter: BooleanExpression = AlwaysTrue()
+        if day is not None:
+            row_filter = writer.day_filter(spec, day)
+        elif window is not None:
+            row_filter = writer.time_filter(spec, *window)
+        return table.scan(row_filter=row_filter, snapshot_id=snapshot_id).to_arrow()
 
     def info(self, name: str) -> TableInfo:
         table = self.table(name)

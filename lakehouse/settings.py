@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -73,7 +73,7 @@ class Settings:
     pg_url: str | None
     dagster_pg_url: str | None
     branch: str = MAIN_BRANCH
-    extra: Mapping[str, str] = field(default_factory=dict)
+    dagster_pg_var: str = "AURA_DAGSTER_PG_URL"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +95,7 @@ class Settings:
             pg_url=pg_url,
             dagster_pg_url=env.get("AURA_DAGSTER_PG_URL") or pg_url,
             branch=env.get("AURA_BRANCH") or MAIN_BRANCH,
+            dagster_pg_var="AURA_DAGSTER_PG_URL" if env.get("AURA_DAGSTER_PG_URL") else "AURA_PG_URL",
         )
 
     def with_overrides(self, **changes: object) -> Settings:

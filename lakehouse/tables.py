@@ -165,3 +165,22 @@ ROUTING_DECISIONS_REJECTED = register(
         description="Dead letters: routing events that failed validation, with the reason",
     )
 )
+
+ROUTING_MODEL_DAILY = register(
+    TableSpec(
+        name="routing_model_daily",
+        schema=Schema(
+            _f(1, "day", TimestamptzType(), doc="UTC midnight of the day summarised"),
+            _f(2, "chosen_model", StringType()),
+            _f(3, "decisions", LongType()),
+            _f(4, "cost_usd", DoubleType()),
+            _f(5, "latency_p50_ms", DoubleType()),
+            _f(6, "latency_p95_ms", DoubleType()),
+            _f(7, "quality_mean", DoubleType()),
+            _f(8, "fallback_rate", DoubleType()),
+        ),
+        time_column="day",
+        key=("day", "chosen_model"),
+        description="Daily per-model summary of routing decisions",
+    )
+)

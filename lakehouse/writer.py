@@ -69,7 +69,11 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def day_filter(spec: TableSpec, day: date) -> BooleanExpression:
-    start, end = day_bounds(day)
+    return time_filter(spec, *day_bounds(day))
+
+
+def time_filter(spec: TableSpec, start: datetime, end: datetime) -> BooleanExpression:
+    """Rows whose event time lies in ``[start, end)``."""
     return And(
         GreaterThanOrEqual(spec.time_column, start.isoformat()),
         LessThan(spec.time_column, end.isoformat()),

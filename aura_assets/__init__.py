@@ -1,0 +1,1 @@
+"""Dagster definitions of the AURA lakehouse (thin layer over the ``lakehouse`` library)."""

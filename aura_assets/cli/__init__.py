@@ -1,0 +1,146 @@
+"""The ``aura`` command line."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from lakehouse import Lakehouse, Settings
+from lakehouse.exceptions import AuraError
+
+
+class _AuraGroup(click.Group):
+    """Turns AURA's domain errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except AuraError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_AuraGroup)
+@click.option("-v", "--verbose", is_flag=True, help="Log what the lakehouse does.")
+def main(verbose: bool) -> None:
+    """AURA Lakehouse: versioned Iceberg tables for an AI-agent platform."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+def config() -> None:
+    """Show the resolved configuration (passwords redacted)."""
+    for key, value in Settings.from_env().describe().items():
+        click.echo(f"{key:16} {value}")
+
+
+@main.command()
+def tables() -> None:
+    """List the aura tables with row counts and current snapshot."""
+    _print_tables(Lakehouse())
+
+
+def _print_tables(lh: Lakehouse) -> None:
+    rows = [("table", "rows", "snapshots", "current snapshot", "refs")]
+    for info in lh.tables():
+        refs = ",".join(info.branches + tuple(f"tag:{t}" for t in info.tags))
+        rows.append((f"aura.{info.name}", str(info.rows), str(info.snapshots),
+                     str(info.snapshot_id or "-"), refs))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@main.command()
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: DAYS ago).")
+@click.option("--days", default=3, show_default=True, help="Number of days to simulate.")
+@click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--malformed-rate", default=0.0, show_default=True,
+              help="Share of events to corrupt (bad JSON, missing fields, wrong types, ...).")
+@click.option("--regime-change-at", type=click.DateTime(["%Y-%m-%d"]),
+              help="From this day on, traffic shifts and the 'large' model degrades.")
+def simulate(start: datetime | None, days: int, per_day: int, seed: int, malformed_rate: float,
+             regime_change_at: datetime | None) -> None:
+    """Publish a seeded routing workload to the Redis stream aura:events:routing."""
+    workload = _workload(start, days, per_day, seed, malformed_rate, regime_change_at)
+    written = _publish(Settings.from_env(), workload)
+    click.echo(f"published {written} routing events for {workload.start} .. "
+               f"{workload.start + timedelta(days=days - 1)}")
+
+
+def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # type: ignore[no-untyped-def]
+    from lakehouse.simulate import RoutingWorkload
+
+    first = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
+    return RoutingWorkload(
+        start=first, days=days, per_day=per_day, seed=seed, malformed_rate=malformed_rate,
+        regime_change_at=regime_change_at.date() if regime_change_at else None,
+    )
+
+
+def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-def]
+    from lakehouse.redis_client import open_redis
+    from lakehouse.simulate import publish, routing_events
+
+    return publish(open_redis(settings), routing_events(workload))
+
+
+@main.command()
+@click.option("--days", default=3, show_default=True, help="Days of traffic to simulate.")
+@click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--malformed-rate", default=0.01, show_default=True)
+def demo(days: int, per_day: int, seed: int, malformed_rate: float) -> None:
+    """Simulate traffic, materialise it through Dagster, and summarise the tables."""
+    from aura_assets.demo import run_demo
+
+    settings = Settings.from_env()
+    click.echo(f"AURA_HOME {settings.home}")
+    workload = _workload(None, days, per_day, seed, malformed_rate, None)
+    started = time.perf_counter()
+    written = _publish(settings, workload)
+    click.echo(f"[1/3] published {written} routing events ({malformed_rate:.0%} malformed) "
+               f"for {days} days from {workload.start}")
+    days_list = [workload.start + timedelta(days=i) for i in range(days)]
+    for step in run_demo(settings, days_list):
+        click.echo(f"[2/3] {step}")
+    click.echo("[3/3] tables")
+    lh = Lakehouse(settings)
+    _print_tables(lh)
+    snap = lh.table("routing_decisions").current_snapshot()
+    if snap is not None:
+        props = {k: v for k, v in snap.summary.additional_properties.items()
+                 if k.startswith("aura.")}
+        click.echo(f"routing_decisions head {snap.snapshot_id}: {json.dumps(props)}")
+    click.echo(f"done in {time.perf_counter() - started:.1f}s; `aura ui` shows the runs")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def ui(port: int) -> None:
+    """Start the Dagster UI on this code location (dagster dev)."""
+    from aura_assets.instance import prepare_dagster_home
+
+    settings = Settings.from_env()
+    home = prepare_dagster_home(settings)
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    args = [sys.executable, "-m", "dagster", "dev", "-p", str(port)]
+    args += ["-w", str(workspace)] if workspace.exists() else ["-m", "aura_assets.definitions"]
+    click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "AURA_HOME": str(settings.home)}
+    raise SystemExit(subprocess.call(args, env=env))
+
+
+def _register_optional_commands() -> None:
+    """Attach the command groups other domains contribute."""
+    # Each domain module defines one click command or group; registered here in one place.
+
+
+_register_optional_commands()

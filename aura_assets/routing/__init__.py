@@ -1,0 +1,1 @@
+"""Routing decisions: the model router's events, ingested from Redis into Iceberg."""

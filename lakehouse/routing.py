@@ -1,0 +1,351 @@
+"""Routing decisions: the event contract and ingestion from the Redis Stream into Iceberg.
+
+The model router publishes one entry per decision to ``aura:events:routing``; each entry has one
+field ``data`` holding the event as a JSON object. :func:`ingest_day` drains the stream through a
+consumer group, writes one day partition (merged with what the day already holds and
+deduplicated on ``decision_id``), records malformed events in ``routing_decisions_rejected``
+with the reason, and acknowledges entries only after the Iceberg commits. Entries of other days
+stay pending for the run of their own day, so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import polars as pl
+import pyarrow as pa
+import redis
+
+from lakehouse.core import Lakehouse
+from lakehouse.settings import MAIN_BRANCH
+from lakehouse.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
+from lakehouse.writer import Lineage, WriteResult
+
+log = logging.getLogger(__name__)
+
+STREAM = "aura:events:routing"
+GROUP = "aura-lakehouse"
+CONSUMER = "ingest"
+READ_BATCH = 10_000
+
+_STRING_FIELDS = ("decision_id", "tenant_id", "task_type", "chosen_model")
+_NUMBER_FIELDS = ("cost_usd", "latency_ms", "quality_score")
+REQUIRED_FIELDS = (
+    "decision_id", "ts", "tenant_id", "task_type", "prompt_tokens", "candidate_models",
+    "chosen_model", "cost_usd", "latency_ms", "quality_score", "fallback_used",
+)
+
+
+class EventError(ValueError):
+    """One event breaks the contract; the message is the reason stored with the dead letter."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    stream_id: str
+    raw: str | None
+    reason: str
+
+
+@dataclass
+class ParsedBatch:
+    """Stream entries split into valid decisions (as dicts) and rejections."""
+
+    decisions: list[dict[str, object]] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def parse_event(raw: str | bytes) -> dict[str, object]:
+    """Parse and validate one event payload.
+
+    Raises:
+        EventError: with a reason naming the field and the problem.
+    """
+    try:
+        event = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EventError(f"invalid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    if not isinstance(event, dict):
+        raise EventError(f"event must be a JSON object, got {type(event).__name__}")
+    missing = [name for name in REQUIRED_FIELDS if event.get(name) is None]
+    if missing:
+        raise EventError(f"missing field(s): {', '.join(missing)}")
+    for name in _STRING_FIELDS:
+        if not isinstance(event[name], str) or not event[name].strip():
+            raise EventError(f"{name} must be a non-empty string, got {event[name]!r}")
+    event["ts"] = _parse_ts(event["ts"])
+    tokens = event["prompt_tokens"]
+    if isinstance(tokens, bool) or not isinstance(tokens, int):
+        raise EventError(f"prompt_tokens must be an integer, got {tokens!r}")
+    if tokens < 0:
+        raise EventError(f"prompt_tokens must be >= 0, got {tokens}")
+    for name in _NUMBER_FIELDS:
+        value = event[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise EventError(f"{name} must be a finite number, got {value!r}")
+        if value < 0:
+            raise EventError(f"{name} must be >= 0, got {value}")
+        event[name] = float(value)
+    if event["quality_score"] > 1:  # type: ignore[operator]
+        raise EventError(f"quality_score must be in [0, 1], got {event['quality_score']}")
+    candidates = event["candidate_models"]
+    if (not isinstance(candidates, list) or not candidates
+            or not all(isinstance(c, str) and c for c in candidates)):
+        raise EventError(f"candidate_models must be a non-empty list of strings, got {candidates!r}")
+    if event["chosen_model"] not in candidates:
+        raise EventError(f"chosen_model {event['chosen_model']!r} is not among candidate_models")
+    if not isinstance(event["fallback_used"], bool):
+        raise EventError(f"fallback_used must be true or false, got {event['fallback_used']!r}")
+    return {name: event[name] for name in REQUIRED_FIELDS}
+
+
+def _parse_ts(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise EventError(f"ts must be an ISO-8601 string, got {value!r}")
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError(f"ts is not ISO-8601: {value!r}") from None
+    if ts.tzinfo is None:
+        raise EventError(f"ts must carry a UTC offset (e.g. +00:00): {value!r}")
+    return ts.astimezone(UTC)
+
+
+def parse_entries(entries: Iterable[tuple[bytes | str, dict | None]]) -> ParsedBatch:
+    """Validate raw stream entries ``(entry_id, fields)``."""
+    batch = ParsedBatch()
+    for entry_id, fields in entries:
+        sid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        payload = _field(fields, "data")
+        if payload is None:
+            reason = ("entry was deleted from the stream before ingestion" if fields is None
+                      else "entry has no 'data' field")
+            batch.rejections.append(Rejection(sid, _raw_text(fields), reason))
+            continue
+        try:
+            event = parse_event(payload)
+        except EventError as exc:
+            batch.rejections.append(Rejection(sid, _raw_text(payload), str(exc)))
+            continue
+        event["stream_id"] = sid
+        batch.decisions.append(event)
+    return batch
+
+
+def _field(fields: dict | None, name: str) -> bytes | str | None:
+    if not fields:
+        return None
+    return fields.get(name.encode(), fields.get(name))
+
+
+def _raw_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    if isinstance(value, dict):
+        return json.dumps({_raw_text(k): _raw_text(v) for k, v in value.items()})
+    return str(value)
+
+
+def decisions_to_arrow(decisions: list[dict[str, object]], ingested_at: datetime) -> pa.Table:
+    """Valid decisions as an Arrow table in the schema of ``routing_decisions``."""
+    schema = ROUTING_DECISIONS.arrow_schema
+    columns = {name: [d[name] for d in decisions] for name in REQUIRED_FIELDS}
+    columns["stream_id"] = [d.get("stream_id") for d in decisions]
+    columns["ingested_at"] = [ingested_at] * len(decisions)
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stream side
+
+
+def ensure_group(client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> None:
+    """Create the consumer group (and the stream) if they do not exist yet."""
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def read_unacked(
+    client: redis.Redis, stream: str = STREAM, group: str = GROUP, batch: int = READ_BATCH
+) -> Iterator[tuple[bytes, dict | None]]:
+    """Yield every entry not yet acknowledged: pending ones first, then new ones."""
+    ensure_group(client, stream, group)
+    for start in ("0", ">"):
+        last = start
+        while True:
+            reply = client.xreadgroup(group, CONSUMER, {stream: last}, count=batch)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            yield from entries
+            if start == "0":
+                last = entries[-1][0]
+
+
+def stream_backlog(client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> int:
+    """Entries not yet acknowledged by the ingestion group (pending plus never delivered)."""
+    if not client.exists(stream):
+        return 0
+    for info in client.xinfo_groups(stream):
+        if _text(info.get("name")) == group:
+            lag = info.get("lag")
+            if lag is None:  # Redis < 7 cannot tell; count entries after the last delivered id
+                lag = len(client.xrange(stream, min=f"({_text(info['last-delivered-id'])}"))
+            return int(info.get("pending", 0)) + int(lag)
+    return int(client.xlen(stream))
+
+
+def backlog_days(client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> set[date]:
+    """Days of the unacknowledged events, without claiming them (for sensors)."""
+    ensure_group(client, stream, group)
+    info = next(i for i in client.xinfo_groups(stream) if _text(i.get("name")) == group)
+    ids: list[tuple[bytes, dict]] = list(
+        client.xrange(stream, min=f"({_text(info['last-delivered-id'])}")
+    )
+    pending = client.xpending_range(stream, group, min="-", max="+", count=1_000_000)
+    for p in pending:
+        ids.extend(client.xrange(stream, min=p["message_id"], max=p["message_id"]))
+    days = set()
+    for _, fields in ids:
+        try:
+            days.add(_parse_ts(json.loads(_field(fields, "data") or "null")["ts"]).date())
+        except (EventError, TypeError, KeyError, ValueError):
+            continue  # malformed: any run records it as rejected
+    return days
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingestion run did, for logs and Dagster metadata."""
+
+    day: date
+    read: int
+    new_decisions: int
+    duplicates: int
+    rejected: int
+    deferred: int
+    rows_in_partition: int
+    decisions_write: WriteResult | None
+    rejected_write: WriteResult | None
+
+
+def ingest_day(
+    lakehouse: Lakehouse,
+    client: redis.Redis,
+    day: date,
+    *,
+    lineage: Lineage | None = None,
+    branch: str | None = None,
+    stream: str = STREAM,
+) -> IngestReport:
+    """Ingest the stream's decisions of ``day`` into ``routing_decisions`` (idempotent).
+
+    Every malformed entry seen is recorded in ``routing_decisions_rejected``. Entries are
+    acknowledged only after the commits that store them; a crash before the acknowledgement
+    means the next run sees them again, and the deduplication keeps the table exact.
+    """
+    lineage = lineage or Lineage(asset="routing_decisions", partition=day.isoformat())
+    branch = branch or lakehouse.settings.branch
+    entries = list(read_unacked(client, stream))
+    parsed = parse_entries(entries)
+    now = datetime.now(UTC)
+
+    todays = [d for d in parsed.decisions if d["ts"].date() == day]  # type: ignore[union-attr]
+    deferred = len(parsed.decisions) - len(todays)
+    decisions_write = None
+    existing = lakehouse.read(ROUTING_DECISIONS.name, day=day, branch=branch)
+    merged, added = _merge(existing, decisions_to_arrow(todays, now))
+    if added:
+        decisions_write = lakehouse.overwrite_day(
+            ROUTING_DECISIONS.name, merged, day, lineage=lineage, branch=branch
+        )
+    rejected_write = _record_rejections(lakehouse, parsed.rejections, stream, now, lineage, branch)
+
+    to_ack = [d["stream_id"] for d in todays] + [r.stream_id for r in parsed.rejections]
+    for start in range(0, len(to_ack), READ_BATCH):
+        client.xack(stream, GROUP, *to_ack[start : start + READ_BATCH])
+    report = IngestReport(
+        day=day,
+        read=len(entries),
+        new_decisions=added,
+        duplicates=len(todays) - added,
+        rejected=len(parsed.rejections),
+        deferred=deferred,
+        rows_in_partition=merged.num_rows,
+        decisions_write=decisions_write,
+        rejected_write=rejected_write,
+    )
+    log.info("routing ingest %s: %s", day, report)
+    return report
+
+
+def _merge(existing: pa.Table, incoming: pa.Table) -> tuple[pa.Table, int]:
+    """Union of the day's rows and the incoming ones, first occurrence of a decision_id wins."""
+    if incoming.num_rows == 0:
+        return existing, 0
+    combined = pl.concat(
+        [pl.from_arrow(existing.cast(incoming.schema)), pl.from_arrow(incoming)], how="vertical"
+    )
+    merged = combined.unique(subset=["decision_id"], keep="first", maintain_order=True)
+    return merged.to_arrow(), merged.height - existing.num_rows
+
+
+def _record_rejections(
+    lakehouse: Lakehouse,
+    rejections: list[Rejection],
+    stream: str,
+    now: datetime,
+    lineage: Lineage,
+    branch: str | None,
+) -> WriteResult | None:
+    """Append dead letters not recorded before (a replay after a crash adds no duplicates)."""
+    if not rejections:
+        return None
+    known = _known_rejections(lakehouse, stream, [r.stream_id for r in rejections], branch)
+    fresh = [r for r in rejections if r.stream_id not in known]
+    if not fresh:
+        return None
+    rows = pa.Table.from_pydict(
+        {
+            "stream_id": [r.stream_id for r in fresh],
+            "stream": [stream] * len(fresh),
+            "rejected_at": [now] * len(fresh),
+            "reason": [r.reason for r in fresh],
+            "raw": [r.raw for r in fresh],
+            "run_id": [lineage.run_id] * len(fresh),
+        },
+        schema=ROUTING_DECISIONS_REJECTED.arrow_schema,
+    )
+    return lakehouse.append(ROUTING_DECISIONS_REJECTED.name, rows, lineage=lineage, branch=branch)
+
+
+def _known_rejections(
+    lakehouse: Lakehouse, stream: str, ids: list[str], branch: str | None
+) -> set[str]:
+    from pyiceberg.expressions import And, EqualTo, In
+
+    table = lakehouse.table(ROUTING_DECISIONS_REJECTED.name)
+    ref = branch or MAIN_BRANCH
+    snapshot = table.snapshot_by_name(ref) if ref != MAIN_BRANCH else table.current_snapshot()
+    if snapshot is None:
+        return set()
+    scan = table.scan(
+        row_filter=And(EqualTo("stream", stream), In("stream_id", set(ids))),
+        selected_fields=("stream_id",),
+        snapshot_id=snapshot.snapshot_id,
+    )
+    return set(scan.to_arrow().column("stream_id").to_pylist())

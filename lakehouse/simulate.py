@@ -1,0 +1,188 @@
+"""A seeded workload simulator for the AURA platform's event streams.
+
+Routing decisions (``aura:events:routing``), drawn from these distributions:
+
+* **volume**: ``per_day`` events a day; event times follow a diurnal curve (a sine over the day
+  peaking at 14:00 UTC, night traffic at 20 % of the peak).
+* **tenants**: 12 tenants with Zipf(1.1) weights (a few large customers, a long tail).
+* **task types**: code 35 %, chat 30 %, summarize 15 %, extract 12 %, reason 8 %.
+* **prompt tokens**: log-normal (median 550, sigma 0.8), clipped to [1, 32000].
+* **candidates**: 2-4 of five models; the router picks the candidate with the best
+  quality-minus-cost score for the task type, with 10 % exploration.
+* **cost**: tokens x the model's price (see :data:`MODELS`) x log-normal noise (sigma 0.1).
+* **latency**: the model's base latency x log-normal(0, 0.3) + 0.05 ms per prompt token.
+* **quality**: the model's base quality + a task-type adjustment + normal noise (sd 0.05),
+  clipped to [0, 1].
+* **fallback**: 4 % of decisions fall back to another candidate (latency x 1.8).
+* **regime change** (``regime_change_at``): from that day on the mix shifts to reasoning-heavy
+  traffic and the ``large`` model degrades (quality -0.15, latency x 2): a drift to detect.
+* **malformed events** (``malformed_rate``): bad JSON, missing fields, wrong types, out-of-range
+  quality, naive timestamps, a chosen model outside the candidates; each reason equally likely.
+
+The same seed gives the same events, so demos and tests are reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import redis
+
+from lakehouse.routing import STREAM
+
+MODELS: dict[str, tuple[float, float, float]] = {
+    # name: (USD per 1k prompt tokens, base latency ms, base quality)
+    "large": (0.0100, 900.0, 0.92),
+    "small": (0.0006, 250.0, 0.78),
+    "mid": (0.0030, 500.0, 0.87),
+    "local": (0.0001, 180.0, 0.70),
+    "reasoner": (0.0300, 2500.0, 0.96),
+}
+TASKS = ("code", "chat", "summarize", "extract", "reason")
+TASK_WEIGHTS = (0.35, 0.30, 0.15, 0.12, 0.08)
+DRIFT_TASK_WEIGHTS = (0.20, 0.20, 0.10, 0.10, 0.40)
+TASK_QUALITY = {"code": -0.03, "chat": 0.02, "summarize": 0.03, "extract": 0.0, "reason": -0.08}
+TENANTS = tuple(f"tenant-{i:02d}" for i in range(12))
+MALFORMED_KINDS = ("bad_json", "missing", "wrong_type", "out_of_range", "naive_ts", "bad_choice")
+
+
+@dataclass(frozen=True)
+class RoutingWorkload:
+    """Parameters of a simulated routing stream."""
+
+    start: date
+    days: int = 3
+    per_day: int = 2000
+    seed: int = 7
+    malformed_rate: float = 0.0
+    regime_change_at: date | None = None
+
+
+def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) -> dict:
+    """Columns of one day's decisions as NumPy arrays / lists (vectorised, deterministic)."""
+    n = workload.per_day if n is None else n
+    rng = np.random.default_rng([workload.seed, day.toordinal()])
+    drift = workload.regime_change_at is not None and day >= workload.regime_change_at
+    names = list(MODELS)
+    price, base_latency, base_quality = (np.array([MODELS[m][i] for m in names]) for i in range(3))
+    if drift:
+        large = names.index("large")
+        base_quality = base_quality.copy()
+        base_latency = base_latency.copy()
+        base_quality[large] -= 0.15
+        base_latency[large] *= 2
+
+    # Diurnal event times: rejection-sample seconds of the day against the curve.
+    seconds = np.empty(0)
+    while seconds.size < n:
+        s = rng.uniform(0, 86_400, size=2 * n)
+        curve = 0.6 + 0.4 * np.sin((s / 86_400 - 14 / 24 + 0.25) * 2 * np.pi)
+        seconds = np.concatenate([seconds, s[rng.uniform(size=s.size) < curve]])
+    seconds = np.sort(seconds[:n])
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+    zipf = 1 / np.arange(1, len(TENANTS) + 1) ** 1.1
+    tenant = rng.choice(len(TENANTS), size=n, p=zipf / zipf.sum())
+    task = rng.choice(len(TASKS), size=n, p=DRIFT_TASK_WEIGHTS if drift else TASK_WEIGHTS)
+    tokens = np.clip(rng.lognormal(np.log(550), 0.8, size=n), 1, 32_000).astype(np.int64)
+
+    n_candidates = rng.integers(2, 5, size=n)
+    order = np.argsort(rng.uniform(size=(n, len(names))), axis=1)
+    is_candidate = np.zeros((n, len(names)), dtype=bool)
+    for k in range(len(names)):
+        is_candidate[np.arange(n), order[:, k]] = k < n_candidates
+    task_adj = np.array([TASK_QUALITY[t] for t in TASKS])[task]
+    score = base_quality[None, :] - 8 * price[None, :] * (tokens[:, None] / 1000)
+    score = np.where(is_candidate, score + rng.normal(0, 0.02, size=score.shape), -np.inf)
+    chosen = np.argmax(score, axis=1)
+    explore = rng.uniform(size=n) < 0.10
+    random_pick = order[np.arange(n), rng.integers(0, n_candidates)]
+    chosen = np.where(explore, random_pick, chosen)
+    fallback = (rng.uniform(size=n) < 0.04) & (n_candidates > 1)
+    other = order[np.arange(n), (np.argmax(order == chosen[:, None], axis=1) + 1) % n_candidates]
+    chosen = np.where(fallback, other, chosen)
+
+    cost = tokens / 1000 * price[chosen] * rng.lognormal(0, 0.1, size=n)
+    latency = base_latency[chosen] * rng.lognormal(0, 0.3, size=n) + 0.05 * tokens
+    latency = np.where(fallback, latency * 1.8, latency)
+    quality = np.clip(base_quality[chosen] + task_adj + rng.normal(0, 0.05, size=n), 0, 1)
+    ids = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
+    return {
+        "decision_id": [f"d-{uuid.UUID(int=(int(a) << 64) | int(b))}" for a, b in ids],
+        "ts": [midnight + timedelta(seconds=float(s)) for s in seconds],
+        "tenant_id": [TENANTS[i] for i in tenant],
+        "task_type": [TASKS[i] for i in task],
+        "prompt_tokens": tokens,
+        "candidate_models": [[names[j] for j in np.flatnonzero(row)] for row in is_candidate],
+        "chosen_model": [names[i] for i in chosen],
+        "cost_usd": np.round(cost, 6),
+        "latency_ms": np.round(latency, 2),
+        "quality_score": np.round(quality, 4),
+        "fallback_used": fallback,
+    }
+
+
+def routing_arrow(workload: RoutingWorkload, day: date, n: int | None = None) -> pa.Table:
+    """One day of valid decisions as an Arrow table (the ingestion benchmark's input)."""
+    from lakehouse.tables import ROUTING_DECISIONS
+
+    columns = routing_columns(workload, day, n)
+    schema = ROUTING_DECISIONS.arrow_schema
+    arrays = [pa.array(columns.get(f.name), type=f.type) if f.name in columns
+              else pa.nulls(len(columns["ts"]), f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def routing_events(workload: RoutingWorkload) -> Iterator[str]:
+    """The workload's events as JSON payloads, in time order, malformed ones included."""
+    rng = np.random.default_rng([workload.seed, 1])
+    for offset in range(workload.days):
+        day = workload.start + timedelta(days=offset)
+        columns = routing_columns(workload, day)
+        for i in range(len(columns["ts"])):
+            event = {name: _plain(values[i]) for name, values in columns.items()}
+            event["ts"] = columns["ts"][i].isoformat()
+            if workload.malformed_rate and rng.uniform() < workload.malformed_rate:
+                yield _malform(event, MALFORMED_KINDS[rng.integers(len(MALFORMED_KINDS))])
+            else:
+                yield json.dumps(event)
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _malform(event: dict, kind: str) -> str:
+    if kind == "bad_json":
+        return json.dumps(event)[:-7]
+    if kind == "missing":
+        event.pop("chosen_model")
+    elif kind == "wrong_type":
+        event["prompt_tokens"] = str(event["prompt_tokens"])
+    elif kind == "out_of_range":
+        event["quality_score"] = 1.5
+    elif kind == "naive_ts":
+        event["ts"] = event["ts"].replace("+00:00", "")
+    elif kind == "bad_choice":
+        event["chosen_model"] = "unknown-model"
+    return json.dumps(event)
+
+
+def publish(client: redis.Redis, payloads: Iterator[str], stream: str = STREAM,
+            chunk: int = 2000) -> int:
+    """XADD each payload as one entry ``{data: payload}``; returns how many were written."""
+    written = 0
+    pipe = client.pipeline(transaction=False)
+    for payload in payloads:
+        pipe.xadd(stream, {"data": payload})
+        written += 1
+        if written % chunk == 0:
+            pipe.execute()
+    pipe.execute()
+    return written
