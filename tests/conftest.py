@@ -23,30 +23,40 @@ PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:543
 REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-def _server_settings(home: Path) -> Settings:
-    return Settings.from_env(
-        {
-            "AURA_HOME": str(home),
+def make_env(home: Path) -> dict[str, str]:
+    """AURA_* variables for one test: embedded stores in ``home``, or the servers (pass two)."""
+    env = {"AURA_HOME": str(home)}
+    if SERVERS:
+        env |= {
             "AURA_PG_URL": PG_URL,
             "AURA_CATALOG_NAME": f"t_{uuid.uuid4().hex[:12]}",
             "AURA_REDIS_URL": REDIS_URL,
         }
-    )
-
-
-def make_settings(home: Path) -> Settings:
-    """Settings for one test: embedded stores in ``home``, or the servers on the second pass."""
-    if SERVERS:
-        return _server_settings(home)
-    return Settings.from_env({"AURA_HOME": str(home)})
+    return env
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    s = make_settings(tmp_path / "aura")
+def aura_env(tmp_path: Path) -> dict[str, str]:
+    return make_env(tmp_path / "aura")
+
+
+@pytest.fixture
+def settings(aura_env: dict[str, str]) -> Iterator[Settings]:
+    s = Settings.from_env(aura_env)
     yield s
     if SERVERS:
         _drop_catalog(s)
+
+
+@pytest.fixture
+def in_aura_env(aura_env: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """Export the test's AURA_* variables (for Dagster resources and CLI commands)."""
+    for name in ("AURA_PG_URL", "AURA_CATALOG_URI", "AURA_CATALOG_NAME", "AURA_WAREHOUSE",
+                 "AURA_REDIS_URL", "AURA_QDRANT_URL", "AURA_DAGSTER_PG_URL", "AURA_BRANCH"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in aura_env.items():
+        monkeypatch.setenv(name, value)
+    return settings
 
 
 @pytest.fixture
