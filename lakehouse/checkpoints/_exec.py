@@ -42,9 +42,9 @@ class Executor(Protocol):
 
     dialect: Dialect
 
-    def run(self, op: Op[T], *, write: bool = False) -> T: ...
+    def run(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T: ...
 
-    async def arun(self, op: Op[T], *, write: bool = False) -> T: ...
+    async def arun(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T: ...
 
 
 def drive(op: Op[T], execute: Any) -> T:
@@ -118,7 +118,7 @@ class SqliteExecutor:
         cur = self.conn.execute(stmt.sql, stmt.params)
         return cur.fetchall() if stmt.fetch else []
 
-    def run(self, op: Op[T], *, write: bool = False) -> T:
+    def run(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
         with self.lock:
             if not write:
                 return drive(op, self._execute)
@@ -131,8 +131,8 @@ class SqliteExecutor:
             self.conn.execute("COMMIT")
             return result
 
-    async def arun(self, op: Op[T], *, write: bool = False) -> T:
-        return await asyncio.to_thread(self.run, op, write=write)
+    async def arun(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
+        return await asyncio.to_thread(self.run, op, write=write, batch=batch)
 
 
 # -------------------------------------------------------------------------------- PostgreSQL
@@ -163,7 +163,7 @@ class PostgresExecutor:
             with self.lock:
                 yield self.conn
 
-    def run(self, op: Op[T], *, write: bool = False) -> T:
+    def run(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
         with self._connection() as conn, conn.cursor() as cur:
 
             def execute(stmt: Stmt) -> list[Row]:
@@ -175,14 +175,15 @@ class PostgresExecutor:
 
             if not write:
                 return drive(op, execute)
-            if self.pipeline:
-                with conn.pipeline(), conn.transaction():
+            if self.pipeline and batch:
+                # No Sync until the pipeline ends: the batch is one implicit transaction.
+                with conn.pipeline():
                     return drive(op, execute)
             with conn.transaction():
                 return drive(op, execute)
 
-    async def arun(self, op: Op[T], *, write: bool = False) -> T:
-        return await asyncio.to_thread(self.run, op, write=write)
+    async def arun(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
+        return await asyncio.to_thread(self.run, op, write=write, batch=batch)
 
 
 class AsyncPostgresExecutor:
@@ -208,7 +209,7 @@ class AsyncPostgresExecutor:
             async with self.lock:
                 yield self.conn
 
-    async def arun(self, op: Op[T], *, write: bool = False) -> T:
+    async def arun(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
         async with self._connection() as conn, conn.cursor() as cur:
 
             async def execute(stmt: Stmt) -> list[Row]:
@@ -220,13 +221,14 @@ class AsyncPostgresExecutor:
 
             if not write:
                 return await adrive(op, execute)
-            if self.pipeline:
-                async with conn.pipeline(), conn.transaction():
+            if self.pipeline and batch:
+                # No Sync until the pipeline ends: the batch is one implicit transaction.
+                async with conn.pipeline():
                     return await adrive(op, execute)
             async with conn.transaction():
                 return await adrive(op, execute)
 
-    def run(self, op: Op[T], *, write: bool = False) -> T:
+    def run(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
         """Run from another thread on the loop that owns the connection (LangGraph's rule)."""
         try:
             if asyncio.get_running_loop() is self.loop:
@@ -237,7 +239,9 @@ class AsyncPostgresExecutor:
                 )
         except RuntimeError:
             pass
-        return asyncio.run_coroutine_threadsafe(self.arun(op, write=write), self.loop).result()
+        return asyncio.run_coroutine_threadsafe(
+            self.arun(op, write=write, batch=batch), self.loop
+        ).result()
 
 
 def pg_conninfo(url: str) -> str:

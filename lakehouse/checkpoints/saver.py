@@ -367,7 +367,9 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint; only channels in ``new_versions`` get new blobs."""
-        return self._exec.run(self._op_put(config, checkpoint, metadata, new_versions), write=True)
+        return self._exec.run(
+            self._op_put(config, checkpoint, metadata, new_versions), write=True, batch=True
+        )
 
     def put_writes(
         self,
@@ -377,7 +379,9 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         task_path: str = "",
     ) -> None:
         """Store the pending writes of a task for the checkpoint in ``config``."""
-        self._exec.run(self._op_put_writes(config, writes, task_id, task_path), write=True)
+        self._exec.run(
+            self._op_put_writes(config, writes, task_id, task_path), write=True, batch=True
+        )
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of a thread (archived copies too)."""
@@ -463,7 +467,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         return await self._exec.arun(
-            self._op_put(config, checkpoint, metadata, new_versions), write=True
+            self._op_put(config, checkpoint, metadata, new_versions), write=True, batch=True
         )
 
     async def aput_writes(
@@ -473,7 +477,9 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._exec.arun(self._op_put_writes(config, writes, task_id, task_path), write=True)
+        await self._exec.arun(
+            self._op_put_writes(config, writes, task_id, task_path), write=True, batch=True
+        )
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._exec.arun(self._op_delete_threads([thread_id]), write=True)
