@@ -109,12 +109,14 @@ def lineage_of(context: AssetExecutionContext | OutputContext, asset_key: AssetK
     partition = context.partition_key if context.has_partition_key else None
     if isinstance(context, OutputContext):
         code_version = context.step_context.job_def.asset_layer.get(asset_key).code_version
+        run_id = context.run_id
     else:
         code_version = context.assets_def.code_versions_by_key.get(asset_key)
+        run_id = context.run.run_id
     return Lineage(
         asset=asset_key.to_user_string(),
         partition=partition,
-        run_id=context.run_id,
+        run_id=run_id,
         code_version=code_version,
     )
 

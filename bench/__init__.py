@@ -10,8 +10,15 @@ import json
 import sys
 
 
-def emit(name: str, value: float, unit: str, *, baseline: float | None = None,
-         baseline_name: str | None = None, **extra: object) -> None:
+def emit(
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: float | None = None,
+    baseline_name: str | None = None,
+    **extra: object,
+) -> None:
     """Print one result line; ``ratio`` is ``value / baseline`` when a baseline is given."""
     line: dict[str, object] = {"name": name, "value": round(value, 6), "unit": unit}
     if baseline is not None:

@@ -64,8 +64,9 @@ class Lakehouse:
     ) -> WriteResult:
         """Append rows to a table as one snapshot."""
         spec = spec_for(name)
-        return writer.append(spec, self.table(name), data, lineage or Lineage(),
-                             branch or self.settings.branch)
+        return writer.append(
+            spec, self.table(name), data, lineage or Lineage(), branch or self.settings.branch
+        )
 
     def overwrite_day(
         self,
@@ -78,8 +79,9 @@ class Lakehouse:
     ) -> WriteResult:
         """Replace one day partition with ``data`` atomically; re-running it is idempotent."""
         spec = spec_for(name)
-        return writer.overwrite_day(spec, self.table(name), data, day, lineage or Lineage(),
-                                    branch or self.settings.branch)
+        return writer.overwrite_day(
+            spec, self.table(name), data, day, lineage or Lineage(), branch or self.settings.branch
+        )
 
     def read(
         self,
@@ -99,8 +101,10 @@ class Lakehouse:
             if ref is None:
                 from lakehouse.exceptions import RefError
 
-                raise RefError(f"{name} has no branch or tag {branch!r}; `aura branch list` "
-                               "shows the existing ones")
+                raise RefError(
+                    f"{name} has no branch or tag {branch!r}; `aura branch list` "
+                    "shows the existing ones"
+                )
             snapshot_id = ref.snapshot_id
         if snapshot_id is None and table.current_snapshot() is None:
             return spec.arrow_schema.empty_table()

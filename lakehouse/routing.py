@@ -36,8 +36,17 @@ READ_BATCH = 10_000
 _STRING_FIELDS = ("decision_id", "tenant_id", "task_type", "chosen_model")
 _NUMBER_FIELDS = ("cost_usd", "latency_ms", "quality_score")
 REQUIRED_FIELDS = (
-    "decision_id", "ts", "tenant_id", "task_type", "prompt_tokens", "candidate_models",
-    "chosen_model", "cost_usd", "latency_ms", "quality_score", "fallback_used",
+    "decision_id",
+    "ts",
+    "tenant_id",
+    "task_type",
+    "prompt_tokens",
+    "candidate_models",
+    "chosen_model",
+    "cost_usd",
+    "latency_ms",
+    "quality_score",
+    "fallback_used",
 )
 
 
@@ -86,7 +95,11 @@ def parse_event(raw: str | bytes) -> dict[str, object]:
         raise EventError(f"prompt_tokens must be >= 0, got {tokens}")
     for name in _NUMBER_FIELDS:
         value = event[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise EventError(f"{name} must be a finite number, got {value!r}")
         if value < 0:
             raise EventError(f"{name} must be >= 0, got {value}")
@@ -94,9 +107,14 @@ def parse_event(raw: str | bytes) -> dict[str, object]:
     if event["quality_score"] > 1:  # type: ignore[operator]
         raise EventError(f"quality_score must be in [0, 1], got {event['quality_score']}")
     candidates = event["candidate_models"]
-    if (not isinstance(candidates, list) or not candidates
-            or not all(isinstance(c, str) and c for c in candidates)):
-        raise EventError(f"candidate_models must be a non-empty list of strings, got {candidates!r}")
+    if (
+        not isinstance(candidates, list)
+        or not candidates
+        or not all(isinstance(c, str) and c for c in candidates)
+    ):
+        raise EventError(
+            f"candidate_models must be a non-empty list of strings, got {candidates!r}"
+        )
     if event["chosen_model"] not in candidates:
         raise EventError(f"chosen_model {event['chosen_model']!r} is not among candidate_models")
     if not isinstance(event["fallback_used"], bool):
@@ -123,8 +141,11 @@ def parse_entries(entries: Iterable[tuple[bytes | str, dict | None]]) -> ParsedB
         sid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         payload = _field(fields, "data")
         if payload is None:
-            reason = ("entry was deleted from the stream before ingestion" if fields is None
-                      else "entry has no 'data' field")
+            reason = (
+                "entry was deleted from the stream before ingestion"
+                if fields is None
+                else "entry has no 'data' field"
+            )
             batch.rejections.append(Rejection(sid, _raw_text(fields), reason))
             continue
         try:

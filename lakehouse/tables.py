@@ -121,7 +121,9 @@ def evolve_schema(table: Table, new_columns: pa.Schema) -> None:
         update.union_by_name(new_columns)  # pyiceberg adds new columns as optional
 
 
-def _f(field_id: int, name: str, field_type: object, required: bool = True, doc: str = "") -> NestedField:
+def _f(
+    field_id: int, name: str, field_type: object, required: bool = True, doc: str = ""
+) -> NestedField:
     return NestedField(field_id, name, field_type, required=required, doc=doc or None)  # type: ignore[arg-type]
 
 

@@ -21,6 +21,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.table import Table
 
+from lakehouse import refs
 from lakehouse.exceptions import CommitConflictError, ValidationError
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.tables import TableSpec, evolve_schema
@@ -126,8 +127,11 @@ def check_within_day(spec: TableSpec, data: pa.Table, day: date) -> None:
         return
     start, end = day_bounds(day)
     ts = data.column(spec.time_column)
-    outside = pc.sum(pc.or_(pc.less(ts, pa.scalar(start, ts.type)),
-                            pc.greater_equal(ts, pa.scalar(end, ts.type)))).as_py()
+    outside = pc.sum(
+        pc.or_(
+            pc.less(ts, pa.scalar(start, ts.type)), pc.greater_equal(ts, pa.scalar(end, ts.type))
+        )
+    ).as_py()
     if outside:
         raise ValidationError(
             f"{spec.name}: {outside} row(s) have {spec.time_column} outside partition {day}; "
@@ -147,8 +151,9 @@ def _retrying(table: Table, action: str, commit) -> None:  # type: ignore[no-unt
                     f"{action} on {table.name()} conflicted with concurrent writers "
                     f"{DEFAULT_RETRIES} times ({exc}); retry the run"
                 ) from exc
-            log.info("%s on %s lost a commit race (attempt %d); retrying", action,
-                     table.name(), attempt)
+            log.info(
+                "%s on %s lost a commit race (attempt %d); retrying", action, table.name(), attempt
+            )
             time.sleep(min(0.05 * 2**attempt, 1.0))
             table.refresh()
 
@@ -161,10 +166,14 @@ def _head(table: Table, branch: str) -> int | None:
 def append(
     spec: TableSpec, table: Table, data: pa.Table, lineage: Lineage, branch: str = MAIN_BRANCH
 ) -> WriteResult:
-    """Append ``data`` as one snapshot on ``branch``."""
+    """Append ``data`` as one snapshot on ``branch`` (a missing branch starts from main)."""
     rows = conform(spec, table, data)
-    _retrying(table, "append",
-              lambda: table.append(rows, snapshot_properties=lineage.properties(), branch=branch))
+    refs.ensure_branch(table, branch)
+    _retrying(
+        table,
+        "append",
+        lambda: table.append(rows, snapshot_properties=lineage.properties(), branch=branch),
+    )
     return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "append")
 
 
@@ -179,14 +188,19 @@ def overwrite_day(
     """Replace the rows of ``day`` with ``data`` in one atomic commit (idempotent re-writes)."""
     rows = conform(spec, table, data)
     check_within_day(spec, rows, day)
+    refs.ensure_branch(table, branch)
     predicate = day_filter(spec, day)
 
     def commit() -> None:
         with warnings.catch_warnings():
             # An empty day is the normal first write, not a problem worth a warning.
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            table.overwrite(rows, overwrite_filter=predicate,
-                            snapshot_properties=lineage.properties(), branch=branch)
+            table.overwrite(
+                rows,
+                overwrite_filter=predicate,
+                snapshot_properties=lineage.properties(),
+                branch=branch,
+            )
 
     _retrying(table, "overwrite", commit)
     return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "overwrite")

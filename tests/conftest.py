@@ -51,8 +51,16 @@ def settings(aura_env: dict[str, str]) -> Iterator[Settings]:
 @pytest.fixture
 def in_aura_env(aura_env: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch):
     """Export the test's AURA_* variables (for Dagster resources and CLI commands)."""
-    for name in ("AURA_PG_URL", "AURA_CATALOG_URI", "AURA_CATALOG_NAME", "AURA_WAREHOUSE",
-                 "AURA_REDIS_URL", "AURA_QDRANT_URL", "AURA_DAGSTER_PG_URL", "AURA_BRANCH"):
+    for name in (
+        "AURA_PG_URL",
+        "AURA_CATALOG_URI",
+        "AURA_CATALOG_NAME",
+        "AURA_WAREHOUSE",
+        "AURA_REDIS_URL",
+        "AURA_QDRANT_URL",
+        "AURA_DAGSTER_PG_URL",
+        "AURA_BRANCH",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in aura_env.items():
         monkeypatch.setenv(name, value)

@@ -7,10 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-
 import duckdb_extension_avro
 import duckdb_extension_iceberg
+import pyarrow as pa
 
 
 def decision(i: int, day: date = date(2026, 11, 20), **changes: object) -> dict[str, object]:
@@ -39,8 +38,9 @@ def payload(event: dict[str, object]) -> str:
 
 def duckdb_iceberg() -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the packaged, signed iceberg extension (never downloaded)."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
     for module, name in ((duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")):
         path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}"
         con.install_extension(str(path / f"{name}.duckdb_extension"))

@@ -19,7 +19,9 @@ def _publish(client, events) -> None:  # type: ignore[no-untyped-def]
     publish(client, (e if isinstance(e, str) else payload(e) for e in events))
 
 
-def test_ingested_rows_match_what_was_sent_read_by_duckdb(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_ingested_rows_match_what_was_sent_read_by_duckdb(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
     sent = [decision(i) for i in range(50)]
     _publish(redis_client, sent)
     report = ingest_day(lakehouse, redis_client, DAY)
@@ -67,7 +69,9 @@ def test_crash_before_ack_loses_and_duplicates_nothing(lakehouse: Lakehouse, red
     assert lakehouse.read("routing_decisions").num_rows == 10
 
 
-def test_malformed_events_land_in_dead_letters_with_reasons(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_events_land_in_dead_letters_with_reasons(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
     good = [decision(i) for i in range(5)]
     missing = decision(5)
     del missing["chosen_model"]
@@ -123,8 +127,9 @@ def test_snapshots_name_the_writer(lakehouse: Lakehouse, redis_client, count: in
     from lakehouse import Lineage
 
     _publish(redis_client, [decision(i) for i in range(count)])
-    lineage = Lineage(asset="routing_decisions", partition=DAY.isoformat(), run_id="run-42",
-                      code_version="v7")
+    lineage = Lineage(
+        asset="routing_decisions", partition=DAY.isoformat(), run_id="run-42", code_version="v7"
+    )
     ingest_day(lakehouse, redis_client, DAY, lineage=lineage)
     props = lakehouse.table("routing_decisions").current_snapshot().summary.additional_properties
     assert props["aura.run-id"] == "run-42"

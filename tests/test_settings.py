@@ -22,8 +22,11 @@ def test_pg_url_drives_catalog_and_dagster_unless_overridden(tmp_path: Path) -> 
     assert s.dagster_pg_url == pg and s.checkpoint_url == pg
     assert "env: AURA_PG_URL" in instance_yaml(s)
     override = Settings.from_env(
-        {"AURA_PG_URL": pg, "AURA_CATALOG_URI": "sqlite:////tmp/c.db",
-         "AURA_DAGSTER_PG_URL": "postgresql://d@h/dag"}
+        {
+            "AURA_PG_URL": pg,
+            "AURA_CATALOG_URI": "sqlite:////tmp/c.db",
+            "AURA_DAGSTER_PG_URL": "postgresql://d@h/dag",
+        }
     )
     assert override.catalog_uri == "sqlite:////tmp/c.db"
     assert "env: AURA_DAGSTER_PG_URL" in instance_yaml(override)
@@ -31,8 +34,11 @@ def test_pg_url_drives_catalog_and_dagster_unless_overridden(tmp_path: Path) -> 
 
 def test_passwords_never_shown(tmp_path: Path) -> None:
     s = Settings.from_env(
-        {"AURA_HOME": str(tmp_path), "AURA_PG_URL": "postgresql://aura:s3cret@db/aura",
-         "AURA_REDIS_URL": "redis://:hunter2@cache:6379/0"}
+        {
+            "AURA_HOME": str(tmp_path),
+            "AURA_PG_URL": "postgresql://aura:s3cret@db/aura",
+            "AURA_REDIS_URL": "redis://:hunter2@cache:6379/0",
+        }
     )
     shown = repr(s) + str(s.describe()) + instance_yaml(s)
     assert "s3cret" not in shown and "hunter2" not in shown

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -29,8 +29,10 @@ class _AuraGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log what the lakehouse does.")
 def main(verbose: bool) -> None:
     """AURA Lakehouse: versioned Iceberg tables for an AI-agent platform."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @main.command()
@@ -50,8 +52,15 @@ def _print_tables(lh: Lakehouse) -> None:
     rows = [("table", "rows", "snapshots", "current snapshot", "refs")]
     for info in lh.tables():
         refs = ",".join(info.branches + tuple(f"tag:{t}" for t in info.tags))
-        rows.append((f"aura.{info.name}", str(info.rows), str(info.snapshots),
-                     str(info.snapshot_id or "-"), refs))
+        rows.append(
+            (
+                f"aura.{info.name}",
+                str(info.rows),
+                str(info.snapshots),
+                str(info.snapshot_id or "-"),
+                refs,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -62,17 +71,32 @@ def _print_tables(lh: Lakehouse) -> None:
 @click.option("--days", default=3, show_default=True, help="Number of days to simulate.")
 @click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
 @click.option("--seed", default=7, show_default=True)
-@click.option("--malformed-rate", default=0.0, show_default=True,
-              help="Share of events to corrupt (bad JSON, missing fields, wrong types, ...).")
-@click.option("--regime-change-at", type=click.DateTime(["%Y-%m-%d"]),
-              help="From this day on, traffic shifts and the 'large' model degrades.")
-def simulate(start: datetime | None, days: int, per_day: int, seed: int, malformed_rate: float,
-             regime_change_at: datetime | None) -> None:
+@click.option(
+    "--malformed-rate",
+    default=0.0,
+    show_default=True,
+    help="Share of events to corrupt (bad JSON, missing fields, wrong types, ...).",
+)
+@click.option(
+    "--regime-change-at",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="From this day on, traffic shifts and the 'large' model degrades.",
+)
+def simulate(
+    start: datetime | None,
+    days: int,
+    per_day: int,
+    seed: int,
+    malformed_rate: float,
+    regime_change_at: datetime | None,
+) -> None:
     """Publish a seeded routing workload to the Redis stream aura:events:routing."""
     workload = _workload(start, days, per_day, seed, malformed_rate, regime_change_at)
     written = _publish(Settings.from_env(), workload)
-    click.echo(f"published {written} routing events for {workload.start} .. "
-               f"{workload.start + timedelta(days=days - 1)}")
+    click.echo(
+        f"published {written} routing events for {workload.start} .. "
+        f"{workload.start + timedelta(days=days - 1)}"
+    )
 
 
 def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # type: ignore[no-untyped-def]
@@ -80,7 +104,11 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
 
     first = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
     return RoutingWorkload(
-        start=first, days=days, per_day=per_day, seed=seed, malformed_rate=malformed_rate,
+        start=first,
+        days=days,
+        per_day=per_day,
+        seed=seed,
+        malformed_rate=malformed_rate,
         regime_change_at=regime_change_at.date() if regime_change_at else None,
     )
 
@@ -106,8 +134,10 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float) -> None:
     workload = _workload(None, days, per_day, seed, malformed_rate, None)
     started = time.perf_counter()
     written = _publish(settings, workload)
-    click.echo(f"[1/3] published {written} routing events ({malformed_rate:.0%} malformed) "
-               f"for {days} days from {workload.start}")
+    click.echo(
+        f"[1/3] published {written} routing events ({malformed_rate:.0%} malformed) "
+        f"for {days} days from {workload.start}"
+    )
     days_list = [workload.start + timedelta(days=i) for i in range(days)]
     for step in run_demo(settings, days_list):
         click.echo(f"[2/3] {step}")
@@ -116,8 +146,9 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float) -> None:
     _print_tables(lh)
     snap = lh.table("routing_decisions").current_snapshot()
     if snap is not None:
-        props = {k: v for k, v in snap.summary.additional_properties.items()
-                 if k.startswith("aura.")}
+        props = {
+            k: v for k, v in snap.summary.additional_properties.items() if k.startswith("aura.")
+        }
         click.echo(f"routing_decisions head {snap.snapshot_id}: {json.dumps(props)}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s; `aura ui` shows the runs")
 
