@@ -1,10 +1,34 @@
 """Workflow checkpoints: LangGraph checkpointers with a SQL hot store and an Iceberg archive.
 
 ``AuraCheckpointSaver`` / ``AsyncAuraCheckpointSaver`` keep recent checkpoints in PostgreSQL
-(``AURA_PG_URL``) or SQLite (in ``AURA_HOME``); the archive functions copy them into Iceberg and
-trim the hot store afterwards, and the savers read archived checkpoints through transparently.
+(``AURA_PG_URL``) or SQLite (in ``AURA_HOME``). :func:`archive_checkpoints` copies a day of them
+into Iceberg (coalesced), :func:`apply_retention` trims the hot store afterwards, and a saver
+given a :class:`CheckpointArchive` reads archived checkpoints through transparently.
 """
 
+from lakehouse.checkpoints.archive import (
+    ArchiveResult,
+    CheckpointArchive,
+    RetentionPolicy,
+    TrimResult,
+    apply_retention,
+    archive_and_trim,
+    archive_bytes,
+    archive_checkpoints,
+    restore_thread,
+)
 from lakehouse.checkpoints.saver import AsyncAuraCheckpointSaver, AuraCheckpointSaver
 
-__all__ = ["AsyncAuraCheckpointSaver", "AuraCheckpointSaver"]
+__all__ = [
+    "ArchiveResult",
+    "AsyncAuraCheckpointSaver",
+    "AuraCheckpointSaver",
+    "CheckpointArchive",
+    "RetentionPolicy",
+    "TrimResult",
+    "apply_retention",
+    "archive_and_trim",
+    "archive_bytes",
+    "archive_checkpoints",
+    "restore_thread",
+]

@@ -200,12 +200,20 @@ STATEMENTS: dict[str, str] = {
          AND c.checkpoint_id = w.checkpoint_id
         WHERE c.ts >= ? AND c.ts < ?""",
     "export_blobs": """
-        SELECT DISTINCT bl.thread_id, bl.checkpoint_ns, bl.channel, bl.version, bl.type, bl.blob
-        FROM {checkpoints} c CROSS JOIN {json_each}(c.blob_versions) AS je
+        SELECT bl.thread_id, bl.checkpoint_ns, bl.channel, bl.version, bl.type, bl.blob, k.ts
+        FROM (
+            SELECT c.thread_id, c.checkpoint_ns, je.key AS channel, je.value AS version,
+                   MIN(c.ts) AS ts
+            FROM {checkpoints} c CROSS JOIN {json_each}(c.blob_versions) AS je
+            WHERE c.ts >= ? AND c.ts < ?
+            GROUP BY c.thread_id, c.checkpoint_ns, je.key, je.value
+        ) k
         JOIN {blobs} bl
-          ON bl.thread_id = c.thread_id AND bl.checkpoint_ns = c.checkpoint_ns
-         AND bl.channel = je.key AND bl.version = je.value
-        WHERE c.ts >= ? AND c.ts < ?""",
+          ON bl.thread_id = k.thread_id AND bl.checkpoint_ns = k.checkpoint_ns
+         AND bl.channel = k.channel AND bl.version = k.version""",
+    "write_counts": """
+        SELECT thread_id, checkpoint_ns, checkpoint_id, COUNT(*) FROM {writes}
+        WHERE thread_id = ? GROUP BY thread_id, checkpoint_ns, checkpoint_id""",
     "retention_candidates": """
         SELECT thread_id, checkpoint_ns, checkpoint_id, ts FROM {checkpoints}
         ORDER BY thread_id, checkpoint_ns, checkpoint_id DESC""",

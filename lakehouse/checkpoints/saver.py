@@ -281,6 +281,16 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
 
     # ------------------------------------------------------------------------- decoding
 
+    def _decode_archived(self, rows: _Rows) -> _Tuples:
+        """:meth:`_decode` for archive rows: refuses pickled values instead of loading them."""
+        for row in rows:
+            if row[8] == "pickle":
+                raise AuraError(
+                    f"archived checkpoint {row[3]} of thread {row[1]!r} holds a pickled value; "
+                    "AURA never unpickles archive data. Re-serialize it with a JSON/msgpack serde."
+                )
+        return self._decode(rows)
+
     def _decode(self, rows: _Rows) -> _Tuples:
         """Assemble checkpoint tuples (newest first) from the rows of one tuple read."""
         heads: dict[tuple[str, str, str], Row] = {}
@@ -341,7 +351,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         if found:
             return found[0]
         if self.archive is not None:
-            return self.archive.get_tuple(config, self.serde)
+            return self.archive.get_tuple(config, self._decode_archived)
         return None
 
     def list(
@@ -355,7 +365,9 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         """Checkpoints matching the arguments, newest first (archived ones included)."""
         hot = self._exec.run(self._op_list(config, filter, before, limit))
         if self.archive is not None:
-            cold = self.archive.list(config, self.serde, filter=filter, before=before, limit=limit)
+            cold = self.archive.list_tuples(
+                config, self._decode_archived, filter=filter, before=before, limit=limit
+            )
             hot = self._merge_archive(hot, cold, limit)
         yield from hot
 
@@ -439,7 +451,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         if found:
             return found[0]
         if self.archive is not None:
-            return await asyncio.to_thread(self.archive.get_tuple, config, self.serde)
+            return await asyncio.to_thread(self.archive.get_tuple, config, self._decode_archived)
         return None
 
     async def alist(
@@ -453,7 +465,12 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         hot = await self._exec.arun(self._op_list(config, filter, before, limit))
         if self.archive is not None:
             cold = await asyncio.to_thread(
-                self.archive.list, config, self.serde, filter=filter, before=before, limit=limit
+                self.archive.list_tuples,
+                config,
+                self._decode_archived,
+                filter=filter,
+                before=before,
+                limit=limit,
             )
             hot = self._merge_archive(hot, cold, limit)
         for item in hot:
