@@ -608,6 +608,26 @@ class AuraCheckpointSaver(_AuraSaverBase):
                 sconn.close()
 
 
+    @classmethod
+    @contextmanager
+    def from_settings(
+        cls, settings: Settings | None = None, *, archive: bool = True
+    ) -> Iterator[AuraCheckpointSaver]:
+        """The configured hot store (set up), reading through to the configured archive."""
+        settings = settings or Settings.from_env()
+        cold = _archive_for(settings) if archive else None
+        with cls.from_conn_string(settings.checkpoint_url, archive=cold) as saver:
+            saver.setup()
+            yield saver
+
+
+def _archive_for(settings: Settings) -> CheckpointArchive:
+    from lakehouse.checkpoints.archive import CheckpointArchive
+    from lakehouse.core import Lakehouse
+
+    return CheckpointArchive(Lakehouse(settings))
+
+
 class AsyncAuraCheckpointSaver(_AuraSaverBase):
     """Asynchronous LangGraph checkpointer on PostgreSQL (psycopg async) or SQLite.
 
@@ -659,6 +679,18 @@ class AsyncAuraCheckpointSaver(_AuraSaverBase):
                 yield cls(sconn, schema=schema, serde=serde, archive=archive)
             finally:
                 sconn.close()
+
+    @classmethod
+    @asynccontextmanager
+    async def from_settings(
+        cls, settings: Settings | None = None, *, archive: bool = True
+    ) -> AsyncIterator[AsyncAuraCheckpointSaver]:
+        """The configured hot store (set up), reading through to the configured archive."""
+        settings = settings or Settings.from_env()
+        cold = _archive_for(settings) if archive else None
+        async with cls.from_conn_string(settings.checkpoint_url, archive=cold) as saver:
+            await saver.setup()
+            yield saver
 
     async def setup(self) -> None:  # type: ignore[override]
         """Create the hot-store tables (idempotent). Async, as in LangGraph's async savers."""

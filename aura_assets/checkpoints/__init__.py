@@ -1,0 +1,1 @@
+"""Checkpoints domain: the Iceberg archive of LangGraph workflow checkpoints."""

@@ -1,0 +1,132 @@
+"""``aura checkpoints``: the history of a LangGraph thread, hot and archived, and its restore."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import click
+
+from lakehouse import Lakehouse, Settings
+from lakehouse.checkpoints import (
+    AuraCheckpointSaver,
+    RetentionPolicy,
+    apply_retention,
+    archive_checkpoints,
+    restore_thread,
+)
+from lakehouse.exceptions import AuraError
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise AuraError(
+            f"--as-of {value!r} is not an ISO time; use e.g. 2026-11-20T14:00:00 (UTC) or "
+            "2026-11-20T14:00:00+01:00"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group("checkpoints")
+def checkpoints() -> None:
+    """LangGraph workflow checkpoints: hot store plus Iceberg archive."""
+
+
+@checkpoints.command("show")
+@click.argument("thread")
+@click.option("--limit", type=int, default=50, show_default=True, help="Newest N checkpoints.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint.")
+def show(thread: str, limit: int, as_json: bool) -> None:
+    """List THREAD's checkpoints, newest first, and whether each is hot or archived."""
+    settings = Settings.from_env()
+    config = {"configurable": {"thread_id": thread}}
+    with AuraCheckpointSaver.from_settings(settings, archive=False) as hot_saver:
+        hot = {t.config["configurable"]["checkpoint_id"] for t in hot_saver.list(config)}
+    with AuraCheckpointSaver.from_settings(settings) as saver:
+        history = list(saver.list(config, limit=limit))
+    if not history:
+        raise AuraError(f"thread {thread!r} has no checkpoints, hot or archived")
+    rows = []
+    for t in history:
+        conf = t.config["configurable"]
+        rows.append(
+            {
+                "checkpoint_id": conf["checkpoint_id"],
+                "ns": conf.get("checkpoint_ns", ""),
+                "ts": t.checkpoint["ts"],
+                "step": t.metadata.get("step"),
+                "source": t.metadata.get("source"),
+                "writes": len(t.pending_writes or []),
+                "where": "hot" if conf["checkpoint_id"] in hot else "archive",
+                "parent": (t.parent_config or {}).get("configurable", {}).get("checkpoint_id"),
+            }
+        )
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    click.echo(f"{'checkpoint_id':38} {'ts':32} {'step':>4} {'source':7} {'writes':>6} where  ns")
+    for r in rows:
+        click.echo(
+            f"{r['checkpoint_id']:38} {r['ts']:32} {r['step']!s:>4} {r['source']!s:7} "
+            f"{r['writes']:>6} {r['where']:6} {r['ns']}"
+        )
+
+
+@checkpoints.command("restore")
+@click.argument("thread")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="TIME",
+    help="Restore the state as of this ISO time (UTC unless it has an offset).",
+)
+def restore(thread: str, as_of: str | None) -> None:
+    """Rehydrate THREAD's archived checkpoints into the hot store so its graph can resume."""
+    settings = Settings.from_env()
+    when = _parse_time(as_of) if as_of else None
+    with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
+        config = restore_thread(Lakehouse(settings), saver, thread, as_of=when)
+    if config is None:
+        suffix = f" at or before {when.isoformat()}" if when else ""
+        raise AuraError(f"the archive holds no checkpoint of thread {thread!r}{suffix}")
+    conf = config["configurable"]
+    click.echo(f"restored thread {thread!r}; resume from checkpoint {conf['checkpoint_id']}")
+    click.echo(json.dumps(config))
+
+
+@checkpoints.command("archive")
+@click.option("--day", "day_", metavar="YYYY-MM-DD", help="UTC day to archive (default today).")
+@click.option(
+    "--keep-last",
+    type=int,
+    default=None,
+    help="Then trim the hot store to the last N checkpoints per thread.",
+)
+@click.option(
+    "--max-age-days",
+    type=float,
+    default=None,
+    help="Then trim hot checkpoints older than this many days.",
+)
+def archive(day_: str | None, keep_last: int | None, max_age_days: float | None) -> None:
+    """Archive one day of checkpoints into Iceberg, then optionally trim the hot store."""
+    settings = Settings.from_env()
+    day = date.fromisoformat(day_) if day_ else datetime.now(UTC).date()
+    lakehouse = Lakehouse(settings)
+    with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
+        result = archive_checkpoints(lakehouse, saver, day)
+        click.echo(
+            f"{day}: archived {result.checkpoints} checkpoints, {result.writes} writes, "
+            f"{result.blobs} blobs ({result.archive_bytes} bytes for {result.raw_bytes} raw)"
+        )
+        if keep_last is not None or max_age_days is not None:
+            trim = apply_retention(
+                lakehouse, saver, RetentionPolicy(keep_last=keep_last, max_age_days=max_age_days)
+            )
+            click.echo(
+                f"trimmed {trim.trimmed} hot checkpoints ({trim.not_archived} not yet "
+                "archived were kept)"
+            )
