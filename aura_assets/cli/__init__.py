@@ -172,6 +172,9 @@ def ui(port: int) -> None:
 def _register_optional_commands() -> None:
     """Attach the command groups other domains contribute."""
     # Each domain module defines one click command or group; registered here in one place.
+    from aura_assets.cli.sql import sql
+
+    main.add_command(sql)
 
 
 _register_optional_commands()

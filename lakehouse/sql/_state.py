@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
@@ -27,6 +27,8 @@ from lakehouse.sql._guard import TABLE_NAME, check_table_name
 from lakehouse.tables import all_specs
 
 log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TimeTravelError(AuraError):
@@ -141,11 +143,16 @@ def to_millis(when: datetime) -> int:
     """Epoch milliseconds of ``when``; a naive datetime is taken as UTC."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1000)
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_millis(millis: int) -> datetime:
+    """The UTC datetime of epoch milliseconds (exact, no float rounding)."""
+    return _EPOCH + timedelta(milliseconds=millis)
 
 
 def format_ms(millis: int) -> str:
-    return datetime.fromtimestamp(millis / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    return from_millis(millis).isoformat(timespec="milliseconds")
 
 
 def load_states(catalog: Catalog) -> dict[str, TableState]:

@@ -6,7 +6,7 @@ import importlib.resources
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 
 from lakehouse.catalog import open_catalog
@@ -29,6 +30,7 @@ from lakehouse.sql._state import (
     TableState,
     TimeTravelError,
     format_ms,
+    from_millis,
     load_states,
     to_millis,
 )
@@ -132,7 +134,7 @@ class SqlSession:
     def arrow(self, query: str, parameters: object | None = None) -> pa.Table:
         """Run a read-only query and return its result as an Arrow table."""
         result = self.execute(query, parameters)
-        return result.fetch_arrow_table()
+        return result.to_arrow_table()
 
     def close(self) -> None:
         self._connection.close()
@@ -199,9 +201,23 @@ def connect(
     when = parse_time(as_of) if as_of is not None else None
     if ref is not None:
         check_ref_name(ref)
+    owned = catalog is None
     catalog = catalog or open_catalog(settings or Settings.from_env())
-    states = load_states(catalog)
-    pins = dict(snapshots or {})
+    try:
+        states = load_states(catalog)
+        return _build(states, when=when, ref=ref, pins=snapshots or {})
+    finally:
+        if owned and isinstance(catalog, SqlCatalog):
+            catalog.engine.dispose()
+
+
+def _build(
+    states: dict[str, TableState],
+    *,
+    when: datetime | None,
+    ref: str | None,
+    pins: Mapping[str, int],
+) -> SqlSession:
     for name, snapshot_id in pins.items():
         short = name.removeprefix("aura.")
         if short not in states:
@@ -301,24 +317,29 @@ def _create_view(
             return ViewInfo(name, source, None, "unavailable", 0, str(exc))
     else:
         source, snapshot_id = "main", state.current_snapshot_id
-    body, reader, files = _scan_sql(state, snapshot_id)
-    for schema in ("main", "aura"):
-        con.execute(f"CREATE VIEW {schema}.{quote_identifier(name)} AS {body}")
+    # As Iceberg defines it: main and branches read with the table's current schema; a tag, a
+    # time or a snapshot id with the schema of that snapshot.
+    branch = source == "main" or (
+        source == "ref" and state.refs.get(ref or "", ("", 0))[0] == "branch"
+    )
+    schema = state.schema if branch else state.schema_of(snapshot_id)
+    body, reader, files = _scan_sql(state, snapshot_id, schema, current=source == "main")
+    for database_schema in ("main", "aura"):
+        con.execute(f"CREATE VIEW {database_schema}.{quote_identifier(name)} AS {body}")
     return ViewInfo(name, source, snapshot_id, reader, files)
 
 
-def _scan_sql(state: TableState, snapshot_id: int | None) -> tuple[str, str, int]:
+def _scan_sql(
+    state: TableState, snapshot_id: int | None, schema: Schema, *, current: bool
+) -> tuple[str, str, int]:
     """SQL that reads one snapshot: Parquet files directly when possible, else iceberg_scan."""
-    schema = state.schema_of(snapshot_id)
     if snapshot_id is None or state.table is None:
         return _empty_sql(schema), "empty", 0
     tasks = list(state.table.scan(snapshot_id=snapshot_id).plan_files())
     if not tasks:
         return _empty_sql(schema), "empty", 0
-    fallback = (
-        f"SELECT * FROM iceberg_scan({quote_literal(state.metadata_location or '')}, "
-        f"snapshot_from_id => {snapshot_id})"
-    )
+    at = "" if current else f", snapshot_from_id => {snapshot_id}"
+    fallback = f"SELECT * FROM iceberg_scan({quote_literal(state.metadata_location or '')}{at})"
     if any(task.delete_files for task in tasks) or has_struct(schema):
         return fallback, "iceberg_scan", len(tasks)
     try:
@@ -448,7 +469,7 @@ def _create_metadata(
                     "table_name": name,
                     "snapshot_id": snap.snapshot_id,
                     "parent_id": snap.parent_id,
-                    "committed_at": _utc(snap.timestamp_ms),
+                    "committed_at": from_millis(snap.timestamp_ms),
                     "operation": snap.operation,
                     "aura_commit": props.get("aura.commit"),
                     "run_id": props.get("aura.run-id"),
@@ -471,7 +492,7 @@ def _create_metadata(
                     "ref_name": ref_name,
                     "ref_type": kind,
                     "snapshot_id": sid,
-                    "committed_at": _utc(state.snapshots[sid].timestamp_ms),
+                    "committed_at": from_millis(state.snapshots[sid].timestamp_ms),
                 }
             )
         ancestors: set[int] = set()
@@ -484,7 +505,7 @@ def _create_metadata(
             history_rows.append(
                 {
                     "table_name": name,
-                    "made_current_at": _utc(ts),
+                    "made_current_at": from_millis(ts),
                     "snapshot_id": sid,
                     "parent_id": snap.parent_id,
                     "is_current_ancestor": sid in ancestors,
@@ -583,10 +604,6 @@ def _create_metadata(
         con.register("_aura_rows", data)
         con.execute(f"CREATE TABLE {view_name} AS SELECT * FROM _aura_rows")
         con.unregister("_aura_rows")
-
-
-def _utc(millis: int) -> datetime:
-    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def _int(value: str | None) -> int | None:
