@@ -118,3 +118,35 @@ def test_schema_is_postgres_only(tmp_path: Path) -> None:
         AuraCheckpointSaver.from_conn_string(str(tmp_path / "x.db"), schema="s"),
     ):
         pass
+
+
+@pytest.mark.servers
+def test_graphs_on_postgres_sync_and_async(tmp_path: Path) -> None:
+    """Both savers on PostgreSQL, including the async saver's sync API from another thread."""
+    import uuid
+
+    import psycopg
+    from test_checkpoints_conformance import PG_URL, _pg_unreachable_reason
+
+    if reason := _pg_unreachable_reason():
+        pytest.skip(reason)
+    schema = f"t_graph_{uuid.uuid4().hex[:10]}"
+    config = {"configurable": {"thread_id": "pg"}}
+    try:
+        with AuraCheckpointSaver.from_conn_string(PG_URL, schema=schema) as saver:
+            saver.setup()
+            _graph(saver, ask=True).invoke({"log": [], "count": 0}, config)
+
+        async def resume() -> tuple[dict[str, object], int]:
+            async with AsyncAuraCheckpointSaver.from_conn_string(PG_URL, schema=schema) as saver:
+                graph = _graph(saver, ask=True)
+                final = await graph.ainvoke(Command(resume="ok"), config)
+                history = await asyncio.to_thread(lambda: list(graph.get_state_history(config)))
+                return final, len(history)
+
+        final, steps = asyncio.run(resume())
+        assert final["log"] == ["plan", "act:ok"]
+        assert steps == 4
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -207,7 +207,7 @@ def test_archived_pickles_are_refused(saver: AuraCheckpointSaver, lakehouse: Lak
     spec = lakehouse.spec("workflow_checkpoints")
     lakehouse.append("workflow_checkpoints", pa.Table.from_pylist([row], schema=spec.arrow_schema))
     with pytest.raises(AuraError, match="never unpickles"):
-        saver.get_tuple(_cfg("evil"))
+        saver.get_tuple(_cfg("evil", "1"))
 
 
 _CRASH_SCRIPT = textwrap.dedent(

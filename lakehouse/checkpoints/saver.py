@@ -346,11 +346,16 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         self._exec.run(self._op_setup(), write=True)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """The checkpoint named by ``config`` (latest when it has no id), hot or archived."""
+        """The checkpoint named by ``config`` (latest when it has no id), hot or archived.
+
+        Only a lookup by checkpoint id reads through to the archive: retention never trims a
+        namespace's newest checkpoint, so "latest" is always hot (a new thread's first lookup
+        costs no archive scan). A thread whose hot rows were lost comes back with ``restore``.
+        """
         found = self._exec.run(self._op_get(config))
         if found:
             return found[0]
-        if self.archive is not None:
+        if self.archive is not None and get_checkpoint_id(config):
             return self.archive.get_tuple(config, self._decode_archived)
         return None
 
@@ -450,7 +455,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         found = await self._exec.arun(self._op_get(config))
         if found:
             return found[0]
-        if self.archive is not None:
+        if self.archive is not None and get_checkpoint_id(config):
             return await asyncio.to_thread(self.archive.get_tuple, config, self._decode_archived)
         return None
 
@@ -606,7 +611,6 @@ class AuraCheckpointSaver(_AuraSaverBase):
                 yield cls(sconn, schema=schema, serde=serde, archive=archive)
             finally:
                 sconn.close()
-
 
     @classmethod
     @contextmanager
