@@ -71,7 +71,7 @@ async def _latency() -> None:
             await ours.setup()
             await theirs.setup()
             savers = {"aura": ours, "langgraph": theirs}
-            state = {
+            state: dict[str, dict[str, Any]] = {
                 name: {
                     "config": {"configurable": {"thread_id": f"bench-{name}", "checkpoint_ns": ""}},
                     "versions": {},
@@ -165,7 +165,7 @@ def _archive_ratio() -> None:
             graph = builder.compile(checkpointer=saver)
             days: set[date] = set()
             for t in range(20):
-                config = {"configurable": {"thread_id": f"t{t}"}}
+                config: Any = {"configurable": {"thread_id": f"t{t}"}}
                 for turn in range(5):
                     graph.invoke(
                         {

@@ -1,5 +1,7 @@
 """Checkpoint assets: a day of LangGraph checkpoints archived into Iceberg, then hot retention."""
 
+from typing import Any
+
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -109,8 +111,8 @@ def workflow_checkpoints(
         )
 
 
-def _common(result: ArchiveResult) -> dict[str, object]:
-    meta: dict[str, object] = {
+def _common(result: ArchiveResult) -> dict[str, Any]:
+    meta: dict[str, Any] = {
         "archive/raw_bytes": result.raw_bytes,
         "archive/bytes_added": result.archive_bytes,
     }

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, date, datetime
 
 import click
+from langchain_core.runnables import RunnableConfig
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.checkpoints import (
@@ -41,7 +42,7 @@ def checkpoints() -> None:
 def show(thread: str, limit: int, as_json: bool) -> None:
     """List THREAD's checkpoints, newest first, and whether each is hot or archived."""
     settings = Settings.from_env()
-    config = {"configurable": {"thread_id": thread}}
+    config: RunnableConfig = {"configurable": {"thread_id": thread}}
     with AuraCheckpointSaver.from_settings(settings, archive=False) as hot_saver:
         hot = {t.config["configurable"]["checkpoint_id"] for t in hot_saver.list(config)}
     with AuraCheckpointSaver.from_settings(settings) as saver:
