@@ -22,6 +22,7 @@ from lakehouse.exceptions import (
     UnknownTableError,
 )
 from lakehouse.sql import SqlSession, TimeTravelError, connect
+from lakehouse.writer import conform
 
 DAY1 = date(2026, 11, 20)
 DAY2 = date(2026, 11, 21)
@@ -267,6 +268,23 @@ def test_schema_evolution_read_by_field_id(lh: Lakehouse, history: dict[str, int
     assert got.column_names == expected.column_names
     assert rows(got) == rows(expected)
     assert {r["tenant"] for r in got.to_pylist()} == {"acme"}
+
+
+def test_files_added_without_field_ids(lh: Lakehouse, tmp_path: Path) -> None:
+    table = lh.table(DECISIONS)
+    data = conform(lh.spec(DECISIONS), table, decisions(4, DAY1))
+    plain = pa.schema(
+        pa.field(f.name, pa.list_(pa.string()) if pa.types.is_list(f.type) else f.type, f.nullable)
+        for f in data.schema
+    )
+    path = tmp_path / "external.parquet"
+    pq.write_table(data.cast(plain), path)  # no Iceberg field ids in this file
+    assert b"PARQUET:field_id" not in (pq.read_schema(path).field("ts").metadata or {})
+    table.add_files([str(path)])
+    table.refresh()
+    with session(lh) as s:
+        assert s.views[DECISIONS].reader == "iceberg_scan"
+        assert rows(s.arrow(f"SELECT * FROM {DECISIONS}")) == rows(table.scan().to_arrow())
 
 
 WRITES = [

@@ -340,7 +340,10 @@ def _scan_sql(
         return _empty_sql(schema), "empty", 0
     at = "" if current else f", snapshot_from_id => {snapshot_id}"
     fallback = f"SELECT * FROM iceberg_scan({quote_literal(state.metadata_location or '')}{at})"
-    if any(task.delete_files for task in tasks) or has_struct(schema):
+    # Files added without Iceberg field ids (add_files sets a name mapping) can only be read by
+    # name mapping, and delete files must be applied: both need iceberg_scan.
+    name_mapped = "schema.name-mapping.default" in state.table.properties
+    if name_mapped or has_struct(schema) or any(task.delete_files for task in tasks):
         return fallback, "iceberg_scan", len(tasks)
     try:
         field_map = _field_map(schema)

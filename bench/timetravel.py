@@ -1,0 +1,197 @@
+"""Time-travel aggregate over >= 10M rows: ``aura sql`` views vs DuckDB ``read_parquet``.
+
+Builds ``routing_decisions`` in a temporary AURA_HOME (10M rows in ten daily appends, then one
+more day that the time-travel point must not see), opens a session ``as_of`` the moment before
+the last append and runs one group-by aggregate through the view, through the
+``routing_decisions_at(...)`` macro and through a plain ``iceberg_scan`` of the same snapshot. The
+baseline is DuckDB's ``read_parquet`` over exactly the data files of that snapshot, in the same
+connection. Goal: view / read_parquet <= 1.3.
+
+Environment: ``AURA_BENCH_ROWS`` (default 10_000_000), ``AURA_BENCH_REPEAT`` (default 7).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bench import emit
+from lakehouse import Lakehouse, Lineage, Settings
+from lakehouse.sql import connect
+from lakehouse.sql._guard import quote_literal
+
+TABLE = "routing_decisions"
+START = datetime(2026, 11, 1, tzinfo=UTC)
+QUERY = (
+    "SELECT chosen_model, task_type, count(*) AS n, sum(cost_usd) AS cost, "
+    "avg(latency_ms) AS latency, max(prompt_tokens) AS tokens FROM {source} "
+    "GROUP BY ALL ORDER BY ALL"
+)
+
+
+def decisions(n: int, seed: int) -> pa.Table:
+    """``n`` synthetic routing decisions within one day (``START``), built column-wise."""
+    rng = np.random.default_rng(seed)
+    micros = np.sort(rng.integers(0, 86_400_000_000, n, dtype=np.int64))
+    start = int(START.timestamp() * 1_000_000)
+    models = pa.array(["small", "medium", "large", "xl"])
+    tasks = pa.array(["code", "chat", "search", "summarize", "plan"])
+    candidates = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)),
+        pa.array(["small", "large"]).take(pa.array(np.tile(np.array([0, 1]), n))),
+    )
+    return pa.table(
+        {
+            "decision_id": _ids(0, n),
+            "ts": pa.array(start + micros, pa.timestamp("us", "UTC")),
+            "tenant_id": pa.array(["acme", "globex", "initech"]).take(rng.integers(0, 3, n)),
+            "task_type": tasks.take(rng.integers(0, len(tasks), n)),
+            "prompt_tokens": pa.array(rng.integers(10, 4000, n, dtype=np.int64)),
+            "candidate_models": candidates,
+            "chosen_model": models.take(rng.integers(0, len(models), n)),
+            "cost_usd": pa.array(rng.random(n) / 100),
+            "latency_ms": pa.array(rng.gamma(2.0, 200.0, n)),
+            "quality_score": pa.array(rng.random(n)),
+            "fallback_used": pa.array(rng.random(n) < 0.05),
+        }
+    )
+
+
+def shifted(base: pa.Table, day: int, first_id: int) -> pa.Table:
+    """``base`` moved ``day`` days later with fresh decision ids (cheap: two columns change)."""
+    ts = pc.add(base.column("ts"), pa.scalar(timedelta(days=day), pa.duration("us")))
+    table = base.set_column(base.schema.get_field_index("ts"), "ts", ts)
+    return table.set_column(0, "decision_id", _ids(first_id, base.num_rows))
+
+
+def _ids(first: int, n: int) -> pa.Array:
+    numbers = pa.array(np.arange(first, first + n, dtype=np.int64))
+    return pc.binary_join_element_wise("d-", pc.cast(numbers, pa.string()), "")
+
+
+def _median_seconds(run: Callable[[], object], repeat: int) -> tuple[float, object]:
+    result = run()  # warm-up (file cache, metadata)
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    rows = int(os.environ.get("AURA_BENCH_ROWS", "10000000"))
+    repeat = int(os.environ.get("AURA_BENCH_REPEAT", "7"))
+    with tempfile.TemporaryDirectory(prefix="aura-bench-timetravel-") as home:
+        lh = Lakehouse(Settings.from_env({"AURA_HOME": home}))
+        began = time.perf_counter()
+        days = 10  # one append (one snapshot, one day partition) per day
+        base = decisions(rows // days, seed=1)
+        for day in range(days):
+            lh.append(TABLE, shifted(base, day, day * base.num_rows), lineage=Lineage("bench"))
+        table = lh.table(TABLE)
+        snapshot = table.current_snapshot()
+        assert snapshot is not None
+        later = shifted(base, days, days * base.num_rows)  # must not be seen as of `snapshot`
+        lh.append(TABLE, later, lineage=Lineage("bench"))
+        rows = days * base.num_rows
+        emit("timetravel.build", time.perf_counter() - began, "s", rows=rows + later.num_rows)
+
+        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=snapshot.timestamp_ms)
+        files = [
+            task.file.file_path
+            for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()
+        ]
+        file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+
+        began = time.perf_counter()
+        session = connect(lh.settings, catalog=lh.catalog, as_of=when)
+        emit("timetravel.connect", time.perf_counter() - began, "s", tables=len(session.views))
+        view = session.views[TABLE]
+        assert view.snapshot_id == snapshot.snapshot_id, "as_of resolved the wrong snapshot"
+
+        con = session.connection
+        sources = {
+            "view": TABLE,
+            "macro": f"{TABLE}_at(TIMESTAMPTZ '{when.isoformat()}')",
+            "iceberg_scan": (
+                f"iceberg_scan({quote_literal(table.metadata_location)}, "
+                f"snapshot_from_id => {snapshot.snapshot_id})"
+            ),
+            "read_parquet": f"read_parquet({file_list})",
+        }
+        timings: dict[str, float] = {}
+        results: dict[str, object] = {}
+        for _ in range(2):  # two interleaved rounds, best median of each
+            for name, source in sources.items():
+                sql = QUERY.format(source=source)
+
+                def run(sql: str = sql, name: str = name) -> object:
+                    if name == "read_parquet":
+                        return con.execute(sql).fetchall()
+                    return session.execute(sql).fetchall()
+
+                seconds, results[name] = _median_seconds(run, repeat)
+                timings[name] = min(timings.get(name, seconds), seconds)
+        session.close()
+        lh.catalog.engine.dispose()
+
+    expected = results["read_parquet"]
+    for name, got in results.items():
+        assert _close(got, expected), f"{name} returned a different aggregate"
+    count = sum(row[2] for row in expected)  # type: ignore[union-attr, index]
+    assert count == rows, f"time travel saw {count} rows, expected {rows}"
+    base = timings["read_parquet"]
+    emit("timetravel.read_parquet", base, "s", rows=rows, files=len(files))
+    emit(
+        "timetravel.view_as_of",
+        timings["view"],
+        "s",
+        baseline=base,
+        baseline_name="read_parquet",
+        rows=rows,
+        reader=view.reader,
+        goal_ratio=1.3,
+    )
+    emit(
+        "timetravel.macro_at",
+        timings["macro"],
+        "s",
+        baseline=base,
+        baseline_name="read_parquet",
+        rows=rows,
+    )
+    emit(
+        "timetravel.iceberg_scan",
+        timings["iceberg_scan"],
+        "s",
+        baseline=base,
+        baseline_name="read_parquet",
+        rows=rows,
+    )
+
+
+def _close(a: object, b: object) -> bool:
+    """Aggregates equal up to floating-point summation order."""
+    if not isinstance(a, list) or not isinstance(b, list) or len(a) != len(b):
+        return False
+    for row_a, row_b in zip(a, b, strict=True):
+        for x, y in zip(row_a, row_b, strict=True):
+            if isinstance(x, float):
+                if abs(x - y) > 1e-9 * max(1.0, abs(y)):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+if __name__ == "__main__":
+    main()
