@@ -44,8 +44,9 @@ Reading
 Views read the resolved snapshot's Parquet data files directly with ``read_parquet`` (columns
 mapped by Iceberg field id, so renamed and added columns are right) when the snapshot has no
 delete files, no struct columns and the table has no name mapping (files added without field
-ids), and through ``iceberg_scan(..., snapshot_from_id => ...)`` otherwise; macros always use ``iceberg_scan``. The extensions are loaded from the signed files of
-the ``duckdb-extension-iceberg`` / ``-avro`` wheels; nothing is downloaded and unsigned extensions
+ids), and through ``iceberg_scan(..., snapshot_from_id => ...)`` otherwise; macros always use
+``iceberg_scan``. The extensions are loaded from the signed files of the
+``duckdb-extension-iceberg`` / ``-avro`` wheels; nothing is downloaded and unsigned extensions
 are refused.
 
 Read-only
