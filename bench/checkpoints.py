@@ -91,7 +91,9 @@ async def _latency() -> None:
                         st["config"], cp, {"source": "loop", "step": i}, new
                     )
                     t1 = time.perf_counter()
-                    latest = {"configurable": {"thread_id": f"bench-{name}", "checkpoint_ns": ""}}
+                    latest: Any = {
+                        "configurable": {"thread_id": f"bench-{name}", "checkpoint_ns": ""}
+                    }
                     found = await saver.aget_tuple(latest)
                     t2 = time.perf_counter()
                     assert found is not None and found.checkpoint["id"] == cp["id"]
