@@ -74,28 +74,32 @@ def check_ref_name(name: str) -> str:
     return name
 
 
-def check_read_only(query: str) -> None:
+def check_read_only(query: str, parser: duckdb.DuckDBPyConnection | None = None) -> None:
     """Raise :class:`ReadOnlyError` unless every statement in ``query`` only reads.
+
+    ``parser`` is the connection whose parser classifies the statements (default: DuckDB's
+    module-level connection).
 
     Raises:
         ReadOnlyError: a statement would write, change settings or load code.
         duckdb.ParserException: the text is not valid SQL.
     """
-    statements = duckdb.extract_statements(query)
+    con = parser or duckdb.default_connection()
+    statements = con.extract_statements(query)
     if not statements:
         raise ReadOnlyError("the query is empty; write a SELECT statement")
     for statement in statements:
-        _check_statement(statement)
+        _check_statement(statement, con)
 
 
-def _check_statement(statement: duckdb.Statement) -> None:
+def _check_statement(statement: duckdb.Statement, con: duckdb.DuckDBPyConnection) -> None:
     kind = statement.type
     if kind == duckdb.StatementType.SELECT:
         _check_table_functions(statement.query)
         return
     if kind == duckdb.StatementType.EXPLAIN:
         inner = _explained_query(statement.query)
-        inner_statements = duckdb.extract_statements(inner) if inner else []
+        inner_statements = con.extract_statements(inner) if inner else []
         if len(inner_statements) == 1 and inner_statements[0].type == duckdb.StatementType.SELECT:
             _check_table_functions(inner_statements[0].query)
             return

@@ -125,7 +125,7 @@ class SqlSession:
             TimeTravelError: a macro got a time or snapshot id the table has no state for.
             RefError: a ref macro got a branch or tag the table does not have.
         """
-        check_read_only(query)
+        check_read_only(query, self._connection)
         try:
             return self._connection.execute(query, parameters)
         except duckdb.Error as exc:
