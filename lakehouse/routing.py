@@ -21,10 +21,12 @@ import polars as pl
 import pyarrow as pa
 import redis
 
+from lakehouse import writer
 from lakehouse.core import Lakehouse
+from lakehouse.exceptions import CommitConflictError
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
-from lakehouse.writer import Lineage, WriteResult
+from lakehouse.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ STREAM = "aura:events:routing"
 GROUP = "aura-lakehouse"
 CONSUMER = "ingest"
 READ_BATCH = 10_000
+MERGE_ATTEMPTS = 8
 
 _STRING_FIELDS = ("decision_id", "tenant_id", "task_type", "chosen_model")
 _NUMBER_FIELDS = ("cost_usd", "latency_ms", "quality_score")
@@ -287,13 +290,9 @@ def ingest_day(
 
     todays = [d for d in parsed.decisions if d["ts"].date() == day]  # type: ignore[union-attr]
     deferred = len(parsed.decisions) - len(todays)
-    decisions_write = None
-    existing = lakehouse.read(ROUTING_DECISIONS.name, day=day, branch=branch)
-    merged, added = _merge(existing, decisions_to_arrow(todays, now))
-    if added:
-        decisions_write = lakehouse.overwrite_day(
-            ROUTING_DECISIONS.name, merged, day, lineage=lineage, branch=branch
-        )
+    merged, added, decisions_write = write_decisions(
+        lakehouse, day, decisions_to_arrow(todays, now), lineage=lineage, branch=branch
+    )
     rejected_write = _record_rejections(lakehouse, parsed.rejections, stream, now, lineage, branch)
 
     to_ack = [d["stream_id"] for d in todays] + [r.stream_id for r in parsed.rejections]
@@ -314,15 +313,71 @@ def ingest_day(
     return report
 
 
+def write_decisions(
+    lakehouse: Lakehouse,
+    day: date,
+    incoming: pa.Table,
+    *,
+    lineage: Lineage,
+    branch: str | None = None,
+) -> tuple[pa.Table, int, WriteResult | None]:
+    """Merge ``incoming`` decisions into the day's partition and commit if anything is new.
+
+    Optimistic concurrency: the commit requires the branch head it read (Iceberg's
+    ``AssertRefSnapshotId``), so a concurrent ingestion of the same day makes it re-read and
+    re-merge instead of overwriting rows it never saw.
+
+    Returns the day's rows after the merge, how many were new, and the write (None if none).
+    """
+    branch = branch or lakehouse.settings.branch
+    for _ in range(MERGE_ATTEMPTS):
+        table = lakehouse.table(ROUTING_DECISIONS.name)
+        head = table.snapshot_by_name(branch) or table.current_snapshot()
+        existing = (
+            table.scan(
+                row_filter=day_filter(ROUTING_DECISIONS, day), snapshot_id=head.snapshot_id
+            ).to_arrow()
+            if head is not None
+            else ROUTING_DECISIONS.arrow_schema.empty_table()
+        )
+        merged, added = _merge(existing, incoming)
+        if not added:
+            return merged, 0, None
+        try:
+            if existing.num_rows:
+                write = writer.overwrite_day(
+                    ROUTING_DECISIONS, table, merged, day, lineage, branch, retries=1
+                )
+            else:  # nothing to replace: a plain append, guarded by the same head assertion
+                writer.check_within_day(ROUTING_DECISIONS, merged, day)
+                write = writer.append(ROUTING_DECISIONS, table, merged, lineage, branch, retries=1)
+            return merged, added, write
+        except CommitConflictError:
+            log.info("routing_decisions %s changed while merging; re-reading", day)
+    raise CommitConflictError(
+        f"routing_decisions {day} kept changing under {MERGE_ATTEMPTS} merge attempts; "
+        "another ingestion of the same day is running: retry the run when it has finished"
+    )
+
+
 def _merge(existing: pa.Table, incoming: pa.Table) -> tuple[pa.Table, int]:
-    """Union of the day's rows and the incoming ones, first occurrence of a decision_id wins."""
+    """Union of the day's rows and the incoming ones; the first row of a decision_id wins.
+
+    The rows stay in Arrow; Polars only computes the keep-masks (its hashing of string keys is
+    several times faster than Arrow's).
+    """
+    ids = pl.from_arrow(incoming.column("decision_id"))
+    keep = ids.is_first_distinct() if ids.n_unique() != len(ids) else None
+    if existing.num_rows:
+        fresh = ~ids.is_in(pl.from_arrow(existing.column("decision_id")).implode())
+        keep = fresh if keep is None else keep & fresh
+    if keep is not None:
+        incoming = incoming.filter(keep.to_arrow())
     if incoming.num_rows == 0:
         return existing, 0
-    combined = pl.concat(
-        [pl.from_arrow(existing.cast(incoming.schema)), pl.from_arrow(incoming)], how="vertical"
-    )
-    merged = combined.unique(subset=["decision_id"], keep="first", maintain_order=True)
-    return merged.to_arrow(), merged.height - existing.num_rows
+    if existing.num_rows == 0:
+        return incoming, incoming.num_rows
+    return pa.concat_tables([existing.cast(incoming.schema), incoming]), incoming.num_rows
 
 
 def _record_rejections(

@@ -8,13 +8,13 @@ tables with :func:`register`; the registry is the single source of truth for the
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
-from pyiceberg.schema import Schema
+from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import (
@@ -64,9 +64,21 @@ class TableSpec:
 
 _REGISTRY: dict[str, TableSpec] = {}
 
+TABLE_PROPERTIES = {
+    "write.parquet.compression-codec": "zstd",
+    # AURA's writer owns the retry policy: pyiceberg's own retry would silently rebase a commit
+    # on a head its data was never merged with (lakehouse.writer retries where that is safe).
+    "commit.retry.num-retries": "0",
+}
+
 
 def register(spec: TableSpec) -> TableSpec:
-    """Add a table to the registry (idempotent for an identical spec)."""
+    """Add a table to the registry (idempotent for an identical spec).
+
+    Field ids are renumbered the way the catalog assigns them on creation, so Arrow data built
+    from ``spec.arrow_schema`` matches the table's own schema id for id.
+    """
+    spec = replace(spec, schema=assign_fresh_schema_ids(spec.schema))
     existing = _REGISTRY.get(spec.name)
     if existing is not None and existing != spec:
         raise ValueError(f"table {spec.name!r} is already registered with another spec")
@@ -97,11 +109,12 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
             spec.identifier,
             schema=spec.schema,
             partition_spec=spec.partition_spec,
-            properties={
-                "write.parquet.compression-codec": "zstd",
-                "comment": spec.description,
-            },
+            properties={**TABLE_PROPERTIES, "comment": spec.description},
         )
+    stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+    if stale:
+        with table.transaction() as tx:
+            tx.set_properties(stale)
     missing = [f for f in spec.schema.fields if f.name not in table.schema().column_names]
     if missing:
         evolve_schema(table, pa.schema([spec.arrow_schema.field(f.name) for f in missing]))
@@ -136,14 +149,14 @@ ROUTING_DECISIONS = register(
             _f(3, "tenant_id", StringType()),
             _f(4, "task_type", StringType()),
             _f(5, "prompt_tokens", LongType()),
-            _f(6, "candidate_models", ListType(7, StringType(), element_required=True)),
-            _f(8, "chosen_model", StringType()),
-            _f(9, "cost_usd", DoubleType()),
-            _f(10, "latency_ms", DoubleType()),
-            _f(11, "quality_score", DoubleType(), doc="Quality in [0, 1]"),
-            _f(12, "fallback_used", BooleanType()),
-            _f(13, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
-            _f(14, "ingested_at", TimestamptzType(), required=False),
+            _f(6, "candidate_models", ListType(14, StringType(), element_required=True)),
+            _f(7, "chosen_model", StringType()),
+            _f(8, "cost_usd", DoubleType()),
+            _f(9, "latency_ms", DoubleType()),
+            _f(10, "quality_score", DoubleType(), doc="Quality in [0, 1]"),
+            _f(11, "fallback_used", BooleanType()),
+            _f(12, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
+            _f(13, "ingested_at", TimestamptzType(), required=False),
         ),
         time_column="ts",
         key=("decision_id",),

@@ -139,17 +139,21 @@ def check_within_day(spec: TableSpec, data: pa.Table, day: date) -> None:
         )
 
 
-def _retrying(table: Table, action: str, commit) -> None:  # type: ignore[no-untyped-def]
-    """Run ``commit`` and retry on a refreshed table while it loses commit races."""
-    for attempt in range(1, DEFAULT_RETRIES + 1):
+def _retrying(table: Table, action: str, commit, retries: int) -> None:  # type: ignore[no-untyped-def]
+    """Run ``commit`` and retry on a refreshed table while it loses commit races.
+
+    With ``retries=1`` a lost race raises at once: callers whose data depends on what they read
+    (read-merge-write) must re-read instead of re-committing stale rows.
+    """
+    for attempt in range(1, retries + 1):
         try:
             commit()
             return
         except CommitFailedException as exc:
-            if attempt == DEFAULT_RETRIES:
+            if attempt == retries:
                 raise CommitConflictError(
                     f"{action} on {table.name()} conflicted with concurrent writers "
-                    f"{DEFAULT_RETRIES} times ({exc}); retry the run"
+                    f"{retries} time(s) ({exc}); retry the run"
                 ) from exc
             log.info(
                 "%s on %s lost a commit race (attempt %d); retrying", action, table.name(), attempt
@@ -164,7 +168,12 @@ def _head(table: Table, branch: str) -> int | None:
 
 
 def append(
-    spec: TableSpec, table: Table, data: pa.Table, lineage: Lineage, branch: str = MAIN_BRANCH
+    spec: TableSpec,
+    table: Table,
+    data: pa.Table,
+    lineage: Lineage,
+    branch: str = MAIN_BRANCH,
+    retries: int = DEFAULT_RETRIES,
 ) -> WriteResult:
     """Append ``data`` as one snapshot on ``branch`` (a missing branch starts from main)."""
     rows = conform(spec, table, data)
@@ -173,6 +182,7 @@ def append(
         table,
         "append",
         lambda: table.append(rows, snapshot_properties=lineage.properties(), branch=branch),
+        retries,
     )
     return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "append")
 
@@ -184,6 +194,7 @@ def overwrite_day(
     day: date,
     lineage: Lineage,
     branch: str = MAIN_BRANCH,
+    retries: int = DEFAULT_RETRIES,
 ) -> WriteResult:
     """Replace the rows of ``day`` with ``data`` in one atomic commit (idempotent re-writes)."""
     rows = conform(spec, table, data)
@@ -202,5 +213,5 @@ def overwrite_day(
                 branch=branch,
             )
 
-    _retrying(table, "overwrite", commit)
+    _retrying(table, "overwrite", commit, retries)
     return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "overwrite")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
+import pyarrow as pa
 import pytest
 from helpers import decision, duckdb_iceberg, payload, sorted_rows
 
-from lakehouse import Lakehouse
+from lakehouse import Lakehouse, Lineage
 from lakehouse.routing import GROUP, STREAM, ingest_day, read_unacked, stream_backlog
 from lakehouse.simulate import publish
 
@@ -136,3 +137,27 @@ def test_snapshots_name_the_writer(lakehouse: Lakehouse, redis_client, count: in
     assert props["aura.asset"] == "routing_decisions"
     assert props["aura.partition"] == "2026-11-20"
     assert props["aura.code-version"] == "v7"
+
+
+def test_concurrent_ingestion_of_one_day_keeps_every_decision(lakehouse: Lakehouse) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakehouse.routing import decisions_to_arrow, parse_entries, write_decisions
+
+    def batch(start: int) -> pa.Table:
+        events = [(f"{i}-0", {"data": payload(decision(i))}) for i in range(start, start + 40)]
+        return decisions_to_arrow(parse_entries(events).decisions, datetime.now(UTC))
+
+    lineage = Lineage(asset="routing_decisions", partition=DAY.isoformat())
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda s: write_decisions(
+                    Lakehouse(lakehouse.settings), DAY, batch(s), lineage=lineage
+                ),
+                [0, 30, 60, 90],  # overlapping ranges: 130 distinct decisions
+            )
+        )
+    assert sum(added for _, added, _ in results) == 130
+    ids = lakehouse.read("routing_decisions").column("decision_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 130
