@@ -2,7 +2,8 @@
 
 from dagster import Definitions
 
+from aura_assets.checkpoints.definitions import defs as checkpoint_defs
 from aura_assets.resources import RESOURCES
 from aura_assets.routing.definitions import defs as routing_defs
 
-defs = Definitions.merge(routing_defs, Definitions(resources=RESOURCES))
+defs = Definitions.merge(routing_defs, checkpoint_defs, Definitions(resources=RESOURCES))

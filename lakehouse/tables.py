@@ -7,6 +7,8 @@ tables with :func:`register`; the registry is the single source of truth for the
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -86,9 +88,22 @@ def register(spec: TableSpec) -> TableSpec:
     return spec
 
 
+# Modules that register tables of their own domain; imported on the first registry lookup so
+# that `import lakehouse` stays light (the checkpoint archive pulls in LangGraph).
+DOMAIN_MODULES = ("lakehouse.checkpoints.archive",)
+
+
+@functools.cache
+def _load_domains() -> None:
+    for module in DOMAIN_MODULES:
+        importlib.import_module(module)
+
+
 def spec_for(name: str) -> TableSpec:
     """The spec of a registered table; ``aura.`` prefixes are accepted."""
     short = name.removeprefix(f"{NAMESPACE}.")
+    if short not in _REGISTRY:
+        _load_domains()
     try:
         return _REGISTRY[short]
     except KeyError:
@@ -97,6 +112,7 @@ def spec_for(name: str) -> TableSpec:
 
 
 def all_specs() -> Iterator[TableSpec]:
+    _load_domains()
     yield from (_REGISTRY[name] for name in sorted(_REGISTRY))
 
 
