@@ -1,0 +1,492 @@
+"""Branches and tags of aura tables, and fast-forward publishes (the "P" of write-audit-publish).
+
+pyiceberg writes to branches but cannot fast-forward one into another. :func:`publish` adds it:
+it checks that the target's head is an ancestor of the source's head, then moves the target with
+one atomic ref update. The catalog commit carries the requirement that the target still points at
+the snapshot that was checked (``AssertRefSnapshotId``), so a racing publish or writer makes the
+commit fail; the publish then re-reads the table and checks again, and a publish that is no longer
+a fast-forward is refused with :class:`~lakehouse.exceptions.NotFastForwardError`, never forced.
+
+Every function takes a pyiceberg :class:`~pyiceberg.table.Table`; ``Lakehouse.table(name)`` gives
+one. No Dagster here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
+
+from lakehouse.exceptions import CommitConflictError, NotFastForwardError, RefError
+from lakehouse.settings import MAIN_BRANCH
+
+log = logging.getLogger(__name__)
+
+PUBLISH_RETRIES = 8
+ROOT_PROPERTY = "aura.root"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+
+RefKind = Literal["branch", "tag"]
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    """One branch or tag of a table."""
+
+    table: str
+    name: str
+    kind: RefKind
+    snapshot_id: int
+    snapshot_timestamp_ms: int
+    max_ref_age_ms: int | None = None
+    max_snapshot_age_ms: int | None = None
+    min_snapshots_to_keep: int | None = None
+
+    @property
+    def expires_at_ms(self) -> int | None:
+        """When the ref passes its retention (``max-ref-age-ms`` after its snapshot), if ever."""
+        if self.max_ref_age_ms is None or self.name == MAIN_BRANCH:
+            return None
+        return self.snapshot_timestamp_ms + self.max_ref_age_ms
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """Outcome of one fast-forward publish."""
+
+    table: str
+    source: str
+    target: str
+    previous_snapshot_id: int | None
+    snapshot_id: int
+    moved: bool
+    tag: str | None = None
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a usable branch or tag name, else raise :class:`RefError`."""
+    if not _NAME.match(name) or ".." in name:
+        raise RefError(
+            f"{name!r} is not a valid branch or tag name; use letters, digits and . _ / - "
+            "(at most 200 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+def _table_name(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def head(table: Table, ref: str = MAIN_BRANCH) -> int | None:
+    """Snapshot id a branch or tag points at (``None`` for a missing ref or an empty main)."""
+    found = table.metadata.refs.get(ref)
+    return found.snapshot_id if found else None
+
+
+def _require_head(table: Table, ref: str) -> int:
+    snapshot_id = head(table, ref)
+    if snapshot_id is None:
+        raise RefError(
+            f"{_table_name(table)} has no branch or tag {ref!r}; `aura branch list` shows the "
+            "existing ones"
+        )
+    return snapshot_id
+
+
+def _ref(table: Table, name: str) -> SnapshotRef | None:
+    return table.metadata.refs.get(name)
+
+
+def ensure_root(table: Table) -> int:
+    """Give an empty table an empty root snapshot on main, so that branches can start from it.
+
+    Iceberg cannot create a branch of a table without snapshots. The root snapshot holds no rows.
+    Returns main's snapshot id.
+    """
+    current = head(table, MAIN_BRANCH)
+    if current is not None:
+        return current
+    try:
+        table.append(
+            table.schema().as_arrow().empty_table(), snapshot_properties={ROOT_PROPERTY: "true"}
+        )
+    except CommitFailedException:
+        table.refresh()  # another writer gave it a first snapshot meanwhile: use that one
+    table.refresh()
+    return _require_head(table, MAIN_BRANCH)
+
+
+def create_branch(
+    table: Table,
+    name: str,
+    *,
+    source: str | int = MAIN_BRANCH,
+    exist_ok: bool = False,
+    max_ref_age_ms: int | None = None,
+    max_snapshot_age_ms: int | None = None,
+    min_snapshots_to_keep: int | None = None,
+) -> int:
+    """Create branch ``name`` at the head of ``source`` (a ref name or a snapshot id).
+
+    Returns the branch's snapshot id.
+
+    Raises:
+        RefError: the branch already exists (unless ``exist_ok``), or ``source`` is missing.
+    """
+    validate_name(name)
+    if name == MAIN_BRANCH:
+        raise RefError("main always exists; choose another branch name")
+    table.refresh()
+    existing = _ref(table, name)
+    if existing is not None:
+        if exist_ok and existing.snapshot_ref_type == SnapshotRefType.BRANCH:
+            return existing.snapshot_id
+        kind = existing.snapshot_ref_type.value
+        raise RefError(
+            f"{_table_name(table)} already has a {kind} {name!r}; drop it first or "
+            "choose another name"
+        )
+    if isinstance(source, int):
+        if table.metadata.snapshot_by_id(source) is None:
+            raise RefError(f"{_table_name(table)} has no snapshot {source}")
+        snapshot_id = source
+    elif source == MAIN_BRANCH:
+        snapshot_id = ensure_root(table)
+    else:
+        snapshot_id = _require_head(table, source)
+    try:
+        table.manage_snapshots().create_branch(
+            snapshot_id,
+            name,
+            max_ref_age_ms=max_ref_age_ms,
+            max_snapshot_age_ms=max_snapshot_age_ms,
+            min_snapshots_to_keep=min_snapshots_to_keep,
+        ).commit()
+    except CommitFailedException:
+        table.refresh()  # the requirement "ref does not exist yet" failed: someone created it
+        if exist_ok and head(table, name) is not None:
+            return _require_head(table, name)
+        raise RefError(
+            f"branch {name!r} of {_table_name(table)} was created concurrently"
+        ) from None
+    table.refresh()
+    log.info("created branch %s of %s at snapshot %s", name, _table_name(table), snapshot_id)
+    return snapshot_id
+
+
+def ensure_branch(table: Table, branch: str) -> None:
+    """Make sure ``branch`` exists before a write; a missing branch is created from main.
+
+    Without this, pyiceberg would start a missing branch from an empty parent, and the branch
+    would hold only the new rows instead of main's data plus the new rows.
+    """
+    if branch == MAIN_BRANCH:
+        return
+    existing = _ref(table, branch)
+    if existing is None:
+        create_branch(table, branch, exist_ok=True)
+    elif existing.snapshot_ref_type != SnapshotRefType.BRANCH:
+        raise RefError(
+            f"{branch!r} is a tag of {_table_name(table)}; tags are read-only, write to a branch"
+        )
+
+
+def drop_branch(table: Table, name: str, *, missing_ok: bool = False) -> bool:
+    """Remove a branch (its snapshots stay until expired). Returns whether one was removed."""
+    return _drop(table, name, SnapshotRefType.BRANCH, missing_ok)
+
+
+def create_tag(
+    table: Table,
+    name: str,
+    *,
+    source: str | int = MAIN_BRANCH,
+    max_ref_age_ms: int | None = None,
+) -> int:
+    """Tag the head of ``source`` (a ref name or snapshot id); ``max_ref_age_ms`` is its retention.
+
+    Returns the tagged snapshot id.
+
+    Raises:
+        RefError: the name is taken or ``source`` is missing.
+    """
+    validate_name(name)
+    table.refresh()
+    if _ref(table, name) is not None:
+        raise RefError(
+            f"{_table_name(table)} already has a ref {name!r}; tags are immutable, "
+            "choose another name"
+        )
+    if isinstance(source, int):
+        if table.metadata.snapshot_by_id(source) is None:
+            raise RefError(f"{_table_name(table)} has no snapshot {source}")
+        snapshot_id = source
+    else:
+        snapshot_id = ensure_root(table) if source == MAIN_BRANCH else _require_head(table, source)
+    try:
+        table.manage_snapshots().create_tag(
+            snapshot_id, name, max_ref_age_ms=max_ref_age_ms
+        ).commit()
+    except CommitFailedException:
+        table.refresh()
+        raise RefError(f"tag {name!r} of {_table_name(table)} was created concurrently") from None
+    table.refresh()
+    return snapshot_id
+
+
+def drop_tag(table: Table, name: str, *, missing_ok: bool = False) -> bool:
+    """Remove a tag. Returns whether one was removed."""
+    return _drop(table, name, SnapshotRefType.TAG, missing_ok)
+
+
+def _drop(table: Table, name: str, kind: SnapshotRefType, missing_ok: bool) -> bool:
+    if name == MAIN_BRANCH:
+        raise RefError("main cannot be dropped")
+    table.refresh()
+    existing = _ref(table, name)
+    if existing is None or existing.snapshot_ref_type != kind:
+        if missing_ok:
+            return False
+        raise RefError(f"{_table_name(table)} has no {kind.value} {name!r}")
+    try:
+        if kind == SnapshotRefType.BRANCH:
+            table.manage_snapshots().remove_branch(name).commit()
+        else:
+            table.manage_snapshots().remove_tag(name).commit()
+    except CommitFailedException:
+        table.refresh()
+        if _ref(table, name) is None:
+            return False
+        raise RefError(
+            f"{kind.value} {name!r} of {_table_name(table)} moved while it was being "
+            "dropped; try again"
+        ) from None
+    table.refresh()
+    return True
+
+
+def list_refs(table: Table, kind: RefKind | None = None) -> list[RefInfo]:
+    """Branches and tags of ``table`` (main first, then by name)."""
+    table.refresh()
+    name = _table_name(table)
+    infos = []
+    for ref_name, ref in table.metadata.refs.items():
+        if kind is not None and ref.snapshot_ref_type.value != kind:
+            continue
+        snapshot = table.metadata.snapshot_by_id(ref.snapshot_id)
+        infos.append(
+            RefInfo(
+                table=name,
+                name=ref_name,
+                kind=ref.snapshot_ref_type.value,  # type: ignore[arg-type]
+                snapshot_id=ref.snapshot_id,
+                snapshot_timestamp_ms=snapshot.timestamp_ms if snapshot else 0,
+                max_ref_age_ms=ref.max_ref_age_ms,
+                max_snapshot_age_ms=ref.max_snapshot_age_ms,
+                min_snapshots_to_keep=ref.min_snapshots_to_keep,
+            )
+        )
+    return sorted(infos, key=lambda r: (r.name != MAIN_BRANCH, r.kind, r.name))
+
+
+def expire_refs(table: Table, *, now_ms: int | None = None) -> list[str]:
+    """Remove the branches and tags past their ``max-ref-age-ms``; returns the removed names.
+
+    pyiceberg's snapshot expiry keeps every ref; this applies the refs' own retention first so
+    that expiry can then reclaim their snapshots.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    expired = [r for r in list_refs(table) if r.expires_at_ms is not None and r.expires_at_ms < now]
+    if not expired:
+        return []
+    with table.manage_snapshots() as ms:
+        for ref in expired:
+            if ref.kind == "tag":
+                ms.remove_tag(ref.name)
+            else:
+                ms.remove_branch(ref.name)
+    table.refresh()
+    return [r.name for r in expired]
+
+
+def is_ancestor(table: Table, ancestor_id: int | None, snapshot_id: int) -> bool:
+    """Whether ``ancestor_id`` is ``snapshot_id`` or one of its ancestors (``None`` always is)."""
+    if ancestor_id is None:
+        return True
+    snapshot = table.metadata.snapshot_by_id(snapshot_id)
+    return any(s.snapshot_id == ancestor_id for s in ancestors_of(snapshot, table.metadata))
+
+
+def ancestry(table: Table, snapshot_id: int | None) -> list[Snapshot]:
+    """``snapshot_id`` and its ancestors, newest first."""
+    if snapshot_id is None:
+        return []
+    return list(ancestors_of(table.metadata.snapshot_by_id(snapshot_id), table.metadata))
+
+
+def check_fast_forward(
+    table: Table, source: str, target: str = MAIN_BRANCH
+) -> tuple[int | None, int]:
+    """Check that ``target`` can fast-forward to ``source``; returns (target head, source head).
+
+    Raises:
+        RefError: ``source`` is missing.
+        NotFastForwardError: ``target`` has snapshots that ``source`` does not contain.
+    """
+    source_id = _require_head(table, source)
+    target_id = head(table, target)
+    if not is_ancestor(table, target_id, source_id):
+        ahead = _only_in(table, target_id, source_id)
+        raise NotFastForwardError(
+            f"cannot publish {source!r} into {target!r} of {_table_name(table)}: {target!r} has "
+            f"{len(ahead)} snapshot(s) that {source!r} lacks (head {target_id}). Re-create the "
+            f"branch from {target!r} and redo its writes, or publish into another branch."
+        )
+    return target_id, source_id
+
+
+def _only_in(table: Table, snapshot_id: int | None, other_id: int | None) -> list[Snapshot]:
+    """Ancestors of ``snapshot_id`` that are not ancestors of ``other_id``."""
+    other = {s.snapshot_id for s in ancestry(table, other_id)}
+    return [s for s in ancestry(table, snapshot_id) if s.snapshot_id not in other]
+
+
+def move_ref(
+    table: Table,
+    name: str,
+    snapshot_id: int,
+    *,
+    expected: int | None,
+    tag: str | None = None,
+    tag_max_ref_age_ms: int | None = None,
+    drop_tag_name: str | None = None,
+) -> None:
+    """Point branch ``name`` at ``snapshot_id`` in one commit if it still points at ``expected``.
+
+    Optionally creates tag ``tag`` at ``snapshot_id`` or removes tag ``drop_tag_name`` in the same
+    commit. No ancestry check here: :func:`publish` does that, and rollbacks move refs back.
+
+    Raises:
+        CommitConflictError: the branch no longer points at ``expected`` (it moved meanwhile).
+    """
+    current = _ref(table, name)
+    current_id = current.snapshot_id if current else None
+    if current_id != expected:
+        raise CommitConflictError(
+            f"branch {name!r} of {_table_name(table)} is at {current_id}, expected {expected}; "
+            "it moved meanwhile"
+        )
+    try:
+        _set_ref(table, name, snapshot_id, current, tag, tag_max_ref_age_ms, drop_tag_name)
+    except CommitFailedException as exc:
+        table.refresh()
+        raise CommitConflictError(
+            f"branch {name!r} of {_table_name(table)} moved while it was being updated ({exc})"
+        ) from exc
+    table.refresh()
+
+
+def _set_ref(
+    table: Table,
+    name: str,
+    snapshot_id: int,
+    current: SnapshotRef | None,
+    tag: str | None,
+    tag_max_ref_age_ms: int | None,
+    drop_tag_name: str | None,
+) -> None:
+    ms = table.manage_snapshots()  # one transaction: every change below commits together
+    # create_branch sets the ref whether or not it exists (here keeping its retention settings);
+    # its commit requirement asserts that the ref still points where this table saw it.
+    ms.create_branch(
+        snapshot_id,
+        name,
+        max_ref_age_ms=current.max_ref_age_ms if current else None,
+        max_snapshot_age_ms=current.max_snapshot_age_ms if current else None,
+        min_snapshots_to_keep=current.min_snapshots_to_keep if current else None,
+    )
+    if tag is not None:
+        ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms)
+    if drop_tag_name is not None and drop_tag_name in table.metadata.refs:
+        ms.remove_tag(drop_tag_name)
+    ms.commit()
+
+
+def publish(
+    table: Table,
+    source: str,
+    target: str = MAIN_BRANCH,
+    *,
+    tag: str | None = None,
+    tag_max_ref_age_ms: int | None = None,
+    retries: int = PUBLISH_RETRIES,
+) -> PublishResult:
+    """Fast-forward ``target`` to the head of ``source``, optionally tagging the published snapshot.
+
+    Safe under concurrency: the ref update commits only if ``target`` still points at the
+    snapshot whose ancestry was checked; otherwise the table is re-read and checked again.
+
+    Raises:
+        NotFastForwardError: ``target`` moved to snapshots that ``source`` lacks.
+        RefError: ``source`` is missing or the tag name is taken.
+        CommitConflictError: the commit kept losing races after ``retries`` attempts.
+    """
+    if tag is not None:
+        validate_name(tag)
+    for attempt in range(1, retries + 1):
+        table.refresh()
+        previous, snapshot_id = check_fast_forward(table, source, target)
+        if tag is not None and tag in table.metadata.refs:
+            raise RefError(f"{_table_name(table)} already has a ref {tag!r}; choose another tag")
+        if previous == snapshot_id and tag is None:
+            return PublishResult(_table_name(table), source, target, previous, snapshot_id, False)
+        try:
+            if previous == snapshot_id:
+                table.manage_snapshots().create_tag(
+                    snapshot_id,
+                    tag,
+                    max_ref_age_ms=tag_max_ref_age_ms,  # type: ignore[arg-type]
+                ).commit()
+            else:
+                move_ref(
+                    table,
+                    target,
+                    snapshot_id,
+                    expected=previous,
+                    tag=tag,
+                    tag_max_ref_age_ms=tag_max_ref_age_ms,
+                )
+        except (CommitFailedException, CommitConflictError) as exc:
+            log.info(
+                "publish %s -> %s of %s lost a race (attempt %d): %s",
+                source,
+                target,
+                _table_name(table),
+                attempt,
+                exc,
+            )
+            time.sleep(min(0.02 * 2**attempt, 0.5))
+            continue
+        table.refresh()
+        log.info(
+            "published %s into %s of %s: %s -> %s",
+            source,
+            target,
+            _table_name(table),
+            previous,
+            snapshot_id,
+        )
+        return PublishResult(
+            _table_name(table), source, target, previous, snapshot_id, previous != snapshot_id, tag
+        )
+    raise CommitConflictError(
+        f"publishing {source!r} into {target!r} of {_table_name(table)} conflicted with "
+        f"concurrent commits {retries} times; retry the publish"
+    )
