@@ -448,12 +448,9 @@ def publish(
         if previous == snapshot_id and tag is None:
             return PublishResult(_table_name(table), source, target, previous, snapshot_id, False)
         try:
-            if previous == snapshot_id:
-                table.manage_snapshots().create_tag(
-                    snapshot_id,
-                    tag,
-                    max_ref_age_ms=tag_max_ref_age_ms,  # type: ignore[arg-type]
-                ).commit()
+            if previous == snapshot_id and tag is not None:  # already published: only tag it
+                ms = table.manage_snapshots()
+                ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms).commit()
             else:
                 move_ref(
                     table,

@@ -7,12 +7,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from helpers import duckdb_iceberg
 
-from lakehouse import Lakehouse, Settings, refs
+from lakehouse import Lakehouse, Settings, refs, sql
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError, RefError
 
 TABLE = "routing_decisions"
@@ -200,42 +200,22 @@ def test_tags_branches_listing_and_retention(lh: Lakehouse) -> None:
 
 
 def test_duckdb_reads_a_branch_and_a_tag(lh: Lakehouse) -> None:
-    duckdb = pytest.importorskip("duckdb")
     lh.append(TABLE, decisions(2))
     table = lh.table(TABLE)
     refs.create_tag(table, "v1")
     lh.append(TABLE, decisions(3, start=5), branch="exp")
     table.refresh()
 
-    con = duckdb.connect()
-    _load_iceberg(con)
-    metadata = table.metadata_location
+    con = duckdb_iceberg()
 
     def count(ref: str) -> int:
-        snapshot_id = refs.head(table, ref)
-        return con.execute(
-            "SELECT count(*) FROM iceberg_scan(?, snapshot_from_id => ?)", [metadata, snapshot_id]
-        ).fetchone()[0]
+        snapshot_id = refs.head(table, ref)  # DuckDB has no refs: resolve to a snapshot id
+        row = con.execute(
+            "SELECT count(*) FROM iceberg_scan(?, snapshot_from_id => ?)",
+            [table.metadata_location, snapshot_id],
+        ).fetchone()
+        return int(row[0])  # type: ignore[index]
 
     assert (count("v1"), count("exp"), count("main")) == (2, 5, 2)
-
-
-def _load_iceberg(con) -> None:  # type: ignore[no-untyped-def]
-    """Load DuckDB's iceberg extension from the packaged files (no network)."""
-    try:
-        from lakehouse import sql  # built by another engineer; prefer it when present
-
-        loader = getattr(sql, "load_iceberg_extension", None)
-        if loader is not None:
-            loader(con)
-            return
-    except ImportError:
-        pass
-    import importlib
-
-    for package in ("duckdb_extension_avro", "duckdb_extension_iceberg"):
-        module = importlib.import_module(package)
-        path = next(Path(module.__file__).parent.glob("extensions/*/*.duckdb_extension"))
-        con.execute(f"INSTALL '{path}'")
-    con.execute("LOAD avro")
-    con.execute("LOAD iceberg")
+    with sql.connect(lh.settings, ref="exp") as session:
+        assert session.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (5,)
