@@ -7,7 +7,7 @@ the last append and runs one group-by aggregate through the view, through the
 baseline is DuckDB's ``read_parquet`` over exactly the data files of that snapshot, in the same
 connection. Goal: view / read_parquet <= 1.3.
 
-Environment: ``AURA_BENCH_ROWS`` (default 10_000_000), ``AURA_BENCH_REPEAT`` (default 7).
+Environment: ``AURA_BENCH_ROWS`` (default 10_000_000), ``AURA_BENCH_REPEAT`` (default 15).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -30,11 +29,21 @@ from lakehouse.sql._guard import quote_literal
 
 TABLE = "routing_decisions"
 START = datetime(2026, 11, 1, tzinfo=UTC)
-QUERY = (
-    "SELECT chosen_model, task_type, count(*) AS n, sum(cost_usd) AS cost, "
-    "avg(latency_ms) AS latency, max(prompt_tokens) AS tokens FROM {source} "
-    "GROUP BY ALL ORDER BY ALL"
-)
+QUERIES = {
+    # Every row of the snapshot.
+    "aggregate": (
+        "SELECT chosen_model, task_type, count(*) AS n, sum(cost_usd) AS cost, "
+        "avg(latency_ms) AS latency, max(prompt_tokens) AS tokens FROM {source} "
+        "GROUP BY ALL ORDER BY ALL"
+    ),
+    # One day of ten: pruning by partition (iceberg_scan) or by Parquet statistics (read_parquet).
+    "one_day": (
+        "SELECT chosen_model, count(*) AS n, sum(cost_usd) AS cost FROM {source} "
+        "WHERE ts >= TIMESTAMPTZ '2026-11-04 00:00:00+00' "
+        "AND ts < TIMESTAMPTZ '2026-11-05 00:00:00+00' "
+        "GROUP BY ALL ORDER BY ALL"
+    ),
+}
 
 
 def decisions(n: int, seed: int) -> pa.Table:
@@ -77,19 +86,9 @@ def _ids(first: int, n: int) -> pa.Array:
     return pc.binary_join_element_wise("d-", pc.cast(numbers, pa.string()), "")
 
 
-def _median_seconds(run: Callable[[], object], repeat: int) -> tuple[float, object]:
-    result = run()  # warm-up (file cache, metadata)
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
-
-
 def main() -> None:
     rows = int(os.environ.get("AURA_BENCH_ROWS", "10000000"))
-    repeat = int(os.environ.get("AURA_BENCH_REPEAT", "7"))
+    repeat = int(os.environ.get("AURA_BENCH_REPEAT", "15"))
     with tempfile.TemporaryDirectory(prefix="aura-bench-timetravel-") as home:
         lh = Lakehouse(Settings.from_env({"AURA_HOME": home}))
         began = time.perf_counter()
@@ -128,55 +127,56 @@ def main() -> None:
             ),
             "read_parquet": f"read_parquet({file_list})",
         }
-        timings: dict[str, float] = {}
-        results: dict[str, object] = {}
-        for _ in range(2):  # two interleaved rounds, best median of each
-            for name, source in sources.items():
-                sql = QUERY.format(source=source)
-
-                def run(sql: str = sql, name: str = name) -> object:
-                    if name == "read_parquet":
-                        return con.execute(sql).fetchall()
-                    return session.execute(sql).fetchall()
-
-                seconds, results[name] = _median_seconds(run, repeat)
-                timings[name] = min(timings.get(name, seconds), seconds)
+        runs: dict[tuple[str, str], list[float]] = {}
+        results: dict[tuple[str, str], object] = {}
+        for round_ in range(repeat + 1):  # interleaved, so load changes hit every source alike
+            for query, template in QUERIES.items():
+                for name, source in sources.items():
+                    sql = template.format(source=source)
+                    began = time.perf_counter()
+                    run = con.execute if name == "read_parquet" else session.execute
+                    results[query, name] = run(sql).fetchall()
+                    if round_:  # round 0 warms the file cache and the metadata
+                        runs.setdefault((query, name), []).append(time.perf_counter() - began)
         session.close()
         lh.catalog.engine.dispose()
 
-    expected = results["read_parquet"]
-    for name, got in results.items():
-        assert _close(got, expected), f"{name} returned a different aggregate"
-    count = sum(row[2] for row in expected)  # type: ignore[union-attr, index]
-    assert count == rows, f"time travel saw {count} rows, expected {rows}"
-    base = timings["read_parquet"]
-    emit("timetravel.read_parquet", base, "s", rows=rows, files=len(files))
-    emit(
-        "timetravel.view_as_of",
-        timings["view"],
-        "s",
-        baseline=base,
-        baseline_name="read_parquet",
-        rows=rows,
-        reader=view.reader,
-        goal_ratio=1.3,
-    )
-    emit(
-        "timetravel.macro_at",
-        timings["macro"],
-        "s",
-        baseline=base,
-        baseline_name="read_parquet",
-        rows=rows,
-    )
-    emit(
-        "timetravel.iceberg_scan",
-        timings["iceberg_scan"],
-        "s",
-        baseline=base,
-        baseline_name="read_parquet",
-        rows=rows,
-    )
+    total = sum(row[2] for row in results["aggregate", "read_parquet"])  # type: ignore[attr-defined]
+    assert total == rows, f"time travel saw {total} rows, expected {rows}"
+    for query in QUERIES:
+        expected = results[query, "read_parquet"]
+        for name in sources:
+            got = results[query, name]
+            assert _close(got, expected), f"{name} returned a different result for {query}"
+        base_runs = runs[query, "read_parquet"]
+        base = statistics.median(base_runs)
+        emit(
+            f"timetravel.{query}.read_parquet",
+            base,
+            "s",
+            rows=rows,
+            files=len(files),
+            min=round(min(base_runs), 6),
+        )
+        for name, label in (
+            ("view", "view_as_of"),
+            ("macro", "macro_at"),
+            ("iceberg_scan", "iceberg_scan"),
+        ):
+            extra: dict[str, object] = (
+                {"reader": view.reader, "goal_ratio": 1.3} if name == "view" else {}
+            )
+            emit(
+                f"timetravel.{query}.{label}",
+                statistics.median(runs[query, name]),
+                "s",
+                baseline=base,
+                baseline_name="read_parquet",
+                rows=rows,
+                # medians carry the noise of a shared machine; the ratio of minimums less so
+                ratio_of_min=round(min(runs[query, name]) / min(base_runs), 4),
+                **extra,
+            )
 
 
 def _close(a: object, b: object) -> bool:
