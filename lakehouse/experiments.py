@@ -1,0 +1,482 @@
+"""Experiments: one branch name across every aura table, diffed and published all or nothing.
+
+>>> exp = experiments.create(lh, "cheaper-router")          # every table branches at its main
+>>> lh.append("routing_decisions", rows, branch="cheaper-router")   # or AURA_BRANCH=...
+>>> experiments.diff(lh, "cheaper-router")                  # per table: snapshots, rows, metrics
+>>> experiments.publish(lh, "cheaper-router")               # every table's main, or none
+>>> experiments.drop(lh, "cheaper-router")
+
+Each experiment is recorded as events (created, published, dropped) in the Iceberg table
+``aura.experiments``, so its history is queryable like any other table. Bookkeeping tables (this
+one, ``quality_results``) are never branched: they record what happened on every branch.
+
+A publish first checks that every table's main can fast-forward to its branch and changes
+nothing if one cannot. It then moves the tables' mains one by one, each in one atomic commit that
+also tags the published snapshot; if a commit fails midway (say another writer moved that main
+meanwhile), the mains already moved are moved back and their tags removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import (
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    NestedField,
+    StringType,
+    TimestamptzType,
+)
+
+from lakehouse import refs
+from lakehouse.core import Lakehouse
+from lakehouse.exceptions import AuraError, NotFastForwardError, RefError
+from lakehouse.settings import MAIN_BRANCH
+from lakehouse.tables import TableSpec, all_specs, register, spec_for
+from lakehouse.writer import Lineage
+
+log = logging.getLogger(__name__)
+
+OPEN, PUBLISHED, DROPPED = "open", "published", "dropped"
+_EVENT_STATUS = {"created": OPEN, "published": PUBLISHED, "dropped": DROPPED}
+
+# Tables that record what happens on every branch; experiments never branch them.
+BOOKKEEPING_TABLES: set[str] = {"experiments"}
+
+# Key metrics shown side by side by `diff`, per table: label -> (column, aggregate). Tables not
+# listed get the row count and the mean of each numeric column.
+METRICS: dict[str, dict[str, tuple[str, str]]] = {
+    "routing_decisions": {
+        "quality_score mean": ("quality_score", "mean"),
+        "cost_usd sum": ("cost_usd", "sum"),
+        "latency_ms mean": ("latency_ms", "mean"),
+        "prompt_tokens mean": ("prompt_tokens", "mean"),
+        "fallback rate": ("fallback_used", "mean"),
+    },
+}
+
+
+EXPERIMENTS = register(
+    TableSpec(
+        name="experiments",
+        schema=Schema(
+            NestedField(1, "experiment", StringType(), required=True),
+            NestedField(2, "event", StringType(), required=True, doc="created/published/dropped"),
+            NestedField(3, "event_at", TimestamptzType(), required=True),
+            NestedField(
+                4,
+                "tables",
+                StringType(),
+                required=True,
+                doc="JSON {table: snapshot id}: the bases when created, the heads published",
+            ),
+            NestedField(5, "tag", StringType(), required=False, doc="Tag of published snapshots"),
+            NestedField(6, "run_id", StringType(), required=False),
+            NestedField(7, "description", StringType(), required=False),
+        ),
+        time_column="event_at",
+        key=("experiment", "event", "event_at"),
+        description="Experiment branches across all aura tables: created, published, dropped",
+    )
+)
+
+
+def mark_bookkeeping(name: str) -> None:
+    """Declare ``name`` a bookkeeping table: experiments and releases leave it out."""
+    BOOKKEEPING_TABLES.add(name)
+
+
+def data_specs() -> list[TableSpec]:
+    """The registered tables that experiments branch and releases tag."""
+    return [s for s in all_specs() if s.name not in BOOKKEEPING_TABLES]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Current state of one experiment, from its events."""
+
+    name: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    bases: dict[str, int]
+    published: dict[str, int] = field(default_factory=dict)
+    tag: str | None = None
+    run_id: str | None = None
+    description: str | None = None
+
+    @property
+    def tables(self) -> list[str]:
+        return sorted(self.bases)
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    """One table of an experiment compared with main."""
+
+    table: str
+    base_snapshot_id: int | None
+    main_snapshot_id: int | None
+    branch_snapshot_id: int | None
+    branch_snapshots: int
+    main_snapshots: int
+    rows_added: int
+    rows_removed: int
+    main_rows: int
+    branch_rows: int
+    metrics: dict[str, tuple[float | None, float | None]]
+
+    @property
+    def fast_forward(self) -> bool:
+        """Whether main can be fast-forwarded to the branch (main has nothing the branch lacks)."""
+        return self.branch_snapshot_id is not None and self.main_snapshots == 0
+
+    @property
+    def changed(self) -> bool:
+        return self.branch_snapshots > 0
+
+
+def create(
+    lh: Lakehouse,
+    name: str,
+    *,
+    tables: Iterable[str] | None = None,
+    description: str | None = None,
+    run_id: str | None = None,
+) -> Experiment:
+    """Branch every aura table (or ``tables``) at its current main, recorded as one experiment.
+
+    Raises:
+        RefError: the name is invalid, an open experiment has it, or a table already has a ref
+            with that name (nothing is created then).
+    """
+    refs.validate_name(name)
+    if name == MAIN_BRANCH:
+        raise RefError("main is not an experiment; choose another name")
+    current = _state(lh).get(name)
+    if current is not None and current.status == OPEN:
+        raise RefError(f"experiment {name!r} already exists; drop it or choose another name")
+    specs = [spec_for(t) for t in tables] if tables is not None else data_specs()
+    loaded = {s.name: lh.table(s.name) for s in specs}
+    taken = [t for t, table in loaded.items() if refs.head(table, name) is not None]
+    if taken:
+        raise RefError(
+            f"tables {taken} already have a branch or tag {name!r}; drop it (`aura branch drop "
+            f"{name}`) or choose another name"
+        )
+    bases: dict[str, int] = {}
+    try:
+        for table_name, table in loaded.items():
+            bases[table_name] = refs.create_branch(table, name)
+    except (AuraError, CommitFailedException):
+        for table_name in bases:
+            refs.drop_branch(loaded[table_name], name, missing_ok=True)
+        raise
+    _record(lh, name, "created", bases, run_id=run_id, description=description)
+    log.info("created experiment %s over %d tables", name, len(bases))
+    return get(lh, name)
+
+
+def get(lh: Lakehouse, name: str) -> Experiment:
+    """The experiment called ``name``.
+
+    Raises:
+        RefError: there is no such experiment.
+    """
+    found = _state(lh).get(name)
+    if found is None:
+        raise RefError(f"no experiment {name!r}; `aura branch list` shows the experiments")
+    return found
+
+
+def list_experiments(lh: Lakehouse, *, include_closed: bool = False) -> list[Experiment]:
+    """Experiments, newest first; open ones only unless ``include_closed``."""
+    found = [e for e in _state(lh).values() if include_closed or e.status == OPEN]
+    return sorted(found, key=lambda e: e.created_at, reverse=True)
+
+
+def diff(lh: Lakehouse, name: str, *, metrics: bool = True) -> list[TableDiff]:
+    """Per table: snapshots and rows the branch adds or removes versus main, and key metrics."""
+    exp = get(lh, name)
+    return [_diff_table(lh, table, name, metrics) for table in exp.tables]
+
+
+def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool) -> TableDiff:
+    table = lh.table(table_name)
+    main_id, branch_id = refs.head(table), refs.head(table, branch)
+    main_line = refs.ancestry(table, main_id)
+    branch_line = refs.ancestry(table, branch_id)
+    main_ids = {s.snapshot_id for s in main_line}
+    branch_ids = {s.snapshot_id for s in branch_line}
+    branch_only = [s for s in branch_line if s.snapshot_id not in main_ids]
+    main_only = [s for s in main_line if s.snapshot_id not in branch_ids]
+    base = next((s.snapshot_id for s in branch_line if s.snapshot_id in main_ids), None)
+    shown: dict[str, tuple[float | None, float | None]] = {}
+    if with_metrics:
+        spec = spec_for(table_name)
+        on_main = _metrics(table, spec, main_id)
+        on_branch = on_main if branch_id == main_id else _metrics(table, spec, branch_id)
+        shown = {k: (on_main.get(k), on_branch.get(k)) for k in on_main}
+    return TableDiff(
+        table=table_name,
+        base_snapshot_id=base,
+        main_snapshot_id=main_id,
+        branch_snapshot_id=branch_id,
+        branch_snapshots=len(branch_only),
+        main_snapshots=len(main_only),
+        rows_added=sum(_summary_int(s, "added-records") for s in branch_only),
+        rows_removed=sum(_summary_int(s, "deleted-records") for s in branch_only),
+        main_rows=_total_rows(table, main_id),
+        branch_rows=_total_rows(table, branch_id),
+        metrics=shown,
+    )
+
+
+def _summary_int(snapshot: object, key: str) -> int:
+    summary = getattr(snapshot, "summary", None)
+    value = summary.get(key) if summary else None
+    return int(value) if value else 0
+
+
+def _total_rows(table: Table, snapshot_id: int | None) -> int:
+    if snapshot_id is None:
+        return 0
+    snapshot = table.metadata.snapshot_by_id(snapshot_id)
+    return _summary_int(snapshot, "total-records")
+
+
+def _metric_plan(table: Table, spec: TableSpec) -> dict[str, tuple[str, str]]:
+    if spec.name in METRICS:
+        return METRICS[spec.name]
+    numeric = (DoubleType, FloatType, IntegerType, LongType)
+    return {
+        f"{f.name} mean": (f.name, "mean")
+        for f in table.schema().fields
+        if isinstance(f.field_type, numeric) and f.name not in spec.key
+    }
+
+
+def _metrics(table: Table, spec: TableSpec, snapshot_id: int | None) -> dict[str, float | None]:
+    plan = _metric_plan(table, spec)
+    result: dict[str, float | None] = {"rows": float(_total_rows(table, snapshot_id))}
+    if snapshot_id is None or not plan:
+        return result | dict.fromkeys(plan)
+    columns = sorted({column for column, _ in plan.values()})
+    data = table.scan(snapshot_id=snapshot_id, selected_fields=tuple(columns)).to_arrow()
+    for label, (column, aggregate) in plan.items():
+        result[label] = _aggregate(data.column(column), aggregate) if data.num_rows else None
+    return result
+
+
+def _aggregate(column: pa.ChunkedArray, aggregate: str) -> float | None:
+    if pa.types.is_boolean(column.type):
+        column = column.cast(pa.int8())
+    value = getattr(pc, aggregate)(column).as_py()
+    return None if value is None else float(value)
+
+
+def publish(
+    lh: Lakehouse,
+    name: str,
+    *,
+    run_id: str | None = None,
+    tag: str | None = None,
+    tag_max_ref_age_ms: int | None = None,
+    on_table: Callable[[str], None] | None = None,
+) -> list[refs.PublishResult]:
+    """Fast-forward every table's main to the experiment's branch: all tables or none.
+
+    Every published snapshot is tagged (``tag``, by default derived from the experiment and
+    ``run_id``). ``on_table`` is called with each table's name just before its main moves
+    (progress reporting).
+
+    Raises:
+        NotFastForwardError: some table's main has snapshots its branch lacks; nothing changed.
+        RefError: the experiment is not open, a branch is missing, or a commit failed midway
+            (the mains already moved were moved back).
+    """
+    exp = get(lh, name)
+    if exp.status != OPEN:
+        raise RefError(f"experiment {name!r} is {exp.status}; only open experiments publish")
+    tag = refs.validate_name(tag or publish_tag(name, run_id))
+    loaded = {t: lh.table(t) for t in exp.tables}
+    problems = []
+    for table_name, table in loaded.items():
+        table.refresh()
+        try:
+            refs.check_fast_forward(table, name)
+        except (NotFastForwardError, RefError) as exc:
+            problems.append(str(exc))
+        if tag in table.metadata.refs:
+            problems.append(f"{table_name} already has a ref {tag!r}")
+    if problems:
+        raise NotFastForwardError(
+            f"experiment {name!r} cannot be published, nothing was changed: " + "; ".join(problems)
+        )
+    done: list[refs.PublishResult] = []
+    for table_name, table in loaded.items():
+        if on_table is not None:
+            on_table(table_name)
+        try:
+            done.append(refs.publish(table, name, tag=tag, tag_max_ref_age_ms=tag_max_ref_age_ms))
+        except (AuraError, CommitFailedException) as exc:
+            failed = _roll_back(loaded, done, tag)
+            undone = ", ".join(r.table for r in done if r.table not in failed) or "none"
+            message = (
+                f"publishing experiment {name!r} failed at {table_name} ({exc}); rolled back the "
+                f"tables already published ({undone})"
+            )
+            if failed:
+                message += (
+                    f"; could not roll back {sorted(failed)} because their main moved on since: "
+                    "inspect them with `aura branch diff`"
+                )
+            raise RefError(message) from exc
+    heads = {r.table.split(".")[-1]: r.snapshot_id for r in done}
+    _record(lh, name, "published", heads, tag=tag, run_id=run_id)
+    log.info("published experiment %s (%d tables, tag %s)", name, len(done), tag)
+    return done
+
+
+def publish_tag(name: str, run_id: str | None = None) -> str:
+    """The tag a publish puts on the published snapshots: the experiment and the run (or time)."""
+    suffix = run_id[:8] if run_id else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{name}-published-{suffix}"
+
+
+def _roll_back(loaded: dict[str, Table], done: list[refs.PublishResult], tag: str) -> set[str]:
+    """Move the mains of ``done`` back and remove their tags; returns the tables that failed."""
+    failed: set[str] = set()
+    for result in reversed(done):
+        table = loaded[result.table.split(".")[-1]]
+        table.refresh()
+        try:
+            if result.moved and result.previous_snapshot_id is not None:
+                refs.move_ref(
+                    table,
+                    result.target,
+                    result.previous_snapshot_id,
+                    expected=result.snapshot_id,
+                    drop_tag_name=tag,
+                )
+            else:
+                refs.drop_tag(table, tag, missing_ok=True)
+        except (AuraError, CommitFailedException) as exc:
+            log.error("could not roll back %s: %s", result.table, exc)
+            failed.add(result.table)
+    return failed
+
+
+def drop(lh: Lakehouse, name: str) -> list[str]:
+    """Remove the experiment's branch from every table; returns the tables that had it."""
+    exp = get(lh, name)
+    dropped = [t for t in exp.tables if refs.drop_branch(lh.table(t), name, missing_ok=True)]
+    _record(lh, name, "dropped", {t: refs.head(lh.table(t)) or 0 for t in exp.tables})
+    return dropped
+
+
+def tag_release(lh: Lakehouse, name: str, *, max_ref_age_ms: int | None = None) -> dict[str, int]:
+    """Tag every aura table's current main as ``name`` (a release), all or none.
+
+    Returns the tagged snapshot id per table.
+
+    Raises:
+        RefError: some table already has a ref called ``name`` (nothing is tagged then).
+    """
+    refs.validate_name(name)
+    loaded = {s.name: lh.table(s.name) for s in data_specs()}
+    taken = [t for t, table in loaded.items() if refs.head(table, name) is not None]
+    if taken:
+        raise RefError(f"tables {taken} already have a ref {name!r}; tags are immutable")
+    tagged: dict[str, int] = {}
+    try:
+        for table_name, table in loaded.items():
+            tagged[table_name] = refs.create_tag(table, name, max_ref_age_ms=max_ref_age_ms)
+    except (AuraError, CommitFailedException):
+        for table_name in tagged:
+            refs.drop_tag(loaded[table_name], name, missing_ok=True)
+        raise
+    return tagged
+
+
+def list_tags(lh: Lakehouse) -> list[refs.RefInfo]:
+    """Every tag of every aura table."""
+    return [r for s in all_specs() for r in refs.list_refs(lh.table(s.name), "tag")]
+
+
+def _record(
+    lh: Lakehouse,
+    name: str,
+    event: str,
+    tables: dict[str, int],
+    *,
+    tag: str | None = None,
+    run_id: str | None = None,
+    description: str | None = None,
+) -> None:
+    row = {
+        "experiment": [name],
+        "event": [event],
+        "event_at": [datetime.now(UTC)],
+        "tables": [json.dumps(tables, sort_keys=True)],
+        "tag": [tag],
+        "run_id": [run_id],
+        "description": [description],
+    }
+    data = pa.Table.from_pydict(row, schema=EXPERIMENTS.arrow_schema)
+    lh.append(
+        EXPERIMENTS.name,
+        data,
+        lineage=Lineage(asset="experiments", run_id=run_id),
+        branch=MAIN_BRANCH,
+    )
+
+
+def _state(lh: Lakehouse) -> dict[str, Experiment]:
+    rows = lh.read(EXPERIMENTS.name, branch=MAIN_BRANCH).sort_by("event_at").to_pylist()
+    return dict(_fold(rows))
+
+
+def _fold(rows: list[dict[str, object]]) -> Iterator[tuple[str, Experiment]]:
+    """Replay the events in time order into each experiment's latest state."""
+    state: dict[str, Experiment] = {}
+    for row in rows:
+        name = str(row["experiment"])
+        event = str(row["event"])
+        at = row["event_at"]
+        tables = {k: int(v) for k, v in json.loads(str(row["tables"])).items()}
+        previous = state.get(name)
+        if event == "created" or previous is None:
+            state[name] = Experiment(
+                name=name,
+                status=_EVENT_STATUS.get(event, OPEN),
+                created_at=at,  # type: ignore[arg-type]
+                updated_at=at,  # type: ignore[arg-type]
+                bases=tables,
+                run_id=row["run_id"],  # type: ignore[arg-type]
+                description=row["description"],  # type: ignore[arg-type]
+            )
+            continue
+        state[name] = Experiment(
+            name=name,
+            status=_EVENT_STATUS.get(event, previous.status),
+            created_at=previous.created_at,
+            updated_at=at,  # type: ignore[arg-type]
+            bases=previous.bases,
+            published=tables if event == "published" else previous.published,
+            tag=row["tag"] or previous.tag,  # type: ignore[arg-type]
+            run_id=row["run_id"] or previous.run_id,  # type: ignore[arg-type]
+            description=previous.description,
+        )
+    yield from state.items()

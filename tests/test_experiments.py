@@ -1,0 +1,162 @@
+"""Experiments across all aura tables: create, write, diff, publish all-or-nothing, drop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+from test_refs import decisions
+
+from lakehouse import Lakehouse, Settings, experiments, refs
+from lakehouse.exceptions import NotFastForwardError, RefError
+
+DECISIONS, REJECTED = "routing_decisions", "routing_decisions_rejected"
+
+
+def rejected(n: int, start: int = 0) -> pa.Table:
+    return pa.table(
+        {
+            "stream_id": [f"{1700000000000 + start + i}-0" for i in range(n)],
+            "stream": ["aura:events:routing"] * n,
+            "rejected_at": [datetime(2026, 11, 20, 9, tzinfo=UTC)] * n,
+            "reason": ["bad json"] * n,
+        }
+    )
+
+
+def mains(lh: Lakehouse, tables: list[str]) -> dict[str, int | None]:
+    return {t: refs.head(lh.table(t)) for t in tables}
+
+
+def test_create_branches_every_table_and_records_one_experiment(lakehouse: Lakehouse) -> None:
+    lakehouse.append(DECISIONS, decisions(3))
+
+    exp = experiments.create(lakehouse, "exp-1", description="cheaper router")
+
+    names = [s.name for s in experiments.data_specs()]
+    assert exp.tables == sorted(names)
+    assert {"routing_decisions", "routing_decisions_rejected"} <= set(names)
+    assert "experiments" not in names
+    for name in names:
+        table = lakehouse.table(name)
+        assert refs.head(table, "exp-1") == refs.head(table) == exp.bases[name]
+    assert [e.name for e in experiments.list_experiments(lakehouse)] == ["exp-1"]
+    history = lakehouse.read("experiments").to_pylist()
+    assert [(r["experiment"], r["event"], r["description"]) for r in history] == [
+        ("exp-1", "created", "cheaper router")
+    ]
+    with pytest.raises(RefError, match="already exists"):
+        experiments.create(lakehouse, "exp-1")
+
+
+def test_written_diffed_published_atomically(lakehouse: Lakehouse, settings: Settings) -> None:
+    lakehouse.append(DECISIONS, decisions(4, quality=0.8))
+    tables = [DECISIONS, REJECTED]
+    experiments.create(lakehouse, "exp-2", tables=tables)
+    before = mains(lakehouse, tables)
+
+    on_branch = Lakehouse(settings.with_overrides(branch="exp-2"))  # as AURA_BRANCH=exp-2 does
+    on_branch.append(DECISIONS, decisions(4, quality=1.0, start=100))
+    on_branch.append(REJECTED, rejected(2))
+    assert mains(lakehouse, tables) == before  # main untouched while the experiment runs
+
+    by_table = {d.table: d for d in experiments.diff(lakehouse, "exp-2")}
+    d = by_table[DECISIONS]
+    assert (d.branch_snapshots, d.main_snapshots, d.rows_added, d.rows_removed) == (1, 0, 4, 0)
+    assert (d.main_rows, d.branch_rows, d.fast_forward) == (4, 8, True)
+    assert d.metrics["rows"] == (4.0, 8.0)
+    assert d.metrics["quality_score mean"][0] == pytest.approx(0.8)
+    assert d.metrics["quality_score mean"][1] == pytest.approx(0.9)
+    assert by_table[REJECTED].rows_added == 2
+
+    results = experiments.publish(lakehouse, "exp-2", run_id="abcdef0123456789")
+
+    tag = "exp-2-published-abcdef01"
+    assert {r.tag for r in results} == {tag}
+    for name in tables:
+        table = lakehouse.table(name)
+        assert refs.head(table) == refs.head(table, "exp-2") == refs.head(table, tag)
+    assert lakehouse.read(DECISIONS).num_rows == 8
+    exp = experiments.get(lakehouse, "exp-2")
+    assert (exp.status, exp.tag) == ("published", tag)
+    assert exp.published[DECISIONS] == refs.head(lakehouse.table(DECISIONS))
+    assert experiments.list_experiments(lakehouse) == []
+
+
+def test_non_fast_forward_changes_no_table(lakehouse: Lakehouse, settings: Settings) -> None:
+    lakehouse.append(DECISIONS, decisions(2))
+    tables = [DECISIONS, REJECTED]
+    experiments.create(lakehouse, "exp-3", tables=tables)
+    on_branch = Lakehouse(settings.with_overrides(branch="exp-3"))
+    on_branch.append(DECISIONS, decisions(1, start=50))
+    on_branch.append(REJECTED, rejected(1))
+    lakehouse.append(REJECTED, rejected(1, start=9))  # main of one table moves on
+    before = mains(lakehouse, tables)
+
+    with pytest.raises(NotFastForwardError, match="nothing was changed"):
+        experiments.publish(lakehouse, "exp-3")
+
+    assert mains(lakehouse, tables) == before  # not even the table that could fast-forward
+    assert experiments.get(lakehouse, "exp-3").status == "open"
+    diffs = {d.table: d for d in experiments.diff(lakehouse, "exp-3", metrics=False)}
+    assert (diffs[REJECTED].fast_forward, diffs[DECISIONS].fast_forward) == (False, True)
+
+
+def test_publish_failing_midway_moves_back_refs_already_moved(
+    lakehouse: Lakehouse, settings: Settings
+) -> None:
+    lakehouse.append(DECISIONS, decisions(2))
+    tables = [DECISIONS, REJECTED]  # published in this order
+    experiments.create(lakehouse, "exp-4", tables=tables)
+    on_branch = Lakehouse(settings.with_overrides(branch="exp-4"))
+    on_branch.append(DECISIONS, decisions(2, start=10))
+    on_branch.append(REJECTED, rejected(2))
+    before = mains(lakehouse, tables)
+    other_writer = Lakehouse(settings)
+    reached: list[str] = []
+
+    def concurrent_write(table: str) -> None:
+        """After the validation, another writer commits to main of the second table."""
+        reached.append(table)
+        if table == REJECTED:
+            other_writer.append(REJECTED, rejected(1, start=77))
+
+    with pytest.raises(RefError, match="rolled back the tables already published"):
+        experiments.publish(lakehouse, "exp-4", tag="release-x", on_table=concurrent_write)
+
+    assert reached == tables
+    assert refs.head(lakehouse.table(DECISIONS)) == before[DECISIONS]  # moved, then moved back
+    assert refs.head(lakehouse.table(REJECTED)) != refs.head(lakehouse.table(REJECTED), "exp-4")
+    for name in tables:
+        assert refs.head(lakehouse.table(name), "release-x") is None
+    assert lakehouse.read(DECISIONS).num_rows == 2
+    assert experiments.get(lakehouse, "exp-4").status == "open"
+
+
+def test_drop_removes_every_branch_and_keeps_main(lakehouse: Lakehouse, settings: Settings) -> None:
+    lakehouse.append(DECISIONS, decisions(2))
+    experiments.create(lakehouse, "exp-5", tables=[DECISIONS, REJECTED])
+    Lakehouse(settings.with_overrides(branch="exp-5")).append(DECISIONS, decisions(5, start=9))
+    before = mains(lakehouse, [DECISIONS, REJECTED])
+
+    assert experiments.drop(lakehouse, "exp-5") == [DECISIONS, REJECTED]
+
+    assert mains(lakehouse, [DECISIONS, REJECTED]) == before
+    assert refs.head(lakehouse.table(DECISIONS), "exp-5") is None
+    assert experiments.get(lakehouse, "exp-5").status == "dropped"
+    experiments.create(lakehouse, "exp-5", tables=[DECISIONS])  # the name is free again
+
+
+def test_release_tags_every_table_with_retention(lakehouse: Lakehouse) -> None:
+    lakehouse.append(DECISIONS, decisions(2))
+
+    tagged = experiments.tag_release(lakehouse, "v1.0", max_ref_age_ms=7 * 86_400_000)
+
+    assert set(tagged) == {s.name for s in experiments.data_specs()}
+    tags = experiments.list_tags(lakehouse)
+    assert {t.table for t in tags} == {f"aura.{name}" for name in tagged}
+    assert all(t.name == "v1.0" and t.max_ref_age_ms == 7 * 86_400_000 for t in tags)
+    assert tagged[DECISIONS] == refs.head(lakehouse.table(DECISIONS))
+    with pytest.raises(RefError, match="immutable"):
+        experiments.tag_release(lakehouse, "v1.0")
