@@ -2,8 +2,8 @@
 
 from dagster import Definitions
 
-from aura_assets.checkpoints.definitions import defs as checkpoint_defs
+from aura_assets.checkpoints import definitions as checkpoints
 from aura_assets.resources import RESOURCES
-from aura_assets.routing.definitions import defs as routing_defs
+from aura_assets.routing import definitions as routing
 
-defs = Definitions.merge(routing_defs, checkpoint_defs, Definitions(resources=RESOURCES))
+defs = Definitions.merge(routing.defs, checkpoints.defs, Definitions(resources=RESOURCES))

@@ -124,3 +124,25 @@ def test_sensor_requests_one_run_per_backlog_day(in_aura_env, redis_client) -> N
     with dg.build_sensor_context(resources=RESOURCES) as context:
         result = routing_stream_sensor(context)
     assert sorted(r.partition_key for r in result.run_requests) == ["2026-11-20", "2026-11-21"]
+
+
+def test_selecting_only_routing_decisions_still_records_dead_letters(
+    in_aura_env, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    from aura_assets.routing.assets import routing_decisions
+
+    publish(redis_client, [payload(decision(i)) for i in range(4)] + ["[]"])
+    result = dg.materialize(
+        [routing_decisions],
+        selection=["routing_decisions"],
+        partition_key=DAY,
+        resources=RESOURCES,
+    )
+    assert [
+        m.asset_key.to_user_string()
+        for m in result.get_asset_materialization_events()
+        and [e.asset_materialization for e in result.get_asset_materialization_events()]
+    ] == ["routing_decisions"]
+    lh = Lakehouse(in_aura_env)
+    assert lh.info("routing_decisions").rows == 4
+    assert lh.info("routing_decisions_rejected").rows == 1

@@ -44,11 +44,16 @@ INGEST_CODE_VERSION = "routing-ingest-1"
             metadata={"iceberg/table": "aura.routing_decisions_rejected"},
         ),
     ],
+    can_subset=True,
 )
 def routing_decisions(
     context: AssetExecutionContext, lakehouse: LakehouseResource, redis: RedisResource
 ):  # type: ignore[no-untyped-def]
-    """Drain the routing stream into the day's partition; acknowledge after the commit."""
+    """Drain the routing stream into the day's partition; acknowledge after the commit.
+
+    Dead letters are recorded whenever malformed entries are seen, even when only
+    ``routing_decisions`` is selected: an entry is acknowledged only once it is stored somewhere.
+    """
     lh = lakehouse.lakehouse()
     day = partition_day(context.partition_key)
     assert day is not None  # the asset is daily partitioned
@@ -65,8 +70,10 @@ def routing_decisions(
         "stream/rejected": report.rejected,
         "stream/deferred_other_days": report.deferred,
     }
-    yield _result(lh, DECISIONS, report.decisions_write, day, stats)
-    yield _result(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
+    if DECISIONS in context.selected_asset_keys:
+        yield _result(lh, DECISIONS, report.decisions_write, day, stats)
+    if REJECTED in context.selected_asset_keys:
+        yield _result(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
 
 
 def _result(lh, key: AssetKey, write: WriteResult | None, day, extra: dict) -> MaterializeResult:  # type: ignore[no-untyped-def]
