@@ -138,11 +138,8 @@ def test_selecting_only_routing_decisions_still_records_dead_letters(
         partition_key=DAY,
         resources=RESOURCES,
     )
-    assert [
-        m.asset_key.to_user_string()
-        for m in result.get_asset_materialization_events()
-        and [e.asset_materialization for e in result.get_asset_materialization_events()]
-    ] == ["routing_decisions"]
+    events = result.get_asset_materialization_events()
+    assert [e.asset_key.to_user_string() for e in events] == ["routing_decisions"]
     lh = Lakehouse(in_aura_env)
     assert lh.info("routing_decisions").rows == 4
     assert lh.info("routing_decisions_rejected").rows == 1
