@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
@@ -16,6 +17,9 @@ from lakehouse.catalog import open_catalog
 from lakehouse.settings import MAIN_BRANCH, Settings
 from lakehouse.tables import TableSpec, all_specs, ensure_table, spec_for
 from lakehouse.writer import Lineage, WriteResult
+
+if TYPE_CHECKING:
+    from lakehouse.sql import SqlSession
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,12 @@ class Lakehouse:
     def tables(self) -> list[TableInfo]:
         """Summaries of every registered table."""
         return [self.info(spec.name) for spec in all_specs()]
+
+    def sql(self, **options: object) -> SqlSession:
+        """A read-only DuckDB session over every table (``as_of=``, ``ref=``, ``snapshots=``)."""
+        from lakehouse.sql import connect
+
+        return connect(self.settings, catalog=self.catalog, **options)  # type: ignore[arg-type]
 
     @staticmethod
     def spec(name: str) -> TableSpec:

@@ -35,3 +35,7 @@ class NotFastForwardError(RefError):
 
 class ReadOnlyError(AuraError):
     """A statement would write through a read-only interface."""
+
+
+class TimeTravelError(AuraError):
+    """A time or snapshot id does not name a state of the table (too early, or unknown)."""

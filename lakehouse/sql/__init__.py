@@ -58,7 +58,7 @@ the session is built. Table names must be plain identifiers and ref names are co
 so nothing can be injected through them.
 """
 
-from lakehouse.sql._state import TimeTravelError
+from lakehouse.exceptions import TimeTravelError
 from lakehouse.sql.session import SqlSession, ViewInfo, connect, extension_path, parse_time
 
 __all__ = ["SqlSession", "TimeTravelError", "ViewInfo", "connect", "extension_path", "parse_time"]

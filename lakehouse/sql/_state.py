@@ -21,7 +21,7 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
-from lakehouse.exceptions import AuraError, ConfigurationError, RefError
+from lakehouse.exceptions import ConfigurationError, RefError, TimeTravelError
 from lakehouse.settings import MAIN_BRANCH, NAMESPACE
 from lakehouse.sql._guard import TABLE_NAME, check_table_name
 from lakehouse.tables import all_specs
@@ -29,10 +29,6 @@ from lakehouse.tables import all_specs
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class TimeTravelError(AuraError):
-    """A time or snapshot id does not name a state of the table (too early, or unknown)."""
 
 
 @dataclass(frozen=True)
