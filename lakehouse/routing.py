@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import orjson
 import polars as pl
 import pyarrow as pa
 import redis
@@ -79,8 +80,8 @@ def parse_event(raw: str | bytes) -> dict[str, object]:
         EventError: with a reason naming the field and the problem.
     """
     try:
-        event = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        event = orjson.loads(raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EventError(f"invalid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
     if not isinstance(event, dict):
         raise EventError(f"event must be a JSON object, got {type(event).__name__}")
