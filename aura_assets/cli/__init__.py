@@ -82,6 +82,12 @@ def _print_tables(lh: Lakehouse) -> None:
     type=click.DateTime(["%Y-%m-%d"]),
     help="From this day on, traffic shifts and the 'large' model degrades.",
 )
+@click.option(
+    "--workflows",
+    default=0,
+    show_default=True,
+    help="Also run this many agent workflow threads (LangGraph) into the checkpoint store.",
+)
 def simulate(
     start: datetime | None,
     days: int,
@@ -89,14 +95,24 @@ def simulate(
     seed: int,
     malformed_rate: float,
     regime_change_at: datetime | None,
+    workflows: int,
 ) -> None:
     """Publish a seeded routing workload to the Redis stream aura:events:routing."""
+    settings = Settings.from_env()
     workload = _workload(start, days, per_day, seed, malformed_rate, regime_change_at)
-    written = _publish(Settings.from_env(), workload)
+    written = _publish(settings, workload)
     click.echo(
         f"published {written} routing events for {workload.start} .. "
         f"{workload.start + timedelta(days=days - 1)}"
     )
+    if workflows:
+        click.echo(f"ran {_run_workflows(settings, workflows, seed)}")
+
+
+def _run_workflows(settings: Settings, threads: int, seed: int) -> str:
+    from lakehouse.workflows import run_workflows
+
+    return run_workflows(settings, threads, seed).summary()
 
 
 def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # type: ignore[no-untyped-def]
@@ -125,7 +141,13 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
 @click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--malformed-rate", default=0.01, show_default=True)
-def demo(days: int, per_day: int, seed: int, malformed_rate: float) -> None:
+@click.option(
+    "--workflows",
+    default=20,
+    show_default=True,
+    help="Agent workflow threads (LangGraph) to run and archive (0: none).",
+)
+def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: int) -> None:
     """Simulate traffic, materialise it through Dagster, and summarise the tables."""
     from aura_assets.demo import run_demo
 
@@ -135,13 +157,18 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float) -> None:
     started = time.perf_counter()
     written = _publish(settings, workload)
     click.echo(
-        f"[1/3] published {written} routing events ({malformed_rate:.0%} malformed) "
+        f"[1/4] published {written} routing events ({malformed_rate:.0%} malformed) "
         f"for {days} days from {workload.start}"
     )
+    if workflows:
+        click.echo(f"[2/4] ran {_run_workflows(settings, workflows, seed)}")
+    else:
+        click.echo("[2/4] no workflow threads (--workflows 0)")
     days_list = [workload.start + timedelta(days=i) for i in range(days)]
-    for step in run_demo(settings, days_list):
-        click.echo(f"[2/3] {step}")
-    click.echo("[3/3] tables")
+    today = datetime.now(UTC).date() if workflows else None
+    for step in run_demo(settings, days_list, checkpoint_day=today):
+        click.echo(f"[3/4] {step}")
+    click.echo("[4/4] tables")
     lh = Lakehouse(settings)
     _print_tables(lh)
     snap = lh.table("routing_decisions").current_snapshot()
