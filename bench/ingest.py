@@ -31,17 +31,6 @@ REPEATS = int(os.environ.get("AURA_BENCH_REPEATS", 3))
 DAY = date(2026, 11, 20)
 
 
-def _timed(fn: Callable[[Path], object]) -> float:
-    """Best-of-REPEATS seconds of ``fn`` on a fresh directory each time."""
-    times = []
-    for _ in range(REPEATS):
-        with tempfile.TemporaryDirectory() as tmp:
-            fn(Path(tmp))  # warm-up is not separate: each repeat starts from an empty catalog
-            start = time.perf_counter()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _fresh_lakehouse(tmp: Path) -> Lakehouse:
     return Lakehouse(Settings.from_env({"AURA_HOME": str(tmp)}))
 
@@ -49,16 +38,6 @@ def _fresh_lakehouse(tmp: Path) -> Lakehouse:
 def main() -> None:
     data = routing_arrow(RoutingWorkload(start=DAY), DAY, ROWS)
     lineage = Lineage(asset="routing_decisions", partition=DAY.isoformat(), run_id="bench")
-
-    def timed(setup: Callable[[Path], Callable[[], object]]) -> float:
-        results = []
-        for _ in range(REPEATS):
-            with tempfile.TemporaryDirectory() as tmp:
-                action = setup(Path(tmp))
-                start = time.perf_counter()
-                action()
-                results.append(time.perf_counter() - start)
-        return statistics.median(results)
 
     def asset_path(tmp: Path) -> Callable[[], object]:
         lh = _fresh_lakehouse(tmp)
@@ -73,9 +52,17 @@ def main() -> None:
     def raw_parquet(tmp: Path) -> Callable[[], object]:
         return lambda: pq.write_table(data, tmp / "data.parquet", compression="zstd")
 
-    parquet_s = timed(raw_parquet)
-    append_s = timed(raw_append)
-    asset_s = timed(asset_path)
+    # Rounds interleave the three writers so background load hits them alike; medians compared.
+    timings: dict[str, list[float]] = {"parquet": [], "append": [], "asset": []}
+    setups = {"parquet": raw_parquet, "append": raw_append, "asset": asset_path}
+    for _ in range(REPEATS):
+        for name, setup in setups.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                action = setup(Path(tmp))
+                start = time.perf_counter()
+                action()
+                timings[name].append(time.perf_counter() - start)
+    parquet_s, append_s, asset_s = (statistics.median(timings[n]) for n in setups)
     emit("ingest.raw_parquet_write", ROWS / parquet_s, "rows/s")
     emit(
         "ingest.raw_pyiceberg_append",
