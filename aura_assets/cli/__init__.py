@@ -193,7 +193,8 @@ def ui(port: int) -> None:
     args += ["-w", str(workspace)] if workspace.exists() else ["-m", "aura_assets.definitions"]
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
     env = {**os.environ, "DAGSTER_HOME": str(home), "AURA_HOME": str(settings.home)}
-    raise SystemExit(subprocess.call(args, env=env))
+    # Run from DAGSTER_HOME so a repo checkout's template dagster.yaml is not mistaken for it.
+    raise SystemExit(subprocess.call(args, env=env, cwd=home))
 
 
 def _register_optional_commands() -> None:
