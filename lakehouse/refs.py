@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -104,6 +105,37 @@ def _ref(table: Table, name: str) -> SnapshotRef | None:
     return table.metadata.refs.get(name)
 
 
+def _commit_ref_change(
+    table: Table, action: str, commit: Callable[[], object], settled: Callable[[], bool]
+) -> bool:
+    """Run ``commit``; when it loses a race, re-read the table and retry unless ``settled``.
+
+    ``settled`` is asked on the re-read table whether a concurrent commit already made the
+    change moot. Returns True when this commit made the change, False when it became moot.
+
+    Raises:
+        CommitConflictError: the commit kept losing races.
+    """
+    for attempt in range(1, PUBLISH_RETRIES + 1):
+        try:
+            commit()
+        except CommitFailedException as exc:
+            table.refresh()
+            if settled():
+                return False
+            log.info(
+                "%s on %s lost a race (attempt %d): %s", action, _table_name(table), attempt, exc
+            )
+            time.sleep(min(0.02 * 2**attempt, 0.5))
+            continue
+        table.refresh()
+        return True
+    raise CommitConflictError(
+        f"{action} on {_table_name(table)} conflicted with concurrent commits "
+        f"{PUBLISH_RETRIES} times; try again"
+    )
+
+
 def ensure_root(table: Table) -> int:
     """Give an empty table an empty root snapshot on main, so that branches can start from it.
 
@@ -113,13 +145,14 @@ def ensure_root(table: Table) -> int:
     current = head(table, MAIN_BRANCH)
     if current is not None:
         return current
-    try:
-        table.append(
+    _commit_ref_change(
+        table,
+        "creating the root snapshot",
+        lambda: table.append(
             table.schema().as_arrow().empty_table(), snapshot_properties={ROOT_PROPERTY: "true"}
-        )
-    except CommitFailedException:
-        table.refresh()  # another writer gave it a first snapshot meanwhile: use that one
-    table.refresh()
+        ),
+        settled=lambda: head(table, MAIN_BRANCH) is not None,  # another writer was first
+    )
     return _require_head(table, MAIN_BRANCH)
 
 
@@ -161,22 +194,26 @@ def create_branch(
         snapshot_id = ensure_root(table)
     else:
         snapshot_id = _require_head(table, source)
-    try:
-        table.manage_snapshots().create_branch(
-            snapshot_id,
-            name,
-            max_ref_age_ms=max_ref_age_ms,
-            max_snapshot_age_ms=max_snapshot_age_ms,
-            min_snapshots_to_keep=min_snapshots_to_keep,
-        ).commit()
-    except CommitFailedException:
-        table.refresh()  # the requirement "ref does not exist yet" failed: someone created it
-        if exist_ok and head(table, name) is not None:
+    created = _commit_ref_change(
+        table,
+        f"creating branch {name!r}",
+        lambda: (
+            table.manage_snapshots()
+            .create_branch(
+                snapshot_id,
+                name,
+                max_ref_age_ms=max_ref_age_ms,
+                max_snapshot_age_ms=max_snapshot_age_ms,
+                min_snapshots_to_keep=min_snapshots_to_keep,
+            )
+            .commit()
+        ),
+        settled=lambda: name in table.metadata.refs,
+    )
+    if not created:  # another writer created the ref first
+        if exist_ok and _ref(table, name).snapshot_ref_type == SnapshotRefType.BRANCH:  # type: ignore[union-attr]
             return _require_head(table, name)
-        raise RefError(
-            f"branch {name!r} of {_table_name(table)} was created concurrently"
-        ) from None
-    table.refresh()
+        raise RefError(f"branch {name!r} of {_table_name(table)} was created concurrently")
     log.info("created branch %s of %s at snapshot %s", name, _table_name(table), snapshot_id)
     return snapshot_id
 
@@ -230,14 +267,18 @@ def create_tag(
         snapshot_id = source
     else:
         snapshot_id = ensure_root(table) if source == MAIN_BRANCH else _require_head(table, source)
-    try:
-        table.manage_snapshots().create_tag(
-            snapshot_id, name, max_ref_age_ms=max_ref_age_ms
-        ).commit()
-    except CommitFailedException:
-        table.refresh()
-        raise RefError(f"tag {name!r} of {_table_name(table)} was created concurrently") from None
-    table.refresh()
+    created = _commit_ref_change(
+        table,
+        f"creating tag {name!r}",
+        lambda: (
+            table.manage_snapshots()
+            .create_tag(snapshot_id, name, max_ref_age_ms=max_ref_age_ms)
+            .commit()
+        ),
+        settled=lambda: name in table.metadata.refs,
+    )
+    if not created:
+        raise RefError(f"tag {name!r} of {_table_name(table)} was created concurrently")
     return snapshot_id
 
 
@@ -255,21 +296,21 @@ def _drop(table: Table, name: str, kind: SnapshotRefType, missing_ok: bool) -> b
         if missing_ok:
             return False
         raise RefError(f"{_table_name(table)} has no {kind.value} {name!r}")
-    try:
-        if kind == SnapshotRefType.BRANCH:
-            table.manage_snapshots().remove_branch(name).commit()
-        else:
-            table.manage_snapshots().remove_tag(name).commit()
-    except CommitFailedException:
-        table.refresh()
-        if _ref(table, name) is None:
-            return False
-        raise RefError(
-            f"{kind.value} {name!r} of {_table_name(table)} moved while it was being "
-            "dropped; try again"
-        ) from None
-    table.refresh()
-    return True
+
+    def remove() -> None:
+        ms = table.manage_snapshots()
+        (ms.remove_branch(name) if kind == SnapshotRefType.BRANCH else ms.remove_tag(name)).commit()
+
+    def settled() -> bool:
+        now = _ref(table, name)
+        if now is not None and now.snapshot_id != existing.snapshot_id:
+            raise RefError(
+                f"{kind.value} {name!r} of {_table_name(table)} moved while it was being "
+                "dropped; look at it again before dropping it"
+            )
+        return now is None
+
+    return _commit_ref_change(table, f"dropping {kind.value} {name!r}", remove, settled)
 
 
 def list_refs(table: Table, kind: RefKind | None = None) -> list[RefInfo]:

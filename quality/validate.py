@@ -1,0 +1,260 @@
+"""Validate Arrow data or a table snapshot against its suite with great-expectations.
+
+GX runs in an ephemeral context (nothing written to disk), with analytics and progress bars
+off; it is imported on the first validation only, because the import takes seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from lakehouse import refs
+from lakehouse.exceptions import ConfigurationError
+from lakehouse.settings import MAIN_BRANCH
+from quality.suites import Suite, suite_for
+
+if TYPE_CHECKING:
+    from lakehouse import Lakehouse
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SIZE = 10
+_LOCK = threading.Lock()
+_GX: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The outcome of one expectation."""
+
+    name: str
+    expectation_type: str
+    description: str
+    columns: tuple[str, ...]
+    kwargs: dict[str, Any]
+    success: bool
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    unexpected_sample: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """e.g. ``quality_score in [0, 1]: 3 unexpected (1.5%), e.g. [1.7, -0.2]``."""
+        if self.success:
+            return f"{self.description}: ok"
+        text = f"{self.description}: failed"
+        if self.unexpected_count is not None:
+            text += f", {self.unexpected_count} unexpected"
+            if self.unexpected_percent is not None:
+                text += f" ({self.unexpected_percent:.3g}%)"
+        if self.unexpected_sample:
+            text += f", e.g. {self.unexpected_sample[:5]}"
+        return text
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """A suite's validation of some data of one table."""
+
+    table: str
+    suite: str
+    success: bool
+    rows: int
+    outcomes: tuple[Outcome, ...]
+    validation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    validated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    branch: str | None = None
+    snapshot_id: int | None = None
+    run_id: str | None = None
+    partition: str | None = None
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def summary(self) -> str:
+        """One line: the table, what was validated and the failed expectations."""
+        where = f"{self.table}@{self.branch or self.snapshot_id or 'data'}"
+        if self.success:
+            return f"{where}: {len(self.outcomes)} expectations passed on {self.rows} rows"
+        failed = "; ".join(o.describe() for o in self.failures)
+        return (
+            f"{where}: {len(self.failures)} of {len(self.outcomes)} expectations failed: {failed}"
+        )
+
+
+def validate_arrow(
+    data: pa.Table,
+    table: str,
+    *,
+    suite: Suite | None = None,
+    branch: str | None = None,
+    snapshot_id: int | None = None,
+    run_id: str | None = None,
+    partition: str | None = None,
+) -> QualityResult:
+    """Validate Arrow ``data`` against the suite of ``table`` (or ``suite``)."""
+    suite = suite or suite_for(table)
+    missing = [c for c in suite.columns if c not in data.column_names]
+    if missing:
+        raise ConfigurationError(
+            f"suite {suite.name} reads columns {missing} that the data lacks; "
+            f"the data has {data.column_names}"
+        )
+    frame = data.select(suite.columns).to_pandas()
+    raw = _run_gx(suite, frame)
+    outcomes = tuple(_outcome(e, r) for e, r in zip(suite.expectations, raw, strict=True))
+    return QualityResult(
+        table=suite.table,
+        suite=suite.name,
+        success=all(o.success for o in outcomes),
+        rows=data.num_rows,
+        outcomes=outcomes,
+        branch=branch,
+        snapshot_id=snapshot_id,
+        run_id=run_id,
+        partition=partition,
+    )
+
+
+def validate_ref(
+    lh: Lakehouse,
+    table: str,
+    ref: str | int = MAIN_BRANCH,
+    *,
+    day: date | None = None,
+    run_id: str | None = None,
+    record: bool = True,
+) -> QualityResult:
+    """Validate a branch, tag or snapshot id of ``table`` (one day of it, if ``day``).
+
+    The result is appended to ``aura.quality_results`` unless ``record`` is false.
+    """
+    iceberg = lh.table(table)
+    if isinstance(ref, int):
+        snapshot_id: int | None = ref
+        branch = None
+    else:
+        snapshot_id, branch = refs.head(iceberg, ref), ref
+        if snapshot_id is None and ref != MAIN_BRANCH:
+            raise refs.RefError(f"{table} has no branch or tag {ref!r}")
+    if snapshot_id is None:
+        data = lh.read(table, day=day)
+    else:
+        data = lh.read(table, day=day, snapshot_id=snapshot_id)
+    result = validate_arrow(
+        data,
+        table,
+        branch=branch,
+        snapshot_id=snapshot_id,
+        run_id=run_id,
+        partition=day.isoformat() if day else None,
+    )
+    if record:
+        from quality.results import record as record_result
+
+        record_result(lh, result)
+    log.info("%s", result.summary())
+    return result
+
+
+def _gx() -> Any:
+    """The great_expectations module and one ephemeral context, created on first use."""
+    if not _GX:
+        # GX reads this at import; analytics would otherwise try to reach the network.
+        os.environ["GX_ANALYTICS_ENABLED"] = "false"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # sre_constants etc. in GX
+            try:
+                import great_expectations as gx
+                from great_expectations.data_context.types.base import ProgressBarsConfig
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "great-expectations is needed for data quality checks: "
+                    "pip install 'great-expectations>=1.5,<2'"
+                ) from exc
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(
+                globally=False, metric_calculations=False
+            )
+        _GX["gx"] = gx
+        _GX["context"] = context
+        _GX["source"] = context.data_sources.add_pandas("aura")
+    return _GX
+
+
+def _run_gx(suite: Suite, frame: Any) -> list[Any]:
+    with _LOCK:
+        state = _gx()
+        gx, context, source = state["gx"], state["context"], state["source"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside GX
+            key = f"suite:{suite.name}:{suite.expectations!r}"
+            if key not in state:
+                gx_suite = gx.ExpectationSuite(name=f"{suite.name}-{len(state)}")
+                for expectation in suite.expectations:
+                    gx_suite.add_expectation(
+                        getattr(gx.expectations, expectation.kind)(**expectation.kwargs)
+                    )
+                asset = source.add_dataframe_asset(f"{suite.table}-{len(state)}")
+                state[key] = (
+                    context.suites.add(gx_suite),
+                    asset.add_batch_definition_whole_dataframe("all"),
+                )
+            gx_suite, batch_definition = state[key]
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(gx_suite, result_format={"result_format": "SUMMARY"})
+    # GX reports results in suite order
+    return list(result.results)
+
+
+def _outcome(expectation: Any, raw: Any) -> Outcome:
+    details = raw.result or {}
+    return Outcome(
+        name=expectation.name,
+        expectation_type=expectation.kind,
+        description=expectation.describe(),
+        columns=expectation.columns,
+        kwargs={k: v for k, v in expectation.kwargs.items() if k not in ("column", "column_list")},
+        success=bool(raw.success),
+        unexpected_count=_int(details.get("unexpected_count")),
+        unexpected_percent=_float(details.get("unexpected_percent")),
+        unexpected_sample=[_plain(v) for v in (details.get("partial_unexpected_list") or [])][
+            :SAMPLE_SIZE
+        ],
+    )
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float(value: Any) -> float | None:
+    return (
+        None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe sample values (NaN, numpy scalars and timestamps become plain Python)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

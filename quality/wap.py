@@ -1,0 +1,167 @@
+"""Write-audit-publish: the default way AURA writes a table, usable with or without Dagster.
+
+1. **Write** the batch to an audit branch that starts at the target's head (main, or the branch
+   ``AURA_BRANCH`` names, e.g. an experiment).
+2. **Audit** the audit branch's snapshot with the table's great-expectations suite (the written
+   day only, for daily writes); the result is appended to ``aura.quality_results``.
+3. **Publish** on success: fast-forward the target to the audit snapshot, tag it with the run
+   and drop the audit branch. On failure the target is unchanged and the audit branch is kept
+   for inspection (it carries a retention, so ``refs.expire_refs`` removes it eventually).
+
+If another writer published to the target meanwhile, the publish is not a fast-forward; the
+batch is then written again on a fresh audit branch and audited again (writes are appends or
+idempotent day overwrites, so replaying them is safe), a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from pyiceberg.table import Table
+
+from lakehouse import refs
+from lakehouse.exceptions import CommitConflictError, NotFastForwardError
+from lakehouse.writer import Lineage, WriteResult
+from quality.validate import QualityResult, validate_ref
+
+if TYPE_CHECKING:
+    from lakehouse import Lakehouse
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+AUDIT_BRANCH_RETENTION_MS = 7 * DAY_MS
+RUN_TAG_RETENTION_MS = 30 * DAY_MS
+REPLAYS = 4
+
+
+@dataclass(frozen=True)
+class WapResult:
+    """What one write-audit-publish did."""
+
+    table: str
+    target: str
+    audit_branch: str
+    write: WriteResult
+    audit: QualityResult
+    published: bool
+    publish: refs.PublishResult | None
+    tag: str | None
+    target_snapshot_id: int | None
+
+    @property
+    def snapshot_id(self) -> int | None:
+        """The audited snapshot (now the target's head when published)."""
+        return self.write.snapshot_id
+
+
+def run_tag(run_id: str, day: date | None = None) -> str:
+    """The tag a run's publish puts on the snapshot: ``run-<run id>[-<day>]``."""
+    return f"run-{run_id}" + (f"-{day:%Y%m%d}" if day else "")
+
+
+def audit_branch_name(run_id: str | None, day: date | None = None) -> str:
+    token = run_id or uuid.uuid4().hex
+    return f"audit-{token}" + (f"-{day:%Y%m%d}" if day else "")
+
+
+def write_audit_publish(
+    lh: Lakehouse,
+    table: str,
+    data: pa.Table,
+    *,
+    day: date | None = None,
+    lineage: Lineage | None = None,
+    target: str | None = None,
+    tag: str | None = None,
+    tag_max_ref_age_ms: int | None = RUN_TAG_RETENTION_MS,
+) -> WapResult:
+    """Write ``data`` to ``table`` through an audit branch; publish only if the audit passes.
+
+    Args:
+        lh: the lakehouse.
+        table: an aura table.
+        data: the batch; with ``day`` it replaces that day partition, else it is appended.
+        lineage: who writes (its ``run_id`` names the audit branch and the tag).
+        target: the branch to publish into (default ``lh.settings.branch``, i.e. main unless
+            ``AURA_BRANCH`` names another; a missing target branch is created from main).
+        tag: tag for the published snapshot (default ``run-<run id>[-<day>]`` when a run id is
+            known, else none).
+        tag_max_ref_age_ms: retention of that tag.
+
+    Raises:
+        ValidationError: the batch does not fit the table's schema (nothing was written).
+        CommitConflictError: other writers kept publishing first, ``REPLAYS`` times.
+    """
+    lineage = lineage or Lineage()
+    target = target or lh.settings.branch
+    if tag is None and lineage.run_id:
+        tag = run_tag(lineage.run_id, day)
+    iceberg = lh.table(table)
+    refs.ensure_branch(iceberg, target)
+    base_branch = audit_branch_name(lineage.run_id, day)
+    for attempt in range(1, REPLAYS + 1):
+        branch = base_branch if attempt == 1 else f"{base_branch}-r{attempt}"
+        refs.drop_branch(iceberg, branch, missing_ok=True)
+        refs.create_branch(iceberg, branch, source=target, max_ref_age_ms=AUDIT_BRANCH_RETENTION_MS)
+        if day is None:
+            written = lh.append(table, data, lineage=lineage, branch=branch)
+        else:
+            written = lh.overwrite_day(table, data, day, lineage=lineage, branch=branch)
+        audit = validate_ref(lh, table, branch, day=day, run_id=lineage.run_id)
+        if not audit.success:
+            log.warning(
+                "audit of %s failed; %s unchanged, data kept on branch %s: %s",
+                table,
+                target,
+                branch,
+                audit.summary(),
+            )
+            return WapResult(
+                table,
+                target,
+                branch,
+                written,
+                audit,
+                False,
+                None,
+                None,
+                refs.head(lh.table(table), target),
+            )
+        try:
+            published = refs.publish(
+                iceberg, branch, target, tag=tag, tag_max_ref_age_ms=tag_max_ref_age_ms
+            )
+        except NotFastForwardError:
+            log.info(
+                "%s of %s moved during the audit (attempt %d); writing again on a fresh "
+                "audit branch",
+                target,
+                table,
+                attempt,
+            )
+            refs.drop_branch(iceberg, branch, missing_ok=True)
+            continue
+        refs.drop_branch(iceberg, branch, missing_ok=True)
+        return WapResult(
+            table, target, branch, written, audit, True, published, tag, published.snapshot_id
+        )
+    raise CommitConflictError(
+        f"{target} of {table} kept moving while this batch was audited ({REPLAYS} attempts); "
+        "retry the run"
+    )
+
+
+def _free_tag(iceberg: Table, tag: str) -> str:
+    """``tag``, or ``tag-2``, ``tag-3``... when a re-executed step already used it."""
+    taken = iceberg.metadata.refs
+    candidate, n = tag, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{tag}-{n}"
+    return candidate
