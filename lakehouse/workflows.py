@@ -113,12 +113,14 @@ class WorkflowReport:
     forked: int
     checkpoints: int
     seconds: float
+    prefix: str
     thread_ids: tuple[str, ...]
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
         return (
-            f"{self.threads} workflow threads ({self.turns} turns, {self.tool_calls} tool calls, "
+            f"{self.threads} workflow threads {self.prefix}-* ({self.turns} turns, "
+            f"{self.tool_calls} tool calls, "
             f"{self.interrupted} interrupted / {self.resumed} resumed / {self.pending} pending, "
             f"{self.forked} forked): {self.checkpoints} checkpoints in {self.seconds:.1f}s"
         )
@@ -373,5 +375,6 @@ def run_workflows(
         forked=forked,
         checkpoints=checkpoints,
         seconds=time.perf_counter() - started,
+        prefix=prefix,
         thread_ids=ids,
     )
