@@ -351,7 +351,7 @@ def publish(
 
 def publish_tag(name: str, run_id: str | None = None) -> str:
     """The tag a publish puts on the published snapshots: the experiment and the run (or time)."""
-    suffix = run_id[:8] if run_id else datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    suffix = run_id[:8] if run_id else datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{name}-published-{suffix}"
 
 

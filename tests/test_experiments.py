@@ -160,3 +160,35 @@ def test_release_tags_every_table_with_retention(lakehouse: Lakehouse) -> None:
     assert tagged[DECISIONS] == refs.head(lakehouse.table(DECISIONS))
     with pytest.raises(RefError, match="immutable"):
         experiments.tag_release(lakehouse, "v1.0")
+
+
+def test_cli_branch_and_tag_round_trip(lakehouse: Lakehouse, settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from aura_assets.cli import main
+
+    lakehouse.append(DECISIONS, decisions(2))
+    env = {
+        "AURA_HOME": str(settings.home),
+        "AURA_CATALOG_URI": settings.catalog_uri,
+        "AURA_CATALOG_NAME": settings.catalog_name,
+        "AURA_WAREHOUSE": settings.warehouse,
+    }
+    runner = CliRunner(env=env)
+
+    def aura(*args: str) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "branched" in aura("branch", "create", "cli-exp", "--table", DECISIONS)
+    Lakehouse(settings.with_overrides(branch="cli-exp")).append(DECISIONS, decisions(3, start=9))
+    assert "cli-exp" in aura("branch", "list")
+    assert "fast-forward" in aura("branch", "diff", "cli-exp")
+    assert "published experiment cli-exp" in aura("branch", "publish", "cli-exp", "--tag", "t1")
+    assert refs.head(lakehouse.table(DECISIONS)) == refs.head(lakehouse.table(DECISIONS), "t1")
+    assert "tagged" in aura("tag", "create", "rel-1", "--retention-days", "2")
+    assert "rel-1" in aura("tag", "list")
+    assert "dropped" in aura("branch", "drop", "cli-exp")
+    failed = runner.invoke(main, ["branch", "publish", "missing"])
+    assert failed.exit_code == 1 and "no experiment 'missing'" in failed.output

@@ -200,11 +200,14 @@ def ui(port: int) -> None:
 def _register_optional_commands() -> None:
     """Attach the command groups other domains contribute."""
     # Each domain module defines one click command or group; registered here in one place.
+    from aura_assets.cli.branch import branch, tag
     from aura_assets.cli.checkpoints import checkpoints
     from aura_assets.cli.sql import sql
 
     main.add_command(sql)
     main.add_command(checkpoints)
+    main.add_command(branch)
+    main.add_command(tag)
 
 
 _register_optional_commands()
