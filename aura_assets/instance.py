@@ -1,14 +1,17 @@
 """The Dagster instance under ``AURA_HOME``: SQLite storage by default, Postgres when configured.
 
 The instance configuration is written to ``$AURA_HOME/dagster/dagster.yaml``. A Postgres URL is
-never written to disk: the file names the environment variable that holds it.
+never written to disk: the file names ``AURA_DAGSTER_STORAGE_URL``, which ``aura`` sets for the
+Dagster processes it starts (the configured URL with the psycopg2 driver that dagster-postgres
+needs: under psycopg 3, its ``NOTIFY`` statements fail). In-process, the URL is passed in memory.
 """
 
 from pathlib import Path
 
 from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, libpq_url
 
 BASE_CONFIG = """\
 # Dagster instance of the AURA lakehouse (written by `aura`; embedded default shown in the repo's
@@ -29,15 +32,28 @@ POSTGRES_STORAGE = """\
 storage:
   postgres:
     postgres_url:
-      env: {var}
+      env: AURA_DAGSTER_STORAGE_URL
 """
 
 
 def instance_yaml(settings: Settings) -> str:
     """The dagster.yaml for ``settings``; a Postgres URL is referenced by its variable name."""
-    if settings.dagster_pg_url:
-        return BASE_CONFIG + POSTGRES_STORAGE.format(var=settings.dagster_pg_var)
-    return BASE_CONFIG
+    return BASE_CONFIG + (POSTGRES_STORAGE if settings.dagster_pg_url else "")
+
+
+def storage_url(settings: Settings) -> str | None:
+    """The Dagster storage URL with the psycopg2 driver, or None for SQLite storage."""
+    if not settings.dagster_pg_url:
+        return None
+    return "postgresql+psycopg2://" + libpq_url(settings.dagster_pg_url).split("://", 1)[1]
+
+
+def dagster_env(settings: Settings) -> dict[str, str]:
+    """Environment a Dagster process of this instance needs besides the ``AURA_*`` variables."""
+    url = storage_url(settings)
+    return {"DAGSTER_HOME": str(settings.dagster_home)} | (
+        {"AURA_DAGSTER_STORAGE_URL": url} if url else {}
+    )
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -53,4 +69,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 def open_instance(settings: Settings) -> DagsterInstance:
     """The persistent Dagster instance of this AURA_HOME."""
-    return DagsterInstance.from_config(str(prepare_dagster_home(settings)))
+    home = prepare_dagster_home(settings)
+    url = storage_url(settings)
+    overrides = {"storage": {"postgres": {"postgres_url": url}}} if url else None
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))

@@ -73,7 +73,6 @@ class Settings:
     pg_url: str | None
     dagster_pg_url: str | None
     branch: str = MAIN_BRANCH
-    dagster_pg_var: str = "AURA_DAGSTER_PG_URL"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,9 +94,6 @@ class Settings:
             pg_url=pg_url,
             dagster_pg_url=env.get("AURA_DAGSTER_PG_URL") or pg_url,
             branch=env.get("AURA_BRANCH") or MAIN_BRANCH,
-            dagster_pg_var="AURA_DAGSTER_PG_URL"
-            if env.get("AURA_DAGSTER_PG_URL")
-            else "AURA_PG_URL",
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
-from conftest import SERVERS
 from dagster import AssetKey
 
 from aura_assets.cli import main
@@ -41,12 +40,6 @@ def demo_output(in_aura_env: Settings, redis_client: object) -> Iterator[list[st
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    SERVERS,
-    strict=True,
-    reason="dagster-postgres sends `NOTIFY run_events, $1`, which psycopg 3 (SQLAlchemy 2.1's "
-    "default driver for postgresql:// URLs) rejects; the instance needs a psycopg2 URL",
-)
 def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     runner = CliRunner()
     args = ["demo", "--days", "2", "--per-day", "300", "--workflows", str(WORKFLOWS)]

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aura_assets.instance import BASE_CONFIG, instance_yaml
+from aura_assets.instance import BASE_CONFIG, instance_yaml, storage_url
 from lakehouse.settings import Settings, redact_url
 
 
@@ -20,7 +20,8 @@ def test_pg_url_drives_catalog_and_dagster_unless_overridden(tmp_path: Path) -> 
     s = Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_PG_URL": pg})
     assert s.catalog_uri == "postgresql+psycopg://aura:s3cret@db:5432/aura"
     assert s.dagster_pg_url == pg and s.checkpoint_url == pg
-    assert "env: AURA_PG_URL" in instance_yaml(s)
+    assert "env: AURA_DAGSTER_STORAGE_URL" in instance_yaml(s) and pg not in instance_yaml(s)
+    assert storage_url(s) == "postgresql+psycopg2://aura:s3cret@db:5432/aura"
     override = Settings.from_env(
         {
             "AURA_PG_URL": pg,
@@ -29,7 +30,7 @@ def test_pg_url_drives_catalog_and_dagster_unless_overridden(tmp_path: Path) -> 
         }
     )
     assert override.catalog_uri == "sqlite:////tmp/c.db"
-    assert "env: AURA_DAGSTER_PG_URL" in instance_yaml(override)
+    assert storage_url(override) == "postgresql+psycopg2://d@h/dag"
 
 
 def test_passwords_never_shown(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: i
 @click.option("--port", default=3000, show_default=True)
 def ui(port: int) -> None:
     """Start the Dagster UI on this code location (dagster dev)."""
-    from aura_assets.instance import prepare_dagster_home
+    from aura_assets.instance import dagster_env, prepare_dagster_home
 
     settings = Settings.from_env()
     home = prepare_dagster_home(settings)
@@ -192,7 +192,7 @@ def ui(port: int) -> None:
     args = [sys.executable, "-m", "dagster", "dev", "-p", str(port)]
     args += ["-w", str(workspace)] if workspace.exists() else ["-m", "aura_assets.definitions"]
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "AURA_HOME": str(settings.home)}
+    env = {**os.environ, "AURA_HOME": str(settings.home), **dagster_env(settings)}
     # Run from DAGSTER_HOME so a repo checkout's template dagster.yaml is not mistaken for it.
     raise SystemExit(subprocess.call(args, env=env, cwd=home))
 
