@@ -9,6 +9,14 @@ Two ways to put an asset in an aura table, both through :func:`write_table`:
   table history tell the same story. Dagster does not let an IO manager set a data version
   (dagster-io/dagster#15584), so AURA's own assets use this form.
 
+Both go through write-audit-publish (:func:`write_audited`): the batch is written to an audit
+branch, the table's great-expectations suite validates the branch snapshot, and only on success
+is the target (main, or the branch the Lakehouse resource / ``AURA_BRANCH`` names) fast-forwarded
+to it. On failure the target is unchanged, the audit branch is kept, the failing expectations are
+in the materialisation metadata, and assets that declare ``quality.checks.check_specs`` get
+failed blocking check results (others fail the step). The target branch is shown as the run tag
+``aura/branch``.
+
 Downstream assets load their inputs through the IO manager as Arrow or Polars.
 """
 
@@ -18,10 +26,12 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     ConfigurableIOManager,
     DataVersion,
+    Failure,
     InputContext,
     MaterializeResult,
     MetadataValue,
@@ -34,6 +44,10 @@ from dagster import (
 from aura_resources.lakehouse import LakehouseResource
 from lakehouse import Lakehouse, Lineage, WriteResult
 from lakehouse.exceptions import ValidationError
+from quality.checks import check_results, quality_metadata
+from quality.wap import WapResult, write_audit_publish
+
+BRANCH_TAG = "aura/branch"
 
 PREVIEW_ROWS = 5
 
@@ -65,6 +79,29 @@ def write_table(
     if day is None:
         return lakehouse.append(table, data, lineage=lineage)
     return lakehouse.overwrite_day(table, data, day, lineage=lineage)
+
+
+def write_audited(
+    lakehouse: Lakehouse, table: str, data: pa.Table, day: date | None, lineage: Lineage
+) -> WapResult:
+    """Write-audit-publish the batch (day overwrite or append) into the lakehouse's branch."""
+    return write_audit_publish(lakehouse, table, data, day=day, lineage=lineage)
+
+
+def wap_metadata(result: WapResult) -> dict[str, Any]:
+    """Where the batch went: published or held on its audit branch, and the audit's verdict."""
+    return {
+        "iceberg/published": result.published,
+        "iceberg/target_branch": result.target,
+        "iceberg/target_snapshot_id": str(result.target_snapshot_id),
+        "iceberg/audit_branch": result.audit_branch,
+        "iceberg/tag": result.tag or "",
+        **quality_metadata(result.audit),
+    }
+
+
+def _tag_run(instance: Any, run_id: str, branch: str) -> None:
+    instance.add_run_tags(run_id, {BRANCH_TAG: branch})
 
 
 def metadata_for(result: WriteResult, data: pa.Table | None, day: date | None) -> dict[str, Any]:
@@ -148,8 +185,25 @@ def materialize(
     key = asset_key or context.asset_key
     arrow = to_arrow(data)
     day = partition_day(context.partition_key if context.has_partition_key else None)
-    result = write_table(lakehouse, table_for(key), arrow, day, lineage_of(context, key))
-    return snapshot_result(key, result, arrow, day, extra_metadata)
+    wap = write_audited(lakehouse, table_for(key), arrow, day, lineage_of(context, key))
+    _tag_run(context.instance, context.run.run_id, wap.target)
+    declared = {s.name for s in context.assets_def.check_specs if s.asset_key == key}
+    checks: list[AssetCheckResult] = [
+        r for r in check_results(key, wap.audit) if r.check_name in declared
+    ]
+    metadata = {
+        **metadata_for(wap.write, arrow, day),
+        **wap_metadata(wap),
+        **(extra_metadata or {}),
+    }
+    if not wap.published and not any(not c.passed for c in checks):
+        raise Failure(description=wap.audit.summary(), metadata=metadata)
+    return MaterializeResult(
+        asset_key=key,
+        metadata=metadata,
+        data_version=DataVersion(str(wap.target_snapshot_id)),
+        check_results=checks,
+    )
 
 
 class IcebergIOManager(ConfigurableIOManager):
@@ -163,10 +217,14 @@ class IcebergIOManager(ConfigurableIOManager):
         arrow = to_arrow(obj)
         day = partition_day(context.partition_key if context.has_partition_key else None)
         lineage = lineage_of(context, context.asset_key)
-        result = write_table(
+        wap = write_audited(
             self.lakehouse.lakehouse(), table_for(context.asset_key), arrow, day, lineage
         )
-        context.add_output_metadata(metadata_for(result, arrow, day))
+        _tag_run(context.step_context.instance, context.run_id, wap.target)
+        metadata = {**metadata_for(wap.write, arrow, day), **wap_metadata(wap)}
+        if not wap.published:  # an IO manager cannot report check results: fail the step
+            raise Failure(description=wap.audit.summary(), metadata=metadata)
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: InputContext) -> pa.Table | pl.DataFrame:
         lakehouse = self.lakehouse.lakehouse()
