@@ -23,9 +23,6 @@ def run_demo(
         checkpoint_day: If given, then materialise ``workflow_checkpoints`` for this day
             (archive the hot store's checkpoints of the day into Iceberg, then trim it).
     """
-    from dagster import AssetKey
-
-    from aura_assets.checkpoints.assets import BLOBS_KEY, CHECKPOINTS_KEY, WRITES_KEY
     from aura_assets.definitions import defs
     from aura_assets.instance import open_instance
 
@@ -41,14 +38,10 @@ def run_demo(
         yield f"{day}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}"
     if checkpoint_day is None:
         return
-    keys: list[AssetKey] = [CHECKPOINTS_KEY, WRITES_KEY, BLOBS_KEY]
-    asset_job = defs.resolve_implicit_job_def_def_for_assets(keys)
-    assert asset_job is not None  # the code location defines these assets
-    result = asset_job.execute_in_process(
+    result = defs.resolve_job_def("checkpoint_archive").execute_in_process(
         partition_key=checkpoint_day.isoformat(),
         instance=instance,
         run_config=QUIET,
-        asset_selection=keys,
         raise_on_error=True,
     )
     yield _archive_line(checkpoint_day, result)

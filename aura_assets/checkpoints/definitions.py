@@ -3,5 +3,11 @@
 from dagster import Definitions
 
 from aura_assets.checkpoints.assets import workflow_checkpoints
+from aura_assets.checkpoints.jobs import checkpoint_archive_job
+from aura_assets.checkpoints.schedules import checkpoint_archive_schedule
 
-defs = Definitions(assets=[workflow_checkpoints])
+defs = Definitions(
+    assets=[workflow_checkpoints],
+    jobs=[checkpoint_archive_job],
+    schedules=[checkpoint_archive_schedule],
+)
