@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any, cast
 
 import orjson
 import polars as pl
@@ -54,6 +55,10 @@ REQUIRED_FIELDS = (
 )
 
 
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+"""A stream entry as redis-py returns it: (entry id, fields), fields None once deleted."""
+
+
 class EventError(ValueError):
     """One event breaks the contract; the message is the reason stored with the dead letter."""
 
@@ -69,11 +74,11 @@ class Rejection:
 class ParsedBatch:
     """Stream entries split into valid decisions (as dicts) and rejections."""
 
-    decisions: list[dict[str, object]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
 
 
-def parse_event(raw: str | bytes) -> dict[str, object]:
+def parse_event(raw: str | bytes) -> dict[str, Any]:
     """Parse and validate one event payload.
 
     Raises:
@@ -178,7 +183,7 @@ def _raw_text(value: object) -> str | None:
     return str(value)
 
 
-def decisions_to_arrow(decisions: list[dict[str, object]], ingested_at: datetime) -> pa.Table:
+def decisions_to_arrow(decisions: list[dict[str, Any]], ingested_at: datetime) -> pa.Table:
     """Valid decisions as an Arrow table in the schema of ``routing_decisions``."""
     schema = ROUTING_DECISIONS.arrow_schema
     columns = {name: [d[name] for d in decisions] for name in REQUIRED_FIELDS}
@@ -202,14 +207,14 @@ def ensure_group(client: redis.Redis, stream: str = STREAM, group: str = GROUP) 
 
 def read_unacked(
     client: redis.Redis, stream: str = STREAM, group: str = GROUP, batch: int = READ_BATCH
-) -> Iterator[tuple[bytes, dict | None]]:
+) -> Iterator[Entry]:
     """Yield every entry not yet acknowledged: pending ones first, then new ones."""
     ensure_group(client, stream, group)
     for start in ("0", ">"):
-        last = start
+        last: str | bytes = start
         while True:
-            reply = client.xreadgroup(group, CONSUMER, {stream: last}, count=batch)
-            entries = reply[0][1] if reply else []
+            reply = cast(list[Any], client.xreadgroup(group, CONSUMER, {stream: last}, count=batch))
+            entries: list[Entry] = reply[0][1] if reply else []
             if not entries:
                 break
             yield from entries
@@ -221,27 +226,40 @@ def stream_backlog(client: redis.Redis, stream: str = STREAM, group: str = GROUP
     """Entries not yet acknowledged by the ingestion group (pending plus never delivered)."""
     if not client.exists(stream):
         return 0
-    for info in client.xinfo_groups(stream):
-        if _text(info.get("name")) == group:
-            lag = info.get("lag")
-            if lag is None:  # Redis < 7 cannot tell; count entries after the last delivered id
-                lag = len(client.xrange(stream, min=f"({_text(info['last-delivered-id'])}"))
-            return int(info.get("pending", 0)) + int(lag)
-    return int(client.xlen(stream))
+    info = _group_info(client, stream, group)
+    if info is None:
+        return int(cast(int, client.xlen(stream)))
+    lag = info.get("lag")
+    if lag is None:  # Redis < 7 cannot tell; count the entries after the last delivered id
+        lag = len(_xrange(client, stream, f"({_text(info['last-delivered-id'])}"))
+    return int(info.get("pending", 0)) + int(lag)
+
+
+def _group_info(client: redis.Redis, stream: str, group: str) -> dict[str, Any] | None:
+    groups = cast(list[dict[str, Any]], client.xinfo_groups(stream))
+    return next((g for g in groups if _text(g.get("name")) == group), None)
+
+
+def _xrange(client: redis.Redis, stream: str, start: str, end: str = "+") -> list[Entry]:
+    return cast(list[Entry], client.xrange(stream, min=start, max=end))
 
 
 def backlog_days(client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> set[date]:
     """Days of the unacknowledged events, without claiming them (for sensors)."""
     ensure_group(client, stream, group)
-    info = next(i for i in client.xinfo_groups(stream) if _text(i.get("name")) == group)
-    ids: list[tuple[bytes, dict]] = list(
-        client.xrange(stream, min=f"({_text(info['last-delivered-id'])}")
+    info = _group_info(client, stream, group)
+    assert info is not None  # ensure_group created it
+    entries = _xrange(client, stream, f"({_text(info['last-delivered-id'])}")
+    pending = cast(
+        list[dict[str, Any]],
+        client.xpending_range(stream, group, min="-", max="+", count=1_000_000),
     )
-    pending = client.xpending_range(stream, group, min="-", max="+", count=1_000_000)
-    for p in pending:
-        ids.extend(client.xrange(stream, min=p["message_id"], max=p["message_id"]))
+    if pending:  # one range read over the pending ids, not one round trip per entry
+        wanted = {_text(p["message_id"]) for p in pending}
+        first, last = _text(pending[0]["message_id"]), _text(pending[-1]["message_id"])
+        entries += [e for e in _xrange(client, stream, first, last) if _text(e[0]) in wanted]
     days = set()
-    for _, fields in ids:
+    for _, fields in entries:
         try:
             days.add(_parse_ts(json.loads(_field(fields, "data") or "null")["ts"]).date())
         except (EventError, TypeError, KeyError, ValueError):
@@ -289,7 +307,7 @@ def ingest_day(
     parsed = parse_entries(entries)
     now = datetime.now(UTC)
 
-    todays = [d for d in parsed.decisions if d["ts"].date() == day]  # type: ignore[union-attr]
+    todays = [d for d in parsed.decisions if d["ts"].date() == day]
     deferred = len(parsed.decisions) - len(todays)
     merged, added, decisions_write = write_decisions(
         lakehouse, day, decisions_to_arrow(todays, now), lineage=lineage, branch=branch
@@ -367,10 +385,10 @@ def _merge(existing: pa.Table, incoming: pa.Table) -> tuple[pa.Table, int]:
     The rows stay in Arrow; Polars only computes the keep-masks (its hashing of string keys is
     several times faster than Arrow's).
     """
-    ids = pl.from_arrow(incoming.column("decision_id"))
+    ids = pl.Series(incoming.column("decision_id"))
     keep = ids.is_first_distinct() if ids.n_unique() != len(ids) else None
     if existing.num_rows:
-        fresh = ~ids.is_in(pl.from_arrow(existing.column("decision_id")).implode())
+        fresh = ~ids.is_in(pl.Series(existing.column("decision_id")).implode())
         keep = fresh if keep is None else keep & fresh
     if keep is not None:
         incoming = incoming.filter(keep.to_arrow())

@@ -172,7 +172,7 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: i
     lh = Lakehouse(settings)
     _print_tables(lh)
     snap = lh.table("routing_decisions").current_snapshot()
-    if snap is not None:
+    if snap is not None and snap.summary is not None:
         props = {
             k: v for k, v in snap.summary.additional_properties.items() if k.startswith("aura.")
         }
