@@ -105,6 +105,25 @@ def _ref(table: Table, name: str) -> SnapshotRef | None:
     return table.metadata.refs.get(name)
 
 
+_STALE_SEQUENCE = "older than last sequence number"
+
+
+def as_commit_conflict(commit: Callable[[], object]) -> None:
+    """Run ``commit``; a snapshot built on stale metadata is reported as the race it is.
+
+    A pyiceberg commit to a branch asserts only that branch's head. When another branch of the
+    same table committed meanwhile, the catalog refuses the stale snapshot's sequence number with
+    a ``ValueError``; this raises ``CommitFailedException`` instead, so that callers retry on a
+    refreshed table as for any lost race.
+    """
+    try:
+        commit()
+    except ValueError as exc:
+        if _STALE_SEQUENCE not in str(exc):
+            raise
+        raise CommitFailedException(f"another branch committed meanwhile: {exc}") from exc
+
+
 def _commit_ref_change(
     table: Table, action: str, commit: Callable[[], object], settled: Callable[[], bool]
 ) -> bool:
@@ -118,7 +137,7 @@ def _commit_ref_change(
     """
     for attempt in range(1, PUBLISH_RETRIES + 1):
         try:
-            commit()
+            as_commit_conflict(commit)
         except CommitFailedException as exc:
             table.refresh()
             if settled():

@@ -147,7 +147,7 @@ def _retrying(table: Table, action: str, commit, retries: int) -> None:  # type:
     """
     for attempt in range(1, retries + 1):
         try:
-            commit()
+            refs.as_commit_conflict(commit)  # another branch's commit is a race too
             return
         except CommitFailedException as exc:
             if attempt == retries:
