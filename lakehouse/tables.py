@@ -90,7 +90,7 @@ def register(spec: TableSpec) -> TableSpec:
 
 # Modules that register tables of their own domain; imported on the first registry lookup so
 # that `import lakehouse` stays light (the checkpoint archive pulls in LangGraph).
-DOMAIN_MODULES = ("lakehouse.checkpoints.archive",)
+DOMAIN_MODULES = ("lakehouse.checkpoints.archive", "lakehouse.experiments", "quality.results")
 
 
 @functools.cache
