@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -99,6 +100,45 @@ def write_audit_publish(
         CommitConflictError: other writers kept publishing first, ``REPLAYS`` times.
     """
     lineage = lineage or Lineage()
+
+    def write(branch: str) -> WriteResult:
+        if day is None:
+            return lh.append(table, data, lineage=lineage, branch=branch)
+        return lh.overwrite_day(table, data, day, lineage=lineage, branch=branch)
+
+    result = audit_and_publish(
+        lh,
+        table,
+        write,
+        day=day,
+        lineage=lineage,
+        target=target,
+        tag=tag,
+        tag_max_ref_age_ms=tag_max_ref_age_ms,
+    )
+    assert result is not None  # ``write`` always writes
+    return result
+
+
+def audit_and_publish(
+    lh: Lakehouse,
+    table: str,
+    write: Callable[[str], WriteResult | None],
+    *,
+    day: date | None = None,
+    lineage: Lineage | None = None,
+    target: str | None = None,
+    tag: str | None = None,
+    tag_max_ref_age_ms: int | None = RUN_TAG_RETENTION_MS,
+) -> WapResult | None:
+    """Write-audit-publish where ``write(audit_branch)`` does the writing.
+
+    ``write`` is called again on a fresh audit branch when the target moved during the audit,
+    so a write that merges with what it reads (e.g. routing ingestion) merges with the new head.
+    It returns None when it had nothing to write; then nothing is audited or published and
+    None is returned. Arguments and errors are those of :func:`write_audit_publish`.
+    """
+    lineage = lineage or Lineage()
     target = target or lh.settings.branch
     if tag is None and lineage.run_id:
         tag = run_tag(lineage.run_id, day)
@@ -109,10 +149,10 @@ def write_audit_publish(
         branch = base_branch if attempt == 1 else f"{base_branch}-r{attempt}"
         refs.drop_branch(iceberg, branch, missing_ok=True)
         refs.create_branch(iceberg, branch, source=target, max_ref_age_ms=AUDIT_BRANCH_RETENTION_MS)
-        if day is None:
-            written = lh.append(table, data, lineage=lineage, branch=branch)
-        else:
-            written = lh.overwrite_day(table, data, day, lineage=lineage, branch=branch)
+        written = write(branch)
+        if written is None:
+            refs.drop_branch(iceberg, branch, missing_ok=True)
+            return None
         audit = validate_ref(lh, table, branch, day=day, run_id=lineage.run_id)
         if not audit.success:
             log.warning(
