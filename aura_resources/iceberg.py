@@ -186,13 +186,29 @@ def materialize(
     arrow = to_arrow(data)
     day = partition_day(context.partition_key if context.has_partition_key else None)
     wap = write_audited(lakehouse, table_for(key), arrow, day, lineage_of(context, key))
+    return audited_result(context, key, wap, arrow, day, extra_metadata)
+
+
+def audited_result(
+    context: AssetExecutionContext,
+    key: AssetKey,
+    wap: WapResult,
+    data: pa.Table | None,
+    day: date | None,
+    extra_metadata: dict[str, Any] | None = None,
+) -> MaterializeResult:
+    """The MaterializeResult of a write-audit-publish: metadata, check results, data version.
+
+    The asset's declared (blocking) checks report each expectation. A failed audit of an asset
+    without declared checks fails the step, so bad data can never pass unnoticed.
+    """
     _tag_run(context.instance, context.run.run_id, wap.target)
     declared = {s.name for s in context.assets_def.check_specs if s.asset_key == key}
     checks: list[AssetCheckResult] = [
         r for r in check_results(key, wap.audit) if r.check_name in declared
     ]
     metadata = {
-        **metadata_for(wap.write, arrow, day),
+        **metadata_for(wap.write, data, day),
         **wap_metadata(wap),
         **(extra_metadata or {}),
     }

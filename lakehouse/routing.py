@@ -272,6 +272,19 @@ def _text(value: object) -> str:
 
 
 @dataclass(frozen=True)
+class StreamBatch:
+    """The unacknowledged stream entries of one ingestion, parsed and split for ``day``."""
+
+    day: date
+    stream: str
+    read: int
+    decisions: pa.Table
+    rejections: list[Rejection]
+    deferred: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
 class IngestReport:
     """What one ingestion run did, for logs and Dagster metadata."""
 
@@ -284,6 +297,36 @@ class IngestReport:
     rows_in_partition: int
     decisions_write: WriteResult | None
     rejected_write: WriteResult | None
+
+
+def collect(client: redis.Redis, day: date, stream: str = STREAM) -> StreamBatch:
+    """Read every unacknowledged entry; keep ``day``'s decisions and all malformed entries."""
+    entries = list(read_unacked(client, stream))
+    parsed = parse_entries(entries)
+    now = datetime.now(UTC)
+    todays = [d for d in parsed.decisions if d["ts"].date() == day]
+    return StreamBatch(
+        day=day,
+        stream=stream,
+        read=len(entries),
+        decisions=decisions_to_arrow(todays, now),
+        rejections=parsed.rejections,
+        deferred=len(parsed.decisions) - len(todays),
+        received_at=now,
+    )
+
+
+def acknowledge(client: redis.Redis, batch: StreamBatch, *, decisions: bool = True) -> int:
+    """XACK the batch's dead letters, and its decisions when ``decisions`` (they are stored).
+
+    Call it only after the commits that store them. Returns how many entries were acknowledged.
+    """
+    ids = [r.stream_id for r in batch.rejections]
+    if decisions:
+        ids += batch.decisions.column("stream_id").to_pylist()
+    for start in range(0, len(ids), READ_BATCH):
+        client.xack(batch.stream, GROUP, *ids[start : start + READ_BATCH])
+    return len(ids)
 
 
 def ingest_day(
@@ -299,31 +342,24 @@ def ingest_day(
 
     Every malformed entry seen is recorded in ``routing_decisions_rejected``. Entries are
     acknowledged only after the commits that store them; a crash before the acknowledgement
-    means the next run sees them again, and the deduplication keeps the table exact.
+    means the next run sees them again, and the deduplication keeps the table exact. (The
+    Dagster asset runs the same steps with an audit between the write and the publish.)
     """
     lineage = lineage or Lineage(asset="routing_decisions", partition=day.isoformat())
     branch = branch or lakehouse.settings.branch
-    entries = list(read_unacked(client, stream))
-    parsed = parse_entries(entries)
-    now = datetime.now(UTC)
-
-    todays = [d for d in parsed.decisions if d["ts"].date() == day]
-    deferred = len(parsed.decisions) - len(todays)
+    batch = collect(client, day, stream)
     merged, added, decisions_write = write_decisions(
-        lakehouse, day, decisions_to_arrow(todays, now), lineage=lineage, branch=branch
+        lakehouse, day, batch.decisions, lineage=lineage, branch=branch
     )
-    rejected_write = _record_rejections(lakehouse, parsed.rejections, stream, now, lineage, branch)
-
-    to_ack = [d["stream_id"] for d in todays] + [r.stream_id for r in parsed.rejections]
-    for start in range(0, len(to_ack), READ_BATCH):
-        client.xack(stream, GROUP, *to_ack[start : start + READ_BATCH])
+    rejected_write = record_rejections(lakehouse, batch, lineage, branch)
+    acknowledge(client, batch)
     report = IngestReport(
         day=day,
-        read=len(entries),
+        read=batch.read,
         new_decisions=added,
-        duplicates=len(todays) - added,
-        rejected=len(parsed.rejections),
-        deferred=deferred,
+        duplicates=batch.decisions.num_rows - added,
+        rejected=len(batch.rejections),
+        deferred=batch.deferred,
         rows_in_partition=merged.num_rows,
         decisions_write=decisions_write,
         rejected_write=rejected_write,
@@ -399,15 +435,11 @@ def _merge(existing: pa.Table, incoming: pa.Table) -> tuple[pa.Table, int]:
     return pa.concat_tables([existing.cast(incoming.schema), incoming]), incoming.num_rows
 
 
-def _record_rejections(
-    lakehouse: Lakehouse,
-    rejections: list[Rejection],
-    stream: str,
-    now: datetime,
-    lineage: Lineage,
-    branch: str | None,
+def record_rejections(
+    lakehouse: Lakehouse, batch: StreamBatch, lineage: Lineage, branch: str | None = None
 ) -> WriteResult | None:
-    """Append dead letters not recorded before (a replay after a crash adds no duplicates)."""
+    """Append the batch's dead letters not recorded before (replays add no duplicates)."""
+    rejections, stream, now = batch.rejections, batch.stream, batch.received_at
     if not rejections:
         return None
     known = _known_rejections(lakehouse, stream, [r.stream_id for r in rejections], branch)

@@ -46,6 +46,20 @@ def test_job_materialises_partition_with_snapshot_as_data_version(
     assert materialization.tags["dagster/data_version"] == str(head.snapshot_id)
     assert materialization.metadata["iceberg/snapshot_id"].value == str(head.snapshot_id)
     assert materialization.metadata["stream/rejected"].value == 1
+    assert materialization.metadata["iceberg/published"].value is True
+    checks = result.get_asset_check_evaluations()
+    assert {c.asset_key.to_user_string() for c in checks} == {
+        "routing_decisions",
+        "routing_model_daily",
+    }
+    assert checks and all(c.passed for c in checks)
+    # The publish fast-forwarded main and tagged the snapshot with the run.
+    tags = [
+        n
+        for n, r in lh.table("routing_decisions").metadata.refs.items()
+        if r.snapshot_ref_type == "tag"
+    ]
+    assert any(result.run_id in t for t in tags)
     assert lh.read("routing_decisions_rejected").num_rows == 1
 
     summary = lh.read("routing_model_daily", day=date(2026, 11, 20)).to_pylist()

@@ -51,7 +51,7 @@ def tables() -> None:
 def _print_tables(lh: Lakehouse) -> None:
     rows = [("table", "rows", "snapshots", "current snapshot", "refs")]
     for info in lh.tables():
-        refs = ",".join(info.branches + tuple(f"tag:{t}" for t in info.tags))
+        refs = ",".join(info.branches) + (f" +{len(info.tags)} tags" if info.tags else "")
         rows.append(
             (
                 f"aura.{info.name}",

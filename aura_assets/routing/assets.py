@@ -1,7 +1,11 @@
 """Routing assets: ingestion of router decisions and a daily per-model summary."""
 
+from datetime import date
+from typing import Any
+
 import polars as pl
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
@@ -11,14 +15,24 @@ from dagster import (
 )
 
 from aura_assets.partitions import DAILY
-from aura_resources.iceberg import lineage_of, materialize, partition_day, snapshot_result
+from aura_resources.iceberg import (
+    audited_result,
+    lineage_of,
+    materialize,
+    partition_day,
+    snapshot_result,
+)
 from aura_resources.lakehouse import LakehouseResource, RedisResource
-from lakehouse import routing
+from lakehouse import Lakehouse, routing
 from lakehouse.writer import WriteResult
+from quality.checks import check_results, check_specs, quality_metadata
+from quality.validate import validate_ref
+from quality.wap import WapResult, audit_and_publish
 
 DECISIONS = AssetKey("routing_decisions")
 REJECTED = AssetKey("routing_decisions_rejected")
-INGEST_CODE_VERSION = "routing-ingest-1"
+DAILY_SUMMARY = AssetKey("routing_model_daily")
+INGEST_CODE_VERSION = "routing-ingest-2"
 
 
 @multi_asset(
@@ -26,7 +40,8 @@ INGEST_CODE_VERSION = "routing-ingest-1"
         AssetSpec(
             DECISIONS,
             description="One row per model-router decision, ingested from the Redis Stream "
-            "`aura:events:routing` and deduplicated on decision_id.",
+            "`aura:events:routing` and deduplicated on decision_id; written to an audit branch "
+            "and published to the target branch only when its expectations pass.",
             code_version=INGEST_CODE_VERSION,
             partitions_def=DAILY,
             group_name="routing",
@@ -44,39 +59,87 @@ INGEST_CODE_VERSION = "routing-ingest-1"
             metadata={"iceberg/table": "aura.routing_decisions_rejected"},
         ),
     ],
+    check_specs=check_specs(DECISIONS),
     can_subset=True,
 )
 def routing_decisions(
     context: AssetExecutionContext, lakehouse: LakehouseResource, redis: RedisResource
 ):  # type: ignore[no-untyped-def]
-    """Drain the routing stream into the day's partition; acknowledge after the commit.
+    """Drain the routing stream into the day's partition through write-audit-publish.
 
-    Dead letters are recorded whenever malformed entries are seen, even when only
-    ``routing_decisions`` is selected: an entry is acknowledged only once it is stored somewhere.
+    Decisions are acknowledged only once published; a failed audit keeps them pending in the
+    stream (and on the audit branch for inspection). Dead letters are recorded whenever
+    malformed entries are seen, even when only ``routing_decisions`` is selected.
     """
     lh = lakehouse.lakehouse()
     day = partition_day(context.partition_key)
     assert day is not None  # the asset is daily partitioned
-    report = routing.ingest_day(lh, redis.client(), day, lineage=lineage_of(context, DECISIONS))
+    lineage = lineage_of(context, DECISIONS)
+    client = redis.client()
+    batch = routing.collect(client, day)
+    merge: dict[str, int] = {}
+
+    def write(branch: str) -> WriteResult | None:
+        merged, added, written = routing.write_decisions(
+            lh, day, batch.decisions, lineage=lineage, branch=branch
+        )
+        merge.update(added=added, rows=merged.num_rows)
+        return written
+
+    wap = audit_and_publish(lh, DECISIONS.path[-1], write, day=day, lineage=lineage)
+    rejected_write = routing.record_rejections(lh, batch, lineage)
+    published = wap is None or wap.published
+    routing.acknowledge(client, batch, decisions=published)
+    added = merge.get("added", 0)
     context.log.info(
-        f"{day}: read {report.read} entries, {report.new_decisions} new decisions, "
-        f"{report.duplicates} duplicates, {report.rejected} rejected, {report.deferred} of "
-        "other days left pending"
+        f"{day}: read {batch.read} entries, {added} new decisions, "
+        f"{batch.decisions.num_rows - added} duplicates, {len(batch.rejections)} rejected, "
+        f"{batch.deferred} of other days left pending"
+        + ("" if published else "; audit FAILED, decisions left pending")
     )
     stats = {
-        "stream/entries_read": report.read,
-        "stream/new_decisions": report.new_decisions,
-        "stream/duplicates": report.duplicates,
-        "stream/rejected": report.rejected,
-        "stream/deferred_other_days": report.deferred,
+        "stream/entries_read": batch.read,
+        "stream/new_decisions": added,
+        "stream/duplicates": batch.decisions.num_rows - added,
+        "stream/rejected": len(batch.rejections),
+        "stream/deferred_other_days": batch.deferred,
+        "stream/acknowledged_decisions": batch.decisions.num_rows if published else 0,
     }
     if DECISIONS in context.selected_asset_keys:
-        yield _result(lh, DECISIONS, report.decisions_write, day, stats)
+        yield _decisions_result(context, lh, wap, day, stats)
     if REJECTED in context.selected_asset_keys:
-        yield _result(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
+        yield _current(lh, REJECTED, rejected_write, day, {"rejected": len(batch.rejections)})
 
 
-def _result(lh, key: AssetKey, write: WriteResult | None, day, extra: dict) -> MaterializeResult:  # type: ignore[no-untyped-def]
+def _decisions_result(
+    context: AssetExecutionContext,
+    lh: Lakehouse,
+    wap: WapResult | None,
+    day: date,
+    stats: dict[str, Any],
+) -> MaterializeResult:
+    """The audited write's result; with nothing new, the target's day is audited as it is."""
+    if wap is not None:
+        return audited_result(context, DECISIONS, wap, None, day, stats)
+    audit = validate_ref(
+        lh, DECISIONS.path[-1], lh.settings.branch, day=day, run_id=context.run.run_id
+    )
+    declared = {s.name for s in context.assets_def.check_specs}
+    checks: list[AssetCheckResult] = [
+        r for r in check_results(DECISIONS, audit) if r.check_name in declared
+    ]
+    result = _current(lh, DECISIONS, None, day, {**stats, **quality_metadata(audit)})
+    return MaterializeResult(
+        asset_key=DECISIONS,
+        metadata=result.metadata,
+        data_version=result.data_version,
+        check_results=checks,
+    )
+
+
+def _current(
+    lh: Lakehouse, key: AssetKey, write: WriteResult | None, day: date, extra: dict[str, Any]
+) -> MaterializeResult:
     """Report the write, or the table's current head when this run had nothing to add."""
     if write is None:
         info = lh.info(key.path[-1])
@@ -90,6 +153,7 @@ def _result(lh, key: AssetKey, write: WriteResult | None, day, extra: dict) -> M
     group_name="routing",
     kinds={"iceberg", "polars"},
     deps=[DECISIONS],
+    check_specs=check_specs(DAILY_SUMMARY),
     description="Per day and chosen model: decisions, cost, latency percentiles, quality and "
     "fallback rate. The router-retraining and drift work reads this.",
 )
