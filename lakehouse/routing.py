@@ -399,13 +399,9 @@ def write_decisions(
         if not added:
             return merged, 0, None
         try:
-            if existing.num_rows:
-                write = writer.overwrite_day(
-                    ROUTING_DECISIONS, table, merged, day, lineage, branch, retries=1
-                )
-            else:  # nothing to replace: a plain append, guarded by the same head assertion
-                writer.check_within_day(ROUTING_DECISIONS, merged, day)
-                write = writer.append(ROUTING_DECISIONS, table, merged, lineage, branch, retries=1)
+            write = writer.overwrite_day(
+                ROUTING_DECISIONS, table, merged, day, lineage, branch, retries=1
+            )
             return merged, added, write
         except CommitConflictError:
             log.info("routing_decisions %s changed while merging; re-reading", day)

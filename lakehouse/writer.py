@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -203,15 +202,18 @@ def overwrite_day(
     predicate = day_filter(spec, day)
 
     def commit() -> None:
-        with warnings.catch_warnings():
-            # An empty day is the normal first write, not a problem worth a warning.
-            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        props = lineage.properties()
+        head = table.snapshot_by_name(branch)
+        day_files = head is not None and any(
+            True
+            for _ in table.scan(row_filter=predicate, snapshot_id=head.snapshot_id).plan_files()
+        )
+        if day_files:
             table.overwrite(
-                rows,
-                overwrite_filter=predicate,
-                snapshot_properties=lineage.properties(),
-                branch=branch,
+                rows, overwrite_filter=predicate, snapshot_properties=props, branch=branch
             )
+        else:  # an empty day: a plain append, guarded by the same head assertion on commit
+            table.append(rows, snapshot_properties=props, branch=branch)
 
     _retrying(table, "overwrite", commit, retries)
     return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "overwrite")
