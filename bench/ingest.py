@@ -3,7 +3,9 @@
 All three write the same Arrow data (``ROWS`` decisions of one day) into fresh tables with the
 same schema and day partitioning, in one process. The write path is what the
 ``routing_decisions`` asset runs after parsing the stream: read the day, merge and deduplicate on
-decision_id, conform to the table contract, overwrite the day with lineage properties.
+decision_id, conform to the table contract, overwrite the day with lineage properties. The
+audited line adds what the Dagster asset does around it: an audit branch, the great-expectations
+suite over the written day (recorded in quality_results) and the fast-forward publish.
 Also reported: the stream-side parse (JSON payloads to Arrow), without a baseline.
 """
 
@@ -44,6 +46,23 @@ def main() -> None:
         lh.table(ROUTING_DECISIONS.name)
         return lambda: write_decisions(lh, DAY, data, lineage=lineage)
 
+    def audited_path(tmp: Path) -> Callable[[], object]:
+        from quality.wap import audit_and_publish
+
+        lh = _fresh_lakehouse(tmp)
+        lh.table(ROUTING_DECISIONS.name)
+
+        def run() -> object:
+            return audit_and_publish(
+                lh,
+                ROUTING_DECISIONS.name,
+                lambda branch: write_decisions(lh, DAY, data, lineage=lineage, branch=branch)[2],
+                day=DAY,
+                lineage=lineage,
+            )
+
+        return run
+
     def raw_append(tmp: Path) -> Callable[[], object]:
         lh = _fresh_lakehouse(tmp)
         table = ensure_table(lh.catalog, ROUTING_DECISIONS)
@@ -53,8 +72,13 @@ def main() -> None:
         return lambda: pq.write_table(data, tmp / "data.parquet", compression="zstd")
 
     # Rounds interleave the three writers so background load hits them alike; medians compared.
-    timings: dict[str, list[float]] = {"parquet": [], "append": [], "asset": []}
-    setups = {"parquet": raw_parquet, "append": raw_append, "asset": asset_path}
+    setups = {
+        "parquet": raw_parquet,
+        "append": raw_append,
+        "asset": asset_path,
+        "audited": audited_path,
+    }
+    timings: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(REPEATS):
         for name, setup in setups.items():
             with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +86,7 @@ def main() -> None:
                 start = time.perf_counter()
                 action()
                 timings[name].append(time.perf_counter() - start)
-    parquet_s, append_s, asset_s = (statistics.median(timings[n]) for n in setups)
+    parquet_s, append_s, asset_s, audited_s = (statistics.median(timings[n]) for n in setups)
     emit("ingest.raw_parquet_write", ROWS / parquet_s, "rows/s")
     emit(
         "ingest.raw_pyiceberg_append",
@@ -78,6 +102,13 @@ def main() -> None:
         baseline=ROWS / append_s,
         baseline_name="raw_pyiceberg_append",
         goal=">= 0.8",
+    )
+    emit(
+        "ingest.asset_write_audit_publish",
+        ROWS / audited_s,
+        "rows/s",
+        baseline=ROWS / append_s,
+        baseline_name="raw_pyiceberg_append",
     )
     emit(
         "ingest.asset_write_path_vs_parquet",
