@@ -1,0 +1,1 @@
+"""Lakehouse maintenance: ref retention."""
