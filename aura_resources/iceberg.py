@@ -1,6 +1,6 @@
 """Iceberg materialisation for Dagster assets: the IO manager and the shared write path.
 
-Two ways to put an asset in an aura table, both through :func:`write_table`:
+Two ways to put an asset in an aura table:
 
 * return an Arrow table or Polars DataFrame from an asset that uses :class:`IcebergIOManager`
   (the default ``io_manager``); the partition's day is overwritten, metadata is attached;
@@ -70,15 +70,6 @@ def to_arrow(obj: object) -> pa.Table:
 
 def partition_day(partition_key: str | None) -> date | None:
     return date.fromisoformat(partition_key[:10]) if partition_key else None
-
-
-def write_table(
-    lakehouse: Lakehouse, table: str, data: pa.Table, day: date | None, lineage: Lineage
-) -> WriteResult:
-    """Overwrite the day partition (daily assets) or append (unpartitioned assets)."""
-    if day is None:
-        return lakehouse.append(table, data, lineage=lineage)
-    return lakehouse.overwrite_day(table, data, day, lineage=lineage)
 
 
 def write_audited(
