@@ -23,7 +23,6 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from pyiceberg.table import Table
 
 from lakehouse import refs
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError
@@ -195,13 +194,3 @@ def audit_and_publish(
         f"{target} of {table} kept moving while this batch was audited ({REPLAYS} attempts); "
         "retry the run"
     )
-
-
-def _free_tag(iceberg: Table, tag: str) -> str:
-    """``tag``, or ``tag-2``, ``tag-3``... when a re-executed step already used it."""
-    taken = iceberg.metadata.refs
-    candidate, n = tag, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{tag}-{n}"
-    return candidate
