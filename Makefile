@@ -20,8 +20,9 @@ demo: install
 ui: install
 	$(VENV)/bin/aura ui
 
-# Embedded defaults first, then the same suite against PostgreSQL and Redis when they answer.
-test: install
+# Lint, the suite on embedded defaults, then the same suite against PostgreSQL and Redis when
+# they answer.
+test: install lint
 	$(PY) -m pytest -q
 	@if $(SERVERS_UP) 2>/dev/null; then \
 		echo "== server pass: PostgreSQL catalog + Redis server"; \
@@ -40,7 +41,9 @@ bench: install
 	$(PY) -m bench
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy lakehouse aura_resources aura_assets quality bench
 
 clean:
 	rm -rf .aura .pytest_cache
