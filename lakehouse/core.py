@@ -12,7 +12,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
-from lakehouse import writer
+from lakehouse import refs, writer
 from lakehouse.catalog import open_catalog
 from lakehouse.settings import MAIN_BRANCH, Settings
 from lakehouse.tables import TableSpec, all_specs, ensure_table, spec_for
@@ -101,15 +101,7 @@ class Lakehouse:
         spec = spec_for(name)
         table = self.table(name)
         if snapshot_id is None and branch and branch != MAIN_BRANCH:
-            ref = table.snapshot_by_name(branch)
-            if ref is None:
-                from lakehouse.exceptions import RefError
-
-                raise RefError(
-                    f"{name} has no branch or tag {branch!r}; `aura branch list` "
-                    "shows the existing ones"
-                )
-            snapshot_id = ref.snapshot_id
+            snapshot_id = refs.require_head(table, branch)
         if snapshot_id is None and table.current_snapshot() is None:
             return spec.arrow_schema.empty_table()
         row_filter: BooleanExpression = AlwaysTrue()

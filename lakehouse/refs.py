@@ -91,7 +91,8 @@ def head(table: Table, ref: str = MAIN_BRANCH) -> int | None:
     return found.snapshot_id if found else None
 
 
-def _require_head(table: Table, ref: str) -> int:
+def require_head(table: Table, ref: str) -> int:
+    """The snapshot id ``ref`` points at; a missing ref (or empty main) is a :class:`RefError`."""
     snapshot_id = head(table, ref)
     if snapshot_id is None:
         raise RefError(
@@ -172,7 +173,7 @@ def ensure_root(table: Table) -> int:
         ),
         settled=lambda: head(table, MAIN_BRANCH) is not None,  # another writer was first
     )
-    return _require_head(table, MAIN_BRANCH)
+    return require_head(table, MAIN_BRANCH)
 
 
 def create_branch(
@@ -205,14 +206,7 @@ def create_branch(
             f"{_table_name(table)} already has a {kind} {name!r}; drop it first or "
             "choose another name"
         )
-    if isinstance(source, int):
-        if table.metadata.snapshot_by_id(source) is None:
-            raise RefError(f"{_table_name(table)} has no snapshot {source}")
-        snapshot_id = source
-    elif source == MAIN_BRANCH:
-        snapshot_id = ensure_root(table)
-    else:
-        snapshot_id = _require_head(table, source)
+    snapshot_id = _resolve_source(table, source)
     created = _commit_ref_change(
         table,
         f"creating branch {name!r}",
@@ -231,10 +225,19 @@ def create_branch(
     )
     if not created:  # another writer created the ref first
         if exist_ok and _ref(table, name).snapshot_ref_type == SnapshotRefType.BRANCH:  # type: ignore[union-attr]
-            return _require_head(table, name)
+            return require_head(table, name)
         raise RefError(f"branch {name!r} of {_table_name(table)} was created concurrently")
     log.info("created branch %s of %s at snapshot %s", name, _table_name(table), snapshot_id)
     return snapshot_id
+
+
+def _resolve_source(table: Table, source: str | int) -> int:
+    """The snapshot a new ref starts at: a snapshot id, or the head of a ref (main gets a root)."""
+    if isinstance(source, int):
+        if table.metadata.snapshot_by_id(source) is None:
+            raise RefError(f"{_table_name(table)} has no snapshot {source}")
+        return source
+    return ensure_root(table) if source == MAIN_BRANCH else require_head(table, source)
 
 
 def ensure_branch(table: Table, branch: str) -> None:
@@ -280,12 +283,7 @@ def create_tag(
             f"{_table_name(table)} already has a ref {name!r}; tags are immutable, "
             "choose another name"
         )
-    if isinstance(source, int):
-        if table.metadata.snapshot_by_id(source) is None:
-            raise RefError(f"{_table_name(table)} has no snapshot {source}")
-        snapshot_id = source
-    else:
-        snapshot_id = ensure_root(table) if source == MAIN_BRANCH else _require_head(table, source)
+    snapshot_id = _resolve_source(table, source)
     created = _commit_ref_change(
         table,
         f"creating tag {name!r}",
@@ -400,7 +398,7 @@ def check_fast_forward(
         RefError: ``source`` is missing.
         NotFastForwardError: ``target`` has snapshots that ``source`` does not contain.
     """
-    source_id = _require_head(table, source)
+    source_id = require_head(table, source)
     target_id = head(table, target)
     if not is_ancestor(table, target_id, source_id):
         ahead = _only_in(table, target_id, source_id)

@@ -23,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 import redis
 
-from lakehouse import writer
+from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import CommitConflictError
 from lakehouse.settings import MAIN_BRANCH
@@ -387,11 +387,10 @@ def write_decisions(
     branch = branch or lakehouse.settings.branch
     for _ in range(MERGE_ATTEMPTS):
         table = lakehouse.table(ROUTING_DECISIONS.name)
-        head = table.snapshot_by_name(branch) or table.current_snapshot()
+        # A branch that does not exist yet starts from main when written to.
+        head = refs.head(table, branch) or refs.head(table)
         existing = (
-            table.scan(
-                row_filter=day_filter(ROUTING_DECISIONS, day), snapshot_id=head.snapshot_id
-            ).to_arrow()
+            table.scan(row_filter=day_filter(ROUTING_DECISIONS, day), snapshot_id=head).to_arrow()
             if head is not None
             else ROUTING_DECISIONS.arrow_schema.empty_table()
         )
@@ -462,13 +461,12 @@ def _known_rejections(
     from pyiceberg.expressions import And, EqualTo, In
 
     table = lakehouse.table(ROUTING_DECISIONS_REJECTED.name)
-    ref = branch or MAIN_BRANCH
-    snapshot = table.snapshot_by_name(ref) if ref != MAIN_BRANCH else table.current_snapshot()
-    if snapshot is None:
+    snapshot_id = refs.head(table, branch or MAIN_BRANCH)
+    if snapshot_id is None:
         return set()
     scan = table.scan(
         row_filter=And(EqualTo("stream", stream), In("stream_id", set(ids))),
         selected_fields=("stream_id",),
-        snapshot_id=snapshot.snapshot_id,
+        snapshot_id=snapshot_id,
     )
     return set(scan.to_arrow().column("stream_id").to_pylist())

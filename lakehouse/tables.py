@@ -150,9 +150,10 @@ def evolve_schema(table: Table, new_columns: pa.Schema) -> None:
         update.union_by_name(new_columns)  # pyiceberg adds new columns as optional
 
 
-def _f(
+def column(
     field_id: int, name: str, field_type: object, required: bool = True, doc: str = ""
 ) -> NestedField:
+    """One schema field; columns are required unless said otherwise."""
     return NestedField(field_id, name, field_type, required=required, doc=doc or None)  # type: ignore[arg-type]
 
 
@@ -160,19 +161,19 @@ ROUTING_DECISIONS = register(
     TableSpec(
         name="routing_decisions",
         schema=Schema(
-            _f(1, "decision_id", StringType(), doc="Unique id of the routing decision"),
-            _f(2, "ts", TimestamptzType(), doc="When the router decided (UTC)"),
-            _f(3, "tenant_id", StringType()),
-            _f(4, "task_type", StringType()),
-            _f(5, "prompt_tokens", LongType()),
-            _f(6, "candidate_models", ListType(14, StringType(), element_required=True)),
-            _f(7, "chosen_model", StringType()),
-            _f(8, "cost_usd", DoubleType()),
-            _f(9, "latency_ms", DoubleType()),
-            _f(10, "quality_score", DoubleType(), doc="Quality in [0, 1]"),
-            _f(11, "fallback_used", BooleanType()),
-            _f(12, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
-            _f(13, "ingested_at", TimestamptzType(), required=False),
+            column(1, "decision_id", StringType(), doc="Unique id of the routing decision"),
+            column(2, "ts", TimestamptzType(), doc="When the router decided (UTC)"),
+            column(3, "tenant_id", StringType()),
+            column(4, "task_type", StringType()),
+            column(5, "prompt_tokens", LongType()),
+            column(6, "candidate_models", ListType(14, StringType(), element_required=True)),
+            column(7, "chosen_model", StringType()),
+            column(8, "cost_usd", DoubleType()),
+            column(9, "latency_ms", DoubleType()),
+            column(10, "quality_score", DoubleType(), doc="Quality in [0, 1]"),
+            column(11, "fallback_used", BooleanType()),
+            column(12, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
+            column(13, "ingested_at", TimestamptzType(), required=False),
         ),
         time_column="ts",
         key=("decision_id",),
@@ -184,12 +185,12 @@ ROUTING_DECISIONS_REJECTED = register(
     TableSpec(
         name="routing_decisions_rejected",
         schema=Schema(
-            _f(1, "stream_id", StringType(), doc="Redis stream entry id of the rejected event"),
-            _f(2, "stream", StringType()),
-            _f(3, "rejected_at", TimestamptzType()),
-            _f(4, "reason", StringType(), doc="Why the event was rejected"),
-            _f(5, "raw", StringType(), required=False, doc="The payload exactly as received"),
-            _f(6, "run_id", StringType(), required=False),
+            column(1, "stream_id", StringType(), doc="Redis stream entry id of the rejected event"),
+            column(2, "stream", StringType()),
+            column(3, "rejected_at", TimestamptzType()),
+            column(4, "reason", StringType(), doc="Why the event was rejected"),
+            column(5, "raw", StringType(), required=False, doc="The payload exactly as received"),
+            column(6, "run_id", StringType(), required=False),
         ),
         time_column="rejected_at",
         key=("stream", "stream_id"),
@@ -201,14 +202,14 @@ ROUTING_MODEL_DAILY = register(
     TableSpec(
         name="routing_model_daily",
         schema=Schema(
-            _f(1, "day", TimestamptzType(), doc="UTC midnight of the day summarised"),
-            _f(2, "chosen_model", StringType()),
-            _f(3, "decisions", LongType()),
-            _f(4, "cost_usd", DoubleType()),
-            _f(5, "latency_p50_ms", DoubleType()),
-            _f(6, "latency_p95_ms", DoubleType()),
-            _f(7, "quality_mean", DoubleType()),
-            _f(8, "fallback_rate", DoubleType()),
+            column(1, "day", TimestamptzType(), doc="UTC midnight of the day summarised"),
+            column(2, "chosen_model", StringType()),
+            column(3, "decisions", LongType()),
+            column(4, "cost_usd", DoubleType()),
+            column(5, "latency_p50_ms", DoubleType()),
+            column(6, "latency_p95_ms", DoubleType()),
+            column(7, "quality_mean", DoubleType()),
+            column(8, "fallback_rate", DoubleType()),
         ),
         time_column="day",
         key=("day", "chosen_model"),

@@ -161,11 +161,6 @@ def _retrying(table: Table, action: str, commit, retries: int) -> None:  # type:
             table.refresh()
 
 
-def _head(table: Table, branch: str) -> int | None:
-    snapshot = table.snapshot_by_name(branch) if branch != MAIN_BRANCH else table.current_snapshot()
-    return snapshot.snapshot_id if snapshot else None
-
-
 def append(
     spec: TableSpec,
     table: Table,
@@ -183,7 +178,7 @@ def append(
         lambda: table.append(rows, snapshot_properties=lineage.properties(), branch=branch),
         retries,
     )
-    return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "append")
+    return WriteResult(spec.name, branch, rows.num_rows, refs.head(table, branch), "append")
 
 
 def overwrite_day(
@@ -216,4 +211,4 @@ def overwrite_day(
             table.append(rows, snapshot_properties=props, branch=branch)
 
     _retrying(table, "overwrite", commit, retries)
-    return WriteResult(spec.name, branch, rows.num_rows, _head(table, branch), "overwrite")
+    return WriteResult(spec.name, branch, rows.num_rows, refs.head(table, branch), "overwrite")

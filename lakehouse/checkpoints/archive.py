@@ -42,11 +42,11 @@ from pyiceberg.expressions import (
     LessThanOrEqual,
 )
 from pyiceberg.schema import Schema
-from pyiceberg.types import BinaryType, LongType, NestedField, StringType, TimestamptzType
+from pyiceberg.types import BinaryType, LongType, StringType, TimestamptzType
 
 from lakehouse.checkpoints._exec import Row, Stmt
 from lakehouse.exceptions import AuraError
-from lakehouse.tables import TableSpec, register
+from lakehouse.tables import TableSpec, column, register
 from lakehouse.writer import Lineage
 
 if TYPE_CHECKING:
@@ -63,24 +63,20 @@ _KeySet = set[tuple[str, str, str]]
 _Counts = dict[tuple[str, str, str], int]
 
 
-def _field(fid: int, name: str, ftype: Any, required: bool = True, doc: str = "") -> NestedField:
-    return NestedField(fid, name, ftype, required=required, doc=doc or None)
-
-
 CHECKPOINTS_SPEC = register(
     TableSpec(
         name=CHECKPOINTS,
         schema=Schema(
-            _field(1, "thread_id", StringType()),
-            _field(2, "checkpoint_ns", StringType()),
-            _field(3, "checkpoint_id", StringType(), doc="uuid6: sorts in creation order"),
-            _field(4, "parent_checkpoint_id", StringType(), required=False),
-            _field(5, "run_id", StringType(), required=False),
-            _field(6, "ts", TimestamptzType(), doc="When LangGraph created the checkpoint"),
-            _field(7, "type", StringType(), doc="Serializer type tag of `checkpoint`"),
-            _field(8, "checkpoint", BinaryType(), doc="Checkpoint without its blob values"),
-            _field(9, "metadata", StringType(), doc="Checkpoint metadata as JSON"),
-            _field(10, "blob_versions", StringType(), doc="JSON {channel: version} of blobs"),
+            column(1, "thread_id", StringType()),
+            column(2, "checkpoint_ns", StringType()),
+            column(3, "checkpoint_id", StringType(), doc="uuid6: sorts in creation order"),
+            column(4, "parent_checkpoint_id", StringType(), required=False),
+            column(5, "run_id", StringType(), required=False),
+            column(6, "ts", TimestamptzType(), doc="When LangGraph created the checkpoint"),
+            column(7, "type", StringType(), doc="Serializer type tag of `checkpoint`"),
+            column(8, "checkpoint", BinaryType(), doc="Checkpoint without its blob values"),
+            column(9, "metadata", StringType(), doc="Checkpoint metadata as JSON"),
+            column(10, "blob_versions", StringType(), doc="JSON {channel: version} of blobs"),
         ),
         time_column="ts",
         key=("thread_id", "checkpoint_ns", "checkpoint_id"),
@@ -92,16 +88,16 @@ WRITES_SPEC = register(
     TableSpec(
         name=WRITES,
         schema=Schema(
-            _field(1, "thread_id", StringType()),
-            _field(2, "checkpoint_ns", StringType()),
-            _field(3, "checkpoint_id", StringType()),
-            _field(4, "task_id", StringType()),
-            _field(5, "idx", LongType()),
-            _field(6, "task_path", StringType()),
-            _field(7, "channel", StringType()),
-            _field(8, "type", StringType(), required=False),
-            _field(9, "blob", BinaryType()),
-            _field(10, "ts", TimestamptzType(), doc="ts of the checkpoint the write belongs to"),
+            column(1, "thread_id", StringType()),
+            column(2, "checkpoint_ns", StringType()),
+            column(3, "checkpoint_id", StringType()),
+            column(4, "task_id", StringType()),
+            column(5, "idx", LongType()),
+            column(6, "task_path", StringType()),
+            column(7, "channel", StringType()),
+            column(8, "type", StringType(), required=False),
+            column(9, "blob", BinaryType()),
+            column(10, "ts", TimestamptzType(), doc="ts of the checkpoint the write belongs to"),
         ),
         time_column="ts",
         key=("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
@@ -113,20 +109,20 @@ BLOBS_SPEC = register(
     TableSpec(
         name=BLOBS,
         schema=Schema(
-            _field(1, "thread_id", StringType()),
-            _field(2, "checkpoint_ns", StringType()),
-            _field(3, "channel", StringType()),
-            _field(4, "version", StringType()),
-            _field(5, "content_hash", StringType(), doc="blake2b-128 of type and bytes"),
-            _field(6, "type", StringType()),
-            _field(
+            column(1, "thread_id", StringType()),
+            column(2, "checkpoint_ns", StringType()),
+            column(3, "channel", StringType()),
+            column(4, "version", StringType()),
+            column(5, "content_hash", StringType(), doc="blake2b-128 of type and bytes"),
+            column(6, "type", StringType()),
+            column(
                 7,
                 "blob",
                 BinaryType(),
                 required=False,
                 doc="The bytes; null when another row holds the same content_hash",
             ),
-            _field(8, "ts", TimestamptzType(), doc="ts of the first checkpoint using it"),
+            column(8, "ts", TimestamptzType(), doc="ts of the first checkpoint using it"),
         ),
         time_column="ts",
         key=("thread_id", "checkpoint_ns", "channel", "version"),
