@@ -127,8 +127,8 @@ def expire(
     if not dry_run and expired:
         table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in expired]).commit()
         table.refresh()
-        # re-check on the committed metadata: a file a new snapshot references stays
-        now_live = _files.referenced(table, table.metadata.snapshots, live_only=False)
+        # re-check on the committed metadata: a file a new snapshot holds as data stays
+        now_live = _files.referenced(table, table.metadata.snapshots, live_only=True)
         data -= now_live.data_files
         manifests -= now_live.manifests
         lists -= now_live.manifest_lists
