@@ -1,0 +1,118 @@
+"""What a table's metadata references, and what lies under its location.
+
+Shared by snapshot expiry and orphan removal. A file is *referenced* when the current
+metadata file, a metadata file in the metadata log, a snapshot's manifest list, one of its
+manifests or one of their entries (live or deleted) names it. Paths are compared as the
+catalog wrote them (full URIs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from pyarrow import fs
+from pyiceberg.manifest import ManifestFile
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+
+
+@dataclass
+class FileSet:
+    """Paths and known sizes of the files a set of snapshots references."""
+
+    manifest_lists: set[str] = field(default_factory=set)
+    manifests: set[str] = field(default_factory=set)
+    data_files: set[str] = field(default_factory=set)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def all(self) -> set[str]:
+        return self.manifest_lists | self.manifests | self.data_files
+
+
+def referenced(table: Table, snapshots: Iterable[Snapshot], *, live_only: bool) -> FileSet:
+    """Files that ``snapshots`` reference.
+
+    With ``live_only`` only entries that are part of a snapshot's data (added or existing) count;
+    otherwise deleted entries count too (a conservative set: what any metadata names).
+    """
+    found = FileSet()
+    seen: set[str] = set()
+    for snapshot in snapshots:
+        found.manifest_lists.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            found.manifests.add(manifest.manifest_path)
+            found.sizes[manifest.manifest_path] = manifest.manifest_length
+            if manifest.manifest_path in seen:
+                continue
+            seen.add(manifest.manifest_path)
+            for path, size in _entries(table, manifest, live_only):
+                found.data_files.add(path)
+                found.sizes[path] = size
+    return found
+
+
+def _entries(table: Table, manifest: ManifestFile, live_only: bool) -> Iterator[tuple[str, int]]:
+    for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=live_only):
+        yield entry.data_file.file_path, entry.data_file.file_size_in_bytes
+
+
+def metadata_files(table: Table) -> set[str]:
+    """The current metadata file and those in its metadata log."""
+    files = {entry.metadata_file for entry in table.metadata.metadata_log}
+    files.add(table.metadata_location)
+    return files
+
+
+def statistics_files(table: Table) -> set[str]:
+    """Puffin statistics and partition statistics files named by the metadata."""
+    stats = {s.statistics_path for s in table.metadata.statistics}
+    stats |= {s.statistics_path for s in table.metadata.partition_statistics}
+    return stats
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file found under a table location."""
+
+    path: str
+    size: int
+    mtime_ms: int
+
+
+def list_location(table: Table) -> list[StoredFile]:
+    """Every file under the table's location (recursively), with size and modification time."""
+    filesystem, root = fs.FileSystem.from_uri(table.metadata.location)
+    prefix = table.metadata.location.rstrip("/")
+    root = root.rstrip("/")
+    try:
+        infos = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+    except FileNotFoundError:
+        return []
+    files = []
+    for info in infos:
+        if info.type != fs.FileType.File:
+            continue
+        mtime = info.mtime_ns // 1_000_000 if info.mtime_ns is not None else 0
+        files.append(StoredFile(prefix + info.path[len(root) :], info.size or 0, mtime))
+    return files
+
+
+def size_of(table: Table, path: str) -> int:
+    """Size of ``path`` in bytes (0 when it is already gone)."""
+    try:
+        return len(table.io.new_input(path))
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+def delete(table: Table, paths: Iterable[str]) -> int:
+    """Delete ``paths``; returns how many existed and were removed."""
+    removed = 0
+    for path in paths:
+        try:
+            table.io.delete(path)
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
