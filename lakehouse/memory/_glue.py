@@ -235,8 +235,9 @@ def ingest_memory_events(
     write = None
     if written:
         tbl = memory_table(lh, MEMORY_EVENTS.name)
-        write = WriteResult(MEMORY_EVENTS.name, "main", written, tbl.metadata.current_snapshot_id,
-                            "append")
+        write = WriteResult(
+            MEMORY_EVENTS.name, "main", written, tbl.metadata.current_snapshot_id, "append"
+        )
     if rejected:
         rej = pa.Table.from_pylist(rejected, schema=MEMORY_EVENTS_REJECTED.arrow_schema)
         append_new(lh, MEMORY_EVENTS_REJECTED.name, "stream_id", rej, lineage)
@@ -262,7 +263,10 @@ def _best_effort_ids(text: str | None) -> tuple[str | None, str | None]:
     if not isinstance(obj, dict):
         return None, None
     tenant, memory = obj.get("tenant_id"), obj.get("memory_id")
-    return (tenant if isinstance(tenant, str) else None, memory if isinstance(memory, str) else None)
+    return (
+        tenant if isinstance(tenant, str) else None,
+        memory if isinstance(memory, str) else None,
+    )
 
 
 def read_day_events(lh: Lakehouse, day: date) -> pa.Table:

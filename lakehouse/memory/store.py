@@ -22,12 +22,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from pyiceberg.expressions import And, BooleanExpression, EqualTo, In
+from pyiceberg.expressions import And, BooleanExpression, EqualTo
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import ValidationError
@@ -346,10 +346,8 @@ class MemoryStore:
             return self._receipt(tenant_id, (), 0, 0, False, 0, (), ())
         keys = self.hot.trim(tenant_id, [mid], keep_access=False)
         entries = self.hot.erase_stream(tenant_id, {mid})
-        points = self.warm.held([mid]) if self.warm.get(tenant_id, mid, 0) is not None else set()
-        if not points:  # expired points are still erased
-            points = {p for p in self.warm.held([mid]) if self._warm_tenant(mid) == tenant_id}
-        self.warm.delete(sorted(points))
+        points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
+        self.warm.delete(points)
         vacuumed = tuple(self.warm.vacuum())
         iceberg = self._erase_iceberg(
             And(EqualTo("tenant_id", tenant_id), EqualTo("memory_id", mid))
@@ -367,7 +365,9 @@ class MemoryStore:
         ids |= {m.id for m in self.warm.scan(tenant_id)}
         cold = memory_table(self.lakehouse, "memories")
         if cold.current_snapshot() is not None:
-            scan = cold.scan(row_filter=EqualTo("tenant_id", tenant_id), selected_fields=("memory_id",))
+            scan = cold.scan(
+                row_filter=EqualTo("tenant_id", tenant_id), selected_fields=("memory_id",)
+            )
             ids |= set(scan.to_arrow().column("memory_id").to_pylist())
         keys = self.hot.delete_tenant_keys(tenant_id)
         entries = self.hot.erase_stream(tenant_id, None)
@@ -380,14 +380,9 @@ class MemoryStore:
             tenant_id, tuple(sorted(ids)), keys, entries, rewritten, points, vacuumed, iceberg
         )
 
-    def _warm_tenant(self, memory_id: str) -> str | None:
-        found = self.qdrant.retrieve("aura_memory", [memory_id], with_payload=["tenant_id"])
-        return found[0].payload.get("tenant_id") if found else None
-
     def _erase_iceberg(self, predicate: BooleanExpression) -> tuple[TableErase, ...]:
         return tuple(
-            erase_rows(memory_table(self.lakehouse, spec.name), predicate)
-            for spec in MEMORY_TABLES
+            erase_rows(memory_table(self.lakehouse, spec.name), predicate) for spec in MEMORY_TABLES
         )
 
     @staticmethod
@@ -408,9 +403,6 @@ class MemoryStore:
         iceberg: tuple[TableErase, ...],
     ) -> EraseReceipt:
         return EraseReceipt(tenant_id, ids, keys, entries, rewritten, points, vacuumed, iceberg)
-
-
-_ = In  # re-exported for callers building their own erase predicates
 
 
 class AsyncMemoryStore:
@@ -438,8 +430,9 @@ class AsyncMemoryStore:
     async def get(self, tenant_id: str, memory_id: str, **options: Any) -> Memory | None:
         return await self._run(self._sync.get, tenant_id, memory_id, **options)  # type: ignore[no-any-return]
 
-    async def search(self, tenant_id: str, query: Any, k: int = 10, filters: Any = None,
-                     **options: Any) -> list[SearchHit]:
+    async def search(
+        self, tenant_id: str, query: Any, k: int = 10, filters: Any = None, **options: Any
+    ) -> list[SearchHit]:
         return await self._run(self._sync.search, tenant_id, query, k, filters, **options)  # type: ignore[no-any-return]
 
     async def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:

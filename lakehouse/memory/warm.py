@@ -57,9 +57,7 @@ class WarmTier:
 
     @staticmethod
     def _tenant(tenant_id: str, now_ms: int | None = None) -> list[Any]:
-        must: list[Any] = [
-            qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))
-        ]
+        must: list[Any] = [qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
         if now_ms is not None:
             must.append(
                 qm.Filter(
@@ -87,6 +85,11 @@ class WarmTier:
             if memory.tenant_id == tenant_id and not memory.expired(now_ms):
                 return memory
         return None
+
+    def owner(self, memory_id: str) -> str | None:
+        """The tenant of a point (expired or not), or None when there is no such point."""
+        found = self.client.retrieve(COLLECTION, [memory_id], with_payload=["tenant_id"])
+        return str(found[0].payload.get("tenant_id")) if found and found[0].payload else None
 
     def held(self, ids: Sequence[str]) -> set[str]:
         """Which ids the collection holds (verification after a copy)."""
