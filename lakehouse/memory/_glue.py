@@ -88,9 +88,9 @@ def append_new(lh: Lakehouse, name: str, key: str, rows: pa.Table, lineage: Line
 
 def tier_move(
     items: Sequence[T],
-    copy: Callable[[Sequence[T]], None],
+    copy: Callable[[Sequence[T]], object],
     verify: Callable[[Sequence[T]], set[str]],
-    trim: Callable[[Sequence[str]], None],
+    trim: Callable[[Sequence[str]], object],
     key: Callable[[T], str],
 ) -> int:
     """Copy ``items`` to the destination, keep those it verifiably holds, trim only those.

@@ -111,12 +111,14 @@ class Memory:
         }
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any], vector: Sequence[float], tier: str) -> Memory:
+    def from_record(
+        cls, rec: Mapping[str, Any], vector: Sequence[float] | np.ndarray, tier: str
+    ) -> Memory:
         return cls(
             id=rec["id"],
             tenant_id=rec["tenant_id"],
             content=rec["content"],
-            vector=tuple(float(x) for x in vector),
+            vector=tuple(np.asarray(vector, dtype=np.float32).tolist()),
             metadata=dict(rec.get("metadata") or {}),
             importance=float(rec.get("importance", DEFAULT_IMPORTANCE)),
             created_ms=int(rec["created_ms"]),

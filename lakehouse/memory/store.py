@@ -174,7 +174,7 @@ class MemoryStore:
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
             content=content,
-            vector=tuple(float(x) for x in vec),
+            vector=tuple(vec.tolist()),
             metadata=dict(metadata or {}),
             importance=imp,
             created_ms=created,
@@ -318,10 +318,10 @@ class MemoryStore:
         cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
         old = {m.id: m for m in self.warm.scan(max_created_ms=cutoff)}
         if warm_max_points is not None:
-            every = self.warm.scan()
-            excess = len(every) - warm_max_points
+            points = self.warm.scan()
+            excess = len(points) - warm_max_points
             if excess > 0:
-                old |= {m.id: m for m in sorted(every, key=lambda m: m.created_ms)[:excess]}
+                old |= {m.id: m for m in sorted(points, key=lambda m: m.created_ms)[:excess]}
         warm_to_cold = tier_move(
             sorted(old.values(), key=lambda m: m.created_ms),
             self.cold.put,

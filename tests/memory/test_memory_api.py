@@ -31,7 +31,9 @@ def test_store_get_roundtrip_and_text_search(mem: MemoryStore) -> None:
     assert got.metadata == {"kind": "pref"} and got.tier == "hot"
     hits = mem.search("acme", "prefers short answers", k=1)
     assert [h.memory.id for h in hits] == [a]
-    assert mem.search("acme", "prefers short answers", k=5, filters={"kind": "fact"})[0].memory.id != a
+    assert (
+        mem.search("acme", "prefers short answers", k=5, filters={"kind": "fact"})[0].memory.id != a
+    )
 
 
 def test_search_falls_through_tiers_with_one_ranking(mem: MemoryStore) -> None:
@@ -43,7 +45,9 @@ def test_search_falls_through_tiers_with_one_ranking(mem: MemoryStore) -> None:
     hot = mem.store("acme", "hot", vector=unit(dim, 2), now=T0)
     assert {mem.get("acme", i, now=T0).tier for i in (cold, warm, hot)} == {"hot", "warm", "cold"}  # type: ignore[union-attr]
     # A query equally close to all three: the cold one (most similar) still ranks first.
-    query = np.array(unit(dim, 0)) * 0.8 + np.array(unit(dim, 1)) * 0.4 + np.array(unit(dim, 2)) * 0.3
+    query = (
+        np.array(unit(dim, 0)) * 0.8 + np.array(unit(dim, 1)) * 0.4 + np.array(unit(dim, 2)) * 0.3
+    )
     hits = mem.search("acme", query, k=3, now=T0)
     assert [h.memory.id for h in hits] == [cold, warm, hot]
     assert [h.memory.tier for h in hits] == ["cold", "warm", "hot"]

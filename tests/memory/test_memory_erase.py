@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from lakehouse.memory import MemoryStore, ingest_memory_events
 from lakehouse.memory._glue import STREAM, memory_table

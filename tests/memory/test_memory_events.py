@@ -55,7 +55,9 @@ def test_crash_between_copy_and_trim_loses_nothing(mem: MemoryStore) -> None:
         raise RuntimeError("killed between copy and trim")
 
     with pytest.raises(RuntimeError):
-        tier_move(hot, mem.warm.put, lambda m: mem.warm.held([x.id for x in m]), crash, lambda m: m.id)
+        tier_move(
+            hot, mem.warm.put, lambda m: mem.warm.held([x.id for x in m]), crash, lambda m: m.id
+        )
     assert mem.warm.count() == 3 and mem.hot.count("acme") == 3  # both hold them
     hits = mem.search("acme", "moving", k=10)
     assert sorted(h.memory.id for h in hits) == sorted(ids)  # counted once
@@ -65,7 +67,9 @@ def test_crash_between_copy_and_trim_loses_nothing(mem: MemoryStore) -> None:
     # warm → cold, crash before trim, rerun: cold holds each memory once.
     warm = mem.warm.scan()
     with pytest.raises(RuntimeError):
-        tier_move(warm, mem.cold.put, lambda m: mem.cold.held([x.id for x in m]), crash, lambda m: m.id)
+        tier_move(
+            warm, mem.cold.put, lambda m: mem.cold.held([x.id for x in m]), crash, lambda m: m.id
+        )
     assert mem.compact(now=now + timedelta(hours=2), warm_max_points=0).warm_to_cold == 3
     cold = mem.cold.table.scan().to_arrow()
     assert sorted(cold["memory_id"].to_pylist()) == sorted(ids)
@@ -73,7 +77,9 @@ def test_crash_between_copy_and_trim_loses_nothing(mem: MemoryStore) -> None:
 
 
 def test_hot_per_tenant_count_limit(mem: MemoryStore) -> None:
-    ids = [mem.store("acme", f"n{i}", now=datetime.now(UTC) + timedelta(seconds=i)) for i in range(5)]
+    ids = [
+        mem.store("acme", f"n{i}", now=datetime.now(UTC) + timedelta(seconds=i)) for i in range(5)
+    ]
     report = mem.compact(hot_max_per_tenant=2)
     assert report.hot_to_warm == 3
     assert sorted(mem.hot.ids("acme")) == sorted(ids[3:])
