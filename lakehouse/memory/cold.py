@@ -1,0 +1,225 @@
+"""Cold tier: the Iceberg table ``memories``, and the erase of memory rows from Iceberg.
+
+Erase invariant: after :func:`erase_rows`, no snapshot of the table (on any branch or tag)
+holds a matching row, and no data file or manifest that held one exists any more. Steps:
+rewrite each ref head that holds a match (copy-on-write delete; a tag is re-pointed at its
+rewritten snapshot, keeping its retention), expire every snapshot that still holds a match,
+then delete the files that only expired snapshots reached. Snapshots without a match keep
+their time travel.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+from pyiceberg.expressions import (
+    And,
+    BooleanExpression,
+    EqualTo,
+    GreaterThan,
+    IsNull,
+    LessThanOrEqual,
+    Or,
+)
+from pyiceberg.table import Table
+from pyiceberg.table.refs import SnapshotRefType
+
+from lakehouse.core import Lakehouse
+from lakehouse.memory._glue import append_new, existing_keys, memory_table
+from lakehouse.memory.model import Memory, from_ms, matches, to_ms
+from lakehouse.memory.tables import MEMORIES
+from lakehouse.writer import Lineage
+
+
+@dataclass(frozen=True)
+class TableErase:
+    """What an erase removed from one Iceberg table."""
+
+    table: str
+    rows_removed: int
+    refs_rewritten: tuple[str, ...]
+    snapshots_expired: int
+    files_deleted: int
+
+
+def _rows(memories: Sequence[Memory], now: datetime) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "memory_id": m.id,
+                "tenant_id": m.tenant_id,
+                "content": m.content,
+                "metadata": json.dumps(m.metadata),
+                "vector": list(m.vector),
+                "importance": m.importance,
+                "created_at": from_ms(m.created_ms),
+                "expires_at": from_ms(m.expires_ms),
+                "last_access": from_ms(m.last_access_ms),
+                "signature": m.signature,
+                "archived_at": now,
+            }
+            for m in memories
+        ],
+        schema=MEMORIES.arrow_schema,
+    )
+
+
+def _memories(rows: pa.Table) -> list[Memory]:
+    out = []
+    for r in rows.to_pylist():
+        last = r["last_access"]
+        out.append(
+            Memory(
+                id=r["memory_id"],
+                tenant_id=r["tenant_id"],
+                content=r["content"],
+                vector=tuple(r["vector"]),
+                metadata=json.loads(r["metadata"] or "{}"),
+                importance=r["importance"],
+                created_ms=to_ms(r["created_at"]),
+                expires_ms=None if r["expires_at"] is None else to_ms(r["expires_at"]),
+                last_access_ms=None if last is None else to_ms(last),
+                signature=r["signature"],
+                tier="cold",
+            )
+        )
+    return out
+
+
+def _live(tenant_id: str, now_ms: int) -> BooleanExpression:
+    now = from_ms(now_ms)
+    assert now is not None
+    return And(
+        EqualTo("tenant_id", tenant_id),
+        Or(IsNull("expires_at"), GreaterThan("expires_at", now.isoformat())),
+    )
+
+
+class ColdTier:
+    """The Iceberg side of a memory store."""
+
+    def __init__(self, lh: Lakehouse) -> None:
+        self.lh = lh
+
+    @property
+    def table(self) -> Table:
+        return memory_table(self.lh, MEMORIES.name)
+
+    def put(self, memories: Sequence[Memory]) -> int:
+        """Append memories the table does not hold yet (idempotent by id)."""
+        now = datetime.now(UTC)
+        return append_new(
+            self.lh, MEMORIES.name, "memory_id", _rows(memories, now), Lineage(asset="memories")
+        )
+
+    def held(self, ids: Sequence[str]) -> set[str]:
+        return existing_keys(self.table, "memory_id", ids)
+
+    def _scan(self, row_filter: BooleanExpression) -> list[Memory]:
+        table = self.table
+        if table.current_snapshot() is None:
+            return []
+        return _memories(table.scan(row_filter=row_filter).to_arrow())
+
+    def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
+        found = self._scan(And(_live(tenant_id, now_ms), EqualTo("memory_id", memory_id)))
+        return next((m for m in found if m.tenant_id == tenant_id), None)
+
+    def search(
+        self,
+        tenant_id: str,
+        vector: np.ndarray,
+        k: int,
+        filters: Mapping[str, object],
+        now_ms: int,
+    ) -> list[tuple[Memory, float]]:
+        found = [
+            m
+            for m in self._scan(_live(tenant_id, now_ms))
+            if m.tenant_id == tenant_id and matches(m.metadata, filters)
+        ]
+        if not found:
+            return []
+        matrix = np.asarray([m.vector for m in found], dtype=np.float32)
+        sims = matrix @ vector
+        top = np.argsort(-sims)[:k]
+        return [(found[i], float(sims[i])) for i in top]
+
+    def purge_expired(self, now_ms: int) -> int:
+        table = self.table
+        if table.current_snapshot() is None:
+            return 0
+        now = from_ms(now_ms)
+        assert now is not None
+        predicate = LessThanOrEqual("expires_at", now.isoformat())
+        n = _count(table, predicate, None)
+        if n:
+            table.delete(predicate, snapshot_properties={"aura.asset": "memory-ttl-purge"})
+        return n
+
+
+def _count(table: Table, predicate: BooleanExpression, snapshot_id: int | None) -> int:
+    fields = (table.schema().fields[0].name,)
+    scan = table.scan(row_filter=predicate, snapshot_id=snapshot_id, selected_fields=fields)
+    return scan.to_arrow().num_rows
+
+
+def _reachable(table: Table) -> set[str]:
+    """Manifest lists, manifests and live data files of every snapshot."""
+    files: set[str] = set()
+    for snapshot in table.metadata.snapshots:
+        files.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            files.add(manifest.manifest_path)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                files.add(entry.data_file.file_path)
+    return files
+
+
+def erase_rows(table: Table, predicate: BooleanExpression) -> TableErase:
+    """Remove every row matching ``predicate`` from every ref, snapshot and file of ``table``."""
+    table.refresh()
+    name = table.name()[-1]
+    if not table.metadata.snapshots:
+        return TableErase(name, 0, (), 0, 0)
+    before = _reachable(table)
+    props = {"aura.asset": "memory-erase"}
+    removed = 0
+    rewritten = []
+    for ref_name, ref in sorted(table.metadata.refs.items()):
+        n = _count(table, predicate, ref.snapshot_id)
+        if not n:
+            continue
+        if ref_name == "main":
+            removed = n
+        if ref.snapshot_ref_type == SnapshotRefType.BRANCH:
+            table.delete(predicate, snapshot_properties=props, branch=ref_name)
+        else:
+            tmp = f"aura-erase-{uuid.uuid4().hex[:12]}"
+            with table.manage_snapshots() as ms:
+                ms.create_branch(ref.snapshot_id, tmp)
+            table.delete(predicate, snapshot_properties=props, branch=tmp)
+            table.refresh()
+            new_head = table.metadata.refs[tmp].snapshot_id
+            with table.manage_snapshots() as ms:
+                ms.remove_tag(ref_name)
+                ms.create_tag(new_head, ref_name, max_ref_age_ms=ref.max_ref_age_ms)
+                ms.remove_branch(tmp)
+        rewritten.append(ref_name)
+        table.refresh()
+    holding = [
+        s.snapshot_id for s in table.metadata.snapshots if _count(table, predicate, s.snapshot_id)
+    ]
+    if holding:
+        table.maintenance.expire_snapshots().by_ids(holding).commit()
+        table.refresh()
+    garbage = before - _reachable(table)
+    for path in sorted(garbage):
+        table.io.delete(path)
+    return TableErase(name, removed, tuple(rewritten), len(holding), len(garbage))

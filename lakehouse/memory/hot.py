@@ -1,0 +1,285 @@
+"""Hot tier: Redis hashes per memory, a per-tenant index, and the event stream.
+
+Keys (``T`` a validated tenant id, which cannot contain ``:`` or glob characters)::
+
+    aura:mem:T:m:<id>   hash {rec: JSON without vector, vec: float32 bytes}; PEXPIREAT = hard TTL
+    aura:mem:T:idx      sorted set id → created_ms (age-based compaction, search scan)
+    aura:mem:T:acc      hash id → last access ms (decay refresh for memories in every tier)
+    aura:mem:tenants    set of tenants with memories
+
+A store writes the hash, the index and its stream event in one MULTI/EXEC.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+import numpy as np
+import redis
+
+from lakehouse.memory._glue import STREAM, publish_event
+from lakehouse.memory.model import Memory
+
+TENANTS = "aura:mem:tenants"
+_SCAN_BATCH = 500
+
+# One round trip for get: the record, the vector, and the access refresh when it exists.
+_GET = """
+local v = redis.call('HMGET', KEYS[1], 'rec', 'vec')
+if not v[1] then return false end
+local prev = redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return {v[1], v[2], prev}
+"""
+
+# Rebuild a stream without some entries. XDEL only marks entries deleted inside their listpack
+# node, whose bytes stay in memory, in RDB dumps and in AOF rewrites; copying the survivors into
+# a fresh stream (same ids, last id, groups, last-delivered ids and pending entries with their
+# consumers; delivery counts restart at 1) and renaming it over the old one frees them.
+_REBUILD = """
+local src, tmp = KEYS[1], KEYS[2]
+if redis.call('EXISTS', src) == 0 then return 0 end
+local drop = {}
+for i = 1, #ARGV do drop[ARGV[i]] = true end
+local info = redis.call('XINFO', 'STREAM', src)
+local lastgen
+for i = 1, #info, 2 do if info[i] == 'last-generated-id' then lastgen = info[i + 1] end end
+local groups = redis.call('XINFO', 'GROUPS', src)
+redis.call('DEL', tmp)
+local prev, last, dropped = {}, '0-0', 0
+for _, e in ipairs(redis.call('XRANGE', src, '-', '+')) do
+  if drop[e[1]] then
+    dropped = dropped + 1
+  else
+    redis.call('XADD', tmp, e[1], unpack(e[2]))
+    prev[e[1]] = last
+    last = e[1]
+  end
+end
+if last == '0-0' then
+  redis.call('XADD', tmp, lastgen, 'erased', '1')
+  redis.call('XDEL', tmp, lastgen)
+else
+  redis.call('XSETID', tmp, lastgen)
+end
+for _, g in ipairs(groups) do
+  local name, delivered
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'last-delivered-id' then delivered = g[i + 1] end
+  end
+  redis.call('XGROUP', 'CREATE', tmp, name, '0')
+  for _, p in ipairs(redis.call('XPENDING', src, name, '-', '+', '1000000000')) do
+    if prev[p[1]] then
+      redis.call('XGROUP', 'SETID', tmp, name, prev[p[1]])
+      redis.call('XREADGROUP', 'GROUP', name, p[2], 'COUNT', '1', 'STREAMS', tmp, '>')
+    end
+  end
+  redis.call('XGROUP', 'SETID', tmp, name, delivered)
+end
+redis.call('RENAME', tmp, src)
+return dropped
+"""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class HotTier:
+    """The Redis side of a memory store."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._get = client.register_script(_GET)
+        self._rebuild = client.register_script(_REBUILD)
+
+    @staticmethod
+    def key(tenant_id: str, memory_id: str) -> str:
+        return f"aura:mem:{tenant_id}:m:{memory_id}"
+
+    @staticmethod
+    def index(tenant_id: str) -> str:
+        return f"aura:mem:{tenant_id}:idx"
+
+    @staticmethod
+    def access(tenant_id: str) -> str:
+        return f"aura:mem:{tenant_id}:acc"
+
+    def put(self, memory: Memory, vector: np.ndarray, event: dict[str, Any]) -> None:
+        """Store a memory and publish its event atomically."""
+        key = self.key(memory.tenant_id, memory.id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, mapping={"rec": memory.to_json(), "vec": vector.tobytes()})
+        if memory.expires_ms is not None:
+            pipe.pexpireat(key, memory.expires_ms)
+        pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
+        pipe.sadd(TENANTS, memory.tenant_id)
+        publish_event(self.client, event, pipe)
+        pipe.execute()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        publish_event(self.client, event)
+
+    def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
+        """The memory (access refreshed), or None; Redis itself enforces the TTL."""
+        keys = [self.key(tenant_id, memory_id), self.access(tenant_id)]
+        reply = self._get(keys=keys, args=[memory_id, now_ms])
+        if not reply:
+            return None
+        rec = json.loads(reply[0])
+        memory = Memory.from_record(rec, np.frombuffer(reply[1], dtype=np.float32), "hot")
+        if memory.tenant_id != tenant_id or memory.expired(now_ms):
+            return None
+        return memory
+
+    def load(self, tenant_id: str, ids: Sequence[str]) -> list[Memory]:
+        """The memories of ``ids`` still present (an id whose key expired is skipped)."""
+        out: list[Memory] = []
+        for start in range(0, len(ids), _SCAN_BATCH):
+            chunk = ids[start : start + _SCAN_BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            for memory_id in chunk:
+                pipe.hmget(self.key(tenant_id, memory_id), "rec", "vec")
+            for rec, vec in pipe.execute():
+                if rec is None:
+                    continue
+                memory = Memory.from_record(
+                    json.loads(rec), np.frombuffer(vec, dtype=np.float32), "hot"
+                )
+                if memory.tenant_id == tenant_id:
+                    out.append(memory)
+        return out
+
+    def ids(self, tenant_id: str, max_created_ms: float = float("inf")) -> list[str]:
+        upper = "+inf" if max_created_ms == float("inf") else int(max_created_ms)
+        raw = cast(list[bytes], self.client.zrangebyscore(self.index(tenant_id), "-inf", upper))
+        return [_text(x) for x in raw]
+
+    def count(self, tenant_id: str) -> int:
+        return int(cast(int, self.client.zcard(self.index(tenant_id))))
+
+    def tenants(self) -> list[str]:
+        return sorted(_text(t) for t in cast(set[bytes], self.client.smembers(TENANTS)))
+
+    def access_times(self, tenant_id: str, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        values = cast(list[bytes | None], self.client.hmget(self.access(tenant_id), list(ids)))
+        return {i: int(v) for i, v in zip(ids, values, strict=True) if v is not None}
+
+    def touch(self, tenant_id: str, ids: Iterable[str], now_ms: int) -> None:
+        mapping = dict.fromkeys(ids, now_ms)
+        if mapping:
+            self.client.hset(self.access(tenant_id), mapping=mapping)  # type: ignore[arg-type]
+
+    def trim(self, tenant_id: str, ids: Sequence[str], *, keep_access: bool = True) -> int:
+        """Remove memories from the hot tier (their access times stay unless told)."""
+        if not ids:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(*[self.key(tenant_id, i) for i in ids])
+        pipe.zrem(self.index(tenant_id), *ids)
+        if not keep_access:
+            pipe.hdel(self.access(tenant_id), *ids)
+        return int(pipe.execute()[0])
+
+    def drop_stale_index(self, tenant_id: str) -> int:
+        """Index entries whose key Redis expired (TTL); returns how many were dropped."""
+        ids = self.ids(tenant_id)
+        pipe = self.client.pipeline(transaction=False)
+        for memory_id in ids:
+            pipe.exists(self.key(tenant_id, memory_id))
+        gone = [i for i, e in zip(ids, pipe.execute(), strict=True) if not e]
+        if gone:
+            self.client.zrem(self.index(tenant_id), *gone)
+            self.client.hdel(self.access(tenant_id), *gone)
+        return len(gone)
+
+    def delete_tenant_keys(self, tenant_id: str) -> int:
+        """Delete every key of the tenant (validated ids cannot contain glob characters)."""
+        deleted = 0
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"aura:mem:{tenant_id}:*", count=_SCAN_BATCH):
+            batch.append(key)
+            if len(batch) >= _SCAN_BATCH:
+                deleted += int(cast(int, self.client.delete(*batch)))
+                batch = []
+        if batch:
+            deleted += int(cast(int, self.client.delete(*batch)))
+        self.client.srem(TENANTS, tenant_id)
+        return deleted
+
+    def erase_stream(self, tenant_id: str, memory_ids: set[str] | None) -> int:
+        """Remove the stream entries about the tenant's ``memory_ids`` (all when None)."""
+        doomed: list[str] = []
+        last = "-"
+        while True:
+            entries = cast(
+                list[Any], self.client.xrange(STREAM, min=last, max="+", count=_SCAN_BATCH)
+            )
+            if last != "-":
+                entries = entries[1:]
+            if not entries:
+                break
+            for sid, fields in entries:
+                if self._holds(fields, tenant_id, memory_ids):
+                    doomed.append(_text(sid))
+            last = _text(entries[-1][0])
+        if not doomed:
+            return 0
+        return int(self._rebuild(keys=[STREAM, f"{STREAM}:rebuild"], args=doomed))
+
+    @staticmethod
+    def _holds(fields: dict[bytes, bytes] | None, tenant_id: str, ids: set[str] | None) -> bool:
+        raw = (fields or {}).get(b"data")
+        if raw is None:
+            return False
+        try:
+            event = json.loads(raw)
+        except ValueError:  # malformed: erase it when it merely mentions the tenant or id
+            text = raw.decode(errors="replace")
+            return tenant_id in text and (ids is None or any(i in text for i in ids))
+        if not isinstance(event, dict) or event.get("tenant_id") != tenant_id:
+            return False
+        return ids is None or event.get("memory_id") in ids
+
+    def rewrite_persistence(self, timeout: float = 60.0) -> bool:
+        """Rewrite the AOF and the RDB so erased values leave the files; False if no persistence.
+
+        Only a server with persistence configured is asked (a shared server with
+        ``appendonly no`` and ``save ""`` keeps nothing on disk); waits for both to finish.
+        """
+        try:
+            config = cast(dict[str, str], self.client.config_get("appendonly"))
+            config |= cast(dict[str, str], self.client.config_get("save"))
+        except redis.ResponseError:  # managed servers may forbid CONFIG
+            return False
+        aof = _text(config.get("appendonly", "no")) == "yes"
+        rdb = bool(_text(config.get("save", "")).strip())
+        if not aof and not rdb:
+            return False
+        self._wait_idle(timeout)
+        if aof:
+            self.client.bgrewriteaof()
+            self._wait_idle(timeout)
+        self.client.bgsave(schedule=True)
+        self._wait_idle(timeout)
+        return True
+
+    def _wait_idle(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = cast(dict[str, Any], self.client.info("persistence"))
+            busy = (
+                info.get("aof_rewrite_in_progress")
+                or info.get("aof_rewrite_scheduled")
+                or info.get("rdb_bgsave_in_progress")
+            )
+            if not busy:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"Redis persistence rewrite still running after {timeout} s")

@@ -1,0 +1,455 @@
+"""The memory API: one store over hot (Redis), warm (Qdrant) and cold (Iceberg) tiers.
+
+Invariants:
+
+- Tenant isolation: every tier read is keyed or filtered by the caller's tenant, and every
+  record read back is checked against it; a memory id of another tenant reads as absent.
+- Hard TTL: an expired memory is absent from every read (``get`` included) in every tier, and
+  :meth:`MemoryStore.compact` purges it. Decay only ranks (see :mod:`lakehouse.memory.model`).
+- Erase: :meth:`MemoryStore.forget` removes the memory from Redis keys and stream entries
+  (rewriting persistence files), Qdrant (vacuuming local storage) and every snapshot and file
+  of ``memories``, ``memory_events`` and ``memory_events_rejected``, and returns a receipt.
+- Tier moves copy, verify in the destination, then trim: a crash in between duplicates a
+  memory across tiers for a while (reads deduplicate by id) and never loses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+from pyiceberg.expressions import And, BooleanExpression, EqualTo
+
+from lakehouse.core import Lakehouse
+from lakehouse.exceptions import ValidationError
+from lakehouse.memory._glue import memory_table, open_qdrant, tier_move
+from lakehouse.memory.cold import ColdTier, TableErase, erase_rows
+from lakehouse.memory.hot import HotTier
+from lakehouse.memory.model import (
+    DEFAULT_HALF_LIFE,
+    DEFAULT_IMPORTANCE,
+    Embedder,
+    HashingEmbedder,
+    Memory,
+    SearchHit,
+    check_filters,
+    check_tenant,
+    matches,
+    normalise,
+    parse_id,
+    score,
+    to_ms,
+)
+from lakehouse.memory.tables import MEMORY_TABLES
+from lakehouse.memory.warm import WarmTier
+from lakehouse.redis_client import close_redis, open_redis
+from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+TIERS = ("hot", "warm", "cold")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class EraseReceipt:
+    """What an erase removed, where."""
+
+    tenant_id: str
+    memory_ids: tuple[str, ...]
+    redis_keys_deleted: int
+    redis_stream_entries_deleted: int
+    redis_persistence_rewritten: bool
+    qdrant_points_deleted: int
+    qdrant_files_vacuumed: tuple[str, ...]
+    iceberg: tuple[TableErase, ...]
+
+    @property
+    def found(self) -> bool:
+        """Whether anything at all was removed."""
+        return bool(
+            self.redis_keys_deleted
+            or self.redis_stream_entries_deleted
+            or self.qdrant_points_deleted
+            or any(t.rows_removed or t.snapshots_expired for t in self.iceberg)
+        )
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """What one compaction moved and purged, per tier."""
+
+    hot_to_warm: int = 0
+    warm_to_cold: int = 0
+    expired_hot: int = 0
+    expired_warm: int = 0
+    expired_cold: int = 0
+    tenants: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _now_ms(now: datetime | None) -> int:
+    return to_ms(now) if now is not None else int(time.time() * 1000)
+
+
+class MemoryStore:
+    """Agent memory over three tiers, synchronous.
+
+    Example:
+        >>> with MemoryStore(Settings.from_env()) as mem:
+        ...     mid = mem.store("acme", "the user prefers short answers", ttl=timedelta(days=30))
+        ...     hits = mem.search("acme", "short answers", k=5)
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        half_life: timedelta = DEFAULT_HALF_LIFE,
+        redis_client: Any = None,
+        qdrant_client: Any = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.embedder: Embedder = embedder or HashingEmbedder()
+        self.dim = self.embedder.dim
+        self.half_life = half_life
+        self._own_redis = redis_client is None
+        self._own_qdrant = qdrant_client is None
+        self.redis = redis_client if redis_client is not None else open_redis(self.settings)
+        self.qdrant = qdrant_client if qdrant_client is not None else open_qdrant(self.settings)
+        local = None if self.settings.qdrant_url else self.settings.qdrant_path
+        self.lakehouse = Lakehouse(self.settings)
+        self.hot = HotTier(self.redis)
+        self.warm = WarmTier(self.qdrant, self.dim, local)
+        self.cold = ColdTier(self.lakehouse)
+
+    def close(self) -> None:
+        """Close the clients this store opened (an embedded Redis is saved and stopped)."""
+        if self._own_qdrant:
+            self.qdrant.close()
+        if self._own_redis:
+            close_redis(self.redis)
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def store(
+        self,
+        tenant_id: str,
+        content: str,
+        *,
+        vector: Sequence[float] | np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        ttl: timedelta | None = None,
+        importance: float | None = None,
+        signature: str | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """Store a memory in the hot tier and publish its event; returns its id."""
+        check_tenant(tenant_id)
+        if not isinstance(content, str):
+            raise ValidationError("content must be a string")
+        imp = DEFAULT_IMPORTANCE if importance is None else float(importance)
+        if not 0.0 <= imp <= 1.0:
+            raise ValidationError(f"importance must lie in [0, 1], got {imp}")
+        if ttl is not None and ttl <= timedelta(0):
+            raise ValidationError(f"ttl must be positive, got {ttl}")
+        vec = normalise(self.embedder.embed(content) if vector is None else vector, self.dim)
+        created = _now_ms(now)
+        memory = Memory(
+            id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            content=content,
+            vector=tuple(vec.tolist()),
+            metadata=dict(metadata or {}),
+            importance=imp,
+            created_ms=created,
+            expires_ms=None if ttl is None else created + int(ttl.total_seconds() * 1000),
+            signature=signature,
+        )
+        event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
+        event |= {"memory_id": memory.id} | memory.record()
+        event.pop("id")
+        self.hot.put(memory, vec, event)
+        return memory.id
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, tenant_id: str, memory_id: str, *, now: datetime | None = None) -> Memory | None:
+        """The tenant's memory with this id from the hottest tier holding it, or None."""
+        check_tenant(tenant_id)
+        mid = parse_id(memory_id)
+        if mid is None:
+            return None
+        now_ms = _now_ms(now)
+        found = self.hot.get(tenant_id, mid, now_ms)
+        if found is not None:
+            return found
+        found = self.warm.get(tenant_id, mid, now_ms) or self.cold.get(tenant_id, mid, now_ms)
+        if found is not None:
+            self.hot.touch(tenant_id, [mid], now_ms)
+        return found
+
+    def search(
+        self,
+        tenant_id: str,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 10,
+        filters: Mapping[str, object] | None = None,
+        *,
+        tiers: Sequence[str] = TIERS,
+        now: datetime | None = None,
+    ) -> list[SearchHit]:
+        """Top ``k`` of the tenant's live memories over ``tiers``, in one merged ranking.
+
+        Each tier contributes its best candidates by similarity (hot, then warm, then cold); a
+        memory present in two tiers (mid-move) counts once, from the hotter tier. The merged
+        candidates are ranked by similarity × decayed importance (newer access breaks ties).
+        ``filters`` are metadata equalities, always ANDed with the tenant.
+        """
+        check_tenant(tenant_id)
+        if k <= 0:
+            return []
+        unknown = set(tiers) - set(TIERS)
+        if unknown:
+            raise ValidationError(f"unknown tier(s) {sorted(unknown)}; tiers are {TIERS}")
+        flt = check_filters(filters)
+        vec = normalise(self.embedder.embed(query) if isinstance(query, str) else query, self.dim)
+        now_ms = _now_ms(now)
+        pool = max(k * 4, 20)
+        candidates: dict[str, tuple[Memory, float]] = {}
+        for tier in TIERS:
+            if tier not in tiers:
+                continue
+            for memory, sim in self._tier_search(tier, tenant_id, vec, pool, flt, now_ms):
+                candidates.setdefault(memory.id, (memory, sim))
+        access = self.hot.access_times(tenant_id, list(candidates))
+        hits = []
+        for mid, (memory, sim) in candidates.items():
+            if mid in access:
+                memory = Memory(**{**memory.__dict__, "last_access_ms": access[mid]})
+            hits.append(SearchHit(memory, score(sim, memory, now_ms, self.half_life), sim))
+        hits.sort(
+            key=lambda h: (-h.score, -(h.memory.last_access_ms or h.memory.created_ms), h.memory.id)
+        )
+        top = hits[:k]
+        self.hot.touch(tenant_id, [h.memory.id for h in top], now_ms)
+        return top
+
+    def _tier_search(
+        self,
+        tier: str,
+        tenant_id: str,
+        vec: np.ndarray,
+        pool: int,
+        flt: dict[str, object],
+        now_ms: int,
+    ) -> list[tuple[Memory, float]]:
+        if tier == "warm":
+            return self.warm.search(tenant_id, vec, pool, flt, now_ms)
+        if tier == "cold":
+            return self.cold.search(tenant_id, vec, pool, flt, now_ms)
+        found = [
+            m
+            for m in self.hot.load(tenant_id, self.hot.ids(tenant_id))
+            if not m.expired(now_ms) and matches(m.metadata, flt)
+        ]
+        if not found:
+            return []
+        sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
+        return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
+
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(
+        self,
+        *,
+        now: datetime | None = None,
+        hot_max_age: timedelta = timedelta(hours=1),
+        hot_max_per_tenant: int | None = None,
+        warm_max_age: timedelta = timedelta(days=30),
+        warm_max_points: int | None = None,
+    ) -> CompactionReport:
+        """Move hot → warm past an age or count, warm → cold past an age or size; purge expired.
+
+        Idempotent; each move copies, verifies the copy in the destination, then trims.
+        """
+        now_ms = _now_ms(now)
+        tenants = self.hot.tenants()
+        expired_hot = hot_to_warm = 0
+        for tenant in tenants:
+            expired_hot += self.hot.drop_stale_index(tenant)
+            cutoff = now_ms - int(hot_max_age.total_seconds() * 1000)
+            ids = set(self.hot.ids(tenant, cutoff))
+            if hot_max_per_tenant is not None:
+                every = self.hot.ids(tenant)  # ordered by creation time
+                ids |= set(every[: max(0, len(every) - hot_max_per_tenant)])
+            memories = self.hot.load(tenant, sorted(ids))
+            expired = [m.id for m in memories if m.expired(now_ms)]
+            expired_hot += self.hot.trim(tenant, expired, keep_access=False)
+            live = [m for m in memories if not m.expired(now_ms)]
+            access = self.hot.access_times(tenant, [m.id for m in live])
+            live = [
+                Memory(**{**m.__dict__, "last_access_ms": access.get(m.id, m.last_access_ms)})
+                for m in live
+            ]
+            hot_to_warm += tier_move(
+                live,
+                self.warm.put,
+                lambda items: self.warm.held([m.id for m in items]),
+                partial(self.hot.trim, tenant),
+                lambda m: m.id,
+            )
+        expired_warm = self.warm.purge_expired(now_ms)
+        cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
+        old = {m.id: m for m in self.warm.scan(max_created_ms=cutoff)}
+        if warm_max_points is not None:
+            points = self.warm.scan()
+            excess = len(points) - warm_max_points
+            if excess > 0:
+                old |= {m.id: m for m in sorted(points, key=lambda m: m.created_ms)[:excess]}
+        warm_to_cold = tier_move(
+            sorted(old.values(), key=lambda m: m.created_ms),
+            self.cold.put,
+            lambda items: self.cold.held([m.id for m in items]),
+            self.warm.delete,
+            lambda m: m.id,
+        )
+        expired_cold = self.cold.purge_expired(now_ms)
+        report = CompactionReport(
+            hot_to_warm, warm_to_cold, expired_hot, expired_warm, expired_cold, tuple(tenants)
+        )
+        log.info("memory compaction: %s", report)
+        return report
+
+    # -- erase -------------------------------------------------------------------------------
+
+    def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
+        """Erase one memory of the tenant from every tier, snapshot and file."""
+        check_tenant(tenant_id)
+        mid = parse_id(memory_id)
+        if mid is None:
+            return self._receipt(tenant_id, (), 0, 0, False, 0, (), ())
+        keys = self.hot.trim(tenant_id, [mid], keep_access=False)
+        entries = self.hot.erase_stream(tenant_id, {mid})
+        points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
+        self.warm.delete(points)
+        vacuumed = tuple(self.warm.vacuum())
+        iceberg = self._erase_iceberg(
+            And(EqualTo("tenant_id", tenant_id), EqualTo("memory_id", mid))
+        )
+        rewritten = self.hot.rewrite_persistence()
+        self.hot.publish(self._forget_event("forget", tenant_id, mid))
+        return self._receipt(
+            tenant_id, (mid,), keys, entries, rewritten, len(points), vacuumed, iceberg
+        )
+
+    def forget_tenant(self, tenant_id: str) -> EraseReceipt:
+        """Erase every memory of the tenant from every tier, snapshot and file."""
+        check_tenant(tenant_id)
+        ids = set(self.hot.ids(tenant_id))
+        ids |= {m.id for m in self.warm.scan(tenant_id)}
+        cold = memory_table(self.lakehouse, "memories")
+        if cold.current_snapshot() is not None:
+            scan = cold.scan(
+                row_filter=EqualTo("tenant_id", tenant_id), selected_fields=("memory_id",)
+            )
+            ids |= set(scan.to_arrow().column("memory_id").to_pylist())
+        keys = self.hot.delete_tenant_keys(tenant_id)
+        entries = self.hot.erase_stream(tenant_id, None)
+        points = self.warm.delete_tenant(tenant_id)
+        vacuumed = tuple(self.warm.vacuum())
+        iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id))
+        rewritten = self.hot.rewrite_persistence()
+        self.hot.publish(self._forget_event("forget_tenant", tenant_id, None))
+        return self._receipt(
+            tenant_id, tuple(sorted(ids)), keys, entries, rewritten, points, vacuumed, iceberg
+        )
+
+    def _erase_iceberg(self, predicate: BooleanExpression) -> tuple[TableErase, ...]:
+        return tuple(
+            erase_rows(memory_table(self.lakehouse, spec.name), predicate) for spec in MEMORY_TABLES
+        )
+
+    @staticmethod
+    def _forget_event(op: str, tenant_id: str, memory_id: str | None) -> dict[str, Any]:
+        now = int(time.time() * 1000)
+        event: dict[str, Any] = {"event_id": str(uuid.uuid4()), "ts_ms": now, "op": op}
+        return event | {"tenant_id": tenant_id, "memory_id": memory_id}
+
+    @staticmethod
+    def _receipt(
+        tenant_id: str,
+        ids: tuple[str, ...],
+        keys: int,
+        entries: int,
+        rewritten: bool,
+        points: int,
+        vacuumed: tuple[str, ...],
+        iceberg: tuple[TableErase, ...],
+    ) -> EraseReceipt:
+        return EraseReceipt(tenant_id, ids, keys, entries, rewritten, points, vacuumed, iceberg)
+
+
+class AsyncMemoryStore:
+    """The same API as :class:`MemoryStore`, awaitable; calls run on one worker thread.
+
+    One thread keeps the tiers' clients (Qdrant local mode's SQLite connection among them)
+    used by a single thread at a time.
+    """
+
+    def __init__(self, settings: Settings | None = None, **options: Any) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-memory")
+        self._sync = self._executor.submit(MemoryStore, settings, **options).result()
+
+    @property
+    def sync(self) -> MemoryStore:
+        return self._sync
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    async def store(self, tenant_id: str, content: str, **options: Any) -> str:
+        return await self._run(self._sync.store, tenant_id, content, **options)  # type: ignore[no-any-return]
+
+    async def get(self, tenant_id: str, memory_id: str, **options: Any) -> Memory | None:
+        return await self._run(self._sync.get, tenant_id, memory_id, **options)  # type: ignore[no-any-return]
+
+    async def search(
+        self, tenant_id: str, query: Any, k: int = 10, filters: Any = None, **options: Any
+    ) -> list[SearchHit]:
+        return await self._run(self._sync.search, tenant_id, query, k, filters, **options)  # type: ignore[no-any-return]
+
+    async def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
+        return await self._run(self._sync.forget, tenant_id, memory_id)  # type: ignore[no-any-return]
+
+    async def forget_tenant(self, tenant_id: str) -> EraseReceipt:
+        return await self._run(self._sync.forget_tenant, tenant_id)  # type: ignore[no-any-return]
+
+    async def compact(self, **options: Any) -> CompactionReport:
+        return await self._run(self._sync.compact, **options)  # type: ignore[no-any-return]
+
+    async def aclose(self) -> None:
+        await self._run(self._sync.close)
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> AsyncMemoryStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,86 @@
+"""Iceberg contracts of the memory domain: the cold tier, its event log and dead letters.
+
+Content and metadata columns are written without column statistics
+(``write.metadata.metrics.column.<name> = none``, see :data:`NO_STATS_COLUMNS`): Iceberg
+manifests would otherwise keep a prefix of the text as lower/upper bounds, and an erase that
+rewrites the data files would still leave those bytes in manifests.
+"""
+
+from __future__ import annotations
+
+from pyiceberg.schema import Schema
+from pyiceberg.types import DoubleType, FloatType, ListType, StringType, TimestamptzType
+
+from lakehouse.tables import TableSpec, column, register
+
+MEMORIES = register(
+    TableSpec(
+        name="memories",
+        schema=Schema(
+            column(1, "memory_id", StringType(), doc="Memory id (a UUID)"),
+            column(2, "tenant_id", StringType()),
+            column(3, "content", StringType()),
+            column(4, "metadata", StringType(), required=False, doc="JSON object"),
+            column(5, "vector", ListType(13, FloatType(), element_required=True)),
+            column(6, "importance", DoubleType(), doc="Importance in [0, 1]"),
+            column(7, "created_at", TimestamptzType()),
+            column(8, "expires_at", TimestamptzType(), required=False, doc="Hard TTL"),
+            column(9, "last_access", TimestamptzType(), required=False),
+            column(10, "signature", StringType(), required=False, doc="Topology signature"),
+            column(11, "archived_at", TimestamptzType(), required=False),
+        ),
+        time_column="created_at",
+        key=("memory_id",),
+        description="Cold memory tier: memories moved out of the warm tier (Qdrant)",
+    )
+)
+
+MEMORY_EVENTS = register(
+    TableSpec(
+        name="memory_events",
+        schema=Schema(
+            column(1, "event_id", StringType()),
+            column(2, "ts", TimestamptzType()),
+            column(3, "tenant_id", StringType()),
+            column(4, "op", StringType(), doc="store | forget | forget_tenant"),
+            column(5, "memory_id", StringType(), required=False),
+            column(6, "content", StringType(), required=False),
+            column(7, "metadata", StringType(), required=False, doc="JSON object"),
+            column(8, "importance", DoubleType(), required=False),
+            column(9, "expires_at", TimestamptzType(), required=False),
+            column(10, "signature", StringType(), required=False),
+            column(11, "stream_id", StringType(), required=False),
+            column(12, "ingested_at", TimestamptzType(), required=False),
+        ),
+        time_column="ts",
+        key=("event_id",),
+        description="Every memory write, from the aura:events:memory stream, exactly once",
+    )
+)
+
+MEMORY_EVENTS_REJECTED = register(
+    TableSpec(
+        name="memory_events_rejected",
+        schema=Schema(
+            column(1, "stream_id", StringType()),
+            column(2, "stream", StringType()),
+            column(3, "rejected_at", TimestamptzType()),
+            column(4, "reason", StringType()),
+            column(5, "raw", StringType(), required=False),
+            column(6, "tenant_id", StringType(), required=False, doc="When it could be read"),
+            column(7, "memory_id", StringType(), required=False, doc="When it could be read"),
+        ),
+        time_column="rejected_at",
+        key=("stream", "stream_id"),
+        description="Dead letters: memory events that failed validation, with the reason",
+    )
+)
+
+MEMORY_TABLES = (MEMORIES, MEMORY_EVENTS, MEMORY_EVENTS_REJECTED)
+
+# Columns that may hold memory text: no min/max statistics in manifests (see module docstring).
+NO_STATS_COLUMNS = {
+    MEMORIES.name: ("content", "metadata", "signature"),
+    MEMORY_EVENTS.name: ("content", "metadata", "signature"),
+    MEMORY_EVENTS_REJECTED.name: ("raw",),
+}

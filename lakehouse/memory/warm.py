@@ -1,0 +1,182 @@
+"""Warm tier: one Qdrant collection, named vector ``dense``, tenant in every point's payload.
+
+Every read filters on ``tenant_id`` (caller filters are ANDed to it, never replace it) and on
+the hard TTL (``expires_ms`` null or in the future). In local mode Qdrant keeps points as
+pickles in ``<path>/collection/<name>/storage.sqlite``; a deleted row's bytes can stay in
+SQLite's free pages, so :meth:`WarmTier.vacuum` rewrites the file after an erase.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import models as qm
+
+from lakehouse.memory.model import Memory
+
+COLLECTION = "aura_memory"
+VECTOR = "dense"
+_PAGE = 512
+
+
+def _payload(memory: Memory) -> dict[str, Any]:
+    rec = memory.record()
+    rec.pop("id")
+    return rec
+
+
+def _memory(point: Any) -> Memory:
+    payload = dict(point.payload or {})
+    vector = point.vector[VECTOR] if isinstance(point.vector, dict) else point.vector or []
+    return Memory.from_record({"id": str(point.id), **payload}, vector, "warm")
+
+
+class WarmTier:
+    """The Qdrant side of a memory store."""
+
+    def __init__(self, client: Any, dim: int, local_path: Path | None) -> None:
+        self.client = client
+        self.dim = dim
+        self._local_path = local_path
+        if not client.collection_exists(COLLECTION):
+            client.create_collection(
+                COLLECTION,
+                vectors_config={VECTOR: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)},
+            )
+            if local_path is None:  # local mode has no payload indexes
+                for field, schema in (
+                    ("tenant_id", qm.PayloadSchemaType.KEYWORD),
+                    ("created_ms", qm.PayloadSchemaType.INTEGER),
+                    ("expires_ms", qm.PayloadSchemaType.INTEGER),
+                ):
+                    client.create_payload_index(COLLECTION, field, field_schema=schema)
+
+    @staticmethod
+    def _tenant(tenant_id: str, now_ms: int | None = None) -> list[Any]:
+        must: list[Any] = [qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
+        if now_ms is not None:
+            must.append(
+                qm.Filter(
+                    should=[
+                        qm.IsNullCondition(is_null=qm.PayloadField(key="expires_ms")),
+                        qm.FieldCondition(key="expires_ms", range=qm.Range(gt=now_ms)),
+                    ]
+                )
+            )
+        return must
+
+    def put(self, memories: Sequence[Memory]) -> None:
+        """Upsert (idempotent by id)."""
+        points = [
+            qm.PointStruct(id=m.id, vector={VECTOR: list(m.vector)}, payload=_payload(m))
+            for m in memories
+        ]
+        for start in range(0, len(points), _PAGE):
+            self.client.upsert(COLLECTION, points=points[start : start + _PAGE], wait=True)
+
+    def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
+        found = self.client.retrieve(COLLECTION, [memory_id], with_vectors=True)
+        for point in found:
+            memory = _memory(point)
+            if memory.tenant_id == tenant_id and not memory.expired(now_ms):
+                return memory
+        return None
+
+    def owner(self, memory_id: str) -> str | None:
+        """The tenant of a point (expired or not), or None when there is no such point."""
+        found = self.client.retrieve(COLLECTION, [memory_id], with_payload=["tenant_id"])
+        return str(found[0].payload.get("tenant_id")) if found and found[0].payload else None
+
+    def held(self, ids: Sequence[str]) -> set[str]:
+        """Which ids the collection holds (verification after a copy)."""
+        found = self.client.retrieve(COLLECTION, list(ids), with_payload=False)
+        return {str(p.id) for p in found}
+
+    def search(
+        self,
+        tenant_id: str,
+        vector: np.ndarray,
+        k: int,
+        filters: Mapping[str, object],
+        now_ms: int,
+    ) -> list[tuple[Memory, float]]:
+        must = self._tenant(tenant_id, now_ms) + [
+            qm.FieldCondition(key=f"metadata.{key}", match=qm.MatchValue(value=value))  # type: ignore[arg-type]
+            for key, value in filters.items()
+        ]
+        result = self.client.query_points(
+            COLLECTION,
+            query=vector.tolist(),
+            using=VECTOR,
+            query_filter=qm.Filter(must=must),
+            limit=k,
+            with_payload=True,
+            with_vectors=True,
+        )
+        hits = []
+        for point in result.points:
+            memory = _memory(point)
+            if memory.tenant_id == tenant_id:  # defence in depth: the filter already did this
+                hits.append((memory, float(point.score)))
+        return hits
+
+    def scan(self, tenant_id: str | None = None, max_created_ms: int | None = None) -> list[Memory]:
+        """Every point (of a tenant, created before a time), with vectors."""
+        must: list[Any] = self._tenant(tenant_id) if tenant_id else []
+        if max_created_ms is not None:
+            must.append(qm.FieldCondition(key="created_ms", range=qm.Range(lt=max_created_ms)))
+        out: list[Memory] = []
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                COLLECTION,
+                scroll_filter=qm.Filter(must=must) if must else None,
+                limit=_PAGE,
+                offset=offset,
+                with_vectors=True,
+            )
+            out.extend(_memory(p) for p in points)
+            if offset is None:
+                return out
+
+    def count(self) -> int:
+        return int(self.client.count(COLLECTION, exact=True).count)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.client.delete(COLLECTION, points_selector=qm.PointIdsList(points=list(ids)))
+
+    def delete_tenant(self, tenant_id: str) -> int:
+        flt = qm.Filter(must=self._tenant(tenant_id))
+        n = int(self.client.count(COLLECTION, count_filter=flt, exact=True).count)
+        if n:
+            self.client.delete(COLLECTION, points_selector=qm.FilterSelector(filter=flt))
+        return n
+
+    def purge_expired(self, now_ms: int) -> int:
+        flt = qm.Filter(must=[qm.FieldCondition(key="expires_ms", range=qm.Range(lte=now_ms))])
+        n = int(self.client.count(COLLECTION, count_filter=flt, exact=True).count)
+        if n:
+            self.client.delete(COLLECTION, points_selector=qm.FilterSelector(filter=flt))
+        return n
+
+    def vacuum(self) -> list[str]:
+        """Rewrite local-mode storage files so deleted points leave no bytes; returns them.
+
+        A Qdrant server compacts deleted points with its own optimizer (not forced here).
+        """
+        if self._local_path is None:
+            return []
+        done = []
+        for storage in sorted(self._local_path.glob("collection/*/storage.sqlite")):
+            con = sqlite3.connect(str(storage))
+            try:
+                con.execute("VACUUM")
+            finally:
+                con.close()
+            done.append(str(storage))
+        return done
