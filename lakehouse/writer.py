@@ -251,6 +251,8 @@ def merge_day(
     table = lh_or_table if isinstance(lh_or_table, Table) else lh_or_table.table(spec.name)
     refs.ensure_branch(table, branch)
     predicate = day_filter(spec, day)
+    incoming = conform(spec, table, incoming)
+    check_within_day(spec, incoming, day)
 
     def attempt() -> MergeResult:
         head = refs.head(table, branch)
