@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -33,8 +33,12 @@ from lakehouse.retry import DEFAULT, NO_RETRY, RetryPolicy
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.tables import TableSpec, evolve_schema
 
-if TYPE_CHECKING:
-    from lakehouse.core import Lakehouse
+
+class TableSource(Protocol):
+    """Anything that opens an aura table by name (a :class:`~lakehouse.core.Lakehouse`)."""
+
+    def table(self, name: str) -> Table: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +230,7 @@ class MergeResult(NamedTuple):
 
 def merge_day(
     spec: TableSpec,
-    lh_or_table: Lakehouse | Table,
+    lh_or_table: TableSource | Table,
     incoming: pa.Table,
     day: date,
     lineage: Lineage,
