@@ -40,10 +40,13 @@ test-servers: install
 bench: install
 	$(PY) -m bench
 
+# The architecture contract (pyproject's [tool.importlinter]): layers aura_assets > aura_resources
+# > quality > lakehouse, no Dagster in the library, no import cycle inside a package.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy lakehouse aura_resources aura_assets quality bench
+	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 clean:
 	rm -rf .aura .pytest_cache

@@ -11,7 +11,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-from lakehouse.settings import Settings, libpq_url
+from lakehouse.settings import Settings, postgres_urls
 
 BASE_CONFIG = """\
 # Dagster instance of the AURA lakehouse (written by `aura`; embedded default shown in the repo's
@@ -45,7 +45,7 @@ def storage_url(settings: Settings) -> str | None:
     """The Dagster storage URL with the psycopg2 driver, or None for SQLite storage."""
     if not settings.dagster_pg_url:
         return None
-    return "postgresql+psycopg2://" + libpq_url(settings.dagster_pg_url).split("://", 1)[1]
+    return postgres_urls(settings.dagster_pg_url).psycopg2
 
 
 def dagster_env(settings: Settings) -> dict[str, str]:

@@ -44,8 +44,10 @@ from dagster import (
 from aura_resources.lakehouse import LakehouseResource
 from lakehouse import Lakehouse, Lineage, WriteResult
 from lakehouse.exceptions import ValidationError
+from lakehouse.wap import WapResult, write_audit_publish
+from quality.audit import gx_audit
 from quality.checks import check_results, quality_metadata
-from quality.wap import WapResult, write_audit_publish
+from quality.results import QualityResult
 
 BRANCH_TAG = "aura/branch"
 
@@ -75,8 +77,16 @@ def partition_day(partition_key: str | None) -> date | None:
 def write_audited(
     lakehouse: Lakehouse, table: str, data: pa.Table, day: date | None, lineage: Lineage
 ) -> WapResult:
-    """Write-audit-publish the batch (day overwrite or append) into the lakehouse's branch."""
-    return write_audit_publish(lakehouse, table, data, day=day, lineage=lineage)
+    """Write-audit-publish the batch (day overwrite or append) into the lakehouse's branch,
+    audited by the table's great-expectations suite."""
+    return write_audit_publish(lakehouse, table, data, audit=gx_audit, day=day, lineage=lineage)
+
+
+def audit_metadata(wap: WapResult) -> dict[str, Any]:
+    """The audit's verdict: the expectations' detail for a GX audit, else its summary."""
+    if isinstance(wap.audit, QualityResult):
+        return quality_metadata(wap.audit)
+    return {"audit/passed": wap.audit.success, "audit/summary": wap.audit.summary()}
 
 
 def wap_metadata(result: WapResult) -> dict[str, Any]:
@@ -87,7 +97,7 @@ def wap_metadata(result: WapResult) -> dict[str, Any]:
         "iceberg/target_snapshot_id": str(result.target_snapshot_id),
         "iceberg/audit_branch": result.audit_branch,
         "iceberg/tag": result.tag or "",
-        **quality_metadata(result.audit),
+        **audit_metadata(result),
     }
 
 
@@ -195,9 +205,11 @@ def audited_result(
     """
     _tag_run(context.instance, context.run.run_id, wap.target)
     declared = {s.name for s in context.assets_def.check_specs if s.asset_key == key}
-    checks: list[AssetCheckResult] = [
-        r for r in check_results(key, wap.audit) if r.check_name in declared
-    ]
+    checks: list[AssetCheckResult] = (
+        [r for r in check_results(key, wap.audit) if r.check_name in declared]
+        if isinstance(wap.audit, QualityResult)
+        else []
+    )
     metadata = {
         **metadata_for(wap.write, data, day),
         **wap_metadata(wap),

@@ -11,7 +11,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from lakehouse import Lakehouse, Settings
-from lakehouse.redis_client import open_redis
+from lakehouse.stores import open_qdrant, open_redis
 
 
 class LakehouseResource(ConfigurableResource):
@@ -41,13 +41,7 @@ class QdrantResource(ConfigurableResource):
     """Qdrant: the server in AURA_QDRANT_URL, or local mode in AURA_HOME."""
 
     def client(self) -> Any:
-        from qdrant_client import QdrantClient
-
-        settings = Settings.from_env()
-        if settings.qdrant_url:
-            return QdrantClient(url=settings.qdrant_url)
-        settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-        return QdrantClient(path=str(settings.qdrant_path))
+        return open_qdrant(Settings.from_env())
 
 
 class DuckDBResource(ConfigurableResource):

@@ -24,9 +24,14 @@ import pyarrow.parquet as pq
 
 from bench import emit
 from lakehouse import Lakehouse, Lineage, Settings
-from lakehouse.routing import decisions_to_arrow, parse_entries, write_decisions
+from lakehouse.routing import (
+    ROUTING_DECISIONS,
+    decisions_to_arrow,
+    parse_entries,
+    write_decisions,
+)
 from lakehouse.simulate import RoutingWorkload, routing_arrow, routing_events
-from lakehouse.tables import ROUTING_DECISIONS, ensure_table
+from lakehouse.tables import ensure_table
 
 ROWS = int(os.environ.get("AURA_BENCH_ROWS", 1_000_000))
 REPEATS = int(os.environ.get("AURA_BENCH_REPEATS", 3))
@@ -47,7 +52,8 @@ def main() -> None:
         return lambda: write_decisions(lh, DAY, data, lineage=lineage)
 
     def audited_path(tmp: Path) -> Callable[[], object]:
-        from quality.wap import audit_and_publish
+        from lakehouse.wap import audit_and_publish
+        from quality.audit import gx_audit
 
         lh = _fresh_lakehouse(tmp)
         lh.table(ROUTING_DECISIONS.name)
@@ -57,6 +63,7 @@ def main() -> None:
                 lh,
                 ROUTING_DECISIONS.name,
                 lambda branch: write_decisions(lh, DAY, data, lineage=lineage, branch=branch)[2],
+                audit=gx_audit,
                 day=DAY,
                 lineage=lineage,
             )

@@ -8,7 +8,9 @@
 
 Each experiment is recorded as events (created, published, dropped) in the Iceberg table
 ``aura.experiments``, so its history is queryable like any other table. Bookkeeping tables (this
-one, ``quality_results``) are never branched: they record what happened on every branch.
+one, ``quality_results``: ``bookkeeping=True`` on their spec) are never branched: they record
+what happened on every branch. A table's spec says which metrics a diff shows
+(``diff_metrics``).
 
 A publish first checks that every table's main can fast-forward to its branch and changes
 nothing if one cannot. It then moves the tables' mains one by one, each in one atomic commit that
@@ -27,79 +29,21 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.schema import Schema
 from pyiceberg.table import Table
-from pyiceberg.types import (
-    DoubleType,
-    FloatType,
-    IntegerType,
-    LongType,
-    NestedField,
-    StringType,
-    TimestamptzType,
-)
+from pyiceberg.types import DoubleType, FloatType, IntegerType, LongType
 
 from lakehouse import refs
+from lakehouse.bookkeeping import EXPERIMENTS
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import AuraError, NotFastForwardError, RefError
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import TableSpec, all_specs, register, spec_for
+from lakehouse.tables import TableSpec, all_specs, data_specs, spec_for
 from lakehouse.writer import Lineage
 
 log = logging.getLogger(__name__)
 
 OPEN, PUBLISHED, DROPPED = "open", "published", "dropped"
 _EVENT_STATUS = {"created": OPEN, "published": PUBLISHED, "dropped": DROPPED}
-
-# Tables that record what happens on every branch; experiments never branch them.
-BOOKKEEPING_TABLES: set[str] = {"experiments"}
-
-# Key metrics shown side by side by `diff`, per table: label -> (column, aggregate). Tables not
-# listed get the row count and the mean of each numeric column.
-METRICS: dict[str, dict[str, tuple[str, str]]] = {
-    "routing_decisions": {
-        "quality_score mean": ("quality_score", "mean"),
-        "cost_usd sum": ("cost_usd", "sum"),
-        "latency_ms mean": ("latency_ms", "mean"),
-        "prompt_tokens mean": ("prompt_tokens", "mean"),
-        "fallback rate": ("fallback_used", "mean"),
-    },
-}
-
-
-EXPERIMENTS = register(
-    TableSpec(
-        name="experiments",
-        schema=Schema(
-            NestedField(1, "experiment", StringType(), required=True),
-            NestedField(2, "event", StringType(), required=True, doc="created/published/dropped"),
-            NestedField(3, "event_at", TimestamptzType(), required=True),
-            NestedField(
-                4,
-                "tables",
-                StringType(),
-                required=True,
-                doc="JSON {table: snapshot id}: the bases when created, the heads published",
-            ),
-            NestedField(5, "tag", StringType(), required=False, doc="Tag of published snapshots"),
-            NestedField(6, "run_id", StringType(), required=False),
-            NestedField(7, "description", StringType(), required=False),
-        ),
-        time_column="event_at",
-        key=("experiment", "event", "event_at"),
-        description="Experiment branches across all aura tables: created, published, dropped",
-    )
-)
-
-
-def mark_bookkeeping(name: str) -> None:
-    """Declare ``name`` a bookkeeping table: experiments and releases leave it out."""
-    BOOKKEEPING_TABLES.add(name)
-
-
-def data_specs() -> list[TableSpec]:
-    """The registered tables that experiments branch and releases tag."""
-    return [s for s in all_specs() if s.name not in BOOKKEEPING_TABLES]
 
 
 @dataclass(frozen=True)
@@ -257,8 +201,8 @@ def _total_rows(table: Table, snapshot_id: int | None) -> int:
 
 
 def _metric_plan(table: Table, spec: TableSpec) -> dict[str, tuple[str, str]]:
-    if spec.name in METRICS:
-        return METRICS[spec.name]
+    if spec.diff_metrics is not None:
+        return dict(spec.diff_metrics)
     numeric = (DoubleType, FloatType, IntegerType, LongType)
     return {
         f"{f.name} mean": (f.name, "mean")

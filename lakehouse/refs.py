@@ -26,11 +26,12 @@ from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError, RefError
+from lakehouse.retry import RetryPolicy, is_commit_conflict
 from lakehouse.settings import MAIN_BRANCH
 
 log = logging.getLogger(__name__)
 
-PUBLISH_RETRIES = 8
+PUBLISH_POLICY = RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5)
 ROOT_PROPERTY = "aura.root"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
@@ -106,9 +107,6 @@ def _ref(table: Table, name: str) -> SnapshotRef | None:
     return table.metadata.refs.get(name)
 
 
-_STALE_SEQUENCE = "older than last sequence number"
-
-
 def as_commit_conflict(commit: Callable[[], object]) -> None:
     """Run ``commit``; a snapshot built on stale metadata is reported as the race it is.
 
@@ -120,7 +118,7 @@ def as_commit_conflict(commit: Callable[[], object]) -> None:
     try:
         commit()
     except ValueError as exc:
-        if _STALE_SEQUENCE not in str(exc):
+        if not is_commit_conflict(exc):
             raise
         raise CommitFailedException(f"another branch committed meanwhile: {exc}") from exc
 
@@ -136,24 +134,25 @@ def _commit_ref_change(
     Raises:
         CommitConflictError: the commit kept losing races.
     """
-    for attempt in range(1, PUBLISH_RETRIES + 1):
-        try:
-            as_commit_conflict(commit)
-        except CommitFailedException as exc:
-            table.refresh()
-            if settled():
-                return False
-            log.info(
-                "%s on %s lost a race (attempt %d): %s", action, _table_name(table), attempt, exc
-            )
-            time.sleep(min(0.02 * 2**attempt, 0.5))
-            continue
-        table.refresh()
+    lost = False
+
+    def attempt() -> bool:
+        if lost and settled():
+            return False
+        as_commit_conflict(commit)
         return True
-    raise CommitConflictError(
-        f"{action} on {_table_name(table)} conflicted with concurrent commits "
-        f"{PUBLISH_RETRIES} times; try again"
+
+    def on_conflict() -> None:
+        nonlocal lost
+        lost = True
+        table.refresh()
+
+    changed = PUBLISH_POLICY.run(
+        attempt, on_conflict=on_conflict, what=f"{action} on {_table_name(table)}"
     )
+    if changed:
+        table.refresh()
+    return changed
 
 
 def ensure_root(table: Table) -> int:
@@ -484,7 +483,7 @@ def publish(
     *,
     tag: str | None = None,
     tag_max_ref_age_ms: int | None = None,
-    retries: int = PUBLISH_RETRIES,
+    policy: RetryPolicy | None = None,
 ) -> PublishResult:
     """Fast-forward ``target`` to the head of ``source``, optionally tagging the published snapshot.
 
@@ -494,22 +493,23 @@ def publish(
     Raises:
         NotFastForwardError: ``target`` moved to snapshots that ``source`` lacks.
         RefError: ``source`` is missing or the tag name is taken.
-        CommitConflictError: the commit kept losing races after ``retries`` attempts.
+        CommitConflictError: the commit kept losing races after the policy's attempts.
     """
     if tag is not None:
         validate_name(tag)
-    for attempt in range(1, retries + 1):
+
+    def attempt() -> PublishResult:
         table.refresh()
         previous, snapshot_id = check_fast_forward(table, source, target)
         if tag is not None and tag in table.metadata.refs:
             raise RefError(f"{_table_name(table)} already has a ref {tag!r}; choose another tag")
         if previous == snapshot_id and tag is None:
             return PublishResult(_table_name(table), source, target, previous, snapshot_id, False)
-        try:
-            if previous == snapshot_id and tag is not None:  # already published: only tag it
-                ms = table.manage_snapshots()
-                ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms).commit()
-            else:
+        if previous == snapshot_id and tag is not None:  # already published: only tag it
+            ms = table.manage_snapshots()
+            ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms).commit()
+        else:
+            try:
                 move_ref(
                     table,
                     target,
@@ -518,17 +518,8 @@ def publish(
                     tag=tag,
                     tag_max_ref_age_ms=tag_max_ref_age_ms,
                 )
-        except (CommitFailedException, CommitConflictError) as exc:
-            log.info(
-                "publish %s -> %s of %s lost a race (attempt %d): %s",
-                source,
-                target,
-                _table_name(table),
-                attempt,
-                exc,
-            )
-            time.sleep(min(0.02 * 2**attempt, 0.5))
-            continue
+            except CommitConflictError as exc:  # the target moved: check ancestry again
+                raise CommitFailedException(str(exc)) from exc
         table.refresh()
         log.info(
             "published %s into %s of %s: %s -> %s",
@@ -541,7 +532,7 @@ def publish(
         return PublishResult(
             _table_name(table), source, target, previous, snapshot_id, previous != snapshot_id, tag
         )
-    raise CommitConflictError(
-        f"publishing {source!r} into {target!r} of {_table_name(table)} conflicted with "
-        f"concurrent commits {retries} times; retry the publish"
+
+    return (policy or PUBLISH_POLICY).run(
+        attempt, what=f"publishing {source!r} into {target!r} of {_table_name(table)}"
     )

@@ -45,19 +45,57 @@ def redact_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+_PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+")
+
+
+@dataclass(frozen=True)
+class PostgresUrls:
+    """One PostgreSQL database's URL in each form AURA's clients need."""
+
+    libpq: str
+    """``postgresql://``: psycopg 3, libpq and LangGraph's Postgres savers."""
+    sqlalchemy: str
+    """``postgresql+psycopg://``: SQLAlchemy with psycopg 3 (the Iceberg SQL catalog)."""
+    psycopg2: str
+    """``postgresql+psycopg2://``: SQLAlchemy with psycopg2 (dagster-postgres)."""
+
+
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(_PG_SCHEMES)
+
+
+def postgres_urls(url: str) -> PostgresUrls:
+    """Every form of a PostgreSQL URL given in any of them (``postgres://``,
+    ``postgresql://`` or ``postgresql+<driver>://``).
+
+    Raises:
+        ConfigurationError: ``url`` is not a PostgreSQL URL.
+    """
+    if not is_postgres_url(url):
+        from lakehouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"{redact_url(url)!r} is not a PostgreSQL URL; use postgresql://user@host:port/db"
+        )
+    rest = url.split("://", 1)[1]
+    return PostgresUrls(
+        libpq=f"postgresql://{rest}",
+        sqlalchemy=f"postgresql+psycopg://{rest}",
+        psycopg2=f"postgresql+psycopg2://{rest}",
+    )
+
+
 def sqlalchemy_url(url: str) -> str:
-    """Map a libpq-style ``postgresql://`` URL onto SQLAlchemy's psycopg 3 dialect."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+    """A libpq-style PostgreSQL URL in SQLAlchemy's psycopg 3 form; URLs that already name a
+    SQLAlchemy driver, and other databases' URLs (SQLite), are unchanged."""
+    if url.startswith("postgresql+") or not is_postgres_url(url):
+        return url
+    return postgres_urls(url).sqlalchemy
 
 
 def libpq_url(url: str) -> str:
-    """Map a SQLAlchemy ``postgresql+driver://`` URL back to the plain libpq form."""
-    if url.startswith("postgresql+"):
-        return "postgresql://" + url.split("://", 1)[1]
-    return url
+    """A PostgreSQL URL in the plain libpq form; other URLs unchanged."""
+    return postgres_urls(url).libpq if is_postgres_url(url) else url
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import redis
 
-from lakehouse.routing import STREAM
+from lakehouse.routing.events import STREAM
 
 MODELS: dict[str, tuple[float, float, float]] = {
     # name: (USD per 1k prompt tokens, base latency ms, base quality)
@@ -130,7 +130,7 @@ def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) 
 
 def routing_arrow(workload: RoutingWorkload, day: date, n: int | None = None) -> pa.Table:
     """One day of valid decisions as an Arrow table (the ingestion benchmark's input)."""
-    from lakehouse.tables import ROUTING_DECISIONS
+    from lakehouse.routing.tables import ROUTING_DECISIONS
 
     columns = routing_columns(workload, day, n)
     schema = ROUTING_DECISIONS.arrow_schema

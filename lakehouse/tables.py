@@ -1,54 +1,95 @@
-"""Registry of the aura tables: explicit Iceberg schemas and day partition specs.
+"""Registry of the aura tables: explicit Iceberg schemas, keys, partitioning and expectations.
 
-Every table lives in namespace ``aura``, is partitioned by the day of its event-time column and
-declares the key that identifies a row (used to deduplicate replays). Other modules add their
-tables with :func:`register`; the registry is the single source of truth for their contracts.
+Every table lives in namespace ``aura`` and declares the key that identifies a row (used to
+deduplicate replays), its partitioning (by the day of an event-time column, or none), the
+expectations its rows must satisfy (plain data, see :mod:`lakehouse.expectations`) and the
+metrics an experiment diff shows. Bookkeeping tables (experiments, quality results) record what
+happens on every branch and say so on their spec; experiments and releases leave them out.
+
+Domains register themselves: a domain is a folder ``lakehouse/<domain>/`` whose ``tables.py``
+calls :func:`register`. On the first lookup the registry imports every such module (and the
+library's own :mod:`lakehouse.bookkeeping`); no list of module names is kept anywhere.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-from collections.abc import Iterator
+import importlib.util
+import logging
+import pkgutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
 from pyiceberg.schema import Schema, assign_fresh_schema_ids
 from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
-from pyiceberg.types import (
-    BooleanType,
-    DoubleType,
-    ListType,
-    LongType,
-    NestedField,
-    StringType,
-    TimestamptzType,
-)
+from pyiceberg.types import NestedField
 
-from lakehouse.exceptions import SchemaEvolutionError, UnknownTableError
+from lakehouse.exceptions import ConfigurationError, SchemaEvolutionError, UnknownTableError
+from lakehouse.expectations import Expectation, check_unique_names
 from lakehouse.settings import NAMESPACE
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """Contract of one aura table."""
+    """Contract of one aura table.
+
+    Attributes:
+        name: the table's name in namespace ``aura``.
+        schema: its Iceberg schema (field ids are renumbered on registration).
+        key: the columns that identify a row.
+        description: one line, stored as the table's comment.
+        time_column: the event-time column; the table is partitioned by its day. None: the
+            table is unpartitioned (registries, manifests) and has no day partitions.
+        bookkeeping: the table records what happens on every branch (experiments never
+            branch it, releases never tag it).
+        expectations: what its rows must satisfy; none means the key's (not null, unique).
+        diff_metrics: what an experiment diff shows, ``{label: (column, aggregate)}`` with an
+            aggregate of ``pyarrow.compute`` (``mean``, ``sum``...); None: the row count and
+            the mean of each numeric non-key column.
+    """
 
     name: str
     schema: Schema
-    time_column: str
     key: tuple[str, ...]
     description: str
+    time_column: str | None = None
+    bookkeeping: bool = False
+    expectations: tuple[Expectation, ...] = ()
+    diff_metrics: Mapping[str, tuple[str, str]] | None = None
 
     @property
     def identifier(self) -> tuple[str, str]:
         return (NAMESPACE, self.name)
 
     @property
+    def partitioned(self) -> bool:
+        """Whether the table is partitioned by the day of its time column."""
+        return self.time_column is not None
+
+    def require_time_column(self, purpose: str) -> str:
+        """The time column, or a clear error for an unpartitioned table.
+
+        Raises:
+            ConfigurationError: the table has no time column.
+        """
+        if self.time_column is None:
+            raise ConfigurationError(
+                f"aura.{self.name} is unpartitioned (its spec has no time_column), so it has no "
+                f"{purpose}; read or write the whole table instead"
+            )
+        return self.time_column
+
+    @property
     def partition_spec(self) -> PartitionSpec:
+        if self.time_column is None:
+            return UNPARTITIONED_PARTITION_SPEC
         source = self.schema.find_field(self.time_column)
         return PartitionSpec(
             PartitionField(
@@ -81,6 +122,14 @@ def register(spec: TableSpec) -> TableSpec:
     from ``spec.arrow_schema`` matches the table's own schema id for id.
     """
     spec = replace(spec, schema=assign_fresh_schema_ids(spec.schema))
+    names = spec.schema.column_names
+    wanted = [*spec.key, *([spec.time_column] if spec.time_column else [])]
+    wanted += [c for e in spec.expectations for c in e.columns]
+    wanted += [c for c, _ in (spec.diff_metrics or {}).values()]
+    unknown = sorted({c for c in wanted if c not in names})
+    if unknown:
+        raise ValueError(f"spec of {spec.name} names columns {unknown} that its schema lacks")
+    check_unique_names(spec.name, spec.expectations)
     existing = _REGISTRY.get(spec.name)
     if existing is not None and existing != spec:
         raise ValueError(f"table {spec.name!r} is already registered with another spec")
@@ -88,22 +137,34 @@ def register(spec: TableSpec) -> TableSpec:
     return spec
 
 
-# Modules that register tables of their own domain; imported on the first registry lookup so
-# that `import lakehouse` stays light (the checkpoint archive pulls in LangGraph).
-DOMAIN_MODULES = ("lakehouse.checkpoints.archive", "lakehouse.experiments", "quality.results")
+BOOKKEEPING_MODULE = "lakehouse.bookkeeping"
+TABLES_MODULE = "tables"
 
 
 @functools.cache
-def _load_domains() -> None:
-    for module in DOMAIN_MODULES:
-        importlib.import_module(module)
+def _discover() -> None:
+    """Import the library's bookkeeping tables and every domain's ``tables`` module.
+
+    A subpackage of ``lakehouse`` with a ``tables`` module registers its tables there; one
+    without registers them (if it has any) when the package itself is imported.
+    """
+    import lakehouse
+
+    importlib.import_module(BOOKKEEPING_MODULE)
+    for package in pkgutil.iter_modules(lakehouse.__path__, "lakehouse."):
+        if not package.ispkg:
+            continue
+        inner = importlib.util.find_spec(package.name)
+        locations = inner.submodule_search_locations if inner else None
+        has_tables = any(m.name == TABLES_MODULE for m in pkgutil.iter_modules(locations or []))
+        importlib.import_module(f"{package.name}.{TABLES_MODULE}" if has_tables else package.name)
 
 
 def spec_for(name: str) -> TableSpec:
     """The spec of a registered table; ``aura.`` prefixes are accepted."""
     short = name.removeprefix(f"{NAMESPACE}.")
     if short not in _REGISTRY:
-        _load_domains()
+        _discover()
     try:
         return _REGISTRY[short]
     except KeyError:
@@ -112,8 +173,14 @@ def spec_for(name: str) -> TableSpec:
 
 
 def all_specs() -> Iterator[TableSpec]:
-    _load_domains()
+    """Every registered table, by name."""
+    _discover()
     yield from (_REGISTRY[name] for name in sorted(_REGISTRY))
+
+
+def data_specs() -> list[TableSpec]:
+    """The registered tables that are not bookkeeping (experiments branch them, releases tag)."""
+    return [s for s in all_specs() if not s.bookkeeping]
 
 
 def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
@@ -155,64 +222,3 @@ def column(
 ) -> NestedField:
     """One schema field; columns are required unless said otherwise."""
     return NestedField(field_id, name, field_type, required=required, doc=doc or None)  # type: ignore[arg-type]
-
-
-ROUTING_DECISIONS = register(
-    TableSpec(
-        name="routing_decisions",
-        schema=Schema(
-            column(1, "decision_id", StringType(), doc="Unique id of the routing decision"),
-            column(2, "ts", TimestamptzType(), doc="When the router decided (UTC)"),
-            column(3, "tenant_id", StringType()),
-            column(4, "task_type", StringType()),
-            column(5, "prompt_tokens", LongType()),
-            column(6, "candidate_models", ListType(14, StringType(), element_required=True)),
-            column(7, "chosen_model", StringType()),
-            column(8, "cost_usd", DoubleType()),
-            column(9, "latency_ms", DoubleType()),
-            column(10, "quality_score", DoubleType(), doc="Quality in [0, 1]"),
-            column(11, "fallback_used", BooleanType()),
-            column(12, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
-            column(13, "ingested_at", TimestamptzType(), required=False),
-        ),
-        time_column="ts",
-        key=("decision_id",),
-        description="One row per model-router decision, from the aura:events:routing stream",
-    )
-)
-
-ROUTING_DECISIONS_REJECTED = register(
-    TableSpec(
-        name="routing_decisions_rejected",
-        schema=Schema(
-            column(1, "stream_id", StringType(), doc="Redis stream entry id of the rejected event"),
-            column(2, "stream", StringType()),
-            column(3, "rejected_at", TimestamptzType()),
-            column(4, "reason", StringType(), doc="Why the event was rejected"),
-            column(5, "raw", StringType(), required=False, doc="The payload exactly as received"),
-            column(6, "run_id", StringType(), required=False),
-        ),
-        time_column="rejected_at",
-        key=("stream", "stream_id"),
-        description="Dead letters: routing events that failed validation, with the reason",
-    )
-)
-
-ROUTING_MODEL_DAILY = register(
-    TableSpec(
-        name="routing_model_daily",
-        schema=Schema(
-            column(1, "day", TimestamptzType(), doc="UTC midnight of the day summarised"),
-            column(2, "chosen_model", StringType()),
-            column(3, "decisions", LongType()),
-            column(4, "cost_usd", DoubleType()),
-            column(5, "latency_p50_ms", DoubleType()),
-            column(6, "latency_p95_ms", DoubleType()),
-            column(7, "quality_mean", DoubleType()),
-            column(8, "fallback_rate", DoubleType()),
-        ),
-        time_column="day",
-        key=("day", "chosen_model"),
-        description="Daily per-model summary of routing decisions",
-    )
-)

@@ -1,19 +1,26 @@
-"""Writes to aura tables: append and idempotent day-partition overwrite, with lineage.
+"""Writes to aura tables: append, idempotent day-partition overwrite and keyed day merge.
 
 Every snapshot carries who wrote it (``aura.asset``, ``aura.partition``, ``aura.run-id``,
 ``aura.code-version``) in its summary. Commits that lose a race against another writer are
-retried on a refreshed table a bounded number of times; a failed write leaves the previous
-snapshot untouched because Iceberg commits are atomic.
+retried on a refreshed table by one :class:`~lakehouse.retry.RetryPolicy`; a failed write leaves
+the previous snapshot untouched because Iceberg commits are atomic.
+
+Invariant of :func:`merge_day`: a merge is committed only against the head it was computed
+from (the overwrite asserts that head), and after a lost race the day is read again and merged
+again, so a merge computed from a stale read is never committed. Appends and whole-day
+overwrites do not depend on what they read and are simply retried.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple, Protocol
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
@@ -22,12 +29,18 @@ from pyiceberg.table import Table
 
 from lakehouse import refs
 from lakehouse.exceptions import CommitConflictError, ValidationError
+from lakehouse.retry import DEFAULT, NO_RETRY, RetryPolicy
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.tables import TableSpec, evolve_schema
 
-log = logging.getLogger(__name__)
 
-DEFAULT_RETRIES = 6
+class TableSource(Protocol):
+    """Anything that opens an aura table by name (a :class:`~lakehouse.core.Lakehouse`)."""
+
+    def table(self, name: str) -> Table: ...
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,10 +86,15 @@ def day_filter(spec: TableSpec, day: date) -> BooleanExpression:
 
 
 def time_filter(spec: TableSpec, start: datetime, end: datetime) -> BooleanExpression:
-    """Rows whose event time lies in ``[start, end)``."""
+    """Rows whose event time lies in ``[start, end)``.
+
+    Raises:
+        ConfigurationError: the table is unpartitioned (it has no time column).
+    """
+    column = spec.require_time_column("time window or day partitions")
     return And(
-        GreaterThanOrEqual(spec.time_column, start.isoformat()),
-        LessThan(spec.time_column, end.isoformat()),
+        GreaterThanOrEqual(column, start.isoformat()),
+        LessThan(column, end.isoformat()),
     )
 
 
@@ -122,10 +140,11 @@ def conform(spec: TableSpec, table: Table, data: pa.Table) -> pa.Table:
 
 def check_within_day(spec: TableSpec, data: pa.Table, day: date) -> None:
     """Refuse rows whose event time falls outside ``day`` (they belong to another partition)."""
+    time_column = spec.require_time_column("day partitions")
     if data.num_rows == 0:
         return
     start, end = day_bounds(day)
-    ts = data.column(spec.time_column)
+    ts = data.column(time_column)
     outside = pc.sum(
         pc.or_(
             pc.less(ts, pa.scalar(start, ts.type)), pc.greater_equal(ts, pa.scalar(end, ts.type))
@@ -138,27 +157,13 @@ def check_within_day(spec: TableSpec, data: pa.Table, day: date) -> None:
         )
 
 
-def _retrying(table: Table, action: str, commit, retries: int) -> None:  # type: ignore[no-untyped-def]
-    """Run ``commit`` and retry on a refreshed table while it loses commit races.
+def _commit(table: Table, commit: Callable[[], object], what: str, policy: RetryPolicy) -> None:
+    """Run ``commit`` under ``policy``, refreshing the table after each lost race."""
 
-    With ``retries=1`` a lost race raises at once: callers whose data depends on what they read
-    (read-merge-write) must re-read instead of re-committing stale rows.
-    """
-    for attempt in range(1, retries + 1):
-        try:
-            refs.as_commit_conflict(commit)  # another branch's commit is a race too
-            return
-        except CommitFailedException as exc:
-            if attempt == retries:
-                raise CommitConflictError(
-                    f"{action} on {table.name()} conflicted with concurrent writers "
-                    f"{retries} time(s) ({exc}); retry the run"
-                ) from exc
-            log.info(
-                "%s on %s lost a commit race (attempt %d); retrying", action, table.name(), attempt
-            )
-            time.sleep(min(0.05 * 2**attempt, 1.0))
-            table.refresh()
+    def attempt() -> None:
+        refs.as_commit_conflict(commit)  # another branch's commit is a race too
+
+    policy.run(attempt, on_conflict=table.refresh, what=f"{what} on {table.name()}")
 
 
 def append(
@@ -167,16 +172,16 @@ def append(
     data: pa.Table,
     lineage: Lineage,
     branch: str = MAIN_BRANCH,
-    retries: int = DEFAULT_RETRIES,
+    policy: RetryPolicy = DEFAULT,
 ) -> WriteResult:
     """Append ``data`` as one snapshot on ``branch`` (a missing branch starts from main)."""
     rows = conform(spec, table, data)
     refs.ensure_branch(table, branch)
-    _retrying(
+    _commit(
         table,
-        "append",
         lambda: table.append(rows, snapshot_properties=lineage.properties(), branch=branch),
-        retries,
+        "append",
+        policy,
     )
     return WriteResult(spec.name, branch, rows.num_rows, refs.head(table, branch), "append")
 
@@ -188,7 +193,7 @@ def overwrite_day(
     day: date,
     lineage: Lineage,
     branch: str = MAIN_BRANCH,
-    retries: int = DEFAULT_RETRIES,
+    policy: RetryPolicy = DEFAULT,
 ) -> WriteResult:
     """Replace the rows of ``day`` with ``data`` in one atomic commit (idempotent re-writes)."""
     rows = conform(spec, table, data)
@@ -210,5 +215,112 @@ def overwrite_day(
         else:  # an empty day: a plain append, guarded by the same head assertion on commit
             table.append(rows, snapshot_properties=props, branch=branch)
 
-    _retrying(table, "overwrite", commit, retries)
+    _commit(table, commit, "overwrite", policy)
     return WriteResult(spec.name, branch, rows.num_rows, refs.head(table, branch), "overwrite")
+
+
+class MergeResult(NamedTuple):
+    """Outcome of :func:`merge_day`: the day's rows after the merge, how many were new, and the
+    write (None when nothing was new and nothing was committed)."""
+
+    rows: pa.Table
+    added: int
+    write: WriteResult | None
+
+
+def merge_day(
+    spec: TableSpec,
+    lh_or_table: TableSource | Table,
+    incoming: pa.Table,
+    day: date,
+    lineage: Lineage,
+    branch: str,
+    *,
+    policy: RetryPolicy = DEFAULT,
+) -> MergeResult:
+    """Merge ``incoming`` into ``day`` of ``branch``, keyed on ``spec.key``; commit if any is new.
+
+    The day is read at the branch head (a missing branch starts from main), rows whose key is
+    already there are dropped (the existing row is kept; among incoming rows the first of a key
+    wins), and the union replaces the day in one overwrite that asserts the head it read. When
+    that commit loses a race the table is refreshed and the day is read and merged again, up to
+    ``policy.attempts`` times: a merge computed from a stale read is never committed.
+
+    Raises:
+        ValidationError: ``incoming`` does not fit the table or has rows outside ``day``.
+        ConfigurationError: the table is unpartitioned.
+        CommitConflictError: the day kept changing under every attempt.
+    """
+    spec.require_time_column("day partitions")
+    table = lh_or_table if isinstance(lh_or_table, Table) else lh_or_table.table(spec.name)
+    refs.ensure_branch(table, branch)
+    predicate = day_filter(spec, day)
+    incoming = conform(spec, table, incoming)
+    check_within_day(spec, incoming, day)
+
+    def attempt() -> MergeResult:
+        head = refs.head(table, branch)
+        existing = (
+            table.scan(row_filter=predicate, snapshot_id=head).to_arrow()
+            if head is not None
+            else spec.arrow_schema.empty_table()
+        )
+        merged, added = merge_keyed(spec.key, existing, incoming)
+        if not added:
+            return MergeResult(merged, 0, None)
+        # NO_RETRY: a lost race must re-read, which the outer policy's next attempt does.
+        write = overwrite_day(spec, table, merged, day, lineage, branch, policy=NO_RETRY)
+        return MergeResult(merged, added, write)
+
+    def refresh() -> None:
+        table.refresh()
+        log.info("%s %s changed while merging; reading the day again", spec.name, day)
+
+    return policy.run(
+        _conflict_of(attempt), on_conflict=refresh, what=f"merge of {spec.name} {day}"
+    )
+
+
+def _conflict_of(attempt: Callable[[], MergeResult]) -> Callable[[], MergeResult]:
+    """Report a single lost overwrite (a CommitConflictError after NO_RETRY) as a lost race."""
+
+    def run() -> MergeResult:
+        try:
+            return attempt()
+        except CommitConflictError as exc:
+            raise CommitFailedException(str(exc)) from exc
+
+    return run
+
+
+def merge_keyed(
+    key: tuple[str, ...], existing: pa.Table, incoming: pa.Table
+) -> tuple[pa.Table, int]:
+    """Union of ``existing`` and the ``incoming`` rows whose key is new; first of a key wins.
+
+    Rows stay in Arrow; Polars only computes the keep-masks (its hashing of string keys is
+    several times faster than Arrow's). Returns the union and how many incoming rows it added.
+    """
+    if incoming.num_rows == 0:
+        return existing, 0
+    ids = _key_series(key, incoming)
+    keep = ids.is_first_distinct() if ids.n_unique() != len(ids) else None
+    if existing.num_rows:
+        fresh = ~ids.is_in(_key_series(key, existing).implode())
+        keep = fresh if keep is None else keep & fresh
+    if keep is not None:
+        incoming = incoming.filter(keep.to_arrow())
+    if incoming.num_rows == 0:
+        return existing, 0
+    if existing.num_rows == 0:
+        return incoming, incoming.num_rows
+    return pa.concat_tables([existing.cast(incoming.schema), incoming]), incoming.num_rows
+
+
+def _key_series(key: tuple[str, ...], data: pa.Table) -> pl.Series:
+    """One Polars series identifying each row by ``key`` (a struct for compound keys)."""
+    if len(key) == 1:
+        return pl.Series(data.column(key[0]))
+    frame = pl.from_arrow(data.select(list(key)))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.select(pl.struct(list(key)).alias("key")).to_series()

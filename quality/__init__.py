@@ -1,12 +1,16 @@
 """Data quality of the aura tables: great-expectations suites, validation and its history.
 
-No Dagster and no great-expectations at import time: GX is imported on the first validation,
-Dagster only by :mod:`quality.checks`.
+Expectations are declared as plain data on table specs (:mod:`lakehouse.expectations`); this
+package turns them into great-expectations suites, runs them (:func:`validate_ref`, and the
+write-audit-publish audit :func:`gx_audit`) and records the results. No Dagster and no
+great-expectations at import time: GX is imported on the first validation, Dagster only by
+:mod:`quality.checks`.
 """
 
-from quality.results import QUALITY_RESULTS, record
-from quality.suites import Expectation, Suite, between, not_null, register_suite, suite_for, unique
-from quality.validate import Outcome, QualityResult, validate_arrow, validate_ref
+from quality.audit import gx_audit
+from quality.results import QUALITY_RESULTS, Outcome, QualityResult, record
+from quality.suites import Expectation, Suite, between, in_set, not_null, suite_for, unique
+from quality.validate import validate_arrow, validate_ref
 
 __all__ = [
     "QUALITY_RESULTS",
@@ -15,9 +19,10 @@ __all__ = [
     "QualityResult",
     "Suite",
     "between",
+    "gx_audit",
+    "in_set",
     "not_null",
     "record",
-    "register_suite",
     "suite_for",
     "unique",
     "validate_arrow",

@@ -7,6 +7,8 @@ failed. Two ways to use them:
 * assets written through write-audit-publish declare :func:`check_specs` and report
   :func:`check_results` of the audit they ran on their branch snapshot (the shared write helper in
   ``aura_resources.iceberg`` does both);
+* nothing here imports ``aura_resources``: standalone checks take the lakehouse resource by its
+  key (:data:`LAKEHOUSE_RESOURCE_KEY`);
 * other assets get standalone checks from :func:`build_quality_checks`, which validate the
   table's current main after materialisation.
 """
@@ -25,9 +27,13 @@ from dagster import (
     multi_asset_check,
 )
 
-from aura_resources.lakehouse import LakehouseResource
+from quality.results import QualityResult
 from quality.suites import suite_for
-from quality.validate import QualityResult, validate_ref
+from quality.validate import validate_ref
+
+LAKEHOUSE_RESOURCE_KEY = "lakehouse"
+"""The resource key under which the definitions provide the lakehouse resource (any resource
+with a ``lakehouse()`` method returning a :class:`lakehouse.Lakehouse`)."""
 
 
 def table_of(asset_key: AssetKey) -> str:
@@ -138,9 +144,11 @@ def _standalone(key: AssetKey) -> AssetChecksDefinition:
         specs=check_specs(key, table),
         name=f"{'__'.join(key.path)}_quality",
         description=f"great-expectations suite of aura.{table} on main",
+        required_resource_keys={LAKEHOUSE_RESOURCE_KEY},
     )
-    def _check(context: AssetCheckExecutionContext, lakehouse: LakehouseResource):  # type: ignore[no-untyped-def]
-        result = validate_ref(lakehouse.lakehouse(), table, run_id=context.run.run_id)
+    def _check(context: AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
+        resource = getattr(context.resources, LAKEHOUSE_RESOURCE_KEY)
+        result = validate_ref(resource.lakehouse(), table, run_id=context.run.run_id)
         yield from check_results(key, result)
 
     return _check

@@ -1,6 +1,7 @@
-"""The validation history: every validation's outcome, one row per expectation, in Iceberg.
+"""Validation results and their history: one row per expectation in ``aura.quality_results``.
 
-``aura.quality_results`` is a bookkeeping table: it is written on main whatever branch was
+``aura.quality_results`` is a bookkeeping table (its spec is the library's,
+:data:`lakehouse.bookkeeping.QUALITY_RESULTS`): it is written on main whatever branch was
 validated (the ``branch`` and ``snapshot_id`` columns say what was), and experiments never
 branch it. Query it like any aura table, e.g. with ``aura sql``.
 """
@@ -8,58 +9,80 @@ branch it. Query it like any aura table, e.g. with ``aura sql``.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pyiceberg.schema import Schema
-from pyiceberg.types import (
-    BooleanType,
-    DoubleType,
-    LongType,
-    NestedField,
-    StringType,
-    TimestamptzType,
-)
 
-from lakehouse.experiments import mark_bookkeeping
+from lakehouse.bookkeeping import QUALITY_RESULTS
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import TableSpec, register
 from lakehouse.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse import Lakehouse
-    from quality.validate import QualityResult
 
-QUALITY_RESULTS = register(
-    TableSpec(
-        name="quality_results",
-        schema=Schema(
-            NestedField(1, "validation_id", StringType(), required=True),
-            NestedField(2, "validated_at", TimestamptzType(), required=True),
-            NestedField(3, "table_name", StringType(), required=True),
-            NestedField(4, "suite", StringType(), required=True),
-            NestedField(5, "branch", StringType(), required=False),
-            NestedField(6, "snapshot_id", LongType(), required=False),
-            NestedField(7, "run_id", StringType(), required=False),
-            NestedField(8, "partition", StringType(), required=False),
-            NestedField(9, "rows", LongType(), required=True, doc="Rows validated"),
-            NestedField(10, "success", BooleanType(), required=True, doc="The whole suite passed"),
-            NestedField(11, "expectation_index", LongType(), required=True),
-            NestedField(12, "expectation", StringType(), required=True, doc="e.g. cost_in_range"),
-            NestedField(13, "expectation_type", StringType(), required=True),
-            NestedField(14, "columns", StringType(), required=False),
-            NestedField(15, "kwargs", StringType(), required=False, doc="JSON arguments"),
-            NestedField(16, "expectation_success", BooleanType(), required=True),
-            NestedField(17, "unexpected_count", LongType(), required=False),
-            NestedField(18, "unexpected_percent", DoubleType(), required=False),
-            NestedField(19, "unexpected_sample", StringType(), required=False, doc="JSON list"),
-        ),
-        time_column="validated_at",
-        key=("validation_id", "expectation_index"),
-        description="Great-expectations validations of aura tables, one row per expectation",
-    )
-)
-mark_bookkeeping(QUALITY_RESULTS.name)
+__all__ = ["QUALITY_RESULTS", "Outcome", "QualityResult", "record", "to_rows"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The outcome of one expectation."""
+
+    name: str
+    expectation_type: str
+    description: str
+    columns: tuple[str, ...]
+    kwargs: dict[str, Any]
+    success: bool
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    unexpected_sample: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """e.g. ``quality_score in [0, 1]: 3 unexpected (1.5%), e.g. [1.7, -0.2]``."""
+        if self.success:
+            return f"{self.description}: ok"
+        text = f"{self.description}: failed"
+        if self.unexpected_count is not None:
+            text += f", {self.unexpected_count} unexpected"
+            if self.unexpected_percent is not None:
+                text += f" ({self.unexpected_percent:.3g}%)"
+        if self.unexpected_sample:
+            text += f", e.g. {self.unexpected_sample[:5]}"
+        return text
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """A suite's validation of some data of one table."""
+
+    table: str
+    suite: str
+    success: bool
+    rows: int
+    outcomes: tuple[Outcome, ...]
+    validation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    validated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    branch: str | None = None
+    snapshot_id: int | None = None
+    run_id: str | None = None
+    partition: str | None = None
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def summary(self) -> str:
+        """One line: the table, what was validated and the failed expectations."""
+        where = f"{self.table}@{self.branch or self.snapshot_id or 'data'}"
+        if self.success:
+            return f"{where}: {len(self.outcomes)} expectations passed on {self.rows} rows"
+        failed = "; ".join(o.describe() for o in self.failures)
+        return (
+            f"{where}: {len(self.failures)} of {len(self.outcomes)} expectations failed: {failed}"
+        )
 
 
 def to_rows(result: QualityResult) -> pa.Table:

@@ -10,10 +10,8 @@ import logging
 import math
 import os
 import threading
-import uuid
 import warnings
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -21,6 +19,8 @@ import pyarrow as pa
 from lakehouse import refs
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.settings import MAIN_BRANCH
+from quality.results import Outcome, QualityResult
+from quality.results import record as record_result
 from quality.suites import Suite, suite_for
 
 if TYPE_CHECKING:
@@ -28,68 +28,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Outcome", "QualityResult", "validate_arrow", "validate_ref"]
+
 SAMPLE_SIZE = 10
 _LOCK = threading.Lock()
 _GX: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The outcome of one expectation."""
-
-    name: str
-    expectation_type: str
-    description: str
-    columns: tuple[str, ...]
-    kwargs: dict[str, Any]
-    success: bool
-    unexpected_count: int | None = None
-    unexpected_percent: float | None = None
-    unexpected_sample: list[Any] = field(default_factory=list)
-
-    def describe(self) -> str:
-        """e.g. ``quality_score in [0, 1]: 3 unexpected (1.5%), e.g. [1.7, -0.2]``."""
-        if self.success:
-            return f"{self.description}: ok"
-        text = f"{self.description}: failed"
-        if self.unexpected_count is not None:
-            text += f", {self.unexpected_count} unexpected"
-            if self.unexpected_percent is not None:
-                text += f" ({self.unexpected_percent:.3g}%)"
-        if self.unexpected_sample:
-            text += f", e.g. {self.unexpected_sample[:5]}"
-        return text
-
-
-@dataclass(frozen=True)
-class QualityResult:
-    """A suite's validation of some data of one table."""
-
-    table: str
-    suite: str
-    success: bool
-    rows: int
-    outcomes: tuple[Outcome, ...]
-    validation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    validated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    branch: str | None = None
-    snapshot_id: int | None = None
-    run_id: str | None = None
-    partition: str | None = None
-
-    @property
-    def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.success]
-
-    def summary(self) -> str:
-        """One line: the table, what was validated and the failed expectations."""
-        where = f"{self.table}@{self.branch or self.snapshot_id or 'data'}"
-        if self.success:
-            return f"{where}: {len(self.outcomes)} expectations passed on {self.rows} rows"
-        failed = "; ".join(o.describe() for o in self.failures)
-        return (
-            f"{where}: {len(self.failures)} of {len(self.outcomes)} expectations failed: {failed}"
-        )
 
 
 def validate_arrow(
@@ -160,8 +103,6 @@ def validate_ref(
         partition=day.isoformat() if day else None,
     )
     if record:
-        from quality.results import record as record_result
-
         record_result(lh, result)
     log.info("%s", result.summary())
     return result

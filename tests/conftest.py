@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse import Lakehouse, Settings
-from lakehouse.redis_client import close_redis, open_redis
+from lakehouse.stores import close_redis, open_redis
 
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
 PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

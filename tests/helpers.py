@@ -1,15 +1,22 @@
-"""Helpers shared by tests: building routing data and reading tables independently."""
+"""Helpers shared by tests: routing data, a small LangGraph graph, independent table reads.
+
+Tests import shared helpers from here, never from another test module.
+"""
 
 from __future__ import annotations
 
 import json
+import operator
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Annotated, Any, TypedDict
 
 import duckdb
 import duckdb_extension_avro
 import duckdb_extension_iceberg
 import pyarrow as pa
+from langgraph.graph import END, START, StateGraph
 
 
 def decision(i: int, day: date = date(2026, 11, 20), **changes: object) -> dict[str, object]:
@@ -50,3 +57,79 @@ def duckdb_iceberg() -> duckdb.DuckDBPyConnection:
 
 def sorted_rows(table: pa.Table, key: str) -> list[dict[str, object]]:
     return sorted(table.to_pylist(), key=lambda row: row[key])
+
+
+# --- Arrow batches of routing decisions (for writes that bypass the stream) -------------------
+
+DAY = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def decisions(n: int, *, quality: float = 0.9, start: int = 0) -> pa.Table:
+    """``n`` valid routing decisions with distinct ids."""
+    ids = [f"d-{start + i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
+    return pa.table(
+        {
+            "decision_id": ids,
+            "ts": [DAY + timedelta(seconds=i) for i in range(n)],
+            "tenant_id": ["t1"] * n,
+            "task_type": ["chat"] * n,
+            "prompt_tokens": [100 + i for i in range(n)],
+            "candidate_models": [["a", "b"]] * n,
+            "chosen_model": ["a"] * n,
+            "cost_usd": [0.01] * n,
+            "latency_ms": [120.0] * n,
+            "quality_score": [quality] * n,
+            "fallback_used": [False] * n,
+        }
+    )
+
+
+def bad_batch() -> pa.Table:
+    """Two rows with quality_score outside [0, 1], one duplicated id and a negative cost."""
+    data = decisions(4, start=500)
+    scores = pa.array([0.5, 1.7, -0.2, 0.9])
+    ids = data.column("decision_id").to_pylist()
+    ids[3] = ids[0]
+    costs = pa.array([0.01, 0.01, 0.01, -1.0])
+    data = data.set_column(data.schema.get_field_index("quality_score"), "quality_score", scores)
+    data = data.set_column(data.schema.get_field_index("cost_usd"), "cost_usd", costs)
+    return data.set_column(0, "decision_id", pa.array(ids))
+
+
+# --- A small LangGraph graph for checkpoint tests ---------------------------------------------
+
+GRAPH_RUNS = 3
+"""Runs per thread that checkpoint tests invoke the graph with."""
+
+
+class GraphState(TypedDict):
+    messages: Annotated[list[dict[str, str]], operator.add]
+    step: int
+
+
+def graph_builder() -> StateGraph:
+    """plan -> act -> review, each appending a deterministic message."""
+
+    def node(name: str) -> Any:
+        def run(state: GraphState) -> dict[str, Any]:
+            text = f"{name} answers step {state['step']} with a deterministic paragraph. " * 4
+            return {"messages": [{"role": name, "content": text}], "step": state["step"] + 1}
+
+        return run
+
+    builder = StateGraph(GraphState)
+    for name in ("plan", "act", "review"):
+        builder.add_node(name, node(name))
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "act")
+    builder.add_edge("act", "review")
+    builder.add_edge("review", END)
+    return builder
+
+
+def thread_config(thread: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    """A LangGraph config for ``thread`` (at ``checkpoint_id``, if given)."""
+    conf: dict[str, Any] = {"thread_id": thread}
+    if checkpoint_id:
+        conf["checkpoint_id"] = checkpoint_id
+    return {"configurable": conf}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import os
 import signal
 import subprocess
@@ -11,11 +10,11 @@ import textwrap
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 import pyarrow as pa
 import pytest
-from langgraph.graph import END, START, StateGraph
+from helpers import GRAPH_RUNS, graph_builder, thread_config
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.checkpoints import (
@@ -31,37 +30,9 @@ from lakehouse.checkpoints._exec import Stmt
 from lakehouse.exceptions import AuraError
 
 THREADS = 3
-RUNS = 3
-
-
-class State(TypedDict):
-    messages: Annotated[list[dict[str, str]], operator.add]
-    step: int
-
-
-def _builder() -> StateGraph:
-    def node(name: str) -> Any:
-        def run(state: State) -> dict[str, Any]:
-            text = f"{name} answers step {state['step']} with a deterministic paragraph. " * 4
-            return {"messages": [{"role": name, "content": text}], "step": state["step"] + 1}
-
-        return run
-
-    builder = StateGraph(State)
-    for name in ("plan", "act", "review"):
-        builder.add_node(name, node(name))
-    builder.add_edge(START, "plan")
-    builder.add_edge("plan", "act")
-    builder.add_edge("act", "review")
-    builder.add_edge("review", END)
-    return builder
-
-
-def _cfg(thread: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-    conf: dict[str, Any] = {"thread_id": thread}
-    if checkpoint_id:
-        conf["checkpoint_id"] = checkpoint_id
-    return {"configurable": conf}
+RUNS = GRAPH_RUNS
+_builder = graph_builder
+_cfg = thread_config
 
 
 def _populate(saver: AuraCheckpointSaver) -> dict[str, list[Any]]:

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 from click.testing import CliRunner
-from test_checkpoints_archive import RUNS, _builder, _cfg
+from helpers import GRAPH_RUNS as RUNS
+from helpers import graph_builder as _builder
+from helpers import thread_config as _cfg
 
 from aura_assets.checkpoints.assets import workflow_checkpoints
 from aura_assets.checkpoints.definitions import defs as checkpoint_defs

@@ -3,8 +3,7 @@
 import dagster as dg
 import polars as pl
 import pyarrow as pa
-from test_quality import bad_batch
-from test_refs import decisions
+from helpers import bad_batch, decisions
 
 from aura_assets.partitions import DAILY
 from aura_assets.resources import RESOURCES

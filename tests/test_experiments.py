@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
-from test_refs import decisions
+from helpers import decisions
 
 from lakehouse import Lakehouse, Settings, experiments, refs
 from lakehouse.exceptions import NotFastForwardError, RefError

@@ -7,27 +7,15 @@ from datetime import date
 
 import pyarrow as pa
 import pytest
-from test_refs import DAY, decisions
+from helpers import DAY, bad_batch, decisions
 
 from lakehouse import Lakehouse, Lineage, refs, sql
 from lakehouse.exceptions import ValidationError
-from quality import suite_for, validate_arrow, validate_ref
-from quality.wap import write_audit_publish
+from lakehouse.wap import write_audit_publish
+from quality import gx_audit, suite_for, validate_arrow, validate_ref
 
 TABLE = "routing_decisions"
 DAY_DATE = DAY.date()
-
-
-def bad_batch() -> pa.Table:
-    """Two rows with quality_score outside [0, 1], one duplicated id and a negative cost."""
-    data = decisions(4, start=500)
-    scores = pa.array([0.5, 1.7, -0.2, 0.9])
-    ids = data.column("decision_id").to_pylist()
-    ids[3] = ids[0]
-    costs = pa.array([0.01, 0.01, 0.01, -1.0])
-    data = data.set_column(data.schema.get_field_index("quality_score"), "quality_score", scores)
-    data = data.set_column(data.schema.get_field_index("cost_usd"), "cost_usd", costs)
-    return data.set_column(0, "decision_id", pa.array(ids))
 
 
 def test_suite_reports_each_failing_expectation() -> None:
@@ -69,7 +57,12 @@ def test_bad_batch_never_reaches_main_and_stays_on_the_audit_branch(lakehouse: L
     main_before = refs.head(lakehouse.table(TABLE))
 
     result = write_audit_publish(
-        lakehouse, TABLE, bad_batch(), day=DAY_DATE, lineage=Lineage(run_id="badrun01")
+        lakehouse,
+        TABLE,
+        bad_batch(),
+        audit=gx_audit,
+        day=DAY_DATE,
+        lineage=Lineage(run_id="badrun01"),
     )
 
     assert not result.published
@@ -92,7 +85,9 @@ def test_null_ids_are_refused_before_anything_is_written(lakehouse: Lakehouse) -
     data = data.set_column(0, "decision_id", pa.array([None, "x"], pa.string()))
 
     with pytest.raises(ValidationError, match="decision_id"):
-        write_audit_publish(lakehouse, TABLE, data, day=DAY_DATE, lineage=Lineage(run_id="r2"))
+        write_audit_publish(
+            lakehouse, TABLE, data, audit=gx_audit, day=DAY_DATE, lineage=Lineage(run_id="r2")
+        )
 
     assert refs.head(lakehouse.table(TABLE)) == main_before
 
@@ -101,7 +96,12 @@ def test_good_batch_is_published_and_tagged_with_the_run(lakehouse: Lakehouse) -
     lakehouse.append(TABLE, decisions(3))
 
     result = write_audit_publish(
-        lakehouse, TABLE, decisions(6, start=60), day=DAY_DATE, lineage=Lineage(run_id="goodrun1")
+        lakehouse,
+        TABLE,
+        decisions(6, start=60),
+        audit=gx_audit,
+        day=DAY_DATE,
+        lineage=Lineage(run_id="goodrun1"),
     )
 
     assert result.published and result.tag == "run-goodrun1-20261120"
@@ -124,7 +124,9 @@ def test_wap_into_an_experiment_branch_leaves_main_alone(lakehouse: Lakehouse) -
     main_before = refs.head(lakehouse.table(TABLE))
     on_exp = Lakehouse(lakehouse.settings.with_overrides(branch="exp-wap"))
 
-    result = write_audit_publish(on_exp, TABLE, decisions(3, start=70), lineage=Lineage())
+    result = write_audit_publish(
+        on_exp, TABLE, decisions(3, start=70), audit=gx_audit, lineage=Lineage()
+    )
 
     table = lakehouse.table(TABLE)
     assert result.published and result.target == "exp-wap" and result.tag is None
@@ -156,6 +158,7 @@ def test_concurrent_audits_of_one_table_both_publish(lakehouse: Lakehouse) -> No
                 Lakehouse(lakehouse.settings),
                 TABLE,
                 rows,
+                audit=gx_audit,
                 day=day,
                 lineage=Lineage(run_id=f"run{day.day}"),
             )

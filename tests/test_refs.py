@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 
-import pyarrow as pa
 import pytest
-from helpers import duckdb_iceberg
+from helpers import decisions, duckdb_iceberg
 
 from lakehouse import Lakehouse, Settings, refs, sql
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError, RefError
 
 TABLE = "routing_decisions"
-DAY = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -28,26 +24,6 @@ def lh(lakehouse: Lakehouse) -> Lakehouse:
 def another(settings: Settings) -> Iterator[Lakehouse]:
     """A second writer with its own table objects (as another thread or process would have)."""
     yield Lakehouse(settings)
-
-
-def decisions(n: int, *, quality: float = 0.9, start: int = 0) -> pa.Table:
-    """``n`` valid routing decisions with distinct ids."""
-    ids = [f"d-{start + i}-{uuid.uuid4().hex[:6]}" for i in range(n)]
-    return pa.table(
-        {
-            "decision_id": ids,
-            "ts": [DAY + timedelta(seconds=i) for i in range(n)],
-            "tenant_id": ["t1"] * n,
-            "task_type": ["chat"] * n,
-            "prompt_tokens": [100 + i for i in range(n)],
-            "candidate_models": [["a", "b"]] * n,
-            "chosen_model": ["a"] * n,
-            "cost_usd": [0.01] * n,
-            "latency_ms": [120.0] * n,
-            "quality_score": [quality] * n,
-            "fallback_used": [False] * n,
-        }
-    )
 
 
 def test_missing_branch_is_created_from_main_on_write(lh: Lakehouse) -> None:

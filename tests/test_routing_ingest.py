@@ -10,8 +10,10 @@ import pytest
 from helpers import decision, duckdb_iceberg, payload, sorted_rows
 
 from lakehouse import Lakehouse, Lineage
-from lakehouse.routing import GROUP, STREAM, ingest_day, read_unacked, stream_backlog
+from lakehouse.routing import GROUP, STREAM, ingest_day, stream_backlog
 from lakehouse.simulate import publish
+from lakehouse.streams import StreamConsumer
+from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)
 
@@ -25,7 +27,7 @@ def test_ingested_rows_match_what_was_sent_read_by_duckdb(
 ) -> None:  # type: ignore[no-untyped-def]
     sent = [decision(i) for i in range(50)]
     _publish(redis_client, sent)
-    report = ingest_day(lakehouse, redis_client, DAY)
+    report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     assert (report.new_decisions, report.rejected, report.deferred) == (50, 0, 0)
 
     table = lakehouse.table("routing_decisions")
@@ -43,15 +45,17 @@ def test_ingested_rows_match_what_was_sent_read_by_duckdb(
 def test_replay_never_duplicates(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     events = [decision(i) for i in range(20)]
     _publish(redis_client, events)
-    first = ingest_day(lakehouse, redis_client, DAY)
+    first = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     head = lakehouse.table("routing_decisions").current_snapshot()
 
     _publish(redis_client, events + [decision(20)])  # the router re-sent everything, plus one
-    second = ingest_day(lakehouse, redis_client, DAY)
+    second = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     assert (first.new_decisions, second.new_decisions, second.duplicates) == (20, 1, 20)
     assert lakehouse.read("routing_decisions").num_rows == 21
 
-    third = ingest_day(lakehouse, redis_client, DAY)  # nothing new: no new snapshot either
+    third = ingest_day(
+        lakehouse, redis_client, DAY, audit=gx_audit
+    )  # nothing new: no new snapshot either
     assert third.read == 0 and third.decisions_write is None
     assert lakehouse.table("routing_decisions").current_snapshot().snapshot_id != head.snapshot_id
     assert lakehouse.info("routing_decisions").rows == 21
@@ -61,12 +65,14 @@ def test_crash_before_ack_loses_and_duplicates_nothing(lakehouse: Lakehouse, red
     events = [decision(i) for i in range(10)]
     _publish(redis_client, events)
     # A run read every entry and committed them, then died before XACK: entries stay pending.
-    claimed = list(read_unacked(redis_client))
+    claimed = list(StreamConsumer(redis_client, STREAM, consumer="crashed").read_unacked())
     assert len(claimed) == 10
-    ingest_day(lakehouse, redis_client, DAY)  # the next run re-reads the pending entries
+    # The next run takes over the dead run's entries once they are idle long enough.
+    reader = StreamConsumer(redis_client, STREAM, claim_idle_ms=0)
+    ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, reader=reader)
     assert lakehouse.read("routing_decisions").num_rows == 10
     assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
-    ingest_day(lakehouse, redis_client, DAY)
+    ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     assert lakehouse.read("routing_decisions").num_rows == 10
 
 
@@ -89,7 +95,7 @@ def test_malformed_events_land_in_dead_letters_with_reasons(
         payload(decision(12, decision_id="")),
     ]
     _publish(redis_client, good + bad)
-    report = ingest_day(lakehouse, redis_client, DAY)
+    report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     assert (report.new_decisions, report.rejected) == (5, len(bad))
 
     rejected = lakehouse.read("routing_decisions_rejected").to_pylist()
@@ -107,17 +113,17 @@ def test_malformed_events_land_in_dead_letters_with_reasons(
     assert stream_backlog(redis_client) == 0
 
     # Re-delivery of the same entries (a crash before XACK) adds no second dead letter.
-    ingest_day(lakehouse, redis_client, DAY)
+    ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     assert lakehouse.read("routing_decisions_rejected").num_rows == len(bad)
 
 
 def test_other_days_wait_for_their_own_partition(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     other = date(2026, 11, 21)
     _publish(redis_client, [decision(i) for i in range(3)] + [decision(i, other) for i in range(4)])
-    first = ingest_day(lakehouse, redis_client, DAY)
+    first = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     assert (first.new_decisions, first.deferred) == (3, 4)
     assert stream_backlog(redis_client) == 4
-    second = ingest_day(lakehouse, redis_client, other)
+    second = ingest_day(lakehouse, redis_client, other, audit=gx_audit)
     assert second.new_decisions == 4 and stream_backlog(redis_client) == 0
     assert lakehouse.read("routing_decisions", day=other).num_rows == 4
     assert lakehouse.read("routing_decisions", day=DAY).num_rows == 3
@@ -131,7 +137,7 @@ def test_snapshots_name_the_writer(lakehouse: Lakehouse, redis_client, count: in
     lineage = Lineage(
         asset="routing_decisions", partition=DAY.isoformat(), run_id="run-42", code_version="v7"
     )
-    ingest_day(lakehouse, redis_client, DAY, lineage=lineage)
+    ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, lineage=lineage)
     props = lakehouse.table("routing_decisions").current_snapshot().summary.additional_properties
     assert props["aura.run-id"] == "run-42"
     assert props["aura.asset"] == "routing_decisions"

@@ -130,8 +130,8 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
 
 
 def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-def]
-    from lakehouse.redis_client import open_redis
     from lakehouse.simulate import publish, routing_events
+    from lakehouse.stores import open_redis
 
     return publish(open_redis(settings), routing_events(workload))
 

