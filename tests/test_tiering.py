@@ -17,7 +17,7 @@ from pyiceberg.types import StringType, TimestamptzType
 from lakehouse import Lakehouse
 from lakehouse.exceptions import AuraError
 from lakehouse.tables import TableSpec, column, register
-from lakehouse.tiering import HotStore, Key, RestorableHotStore, Tiering
+from lakehouse.tiering import HotStore, Key, RestorableHotStore, Tiering, keys_of
 
 MEMORIES = register(
     TableSpec(
@@ -124,8 +124,7 @@ def hot(redis_client: redis.Redis) -> RedisMemories:
 
 
 def _cold_keys(lakehouse: Lakehouse) -> set[Key]:
-    rows = lakehouse.read(MEMORIES.name)
-    return set(zip(rows.column("agent_id").to_pylist(), rows.column("memory_id").to_pylist()))
+    return set(keys_of(lakehouse.read(MEMORIES.name), MEMORIES.key))
 
 
 def test_stores_satisfy_the_protocols(hot: RedisMemories) -> None:
@@ -176,7 +175,7 @@ def test_trim_keeps_rows_the_cold_table_lacks(hot: RedisMemories, lakehouse: Lak
 
 
 def _keys(rows: pa.Table) -> list[Key]:
-    return list(zip(rows.column("agent_id").to_pylist(), rows.column("memory_id").to_pylist()))
+    return keys_of(rows, MEMORIES.key)
 
 
 def test_crash_between_commit_and_trim_loses_nothing(
