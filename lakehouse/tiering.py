@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -310,8 +310,3 @@ class Tiering:
             )
         rows = self.read(row_filter)
         return target.insert(rows) if rows.num_rows else 0
-
-
-def utc_day(value: datetime) -> date:
-    """The UTC day of an aware (or UTC-naive) timestamp."""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).date()
