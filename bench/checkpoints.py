@@ -2,8 +2,10 @@
 
 ``python -m bench checkpoints``. Both savers run in one process on the same PostgreSQL
 (``AURA_BENCH_PG_URL``, default the local test database), each in its own throw-away schema; their
-operations are interleaved so machine noise hits both alike. The archive ratio comes from real
-LangGraph graph runs archived into a temporary lakehouse.
+operations are interleaved so machine noise hits both alike. ``checkpoints.list_hot_thread``
+lists a thread with nothing archived while our saver has an Iceberg archive attached (the
+issue's target: p50 ratio <= 1.5). The archive ratio comes from real LangGraph graph runs
+archived into a temporary lakehouse.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from bench import emit
 PG_URL = os.environ.get("AURA_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 N = int(os.environ.get("AURA_BENCH_CHECKPOINT_N", "1000"))
 WARMUP = 50
+LIST_N = int(os.environ.get("AURA_BENCH_LIST_N", "300"))
+LIST_CHECKPOINTS = 20  # checkpoints in the listed thread
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -126,6 +130,77 @@ async def _latency() -> None:
         )
 
 
+async def _list_hot_thread() -> None:
+    """``alist`` of a thread with nothing archived, archive attached, against AsyncPostgresSaver."""
+    import psycopg
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+
+    from lakehouse import Lakehouse, Settings
+    from lakehouse.checkpoints import AsyncAuraCheckpointSaver, CheckpointArchive
+
+    ours_schema = f"bench_aura_{uuid.uuid4().hex[:8]}"
+    theirs_schema = f"bench_lg_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{theirs_schema}"')
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            archive = CheckpointArchive(Lakehouse(Settings.from_env({"AURA_HOME": home})))
+            async with (
+                AsyncAuraCheckpointSaver.from_conn_string(
+                    PG_URL, schema=ours_schema, archive=archive
+                ) as ours,
+                await psycopg.AsyncConnection.connect(
+                    PG_URL,
+                    autocommit=True,
+                    prepare_threshold=0,
+                    row_factory=dict_row,
+                    options=f"-c search_path={theirs_schema}",
+                ) as conn,
+            ):
+                theirs = AsyncPostgresSaver(conn)  # type: ignore[arg-type]
+                await ours.setup()
+                await theirs.setup()
+                savers = {"aura": ours, "langgraph": theirs}
+                configs: dict[str, Any] = {}
+                for name, saver in savers.items():
+                    config: Any = {"configurable": {"thread_id": "bench-list", "checkpoint_ns": ""}}
+                    versions: dict[str, Any] = {}
+                    for i in range(LIST_CHECKPOINTS):
+                        cp, new = _checkpoint(saver, i, versions)
+                        config = await saver.aput(config, cp, {"source": "loop", "step": i}, new)
+                    configs[name] = {"configurable": {"thread_id": "bench-list"}}
+                times: dict[str, list[float]] = {name: [] for name in savers}
+                for i in range(WARMUP + LIST_N):
+                    order = list(savers) if i % 2 else list(reversed(savers))
+                    for name in order:
+                        t0 = time.perf_counter()
+                        found = [t async for t in savers[name].alist(configs[name])]
+                        elapsed = (time.perf_counter() - t0) * 1000
+                        assert len(found) == LIST_CHECKPOINTS, (name, len(found))
+                        if i >= WARMUP:
+                            times[name].append(elapsed)
+                # The archive was attached but never opened: nothing was archived.
+                assert "catalog" not in vars(archive.lakehouse)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA IF EXISTS "{ours_schema}" CASCADE')
+            admin.execute(f'DROP SCHEMA IF EXISTS "{theirs_schema}" CASCADE')
+    for label, q in (("p50", 0.5), ("p95", 0.95)):
+        emit(
+            f"checkpoints.list_hot_thread.{label}"
+            if label != "p50"
+            else "checkpoints.list_hot_thread",
+            _quantile(times["aura"], q),
+            "ms",
+            baseline=_quantile(times["langgraph"], q),
+            baseline_name="AsyncPostgresSaver.alist",
+            n=LIST_N,
+            checkpoints=LIST_CHECKPOINTS,
+            **({"quantile": "p50", "goal": 1.5} if label == "p50" else {"quantile": label}),
+        )
+
+
 class _State(TypedDict):
     messages: Annotated[list[dict[str, str]], operator.add]
     notes: str
@@ -213,6 +288,7 @@ def main() -> None:
         sys.stderr.write(f"checkpoints latency skipped: PostgreSQL unreachable ({exc})\n")
     else:
         asyncio.run(_latency())
+        asyncio.run(_list_hot_thread())
     _archive_ratio()
 
 

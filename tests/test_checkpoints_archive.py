@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import operator
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from helpers import GRAPH_RUNS, graph_builder, thread_config
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.checkpoints import (
+    AsyncAuraCheckpointSaver,
     AuraCheckpointSaver,
     CheckpointArchive,
     RetentionPolicy,
@@ -249,3 +252,88 @@ def test_crash_between_archive_commit_and_trim_loses_nothing(
         assert [s.values for s in graph.get_state_history(_cfg(thread))] == [
             s.values for s in states
         ]
+
+
+def test_list_of_a_thread_with_nothing_archived_does_not_touch_iceberg(
+    tmp_path: Path, settings: Settings
+) -> None:
+    lakehouse = Lakehouse(settings)
+    with AuraCheckpointSaver.from_conn_string(
+        str(tmp_path / "hot.db"), archive=CheckpointArchive(lakehouse)
+    ) as saver:
+        saver.setup()
+        history = _populate(saver)
+        assert len(list(saver.list(_cfg("thread-0")))) == len(history["thread-0"])
+        assert len(list(saver.list(None))) == sum(len(h) for h in history.values())
+        # The catalog was never opened: no Iceberg metadata read on these list() calls.
+        assert "catalog" not in vars(lakehouse)
+        archive_checkpoints(lakehouse, saver, _days(history)[0])
+        assert "catalog" in vars(lakehouse)
+
+
+_ARCHIVE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from datetime import date
+    from lakehouse import Lakehouse, Settings
+    from lakehouse.checkpoints import AuraCheckpointSaver, RetentionPolicy, archive_and_trim
+
+    lakehouse = Lakehouse(Settings.from_env())
+    with AuraCheckpointSaver.from_conn_string(sys.argv[1]) as saver:
+        for day in sys.argv[2:]:
+            day = date.fromisoformat(day)
+            archive_and_trim(lakehouse, saver, day, RetentionPolicy(keep_last=1))
+    """
+)
+
+
+def test_list_sees_history_another_process_archived(
+    tmp_path: Path, saver: AuraCheckpointSaver, lakehouse: Lakehouse, settings: Settings
+) -> None:
+    history = _populate(saver)
+    graph = _builder().compile(checkpointer=saver)
+    days = [d.isoformat() for d in _days(history)]
+    subprocess.run(
+        [sys.executable, "-c", _ARCHIVE_SCRIPT, str(tmp_path / "hot.db"), *days],
+        env=_env(settings),
+        check=True,
+        timeout=300,
+    )
+    assert _hot_counts(saver)[0] == THREADS  # trimmed by the other process
+    for thread, states in history.items():
+        after = list(graph.get_state_history(_cfg(thread)))
+        assert [s.values for s in after] == [s.values for s in states]
+
+    async def alist() -> list[Any]:
+        async with AsyncAuraCheckpointSaver.from_conn_string(
+            str(tmp_path / "hot.db"), archive=CheckpointArchive(lakehouse)
+        ) as other:
+            return [t async for t in other.alist(_cfg("thread-2"))]
+
+    assert [t.config for t in asyncio.run(alist())] == [s.config for s in history["thread-2"]]
+
+    # Deleting the thread forgets its archived rows and the mark.
+    saver.delete_thread("thread-0")
+    assert list(saver.list(_cfg("thread-0"))) == []
+    assert len(list(saver.list(None))) == sum(len(history[t]) for t in ("thread-1", "thread-2"))
+
+
+def test_mark_threads_recovers_archives_made_before_the_mark(
+    tmp_path: Path, saver: AuraCheckpointSaver, lakehouse: Lakehouse
+) -> None:
+    history = _populate(saver)
+    for day in _days(history):
+        archive_checkpoints(lakehouse, saver, day)
+    apply_retention(lakehouse, saver, RetentionPolicy(keep_last=1))
+    # A hot store that lost its marks (made by a release that did not write them).
+    with AuraCheckpointSaver.from_conn_string(
+        str(tmp_path / "hot.db"), archive=CheckpointArchive(lakehouse)
+    ) as other:
+
+        def forget() -> Any:
+            yield Stmt("DELETE FROM aura_checkpoint_archived_threads")
+
+        other._exec.run(forget(), write=True)
+        assert len(list(other.list(_cfg("thread-1")))) == 1
+        assert CheckpointArchive(lakehouse).mark_threads(other) == THREADS
+        assert len(list(other.list(_cfg("thread-1")))) == len(history["thread-1"])

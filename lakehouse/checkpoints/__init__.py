@@ -3,7 +3,9 @@
 ``AuraCheckpointSaver`` / ``AsyncAuraCheckpointSaver`` keep recent checkpoints in PostgreSQL
 (``AURA_PG_URL``) or SQLite (in ``AURA_HOME``). :func:`archive_checkpoints` copies a day of them
 into Iceberg (coalesced), :func:`apply_retention` trims the hot store afterwards, and a saver
-given a :class:`CheckpointArchive` reads archived checkpoints through transparently.
+given a :class:`CheckpointArchive` reads archived checkpoints through transparently. The archive
+is the checkpoint instance of :mod:`lakehouse.tiering` and sees the saver only through
+``saver.hot`` (a :class:`SqlCheckpointStore`).
 """
 
 from lakehouse.checkpoints.archive import (
@@ -17,7 +19,11 @@ from lakehouse.checkpoints.archive import (
     archive_checkpoints,
     restore_thread,
 )
-from lakehouse.checkpoints.saver import AsyncAuraCheckpointSaver, AuraCheckpointSaver
+from lakehouse.checkpoints.saver import (
+    AsyncAuraCheckpointSaver,
+    AuraCheckpointSaver,
+    SqlCheckpointStore,
+)
 
 __all__ = [
     "ArchiveResult",
@@ -25,6 +31,7 @@ __all__ = [
     "AuraCheckpointSaver",
     "CheckpointArchive",
     "RetentionPolicy",
+    "SqlCheckpointStore",
     "TrimResult",
     "apply_retention",
     "archive_and_trim",

@@ -12,6 +12,9 @@ renders them. Tables:
     Channel values, once per (thread, namespace, channel, version).
 ``aura_checkpoint_writes``
     Pending writes of a checkpoint, keyed like LangGraph's (task id, idx).
+``aura_checkpoint_archived_threads``
+    Threads with rows in the Iceberg archive, written before the archive commit, so a saver
+    (in any process) reads through to the archive only for them.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ MIGRATIONS: tuple[str, ...] = (
     )""",
     "CREATE INDEX IF NOT EXISTS aura_checkpoints_run_id_idx ON {checkpoints} (run_id)",
     "CREATE INDEX IF NOT EXISTS aura_checkpoints_ts_idx ON {checkpoints} (ts)",
+    # Threads with rows in the archive: list() reads through only for these.
+    """CREATE TABLE IF NOT EXISTS {archived} (
+        thread_id TEXT NOT NULL PRIMARY KEY
+    )""",
 )
 
 # Every read returns rows of this one shape, so a checkpoint, its channel values and its pending
@@ -139,6 +146,10 @@ STATEMENTS: dict[str, str] = {
     "delete_thread_checkpoints": "DELETE FROM {checkpoints} WHERE thread_id = ?",
     "delete_thread_blobs": "DELETE FROM {blobs} WHERE thread_id = ?",
     "delete_thread_writes": "DELETE FROM {writes} WHERE thread_id = ?",
+    "delete_thread_archived": "DELETE FROM {archived} WHERE thread_id = ?",
+    "mark_archived": "INSERT INTO {archived} (thread_id) VALUES (?) ON CONFLICT DO NOTHING",
+    "archived_thread": "SELECT 1 FROM {archived} WHERE thread_id = ?",
+    "archived_any": "SELECT 1 FROM {archived} LIMIT 1",
     "threads_of_run": "SELECT DISTINCT thread_id FROM {checkpoints} WHERE run_id = ?",
     "delete_run_writes": """
         DELETE FROM {writes} AS w WHERE EXISTS (
@@ -226,6 +237,7 @@ STATEMENTS: dict[str, str] = {
     "count_rows": """
         SELECT (SELECT COUNT(*) FROM {checkpoints}), (SELECT COUNT(*) FROM {blobs}),
                (SELECT COUNT(*) FROM {writes})""",
+    "count_checkpoints": "SELECT COUNT(*) FROM {checkpoints}",
 }
 
 
@@ -257,6 +269,7 @@ class Dialect:
             "blobs": f"{qualify}aura_checkpoint_blobs",
             "writes": f"{qualify}aura_checkpoint_writes",
             "migrations": f"{qualify}aura_checkpoint_migrations",
+            "archived": f"{qualify}aura_checkpoint_archived_threads",
             "bytes": "BYTEA" if pg else "BLOB",
             "json": "JSONB" if pg else "TEXT",
             "json_each": "jsonb_each_text" if pg else "json_each",

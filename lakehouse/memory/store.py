@@ -51,7 +51,7 @@ from lakehouse.memory.model import (
 )
 from lakehouse.memory.tables import MEMORY_TABLES
 from lakehouse.memory.warm import WarmTier
-from lakehouse.redis_client import close_redis, open_redis
+from lakehouse.stores import close_redis, open_redis
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)

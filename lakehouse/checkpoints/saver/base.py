@@ -1,14 +1,14 @@
-"""LangGraph checkpointers with a SQL hot store (PostgreSQL or SQLite) and an Iceberg archive.
+"""What both checkpointers share: every operation, decoding, and the archive read-through.
 
 Both savers share every line of logic: each operation is written once as a generator of SQL
 statements (see :mod:`lakehouse.checkpoints._exec`) and an executor runs it on SQLite or
-PostgreSQL, synchronously or asynchronously. Channel values are stored once per (thread,
-namespace, channel, version), so a checkpoint never repeats a value its parent already holds.
+PostgreSQL, synchronously or asynchronously (so both savers serve the sync and the async API;
+:mod:`.sync` and :mod:`.aio` only open their connections). Channel values are stored once per
+(thread, namespace, channel, version), so a checkpoint never repeats a value its parent holds.
 
-Example:
-    >>> with AuraCheckpointSaver.from_conn_string("sqlite:///state.db") as saver:
-    ...     saver.setup()
-    ...     graph = builder.compile(checkpointer=saver)
+With an archive attached, ``list()`` reads through to it only for threads the hot store marks
+as archived (the archive marks them before its commit), so a thread with nothing archived never
+touches Iceberg.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -34,23 +33,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from lakehouse.checkpoints._exec import (
-    AsyncPostgresExecutor,
-    Executor,
-    Op,
-    PostgresExecutor,
-    Row,
-    SqliteExecutor,
-    Stmt,
-    connect_sqlite,
-    is_postgres_url,
-    pg_conninfo,
-)
+from lakehouse.checkpoints._exec import Executor, Op, Row, Stmt
+from lakehouse.checkpoints._sql import MIGRATIONS
+from lakehouse.checkpoints.records import ColdCheckpoints, Records
+from lakehouse.checkpoints.saver.hot import SqlCheckpointStore
 from lakehouse.exceptions import AuraError
-from lakehouse.settings import Settings
-
-if TYPE_CHECKING:
-    from lakehouse.checkpoints.archive import CheckpointArchive
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 
@@ -90,11 +77,17 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         executor: Executor,
         *,
         serde: SerializerProtocol | None = None,
-        archive: CheckpointArchive | None = None,
+        archive: ColdCheckpoints | None = None,
     ) -> None:
         super().__init__(serde=serde)
         self._exec = executor
         self.archive = archive
+        self._hot = SqlCheckpointStore(executor)
+
+    @property
+    def hot(self) -> SqlCheckpointStore:
+        """The hot store as rows: the interface the archive and tiering use."""
+        return self._hot
 
     @property
     def dialect_name(self) -> str:
@@ -109,11 +102,11 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
     def _op_setup(self) -> Op[None]:
         d = self._exec.dialect
         statements = d.migrations()
-        for sql in statements[: -len(_migrations())]:
+        for sql in statements[: -len(MIGRATIONS)]:
             yield Stmt(sql)
         rows = yield Stmt(d.render("SELECT MAX(v) FROM {migrations}"), fetch=True)
         done = rows[0][0] if rows and rows[0][0] is not None else -1
-        for version, sql in enumerate(statements[-len(_migrations()) :]):
+        for version, sql in enumerate(statements[-len(MIGRATIONS) :]):
             if version > done:
                 yield Stmt(sql)
                 yield Stmt(d.render("INSERT INTO {migrations} (v) VALUES (?)"), (version,))
@@ -137,10 +130,20 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         filter: dict[str, Any] | None,
         before: RunnableConfig | None,
         limit: int | None,
-    ) -> Op[_Tuples]:
+        *,
+        archived: bool = False,
+    ) -> Op[tuple[_Tuples, bool]]:
+        """Hot tuples, and (with ``archived``) whether the archive may hold more of them."""
         where, params = self._where(config, filter, before)
         rows = yield Stmt(self._exec.dialect.select_tuples(where, limit), params, fetch=True)
-        return self._decode(rows)
+        marked = False
+        if archived:
+            if config:
+                thread_id = config["configurable"]["thread_id"]
+                marked = bool((yield Stmt(self._sql("archived_thread"), (thread_id,), fetch=True)))
+            else:
+                marked = bool((yield Stmt(self._sql("archived_any"), fetch=True)))
+        return self._decode(rows), marked
 
     def _where(
         self,
@@ -242,7 +245,12 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         params = [(t,) for t in thread_ids]
         if not params:
             return
-        for key in ("delete_thread_writes", "delete_thread_checkpoints", "delete_thread_blobs"):
+        for key in (
+            "delete_thread_writes",
+            "delete_thread_checkpoints",
+            "delete_thread_blobs",
+            "delete_thread_archived",
+        ):
             yield Stmt(self._sql(key), params, many=True)
 
     def _op_delete_for_runs(self, run_ids: Sequence[str]) -> Op[None]:
@@ -281,8 +289,9 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
 
     # ------------------------------------------------------------------------- decoding
 
-    def _decode_archived(self, rows: _Rows) -> _Tuples:
-        """:meth:`_decode` for archive rows: refuses pickled values instead of loading them."""
+    def _decode_archived(self, records: Records) -> _Tuples:
+        """Tuples from archived records; refuses pickled values instead of loading them."""
+        rows = _record_rows(records)
         for row in rows:
             if row[8] == "pickle":
                 raise AuraError(
@@ -290,6 +299,26 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
                     "AURA never unpickles archive data. Re-serialize it with a JSON/msgpack serde."
                 )
         return self._decode(rows)
+
+    def _cold_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        assert self.archive is not None
+        conf = config["configurable"]
+        scoped: RunnableConfig = {
+            "configurable": {**conf, "checkpoint_ns": conf.get("checkpoint_ns", "")}
+        }
+        found = self._decode_archived(self.archive.read(scoped, limit=1))
+        return found[0] if found else None
+
+    def _cold_list(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> _Tuples:
+        assert self.archive is not None
+        records = self.archive.read(config, filter=filter, before=before, limit=limit)
+        return self._decode_archived(records)
 
     def _decode(self, rows: _Rows) -> _Tuples:
         """Assemble checkpoint tuples (newest first) from the rows of one tuple read."""
@@ -356,7 +385,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         if found:
             return found[0]
         if self.archive is not None and get_checkpoint_id(config):
-            return self.archive.get_tuple(config, self._decode_archived)
+            return self._cold_tuple(config)
         return None
 
     def list(
@@ -368,11 +397,10 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints matching the arguments, newest first (archived ones included)."""
-        hot = self._exec.run(self._op_list(config, filter, before, limit))
-        if self.archive is not None:
-            cold = self.archive.list_tuples(
-                config, self._decode_archived, filter=filter, before=before, limit=limit
-            )
+        op = self._op_list(config, filter, before, limit, archived=self.archive is not None)
+        hot, marked = self._exec.run(op)
+        if marked:
+            cold = self._cold_list(config, filter, before, limit)
             hot = self._merge_archive(hot, cold, limit)
         yield from hot
 
@@ -432,7 +460,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
             for tid in thread_ids
             for t in self._exec.run(
                 self._op_list({"configurable": {"thread_id": tid}}, None, None, None)
-            )
+            )[0]
         ]
 
     def get_next_version(self, current: str | None, channel: None) -> str:
@@ -456,7 +484,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         if found:
             return found[0]
         if self.archive is not None and get_checkpoint_id(config):
-            return await asyncio.to_thread(self.archive.get_tuple, config, self._decode_archived)
+            return await asyncio.to_thread(self._cold_tuple, config)
         return None
 
     async def alist(
@@ -467,16 +495,10 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        hot = await self._exec.arun(self._op_list(config, filter, before, limit))
-        if self.archive is not None:
-            cold = await asyncio.to_thread(
-                self.archive.list_tuples,
-                config,
-                self._decode_archived,
-                filter=filter,
-                before=before,
-                limit=limit,
-            )
+        op = self._op_list(config, filter, before, limit, archived=self.archive is not None)
+        hot, marked = await self._exec.arun(op)
+        if marked:
+            cold = await asyncio.to_thread(self._cold_list, config, filter, before, limit)
             hot = self._merge_archive(hot, cold, limit)
         for item in hot:
             yield item
@@ -531,12 +553,6 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
             )
 
 
-def _migrations() -> tuple[str, ...]:
-    from lakehouse.checkpoints._sql import MIGRATIONS
-
-    return MIGRATIONS
-
-
 def _run_id(metadata: CheckpointMetadata) -> str | None:
     run_id = metadata.get("run_id")
     return str(run_id) if run_id is not None else None
@@ -547,7 +563,7 @@ def _key(t: CheckpointTuple) -> tuple[str, str, str]:
     return (c["thread_id"], c.get("checkpoint_ns", ""), c["checkpoint_id"])
 
 
-def _open_error(url: str, exc: Exception) -> AuraError:
+def open_error(url: str, exc: Exception) -> AuraError:
     from lakehouse.settings import redact_url
 
     return AuraError(
@@ -556,146 +572,25 @@ def _open_error(url: str, exc: Exception) -> AuraError:
     )
 
 
-class AuraCheckpointSaver(_AuraSaverBase):
-    """Synchronous LangGraph checkpointer on PostgreSQL or SQLite, with optional archive.
-
-    The async methods also work (they run the sync code in a worker thread), so one saver can
-    serve ``graph.invoke`` and ``graph.ainvoke``.
-    """
-
-    def __init__(
-        self,
-        conn: Any,
-        *,
-        schema: str | None = None,
-        serde: SerializerProtocol | None = None,
-        archive: CheckpointArchive | None = None,
-    ) -> None:
-        """Wrap an open ``sqlite3.Connection``, psycopg ``Connection`` or ``ConnectionPool``."""
-        import sqlite3
-
-        if isinstance(conn, sqlite3.Connection):
-            executor: Executor = SqliteExecutor(conn, schema=schema)
-        else:
-            executor = PostgresExecutor(conn, schema=schema)
-        super().__init__(executor, serde=serde, archive=archive)
-
-    @classmethod
-    @contextmanager
-    def from_conn_string(
-        cls,
-        conn_string: str | None = None,
-        *,
-        schema: str | None = None,
-        serde: SerializerProtocol | None = None,
-        archive: CheckpointArchive | None = None,
-    ) -> Iterator[AuraCheckpointSaver]:
-        """Open a saver on ``postgresql://...``, ``sqlite:///path`` or a file path.
-
-        Without ``conn_string`` the hot store comes from :class:`Settings` (``AURA_PG_URL``,
-        else SQLite in ``AURA_HOME``).
-        """
-        url = conn_string or Settings.from_env().checkpoint_url
-        if is_postgres_url(url):
-            from psycopg import Connection
-
-            try:
-                conn = Connection.connect(pg_conninfo(url), autocommit=True)
-            except Exception as exc:
-                raise _open_error(url, exc) from None
-            with conn:
-                yield cls(conn, schema=schema, serde=serde, archive=archive)
-        else:
-            sconn = connect_sqlite(url)
-            try:
-                yield cls(sconn, schema=schema, serde=serde, archive=archive)
-            finally:
-                sconn.close()
-
-    @classmethod
-    @contextmanager
-    def from_settings(
-        cls, settings: Settings | None = None, *, archive: bool = True
-    ) -> Iterator[AuraCheckpointSaver]:
-        """The configured hot store (set up), reading through to the configured archive."""
-        settings = settings or Settings.from_env()
-        cold = _archive_for(settings) if archive else None
-        with cls.from_conn_string(settings.checkpoint_url, archive=cold) as saver:
-            saver.setup()
-            yield saver
-
-
-def _archive_for(settings: Settings) -> CheckpointArchive:
-    from lakehouse.checkpoints.archive import CheckpointArchive
-    from lakehouse.core import Lakehouse
-
-    return CheckpointArchive(Lakehouse(settings))
-
-
-class AsyncAuraCheckpointSaver(_AuraSaverBase):
-    """Asynchronous LangGraph checkpointer on PostgreSQL (psycopg async) or SQLite.
-
-    Its sync methods may be called from threads other than the event loop's, as with
-    LangGraph's ``AsyncPostgresSaver``.
-    """
-
-    def __init__(
-        self,
-        conn: Any,
-        *,
-        schema: str | None = None,
-        serde: SerializerProtocol | None = None,
-        archive: CheckpointArchive | None = None,
-    ) -> None:
-        """Wrap an open ``sqlite3.Connection``, psycopg ``AsyncConnection`` or async pool."""
-        import sqlite3
-
-        if isinstance(conn, sqlite3.Connection):
-            executor: Executor = SqliteExecutor(conn, schema=schema)
-        else:
-            executor = AsyncPostgresExecutor(conn, schema=schema)
-        super().__init__(executor, serde=serde, archive=archive)
-
-    @classmethod
-    @asynccontextmanager
-    async def from_conn_string(
-        cls,
-        conn_string: str | None = None,
-        *,
-        schema: str | None = None,
-        serde: SerializerProtocol | None = None,
-        archive: CheckpointArchive | None = None,
-    ) -> AsyncIterator[AsyncAuraCheckpointSaver]:
-        """Async twin of :meth:`AuraCheckpointSaver.from_conn_string`."""
-        url = conn_string or Settings.from_env().checkpoint_url
-        if is_postgres_url(url):
-            from psycopg import AsyncConnection
-
-            try:
-                conn = await AsyncConnection.connect(pg_conninfo(url), autocommit=True)
-            except Exception as exc:
-                raise _open_error(url, exc) from None
-            async with conn:
-                yield cls(conn, schema=schema, serde=serde, archive=archive)
-        else:
-            sconn = await asyncio.to_thread(connect_sqlite, url)
-            try:
-                yield cls(sconn, schema=schema, serde=serde, archive=archive)
-            finally:
-                sconn.close()
-
-    @classmethod
-    @asynccontextmanager
-    async def from_settings(
-        cls, settings: Settings | None = None, *, archive: bool = True
-    ) -> AsyncIterator[AsyncAuraCheckpointSaver]:
-        """The configured hot store (set up), reading through to the configured archive."""
-        settings = settings or Settings.from_env()
-        cold = _archive_for(settings) if archive else None
-        async with cls.from_conn_string(settings.checkpoint_url, archive=cold) as saver:
-            await saver.setup()
-            yield saver
-
-    async def setup(self) -> None:  # type: ignore[override]
-        """Create the hot-store tables (idempotent). Async, as in LangGraph's async savers."""
-        await self.asetup()
+def _record_rows(records: Records) -> _Rows:
+    """Archived records in the shape of the hot store's one-round-trip read (see ``_sql``)."""
+    rows: _Rows = []
+    blobs = {
+        (b["thread_id"], b["checkpoint_ns"], b["channel"], b["version"]): (b["type"], b["blob"])
+        for b in records.blobs.to_pylist()
+    }
+    for c in records.checkpoints.to_pylist():
+        t, ns, cid = c["thread_id"], c["checkpoint_ns"], c["checkpoint_id"]
+        rows.append(
+            ("c", t, ns, cid, c["parent_checkpoint_id"], c["metadata"], c["ts"].isoformat(), None)
+            + (c["type"], c["checkpoint"])
+        )
+        for channel, version in json.loads(c["blob_versions"]).items():
+            if (found := blobs.get((t, ns, channel, version))) is not None:
+                rows.append(("b", t, ns, cid, channel, version, None, None, *found))
+    for w in records.writes.to_pylist():
+        rows.append(
+            ("w", w["thread_id"], w["checkpoint_ns"], w["checkpoint_id"], w["task_id"])
+            + (w["channel"], w["task_path"], w["idx"], w["type"], w["blob"])
+        )
+    return rows
