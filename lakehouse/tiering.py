@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In
 
+from lakehouse import writer
 from lakehouse.exceptions import AuraError
 from lakehouse.writer import Lineage
 
@@ -113,33 +114,19 @@ def merge_into_day(
 ) -> MergeResult:
     """Add the ``rows`` missing (by key) from the day partition of ``name`` in one commit.
 
-    The single merge call site of tiering (and so of the checkpoint archive): at the merge with
-    the retry/merge rework this body becomes ``writer.merge_day``.
+    The single merge call site of tiering (and so of the checkpoint archive): ``writer.merge_day``,
+    which re-reads the day after a lost race instead of committing a stale merge.
     """
     if rows.num_rows == 0:
         return MergeResult(day, 0)
     spec = lakehouse.spec(name)
-    existing = lakehouse.read(name, day=day)
-    have = set(keys_of(existing, spec.key))
-    seen: set[Key] = set()
-    mask = []
-    for key in keys_of(rows, spec.key):
-        mask.append(key not in have and key not in seen)
-        seen.add(key)
-    new = rows.filter(pa.array(mask, pa.bool_()))
-    if new.num_rows == 0:
+    merged = writer.merge_day(spec, lakehouse, rows, day, lineage, lakehouse.settings.branch)
+    if merged.write is None:
         return MergeResult(day, 0)
-    merged = (
-        pa.concat_tables([existing.select(rows.column_names).cast(rows.schema), new])
-        if existing.num_rows
-        else new
-    )
-    result = lakehouse.overwrite_day(name, merged, day, lineage=lineage)
-    snapshot = (
-        lakehouse.table(name).snapshot_by_id(result.snapshot_id) if result.snapshot_id else None
-    )
+    snapshot_id = merged.write.snapshot_id
+    snapshot = lakehouse.table(name).snapshot_by_id(snapshot_id) if snapshot_id else None
     size = int(snapshot.summary.get("added-files-size", 0)) if snapshot and snapshot.summary else 0
-    return MergeResult(day, new.num_rows, size, result.snapshot_id)
+    return MergeResult(day, merged.added, size, snapshot_id)
 
 
 class Tiering:

@@ -51,8 +51,8 @@ from lakehouse.memory.model import (
 )
 from lakehouse.memory.tables import MEMORY_TABLES
 from lakehouse.memory.warm import WarmTier
-from lakehouse.stores import close_redis, open_redis
 from lakehouse.settings import Settings
+from lakehouse.stores import close_redis, open_redis
 
 log = logging.getLogger(__name__)
 TIERS = ("hot", "warm", "cold")
