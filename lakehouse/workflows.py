@@ -78,6 +78,7 @@ RESUME_RATE = 0.80
 APPROVE_RATE = 0.85
 FORK_RATE = 0.10
 MAX_FALLBACKS = 2
+FALLBACK_LATENCY_MS = 500.0
 _WORDS = (  # noqa: SIM905 - a word list reads better as one string
     "agent customer invoice latency model vector cache table schema report quarter revenue "
     "deploy rollback error budget retry index query join partition snapshot branch metric "
@@ -210,10 +211,10 @@ def _after_tools(state: AgentState) -> str:
 
 
 def _after_tools_fallback(state: AgentState) -> str:
-    """Like :func:`_after_tools`, but a failed call escalates to ``fallback`` (a bounded retry)."""
+    """Like :func:`_after_tools`, but a failed or slow call escalates to ``fallback``."""
     last = state["tool_results"][-1]
     if (
-        not last["ok"]
+        (not last["ok"] or last["latency_ms"] > FALLBACK_LATENCY_MS)
         and last["tool"] != APPROVAL_TOOL
         and state.get("fallbacks", 0) < MAX_FALLBACKS
     ):
@@ -266,7 +267,8 @@ def build_agent_graph(*, fallback: bool = False) -> StateGraph:
     """The agent's graph, uncompiled: compile it with a checkpointer to run it.
 
     Args:
-        fallback: Add a ``fallback`` agent: a failed tool call (at most ``MAX_FALLBACKS`` per
+        fallback: Add a ``fallback`` agent: a failed tool call, or one slower than
+            ``FALLBACK_LATENCY_MS`` (a timeout budget; at most ``MAX_FALLBACKS`` per
             thread) goes to ``fallback``, which plans the call again and sends the turn back to
             ``route`` for another model choice (``tools -> fallback -> route -> tools``): the
             retry loop the topology simulator injects as a regime change.

@@ -1,8 +1,8 @@
 """Drift of workflow shape: a reference window of runs against a current window, seeded.
 
 **Topology test** (Robinson & Turner 2017): pool the ``n_ref + n_cur`` signatures, compute all
-pairwise diagram distances once (:func:`lakehouse.topology.tda.diagram_distance`: bottleneck of
-H0 plus bottleneck of H1 on capped diagrams, so an appearing loop counts), and take as statistic
+pairwise diagram distances once (sliced Wasserstein by default, or bottleneck; H0 plus H1 on
+capped diagrams, so an appearing loop that never dies counts), and take as statistic
 ``mean distance between the windows - mean distance within them`` (within pooled over both
 windows, as in their joint loss). Under "same shape distribution" the labels are exchangeable, so
 the p-value is ``(1 + #{permuted >= observed}) / (1 + n_permutations)`` over label permutations
@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from lakehouse.topology.tda import TopologySignature, diagram_distance
+from lakehouse.topology.tda import TopologySignature, diagram_distance, sliced_wasserstein
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_PERMUTATIONS = 999
+DISTANCES = {"sliced_wasserstein": sliced_wasserstein, "bottleneck": diagram_distance}
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class DriftReport:
     n_cur: int
     n_permutations: int
     seed: int
+    distance: str = ""
     landscape_statistic: float | None = None
     landscape_p_value: float | None = None
 
@@ -57,13 +59,18 @@ def _check(n_ref: int, n_cur: int) -> None:
         )
 
 
-def distance_matrix(signatures: Sequence[TopologySignature]) -> np.ndarray:
-    """Symmetric matrix of :func:`diagram_distance` between all pairs."""
+def distance_matrix(
+    signatures: Sequence[TopologySignature], distance: str = "sliced_wasserstein"
+) -> np.ndarray:
+    """Symmetric matrix of a diagram distance (a key of :data:`DISTANCES`) between all pairs."""
+    if distance not in DISTANCES:
+        raise ValueError(f"unknown diagram distance {distance!r}; use one of {sorted(DISTANCES)}")
+    metric = DISTANCES[distance]
     n = len(signatures)
     out = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            out[i, j] = out[j, i] = diagram_distance(signatures[i], signatures[j])
+            out[i, j] = out[j, i] = metric(signatures[i], signatures[j])
     return out
 
 
@@ -96,12 +103,23 @@ def topology_drift(
     alpha: float = DEFAULT_ALPHA,
     n_permutations: int = DEFAULT_PERMUTATIONS,
     seed: int = 0,
+    distance: str = "sliced_wasserstein",
 ) -> DriftReport:
-    """Permutation test of "same shape distribution" between two windows of runs."""
+    """Permutation test of "same shape distribution" between two windows of runs.
+
+    Args:
+        reference: Signatures of the reference window's runs.
+        current: Signatures of the current window's runs.
+        alpha: Level: ``drifted`` is ``p_value < alpha``.
+        n_permutations: Label permutations drawn.
+        seed: Seed of the permutations.
+        distance: ``sliced_wasserstein`` (default: sensitive to many small changes) or
+            ``bottleneck`` (H0 plus H1, :func:`~lakehouse.topology.tda.diagram_distance`).
+    """
     n_ref, n_cur = len(reference), len(current)
     _check(n_ref, n_cur)
     pooled = [*reference, *current]
-    dist = distance_matrix(pooled)
+    dist = distance_matrix(pooled, distance)
     norms = np.array([s.landscape_l1[0] + s.landscape_l1[1] for s in pooled])
     observed = np.zeros((1, n_ref + n_cur), dtype=bool)
     observed[0, n_ref:] = True
@@ -125,6 +143,7 @@ def topology_drift(
         n_cur=n_cur,
         n_permutations=n_permutations,
         seed=seed,
+        distance=distance,
         landscape_statistic=shift,
         landscape_p_value=shift_p,
     )

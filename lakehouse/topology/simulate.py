@@ -16,10 +16,12 @@ needs); the trace is what the run did, read from the graph's ``updates`` stream:
   its tool calls failed, else ``ok``.
 
 Regimes: before day ``regime_change_at`` the plain graph runs; from that day on the graph has the
-``fallback`` agent (``build_agent_graph(fallback=True)``): a failed tool call goes
+``fallback`` agent (``build_agent_graph(fallback=True)``): a failed tool call, or one slower
+than a 500 ms budget, goes
 ``tools -> <tool> -> fallback -> route -> tools``, a retry loop through the router. In the
 undirected trace this is a chordless 4-cycle, an H1 class the plain graph never has (its cycles
-are triangles, which the flag complex fills). The tool failure rate and the rest are unchanged.
+are triangles, which the flag complex fills); the retried call adds a visit. Tool failure rate,
+latency distribution and the rest are unchanged.
 
 The same seed gives the same events; run ids are ``{prefix}-{YYYYMMDD}-{i:05d}``.
 """

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -46,9 +46,19 @@ CURVE_RES = 50
 LANDSCAPE_K = 3
 LANDSCAPE_RES = 100
 BOTTLENECK_LOAD = 0.5
+BOTTLENECK_E = 1e-9
+SW_DIRECTIONS = 16
 
 Diagram = np.ndarray
 """An ``(n, 2)`` float array of ``(birth, death)``; ``death`` may be ``inf``."""
+
+
+class HasDiagrams(Protocol):
+    """Anything that gives capped H0 / H1 diagrams (a signature, or one rebuilt from storage)."""
+
+    def capped(self, dim: int) -> Diagram:
+        """The diagram of ``dim`` with infinite deaths capped."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -226,11 +236,40 @@ def event_signature(event: Mapping[str, Any]) -> TopologySignature:
     return signature([n["id"] for n in event["nodes"]], event["edges"])
 
 
-def diagram_distance(a: TopologySignature, b: TopologySignature) -> float:
-    """Bottleneck distance of H0 plus that of H1, on capped diagrams (always finite)."""
+def diagram_distance(a: HasDiagrams, b: HasDiagrams) -> float:
+    """Bottleneck distance of H0 plus that of H1, on capped diagrams (always finite).
+
+    gudhi's approximation parameter is ``1e-9``: exact up to that additive error, and several
+    times faster than the exact mode on diagrams with many equal points.
+    """
     import gudhi
 
     return float(
-        gudhi.bottleneck_distance(a.capped(0), b.capped(0))
-        + gudhi.bottleneck_distance(a.capped(1), b.capped(1))
+        gudhi.bottleneck_distance(a.capped(0), b.capped(0), BOTTLENECK_E)
+        + gudhi.bottleneck_distance(a.capped(1), b.capped(1), BOTTLENECK_E)
     )
+
+
+_THETAS = np.linspace(-np.pi / 2, np.pi / 2, SW_DIRECTIONS, endpoint=False)
+_DIRS = np.stack([np.cos(_THETAS), np.sin(_THETAS)])
+
+
+def _sw(a: Diagram, b: Diagram) -> float:
+    """Sliced Wasserstein distance (Carriere et al. 2017) of two finite diagrams."""
+    if a.shape[0] == 0 and b.shape[0] == 0:
+        return 0.0
+    diag_a = np.repeat(a.mean(axis=1, keepdims=True), 2, axis=1)
+    diag_b = np.repeat(b.mean(axis=1, keepdims=True), 2, axis=1)
+    pa = np.sort(np.vstack([a, diag_b]) @ _DIRS, axis=0)
+    pb = np.sort(np.vstack([b, diag_a]) @ _DIRS, axis=0)
+    return float(np.abs(pa - pb).sum(axis=0).mean())
+
+
+def sliced_wasserstein(a: HasDiagrams, b: HasDiagrams) -> float:
+    """Sliced Wasserstein distance of H0 plus that of H1 on capped diagrams.
+
+    :data:`SW_DIRECTIONS` evenly spaced directions of the half circle, each projection's 1-D
+    Wasserstein-1 distance averaged: cheap in numpy, and it sums over all points where the
+    bottleneck distance only sees the worst one, so a loop appearing in a fraction of runs moves it.
+    """
+    return _sw(a.capped(0), b.capped(0)) + _sw(a.capped(1), b.capped(1))
