@@ -20,8 +20,8 @@ otherwise skip H1 silently.
 
 **Bottleneck.** ``load(v)`` is the share of the run's calls (self-loops included) that have ``v``
 as caller or callee; ``bottleneck_score`` is the largest load and ``bottleneck_agents`` the nodes
-with load >= 0.5, most loaded first. Load 1.0 means every call passes through ``v`` (the hub of a
-star); at >= 0.5 more than half of all traffic waits on one node, so it is where calls pile up and
+with load > 0.5, most loaded first. Load 1.0 means every call passes through ``v`` (the hub of a
+star); above 0.5 more than half of all traffic waits on one node, so it is where calls pile up and
 removing it cuts most of the run. It is a weighted, direction-agnostic degree share: in a run
 graph direction only says who initiated, while a queue forms wherever calls meet.
 
@@ -225,7 +225,7 @@ def signature(nodes: Sequence[str], edges: Sequence[Mapping[str, Any]]) -> Topol
         landscape_l1=(norms[0][0], norms[1][0]),
         landscape_l2=(norms[0][1], norms[1][1]),
         bottleneck_score=ranked[0][1] if ranked else 0.0,
-        bottleneck_agents=tuple(n for n, v in ranked if v >= BOTTLENECK_LOAD),
+        bottleneck_agents=tuple(n for n, v in ranked if v > BOTTLENECK_LOAD),
         image=np.concatenate([persistence_image(dgm0), persistence_image(dgm1)]),
         betti_curve=np.concatenate([betti_curve(dgm0), betti_curve(dgm1)]),
     )
