@@ -14,6 +14,7 @@ diagrams, so the answer is exact within the shortlist.
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,13 +83,16 @@ def ensure_collection(client: QdrantClient, collection: str = COLLECTION) -> Non
             for name, size in VECTORS.items()
         },
     )
-    client.create_payload_index(
-        collection,
-        "tenant_id",
-        field_schema=models.KeywordIndexParams(
-            type=models.KeywordIndexType.KEYWORD, is_tenant=True
-        ),
-    )
+    with warnings.catch_warnings():
+        # Local mode warns that payload indexes have no effect there; a server uses the index.
+        warnings.filterwarnings("ignore", "Payload indexes have no effect", UserWarning)
+        client.create_payload_index(
+            collection,
+            "tenant_id",
+            field_schema=models.KeywordIndexParams(
+                type=models.KeywordIndexType.KEYWORD, is_tenant=True
+            ),
+        )
 
 
 def index_runs(
