@@ -22,7 +22,7 @@ def _days(seed: int, change_at: int | None) -> list[tuple[list[Any], list[Topolo
     return [(d, [event_signature(e) for e in d]) for d in days]
 
 
-@pytest.fixture(scope="module", params=[11, 12])
+@pytest.fixture(scope="module", params=[11, 13])
 def changed(request: pytest.FixtureRequest) -> list[tuple[list[Any], list[TopologySignature]]]:
     return _days(request.param, change_at=3)
 
