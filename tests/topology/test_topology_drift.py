@@ -12,7 +12,7 @@ from lakehouse.topology.simulate import simulate_workflow_events
 from lakehouse.topology.tda import TopologySignature, event_signature
 
 START = date(2026, 11, 1)
-PER_DAY = 40
+PER_DAY = 60
 
 
 def _days(seed: int, change_at: int | None) -> list[tuple[list[Any], list[TopologySignature]]]:
