@@ -77,12 +77,14 @@ APPROVAL_RATE = 0.15
 RESUME_RATE = 0.80
 APPROVE_RATE = 0.85
 FORK_RATE = 0.10
+MAX_FALLBACKS = 2
+FALLBACK_LATENCY_MS = 500.0
 _WORDS = (  # noqa: SIM905 - a word list reads better as one string
     "agent customer invoice latency model vector cache table schema report quarter revenue "
     "deploy rollback error budget retry index query join partition snapshot branch metric "
     "prompt token context summary draft review policy tenant region cost quality"
 ).split()
-_NODES = {"plan": 1, "route": 2, "tools": 3, "reflect": 4, "answer": 5}
+_NODES = {"plan": 1, "route": 2, "tools": 3, "reflect": 4, "answer": 5, "fallback": 6}
 
 
 class AgentState(TypedDict, total=False):
@@ -98,6 +100,7 @@ class AgentState(TypedDict, total=False):
     tool_results: Annotated[list[dict[str, Any]], operator.add]
     scores: Annotated[list[float], operator.add]
     cost_usd: float
+    fallbacks: int
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,27 @@ def _after_tools(state: AgentState) -> str:
     return "tools" if state["iteration"] < len(state["plan"]) else "reflect"
 
 
+def _after_tools_fallback(state: AgentState) -> str:
+    """Like :func:`_after_tools`, but a failed or slow call escalates to ``fallback``."""
+    last = state["tool_results"][-1]
+    if (
+        (not last["ok"] or last["latency_ms"] > FALLBACK_LATENCY_MS)
+        and last["tool"] != APPROVAL_TOOL
+        and state.get("fallbacks", 0) < MAX_FALLBACKS
+    ):
+        return "fallback"
+    return _after_tools(state)
+
+
+def _fallback(state: AgentState) -> dict[str, Any]:
+    """Plan the failed call again; the graph then goes back to ``route`` for another model."""
+    i = state["iteration"]
+    failed = state["plan"][i - 1]
+    note = {"role": "assistant", "name": "fallback", "content": f"retry {failed} after error"}
+    plan = [*state["plan"][:i], failed, *state["plan"][i:]]
+    return {"plan": plan, "fallbacks": state.get("fallbacks", 0) + 1, "messages": [note]}
+
+
 def _reflect(state: AgentState) -> dict[str, Any]:
     rng = _rng(state, "reflect")
     req = state["request"]
@@ -239,8 +263,16 @@ def _answer(state: AgentState) -> dict[str, Any]:
     return {"messages": [reply], "cost_usd": round(state.get("cost_usd", 0.0) + cost, 6)}
 
 
-def build_agent_graph() -> StateGraph:
-    """The agent's graph, uncompiled: compile it with a checkpointer to run it."""
+def build_agent_graph(*, fallback: bool = False) -> StateGraph:
+    """The agent's graph, uncompiled: compile it with a checkpointer to run it.
+
+    Args:
+        fallback: Add a ``fallback`` agent: a failed tool call, or one slower than
+            ``FALLBACK_LATENCY_MS`` (a timeout budget; at most ``MAX_FALLBACKS`` per
+            thread) goes to ``fallback``, which plans the call again and sends the turn back to
+            ``route`` for another model choice (``tools -> fallback -> route -> tools``): the
+            retry loop the topology simulator injects as a regime change.
+    """
     builder = StateGraph(AgentState)
     builder.add_node("plan", _plan)
     builder.add_node("route", _route)
@@ -250,7 +282,14 @@ def build_agent_graph() -> StateGraph:
     builder.add_edge(START, "plan")
     builder.add_edge("plan", "route")
     builder.add_edge("route", "tools")
-    builder.add_conditional_edges("tools", _after_tools, ["tools", "reflect"])
+    if fallback:
+        builder.add_node("fallback", _fallback)
+        builder.add_edge("fallback", "route")
+        builder.add_conditional_edges(
+            "tools", _after_tools_fallback, ["tools", "reflect", "fallback"]
+        )
+    else:
+        builder.add_conditional_edges("tools", _after_tools, ["tools", "reflect"])
     builder.add_conditional_edges("reflect", _after_reflect, ["tools", "answer"])
     builder.add_edge("answer", END)
     return builder

@@ -1,0 +1,209 @@
+"""Topology signatures, shape retrieval recall against exact diagram distances, drift power.
+
+``python -m bench topology``. Everything runs in one process on simulated data:
+
+* ``topology.signatures``: signatures (diagrams, summaries, vectors) of seeded random call graphs
+  of 50 nodes and about 100 edges (``AURA_BENCH_TOPO_GRAPHS``, default 2000), runs per second,
+  against gudhi's persistence alone on the same graphs (the baseline).
+* ``topology.recall_at_10`` / ``topology.similar_top10``: ``AURA_BENCH_TOPO_RUNS`` (default 2000)
+  traces of real LangGraph runs (half after the regime change, so both shapes are present) indexed
+  in Qdrant local mode under one tenant. Ground truth: the exact top 10 by bottleneck distance
+  (H0 + H1, :func:`lakehouse.topology.tda.diagram_distance`) over every stored run, brute force.
+  Simulated runs often share a diagram exactly, so recall is tie-aware: a returned run counts when
+  its exact distance is at most the exact 10th-smallest distance. Reported for the raw Qdrant
+  vector order (``ann``) and for :func:`~lakehouse.topology.retrieval.similar_runs` (shortlist of
+  50 re-ranked exactly); the speed line is the median query time of the brute-force exact scan
+  over that of ``similar_runs``.
+* ``topology.drift_power`` / ``topology.drift_false_alarms``: ``AURA_BENCH_TOPO_TRIALS`` (default
+  20) seeded trials of 3 reference days against one current day (``AURA_BENCH_TOPO_PER_DAY``
+  runs per day, default 30), with the retry-loop regime change on the current day or not; the
+  share of trials flagged at alpha 0.01 by the topology test, next to the scalar KS baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from bench import emit
+
+GRAPHS = int(os.environ.get("AURA_BENCH_TOPO_GRAPHS", "2000"))
+RUNS = int(os.environ.get("AURA_BENCH_TOPO_RUNS", "2000"))
+QUERIES = int(os.environ.get("AURA_BENCH_TOPO_QUERIES", "20"))
+TRIALS = int(os.environ.get("AURA_BENCH_TOPO_TRIALS", "20"))
+PER_DAY = int(os.environ.get("AURA_BENCH_TOPO_PER_DAY", "30"))
+K = 10
+START = date(2026, 11, 1)
+
+
+def _random_graph(rng: np.random.Generator, n: int = 50) -> tuple[list[str], list[dict[str, Any]]]:
+    """A connected call graph: a random tree plus about ``n`` extra edges, Zipf call counts."""
+    nodes = [f"agent{i}" for i in range(n)]
+    pairs = {(int(rng.integers(i)), i) for i in range(1, n)}
+    while len(pairs) < 2 * n:
+        a, b = sorted(int(x) for x in rng.choice(n, size=2, replace=False))
+        pairs.add((a, b))
+    calls = np.minimum(rng.zipf(1.8, size=len(pairs)), 1000)
+    edges = [
+        {"src": nodes[a], "dst": nodes[b], "calls": int(c), "latency_ms": 1.0, "errors": 0}
+        for (a, b), c in zip(sorted(pairs), calls, strict=True)
+    ]
+    return nodes, edges
+
+
+def _signatures() -> None:
+    import gudhi
+
+    from lakehouse.topology.tda import signature
+
+    rng = np.random.default_rng(0)
+    graphs = [_random_graph(rng) for _ in range(GRAPHS)]
+    started = time.perf_counter()
+    for nodes, edges in graphs:
+        index = {v: i for i, v in enumerate(nodes)}
+        st = gudhi.SimplexTree()
+        for i in range(len(nodes)):
+            st.insert([i], 0.0)
+        for e in edges:
+            st.insert([index[e["src"]], index[e["dst"]]], 1.0 / (1.0 + e["calls"]))
+        st.expansion(2)
+        st.compute_persistence(persistence_dim_max=True)
+    baseline = GRAPHS / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for nodes, edges in graphs:
+        signature(nodes, edges)
+    seconds = time.perf_counter() - started
+    emit(
+        "topology.signatures",
+        GRAPHS / seconds,
+        "graphs/s",
+        baseline=baseline,
+        baseline_name="gudhi persistence only",
+        graphs=GRAPHS,
+        nodes=50,
+        seconds=round(seconds, 3),
+        projected_10k_seconds=round(seconds * 10_000 / GRAPHS, 1),
+    )
+
+
+def _retrieval() -> None:
+    from qdrant_client import QdrantClient
+
+    from lakehouse.topology.retrieval import index_runs, similar_runs
+    from lakehouse.topology.simulate import simulate_workflow_events
+    from lakehouse.topology.tda import diagram_distance, event_signature
+
+    days = 4
+    events = list(
+        simulate_workflow_events(START, days, -(-RUNS // days), seed=5, regime_change_at=days // 2)
+    )[:RUNS]
+    for e in events:
+        e["tenant_id"] = "bench"
+    sigs = [event_signature(e) for e in events]
+    rng = np.random.default_rng(1)
+    queries = [int(i) for i in rng.choice(len(events), size=QUERIES, replace=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        client = QdrantClient(path=f"{tmp}/qdrant")
+        try:
+            index_runs(client, zip(events, sigs, strict=True))
+            exact_s: list[float] = []
+            ann_s: list[float] = []
+            recall_ann: list[float] = []
+            recall_rerank: list[float] = []
+            for q in queries:
+                started = time.perf_counter()
+                dist = np.array([diagram_distance(sigs[q], s) for s in sigs])
+                dist[q] = np.inf
+                order = np.argsort(dist, kind="stable")
+                exact_s.append(time.perf_counter() - started)
+                kth = dist[order[K - 1]] + 1e-7
+                ids = {e["run_id"]: i for i, e in enumerate(events)}
+                started = time.perf_counter()
+                hits = similar_runs(client, "bench", run_id=events[q]["run_id"], k=K)
+                ann_s.append(time.perf_counter() - started)
+                raw = similar_runs(client, "bench", run_id=events[q]["run_id"], k=K, shortlist=K)
+                raw.sort(key=lambda h: h.vector_distance)
+                recall_rerank.append(sum(dist[ids[h.run_id]] <= kth for h in hits) / K)
+                recall_ann.append(sum(dist[ids[h.run_id]] <= kth for h in raw) / K)
+        finally:
+            client.close()
+    exact_p50 = statistics.median(exact_s)
+    ours_p50 = statistics.median(ann_s)
+    emit(
+        "topology.similar_top10",
+        exact_p50 / ours_p50,
+        "x faster",
+        stored=len(events),
+        queries=QUERIES,
+        similar_runs_p50_ms=round(ours_p50 * 1000, 2),
+        exact_scan_p50_ms=round(exact_p50 * 1000, 2),
+    )
+    emit(
+        "topology.recall_at_10",
+        statistics.mean(recall_rerank),
+        "recall",
+        baseline=statistics.mean(recall_ann),
+        baseline_name="Qdrant vector order without re-ranking",
+        stored=len(events),
+        queries=QUERIES,
+        shortlist=50,
+    )
+
+
+def _drift() -> None:
+    from lakehouse.topology.drift import scalar_drift, topology_drift
+    from lakehouse.topology.simulate import simulate_workflow_events
+    from lakehouse.topology.tda import event_signature
+
+    flagged = {True: [0, 0], False: [0, 0]}
+    p_values: dict[bool, list[float]] = {True: [], False: []}
+    started = time.perf_counter()
+    for trial in range(TRIALS):
+        for change in (True, False):
+            events = list(
+                simulate_workflow_events(
+                    START, 4, PER_DAY, seed=1000 + trial, regime_change_at=3 if change else None
+                )
+            )
+            ref, cur = events[: 3 * PER_DAY], events[3 * PER_DAY :]
+            report = topology_drift(
+                [event_signature(e) for e in ref],
+                [event_signature(e) for e in cur],
+                seed=trial,
+                n_permutations=499,
+            )
+            p_values[change].append(report.p_value)
+            flagged[change][0] += report.drifted
+            flagged[change][1] += scalar_drift(ref, cur).drifted
+    seconds = time.perf_counter() - started
+    for change, name in ((True, "topology.drift_power"), (False, "topology.drift_false_alarms")):
+        emit(
+            name,
+            flagged[change][0] / TRIALS,
+            "share of trials flagged",
+            baseline=flagged[change][1] / TRIALS,
+            baseline_name="scalar KS (nodes, edges, latency, error rate)",
+            trials=TRIALS,
+            alpha=0.01,
+            runs_per_day=PER_DAY,
+            reference_days=3,
+            median_p=round(statistics.median(p_values[change]), 4),
+            seconds=round(seconds, 1),
+        )
+
+
+def main() -> None:
+    """Run the three parts."""
+    _signatures()
+    _retrieval()
+    _drift()
+
+
+if __name__ == "__main__":
+    main()
