@@ -13,16 +13,40 @@ import click
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
+from lakehouse.settings import redact_text
 
 
 class _AuraGroup(click.Group):
-    """Turns AURA's domain errors into one clear line and exit status 1."""
+    """Turns AURA's domain errors into one clear line and exit status 1; never shows a password.
+
+    Any other error whose message holds a password (a driver quoting a malformed URL back) is
+    shown as one redacted line instead of a traceback that would print it.
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except AuraError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_redact(str(exc))) from None
+        except click.ClickException as exc:
+            exc.message = _redact(exc.message)
+            raise
+        except Exception as exc:
+            message = str(exc)
+            if _redact(message) == message:
+                raise
+            raise click.ClickException(
+                f"{type(exc).__name__}: {_redact(message)}".replace("\n", " ")
+            ) from None
+
+
+def _redact(message: str) -> str:
+    """``message`` without any password, the configured ones included wherever they appear."""
+    try:
+        secrets = Settings.from_env().passwords()
+    except Exception:  # a broken environment must not hide the original error
+        secrets = []
+    return redact_text(message, secrets)
 
 
 @click.group(cls=_AuraGroup)
