@@ -27,7 +27,13 @@ def _parse_time(value: str) -> datetime:
             f"--as-of {value!r} is not an ISO time; use e.g. 2026-11-20T14:00:00 (UTC) or "
             "2026-11-20T14:00:00+01:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise AuraError(
+            f"--as-of {value!r} is outside the times a checkpoint can have (years 1..9999 in UTC); "
+            "use a later time"
+        ) from None
 
 
 @click.group("checkpoints")

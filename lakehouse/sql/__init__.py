@@ -55,14 +55,15 @@ Read-only
 ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``EXPLAIN``), classified by DuckDB's own parser; anything
 else raises :class:`~lakehouse.exceptions.ReadOnlyError`. One statement per ``execute``
 (:meth:`SqlSession.statements` splits a script; ``aura sql`` prints every statement's result).
+Table names must be plain identifiers and ref names are compared as values, so nothing can be
+injected through them.
 
 Confined to the warehouse
 -------------------------
 Once the extensions are loaded, the session sets ``allowed_directories`` to the warehouse and the
 tables' locations (plus data files a table registered elsewhere), turns ``enable_external_access``
 off and locks the configuration: ``read_csv('/etc/passwd')``, ``read_text``, ``read_blob`` and
-``glob`` outside the warehouse raise ``duckdb.PermissionException``. Table names must be plain identifiers and ref names are compared as values,
-so nothing can be injected through them.
+``glob`` outside the warehouse raise ``duckdb.PermissionException``.
 """
 
 from lakehouse.exceptions import TimeTravelError
