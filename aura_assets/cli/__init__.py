@@ -28,6 +28,8 @@ class _AuraGroup(click.Group):
             return super().invoke(ctx)
         except AuraError as exc:
             raise click.ClickException(_redact(str(exc))) from None
+        except click.UsageError as exc:  # a bad option value: one line, nothing done
+            raise _UsageError(_redact(exc.format_message())) from None
         except click.ClickException as exc:
             exc.message = _redact(exc.message)
             raise
@@ -38,6 +40,12 @@ class _AuraGroup(click.Group):
             raise click.ClickException(
                 f"{type(exc).__name__}: {_redact(message)}".replace("\n", " ")
             ) from None
+
+
+class _UsageError(click.ClickException):
+    """A refused command line, shown as one line (exit status 2, as click's usage errors)."""
+
+    exit_code = 2
 
 
 def _redact(message: str) -> str:
@@ -57,6 +65,13 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+# Option types: bad values are refused by click before a command does anything.
+_DAYS = click.IntRange(min=1, max=3660)
+_PER_DAY = click.IntRange(min=1, max=10_000_000)
+_RATE = click.FloatRange(min=0.0, max=1.0)
+_COUNT = click.IntRange(min=0)
 
 
 @main.command()
@@ -92,11 +107,16 @@ def _print_tables(lh: Lakehouse) -> None:
 
 @main.command()
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: DAYS ago).")
-@click.option("--days", default=3, show_default=True, help="Number of days to simulate.")
-@click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
+@click.option(
+    "--days", default=3, type=_DAYS, show_default=True, help="Number of days to simulate."
+)
+@click.option(
+    "--per-day", default=2000, type=_PER_DAY, show_default=True, help="Routing decisions per day."
+)
 @click.option("--seed", default=7, show_default=True)
 @click.option(
     "--malformed-rate",
+    type=_RATE,
     default=0.0,
     show_default=True,
     help="Share of events to corrupt (bad JSON, missing fields, wrong types, ...).",
@@ -108,6 +128,7 @@ def _print_tables(lh: Lakehouse) -> None:
 )
 @click.option(
     "--workflows",
+    type=_COUNT,
     default=0,
     show_default=True,
     help="Also run this many agent workflow threads (LangGraph) into the checkpoint store.",
@@ -161,12 +182,17 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
 
 
 @main.command()
-@click.option("--days", default=3, show_default=True, help="Days of traffic to simulate.")
-@click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
+@click.option(
+    "--days", default=3, type=_DAYS, show_default=True, help="Days of traffic to simulate."
+)
+@click.option(
+    "--per-day", default=2000, type=_PER_DAY, show_default=True, help="Routing decisions per day."
+)
 @click.option("--seed", default=7, show_default=True)
-@click.option("--malformed-rate", default=0.01, show_default=True)
+@click.option("--malformed-rate", type=_RATE, default=0.01, show_default=True)
 @click.option(
     "--workflows",
+    type=_COUNT,
     default=20,
     show_default=True,
     help="Agent workflow threads (LangGraph) to run and archive (0: none).",
