@@ -252,12 +252,14 @@ def _register_optional_commands() -> None:
     # Each domain module defines one click command or group; registered here in one place.
     from aura_assets.cli.branch import branch, tag
     from aura_assets.cli.checkpoints import checkpoints
+    from aura_assets.cli.doctor import doctor
     from aura_assets.cli.sql import sql
 
     main.add_command(sql)
     main.add_command(checkpoints)
     main.add_command(branch)
     main.add_command(tag)
+    main.add_command(doctor)
 
 
 _register_optional_commands()
