@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from lakehouse.exceptions import ConfigurationError
-from lakehouse.settings import NAMESPACE, Settings, redact_url
+from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
 
 # A catalog server that does not answer within this many seconds is reported as unreachable.
 CONNECT_TIMEOUT_S = 5
@@ -84,4 +84,4 @@ def _reason(exc: Exception) -> str:
     """The first line of the driver's own message (passwords redacted), for the error text."""
     origin = getattr(exc, "orig", None) or exc
     lines = str(origin).strip().splitlines()
-    return redact_url(lines[0]) if lines else type(origin).__name__
+    return redact_text(lines[0]) if lines else type(origin).__name__

@@ -31,8 +31,10 @@ class _AuraGroup(click.Group):
         except click.UsageError as exc:  # a bad option value: one line, nothing done
             raise _UsageError(_redact(exc.format_message())) from None
         except click.ClickException as exc:
-            exc.message = _redact(exc.message)
-            raise
+            shown = _redact(exc.message)
+            if shown == exc.message:
+                raise
+            raise click.ClickException(shown) from None
         except Exception as exc:
             message = str(exc)
             if _redact(message) == message:

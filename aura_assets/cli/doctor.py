@@ -111,14 +111,14 @@ def doctor() -> None:
     """Check the configuration and reach every store; exit 1 if anything is wrong."""
     try:
         settings = Settings.from_env()
-    except Exception as exc:  # noqa: BLE001 (a broken environment is what doctor reports)
+    except Exception as exc:  # a broken environment is what doctor reports
         raise click.ClickException(f"configuration: {redact_text(str(exc))}") from None
     secrets = settings.passwords()
     failed = 0
     for store, check, variables, fix in CHECKS:
         try:
             detail = check(settings)
-        except Exception as exc:  # noqa: BLE001 (every failure is reported, none stops doctor)
+        except Exception as exc:  # every failure is reported; none stops doctor
             failed += 1
             reason = redact_text(" ".join(str(exc).split()) or type(exc).__name__, secrets)
             click.echo(f"FAIL {store:18} {reason[:300]}")
