@@ -6,9 +6,13 @@ Dagster processes it starts (the configured URL with the psycopg2 driver that da
 needs: under psycopg 3, its ``NOTIFY`` statements fail). In-process, the URL is passed in memory.
 """
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import DagsterInstance
+from dagster import __version__ as dagster_version
 from dagster._core.instance.ref import InstanceRef
 
 from lakehouse.settings import Settings, postgres_urls
@@ -26,6 +30,16 @@ run_coordinator:
     tag_concurrency_limits:
       - key: dagster/partition_set
         limit: 4
+# The daemon (started by `aura ui` / `dagster dev`) fails runs that never start, never finish
+# cancelling, or outlive max_runtime_seconds: a run whose process was killed cannot hold a queue
+# slot forever. (Dagster's default launcher cannot check a run worker's health directly.)
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 7200
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
 """
 
 POSTGRES_STORAGE = """\
@@ -57,19 +71,52 @@ def dagster_env(settings: Settings) -> dict[str, str]:
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
-    """Create ``$AURA_HOME/dagster`` with its dagster.yaml; returns the directory."""
+    """Create ``$AURA_HOME/dagster`` with its dagster.yaml and migrated storage; returns it.
+
+    Safe under concurrent callers: one process at a time (an exclusive file lock) writes the
+    configuration and creates or upgrades the storage, once per Dagster version (a marker file
+    records it). Six processes starting at once on a fresh home used to race the storage
+    migrations and leave two alembic heads that failed every later run.
+    """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    wanted = instance_yaml(settings)
-    if not config.exists() or config.read_text() != wanted:
-        config.write_text(wanted)
+    with _locked(home / ".aura-instance.lock"):
+        config = home / "dagster.yaml"
+        wanted = instance_yaml(settings)
+        if not config.exists() or config.read_text() != wanted:
+            config.write_text(wanted)
+        marker = home / f".aura-migrated-{dagster_version}-{_storage_kind(settings)}"
+        if not marker.exists():
+            instance = _instance(settings, home)
+            try:
+                instance.upgrade()
+            finally:
+                instance.dispose()
+            marker.write_text("storage created or upgraded by aura\n")
     return home
 
 
 def open_instance(settings: Settings) -> DagsterInstance:
-    """The persistent Dagster instance of this AURA_HOME."""
-    home = prepare_dagster_home(settings)
+    """The persistent Dagster instance of this AURA_HOME (storage migrated before first use)."""
+    return _instance(settings, prepare_dagster_home(settings))
+
+
+def _instance(settings: Settings, home: Path) -> DagsterInstance:
     url = storage_url(settings)
     overrides = {"storage": {"postgres": {"postgres_url": url}}} if url else None
     return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
+
+
+def _storage_kind(settings: Settings) -> str:
+    return "postgres" if settings.dagster_pg_url else "sqlite"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (blocks until other processes release it)."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

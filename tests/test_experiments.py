@@ -192,3 +192,42 @@ def test_cli_branch_and_tag_round_trip(lakehouse: Lakehouse, settings: Settings)
     assert "dropped" in aura("branch", "drop", "cli-exp")
     failed = runner.invoke(main, ["branch", "publish", "missing"])
     assert failed.exit_code == 1 and "no experiment 'missing'" in failed.output
+
+
+def test_one_name_rule_for_creating_and_reading_refs(lakehouse: Lakehouse) -> None:
+    lakehouse.append(DECISIONS, decisions(2))
+    longest = "e" * refs.MAX_REF_NAME
+    experiments.create(lakehouse, longest, tables=[DECISIONS])
+    with lakehouse.sql(ref=longest) as session:  # what can be created can be read
+        assert session.execute(f"SELECT count(*) FROM {DECISIONS}").fetchone() == (2,)
+    too_long = longest + "e"
+    with pytest.raises(RefError, match=f"at most {refs.MAX_REF_NAME} characters"):
+        experiments.create(lakehouse, too_long, tables=[DECISIONS])
+    with pytest.raises(RefError, match=f"at most {refs.MAX_REF_NAME} characters"):
+        lakehouse.sql(ref=too_long)
+    # Its publish tag stays within the limit too.
+    assert len(experiments.publish_tag(longest, "0123456789abcdef")) <= refs.MAX_REF_NAME
+
+
+@pytest.mark.parametrize("name", ["audit-routing-1", "run-42", "HEAD", "head", "main", "Audit-x"])
+def test_names_the_system_uses_are_refused_for_experiments(lakehouse: Lakehouse, name: str) -> None:
+    lakehouse.append(DECISIONS, decisions(2))
+    with pytest.raises(RefError, match="reserved"):
+        experiments.create(lakehouse, name, tables=[DECISIONS])
+    with pytest.raises(RefError, match="reserved"):
+        experiments.tag_release(lakehouse, name)
+    assert refs.head(lakehouse.table(DECISIONS), name) is None or name == "main"
+    refs.validate_ref_name(name, user=False)  # the system may still use (and read) them
+
+
+def test_restore_as_of_out_of_range_is_one_line(in_aura_env: Settings) -> None:
+    from click.testing import CliRunner
+
+    from aura_assets.cli import main
+
+    for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"):
+        result = CliRunner().invoke(main, ["checkpoints", "restore", "t-1", "--as-of", value])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "--as-of" in lines[0], result.output

@@ -1,9 +1,13 @@
 """Settings: environment mapping, embedded defaults, and redaction of secrets."""
 
+import traceback
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
 from aura_assets.instance import BASE_CONFIG, instance_yaml, storage_url
-from lakehouse.settings import Settings, redact_url
+from lakehouse.settings import Settings, redact_text, redact_url
 
 
 def test_embedded_defaults_live_under_aura_home(tmp_path: Path) -> None:
@@ -51,3 +55,56 @@ def test_repo_dagster_yaml_is_the_embedded_instance_config(tmp_path: Path) -> No
     repo_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
     assert repo_yaml.read_text() == BASE_CONFIG
     assert instance_yaml(Settings.from_env({"AURA_HOME": str(tmp_path)})) == BASE_CONFIG
+
+
+SECRET = "Zq7s3cret"
+PASSWORD_FORMS = [
+    f"postgresql://aura:{SECRET}@db:5432/aura",
+    f"postgresql+psycopg://aura:{SECRET}@db/aura",
+    f"postgresql://aura:p@ss{SECRET}@db/aura",  # unencoded @ in the password
+    f"postgresql://aura:a/{SECRET}@db/aura",  # unencoded / in the password
+    f"postgresql://aura@db/aura?sslmode=require&password={SECRET}",
+    f"postgresql://db/aura?PASSWORD={SECRET}",
+    f"host=db port=5432 user=aura password={SECRET} dbname=aura",
+    f"host=db password = '{SECRET} x' dbname=aura",
+    f"postgresql://aura:{SECRET}@db:notaport/aura",  # malformed port
+    f"postgresql://aura:{SECRET}@[::1/aura",  # malformed host
+    f"redis://:{SECRET}@cache:6379/0",
+]
+
+
+@pytest.mark.parametrize("url", PASSWORD_FORMS)
+def test_every_url_form_is_redacted(url: str) -> None:
+    shown = redact_url(url)
+    assert shown is not None and SECRET not in shown and "***" in shown
+    message = redact_text(f"cannot connect to {url} (timeout)")
+    assert SECRET not in message and message.startswith("cannot connect to ")
+
+
+def test_plain_urls_are_unchanged() -> None:
+    for url in ("sqlite:///x.db", "postgresql://aura@db/aura", "redis://cache:6379/0", "file:///w"):
+        assert redact_url(url) == url
+
+
+@pytest.mark.parametrize("url", PASSWORD_FORMS[:-1])
+def test_cli_output_never_shows_a_password(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aura_assets.cli import main
+
+    for name in ("AURA_CATALOG_URI", "AURA_DAGSTER_PG_URL", "AURA_REDIS_URL", "AURA_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AURA_HOME", str(tmp_path))
+    # A dead port: the commands fail fast; what they print must not hold the password.
+    monkeypatch.setenv(
+        "AURA_PG_URL", url.replace("db:5432", "127.0.0.1:1").replace("@db/", "@127.0.0.1:1/")
+    )
+    monkeypatch.setenv("AURA_REDIS_URL", f"redis://:{SECRET}@127.0.0.1:1/0")
+    runner = CliRunner()
+    for args in (["config"], ["tables"], ["checkpoints", "show", "t-1"]):
+        result = runner.invoke(main, args)
+        text = result.output + "".join(
+            traceback.format_exception(result.exception) if result.exception else []
+        )
+        assert SECRET not in text, (args, text)
+    assert "***" in runner.invoke(main, ["config"]).output

@@ -461,3 +461,75 @@ def test_cli_shell_runs_queries_until_exit(
     assert result.exit_code == 0, result.output
     assert "7" in result.output
     assert "read-only" in result.output
+
+
+OUTSIDE_READS = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_blob('/etc/passwd')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM read_parquet('/etc/*.parquet')",
+]
+
+
+@pytest.mark.parametrize("query", OUTSIDE_READS)
+def test_files_outside_the_warehouse_are_refused(
+    lh: Lakehouse, history: dict[str, int], query: str
+) -> None:
+    with session(lh) as s:
+        with pytest.raises(duckdb.PermissionException):
+            s.execute(query).fetchall()
+        # Reading the tables (Parquet files and Iceberg metadata in the warehouse) still works.
+        assert s.execute(f"SELECT count(*) FROM {DECISIONS}").fetchone() == (7,)
+        assert s.execute(
+            f"SELECT count(*) FROM {DECISIONS}_at_snapshot({history['first']})"
+        ).fetchone() == (5,)
+        settings = dict(
+            s.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN "
+                "('enable_external_access', 'lock_configuration')"
+            ).fetchall()
+        )
+        assert settings == {"enable_external_access": "false", "lock_configuration": "true"}
+        with pytest.raises(duckdb.Error):
+            s.connection.execute("SET enable_external_access = true")
+        for statement in (
+            "ATTACH '/tmp/x.db'",
+            "INSTALL httpfs",
+            "LOAD httpfs",
+            "COPY (SELECT 1) TO 'x.csv'",
+        ):
+            with pytest.raises(ReadOnlyError, match="read-only"):
+                s.execute(statement)
+
+
+def test_cli_refuses_outside_files_in_one_line(
+    lh: Lakehouse, history: dict[str, int], in_aura_env: object
+) -> None:
+    from aura_assets.cli.sql import sql
+
+    result = CliRunner().invoke(sql, ["SELECT * FROM read_csv('/etc/passwd')"])
+    assert result.exit_code == 1
+    assert "root:" not in result.output
+    assert "Traceback" not in result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "warehouse" in lines[0], result.output
+
+
+def test_several_statements_show_every_result(
+    lh: Lakehouse, history: dict[str, int], in_aura_env: object, tmp_path: Path
+) -> None:
+    from aura_assets.cli.sql import sql
+
+    runner = CliRunner()
+    result = runner.invoke(sql, ["SELECT 41 AS a; SELECT 42 AS b", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["a", "41", "", "b", "42"]
+    result = runner.invoke(sql, ["SELECT 1; SELECT 2", "--output", str(tmp_path / "o.parquet")])
+    assert result.exit_code == 1
+    assert "one statement" in result.output
+    assert not (tmp_path / "o.parquet").exists()
+    with session(lh) as s:
+        with pytest.raises(ReadOnlyError, match="one statement per call"):
+            s.execute("SELECT 1; SELECT 2")
+        assert s.statements("SELECT 1; SELECT 2") == ["SELECT 1", " SELECT 2"]

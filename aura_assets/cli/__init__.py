@@ -13,16 +13,50 @@ import click
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
+from lakehouse.settings import redact_text
 
 
 class _AuraGroup(click.Group):
-    """Turns AURA's domain errors into one clear line and exit status 1."""
+    """Turns AURA's domain errors into one clear line and exit status 1; never shows a password.
+
+    Any other error whose message holds a password (a driver quoting a malformed URL back) is
+    shown as one redacted line instead of a traceback that would print it.
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except AuraError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_redact(str(exc))) from None
+        except click.UsageError as exc:  # a bad option value: one line, nothing done
+            raise _UsageError(_redact(exc.format_message())) from None
+        except click.ClickException as exc:
+            shown = _redact(exc.message)
+            if shown == exc.message:
+                raise
+            raise click.ClickException(shown) from None
+        except Exception as exc:
+            message = str(exc)
+            if _redact(message) == message:
+                raise
+            raise click.ClickException(
+                f"{type(exc).__name__}: {_redact(message)}".replace("\n", " ")
+            ) from None
+
+
+class _UsageError(click.ClickException):
+    """A refused command line, shown as one line (exit status 2, as click's usage errors)."""
+
+    exit_code = 2
+
+
+def _redact(message: str) -> str:
+    """``message`` without any password, the configured ones included wherever they appear."""
+    try:
+        secrets = Settings.from_env().passwords()
+    except Exception:  # a broken environment must not hide the original error
+        secrets = []
+    return redact_text(message, secrets)
 
 
 @click.group(cls=_AuraGroup)
@@ -33,6 +67,13 @@ def main(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+
+
+# Option types: bad values are refused by click before a command does anything.
+_DAYS = click.IntRange(min=1, max=3660)
+_PER_DAY = click.IntRange(min=1, max=10_000_000)
+_RATE = click.FloatRange(min=0.0, max=1.0)
+_COUNT = click.IntRange(min=0)
 
 
 @main.command()
@@ -68,11 +109,16 @@ def _print_tables(lh: Lakehouse) -> None:
 
 @main.command()
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: DAYS ago).")
-@click.option("--days", default=3, show_default=True, help="Number of days to simulate.")
-@click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
+@click.option(
+    "--days", default=3, type=_DAYS, show_default=True, help="Number of days to simulate."
+)
+@click.option(
+    "--per-day", default=2000, type=_PER_DAY, show_default=True, help="Routing decisions per day."
+)
 @click.option("--seed", default=7, show_default=True)
 @click.option(
     "--malformed-rate",
+    type=_RATE,
     default=0.0,
     show_default=True,
     help="Share of events to corrupt (bad JSON, missing fields, wrong types, ...).",
@@ -84,6 +130,7 @@ def _print_tables(lh: Lakehouse) -> None:
 )
 @click.option(
     "--workflows",
+    type=_COUNT,
     default=0,
     show_default=True,
     help="Also run this many agent workflow threads (LangGraph) into the checkpoint store.",
@@ -137,12 +184,17 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
 
 
 @main.command()
-@click.option("--days", default=3, show_default=True, help="Days of traffic to simulate.")
-@click.option("--per-day", default=2000, show_default=True, help="Routing decisions per day.")
+@click.option(
+    "--days", default=3, type=_DAYS, show_default=True, help="Days of traffic to simulate."
+)
+@click.option(
+    "--per-day", default=2000, type=_PER_DAY, show_default=True, help="Routing decisions per day."
+)
 @click.option("--seed", default=7, show_default=True)
-@click.option("--malformed-rate", default=0.01, show_default=True)
+@click.option("--malformed-rate", type=_RATE, default=0.01, show_default=True)
 @click.option(
     "--workflows",
+    type=_COUNT,
     default=20,
     show_default=True,
     help="Agent workflow threads (LangGraph) to run and archive (0: none).",
@@ -202,6 +254,7 @@ def _register_optional_commands() -> None:
     # Each domain module defines one click command or group; registered here in one place.
     from aura_assets.cli.branch import branch, tag
     from aura_assets.cli.checkpoints import checkpoints
+    from aura_assets.cli.doctor import doctor
     from aura_assets.cli.maintain import history, maintain
     from aura_assets.cli.sql import sql
 
@@ -211,6 +264,7 @@ def _register_optional_commands() -> None:
     main.add_command(tag)
     main.add_command(maintain)
     main.add_command(history)
+    main.add_command(doctor)
 
 
 _register_optional_commands()

@@ -112,7 +112,9 @@ def diff(name: str, no_metrics: bool) -> None:
 @branch.command("publish")
 @click.argument("name")
 @click.option("--tag", help="Tag for the published snapshots (default NAME-published-TIME).")
-@click.option("--tag-retention-days", type=int, help="Keep that tag this many days.")
+@click.option(
+    "--tag-retention-days", type=click.IntRange(min=1), help="Keep that tag this many days."
+)
 def publish(name: str, tag: str | None, tag_retention_days: int | None) -> None:
     """Fast-forward every table's main to NAME: all tables or none."""
     results = experiments.publish(
@@ -144,7 +146,11 @@ def tag() -> None:
 
 @tag.command("create")
 @click.argument("name")
-@click.option("--retention-days", type=int, help="Keep the tag this many days (default: ever).")
+@click.option(
+    "--retention-days",
+    type=click.IntRange(min=1),
+    help="Keep the tag this many days (default: ever).",
+)
 def create_tag(name: str, retention_days: int | None) -> None:
     """Tag every aura table's current main as NAME (a release)."""
     tagged = experiments.tag_release(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import click
 from langchain_core.runnables import RunnableConfig
@@ -27,7 +27,13 @@ def _parse_time(value: str) -> datetime:
             f"--as-of {value!r} is not an ISO time; use e.g. 2026-11-20T14:00:00 (UTC) or "
             "2026-11-20T14:00:00+01:00"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise AuraError(
+            f"--as-of {value!r} is outside the times a checkpoint can have (years 1..9999 in UTC); "
+            "use a later time"
+        ) from None
 
 
 @click.group("checkpoints")
@@ -37,7 +43,13 @@ def checkpoints() -> None:
 
 @checkpoints.command("show")
 @click.argument("thread")
-@click.option("--limit", type=int, default=50, show_default=True, help="Newest N checkpoints.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Newest N checkpoints.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per checkpoint.")
 def show(thread: str, limit: int, as_json: bool) -> None:
     """List THREAD's checkpoints, newest first, and whether each is hot or archived."""
@@ -99,23 +111,29 @@ def restore(thread: str, as_of: str | None) -> None:
 
 
 @checkpoints.command("archive")
-@click.option("--day", "day_", metavar="YYYY-MM-DD", help="UTC day to archive (default today).")
+@click.option(
+    "--day",
+    "day_",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="UTC day to archive (default today).",
+)
 @click.option(
     "--keep-last",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     help="Then trim the hot store to the last N checkpoints per thread.",
 )
 @click.option(
     "--max-age-days",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=None,
     help="Then trim hot checkpoints older than this many days.",
 )
-def archive(day_: str | None, keep_last: int | None, max_age_days: float | None) -> None:
+def archive(day_: datetime | None, keep_last: int | None, max_age_days: float | None) -> None:
     """Archive one day of checkpoints into Iceberg, then optionally trim the hot store."""
     settings = Settings.from_env()
-    day = date.fromisoformat(day_) if day_ else datetime.now(UTC).date()
+    day = day_.date() if day_ else datetime.now(UTC).date()
     lakehouse = Lakehouse(settings)
     with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
         result = archive_checkpoints(lakehouse, saver, day)

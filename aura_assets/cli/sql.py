@@ -67,6 +67,9 @@ def sql(
 ) -> None:
     """Run a read-only SQL QUERY over the aura tables (an interactive shell without QUERY).
 
+    QUERY may hold several statements separated by ';': each result is printed in turn.
+    Only files inside the warehouse can be read.
+
     \b
     Examples:
       aura sql "SELECT chosen_model, count(*) FROM routing_decisions GROUP BY 1"
@@ -82,14 +85,33 @@ def sql(
             _shell(session, fmt)
             return
         try:
-            result = session.arrow(query)
+            statements = session.statements(query)
+            if output is not None and len(statements) > 1:
+                raise click.ClickException(
+                    f"--output takes the result of one statement; the query has {len(statements)}"
+                )
+            for index, statement in enumerate(statements):
+                result = session.arrow(statement)
+                if output is not None:
+                    pq.write_table(result, output)
+                    click.echo(f"wrote {result.num_rows} row(s) to {output}", err=True)
+                else:
+                    if index:
+                        click.echo("")
+                    _print(result, fmt)
         except (AuraError, duckdb.Error) as exc:
-            raise click.ClickException(str(exc)) from None
-        if output is not None:
-            pq.write_table(result, output)
-            click.echo(f"wrote {result.num_rows} row(s) to {output}", err=True)
-        else:
-            _print(result, fmt)
+            raise click.ClickException(_one_line(exc)) from None
+
+
+def _one_line(exc: Exception) -> str:
+    """An error as one line; DuckDB's refusal of a file outside the warehouse says why."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, duckdb.PermissionException):
+        return (
+            f"{text} (aura sql reads only the aura tables in the warehouse; files elsewhere are "
+            "not readable)"
+        )
+    return text
 
 
 def _pins(values: Iterable[str]) -> dict[str, int]:
@@ -128,9 +150,10 @@ def _shell(session: SqlSession, fmt: str) -> None:
             continue
         text, buffer = "\n".join(buffer), []
         try:
-            _print(session.arrow(text), fmt)
+            for statement in session.statements(text):
+                _print(session.arrow(statement), fmt)
         except (AuraError, duckdb.Error) as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_one_line(exc)}", err=True)
 
 
 def _print(result: pa.Table, fmt: str) -> None:

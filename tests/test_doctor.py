@@ -1,0 +1,33 @@
+"""`aura doctor`: every store checked; a dead one is named with the variable to fix."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from helpers import dead_port
+
+from aura_assets.cli import main
+from lakehouse import Settings
+
+
+def test_doctor_passes_on_the_embedded_defaults(in_aura_env: Settings) -> None:
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    for store in ("catalog", "warehouse", "redis", "qdrant", "dagster storage", "duckdb"):
+        assert any(line.startswith("ok") and store in line for line in result.output.splitlines())
+
+
+def test_doctor_names_dead_stores_and_their_variables(
+    in_aura_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AURA_REDIS_URL", f"redis://:s3cretpw@127.0.0.1:{dead_port()}/0")
+    monkeypatch.setenv("AURA_PG_URL", f"postgresql://aura:s3cretpw@127.0.0.1:{dead_port()}/aura")
+    monkeypatch.delenv("AURA_CATALOG_URI", raising=False)
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    failed = {line.split()[1] for line in lines if line.startswith("FAIL")}
+    assert {"redis", "postgres", "catalog"} <= failed, result.output
+    assert "AURA_REDIS_URL" in result.output and "AURA_PG_URL" in result.output
+    assert "s3cretpw" not in result.output
+    assert "Traceback" not in result.output
