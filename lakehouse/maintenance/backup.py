@@ -142,8 +142,17 @@ class RestoreReport:
 # --------------------------------------------------------------------------- backup
 
 
-def backup(settings: Settings, dest: str | Path, *, incremental: bool = False) -> BackupReport:
+def backup(
+    settings: Settings,
+    dest: str | Path,
+    *,
+    incremental: bool = False,
+    on_captured: Callable[[dict[str, str]], None] | None = None,
+) -> BackupReport:
     """Copy the catalog's tables and every file their live snapshots and refs reference.
+
+    ``on_captured`` is called with table -> metadata location once the catalog has been read
+    (before any file is copied); commits after that point are not part of the backup.
 
     Raises:
         BackupError: ``dest`` holds something else (or a backup, without ``incremental``), a
@@ -155,6 +164,8 @@ def backup(settings: Settings, dest: str | Path, *, incremental: bool = False) -
     catalog = open_catalog(settings)
     created_at = datetime.now(UTC).isoformat()
     rows = _catalog_rows(catalog)  # first: this read is the moment the backup shows
+    if on_captured is not None:
+        on_captured(dict(rows))
 
     tables: dict[str, dict[str, Any]] = {}
     wanted: dict[str, str] = {}  # relative path -> kind

@@ -139,6 +139,29 @@ def test_round_trip_to_a_new_home(
     assert lh.read(TABLE).num_rows == 241
 
 
+def test_commits_during_a_backup_are_not_in_it(
+    source: Lakehouse, batch: Batch, restored_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    before, answers = _state(source), _answers(source.settings, _as_of(source))
+    captured: dict[str, str] = {}
+
+    def commit_meanwhile(locations: dict[str, str]) -> None:
+        captured.update(locations)
+        source.append(TABLE, batch(9, DAYS[0], start=60_000), lineage=Lineage(asset="late"))
+        refs.create_tag(source.table(TABLE), "late-tag")
+
+    dest = tmp_path / "backup"
+    backup(source.settings, dest, on_captured=commit_meanwhile)
+    assert source.table(TABLE).metadata_location != captured[TABLE]  # the commit happened
+    described = load_manifest(dest)["tables"][TABLE]
+    assert described["metadata_location"] == captured[TABLE] and "late-tag" not in described["refs"]
+
+    target = Settings.from_env(restored_env)
+    restore(dest, target)
+    assert _state(Lakehouse(target)) == before
+    assert _answers(target, _as_of(source)) == answers
+
+
 def test_restore_into_the_same_warehouse_path(source: Lakehouse, tmp_path: Path) -> None:
     """Catalog lost, files lost, same AURA_HOME: files are copied back unchanged."""
     before, answers = _state(source), _answers(source.settings, _as_of(source))
