@@ -252,6 +252,7 @@ def ui(port: int) -> None:
 def _register_optional_commands() -> None:
     """Attach the command groups other domains contribute."""
     # Each domain module defines one click command or group; registered here in one place.
+    from aura_assets.cli.backup import backup, restore
     from aura_assets.cli.branch import branch, tag
     from aura_assets.cli.checkpoints import checkpoints
     from aura_assets.cli.doctor import doctor
@@ -265,6 +266,8 @@ def _register_optional_commands() -> None:
     main.add_command(maintain)
     main.add_command(history)
     main.add_command(doctor)
+    main.add_command(backup)
+    main.add_command(restore)
 
 
 _register_optional_commands()

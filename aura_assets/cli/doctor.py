@@ -34,7 +34,7 @@ def _warehouse(settings: Settings) -> str:
 
 
 def _redis(settings: Settings) -> str:
-    from lakehouse.redis_client import open_redis
+    from lakehouse.stores import open_redis
 
     client = open_redis(settings)
     client.ping()

@@ -1,0 +1,252 @@
+"""Backup, verify and restore: a round trip equal by snapshot ids, refs, row counts and answers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+from conftest import DAYS, TABLE, Batch
+
+from aura_assets.cli import main
+from lakehouse import Lakehouse, Lineage, Settings, refs
+from lakehouse.catalog import open_catalog
+from lakehouse.maintenance.backup import BackupError, backup, load_manifest, restore, verify
+from lakehouse.settings import NAMESPACE
+from lakehouse.sql import connect
+
+QUERY = (
+    "SELECT chosen_model, count(*) AS n, sum(prompt_tokens) AS tokens "
+    "FROM routing_decisions GROUP BY 1 ORDER BY 1"
+)
+
+
+@pytest.fixture
+def restored_env(aura_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    """AURA_* variables for a fresh AURA_HOME (and, on the server pass, a new catalog name)."""
+    env = {**aura_env, "AURA_HOME": str(tmp_path / "restored")}
+    if "AURA_CATALOG_NAME" in env:
+        env["AURA_CATALOG_NAME"] = f"t_{uuid.uuid4().hex[:12]}"
+    yield env
+    if "AURA_PG_URL" in env:  # drop what the restore registered in the shared database
+        catalog = open_catalog(Settings.from_env(env))
+        for identifier in catalog.list_tables(NAMESPACE):
+            catalog.drop_table(identifier)
+        catalog.drop_namespace(NAMESPACE)
+
+
+@pytest.fixture
+def source(small_files: Lakehouse, batch: Batch) -> Lakehouse:
+    """12 appends on main, a branch with its own commit, a tag, and the other tables (empty)."""
+    lh = small_files
+    lh.ensure_all()
+    table = lh.table(TABLE)
+    refs.create_tag(table, "release-1")
+    refs.create_branch(table, "exp")
+    lh.append(TABLE, batch(7, DAYS[1], start=9000), lineage=Lineage(asset="exp"), branch="exp")
+    return lh
+
+
+def _state(lh: Lakehouse) -> dict[str, object]:
+    """Per table: snapshot ids, refs, and the row count at every ref."""
+    state: dict[str, object] = {}
+    for info in lh.tables():
+        table = lh.table(info.name)
+        table.refresh()
+        rows = {
+            name: table.scan(snapshot_id=ref.snapshot_id).to_arrow().num_rows
+            for name, ref in table.metadata.refs.items()
+        }
+        state[info.name] = {
+            "snapshots": sorted(s.snapshot_id for s in table.metadata.snapshots),
+            "refs": {
+                n: (r.snapshot_ref_type.value, r.snapshot_id)
+                for n, r in table.metadata.refs.items()
+            },
+            "current": table.metadata.current_snapshot_id,
+            "rows": rows,
+            "log": [(e.snapshot_id, e.timestamp_ms) for e in table.metadata.snapshot_log],
+        }
+    return state
+
+
+def _answers(settings: Settings, as_of: datetime) -> dict[str, list[tuple[object, ...]]]:
+    answers = {}
+    for name, options in (("now", {}), ("as_of", {"as_of": as_of}), ("exp", {"ref": "exp"})):
+        with connect(settings, **options) as session:  # type: ignore[arg-type]
+            answers[name] = session.execute(QUERY).fetchall()
+    return answers
+
+
+def _as_of(lh: Lakehouse) -> datetime:
+    """The moment main's 6th snapshot became current (half the ingested rows)."""
+    log = lh.table(TABLE).metadata.snapshot_log
+    return datetime.fromtimestamp(log[5].timestamp_ms / 1000, UTC)
+
+
+def _warehouse_dir(settings: Settings) -> Path:
+    return Path(urlsplit(settings.warehouse).path)
+
+
+def test_round_trip_to_a_new_home(
+    source: Lakehouse, batch: Batch, restored_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    as_of = _as_of(source)
+    before, answers = _state(source), _answers(source.settings, as_of)
+    assert answers["as_of"] != answers["now"] != answers["exp"]  # the query can tell them apart
+
+    dest = tmp_path / "backup"
+    report = backup(source.settings, dest)
+    assert report.tables == len(before) and report.copied_files == report.files > 0
+    manifest = load_manifest(dest)
+    assert manifest["source"]["warehouse"] == source.settings.warehouse
+    datetime.fromisoformat(manifest["created_at"])
+    described = manifest["tables"][TABLE]
+    assert described["refs"]["exp"]["type"] == "branch"
+    assert described["refs"]["release-1"]["type"] == "tag"
+    assert sorted(described["snapshot_ids"]) == before[TABLE]["snapshots"]  # type: ignore[index]
+    assert described["rows"] == 240
+    kinds = {f["kind"] for f in manifest["files"].values()}
+    assert kinds == {"metadata", "manifest_list", "manifest", "data"}
+    assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in manifest["files"].values())
+    assert verify(dest).ok
+
+    shutil.rmtree(_warehouse_dir(source.settings))  # the disaster: the source files are gone
+
+    target = Settings.from_env(restored_env)
+    restored = restore(dest, target)
+    assert restored.rewritten > 0 and sorted(restored.tables) == sorted(before)
+    lh = Lakehouse(target)
+    assert _state(lh) == before
+    assert _answers(target, as_of) == answers
+    table = lh.table(TABLE)  # every path now lies in the new warehouse
+    new_root = target.warehouse.rstrip("/") + "/"
+    assert table.metadata_location.startswith(new_root)
+    for snapshot in table.metadata.snapshots:
+        assert snapshot.manifest_list.startswith(new_root)
+        for mf in snapshot.manifests(table.io):
+            assert mf.manifest_path.startswith(new_root)
+            for entry in mf.fetch_manifest_entry(table.io):
+                assert entry.data_file.file_path.startswith(new_root)
+
+    lh.append(TABLE, batch(1, DAYS[0], start=77_000), lineage=Lineage(asset="after-restore"))
+    assert lh.read(TABLE).num_rows == 241
+
+
+def test_commits_during_a_backup_are_not_in_it(
+    source: Lakehouse, batch: Batch, restored_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    before, answers = _state(source), _answers(source.settings, _as_of(source))
+    captured: dict[str, str] = {}
+
+    def commit_meanwhile(locations: dict[str, str]) -> None:
+        captured.update(locations)
+        source.append(TABLE, batch(9, DAYS[0], start=60_000), lineage=Lineage(asset="late"))
+        refs.create_tag(source.table(TABLE), "late-tag")
+
+    dest = tmp_path / "backup"
+    backup(source.settings, dest, on_captured=commit_meanwhile)
+    assert source.table(TABLE).metadata_location != captured[TABLE]  # the commit happened
+    described = load_manifest(dest)["tables"][TABLE]
+    assert described["metadata_location"] == captured[TABLE] and "late-tag" not in described["refs"]
+
+    target = Settings.from_env(restored_env)
+    restore(dest, target)
+    assert _state(Lakehouse(target)) == before
+    assert _answers(target, _as_of(source)) == answers
+
+
+def test_restore_into_the_same_warehouse_path(source: Lakehouse, tmp_path: Path) -> None:
+    """Catalog lost, files lost, same AURA_HOME: files are copied back unchanged."""
+    before, answers = _state(source), _answers(source.settings, _as_of(source))
+    dest = tmp_path / "backup"
+    backup(source.settings, dest)
+    catalog = open_catalog(source.settings)
+    for identifier in catalog.list_tables(NAMESPACE):
+        catalog.drop_table(identifier)
+    shutil.rmtree(_warehouse_dir(source.settings))
+    report = restore(dest, source.settings)
+    assert report.rewritten == 0
+    assert _state(Lakehouse(source.settings)) == before
+    assert _answers(source.settings, _as_of(source)) == answers
+
+
+def test_restore_refuses_a_non_empty_catalog(source: Lakehouse, tmp_path: Path) -> None:
+    backup(source.settings, tmp_path / "backup")
+    with pytest.raises(BackupError, match="is not empty .*routing_decisions.*new AURA_HOME"):
+        restore(tmp_path / "backup", source.settings)
+
+
+def test_verify_finds_corrupt_and_missing_files(
+    in_aura_env, source: Lakehouse, restored_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    dest = tmp_path / "backup"
+    backup(source.settings, dest)
+    files = load_manifest(dest)["files"]
+    data = next(rel for rel, f in files.items() if f["kind"] == "data")
+    manifest_file = next(rel for rel, f in files.items() if f["kind"] == "manifest")
+    damaged = dest / "files" / data
+    content = bytearray(damaged.read_bytes())
+    content[len(content) // 2] ^= 0xFF  # same size, other bytes
+    damaged.write_bytes(bytes(content))
+    (dest / "files" / manifest_file).unlink()
+
+    report = verify(dest)
+    assert report.corrupt == [data] and report.missing == [manifest_file] and not report.ok
+    result = CliRunner().invoke(main, ["backup", "verify", str(dest)])
+    assert result.exit_code == 1, result.output
+    assert f"corrupt  {data}" in result.output and f"missing  {manifest_file}" in result.output
+    with pytest.raises(BackupError, match="fails verification .*1 missing, 1 corrupt"):
+        restore(dest, Settings.from_env(restored_env))
+
+
+def test_incremental_copies_only_new_files(source: Lakehouse, batch: Batch, tmp_path: Path) -> None:
+    dest = tmp_path / "backup"
+    first = backup(source.settings, dest)
+    with pytest.raises(BackupError, match="already holds a backup; use --incremental"):
+        backup(source.settings, dest)
+    old = load_manifest(dest)["files"]
+
+    same = backup(source.settings, dest, incremental=True)  # nothing committed since
+    assert same.copied_files == 0 and same.files == first.files and same.incremental
+
+    source.append(TABLE, batch(5, DAYS[0], start=50_000), lineage=Lineage(asset="late"))
+    second = backup(source.settings, dest, incremental=True)
+    new = load_manifest(dest)["files"]
+    added = set(new) - set(old)
+    assert second.copied_files == len(added) and 0 < len(added) < len(new)
+    assert second.copied_bytes == sum(new[rel]["size"] for rel in added)
+    assert {new[rel]["kind"] for rel in added} == {"metadata", "manifest_list", "manifest", "data"}
+    assert sum(1 for rel in added if new[rel]["kind"] == "data") == 1
+    assert all(new[rel] == old[rel] for rel in set(new) & set(old))
+    assert verify(dest).ok
+    assert len(list((dest / "manifests").iterdir())) == 3  # every backup's manifest is kept
+
+
+def test_cli_backup_verify_restore(
+    in_aura_env, source: Lakehouse, restored_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    dest, runner = tmp_path / "backup", CliRunner()
+    made = runner.invoke(main, ["backup", str(dest)])
+    assert made.exit_code == 0, made.output
+    assert "backed up" in made.output and "table(s)" in made.output
+    again = runner.invoke(main, ["backup", str(dest), "--incremental"])
+    assert again.exit_code == 0 and "copied 0 file(s)" in again.output, again.output
+    checked = runner.invoke(main, ["backup", "verify", str(dest)])
+    assert checked.exit_code == 0 and "ok:" in checked.output, checked.output
+
+    refused = runner.invoke(main, ["restore", str(dest)])  # the current home is not empty
+    assert refused.exit_code == 1 and "is not empty" in refused.output
+
+    home = restored_env["AURA_HOME"]
+    env = {k: v for k, v in restored_env.items() if k != "AURA_HOME"}  # new catalog name (pass 2)
+    done = runner.invoke(main, ["restore", str(dest), "--home", home], env=env)
+    assert done.exit_code == 0, done.output
+    assert _state(Lakehouse(Settings.from_env(restored_env))) == _state(source)
+    assert json.loads((dest / "manifest.json").read_text())["tables"]
