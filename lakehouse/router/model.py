@@ -82,7 +82,7 @@ class RouterModel:
         threshold: float = 0.85,
         training_snapshot_ids: Sequence[int] = (),
         trained_at: datetime | None = None,
-        max_iter: int = 200,
+        max_iter: int = 100,
         seed: int = 0,
     ) -> RouterModel:
         """Fit both predictors on training-set rows (the observed outcome of the chosen model).
