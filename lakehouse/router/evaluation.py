@@ -161,7 +161,7 @@ class OffPolicyEvaluator:
     confidence: float = 0.95
     interval: str = "bootstrap"
     seed: int = 0
-    outcome_max_iter: int = 60
+    outcome_max_iter: int = 40
     dropped: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:

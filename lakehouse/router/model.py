@@ -101,7 +101,12 @@ class RouterModel:
         x = encoder.matrix(rows, rows.column("chosen_model").to_pylist())
         quality = rows.column("quality_score").to_numpy()
         log_cost = np.log(np.maximum(rows.column("cost_usd").to_numpy(), _COST_FLOOR))
-        params = {"max_iter": max_iter, "learning_rate": 0.1, "random_state": seed}
+        params = {
+            "max_iter": max_iter,
+            "max_leaf_nodes": 15,
+            "learning_rate": 0.1,
+            "random_state": seed,
+        }
         quality_model = HistGradientBoostingRegressor(**params).fit(x, quality)
         cost_model = HistGradientBoostingRegressor(**params).fit(x, log_cost)
         residual = log_cost - cost_model.predict(x)
