@@ -158,9 +158,7 @@ def _simulate(
     cost = tokens / 1000 * price[chosen] * rng.lognormal(0, COST_SIGMA, size=n)
     latency = base_latency[chosen] * rng.lognormal(0, LATENCY_SIGMA, size=n) + 0.05 * tokens
     latency = np.where(fallback, latency * 1.8, latency)
-    quality = np.clip(
-        base_quality[chosen] + task_adj + rng.normal(0, QUALITY_SD, size=n), 0, 1
-    )
+    quality = np.clip(base_quality[chosen] + task_adj + rng.normal(0, QUALITY_SD, size=n), 0, 1)
     ids = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
     columns = {
         "decision_id": [f"d-{uuid.UUID(int=(int(a) << 64) | int(b))}" for a, b in ids],

@@ -8,7 +8,8 @@ A policy is evaluated without running it: each held-out decision carries the log
 * **DR** (doubly robust, the primary estimate): the outcome model's prediction for the policy's
   choice plus the IPS-weighted residual of the logged outcome; unbiased when the propensities are
   right, low variance when the outcome model is good. The outcome model is cross-fitted on the
-  held-out rows (two folds), so it never scores a row it was trained on.
+  held-out rows (two folds), so it never scores a row it was trained on, unless one trained on
+  other decisions is passed (``outcome_model``).
 
 Intervals are percentile bootstraps over decisions (or normal, delta method for SNIPS). Ratios to
 always-the-strongest use the same resamples for both policies (paired). On simulated data the
@@ -162,6 +163,7 @@ class OffPolicyEvaluator:
     interval: str = "bootstrap"
     seed: int = 0
     outcome_max_iter: int = 40
+    outcome_model: RouterModel | None = None
     dropped: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -197,9 +199,15 @@ class OffPolicyEvaluator:
         self._valuer = ground_truth(self.truth) if self.truth is not None else None
 
     def _fit_outcome_model(self) -> None:
+        self._models: tuple[str, ...] = ()
+        if self.outcome_model is not None:  # trained on other data: no cross-fitting needed
+            q, c, _ = self.outcome_model.predict(self.rows)
+            self.predicted = {"quality": q, "cost": c}
+            self._models = self.outcome_model.models
+            self._index = {m: j for j, m in enumerate(self._models)}
+            return
         n = self.rows.num_rows
         fold = np.arange(n) % 2
-        self._models: tuple[str, ...] = ()
         predictions: dict[str, np.ndarray] = {}
         for k in (0, 1):
             train = self.rows.filter(pa.array(fold != k))
@@ -208,7 +216,10 @@ class OffPolicyEvaluator:
             q, c, _ = model.predict(scored)
             if not self._models:
                 self._models = model.models
-                predictions = {"quality": np.zeros((n, len(q[0]))), "cost": np.zeros((n, len(q[0])))}
+                predictions = {
+                    "quality": np.zeros((n, len(q[0]))),
+                    "cost": np.zeros((n, len(q[0]))),
+                }
             if model.models != self._models:
                 raise ValidationError(
                     "held-out folds offer different model sets; evaluate on more decisions"
@@ -261,9 +272,7 @@ class OffPolicyEvaluator:
         actions = policy if isinstance(policy, np.ndarray) else policy(self.rows)
         actions = np.asarray(actions, dtype=object)
         terms = self._terms(actions)
-        estimates = {
-            e: {m: self._estimate(*terms[e][m]) for m in METRICS} for e in ESTIMATORS
-        }
+        estimates = {e: {m: self._estimate(*terms[e][m]) for m in METRICS} for e in ESTIMATORS}
         return PolicyEvaluation(
             policy=name,
             n=len(actions),
@@ -378,9 +387,7 @@ class RouterEvaluation:
         out = []
         for name, ev in self.policies.items():
             for estimator, by in ev.estimates.items():
-                out.append(
-                    _row(evaluation_id, evaluated_at, self, name, estimator, ev.n, by)
-                )
+                out.append(_row(evaluation_id, evaluated_at, self, name, estimator, ev.n, by))
             if ev.truth is not None:
                 truth = {m: Estimate(v, v, v) for m, v in ev.truth.items()}
                 out.append(_row(evaluation_id, evaluated_at, self, name, "truth", ev.n, truth))
@@ -474,7 +481,8 @@ def promote(
     estimate); its estimated cost is below the champion's by more than ``min_cost_cut`` (a
     fraction). Without a champion only the quality floor applies.
     """
-    failures, passes = [], []
+    failures: list[str] = []
+    passes: list[str] = []
     q, c = candidate.quality, candidate.cost
     (passes if q.value >= min_quality else failures).append(
         f"quality {q.value:.4f} {'>=' if q.value >= min_quality else '<'} floor {min_quality:.4f}"

@@ -48,9 +48,7 @@ def training_set(decisions: pa.Table | pl.DataFrame) -> pa.Table:
     assert isinstance(frame, pl.DataFrame)
     missing = [c for c in _DECISION_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValidationError(
-            f"decisions lack column(s) {missing}; pass rows of routing_decisions"
-        )
+        raise ValidationError(f"decisions lack column(s) {missing}; pass rows of routing_decisions")
     if "propensity" not in frame.columns:
         frame = frame.with_columns(propensity=pl.lit(None, dtype=pl.Float64))
     ts = pl.col("ts").dt.convert_time_zone("UTC")

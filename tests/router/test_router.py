@@ -1,4 +1,4 @@
-"""The learned router on simulated decisions: features, models, skops artifacts, OPE and the gate."""
+"""The learned router on simulated data: features, models, skops artifacts, OPE and the gate."""
 
 from __future__ import annotations
 
@@ -149,7 +149,9 @@ def test_ope_interval_covers_ground_truth(router: RouterModel, train_rows: pa.Ta
     for seed in range(trials):
         workload = RoutingWorkload(start=START, per_day=1000, seed=100 + seed)
         heldout, truth = simulate_day(workload, START + timedelta(days=20))
-        ope = OffPolicyEvaluator(training_set(heldout), truth=truth, n_boot=300, seed=seed)
+        ope = OffPolicyEvaluator(
+            training_set(heldout), truth=truth, n_boot=300, seed=seed, outcome_model=router
+        )
         for name, policy in (("router", router.route), ("strongest", strongest)):
             ev = ope.evaluate(name, policy)
             assert ev.truth is not None
