@@ -7,8 +7,10 @@ Routing decisions (``aura:events:routing``), drawn from these distributions:
 * **tenants**: 12 tenants with Zipf(1.1) weights (a few large customers, a long tail).
 * **task types**: code 35 %, chat 30 %, summarize 15 %, extract 12 %, reason 8 %.
 * **prompt tokens**: log-normal (median 550, sigma 0.8), clipped to [1, 32000].
-* **candidates**: 2-4 of five models; the router picks the candidate with the best
-  quality-minus-cost score for the task type, with 10 % exploration.
+* **candidates**: 2-4 of five models; the router samples a candidate from a softmax (temperature
+  0.02) over its quality-minus-cost score, with 10 % uniform exploration, and logs the
+  ``propensity`` with which it chose the model it used (fallback included), so the decisions
+  support off-policy evaluation.
 * **cost**: tokens x the model's price (see :data:`MODELS`) x log-normal noise (sigma 0.1).
 * **latency**: the model's base latency x log-normal(0, 0.3) + 0.05 ms per prompt token.
 * **quality**: the model's base quality + a task-type adjustment + normal noise (sd 0.05),
@@ -20,6 +22,8 @@ Routing decisions (``aura:events:routing``), drawn from these distributions:
   quality, naive timestamps, a chosen model outside the candidates; each reason equally likely.
 
 The same seed gives the same events, so demos and tests are reproducible.
+:func:`routing_truth` gives the simulator's ground truth for the same requests: the expected
+quality, cost and latency of every model, for evaluating routers against what really happens.
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ TASK_WEIGHTS = (0.35, 0.30, 0.15, 0.12, 0.08)
 DRIFT_TASK_WEIGHTS = (0.20, 0.20, 0.10, 0.10, 0.40)
 TASK_QUALITY = {"code": -0.03, "chat": 0.02, "summarize": 0.03, "extract": 0.0, "reason": -0.08}
 TENANTS = tuple(f"tenant-{i:02d}" for i in range(12))
+TEMPERATURE = 0.02
+EXPLORE_RATE = 0.10
+FALLBACK_RATE = 0.04
+QUALITY_SD = 0.05
+COST_SIGMA = 0.1
+LATENCY_SIGMA = 0.3
 MALFORMED_KINDS = ("bad_json", "missing", "wrong_type", "out_of_range", "naive_ts", "bad_choice")
 
 
@@ -64,8 +74,34 @@ class RoutingWorkload:
     regime_change_at: date | None = None
 
 
+@dataclass(frozen=True)
+class RoutingTruth:
+    """Ground truth of one simulated day: expected outcomes per (request, model).
+
+    Arrays have one row per decision (in :func:`routing_columns` order) and one column per model
+    in ``models``; entries for models outside a request's candidates are filled in too.
+    """
+
+    models: tuple[str, ...]
+    quality: np.ndarray
+    cost: np.ndarray
+    latency: np.ndarray
+    candidates: np.ndarray
+
+
 def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) -> dict:
     """Columns of one day's decisions as NumPy arrays / lists (vectorised, deterministic)."""
+    return _simulate(workload, day, n)[0]
+
+
+def routing_truth(workload: RoutingWorkload, day: date, n: int | None = None) -> RoutingTruth:
+    """Expected quality, cost and latency of every model for the requests of one day."""
+    return _simulate(workload, day, n)[1]
+
+
+def _simulate(
+    workload: RoutingWorkload, day: date, n: int | None = None
+) -> tuple[dict, RoutingTruth]:
     n = workload.per_day if n is None else n
     rng = np.random.default_rng([workload.seed, day.toordinal()])
     drift = workload.regime_change_at is not None and day >= workload.regime_change_at
@@ -92,28 +128,39 @@ def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) 
     task = rng.choice(len(TASKS), size=n, p=DRIFT_TASK_WEIGHTS if drift else TASK_WEIGHTS)
     tokens = np.clip(rng.lognormal(np.log(550), 0.8, size=n), 1, 32_000).astype(np.int64)
 
+    rows = np.arange(n)
     n_candidates = rng.integers(2, 5, size=n)
     order = np.argsort(rng.uniform(size=(n, len(names))), axis=1)
     is_candidate = np.zeros((n, len(names)), dtype=bool)
     for k in range(len(names)):
-        is_candidate[np.arange(n), order[:, k]] = k < n_candidates
+        is_candidate[rows, order[:, k]] = k < n_candidates
     task_adj = np.array([TASK_QUALITY[t] for t in TASKS])[task]
+    # The logging policy: softmax over the score (sampled by Gumbel-max), then exploration.
     score = base_quality[None, :] - 8 * price[None, :] * (tokens[:, None] / 1000)
-    score = np.where(is_candidate, score + rng.normal(0, 0.02, size=score.shape), -np.inf)
-    chosen = np.argmax(score, axis=1)
-    explore = rng.uniform(size=n) < 0.10
-    random_pick = order[np.arange(n), rng.integers(0, n_candidates)]
+    logits = np.where(is_candidate, score / TEMPERATURE, -np.inf)
+    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    chosen = np.argmax(logits + rng.gumbel(size=score.shape), axis=1)
+    explore = rng.uniform(size=n) < EXPLORE_RATE
+    random_pick = order[rows, rng.integers(0, n_candidates)]
     chosen = np.where(explore, random_pick, chosen)
-    fallback = (rng.uniform(size=n) < 0.04) & (n_candidates > 1)
-    other = order[np.arange(n), (np.argmax(order == chosen[:, None], axis=1) + 1) % n_candidates]
+    pick = (1 - EXPLORE_RATE) * softmax + EXPLORE_RATE * is_candidate / n_candidates[:, None]
+    # Fallback moves to the next candidate in the request's (random) candidate order.
+    fallback = (rng.uniform(size=n) < FALLBACK_RATE) & (n_candidates > 1)
+    position = np.argmax(order == chosen[:, None], axis=1)
+    other = order[rows, (position + 1) % n_candidates]
     chosen = np.where(fallback, other, chosen)
+    final_position = np.argmax(order == chosen[:, None], axis=1)
+    previous = order[rows, (final_position - 1) % n_candidates]
+    fallback_rate = np.where(n_candidates > 1, FALLBACK_RATE, 0.0)
+    propensity = (1 - fallback_rate) * pick[rows, chosen] + fallback_rate * pick[rows, previous]
 
-    cost = tokens / 1000 * price[chosen] * rng.lognormal(0, 0.1, size=n)
-    latency = base_latency[chosen] * rng.lognormal(0, 0.3, size=n) + 0.05 * tokens
+    cost = tokens / 1000 * price[chosen] * rng.lognormal(0, COST_SIGMA, size=n)
+    latency = base_latency[chosen] * rng.lognormal(0, LATENCY_SIGMA, size=n) + 0.05 * tokens
     latency = np.where(fallback, latency * 1.8, latency)
-    quality = np.clip(base_quality[chosen] + task_adj + rng.normal(0, 0.05, size=n), 0, 1)
+    quality = np.clip(base_quality[chosen] + task_adj + rng.normal(0, QUALITY_SD, size=n), 0, 1)
     ids = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
-    return {
+    columns = {
         "decision_id": [f"d-{uuid.UUID(int=(int(a) << 64) | int(b))}" for a, b in ids],
         "ts": [midnight + timedelta(seconds=float(s)) for s in seconds],
         "tenant_id": [TENANTS[i] for i in tenant],
@@ -125,7 +172,27 @@ def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) 
         "latency_ms": np.round(latency, 2),
         "quality_score": np.round(quality, 4),
         "fallback_used": fallback,
+        "propensity": np.round(propensity, 6),
     }
+    truth = RoutingTruth(
+        models=tuple(names),
+        quality=_clipped_normal_mean(base_quality[None, :] + task_adj[:, None], QUALITY_SD),
+        cost=tokens[:, None] / 1000 * price[None, :] * np.exp(COST_SIGMA**2 / 2),
+        latency=base_latency[None, :] * np.exp(LATENCY_SIGMA**2 / 2)
+        + 0.05 * tokens[:, None].astype(float),
+        candidates=is_candidate,
+    )
+    return columns, truth
+
+
+def _clipped_normal_mean(mu: np.ndarray, sd: float) -> np.ndarray:
+    """E[clip(X, 0, 1)] for X ~ Normal(mu, sd)."""
+    from math import erf, sqrt
+
+    cdf = np.vectorize(lambda z: 0.5 * (1 + erf(z / sqrt(2))))
+    a, b = (0 - mu) / sd, (1 - mu) / sd
+    pdf_a, pdf_b = (np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi) for z in (a, b))
+    return mu * (cdf(b) - cdf(a)) + sd * (pdf_a - pdf_b) + (1 - cdf(b))
 
 
 def routing_arrow(workload: RoutingWorkload, day: date, n: int | None = None) -> pa.Table:
@@ -191,3 +258,11 @@ def publish(
             pipe.execute()
     pipe.execute()
     return written
+
+
+def simulate_day(
+    workload: RoutingWorkload, day: date, n: int | None = None
+) -> tuple[pa.Table, RoutingTruth]:
+    """One day's decisions with ``propensity`` (Arrow) and the ground truth for the same rows."""
+    columns, truth = _simulate(workload, day, n)
+    return pa.table(columns), truth
