@@ -53,8 +53,7 @@ ROUTER_TRAINING_SET = register(
     )
 )
 
-# `router_models` is not partitioned by day: it needs TableSpec(time_column=None) from the
-# registry rework; until then it is partitioned by the day of `trained_at`.
+# `router_models` is a registry of versions, not a daily table: unpartitioned.
 ROUTER_MODELS = register(
     TableSpec(
         name="router_models",
@@ -75,7 +74,6 @@ ROUTER_MODELS = register(
             column(9, "training_rows", LongType()),
             column(10, "metrics", StringType(), doc="Training metrics as a JSON object"),
         ),
-        time_column="trained_at",
         key=("version",),
         description="Versions of the learned router: artifact, lineage, metrics and status",
     )
