@@ -265,7 +265,7 @@ def _compound_unique(
     else:
         mask = polars_frame.is_duplicated()
         unexpected = int(mask.sum())
-        sample = polars_frame.filter(mask).head(PARTIAL_UNEXPECTED_COUNT).to_dicts()
+        sample = frame.filter(mask.to_arrow()).slice(0, PARTIAL_UNEXPECTED_COUNT).to_pylist()
     considered = frame.num_rows
     return EvalOutcome(
         success=_success(considered, unexpected, mostly),

@@ -88,6 +88,11 @@ def expectations(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return kind, _with_mostly(draw, {"column": draw(st.sampled_from("fi")), **kwargs})
 
 
+class _Gx(tuple):  # type: ignore[type-arg]
+    def __repr__(self) -> str:  # keeps hypothesis' report of a failing example short
+        return "<great-expectations ephemeral context>"
+
+
 @pytest.fixture(scope="module")
 def gx_context() -> Iterator[Any]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -98,7 +103,7 @@ def gx_context() -> Iterator[Any]:
 
         context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    yield gx, context, context.data_sources.add_pandas("conformance")
+    yield _Gx((gx, context, context.data_sources.add_pandas("conformance")))
 
 
 def _gx_results(gx_context: Any, data: pa.Table, suite: list[tuple[str, dict[str, Any]]]) -> Any:
@@ -108,21 +113,28 @@ def _gx_results(gx_context: Any, data: pa.Table, suite: list[tuple[str, dict[str
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         gx_suite = context.suites.add(gx.ExpectationSuite(name=f"s{n}"))
-        for kind, kwargs in suite:
-            gx_suite.add_expectation(getattr(gx.expectations, kind)(**kwargs))
+        for i, (kind, kwargs) in enumerate(suite):
+            gx_suite.add_expectation(getattr(gx.expectations, kind)(**kwargs, meta={"i": i}))
         batch = (
             source.add_dataframe_asset(f"a{n}")
             .add_batch_definition_whole_dataframe("all")
             .get_batch(batch_parameters={"dataframe": data.to_pandas()})
         )
-        return batch.validate(gx_suite, result_format={"result_format": "SUMMARY"}).results
+        results = batch.validate(gx_suite, result_format={"result_format": "SUMMARY"}).results
+    by_index = {r.expectation_config.meta["i"]: r for r in results}
+    # GX drops an expectation equal to an earlier one (e.g. strict_max=False spelled out):
+    # validate those on their own.
+    return [
+        by_index[i] if i in by_index else _gx_results(gx_context, data, [e])[0]
+        for i, e in enumerate(suite)
+    ]
 
 
 def _plain(value: Any) -> Any:
     """Both sides as JSON-like values (GX gives numpy scalars, NaN and pandas timestamps)."""
     if hasattr(value, "item"):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if (isinstance(value, float) and math.isnan(value)) or str(value) == "NaT":
         return None
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -146,8 +158,7 @@ def _same_percent(a: float | None, b: float | None) -> bool:
 def test_outcomes_match_great_expectations(
     gx_context: Any, data: pa.Table, suite: list[tuple[str, dict[str, Any]]]
 ) -> None:
-    unique = list({repr(e): e for e in suite}.values())
-    for (kind, kwargs), raw in zip(unique, _gx_results(gx_context, data, unique), strict=True):
+    for (kind, kwargs), raw in zip(suite, _gx_results(gx_context, data, suite), strict=True):
         assert raw.exception_info.get("raised_exception") is not True, raw.exception_info
         ours = evaluate(kind, kwargs, data)
         details = raw.result or {}
@@ -198,7 +209,7 @@ def test_large_batch_matches_great_expectations(gx_context: Any) -> None:
         ("ExpectColumnValuesToBeBetween", {"column": "f"}),
         ("ExpectColumnValuesToBeBetween", {"column": "f", "min_value": 2, "max_value": 1}),
         ("ExpectColumnValuesToBeBetween", {"column": "s", "min_value": "a"}),
-        ("ExpectColumnValuesToNotBeNull", {"column": "f", "row_condition": 'f>0'}),
+        ("ExpectColumnValuesToNotBeNull", {"column": "f", "row_condition": "f>0"}),
         ("ExpectColumnValuesToBeInSet", {"column": "s", "value_set": [1]}),
     ],
 )
