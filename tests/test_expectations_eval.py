@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lakehouse import expectations_eval
+from lakehouse import Lakehouse, expectations_eval
 from lakehouse.expectations_eval import UnsupportedExpectation, evaluate
-from quality import validate_arrow
+from quality import suite_for, validate_arrow, validate_ref
 from quality.suites import Expectation, Suite
 
 FLOATS = [0.0, -0.0, 0.5, 1.0, -1.0, 2.5, 1e-9, math.nan]
@@ -239,3 +239,29 @@ def test_unsupported_expectations_fall_back_to_great_expectations() -> None:
     ]
     assert result.outcomes[0].unexpected_sample == [5]
     assert result.outcomes[1].unexpected_sample == ["b"]
+
+
+def test_validate_ref_reads_the_days_rows_of_the_snapshot(lakehouse: Lakehouse) -> None:
+    """Only the suite's columns are scanned; the day filter uses a column the suite does not read
+    (``rejected_at``), and the recorded result names the validated snapshot."""
+    table = "routing_decisions_rejected"
+    assert "rejected_at" not in suite_for(table).columns
+    day = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    rows = [
+        {"stream": "s", "stream_id": f"{i}-0", "reason": "bad json", "rejected_at": at}
+        for i, at in enumerate([day, day, day + timedelta(days=1)])
+    ]
+    rows.append({**rows[0], "rejected_at": day + timedelta(hours=1)})  # a duplicate key that day
+    schema = lakehouse.spec(table).arrow_schema
+    data = pa.Table.from_pylist([{f: r.get(f) for f in schema.names} for r in rows], schema=schema)
+    written = lakehouse.append(table, data)
+
+    result = validate_ref(lakehouse, table, day=day.date(), run_id="r1")
+
+    assert result.rows == 3 and result.snapshot_id == written.snapshot_id
+    assert [o.name for o in result.failures] == ["stream_stream_id_unique"]
+    assert result.failures[0].unexpected_count == 2
+    recorded = lakehouse.read("quality_results")
+    assert set(recorded.column("validation_id").to_pylist()) == {result.validation_id}
+    assert set(recorded.column("snapshot_id").to_pylist()) == {written.snapshot_id}
+    assert validate_ref(lakehouse, table, day=(day + timedelta(days=1)).date()).success
