@@ -229,8 +229,9 @@ def _not_in_set(values: pa.ChunkedArray, value_set: Any) -> pa.ChunkedArray:
             raise UnsupportedExpectation("a numeric column with a non-numeric value set")
         if any(isinstance(v, float) and math.isnan(v) for v in items):
             raise UnsupportedExpectation("NaN in a value set")
-        values = values.cast(pa.float64())
-        allowed = pa.array([float(v) for v in items], type=pa.float64())
+        # -0.0 and 0.0 are one value for pandas' isin; Arrow's is_in hashes their bits.
+        values = pc.add(values.cast(pa.float64()), 0.0)
+        allowed = pa.array([float(v) + 0.0 for v in items], type=pa.float64())
     else:
         raise UnsupportedExpectation(f"value sets over {values.type} values are left to GX")
     return pc.invert(pc.is_in(values, value_set=allowed))
