@@ -5,7 +5,8 @@ same schema and day partitioning, in one process. The write path is what the
 ``routing_decisions`` asset runs after parsing the stream: read the day, merge and deduplicate on
 decision_id, conform to the table contract, overwrite the day with lineage properties. The
 audited line adds what the Dagster asset does around it: an audit branch, the great-expectations
-suite over the written day (recorded in quality_results) and the fast-forward publish.
+suite over the written day of the audit snapshot (evaluated on Arrow by
+``lakehouse.expectations_eval``, recorded in quality_results) and the fast-forward publish.
 Also reported: the stream-side parse (JSON payloads to Arrow), without a baseline.
 """
 
@@ -116,6 +117,10 @@ def main() -> None:
         "rows/s",
         baseline=ROWS / append_s,
         baseline_name="raw_pyiceberg_append",
+        goal=">= 0.8",
+        rows=ROWS,
+        repeats=REPEATS,
+        load_avg_1m=round(os.getloadavg()[0], 2),
     )
     emit(
         "ingest.asset_write_path_vs_parquet",
