@@ -20,7 +20,7 @@ from typing import Any, cast
 import numpy as np
 import redis
 
-from lakehouse.memory._glue import STREAM, publish_event
+from lakehouse.memory.events import STREAM, publish_event
 from lakehouse.memory.model import Memory
 
 TENANTS = "aura:mem:tenants"
