@@ -162,6 +162,11 @@ class HotTier:
     def count(self, tenant_id: str) -> int:
         return int(cast(int, self.client.zcard(self.index(tenant_id))))
 
+    def oldest_created_ms(self, tenant_id: str) -> int | None:
+        """Creation time of the tenant's oldest hot memory."""
+        first = cast(list[Any], self.client.zrange(self.index(tenant_id), 0, 0, withscores=True))
+        return int(first[0][1]) if first else None
+
     def tenants(self) -> list[str]:
         return sorted(_text(t) for t in cast(set[bytes], self.client.smembers(TENANTS)))
 

@@ -103,6 +103,19 @@ class CompactionReport:
     tenants: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class TierStats:
+    """Per-tier counts and the oldest / next-expiring times (epoch ms), for sensors and runs."""
+
+    hot: int
+    hot_oldest_ms: int | None
+    warm: int
+    warm_oldest_ms: int | None
+    warm_next_expiry_ms: int | None
+    cold: int
+    cold_next_expiry_ms: int | None
+
+
 def _now_ms(now: datetime | None) -> int:
     return to_ms(now) if now is not None else int(time.time() * 1000)
 
@@ -291,6 +304,37 @@ class MemoryStore:
             return []
         sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
         return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def stats(self) -> TierStats:
+        """Counts per tier and the times compaction cares about (no content)."""
+        hot = 0
+        oldest: int | None = None
+        for tenant in self.hot.tenants():
+            hot += self.hot.count(tenant)
+            first = self.hot.oldest_created_ms(tenant)
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
+        warm = self.warm.scan()
+        expiries = [m.expires_ms for m in warm if m.expires_ms is not None]
+        cold = self.cold.table
+        cold_rows = 0
+        cold_next_ms: int | None = None
+        if cold.current_snapshot() is not None:
+            rows = cold.scan(selected_fields=("expires_at",)).to_arrow()
+            cold_rows = rows.num_rows
+            times = [t for t in rows.column("expires_at").to_pylist() if t is not None]
+            cold_next_ms = to_ms(min(times)) if times else None
+        return TierStats(
+            hot=hot,
+            hot_oldest_ms=oldest,
+            warm=len(warm),
+            warm_oldest_ms=min((m.created_ms for m in warm), default=None),
+            warm_next_expiry_ms=min(expiries, default=None),
+            cold=cold_rows,
+            cold_next_expiry_ms=cold_next_ms,
+        )
 
     # -- compaction --------------------------------------------------------------------------
 
