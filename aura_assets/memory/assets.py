@@ -167,9 +167,4 @@ def memory_tiers(  # type: ignore[no-untyped-def]
     write = WriteResult(
         info.name, lh.settings.branch, report.warm_to_cold, info.snapshot_id, "merge"
     )
-    result = snapshot_result(COLD, write, None, None, counts)
-    yield MaterializeResult(
-        asset_key=COLD,
-        metadata={**result.metadata, "dagster/row_count": after.cold},
-        data_version=result.data_version,
-    )
+    yield snapshot_result(COLD, write, None, None, {**counts, "cold/rows": after.cold})
