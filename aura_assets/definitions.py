@@ -4,9 +4,10 @@ from dagster import Definitions
 
 from aura_assets.checkpoints import definitions as checkpoints
 from aura_assets.maintenance import definitions as maintenance
+from aura_assets.memory import definitions as memory
 from aura_assets.resources import RESOURCES
 from aura_assets.routing import definitions as routing
 
 defs = Definitions.merge(
-    routing.defs, checkpoints.defs, maintenance.defs, Definitions(resources=RESOURCES)
+    routing.defs, checkpoints.defs, maintenance.defs, memory.defs, Definitions(resources=RESOURCES)
 )

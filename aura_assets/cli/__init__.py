@@ -257,6 +257,7 @@ def _register_optional_commands() -> None:
     from aura_assets.cli.checkpoints import checkpoints
     from aura_assets.cli.doctor import doctor
     from aura_assets.cli.maintain import history, maintain
+    from aura_assets.cli.memory import memory
     from aura_assets.cli.sql import sql
 
     main.add_command(sql)
@@ -268,6 +269,7 @@ def _register_optional_commands() -> None:
     main.add_command(doctor)
     main.add_command(backup)
     main.add_command(restore)
+    main.add_command(memory)
 
 
 _register_optional_commands()

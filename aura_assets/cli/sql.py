@@ -36,6 +36,7 @@ Commands: .tables  .help  .exit"""
     help="Show every table as of this ISO time (UTC unless it has an offset).",
 )
 @click.option("--ref", metavar="NAME", help="Show every table at this branch or tag.")
+@click.option("--tenant", metavar="T", help="Memory tables show only tenant T's rows.")
 @click.option(
     "--snapshot",
     "snapshots",
@@ -62,6 +63,7 @@ def sql(
     as_of: str | None,
     ref: str | None,
     snapshots: tuple[str, ...],
+    tenant: str | None,
     fmt: str,
     output: Path | None,
 ) -> None:
@@ -77,7 +79,7 @@ def sql(
       aura sql "SELECT count(*) FROM routing_decisions_at_ref('exp-1')"
     """
     try:
-        session = connect(as_of=as_of, ref=ref, snapshots=_pins(snapshots))
+        session = connect(as_of=as_of, ref=ref, snapshots=_pins(snapshots), tenant=tenant)
     except AuraError as exc:
         raise click.ClickException(str(exc)) from None
     with session:

@@ -2,12 +2,13 @@
 
 ``MemoryStore`` (sync) and ``AsyncMemoryStore`` store, get, search (one ranking across tiers),
 compact between tiers and forget (with a receipt). See :mod:`lakehouse.memory.store` for the
-invariants and :mod:`lakehouse.memory._glue` for the local stream/tiering glue.
+invariants and :mod:`lakehouse.memory.ingest` for the audited event ingestion.
 """
 
 from lakehouse.memory import tables
-from lakehouse.memory._glue import STREAM, EventIngestReport, ingest_memory_events
 from lakehouse.memory.cold import TableErase
+from lakehouse.memory.events import STREAM
+from lakehouse.memory.ingest import EventIngestReport, ingest_memory_events
 from lakehouse.memory.model import HashingEmbedder, Memory, SearchHit, SentenceEmbedder
 from lakehouse.memory.store import AsyncMemoryStore, CompactionReport, EraseReceipt, MemoryStore
 

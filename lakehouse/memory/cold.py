@@ -14,7 +14,8 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -31,10 +32,14 @@ from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
 
 from lakehouse.core import Lakehouse
-from lakehouse.memory._glue import append_new, existing_keys, memory_table
 from lakehouse.memory.model import Memory, from_ms, matches, to_ms
-from lakehouse.memory.tables import MEMORIES
-from lakehouse.writer import Lineage
+from lakehouse.memory.tables import MEMORIES, memory_table
+from lakehouse.tiering import Key, Tiering, TierResult
+
+if TYPE_CHECKING:
+    from lakehouse.memory.warm import WarmTier
+
+ASSET = "memory_cold_archive"
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,21 @@ def _memories(rows: pa.Table) -> list[Memory]:
     return out
 
 
+class _NoHot:
+    """A hot store with nothing in it (for copies and reads that trim nothing)."""
+
+    def candidates(
+        self, *, day: date | None = None, older_than: datetime | None = None
+    ) -> pa.Table:
+        return MEMORIES.arrow_schema.empty_table()
+
+    def delete(self, keys: Sequence[Key]) -> int:
+        return 0
+
+    def count(self) -> int:
+        return 0
+
+
 def _live(tenant_id: str, now_ms: int) -> BooleanExpression:
     now = from_ms(now_ms)
     assert now is not None
@@ -101,8 +121,40 @@ def _live(tenant_id: str, now_ms: int) -> BooleanExpression:
     )
 
 
+class WarmSource:
+    """The warm tier seen as a :class:`lakehouse.tiering.HotStore` of ``memories`` rows.
+
+    Candidates are the points created before ``older_than`` plus the ids in :attr:`extra`
+    (the oldest points past a size limit); expired points are purged before a move, never moved.
+    """
+
+    def __init__(self, warm: WarmTier) -> None:
+        self.warm = warm
+        self.extra: set[str] = set()
+
+    def candidates(
+        self, *, day: date | None = None, older_than: datetime | None = None
+    ) -> pa.Table:
+        cutoff = None if older_than is None else to_ms(older_than)
+        chosen = {m.id: m for m in self.warm.scan(max_created_ms=cutoff)}
+        if self.extra:
+            chosen |= {m.id: m for m in self.warm.scan() if m.id in self.extra}
+        if day is not None:
+            chosen = {i: m for i, m in chosen.items() if from_ms(m.created_ms).date() == day}  # type: ignore[union-attr]
+        ordered = sorted(chosen.values(), key=lambda m: (m.created_ms, m.id))
+        return _rows(ordered, datetime.now(UTC))
+
+    def delete(self, keys: Sequence[Key]) -> int:
+        ids = [str(k[0]) for k in keys]
+        self.warm.delete(ids)
+        return len(ids)
+
+    def count(self) -> int:
+        return self.warm.count()
+
+
 class ColdTier:
-    """The Iceberg side of a memory store."""
+    """The Iceberg side of a memory store; moves into it go through :class:`Tiering`."""
 
     def __init__(self, lh: Lakehouse) -> None:
         self.lh = lh
@@ -111,15 +163,27 @@ class ColdTier:
     def table(self) -> Table:
         return memory_table(self.lh, MEMORIES.name)
 
+    def tiering(self, source: WarmSource) -> Tiering:
+        """The shared hot → cold mechanism from ``source`` into ``memories``."""
+        memory_table(self.lh, MEMORIES.name)  # the no-stats properties before any write
+        return Tiering(self.lh, MEMORIES.name, source, asset=ASSET)
+
+    def archive(self, source: WarmSource, older_than: datetime) -> TierResult:
+        """Copy the warm candidates into their day partitions, verify, then trim the warm tier."""
+        return self.tiering(source).tier(older_than=older_than)
+
     def put(self, memories: Sequence[Memory]) -> int:
-        """Append memories the table does not hold yet (idempotent by id)."""
-        now = datetime.now(UTC)
-        return append_new(
-            self.lh, MEMORIES.name, "memory_id", _rows(memories, now), Lineage(asset="memories")
-        )
+        """Merge memories into their day partitions (idempotent by id); returns rows added."""
+        memory_table(self.lh, MEMORIES.name)
+        tiers = Tiering(self.lh, MEMORIES.name, _NoHot(), asset=ASSET)
+        return sum(m.added for m in tiers.copy(_rows(memories, datetime.now(UTC))))
 
     def held(self, ids: Sequence[str]) -> set[str]:
-        return existing_keys(self.table, "memory_id", ids)
+        table = self.table
+        if table.current_snapshot() is None:
+            return set()
+        tiers = Tiering(self.lh, MEMORIES.name, _NoHot(), asset=ASSET)
+        return {str(k[0]) for k in tiers.held((i,) for i in ids)}
 
     def _scan(self, row_filter: BooleanExpression) -> list[Memory]:
         table = self.table

@@ -20,7 +20,7 @@ from typing import Any, cast
 import numpy as np
 import redis
 
-from lakehouse.memory._glue import STREAM, publish_event
+from lakehouse.memory.events import STREAM, publish_event
 from lakehouse.memory.model import Memory
 
 TENANTS = "aura:mem:tenants"
@@ -161,6 +161,11 @@ class HotTier:
 
     def count(self, tenant_id: str) -> int:
         return int(cast(int, self.client.zcard(self.index(tenant_id))))
+
+    def oldest_created_ms(self, tenant_id: str) -> int | None:
+        """Creation time of the tenant's oldest hot memory."""
+        first = cast(list[Any], self.client.zrange(self.index(tenant_id), 0, 0, withscores=True))
+        return int(first[0][1]) if first else None
 
     def tenants(self) -> list[str]:
         return sorted(_text(t) for t in cast(set[bytes], self.client.smembers(TENANTS)))

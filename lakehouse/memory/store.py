@@ -27,12 +27,12 @@ from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
-from pyiceberg.expressions import And, BooleanExpression, EqualTo
+from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, In
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import ValidationError
-from lakehouse.memory._glue import memory_table, open_qdrant, tier_move
-from lakehouse.memory.cold import ColdTier, TableErase, erase_rows
+from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
+from lakehouse.memory.events import mentions
 from lakehouse.memory.hot import HotTier
 from lakehouse.memory.model import (
     DEFAULT_HALF_LIFE,
@@ -43,16 +43,23 @@ from lakehouse.memory.model import (
     SearchHit,
     check_filters,
     check_tenant,
+    from_ms,
     matches,
     normalise,
     parse_id,
     score,
     to_ms,
 )
-from lakehouse.memory.tables import MEMORY_TABLES
+from lakehouse.memory.tables import (
+    MEMORIES,
+    MEMORY_EVENTS,
+    MEMORY_EVENTS_REJECTED,
+    ensure_tables,
+    memory_table,
+)
 from lakehouse.memory.warm import WarmTier
 from lakehouse.settings import Settings
-from lakehouse.stores import close_redis, open_redis
+from lakehouse.stores import close_redis, open_qdrant, open_redis
 
 log = logging.getLogger(__name__)
 TIERS = ("hot", "warm", "cold")
@@ -96,8 +103,32 @@ class CompactionReport:
     tenants: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class TierStats:
+    """Per-tier counts and the oldest / next-expiring times (epoch ms), for sensors and runs."""
+
+    hot: int
+    hot_oldest_ms: int | None
+    warm: int
+    warm_oldest_ms: int | None
+    warm_next_expiry_ms: int | None
+    cold: int
+    cold_next_expiry_ms: int | None
+
+
 def _now_ms(now: datetime | None) -> int:
     return to_ms(now) if now is not None else int(time.time() * 1000)
+
+
+def _rejected_mentioning(table: Any, tenant_id: str, memory_id: str | None) -> set[str]:
+    """Stream ids of dead letters, on any branch or tag, whose payload names the memory/tenant."""
+    ids: set[str] = set()
+    for ref in table.metadata.refs.values():
+        rows = table.scan(snapshot_id=ref.snapshot_id, selected_fields=("stream_id", "raw"))
+        for row in rows.to_arrow().to_pylist():
+            if mentions(row["raw"], tenant_id, memory_id):
+                ids.add(row["stream_id"])
+    return ids
 
 
 class MemoryStore:
@@ -131,6 +162,7 @@ class MemoryStore:
         self.hot = HotTier(self.redis)
         self.warm = WarmTier(self.qdrant, self.dim, local)
         self.cold = ColdTier(self.lakehouse)
+        ensure_tables(self.lakehouse)
 
     def close(self) -> None:
         """Close the clients this store opened (an embedded Redis is saved and stopped)."""
@@ -273,6 +305,37 @@ class MemoryStore:
         sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
         return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
 
+    # -- statistics --------------------------------------------------------------------------
+
+    def stats(self) -> TierStats:
+        """Counts per tier and the times compaction cares about (no content)."""
+        hot = 0
+        oldest: int | None = None
+        for tenant in self.hot.tenants():
+            hot += self.hot.count(tenant)
+            first = self.hot.oldest_created_ms(tenant)
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
+        warm = self.warm.scan()
+        expiries = [m.expires_ms for m in warm if m.expires_ms is not None]
+        cold = self.cold.table
+        cold_rows = 0
+        cold_next_ms: int | None = None
+        if cold.current_snapshot() is not None:
+            rows = cold.scan(selected_fields=("expires_at",)).to_arrow()
+            cold_rows = rows.num_rows
+            times = [t for t in rows.column("expires_at").to_pylist() if t is not None]
+            cold_next_ms = to_ms(min(times)) if times else None
+        return TierStats(
+            hot=hot,
+            hot_oldest_ms=oldest,
+            warm=len(warm),
+            warm_oldest_ms=min((m.created_ms for m in warm), default=None),
+            warm_next_expiry_ms=min(expiries, default=None),
+            cold=cold_rows,
+            cold_next_expiry_ms=cold_next_ms,
+        )
+
     # -- compaction --------------------------------------------------------------------------
 
     def compact(
@@ -307,34 +370,43 @@ class MemoryStore:
                 Memory(**{**m.__dict__, "last_access_ms": access.get(m.id, m.last_access_ms)})
                 for m in live
             ]
-            hot_to_warm += tier_move(
-                live,
-                self.warm.put,
-                lambda items: self.warm.held([m.id for m in items]),
-                partial(self.hot.trim, tenant),
-                lambda m: m.id,
-            )
+            hot_to_warm += self._hot_to_warm(tenant, live)
         expired_warm = self.warm.purge_expired(now_ms)
-        cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
-        old = {m.id: m for m in self.warm.scan(max_created_ms=cutoff)}
+        source = WarmSource(self.warm)
         if warm_max_points is not None:
             points = self.warm.scan()
             excess = len(points) - warm_max_points
             if excess > 0:
-                old |= {m.id: m for m in sorted(points, key=lambda m: m.created_ms)[:excess]}
-        warm_to_cold = tier_move(
-            sorted(old.values(), key=lambda m: m.created_ms),
-            self.cold.put,
-            lambda items: self.cold.held([m.id for m in items]),
-            self.warm.delete,
-            lambda m: m.id,
-        )
+                oldest = sorted(points, key=lambda m: (m.created_ms, m.id))[:excess]
+                source.extra = {m.id for m in oldest}
+        cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
+        moved = self.cold.archive(source, from_ms(cutoff))  # type: ignore[arg-type]
+        warm_to_cold = moved.trim.trimmed if moved.trim else 0
         expired_cold = self.cold.purge_expired(now_ms)
         report = CompactionReport(
             hot_to_warm, warm_to_cold, expired_hot, expired_warm, expired_cold, tuple(tenants)
         )
         log.info("memory compaction: %s", report)
         return report
+
+    def _hot_to_warm(self, tenant: str, live: list[Memory]) -> int:
+        """Copy to Qdrant (an idempotent upsert by id), verify there, only then trim Redis.
+
+        The same copy-verify-trim as :class:`lakehouse.tiering.Tiering`, whose destination is
+        an Iceberg table; here the destination is the warm tier.
+        """
+        if not live:
+            return 0
+        self.warm.put(live)
+        held = self.warm.held([m.id for m in live])
+        moved = [m.id for m in live if m.id in held]
+        if len(moved) < len(live):
+            log.warning(
+                "hot → warm: %d memory(ies) not verified in Qdrant; kept hot",
+                len(live) - len(moved),
+            )
+        self.hot.trim(tenant, moved)
+        return len(moved)
 
     # -- erase -------------------------------------------------------------------------------
 
@@ -350,7 +422,7 @@ class MemoryStore:
         self.warm.delete(points)
         vacuumed = tuple(self.warm.vacuum())
         iceberg = self._erase_iceberg(
-            And(EqualTo("tenant_id", tenant_id), EqualTo("memory_id", mid))
+            And(EqualTo("tenant_id", tenant_id), EqualTo("memory_id", mid)), tenant_id, mid
         )
         rewritten = self.hot.rewrite_persistence()
         self.hot.publish(self._forget_event("forget", tenant_id, mid))
@@ -373,17 +445,24 @@ class MemoryStore:
         entries = self.hot.erase_stream(tenant_id, None)
         points = self.warm.delete_tenant(tenant_id)
         vacuumed = tuple(self.warm.vacuum())
-        iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id))
+        iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id), tenant_id, None)
         rewritten = self.hot.rewrite_persistence()
         self.hot.publish(self._forget_event("forget_tenant", tenant_id, None))
         return self._receipt(
             tenant_id, tuple(sorted(ids)), keys, entries, rewritten, points, vacuumed, iceberg
         )
 
-    def _erase_iceberg(self, predicate: BooleanExpression) -> tuple[TableErase, ...]:
-        return tuple(
-            erase_rows(memory_table(self.lakehouse, spec.name), predicate) for spec in MEMORY_TABLES
-        )
+    def _erase_iceberg(
+        self, predicate: BooleanExpression, tenant_id: str, memory_id: str | None
+    ) -> tuple[TableErase, ...]:
+        erased = [
+            erase_rows(memory_table(self.lakehouse, spec.name), predicate)
+            for spec in (MEMORIES, MEMORY_EVENTS)
+        ]
+        rejected = memory_table(self.lakehouse, MEMORY_EVENTS_REJECTED.name)
+        ids = _rejected_mentioning(rejected, tenant_id, memory_id)
+        erased.append(erase_rows(rejected, In("stream_id", ids) if ids else AlwaysFalse()))
+        return tuple(erased)
 
     @staticmethod
     def _forget_event(op: str, tenant_id: str, memory_id: str | None) -> dict[str, Any]:

@@ -8,10 +8,19 @@ rewrites the data files would still leave those bytes in manifests.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, FloatType, ListType, StringType, TimestamptzType
 
+from lakehouse.expectations import in_set, not_null, unique
+from lakehouse.streams import rejected_table_spec
 from lakehouse.tables import TableSpec, column, register
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from lakehouse.core import Lakehouse
 
 MEMORIES = register(
     TableSpec(
@@ -55,24 +64,20 @@ MEMORY_EVENTS = register(
         time_column="ts",
         key=("event_id",),
         description="Every memory write, from the aura:events:memory stream, exactly once",
+        expectations=(
+            not_null("event_id"),
+            unique("event_id"),
+            not_null("ts"),
+            not_null("tenant_id"),
+            in_set("op", ("store", "forget", "forget_tenant")),
+        ),
     )
 )
 
 MEMORY_EVENTS_REJECTED = register(
-    TableSpec(
-        name="memory_events_rejected",
-        schema=Schema(
-            column(1, "stream_id", StringType()),
-            column(2, "stream", StringType()),
-            column(3, "rejected_at", TimestamptzType()),
-            column(4, "reason", StringType()),
-            column(5, "raw", StringType(), required=False),
-            column(6, "tenant_id", StringType(), required=False, doc="When it could be read"),
-            column(7, "memory_id", StringType(), required=False, doc="When it could be read"),
-        ),
-        time_column="rejected_at",
-        key=("stream", "stream_id"),
-        description="Dead letters: memory events that failed validation, with the reason",
+    rejected_table_spec(
+        "memory_events_rejected",
+        "Dead letters: memory events that failed validation, with the reason",
     )
 )
 
@@ -84,3 +89,25 @@ NO_STATS_COLUMNS = {
     MEMORY_EVENTS.name: ("content", "metadata", "signature"),
     MEMORY_EVENTS_REJECTED.name: ("raw",),
 }
+
+
+def memory_table(lh: Lakehouse, name: str) -> Table:
+    """A memory table, created on first use with its text columns kept out of manifest stats.
+
+    Every write path calls this (or :func:`ensure_tables`) before writing, so no manifest of a
+    memory table ever carries a text bound.
+    """
+    table = lh.table(name)
+    wanted = {f"write.metadata.metrics.column.{c}": "none" for c in NO_STATS_COLUMNS[name]}
+    stale = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
+    if stale:
+        with table.transaction() as tx:
+            tx.set_properties(stale)
+        table.refresh()
+    return table
+
+
+def ensure_tables(lh: Lakehouse) -> None:
+    """Create every memory table with its properties (before any write)."""
+    for spec in MEMORY_TABLES:
+        memory_table(lh, spec.name)

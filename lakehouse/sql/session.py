@@ -188,6 +188,10 @@ class SqlSession:
         return exc
 
 
+# Tables a tenant session confines to the tenant's rows (the memory domain's).
+TENANT_SCOPED_PREFIXES = ("memories", "memory_")
+
+
 def connect(
     settings: Settings | None = None,
     *,
@@ -195,6 +199,7 @@ def connect(
     as_of: datetime | str | None = None,
     ref: str | None = None,
     snapshots: Mapping[str, int] | None = None,
+    tenant: str | None = None,
 ) -> SqlSession:
     """Open a read-only DuckDB session in which every aura table is a view.
 
@@ -205,6 +210,8 @@ def connect(
         ref: show every table at this branch or tag.
         snapshots: pin tables to snapshot ids (``{"routing_decisions": 123}``); pins win over
             ``as_of`` and ``ref``.
+        tenant: show only this tenant's rows of the memory tables (views and time-travel
+            macros alike); a memory table without a tenant column (dead letters) shows none.
 
     Raises:
         ConfigurationError: both ``as_of`` and ``ref`` were given, or an extension is missing.
@@ -223,7 +230,9 @@ def connect(
     try:
         states = load_states(catalog)
         allowed = _allowed_directories(catalog, states)
-        return _build(states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed)
+        return _build(
+            states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed, tenant=tenant
+        )
     finally:
         if owned and isinstance(catalog, SqlCatalog):
             catalog.engine.dispose()
@@ -236,6 +245,7 @@ def _build(
     ref: str | None,
     pins: Mapping[str, int],
     allowed: list[str],
+    tenant: str | None = None,
 ) -> SqlSession:
     for name, snapshot_id in pins.items():
         short = name.removeprefix("aura.")
@@ -264,10 +274,17 @@ def _build(
         views = {}
         read_files: set[str] = set()
         for name, state in states.items():
+            where = _tenant_filter(state, tenant)
             views[name] = _create_view(
-                con, state, when=when, ref=ref, pin=pins.get(name), read_files=read_files
+                con,
+                state,
+                when=when,
+                ref=ref,
+                pin=pins.get(name),
+                read_files=read_files,
+                where=where,
             )
-            _create_macros(con, state)
+            _create_macros(con, state, where)
         _create_metadata(con, states, views)
         _confine(con, allowed, _outside(read_files, allowed))
     except BaseException:
@@ -280,6 +297,8 @@ def _build(
         if ref is not None
         else "current main"
     )
+    if tenant is not None:
+        description += f"; memory tables of tenant {tenant}"
     if pins:
         description += "; pinned " + ", ".join(f"{t}={s}" for t, s in sorted(pins.items()))
     return SqlSession(con, views, description)
@@ -360,6 +379,7 @@ def _create_view(
     ref: str | None,
     pin: int | None,
     read_files: set[str],
+    where: str = "",
 ) -> ViewInfo:
     name = state.name
     snapshot_id: int | None
@@ -398,7 +418,10 @@ def _create_view(
             task.file.file_path for task in state.table.scan(snapshot_id=snapshot_id).plan_files()
         )
     for database_schema in ("main", "aura"):
-        con.execute(f"CREATE VIEW {database_schema}.{quote_identifier(name)} AS {body}")
+        con.execute(
+            f"CREATE VIEW {database_schema}.{quote_identifier(name)} AS "
+            + (f"SELECT * FROM ({body}) {where}" if where else body)
+        )
     return ViewInfo(name, source, snapshot_id, reader, files)
 
 
@@ -459,7 +482,16 @@ def _fail(kind: str, message_sql: str) -> str:
     return f"error({quote_literal(f'[aura:{kind}] ')} || {message_sql})"
 
 
-def _create_macros(con: duckdb.DuckDBPyConnection, state: TableState) -> None:
+def _tenant_filter(state: TableState, tenant: str | None) -> str:
+    """The WHERE clause confining a memory table to ``tenant`` ('' for other tables)."""
+    if tenant is None or not state.name.startswith(TENANT_SCOPED_PREFIXES):
+        return ""
+    if "tenant_id" not in state.schema.column_names:
+        return "WHERE false"
+    return f"WHERE tenant_id = {quote_literal(tenant)}"
+
+
+def _create_macros(con: duckdb.DuckDBPyConnection, state: TableState, where: str = "") -> None:
     """``<t>_at(ts)``, ``<t>_at_snapshot(id)`` and ``<t>_at_ref(name)`` over iceberg_scan."""
     name = state.name
     points = state.boundaries()
@@ -478,6 +510,8 @@ def _create_macros(con: duckdb.DuckDBPyConnection, state: TableState) -> None:
             )
         return
     scan = f"SELECT * FROM iceberg_scan({quote_literal(location)}, snapshot_from_id => {{}})"
+    if where:
+        scan = f"SELECT * FROM ({scan}) {where}"
 
     # As of a time: the newest commit boundary at or before it.
     millis = "epoch_ms(CAST(ts AS TIMESTAMPTZ))"

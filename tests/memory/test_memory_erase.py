@@ -9,7 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from lakehouse.memory import MemoryStore, ingest_memory_events
-from lakehouse.memory._glue import STREAM, memory_table
+from lakehouse.memory.events import STREAM
+from lakehouse.memory.tables import memory_table
+from lakehouse.wap import accept_all
 
 # On the server pass Redis keeps its data on the server (outside AURA_HOME, no persistence).
 EMBEDDED_REDIS = os.environ.get("AURA_TEST_SERVERS") != "1"
@@ -41,7 +43,7 @@ def _spread(mem: MemoryStore, tenant: str, secret: str, control: str) -> tuple[s
     now = datetime.now(UTC)
     sid = mem.store(tenant, secret, metadata={"note": secret})
     cid = mem.store(tenant, control)
-    ingest_memory_events(mem.lakehouse, mem.redis, now.date())
+    ingest_memory_events(mem.lakehouse, mem.redis, now.date(), audit=accept_all)
     mem.compact(now=now + timedelta(hours=2))  # both to warm
     mem.compact(now=now + timedelta(hours=2), warm_max_points=0)  # both to cold
     table = memory_table(mem.lakehouse, "memories")
@@ -93,7 +95,7 @@ def test_forget_leaves_no_bytes_anywhere(mem: MemoryStore) -> None:
     ].to_pylist() == [cid]
     # The stream keeps its other entries, its group and pending state.
     assert mem.redis.xlen(STREAM) > 0
-    assert mem.redis.xinfo_groups(STREAM)[0]["name"] == b"aura-memory-ingest"
+    assert mem.redis.xinfo_groups(STREAM)[0]["name"] == b"aura-lakehouse"
 
 
 def test_forget_tenant_erases_only_that_tenant(mem: MemoryStore) -> None:
@@ -105,7 +107,7 @@ def test_forget_tenant_erases_only_that_tenant(mem: MemoryStore) -> None:
     for text in a_texts:
         mem.store("alpha", text)
     keep = mem.store("beta", "beta keeps this BETA-7")
-    ingest_memory_events(mem.lakehouse, mem.redis, now.date())
+    ingest_memory_events(mem.lakehouse, mem.redis, now.date(), audit=accept_all)
     mem.compact(now=now + timedelta(hours=2))
     mem.store("alpha", "alpha hot again QX9")
     receipt = mem.forget_tenant("alpha")

@@ -1,0 +1,112 @@
+"""``aura memory``: store, read, search, erase and compact agent memories from the shell."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from lakehouse import Settings
+from lakehouse.memory import EraseReceipt, Memory, MemoryStore
+
+
+def _shown(memory: Memory) -> dict[str, Any]:
+    out = {k: v for k, v in asdict(memory).items() if k != "vector"}
+    return out
+
+
+def _receipt(receipt: EraseReceipt) -> None:
+    click.echo(json.dumps(asdict(receipt), indent=2, default=str))
+
+
+@click.group("memory")
+def memory() -> None:
+    """Agent memory over hot Redis, warm Qdrant and cold Iceberg."""
+
+
+@memory.command("store")
+@click.argument("tenant")
+@click.argument("content")
+@click.option("--ttl-hours", type=click.FloatRange(min=0, min_open=True), help="Hard TTL.")
+@click.option("--importance", type=click.FloatRange(0, 1), help="Importance in [0, 1].")
+@click.option("--meta", "meta", help="Metadata as a JSON object.")
+def store(
+    tenant: str, content: str, ttl_hours: float | None, importance: float | None, meta: str | None
+) -> None:
+    """Store CONTENT as a memory of TENANT; prints its id."""
+    try:
+        metadata = json.loads(meta) if meta else None
+    except ValueError as exc:
+        raise click.BadParameter(f"--meta is not JSON: {exc}") from None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise click.BadParameter("--meta must be a JSON object")
+    ttl = timedelta(hours=ttl_hours) if ttl_hours else None
+    with MemoryStore(Settings.from_env()) as mem:
+        click.echo(mem.store(tenant, content, metadata=metadata, ttl=ttl, importance=importance))
+
+
+@memory.command("get")
+@click.argument("tenant")
+@click.argument("memory_id")
+def get(tenant: str, memory_id: str) -> None:
+    """Show TENANT's memory MEMORY_ID (and the tier holding it) as JSON."""
+    with MemoryStore(Settings.from_env()) as mem:
+        found = mem.get(tenant, memory_id)
+    if found is None:
+        raise click.ClickException(f"tenant {tenant!r} has no live memory {memory_id!r}")
+    click.echo(json.dumps(_shown(found), indent=2))
+
+
+@memory.command("search")
+@click.argument("tenant")
+@click.argument("query")
+@click.option("-k", type=click.IntRange(min=1), default=5, show_default=True)
+def search(tenant: str, query: str, k: int) -> None:
+    """TENANT's top K memories for QUERY across every tier, one JSON line each."""
+    with MemoryStore(Settings.from_env()) as mem:
+        hits = mem.search(tenant, query, k=k)
+    for hit in hits:
+        row = {"score": round(hit.score, 4), "similarity": round(hit.similarity, 4)}
+        click.echo(json.dumps(row | _shown(hit.memory)))
+
+
+@memory.command("forget")
+@click.argument("tenant")
+@click.argument("memory_id")
+def forget(tenant: str, memory_id: str) -> None:
+    """Erase one memory from every tier, snapshot and file; prints the receipt."""
+    with MemoryStore(Settings.from_env()) as mem:
+        _receipt(mem.forget(tenant, memory_id))
+
+
+@memory.command("forget-tenant")
+@click.argument("tenant")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def forget_tenant(tenant: str, yes: bool) -> None:
+    """Erase every memory of TENANT; prints the receipt."""
+    if not yes:
+        click.confirm(f"Erase every memory of tenant {tenant!r}?", abort=True)
+    with MemoryStore(Settings.from_env()) as mem:
+        _receipt(mem.forget_tenant(tenant))
+
+
+@memory.command("compact")
+@click.option("--hot-max-age-minutes", type=click.IntRange(min=0), default=60, show_default=True)
+@click.option("--warm-max-age-days", type=click.IntRange(min=0), default=30, show_default=True)
+def compact(hot_max_age_minutes: int, warm_max_age_days: int) -> None:
+    """Move memories hot → warm → cold and purge expired ones; prints what moved."""
+    with MemoryStore(Settings.from_env()) as mem:
+        before = mem.stats()
+        report = mem.compact(
+            hot_max_age=timedelta(minutes=hot_max_age_minutes),
+            warm_max_age=timedelta(days=warm_max_age_days),
+        )
+        after = mem.stats()
+    click.echo(
+        json.dumps(
+            {"before": asdict(before), "after": asdict(after), "report": asdict(report)}, indent=2
+        )
+    )

@@ -1,0 +1,170 @@
+"""Memory assets: the event log from the stream, and the warm index / cold archive compaction.
+
+No memory content reaches Dagster: previews show ids, tenants, ops and times only, and run
+metadata holds counts. So an erase (``aura memory forget``) has nothing to remove from the run
+storage.
+"""
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+
+from aura_assets.partitions import DAILY
+from aura_resources.iceberg import audited_result, lineage_of, partition_day, snapshot_result
+from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
+from lakehouse.memory import MemoryStore
+from lakehouse.memory.ingest import ingest_memory_events
+from lakehouse.memory.store import TierStats
+from lakehouse.writer import WriteResult
+from quality.audit import gx_audit
+from quality.checks import check_specs
+
+EVENTS = AssetKey("memory_events")
+REJECTED = AssetKey("memory_events_rejected")
+WARM = AssetKey("memory_warm_index")
+COLD = AssetKey("memory_cold_archive")
+INGEST_CODE_VERSION = "memory-ingest-1"
+COMPACTION_CODE_VERSION = "memory-compaction-1"
+
+# Columns a preview may show: never content, metadata or signature.
+PREVIEW_COLUMNS = ("event_id", "ts", "tenant_id", "op", "memory_id")
+
+
+def safe_preview(rows: pa.Table, columns: tuple[str, ...] = PREVIEW_COLUMNS) -> pa.Table:
+    """The rows without any column that can hold memory text."""
+    return rows.select([c for c in columns if c in rows.column_names])
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            EVENTS,
+            description="Every memory write (store, forget, forget_tenant) from the Redis Stream "
+            "`aura:events:memory`, exactly once (keyed on event_id), written to an audit branch "
+            "and published when its expectations pass. Erased memories leave no row.",
+            code_version=INGEST_CODE_VERSION,
+            partitions_def=DAILY,
+            group_name="memory",
+            kinds={"iceberg", "redis"},
+            metadata={"iceberg/table": "aura.memory_events"},
+        ),
+        AssetSpec(
+            REJECTED,
+            description="Dead letters: memory events that failed validation, with the reason.",
+            code_version=INGEST_CODE_VERSION,
+            partitions_def=DAILY,
+            group_name="memory",
+            kinds={"iceberg"},
+            metadata={"iceberg/table": "aura.memory_events_rejected"},
+        ),
+    ],
+    check_specs=check_specs(EVENTS),
+    can_subset=True,
+)
+def memory_events_ingest(
+    context: AssetExecutionContext, lakehouse: LakehouseResource, redis: RedisResource
+):  # type: ignore[no-untyped-def]
+    """Drain the memory stream's events of the day through write-audit-publish."""
+    lh = lakehouse.lakehouse()
+    day = partition_day(context.partition_key)
+    assert day is not None  # daily partitioned
+    report = ingest_memory_events(
+        lh, redis.client(), day, audit=gx_audit, lineage=lineage_of(context, EVENTS)
+    )
+    context.log.info(
+        f"{day}: read {report.read} entries, {report.written} new events, "
+        f"{report.duplicates} duplicates, {report.rejected} rejected, {report.deferred} deferred"
+    )
+    stats = {
+        "stream/entries_read": report.read,
+        "stream/new_events": report.written,
+        "stream/duplicates": report.duplicates,
+        "stream/rejected": report.rejected,
+        "stream/deferred_other_days": report.deferred,
+    }
+    if EVENTS in context.selected_asset_keys:
+        if report.wap is not None:
+            yield audited_result(
+                context, EVENTS, report.wap, safe_preview(report.events), day, stats
+            )
+        else:
+            yield _current(lh, EVENTS, None, day, stats)
+    if REJECTED in context.selected_asset_keys:
+        yield _current(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
+
+
+def _current(
+    lh: Any, key: AssetKey, write: WriteResult | None, day: Any, extra: dict[str, Any]
+) -> MaterializeResult:
+    """Report the write, or the table's current head when this run had nothing to add."""
+    if write is None:
+        info = lh.info(key.path[-1])
+        write = WriteResult(info.name, lh.settings.branch, 0, info.snapshot_id, "none")
+    return snapshot_result(key, write, None, day, extra)
+
+
+def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
+    """Per-tier counts and times, for run metadata and the compaction sensor."""
+    return {f"{prefix}/{name}": value for name, value in asdict(stats).items() if value is not None}
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            WARM,
+            description="The Qdrant collection `aura_memory`: memories moved out of the hot "
+            "tier (Redis) past an age or a per-tenant count, searchable by meaning.",
+            code_version=COMPACTION_CODE_VERSION,
+            group_name="memory",
+            kinds={"qdrant", "redis"},
+        ),
+        AssetSpec(
+            COLD,
+            description="The Iceberg table `memories`: warm memories past retention, copied "
+            "into their day partitions, verified, then trimmed from Qdrant (lakehouse.tiering).",
+            code_version=COMPACTION_CODE_VERSION,
+            group_name="memory",
+            kinds={"iceberg", "qdrant"},
+            deps=[WARM],
+            metadata={"iceberg/table": "aura.memories"},
+        ),
+    ],
+    can_subset=False,
+)
+def memory_tiers(  # type: ignore[no-untyped-def]
+    context: AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    redis: RedisResource,
+    qdrant: QdrantResource,
+):
+    """Move hot → warm → cold, purge expired memories; metadata gives each tier before/after."""
+    settings = lakehouse.settings()
+    qclient = qdrant.client()
+    mem = MemoryStore(settings, redis_client=redis.client(), qdrant_client=qclient)
+    try:
+        before = mem.stats()
+        report = mem.compact(now=datetime.now(UTC))
+        after = mem.stats()
+    finally:
+        mem.close()
+        qclient.close()
+    moved = {
+        "moved/hot_to_warm": report.hot_to_warm,
+        "moved/warm_to_cold": report.warm_to_cold,
+        "purged/expired_hot": report.expired_hot,
+        "purged/expired_warm": report.expired_warm,
+        "purged/expired_cold": report.expired_cold,
+        "tenants": len(report.tenants),
+    }
+    context.log.info(f"memory compaction: {moved}")
+    counts = {**tier_metadata("before", before), **tier_metadata("after", after), **moved}
+    yield MaterializeResult(asset_key=WARM, metadata={"dagster/row_count": after.warm, **counts})
+    lh = lakehouse.lakehouse()
+    info = lh.info("memories")
+    write = WriteResult(
+        info.name, lh.settings.branch, report.warm_to_cold, info.snapshot_id, "merge"
+    )
+    yield snapshot_result(COLD, write, None, None, {**counts, "cold/rows": after.cold})

@@ -1,0 +1,154 @@
+"""Memory event ingestion: the stream's events of one day into ``memory_events``, audited.
+
+:func:`ingest_memory_events` is the one ingest path, used by the Dagster asset and by any
+Python program (the same steps as routing's, over the shared mechanisms):
+
+1. read every unacknowledged entry of ``aura:events:memory`` (a
+   :class:`~lakehouse.streams.StreamConsumer`);
+2. write-audit-publish the day (:mod:`lakehouse.wap`): merge the day's events into the
+   partition keyed on ``event_id`` (:func:`lakehouse.writer.merge_day`) on an audit branch, run
+   the given audit, publish only when it passes;
+3. record malformed entries in ``memory_events_rejected`` (:func:`~lakehouse.streams.
+   record_dead_letters`);
+4. acknowledge dead letters, and the day's events once published; hand events of other days
+   (and of a failed audit) back to the group.
+
+A crash before the acknowledgement replays the entries; the keyed merge absorbs the replay, so
+each event is in the table exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+import redis
+
+from lakehouse import refs, writer
+from lakehouse.core import Lakehouse
+from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
+from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
+from lakehouse.streams import GROUP, StreamConsumer, record_dead_letters
+from lakehouse.wap import Audit, WapResult, audit_and_publish
+from lakehouse.writer import Lineage, MergeResult, WriteResult, day_filter
+
+log = logging.getLogger(__name__)
+
+
+def consumer(client: redis.Redis) -> StreamConsumer:
+    """A fresh consumer of the memory stream in the ingestion group."""
+    return StreamConsumer(client, STREAM, GROUP)
+
+
+def stream_backlog(client: redis.Redis) -> int:
+    """Entries not yet acknowledged by the ingestion group."""
+    return consumer(client).backlog()
+
+
+def backlog_days(client: redis.Redis) -> set[date]:
+    """Days of the unacknowledged events, without claiming them (for sensors)."""
+    return consumer(client).backlog_days(event_day)
+
+
+@dataclass(frozen=True)
+class EventIngestReport:
+    """What one ingestion of ``memory_events`` did."""
+
+    day: date
+    read: int
+    written: int
+    duplicates: int
+    rejected: int
+    deferred: int
+    published: bool
+    wap: WapResult | None
+    rejected_write: WriteResult | None
+    events: pa.Table
+
+    @property
+    def write(self) -> WriteResult | None:
+        """The published write (None when nothing new was written)."""
+        return self.wap.write if self.wap is not None and self.wap.published else None
+
+
+def ingest_memory_events(
+    lh: Lakehouse,
+    client: redis.Redis,
+    day: date,
+    *,
+    audit: Audit,
+    lineage: Lineage | None = None,
+    branch: str | None = None,
+    reader: StreamConsumer | None = None,
+) -> EventIngestReport:
+    """Ingest the stream's events of ``day`` into ``memory_events`` exactly once.
+
+    Args:
+        lh: the lakehouse.
+        client: Redis holding the stream.
+        day: the day partition to ingest.
+        audit: judges the written day before it is published (``quality.audit.gx_audit``).
+        lineage: who writes (default: asset ``memory_events``, partition ``day``).
+        branch: the branch to publish into (default ``lh.settings.branch``).
+        reader: the stream consumer (default a fresh one of the ingestion group).
+    """
+    ensure_tables(lh)
+    lineage = lineage or Lineage(asset=MEMORY_EVENTS.name, partition=day.isoformat())
+    branch = branch or lh.settings.branch
+    reader = reader or consumer(client)
+    entries = list(reader.read_unacked())
+    parsed = parse_entries(entries, datetime.now(UTC))
+    todays = [r for r in parsed.rows if r["ts"].date() == day]
+    deferred = [r["stream_id"] for r in parsed.rows if r["ts"].date() != day]
+    events = events_to_arrow(todays)
+    merges: list[MergeResult] = []
+
+    def write(audit_branch: str) -> WriteResult | None:
+        merged = writer.merge_day(MEMORY_EVENTS, lh, events, day, lineage, audit_branch)
+        merges.append(merged)
+        return merged.write
+
+    wap = audit_and_publish(
+        lh, MEMORY_EVENTS.name, write, audit=audit, day=day, lineage=lineage, target=branch
+    )
+    rejected_write = record_dead_letters(
+        lh, MEMORY_EVENTS_REJECTED.name, STREAM, parsed.rejections, lineage, branch
+    )
+    published = wap is None or wap.published
+    ids = [r["stream_id"] for r in todays]
+    reader.ack([d.stream_id for d in parsed.rejections] + (ids if published else []))
+    reader.release(deferred + ([] if published else ids))
+    added = merges[-1].added if merges else 0
+    report = EventIngestReport(
+        day=day,
+        read=len(entries),
+        written=added if published else 0,
+        duplicates=len(todays) - added,
+        rejected=len(parsed.rejections),
+        deferred=len(deferred),
+        published=published,
+        wap=wap,
+        rejected_write=rejected_write,
+        events=events,
+    )
+    log.info(
+        "memory ingest %s: read %d, wrote %d, %d duplicates, %d rejected, %d deferred",
+        day,
+        report.read,
+        report.written,
+        report.duplicates,
+        report.rejected,
+        report.deferred,
+    )
+    return report
+
+
+def read_day_events(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:
+    """The ``memory_events`` rows of ``day`` on ``branch`` (default the settings' branch)."""
+    table = lh.table(MEMORY_EVENTS.name)
+    head = refs.head(table, branch or lh.settings.branch)
+    if head is None:
+        return MEMORY_EVENTS.arrow_schema.empty_table()
+    return table.scan(row_filter=day_filter(MEMORY_EVENTS, day), snapshot_id=head).to_arrow()
