@@ -8,19 +8,15 @@ tests never see each other's tables or streams; teardown drops what a test creat
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import PG_URL, REDIS_URL, SERVERS
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.stores import close_redis, open_redis
-
-SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
-PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def make_env(home: Path) -> dict[str, str]:

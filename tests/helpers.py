@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,11 @@ import duckdb_extension_avro
 import duckdb_extension_iceberg
 import pyarrow as pa
 from langgraph.graph import END, START, StateGraph
+
+# The second test pass (AURA_TEST_SERVERS=1) runs against these servers.
+SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
+PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def decision(i: int, day: date = date(2026, 11, 20), **changes: object) -> dict[str, object]:
@@ -173,3 +179,31 @@ def dead_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# --- Maintenance: a routing table grown by many small appends -----------------------------
+
+TABLE = "routing_decisions"
+DAYS = (datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC))
+
+Batch = Callable[..., pa.Table]
+
+
+def day_decisions(n: int, day: datetime = DAYS[0], *, start: int = 0) -> pa.Table:
+    """``n`` valid routing decisions on ``day`` with distinct ids."""
+    tag = uuid.uuid4().hex[:6]
+    return pa.table(
+        {
+            "decision_id": [f"d-{start + i}-{tag}" for i in range(n)],
+            "ts": [day + timedelta(seconds=start + i) for i in range(n)],
+            "tenant_id": ["t1"] * n,
+            "task_type": ["chat", "code"] * (n // 2) + ["chat"] * (n % 2),
+            "prompt_tokens": [100 + i for i in range(n)],
+            "candidate_models": [["a", "b"]] * n,
+            "chosen_model": ["a", "b", "c"] * (n // 3) + ["a"] * (n % 3),
+            "cost_usd": [0.01 * (i % 7) for i in range(n)],
+            "latency_ms": [120.0 + i for i in range(n)],
+            "quality_score": [0.9] * n,
+            "fallback_used": [i % 5 == 0 for i in range(n)],
+        }
+    )

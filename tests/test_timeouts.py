@@ -59,7 +59,7 @@ def test_postgres_urls_get_timeouts_unless_set() -> None:
 
 @pytest.mark.skipif(os.environ.get("AURA_TEST_SERVERS") != "1", reason="needs PostgreSQL")
 def test_catalog_with_timeouts_still_works_on_postgres(tmp_path: Path) -> None:
-    from conftest import PG_URL
+    from helpers import PG_URL
 
     result = aura(["tables"], {"AURA_HOME": str(tmp_path), "AURA_PG_URL": PG_URL})
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from conftest import DAYS, TABLE, Batch
+from helpers import DAYS, TABLE, Batch
 
 from aura_assets.cli import main
 from lakehouse import Lakehouse, Lineage, Settings, refs

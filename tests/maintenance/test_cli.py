@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from conftest import TABLE
+from helpers import TABLE
 
 from aura_assets.cli import main
 from lakehouse import Lakehouse, refs

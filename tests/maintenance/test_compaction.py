@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from conftest import DAYS, TABLE, Batch
-from helpers import duckdb_iceberg, sorted_rows
+from helpers import DAYS, TABLE, Batch, duckdb_iceberg, sorted_rows
 
 from lakehouse import Lakehouse, Lineage, maintenance, refs
 

@@ -8,8 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conftest import DAYS, TABLE, Batch
-from helpers import duckdb_iceberg, sorted_rows
+from helpers import DAYS, TABLE, Batch, duckdb_iceberg, sorted_rows
 
 from lakehouse import Lakehouse, maintenance, refs
 
