@@ -207,3 +207,17 @@ def day_decisions(n: int, day: datetime = DAYS[0], *, start: int = 0) -> pa.Tabl
             "fallback_used": [i % 5 == 0 for i in range(n)],
         }
     )
+
+
+def pg_unreachable_reason() -> str | None:
+    """Why PostgreSQL at AURA_TEST_PG_URL cannot be used, or None when it answers."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return (
+            f"PostgreSQL not reachable at AURA_TEST_PG_URL ({type(exc).__name__}); "
+            "start it or set AURA_TEST_PG_URL"
+        )

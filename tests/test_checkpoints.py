@@ -126,9 +126,9 @@ def test_graphs_on_postgres_sync_and_async(tmp_path: Path) -> None:
     import uuid
 
     import psycopg
-    from test_checkpoints_conformance import PG_URL, _pg_unreachable_reason
+    from helpers import PG_URL, pg_unreachable_reason
 
-    if reason := _pg_unreachable_reason():
+    if reason := pg_unreachable_reason():
         pytest.skip(reason)
     schema = f"t_graph_{uuid.uuid4().hex[:10]}"
     config = {"configurable": {"thread_id": "pg"}}

@@ -7,7 +7,6 @@ test in its own schema, dropped afterwards.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -15,29 +14,17 @@ from typing import Any
 
 import psycopg
 import pytest
+from helpers import PG_URL, pg_unreachable_reason
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.conformance.report import CapabilityReport
 
 from lakehouse.checkpoints import AsyncAuraCheckpointSaver, AuraCheckpointSaver
 
-PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_unreachable_reason() -> str | None:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return (
-            f"PostgreSQL not reachable at AURA_TEST_PG_URL ({type(exc).__name__}); "
-            "start it or set AURA_TEST_PG_URL"
-        )
-
 
 @pytest.fixture(scope="module")
 def pg_url() -> str:
-    reason = _pg_unreachable_reason()
+    reason = pg_unreachable_reason()
     if reason:
         pytest.skip(reason)
     return PG_URL
