@@ -33,6 +33,13 @@ ROUTING_DECISIONS = register(
             column(11, "fallback_used", BooleanType()),
             column(12, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
             column(13, "ingested_at", TimestamptzType(), required=False),
+            column(
+                14,
+                "propensity",
+                DoubleType(),
+                required=False,
+                doc="Probability with which the router chose chosen_model; null for old events",
+            ),
         ),
         time_column="ts",
         key=("decision_id",),
@@ -46,6 +53,7 @@ ROUTING_DECISIONS = register(
             between("cost_usd", min_value=0),
             between("latency_ms", min_value=0),
             between("prompt_tokens", min_value=0),
+            between("propensity", min_value=0, max_value=1),
         ),
         diff_metrics={
             "quality_score mean": ("quality_score", "mean"),
