@@ -8,7 +8,8 @@ Routing decisions (``aura:events:routing``), drawn from these distributions:
 * **task types**: code 35 %, chat 30 %, summarize 15 %, extract 12 %, reason 8 %.
 * **prompt tokens**: log-normal (median 550, sigma 0.8), clipped to [1, 32000].
 * **candidates**: 2-4 of five models; the router samples a candidate from a softmax (temperature
-  0.02) over its quality-minus-cost score, with 10 % uniform exploration, and logs the
+  0.02) over its quality-minus-cost score (a hand-tuned router that leans on quality, see
+  :data:`COST_WEIGHT`), with 10 % uniform exploration, and logs the
   ``propensity`` with which it chose the model it used (fallback included), so the decisions
   support off-policy evaluation. A workload with a ``router`` policy (the learned champion)
   routes with it instead: its choice with probability 0.9, a uniform candidate otherwise.
@@ -55,6 +56,8 @@ DRIFT_TASK_WEIGHTS = (0.20, 0.20, 0.10, 0.10, 0.40)
 TASK_QUALITY = {"code": -0.03, "chat": 0.02, "summarize": 0.03, "extract": 0.0, "reason": -0.08}
 TENANTS = tuple(f"tenant-{i:02d}" for i in range(12))
 TEMPERATURE = 0.02
+# The hand-tuned router before learning leans on quality: a dollar per 1k tokens weighs 2 points.
+COST_WEIGHT = 2.0
 EXPLORE_RATE = 0.10
 FALLBACK_RATE = 0.04
 QUALITY_SD = 0.05
@@ -141,7 +144,7 @@ def _simulate(
         is_candidate[rows, order[:, k]] = k < n_candidates
     task_adj = np.array([TASK_QUALITY[t] for t in TASKS])[task]
     # The logging policy: softmax over the score (sampled by Gumbel-max), then exploration.
-    score = base_quality[None, :] - 8 * price[None, :] * (tokens[:, None] / 1000)
+    score = base_quality[None, :] - COST_WEIGHT * price[None, :] * (tokens[:, None] / 1000)
     logits = np.where(is_candidate, score / TEMPERATURE, -np.inf)
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
     softmax /= softmax.sum(axis=1, keepdims=True)
