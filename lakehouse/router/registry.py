@@ -119,6 +119,33 @@ def read_training(
     return rows, snapshot
 
 
+def training_days(lh: Lakehouse, table: str = TRAINING) -> list[date]:
+    """The days present in ``router_training_set`` (or ``table``) on the lakehouse's branch."""
+    rows = lh.read(table).select(["ts"])
+    if rows.num_rows == 0:
+        return []
+    days = pc.unique(pc.floor_temporal(rows.column("ts"), unit="day")).to_pylist()
+    return sorted({d.date() for d in days})
+
+
+def split_days(
+    lh: Lakehouse, train_days: int = 3, heldout_days: int = 1
+) -> tuple[list[date], list[date]]:
+    """The latest ``heldout_days`` days for evaluation and the ``train_days`` before them.
+
+    Raises:
+        ValidationError: the training set has fewer days than that.
+    """
+    days = training_days(lh)
+    if len(days) < train_days + heldout_days:
+        raise ValidationError(
+            f"router_training_set has {len(days)} day(s); training on {train_days} and holding "
+            f"out {heldout_days} needs {train_days + heldout_days}: build more days first"
+        )
+    cut = len(days) - heldout_days
+    return days[cut - train_days : cut], days[cut:]
+
+
 # -- versions ---------------------------------------------------------------------------------------
 
 
