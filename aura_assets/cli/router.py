@@ -54,9 +54,7 @@ def train(
         raise ValidationError("routing_decisions is empty: run `aura simulate` and ingest first")
     registry.build_training_set(lh, days, audit=gx_audit)
     train_on, heldout = registry.split_days(lh, train_days, heldout_days)
-    result = registry.retrain(
-        lh, train_on, heldout, truth=_truth(simulated, regime_change_at)
-    )
+    result = registry.retrain(lh, train_on, heldout, truth=_truth(simulated, regime_change_at))
     verdict = "published as champion" if result.published else "REFUSED (kept on its branch)"
     click.echo(
         f"candidate {result.candidate.version} {verdict}; audit branch {result.audit_branch}"

@@ -55,13 +55,17 @@ def router_training_set(
 ) -> MaterializeResult:
     lh = lakehouse.lakehouse()
     window = context.partition_time_window
-    days = [window.start.date() + timedelta(days=i) for i in range((window.end - window.start).days)]
+    days = [
+        window.start.date() + timedelta(days=i) for i in range((window.end - window.start).days)
+    ]
     lineage = lineage_of(context, TRAINING)
     waps = []
     for day in days:
         rows = registry.training_day(lh, day)
         waps.append(
-            write_audit_publish(lh, "router_training_set", rows, audit=gx_audit, day=day, lineage=lineage)
+            write_audit_publish(
+                lh, "router_training_set", rows, audit=gx_audit, day=day, lineage=lineage
+            )
         )
     failed = [d for d, w in zip(days, waps, strict=True) if not w.published]
     if failed and len(days) > 1:
@@ -107,7 +111,9 @@ class RetrainConfig(Config):
     ],
     can_subset=False,
 )
-def router_model(context: AssetExecutionContext, config: RetrainConfig, lakehouse: LakehouseResource):  # type: ignore[no-untyped-def]
+def router_model(
+    context: AssetExecutionContext, config: RetrainConfig, lakehouse: LakehouseResource
+):  # type: ignore[no-untyped-def]
     """Gated retraining: train, audit by evaluation, publish only a winner."""
     lh = lakehouse.lakehouse()
     train_days, heldout = registry.split_days(lh, config.train_days, config.heldout_days)

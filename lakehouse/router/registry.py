@@ -74,7 +74,7 @@ _CACHE: dict[str, RouterModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-# -- training set ---------------------------------------------------------------------------------
+# -- training set --------------------------------------------------------------------------
 
 
 def training_day(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:
@@ -114,7 +114,9 @@ def read_training(
     end = datetime(wanted[-1].year, wanted[-1].month, wanted[-1].day, tzinfo=UTC)
     rows = lh.read(TRAINING, window=(start, end + timedelta(days=1)), snapshot_id=snapshot)
     day_of = pc.cast(pc.floor_temporal(rows.column("ts"), unit="day"), pa.timestamp("us", "UTC"))
-    keep = pc.is_in(day_of, pa.array([datetime.combine(d, datetime.min.time(), UTC) for d in wanted]))
+    keep = pc.is_in(
+        day_of, pa.array([datetime.combine(d, datetime.min.time(), UTC) for d in wanted])
+    )
     rows = rows.filter(keep).sort_by([("ts", "ascending"), ("decision_id", "ascending")])
     return rows, snapshot
 
@@ -146,7 +148,7 @@ def split_days(
     return days[cut - train_days : cut], days[cut:]
 
 
-# -- versions ---------------------------------------------------------------------------------------
+# -- versions ------------------------------------------------------------------------------
 
 
 def artifact_root(lh: Lakehouse) -> Path:
@@ -235,7 +237,9 @@ def load_version(lh: Lakehouse, version: str, branch: str | None = None) -> Rout
         return cached
     rows = models(lh, branch).filter(pc.equal(pc.field("version"), version)).to_pylist()
     if not rows:
-        raise ValidationError(f"router model {version!r} is not in router_models; see `aura router models`")
+        raise ValidationError(
+            f"router model {version!r} is not in router_models; see `aura router models`"
+        )
     model = RouterModel.load(Path(unquote(urlparse(rows[0]["artifact_uri"]).path)))
     with _CACHE_LOCK:
         _CACHE[version] = model
@@ -276,7 +280,9 @@ def best_model_for(
         raise ValidationError("best_model_for needs at least one candidate model")
     model = champion(lh)
     if model is None:
-        return candidates[0], "no champion router yet: first candidate (train one: aura router train)"
+        return candidates[
+            0
+        ], "no champion router yet: first candidate (train one: aura router train)"
     if not any(c in model.models for c in candidates):
         return candidates[0], (
             f"champion {model.version} knows none of {list(candidates)}: first candidate"
@@ -285,7 +291,7 @@ def best_model_for(
     return choice.model, f"champion {model.version}: {choice.reason}"
 
 
-# -- evaluation and gated retraining ---------------------------------------------------------------
+# -- evaluation and gated retraining ----------------------------------------------------
 
 
 def evaluate(
@@ -367,7 +373,11 @@ class ModelEvaluationAudit:
                 f"{table}@{branch} lacks candidate {self.candidate.version}; write it first"
             )
         evaluation = evaluate(
-            lh, self.candidate, self.champion, self.heldout_days, truth=self.truth,
+            lh,
+            self.candidate,
+            self.champion,
+            self.heldout_days,
+            truth=self.truth,
             n_boot=self.n_boot,
         )
         self.report = EvaluationReport(
