@@ -53,7 +53,6 @@ ROUTING_DECISIONS = register(
             between("cost_usd", min_value=0),
             between("latency_ms", min_value=0),
             between("prompt_tokens", min_value=0),
-            between("propensity", min_value=0, max_value=1),
         ),
         diff_metrics={
             "quality_score mean": ("quality_score", "mean"),
