@@ -8,9 +8,11 @@ Routing decisions (``aura:events:routing``), drawn from these distributions:
 * **task types**: code 35 %, chat 30 %, summarize 15 %, extract 12 %, reason 8 %.
 * **prompt tokens**: log-normal (median 550, sigma 0.8), clipped to [1, 32000].
 * **candidates**: 2-4 of five models; the router samples a candidate from a softmax (temperature
-  0.02) over its quality-minus-cost score, with 10 % uniform exploration, and logs the
+  0.02) over its quality-minus-cost score (a hand-tuned router that leans on quality, see
+  :data:`COST_WEIGHT`), with 10 % uniform exploration, and logs the
   ``propensity`` with which it chose the model it used (fallback included), so the decisions
-  support off-policy evaluation.
+  support off-policy evaluation. A workload with a ``router`` policy (the learned champion)
+  routes with it instead: its choice with probability 0.9, a uniform candidate otherwise.
 * **cost**: tokens x the model's price (see :data:`MODELS`) x log-normal noise (sigma 0.1).
 * **latency**: the model's base latency x log-normal(0, 0.3) + 0.05 ms per prompt token.
 * **quality**: the model's base quality + a task-type adjustment + normal noise (sd 0.05),
@@ -30,8 +32,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -54,6 +56,8 @@ DRIFT_TASK_WEIGHTS = (0.20, 0.20, 0.10, 0.10, 0.40)
 TASK_QUALITY = {"code": -0.03, "chat": 0.02, "summarize": 0.03, "extract": 0.0, "reason": -0.08}
 TENANTS = tuple(f"tenant-{i:02d}" for i in range(12))
 TEMPERATURE = 0.02
+# The hand-tuned router before learning leans on quality: a dollar per 1k tokens weighs 2 points.
+COST_WEIGHT = 2.0
 EXPLORE_RATE = 0.10
 FALLBACK_RATE = 0.04
 QUALITY_SD = 0.05
@@ -72,6 +76,10 @@ class RoutingWorkload:
     seed: int = 7
     malformed_rate: float = 0.0
     regime_change_at: date | None = None
+    router: Callable[[pa.Table], np.ndarray] | None = field(default=None, compare=False)
+    """A routing policy (decision-shaped rows -> model name per row) that replaces the
+    built-in softmax router, e.g. the champion's (``lakehouse.router.registry.champion_policy``);
+    exploration, fallback and propensities apply to it the same way."""
 
 
 @dataclass(frozen=True)
@@ -136,11 +144,16 @@ def _simulate(
         is_candidate[rows, order[:, k]] = k < n_candidates
     task_adj = np.array([TASK_QUALITY[t] for t in TASKS])[task]
     # The logging policy: softmax over the score (sampled by Gumbel-max), then exploration.
-    score = base_quality[None, :] - 8 * price[None, :] * (tokens[:, None] / 1000)
+    score = base_quality[None, :] - COST_WEIGHT * price[None, :] * (tokens[:, None] / 1000)
     logits = np.where(is_candidate, score / TEMPERATURE, -np.inf)
     softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
     softmax /= softmax.sum(axis=1, keepdims=True)
     chosen = np.argmax(logits + rng.gumbel(size=score.shape), axis=1)
+    ts = [midnight + timedelta(seconds=float(s)) for s in seconds]
+    candidates = [[names[j] for j in np.flatnonzero(row)] for row in is_candidate]
+    if workload.router is not None:
+        softmax = _policy_choice(workload.router, names, ts, tenant, task, tokens, candidates)
+        chosen = np.argmax(softmax, axis=1)
     explore = rng.uniform(size=n) < EXPLORE_RATE
     random_pick = order[rows, rng.integers(0, n_candidates)]
     chosen = np.where(explore, random_pick, chosen)
@@ -162,11 +175,11 @@ def _simulate(
     ids = rng.integers(0, 2**63, size=(n, 2), dtype=np.int64)
     columns = {
         "decision_id": [f"d-{uuid.UUID(int=(int(a) << 64) | int(b))}" for a, b in ids],
-        "ts": [midnight + timedelta(seconds=float(s)) for s in seconds],
+        "ts": ts,
         "tenant_id": [TENANTS[i] for i in tenant],
         "task_type": [TASKS[i] for i in task],
         "prompt_tokens": tokens,
-        "candidate_models": [[names[j] for j in np.flatnonzero(row)] for row in is_candidate],
+        "candidate_models": candidates,
         "chosen_model": [names[i] for i in chosen],
         "cost_usd": np.round(cost, 6),
         "latency_ms": np.round(latency, 2),
@@ -174,7 +187,20 @@ def _simulate(
         "fallback_used": fallback,
         "propensity": np.round(propensity, 6),
     }
-    truth = RoutingTruth(
+    truth = _truth(names, base_quality, price, base_latency, task_adj, tokens, is_candidate)
+    return columns, truth
+
+
+def _truth(
+    names: list[str],
+    base_quality: np.ndarray,
+    price: np.ndarray,
+    base_latency: np.ndarray,
+    task_adj: np.ndarray,
+    tokens: np.ndarray,
+    is_candidate: np.ndarray,
+) -> RoutingTruth:
+    return RoutingTruth(
         models=tuple(names),
         quality=_clipped_normal_mean(base_quality[None, :] + task_adj[:, None], QUALITY_SD),
         cost=tokens[:, None] / 1000 * price[None, :] * np.exp(COST_SIGMA**2 / 2),
@@ -182,7 +208,78 @@ def _simulate(
         + 0.05 * tokens[:, None].astype(float),
         candidates=is_candidate,
     )
-    return columns, truth
+
+
+def expected_truth(rows: pa.Table, regime_change_at: date | None = None) -> RoutingTruth:
+    """The simulator's ground truth for logged requests (any rows with ``ts``, ``task_type``,
+    ``prompt_tokens`` and ``candidate_models``), e.g. held-out days read back from the lakehouse.
+
+    The expected outcomes depend only on the request and the regime, not on the seed, so this
+    equals :func:`routing_truth` for the simulator's own decisions.
+    """
+    names = list(MODELS)
+    price, base_latency, base_quality = (np.array([MODELS[m][i] for m in names]) for i in range(3))
+    task_adj = np.array([TASK_QUALITY[t] for t in rows.column("task_type").to_pylist()])
+    tokens = rows.column("prompt_tokens").to_numpy().astype(np.int64)
+    index = {m: j for j, m in enumerate(names)}
+    is_candidate = np.zeros((rows.num_rows, len(names)), dtype=bool)
+    for i, cands in enumerate(rows.column("candidate_models").to_pylist()):
+        for m in cands:
+            if m in index:
+                is_candidate[i, index[m]] = True
+    quality = base_quality[None, :].repeat(rows.num_rows, axis=0)
+    latency = base_latency[None, :].repeat(rows.num_rows, axis=0)
+    if regime_change_at is not None:
+        days = [ts.date() for ts in rows.column("ts").to_pylist()]
+        drifted = np.array([d >= regime_change_at for d in days], dtype=bool)
+        large = names.index("large")
+        quality[drifted, large] -= 0.15
+        latency[drifted, large] *= 2
+    mean_quality = _clipped_normal_mean(quality + task_adj[:, None], QUALITY_SD)
+    truth = _truth(names, base_quality, price, base_latency, task_adj, tokens, is_candidate)
+    return RoutingTruth(
+        models=truth.models,
+        quality=mean_quality,
+        cost=truth.cost,
+        latency=latency * np.exp(LATENCY_SIGMA**2 / 2) + 0.05 * tokens[:, None].astype(float),
+        candidates=is_candidate,
+    )
+
+
+def _policy_choice(
+    router: Callable[[pa.Table], np.ndarray],
+    names: list[str],
+    ts: list[datetime],
+    tenant: np.ndarray,
+    task: np.ndarray,
+    tokens: np.ndarray,
+    candidates: list[list[str]],
+) -> np.ndarray:
+    """One-hot (rows, models) of the policy's choice for each request."""
+    n = len(ts)
+    requests = pa.table(
+        {
+            "decision_id": [f"request-{i}" for i in range(n)],
+            "ts": ts,
+            "tenant_id": [TENANTS[i] for i in tenant],
+            "task_type": [TASKS[i] for i in task],
+            "prompt_tokens": tokens,
+            "candidate_models": candidates,
+            "chosen_model": [c[0] for c in candidates],
+            "cost_usd": np.zeros(n),
+            "latency_ms": np.zeros(n),
+            "quality_score": np.zeros(n),
+            "fallback_used": np.zeros(n, dtype=bool),
+        }
+    )
+    choice = np.asarray(router(requests), dtype=object)
+    index = {m: j for j, m in enumerate(names)}
+    out = np.zeros((n, len(names)))
+    for i, (model, cands) in enumerate(zip(choice, candidates, strict=True)):
+        if model not in cands:
+            raise ValueError(f"router chose {model!r}, which is not among candidates {cands}")
+        out[i, index[model]] = 1.0
+    return out
 
 
 def _clipped_normal_mean(mu: np.ndarray, sd: float) -> np.ndarray:

@@ -145,8 +145,17 @@ def simulate(
     workflows: int,
 ) -> None:
     """Publish a seeded routing workload to the Redis stream aura:events:routing."""
+    from dataclasses import replace
+
+    from lakehouse.router.registry import champion_policy, champion_row
+
     settings = Settings.from_env()
     workload = _workload(start, days, per_day, seed, malformed_rate, regime_change_at)
+    lh = Lakehouse(settings)
+    policy = champion_policy(lh)
+    if policy is not None:  # once a router is trained, the simulated platform routes with it
+        workload = replace(workload, router=policy)
+        click.echo(f"routing with champion router {champion_row(lh)['version']}")  # type: ignore[index]
     written = _publish(settings, workload)
     click.echo(
         f"published {written} routing events for {workload.start} .. "
@@ -258,6 +267,7 @@ def _register_optional_commands() -> None:
     from aura_assets.cli.doctor import doctor
     from aura_assets.cli.maintain import history, maintain
     from aura_assets.cli.memory import memory
+    from aura_assets.cli.router import router
     from aura_assets.cli.sql import sql
 
     main.add_command(sql)
@@ -270,6 +280,7 @@ def _register_optional_commands() -> None:
     main.add_command(backup)
     main.add_command(restore)
     main.add_command(memory)
+    main.add_command(router)
 
 
 _register_optional_commands()

@@ -18,6 +18,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from lakehouse.expectations import between, in_set, not_null, unique
 from lakehouse.tables import TableSpec, column, register
 
 ROUTER_TRAINING_SET = register(
@@ -50,6 +51,13 @@ ROUTER_TRAINING_SET = register(
         time_column="ts",
         key=("decision_id",),
         description="Router training set: features and observed outcome per routing decision",
+        expectations=(
+            not_null("decision_id"),
+            unique("decision_id"),
+            between("quality_score", 0, 1),
+            between("cost_usd", min_value=0),
+            between("propensity", min_value=0, max_value=1),
+        ),
     )
 )
 
@@ -76,6 +84,11 @@ ROUTER_MODELS = register(
         ),
         key=("version",),
         description="Versions of the learned router: artifact, lineage, metrics and status",
+        expectations=(
+            not_null("version"),
+            unique("version"),
+            in_set("status", ("candidate", "champion", "retired")),
+        ),
     )
 )
 
@@ -97,6 +110,9 @@ ROUTER_EVALUATIONS = register(
             column(12, "quality", DoubleType(), doc="Mean quality per request"),
             column(13, "quality_low", DoubleType(), required=False),
             column(14, "quality_high", DoubleType(), required=False),
+            column(15, "decision", StringType(), required=False, doc="promoted | refused"),
+            column(16, "reasons", StringType(), required=False, doc="The gate's reasons"),
+            column(17, "audit_branch", StringType(), required=False),
         ),
         time_column="evaluated_at",
         key=("evaluation_id", "policy", "estimator"),

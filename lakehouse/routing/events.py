@@ -1,7 +1,10 @@
 """The routing event contract: what the model router publishes, and how it is validated.
 
 The router publishes one entry per decision to ``aura:events:routing``; each entry has one
-field ``data`` holding the event as a JSON object with the fields of :data:`REQUIRED_FIELDS`.
+field ``data`` holding the event as a JSON object with the fields of :data:`REQUIRED_FIELDS`
+and optionally those of :data:`OPTIONAL_FIELDS`: ``propensity``, the probability in (0, 1] with
+which the router chose ``chosen_model`` (what off-policy evaluation of other routers needs).
+Events without it, older than that field, stay valid and are stored with a null.
 An event that breaks the contract becomes a :class:`~lakehouse.streams.DeadLetter` whose reason
 names the field and the problem.
 """
@@ -37,6 +40,7 @@ REQUIRED_FIELDS = (
     "quality_score",
     "fallback_used",
 )
+OPTIONAL_FIELDS = ("propensity",)
 
 
 class EventError(ValueError):
@@ -101,7 +105,17 @@ def parse_event(raw: str | bytes) -> dict[str, Any]:
         raise EventError(f"chosen_model {event['chosen_model']!r} is not among candidate_models")
     if not isinstance(event["fallback_used"], bool):
         raise EventError(f"fallback_used must be true or false, got {event['fallback_used']!r}")
-    return {name: event[name] for name in REQUIRED_FIELDS}
+    propensity = event.get("propensity")
+    if propensity is not None:
+        if (
+            isinstance(propensity, bool)
+            or not isinstance(propensity, int | float)
+            or not math.isfinite(propensity)
+            or not 0 < propensity <= 1
+        ):
+            raise EventError(f"propensity must be a number in (0, 1], got {propensity!r}")
+        propensity = float(propensity)
+    return {**{name: event[name] for name in REQUIRED_FIELDS}, "propensity": propensity}
 
 
 def parse_ts(value: object) -> datetime:
@@ -153,6 +167,7 @@ def decisions_to_arrow(decisions: list[dict[str, Any]], ingested_at: datetime) -
     """Valid decisions as an Arrow table in the schema of ``routing_decisions``."""
     schema = ROUTING_DECISIONS.arrow_schema
     columns = {name: [d[name] for d in decisions] for name in REQUIRED_FIELDS}
+    columns["propensity"] = [d.get("propensity") for d in decisions]
     columns["stream_id"] = [d.get("stream_id") for d in decisions]
     columns["ingested_at"] = [ingested_at] * len(decisions)
     return pa.Table.from_pydict(columns, schema=schema)

@@ -33,6 +33,13 @@ ROUTING_DECISIONS = register(
             column(11, "fallback_used", BooleanType()),
             column(12, "stream_id", StringType(), required=False, doc="Redis stream entry id"),
             column(13, "ingested_at", TimestamptzType(), required=False),
+            column(
+                14,
+                "propensity",
+                DoubleType(),
+                required=False,
+                doc="Probability with which the router chose chosen_model; null for old events",
+            ),
         ),
         time_column="ts",
         key=("decision_id",),

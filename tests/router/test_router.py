@@ -69,7 +69,7 @@ def test_features_shape_and_determinism() -> None:
     assert len(encoder.models) == 5
     assert np.allclose(x[:, 1] ** 2 + x[:, 2] ** 2, 1)  # time of day on the unit circle
     # Old events without a propensity still make rows (propensity null).
-    old = training_set(routing_arrow(WORKLOAD, START, 100))
+    old = training_set(routing_arrow(WORKLOAD, START, 100).drop_columns(["propensity"]))
     assert old.column("propensity").null_count == 100
 
 

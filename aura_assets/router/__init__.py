@@ -1,0 +1,1 @@
+"""The learned router: training set, gated retraining of versioned models, their evaluation."""
