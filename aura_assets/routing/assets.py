@@ -14,14 +14,14 @@ from dagster import (
     multi_asset,
 )
 
-from aura_assets.partitions import DAILY
-from aura_resources.iceberg import (
+from aura_assets.materialize import (
     audited_result,
     lineage_of,
     materialize,
     partition_day,
     snapshot_result,
 )
+from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from lakehouse import Lakehouse, routing
 from lakehouse.wap import WapResult
