@@ -21,7 +21,7 @@ from aura_assets.materialize import (
     partition_day,
     snapshot_result,
 )
-from aura_assets.partitions import DAILY
+from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from lakehouse import Lakehouse, routing
 from lakehouse.wap import WapResult
@@ -140,6 +140,7 @@ def _current(
     group_name="routing",
     kinds={"iceberg", "polars"},
     deps=[DECISIONS],
+    automation_condition=FOLLOW_UPSTREAM,
     check_specs=check_specs(DAILY_SUMMARY),
     description="Per day and chosen model: decisions, cost, latency percentiles, quality and "
     "fallback rate. The router-retraining and drift work reads this.",
