@@ -31,7 +31,7 @@ def small_files_sensor(
 ) -> SensorResult | SkipReason:
     """One maintenance run per table over the threshold; the run key (table and snapshot) makes
     a repeated evaluation of the same table state a no-op."""
-    found = tables_to_compact(lakehouse)
+    found = tables_to_compact(lakehouse, SMALL_FILES_PER_PARTITION)
     if not found:
         return SkipReason(f"no partition has {SMALL_FILES_PER_PARTITION} or more small files")
     return SensorResult(
