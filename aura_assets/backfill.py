@@ -28,6 +28,8 @@ class DayRun:
     day: date
     run_id: str
     success: bool
+    backfill_id: str
+    """The value of the runs' ``aura/backfill`` tag (one per backfill)."""
 
 
 def days_between(first: date, last: date) -> list[date]:
@@ -104,7 +106,7 @@ def backfill(
                 tags={BACKFILL_TAG: backfill_id},
                 raise_on_error=False,
             )
-            run = DayRun(day, result.run_id, result.success)
+            run = DayRun(day, result.run_id, result.success, backfill_id)
             yield run
             if not run.success:
                 return

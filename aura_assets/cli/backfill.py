@@ -19,12 +19,13 @@ def backfill(assets: tuple[str, ...], first: datetime, last: datetime) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from aura_assets.backfill import BACKFILL_TAG, days_between
     from aura_assets.backfill import backfill as run_backfill
-    from aura_assets.backfill import days_between
 
     settings = Settings.from_env()
     total = len(days_between(first.date(), last.date()))
     failed = None
+    tag = ""
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -35,6 +36,7 @@ def backfill(assets: tuple[str, ...], first: datetime, last: datetime) -> None:
         task = progress.add_task("backfill", total=total)
         for run in run_backfill(settings, assets, first.date(), last.date()):
             progress.update(task, advance=1, description=f"{run.day}")
+            tag = f"{BACKFILL_TAG}={run.backfill_id}"
             if not run.success:
                 failed = run
     if failed is not None:
@@ -42,5 +44,6 @@ def backfill(assets: tuple[str, ...], first: datetime, last: datetime) -> None:
             f"{failed.day}: run {failed.run_id} failed; later days not run (see `aura ui`)"
         )
     click.echo(
-        f"backfilled {', '.join(assets)} for {total} day(s), {first:%Y-%m-%d} .. {last:%Y-%m-%d}"
+        f"backfilled {', '.join(assets)} for {total} day(s), "
+        f"{first:%Y-%m-%d} .. {last:%Y-%m-%d} (runs tagged {tag})"
     )
