@@ -1,6 +1,6 @@
-"""Typed Dagster resources for the AURA lakehouse."""
+"""Typed Dagster resources for the AURA lakehouse, and the Iceberg IO manager."""
 
-from aura_resources.iceberg import IcebergIOManager, materialize
+from aura_resources.iceberg import IcebergIOManager
 from aura_resources.lakehouse import (
     DuckDBResource,
     LakehouseResource,
@@ -14,5 +14,4 @@ __all__ = [
     "LakehouseResource",
     "QdrantResource",
     "RedisResource",
-    "materialize",
 ]

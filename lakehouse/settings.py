@@ -16,7 +16,14 @@ Environment variables:
 ``AURA_QDRANT_URL`` Qdrant URL; unset means Qdrant local mode in AURA_HOME.
 ``AURA_DAGSTER_PG_URL`` PostgreSQL URL for Dagster's storage (default AURA_PG_URL, else SQLite).
 ``AURA_BRANCH``    Iceberg branch that materialisations write to (default ``main``).
+``AURA_PARTITIONS_START`` First day of the Dagster daily partitions (``YYYY-MM-DD``; default
+                   ``2026-11-01``, a fixed recent day, so the UI does not show years of empty
+                   partitions; set it earlier to backfill older data).
 ================== =====================================================================
+
+:meth:`Settings.from_values` resolves the same configuration from explicit values (the Dagster
+resources' fields) without reading the environment; :meth:`Settings.from_env` is that resolution
+applied to the variables.
 """
 
 from __future__ import annotations
@@ -25,10 +32,28 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
 NAMESPACE = "aura"
 MAIN_BRANCH = "main"
+DEFAULT_PARTITIONS_START = date(2026, 11, 1)
+"""First daily partition unless ``AURA_PARTITIONS_START`` says otherwise (fixed: a partition
+set whose start moved every day would make Dagster forget materialised partitions)."""
+
+ENV_VARS: dict[str, str] = {
+    "home": "AURA_HOME",
+    "pg_url": "AURA_PG_URL",
+    "catalog_uri": "AURA_CATALOG_URI",
+    "catalog_name": "AURA_CATALOG_NAME",
+    "warehouse": "AURA_WAREHOUSE",
+    "redis_url": "AURA_REDIS_URL",
+    "qdrant_url": "AURA_QDRANT_URL",
+    "dagster_pg_url": "AURA_DAGSTER_PG_URL",
+    "branch": "AURA_BRANCH",
+    "partitions_start": "AURA_PARTITIONS_START",
+}
+"""Each :meth:`Settings.from_values` argument and the environment variable that supplies it."""
 
 
 # ``password=...`` in a libpq keyword DSN (quoted or not) or a URL query string.
@@ -148,26 +173,54 @@ class Settings:
     dagster_pg_url: str | None
     branch: str = MAIN_BRANCH
 
+    partitions_start: date = DEFAULT_PARTITIONS_START
+
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the ``AURA_*`` variables (from ``os.environ`` unless ``environ`` is given)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
+        """Read the ``AURA_*`` variables (from ``os.environ`` unless ``environ`` is given).
+
+        ``values`` (keys of :data:`ENV_VARS`) win over the variables where they are not None.
+        """
         env = os.environ if environ is None else environ
-        home = Path(env.get("AURA_HOME") or Path.cwd() / ".aura").expanduser().resolve()
-        pg_url = env.get("AURA_PG_URL") or None
-        catalog_uri = env.get("AURA_CATALOG_URI") or (
-            sqlalchemy_url(pg_url) if pg_url else f"sqlite:///{home / 'catalog.db'}"
-        )
-        warehouse = env.get("AURA_WAREHOUSE") or (home / "warehouse").as_uri()
+        unknown = set(values) - set(ENV_VARS)
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}; known: {sorted(ENV_VARS)}")
+        resolved = {name: values.get(name) or env.get(var) for name, var in ENV_VARS.items()}
+        return cls.from_values(**resolved)
+
+    @classmethod
+    def from_values(
+        cls,
+        home: str | Path | None = None,
+        pg_url: str | None = None,
+        catalog_uri: str | None = None,
+        catalog_name: str | None = None,
+        warehouse: str | None = None,
+        redis_url: str | None = None,
+        qdrant_url: str | None = None,
+        dagster_pg_url: str | None = None,
+        branch: str | None = None,
+        partitions_start: str | date | None = None,
+    ) -> Settings:
+        """Resolve explicit values (None or empty: the embedded default); reads no environment.
+
+        Raises:
+            ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day.
+        """
+        root = Path(home or Path.cwd() / ".aura").expanduser().resolve()
+        pg = pg_url or None
+        catalog = catalog_uri or (sqlalchemy_url(pg) if pg else f"sqlite:///{root / 'catalog.db'}")
         return cls(
-            home=home,
-            catalog_uri=sqlalchemy_url(catalog_uri),
-            catalog_name=env.get("AURA_CATALOG_NAME") or "aura",
-            warehouse=warehouse,
-            redis_url=env.get("AURA_REDIS_URL") or None,
-            qdrant_url=env.get("AURA_QDRANT_URL") or None,
-            pg_url=pg_url,
-            dagster_pg_url=env.get("AURA_DAGSTER_PG_URL") or pg_url,
-            branch=env.get("AURA_BRANCH") or MAIN_BRANCH,
+            home=root,
+            catalog_uri=sqlalchemy_url(catalog),
+            catalog_name=catalog_name or "aura",
+            warehouse=warehouse or (root / "warehouse").as_uri(),
+            redis_url=redis_url or None,
+            qdrant_url=qdrant_url or None,
+            pg_url=pg,
+            dagster_pg_url=dagster_pg_url or pg,
+            branch=branch or MAIN_BRANCH,
+            partitions_start=_day(partitions_start),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -202,6 +255,7 @@ class Settings:
             "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
+            "partitions start": self.partitions_start.isoformat(),
         }
 
     def passwords(self) -> list[str]:
@@ -213,6 +267,27 @@ class Settings:
     def __repr__(self) -> str:  # never leak a password through a repr in a log line
         shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
         return f"Settings({shown})"
+
+
+def configured(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The :data:`ENV_VARS` entries whose variable is set (non-empty): field name -> variable."""
+    env = os.environ if environ is None else environ
+    return {name: var for name, var in ENV_VARS.items() if env.get(var)}
+
+
+def _day(value: str | date | None) -> date:
+    if value is None or value == "":
+        return DEFAULT_PARTITIONS_START
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        from lakehouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"AURA_PARTITIONS_START={value!r} is not a day; use YYYY-MM-DD, e.g. 2026-11-01"
+        ) from None
 
 
 def load_settings() -> Settings:

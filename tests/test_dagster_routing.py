@@ -157,3 +157,26 @@ def test_selecting_only_routing_decisions_still_records_dead_letters(
     lh = Lakehouse(in_aura_env)
     assert lh.info("routing_decisions").rows == 4
     assert lh.info("routing_decisions_rejected").rows == 1
+
+
+def test_schedules_run_the_day_that_has_just_closed() -> None:
+    at = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    for name, job in (
+        ("routing_ingest_schedule", "routing_ingest"),
+        ("checkpoint_archive_schedule", "checkpoint_archive"),
+    ):
+        schedule = defs.resolve_schedule_def(name)
+        assert schedule.job_name == job
+        with dg.build_schedule_context(
+            scheduled_execution_time=at, repository_def=defs.get_repository_def()
+        ) as context:
+            [request] = schedule.evaluate_tick(context).run_requests
+        assert request.partition_key == "2026-11-30" and request.run_key == "2026-11-30"
+
+
+def test_daily_summary_follows_its_upstream_by_automation() -> None:
+    from aura_assets.partitions import FOLLOW_UPSTREAM
+
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("routing_model_daily")).automation_condition == FOLLOW_UPSTREAM
+    assert DAILY.start.date() <= date(2026, 11, 20)  # the tests' and the demo's days are in range

@@ -5,10 +5,12 @@ import polars as pl
 import pyarrow as pa
 from helpers import bad_batch, decisions
 
+from aura_assets.materialize import materialize
 from aura_assets.partitions import DAILY
 from aura_assets.resources import RESOURCES
-from aura_resources.iceberg import BRANCH_TAG, IcebergIOManager, materialize
+from aura_resources.iceberg import IcebergIOManager
 from aura_resources.lakehouse import LakehouseResource
+from aura_resources.metadata import BRANCH_TAG
 from lakehouse import Lakehouse, refs
 from quality.checks import build_quality_checks, check_specs
 

@@ -108,3 +108,36 @@ def test_cli_output_never_shows_a_password(
         )
         assert SECRET not in text, (args, text)
     assert "***" in runner.invoke(main, ["config"]).output
+
+
+def test_from_values_resolves_like_the_environment(tmp_path: Path) -> None:
+    from datetime import date
+
+    from lakehouse.settings import DEFAULT_PARTITIONS_START
+
+    env = {"AURA_HOME": str(tmp_path), "AURA_PG_URL": "postgresql://a@h/db", "AURA_BRANCH": "x"}
+    assert Settings.from_values(home=tmp_path, pg_url="postgresql://a@h/db", branch="x") == (
+        Settings.from_env(env)
+    )
+    # Explicit values win over the environment; unset ones fall back to it.
+    assert Settings.from_env(env, branch="y").branch == "y"
+    assert Settings.from_env(env, branch=None).branch == "x"
+    assert Settings.from_env({}).partitions_start == DEFAULT_PARTITIONS_START
+    s = Settings.from_env({"AURA_PARTITIONS_START": "2026-10-01"})
+    assert s.partitions_start == date(2026, 10, 1)
+    with pytest.raises(Exception, match="AURA_PARTITIONS_START='yesterday' is not a day"):
+        Settings.from_env({"AURA_PARTITIONS_START": "yesterday"})
+
+
+def test_partitions_start_from_the_environment(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "from aura_assets.partitions import DAILY; print(DAILY.start.date())"
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "AURA_PARTITIONS_START": "2026-10-05", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "2026-10-05"

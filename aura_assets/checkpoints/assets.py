@@ -13,8 +13,8 @@ from dagster import (
 )
 from pydantic import Field
 
+from aura_assets.materialize import partition_day
 from aura_assets.partitions import DAILY
-from aura_resources.iceberg import partition_day
 from aura_resources.lakehouse import LakehouseResource
 from lakehouse.checkpoints import (
     AuraCheckpointSaver,

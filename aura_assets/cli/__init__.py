@@ -261,6 +261,7 @@ def ui(port: int) -> None:
 def _register_optional_commands() -> None:
     """Attach the command groups other domains contribute."""
     # Each domain module defines one click command or group; registered here in one place.
+    from aura_assets.cli.backfill import backfill
     from aura_assets.cli.backup import backup, restore
     from aura_assets.cli.branch import branch, tag
     from aura_assets.cli.checkpoints import checkpoints
@@ -281,6 +282,7 @@ def _register_optional_commands() -> None:
     main.add_command(restore)
     main.add_command(memory)
     main.add_command(router)
+    main.add_command(backfill)
 
 
 _register_optional_commands()

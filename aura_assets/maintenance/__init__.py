@@ -1,1 +1,1 @@
-"""Lakehouse maintenance: ref retention."""
+"""Lakehouse maintenance: ref retention and table maintenance (compaction, expiry, orphans)."""

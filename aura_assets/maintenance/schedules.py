@@ -1,9 +1,17 @@
-"""Nightly ref retention."""
+"""Nightly maintenance: ref retention first, then table maintenance (it frees what expired)."""
 
 from dagster import ScheduleDefinition
 
-from aura_assets.maintenance.jobs import ref_retention_job
+from aura_assets.maintenance.jobs import ref_retention_job, table_maintenance_job
 
 ref_retention_schedule = ScheduleDefinition(
     job=ref_retention_job, cron_schedule="15 2 * * *", execution_timezone="UTC"
+)
+
+table_maintenance_schedule = ScheduleDefinition(
+    name="table_maintenance_nightly",
+    job=table_maintenance_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    description="Every aura table, nightly at 03:00 UTC (after ref retention).",
 )

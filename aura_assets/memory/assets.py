@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
+from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
 from aura_assets.partitions import DAILY
-from aura_resources.iceberg import audited_result, lineage_of, partition_day, snapshot_result
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from lakehouse.memory import MemoryStore
 from lakehouse.memory.ingest import ingest_memory_events

@@ -22,8 +22,8 @@ from dagster import (
     multi_asset,
 )
 
+from aura_assets.materialize import audited_result, lineage_of
 from aura_assets.partitions import DAILY
-from aura_resources.iceberg import audited_result, lineage_of
 from aura_resources.lakehouse import LakehouseResource
 from lakehouse.router import registry
 from lakehouse.wap import write_audit_publish

@@ -14,14 +14,14 @@ from dagster import (
     multi_asset,
 )
 
-from aura_assets.partitions import DAILY
-from aura_resources.iceberg import (
+from aura_assets.materialize import (
     audited_result,
     lineage_of,
     materialize,
     partition_day,
     snapshot_result,
 )
+from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from lakehouse import Lakehouse, routing
 from lakehouse.wap import WapResult
@@ -140,6 +140,7 @@ def _current(
     group_name="routing",
     kinds={"iceberg", "polars"},
     deps=[DECISIONS],
+    automation_condition=FOLLOW_UPSTREAM,
     check_specs=check_specs(DAILY_SUMMARY),
     description="Per day and chosen model: decisions, cost, latency percentiles, quality and "
     "fallback rate. The router-retraining and drift work reads this.",

@@ -1,13 +1,6 @@
 """Close each day: re-ingest yesterday's partition shortly after midnight UTC (late events)."""
 
-from datetime import timedelta
-
-from dagster import RunRequest, ScheduleEvaluationContext, schedule
-
+from aura_assets.partitions import closed_day_schedule
 from aura_assets.routing.jobs import routing_ingest_job
 
-
-@schedule(job=routing_ingest_job, cron_schedule="30 0 * * *", execution_timezone="UTC")
-def routing_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    return RunRequest(run_key=f"close-{day}", partition_key=day)
+routing_daily_schedule = closed_day_schedule(routing_ingest_job, hour=0, minute=30)
