@@ -159,6 +159,21 @@ def libpq_url(url: str) -> str:
     return postgres_urls(url).libpq if is_postgres_url(url) else url
 
 
+def _postgres_setting(variable: str, url: str | None) -> str | None:
+    """``url`` if it is a PostgreSQL URL; a keyword DSN or anything else is refused (its value is
+    never echoed: it may hold a password)."""
+    if not url:
+        return None
+    if not is_postgres_url(url):
+        from lakehouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"{variable} is not a postgresql:// URL (keyword DSNs such as 'host=... password=...' "
+            f"are not supported); write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+    return url
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved AURA configuration. Build it with :meth:`from_env`."""
@@ -205,10 +220,12 @@ class Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
         Raises:
-            ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day.
+            ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day, or a Postgres
+                setting is not a ``postgresql://`` URL.
         """
         root = Path(home or Path.cwd() / ".aura").expanduser().resolve()
-        pg = pg_url or None
+        pg = _postgres_setting("AURA_PG_URL", pg_url)
+        dagster_pg_url = _postgres_setting("AURA_DAGSTER_PG_URL", dagster_pg_url)
         catalog = catalog_uri or (sqlalchemy_url(pg) if pg else f"sqlite:///{root / 'catalog.db'}")
         return cls(
             home=root,

@@ -141,3 +141,12 @@ def test_partitions_start_from_the_environment(tmp_path: Path) -> None:
         [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "2026-10-05"
+
+
+def test_a_keyword_dsn_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    from lakehouse.exceptions import ConfigurationError
+
+    dsn = f"host=db port=5432 user=aura password={SECRET} dbname=aura"
+    with pytest.raises(ConfigurationError, match="AURA_PG_URL is not a postgresql:// URL") as err:
+        Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_PG_URL": dsn})
+    assert SECRET not in str(err.value)
