@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
-from conftest import TABLE
+from helpers import TABLE
 
 from aura_assets.definitions import defs
 from aura_assets.maintenance import sensors
