@@ -9,6 +9,8 @@ Invariants:
 - Erase: :meth:`MemoryStore.forget` removes the memory from Redis keys and stream entries
   (rewriting persistence files), Qdrant (vacuuming local storage) and every snapshot and file
   of ``memories``, ``memory_events`` and ``memory_events_rejected``, and returns a receipt.
+- No resurrection: an erase first records a tombstone (:mod:`lakehouse.memory.tombstones`);
+  ingestion and compaction skip tombstoned memories and remove copies they made meanwhile.
 - Tier moves copy, verify in the destination, then trim: a crash in between duplicates a
   memory across tiers for a while (reads deduplicate by id) and never loses one.
 """
@@ -31,6 +33,7 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import ValidationError
+from lakehouse.memory import tombstones
 from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
 from lakehouse.memory.events import mentions
 from lakehouse.memory.hot import HotTier
@@ -372,7 +375,7 @@ class MemoryStore:
             ]
             hot_to_warm += self._hot_to_warm(tenant, live)
         expired_warm = self.warm.purge_expired(now_ms)
-        source = WarmSource(self.warm)
+        source = WarmSource(self.warm, self._erased)
         if warm_max_points is not None:
             points = self.warm.scan()
             excess = len(points) - warm_max_points
@@ -382,6 +385,10 @@ class MemoryStore:
         cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
         moved = self.cold.archive(source, from_ms(cutoff))  # type: ignore[arg-type]
         warm_to_cold = moved.trim.trimmed if moved.trim else 0
+        late = self._erased(source.chosen)
+        if late:  # erased while being archived: the erase may have missed the new cold copy
+            erase_rows(self.cold.table, In("memory_id", sorted(late)))
+            self.warm.delete(sorted(late))
         expired_cold = self.cold.purge_expired(now_ms)
         report = CompactionReport(
             hot_to_warm, warm_to_cold, expired_hot, expired_warm, expired_cold, tuple(tenants)
@@ -395,9 +402,18 @@ class MemoryStore:
         The same copy-verify-trim as :class:`lakehouse.tiering.Tiering`, whose destination is
         an Iceberg table; here the destination is the warm tier.
         """
+        buried = self._erased(live)
+        if buried:  # erased after this compaction read them: never copy, drop the hot copy
+            self.hot.trim(tenant, sorted(buried), keep_access=False)
+            live = [m for m in live if m.id not in buried]
         if not live:
             return 0
         self.warm.put(live)
+        late = self._erased(live)
+        if late:  # erased while being copied: the erase may have missed the new warm copy
+            self.warm.delete(sorted(late))
+            self.hot.trim(tenant, sorted(late), keep_access=False)
+            live = [m for m in live if m.id not in late]
         held = self.warm.held([m.id for m in live])
         moved = [m.id for m in live if m.id in held]
         if len(moved) < len(live):
@@ -410,12 +426,18 @@ class MemoryStore:
 
     # -- erase -------------------------------------------------------------------------------
 
+    def _erased(self, memories: Sequence[Memory]) -> set[str]:
+        """The ids among ``memories`` that a tombstone covers (see :mod:`.tombstones`)."""
+        return tombstones.erased(self.redis, [(m.tenant_id, m.id, m.created_ms) for m in memories])
+
     def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
         """Erase one memory of the tenant from every tier, snapshot and file."""
         check_tenant(tenant_id)
         mid = parse_id(memory_id)
         if mid is None:
             return self._receipt(tenant_id, (), 0, 0, False, 0, (), ())
+        # Tenant-qualified: another tenant's forget of this id buries nothing of theirs.
+        tombstones.bury(self.redis, tenant_id, mid, int(time.time() * 1000))
         keys = self.hot.trim(tenant_id, [mid], keep_access=False)
         entries = self.hot.erase_stream(tenant_id, {mid})
         points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
@@ -433,6 +455,7 @@ class MemoryStore:
     def forget_tenant(self, tenant_id: str) -> EraseReceipt:
         """Erase every memory of the tenant from every tier, snapshot and file."""
         check_tenant(tenant_id)
+        tombstones.bury(self.redis, tenant_id, None, int(time.time() * 1000))
         ids = set(self.hot.ids(tenant_id))
         ids |= {m.id for m in self.warm.scan(tenant_id)}
         cold = memory_table(self.lakehouse, "memories")
