@@ -73,6 +73,8 @@ from lakehouse.stores import close_redis, open_qdrant, open_redis
 
 log = logging.getLogger(__name__)
 TIERS = ("hot", "warm", "cold")
+# What a tier that does not answer raises (Redis, Qdrant).
+_DOWN: tuple[type[Exception], ...] = (redis.RedisError, *WARM_ERRORS)
 _NOT_ERASED = "not erased yet (its tombstone is recorded: no ingestion or compaction takes it back)"
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -264,7 +266,7 @@ class MemoryStore:
             "memory: %s tier unavailable (%s: %s); answering from the other tiers",
             tier,
             type(exc).__name__,
-            redact_url(str(exc)).splitlines()[0] if str(exc) else "",
+            (redact_url(str(exc)) or "").split("\n", 1)[0],
         )
         skipped.append(tier)
 
@@ -336,7 +338,7 @@ class MemoryStore:
                 continue
             try:
                 found = self._tier_search(tier, tenant_id, vec, pool, flt, now_ms)
-            except (redis.RedisError, *WARM_ERRORS) as exc:
+            except _DOWN as exc:
                 self._skip(tier, exc, skipped)
                 continue
             for memory, sim in found:
