@@ -39,3 +39,7 @@ class ReadOnlyError(AuraError):
 
 class TimeTravelError(AuraError):
     """A time or snapshot id does not name a state of the table (too early, or unknown)."""
+
+
+class TierUnavailableError(AuraError):
+    """A store a write needs (Redis, Qdrant) does not answer; nothing was written."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -128,9 +128,13 @@ class WarmSource:
     (the oldest points past a size limit); expired points are purged before a move, never moved.
     """
 
-    def __init__(self, warm: WarmTier) -> None:
+    def __init__(
+        self, warm: WarmTier, erased: Callable[[Sequence[Memory]], set[str]] | None = None
+    ) -> None:
         self.warm = warm
         self.extra: set[str] = set()
+        self.erased = erased
+        self.chosen: list[Memory] = []
 
     def candidates(
         self, *, day: date | None = None, older_than: datetime | None = None
@@ -142,6 +146,11 @@ class WarmSource:
         if day is not None:
             chosen = {i: m for i, m in chosen.items() if from_ms(m.created_ms).date() == day}  # type: ignore[union-attr]
         ordered = sorted(chosen.values(), key=lambda m: (m.created_ms, m.id))
+        buried = self.erased(ordered) if self.erased else set()
+        if buried:  # a tombstoned memory is never copied; its stray warm copy goes too
+            self.warm.delete(sorted(buried))
+            ordered = [m for m in ordered if m.id not in buried]
+        self.chosen = ordered
         return _rows(ordered, datetime.now(UTC))
 
     def delete(self, keys: Sequence[Key]) -> int:

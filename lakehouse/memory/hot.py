@@ -26,13 +26,12 @@ from lakehouse.memory.model import Memory
 TENANTS = "aura:mem:tenants"
 _SCAN_BATCH = 500
 
-# One round trip for get: the record, the vector, and the access refresh when it exists.
+# One round trip for get: the record and the vector, and the access refresh when it exists.
 _GET = """
 local v = redis.call('HMGET', KEYS[1], 'rec', 'vec')
 if not v[1] then return false end
-local prev = redis.call('HGET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return {v[1], v[2], prev}
+return v
 """
 
 # Rebuild a stream without some entries. XDEL only marks entries deleted inside their listpack
@@ -126,8 +125,11 @@ class HotTier:
 
     def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
         """The memory (access refreshed), or None; Redis itself enforces the TTL."""
-        keys = [self.key(tenant_id, memory_id), self.access(tenant_id)]
-        reply = self._get(keys=keys, args=[memory_id, now_ms])
+        key, access = self.key(tenant_id, memory_id), self.access(tenant_id)
+        try:  # EVALSHA straight away (the Script wrapper's checks cost as much as the server)
+            reply = self.client.evalsha(self._get.sha, 2, key, access, memory_id, now_ms)
+        except redis.exceptions.NoScriptError:  # a restarted or flushed server: load it again
+            reply = self._get(keys=[key, access], args=[memory_id, now_ms])
         if not reply:
             return None
         rec = json.loads(reply[0])

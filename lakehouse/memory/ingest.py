@@ -13,6 +13,10 @@ Python program (the same steps as routing's, over the shared mechanisms):
 4. acknowledge dead letters, and the day's events once published; hand events of other days
    (and of a failed audit) back to the group.
 
+``store`` events of an erased memory (:mod:`lakehouse.memory.tombstones`) are acknowledged and
+never written; one erased while this ingestion ran is erased from ``memory_events`` again after
+the publish, so an erase racing ingestion never leaves the memory behind.
+
 A crash before the acknowledgement replays the entries; the keyed merge absorbs the replay, so
 each event is in the table exactly once.
 """
@@ -22,12 +26,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pyarrow as pa
 import redis
+from pyiceberg.expressions import In
 
 from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
+from lakehouse.memory import tombstones
+from lakehouse.memory.cold import erase_rows
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
 from lakehouse.streams import GROUP, StreamConsumer, record_dead_letters
@@ -62,6 +70,7 @@ class EventIngestReport:
     duplicates: int
     rejected: int
     deferred: int
+    erased: int
     published: bool
     wap: WapResult | None
     rejected_write: WriteResult | None
@@ -101,6 +110,10 @@ def ingest_memory_events(
     entries = list(reader.read_unacked())
     parsed = parse_entries(entries, datetime.now(UTC))
     todays = [r for r in parsed.rows if r["ts"].date() == day]
+    buried = _erased(client, todays)
+    gone = [r for r in todays if r["op"] == "store" and r["memory_id"] in buried]
+    dropped = [r["stream_id"] for r in gone]
+    todays = [r for r in todays if not (r["op"] == "store" and r["memory_id"] in buried)]
     deferred = [r["stream_id"] for r in parsed.rows if r["ts"].date() != day]
     events = events_to_arrow(todays)
     merges: list[MergeResult] = []
@@ -118,7 +131,10 @@ def ingest_memory_events(
     )
     published = wap is None or wap.published
     ids = [r["stream_id"] for r in todays]
-    reader.ack([d.stream_id for d in parsed.rejections] + (ids if published else []))
+    reader.ack([d.stream_id for d in parsed.rejections] + dropped + (ids if published else []))
+    late = _erased(client, todays) if published else set()
+    if late:  # erased while this ingestion wrote them: erase the copies it published
+        erase_rows(lh.table(MEMORY_EVENTS.name), In("memory_id", sorted(late)))
     reader.release(deferred + ([] if published else ids))
     added = merges[-1].added if merges else 0
     report = EventIngestReport(
@@ -128,6 +144,7 @@ def ingest_memory_events(
         duplicates=len(todays) - added,
         rejected=len(parsed.rejections),
         deferred=len(deferred),
+        erased=len(dropped) + len(late),
         published=published,
         wap=wap,
         rejected_write=rejected_write,
@@ -143,6 +160,16 @@ def ingest_memory_events(
         report.deferred,
     )
     return report
+
+
+def _erased(client: redis.Redis, rows: list[dict[str, Any]]) -> set[str]:
+    """Memory ids of ``store`` rows that a tombstone covers."""
+    stores = [
+        (r["tenant_id"], r["memory_id"], round(r["ts"].timestamp() * 1000))
+        for r in rows
+        if r["op"] == "store" and r["memory_id"]
+    ]
+    return tombstones.erased(client, stores)
 
 
 def read_day_events(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:

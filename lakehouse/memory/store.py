@@ -9,6 +9,14 @@ Invariants:
 - Erase: :meth:`MemoryStore.forget` removes the memory from Redis keys and stream entries
   (rewriting persistence files), Qdrant (vacuuming local storage) and every snapshot and file
   of ``memories``, ``memory_events`` and ``memory_events_rejected``, and returns a receipt.
+- No resurrection: an erase first records a tombstone (:mod:`lakehouse.memory.tombstones`);
+  ingestion and compaction skip tombstoned memories and remove copies they made meanwhile.
+- Degradation: a tier whose server stops answering is skipped by reads (``get`` falls through
+  to the next tier, ``search`` ranks what the others return and lists the skipped tier in
+  :attr:`SearchResults.unavailable`; both log a warning). Writes never half-succeed:
+  ``store``, ``forget``, ``forget_tenant`` and ``compact`` need Redis and raise
+  :class:`~lakehouse.exceptions.TierUnavailableError` naming ``AURA_REDIS_URL`` (nothing is
+  written, nothing acknowledged is lost); ``forget`` also needs Qdrant.
 - Tier moves copy, verify in the destination, then trim: a crash in between duplicates a
   memory across tiers for a while (reads deduplicate by id) and never loses one.
 """
@@ -27,10 +35,12 @@ from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
+import redis
 from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, In
 
 from lakehouse.core import Lakehouse
-from lakehouse.exceptions import ValidationError
+from lakehouse.exceptions import TierUnavailableError, ValidationError
+from lakehouse.memory import tombstones
 from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
 from lakehouse.memory.events import mentions
 from lakehouse.memory.hot import HotTier
@@ -57,12 +67,15 @@ from lakehouse.memory.tables import (
     ensure_tables,
     memory_table,
 )
-from lakehouse.memory.warm import WarmTier
-from lakehouse.settings import Settings
+from lakehouse.memory.warm import WARM_ERRORS, WarmTier
+from lakehouse.settings import Settings, redact_url
 from lakehouse.stores import close_redis, open_qdrant, open_redis
 
 log = logging.getLogger(__name__)
 TIERS = ("hot", "warm", "cold")
+# What a tier that does not answer raises (Redis, Qdrant).
+_DOWN: tuple[type[Exception], ...] = (redis.RedisError, *WARM_ERRORS)
+_NOT_ERASED = "not erased yet (its tombstone is recorded: no ingestion or compaction takes it back)"
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -89,6 +102,14 @@ class EraseReceipt:
             or self.qdrant_points_deleted
             or any(t.rows_removed or t.snapshots_expired for t in self.iceberg)
         )
+
+
+class SearchResults(list[SearchHit]):
+    """The hits of a search, best first, and the tiers that did not answer (skipped)."""
+
+    def __init__(self, hits: Sequence[SearchHit] = (), unavailable: Sequence[str] = ()) -> None:
+        super().__init__(hits)
+        self.unavailable: tuple[str, ...] = tuple(unavailable)
 
 
 @dataclass(frozen=True)
@@ -216,8 +237,38 @@ class MemoryStore:
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
         event |= {"memory_id": memory.id} | memory.record()
         event.pop("id")
-        self.hot.put(memory, vec, event)
+        try:
+            self.hot.put(memory, vec, event)
+        except redis.RedisError as exc:
+            raise self._unavailable("hot", exc, "memory not stored, nothing was written") from None
         return memory.id
+
+    def _where(self, tier: str) -> str:
+        if tier == "hot":
+            return (
+                f"Redis at {redact_url(self.settings.redis_url)} (AURA_REDIS_URL)"
+                if (self.settings.redis_url)
+                else f"the embedded Redis in {self.settings.redis_path}"
+            )
+        if self.settings.qdrant_url:
+            return f"Qdrant at {redact_url(self.settings.qdrant_url)} (AURA_QDRANT_URL)"
+        return f"Qdrant local mode in {self.settings.qdrant_path}"
+
+    def _unavailable(self, tier: str, exc: Exception, what: str) -> TierUnavailableError:
+        variable = "AURA_REDIS_URL" if tier == "hot" else "AURA_QDRANT_URL"
+        return TierUnavailableError(
+            f"{what}: the {tier} tier, {self._where(tier)}, does not answer "
+            f"({type(exc).__name__}). Start the server or fix {variable}, then retry"
+        )
+
+    def _skip(self, tier: str, exc: Exception, skipped: list[str]) -> None:
+        log.warning(
+            "memory: %s tier unavailable (%s: %s); answering from the other tiers",
+            tier,
+            type(exc).__name__,
+            (redact_url(str(exc)) or "").split("\n", 1)[0],
+        )
+        skipped.append(tier)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -228,13 +279,29 @@ class MemoryStore:
         if mid is None:
             return None
         now_ms = _now_ms(now)
-        found = self.hot.get(tenant_id, mid, now_ms)
+        skipped: list[str] = []
+        try:
+            found = self.hot.get(tenant_id, mid, now_ms)
+        except redis.RedisError as exc:
+            self._skip("hot", exc, skipped)
+            found = None
         if found is not None:
             return found
-        found = self.warm.get(tenant_id, mid, now_ms) or self.cold.get(tenant_id, mid, now_ms)
-        if found is not None:
-            self.hot.touch(tenant_id, [mid], now_ms)
+        try:
+            found = self.warm.get(tenant_id, mid, now_ms)
+        except WARM_ERRORS as exc:
+            self._skip("warm", exc, skipped)
+        found = found or self.cold.get(tenant_id, mid, now_ms)
+        if found is not None and "hot" not in skipped:
+            self._touch(tenant_id, [mid], now_ms)
         return found
+
+    def _touch(self, tenant_id: str, ids: list[str], now_ms: int) -> None:
+        """Refresh access times; a read still answers when Redis has just gone away."""
+        try:
+            self.hot.touch(tenant_id, ids, now_ms)
+        except redis.RedisError as exc:
+            self._skip("hot", exc, [])
 
     def search(
         self,
@@ -245,17 +312,18 @@ class MemoryStore:
         *,
         tiers: Sequence[str] = TIERS,
         now: datetime | None = None,
-    ) -> list[SearchHit]:
+    ) -> SearchResults:
         """Top ``k`` of the tenant's live memories over ``tiers``, in one merged ranking.
 
         Each tier contributes its best candidates by similarity (hot, then warm, then cold); a
         memory present in two tiers (mid-move) counts once, from the hotter tier. The merged
         candidates are ranked by similarity × decayed importance (newer access breaks ties).
-        ``filters`` are metadata equalities, always ANDed with the tenant.
+        ``filters`` are metadata equalities, always ANDed with the tenant. A tier that does not
+        answer is skipped (a warning is logged) and named in the result's ``unavailable``.
         """
         check_tenant(tenant_id)
         if k <= 0:
-            return []
+            return SearchResults()
         unknown = set(tiers) - set(TIERS)
         if unknown:
             raise ValidationError(f"unknown tier(s) {sorted(unknown)}; tiers are {TIERS}")
@@ -264,12 +332,23 @@ class MemoryStore:
         now_ms = _now_ms(now)
         pool = max(k * 4, 20)
         candidates: dict[str, tuple[Memory, float]] = {}
+        skipped: list[str] = []
         for tier in TIERS:
             if tier not in tiers:
                 continue
-            for memory, sim in self._tier_search(tier, tenant_id, vec, pool, flt, now_ms):
+            try:
+                found = self._tier_search(tier, tenant_id, vec, pool, flt, now_ms)
+            except _DOWN as exc:
+                self._skip(tier, exc, skipped)
+                continue
+            for memory, sim in found:
                 candidates.setdefault(memory.id, (memory, sim))
-        access = self.hot.access_times(tenant_id, list(candidates))
+        access: dict[str, int] = {}
+        if "hot" not in skipped:
+            try:
+                access = self.hot.access_times(tenant_id, list(candidates))
+            except redis.RedisError as exc:
+                self._skip("hot", exc, skipped)
         hits = []
         for mid, (memory, sim) in candidates.items():
             if mid in access:
@@ -279,8 +358,9 @@ class MemoryStore:
             key=lambda h: (-h.score, -(h.memory.last_access_ms or h.memory.created_ms), h.memory.id)
         )
         top = hits[:k]
-        self.hot.touch(tenant_id, [h.memory.id for h in top], now_ms)
-        return top
+        if "hot" not in skipped:
+            self._touch(tenant_id, [h.memory.id for h in top], now_ms)
+        return SearchResults(top, skipped)
 
     def _tier_search(
         self,
@@ -352,7 +432,10 @@ class MemoryStore:
         Idempotent; each move copies, verifies the copy in the destination, then trims.
         """
         now_ms = _now_ms(now)
-        tenants = self.hot.tenants()
+        try:
+            tenants = self.hot.tenants()
+        except redis.RedisError as exc:
+            raise self._unavailable("hot", exc, "nothing was compacted") from None
         expired_hot = hot_to_warm = 0
         for tenant in tenants:
             expired_hot += self.hot.drop_stale_index(tenant)
@@ -372,7 +455,7 @@ class MemoryStore:
             ]
             hot_to_warm += self._hot_to_warm(tenant, live)
         expired_warm = self.warm.purge_expired(now_ms)
-        source = WarmSource(self.warm)
+        source = WarmSource(self.warm, self._erased)
         if warm_max_points is not None:
             points = self.warm.scan()
             excess = len(points) - warm_max_points
@@ -382,6 +465,10 @@ class MemoryStore:
         cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
         moved = self.cold.archive(source, from_ms(cutoff))  # type: ignore[arg-type]
         warm_to_cold = moved.trim.trimmed if moved.trim else 0
+        late = self._erased(source.chosen)
+        if late:  # erased while being archived: the erase may have missed the new cold copy
+            erase_rows(self.cold.table, In("memory_id", sorted(late)))
+            self.warm.delete(sorted(late))
         expired_cold = self.cold.purge_expired(now_ms)
         report = CompactionReport(
             hot_to_warm, warm_to_cold, expired_hot, expired_warm, expired_cold, tuple(tenants)
@@ -395,9 +482,18 @@ class MemoryStore:
         The same copy-verify-trim as :class:`lakehouse.tiering.Tiering`, whose destination is
         an Iceberg table; here the destination is the warm tier.
         """
+        buried = self._erased(live)
+        if buried:  # erased after this compaction read them: never copy, drop the hot copy
+            self.hot.trim(tenant, sorted(buried), keep_access=False)
+            live = [m for m in live if m.id not in buried]
         if not live:
             return 0
         self.warm.put(live)
+        late = self._erased(live)
+        if late:  # erased while being copied: the erase may have missed the new warm copy
+            self.warm.delete(sorted(late))
+            self.hot.trim(tenant, sorted(late), keep_access=False)
+            live = [m for m in live if m.id not in late]
         held = self.warm.held([m.id for m in live])
         moved = [m.id for m in live if m.id in held]
         if len(moved) < len(live):
@@ -410,15 +506,31 @@ class MemoryStore:
 
     # -- erase -------------------------------------------------------------------------------
 
+    def _bury(self, tenant_id: str, memory_id: str | None) -> None:
+        """Tombstone first: an erase that cannot record its tombstone erases nothing."""
+        try:
+            tombstones.bury(self.redis, tenant_id, memory_id, int(time.time() * 1000))
+        except redis.RedisError as exc:
+            raise self._unavailable("hot", exc, "nothing was erased") from None
+
+    def _erased(self, memories: Sequence[Memory]) -> set[str]:
+        """The ids among ``memories`` that a tombstone covers (see :mod:`.tombstones`)."""
+        return tombstones.erased(self.redis, [(m.tenant_id, m.id, m.created_ms) for m in memories])
+
     def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
         """Erase one memory of the tenant from every tier, snapshot and file."""
         check_tenant(tenant_id)
         mid = parse_id(memory_id)
         if mid is None:
             return self._receipt(tenant_id, (), 0, 0, False, 0, (), ())
+        # Tenant-qualified: another tenant's forget of this id buries nothing of theirs.
+        self._bury(tenant_id, mid)
+        try:
+            points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
+        except WARM_ERRORS as exc:
+            raise self._unavailable("warm", exc, _NOT_ERASED) from None
         keys = self.hot.trim(tenant_id, [mid], keep_access=False)
         entries = self.hot.erase_stream(tenant_id, {mid})
-        points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
         self.warm.delete(points)
         vacuumed = tuple(self.warm.vacuum())
         iceberg = self._erase_iceberg(
@@ -433,8 +545,12 @@ class MemoryStore:
     def forget_tenant(self, tenant_id: str) -> EraseReceipt:
         """Erase every memory of the tenant from every tier, snapshot and file."""
         check_tenant(tenant_id)
+        self._bury(tenant_id, None)
         ids = set(self.hot.ids(tenant_id))
-        ids |= {m.id for m in self.warm.scan(tenant_id)}
+        try:
+            ids |= {m.id for m in self.warm.scan(tenant_id)}
+        except WARM_ERRORS as exc:
+            raise self._unavailable("warm", exc, _NOT_ERASED) from None
         cold = memory_table(self.lakehouse, "memories")
         if cold.current_snapshot() is not None:
             scan = cold.scan(

@@ -8,6 +8,7 @@ SQLite's free pages, so :meth:`WarmTier.vacuum` rewrites the file after an erase
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,12 +16,15 @@ from typing import Any
 
 import numpy as np
 from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ApiException
 
 from lakehouse.memory.model import Memory
 
 COLLECTION = "aura_memory"
 VECTOR = "dense"
 _PAGE = 512
+# What the client raises when the server does not answer (connection refused, timeout, 5xx).
+WARM_ERRORS: tuple[type[Exception], ...] = (ApiException,)
 
 
 def _payload(memory: Memory) -> dict[str, Any]:
@@ -42,6 +46,16 @@ class WarmTier:
         self.client = client
         self.dim = dim
         self._local_path = local_path
+        self._ready = False
+        # A server that is down: the collection is created on first use once it answers.
+        with contextlib.suppress(*WARM_ERRORS):
+            self._ensure()
+
+    def _ensure(self) -> None:
+        """Create the collection (and a server's payload indexes) if it does not exist."""
+        if self._ready:
+            return
+        client, dim, local_path = self.client, self.dim, self._local_path
         if not client.collection_exists(COLLECTION):
             client.create_collection(
                 COLLECTION,
@@ -54,6 +68,7 @@ class WarmTier:
                     ("expires_ms", qm.PayloadSchemaType.INTEGER),
                 ):
                     client.create_payload_index(COLLECTION, field, field_schema=schema)
+        self._ready = True
 
     @staticmethod
     def _tenant(tenant_id: str, now_ms: int | None = None) -> list[Any]:
@@ -71,6 +86,7 @@ class WarmTier:
 
     def put(self, memories: Sequence[Memory]) -> None:
         """Upsert (idempotent by id)."""
+        self._ensure()
         points = [
             qm.PointStruct(id=m.id, vector={VECTOR: list(m.vector)}, payload=_payload(m))
             for m in memories
@@ -79,6 +95,7 @@ class WarmTier:
             self.client.upsert(COLLECTION, points=points[start : start + _PAGE], wait=True)
 
     def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
+        self._ensure()
         found = self.client.retrieve(COLLECTION, [memory_id], with_vectors=True)
         for point in found:
             memory = _memory(point)
@@ -88,11 +105,13 @@ class WarmTier:
 
     def owner(self, memory_id: str) -> str | None:
         """The tenant of a point (expired or not), or None when there is no such point."""
+        self._ensure()
         found = self.client.retrieve(COLLECTION, [memory_id], with_payload=["tenant_id"])
         return str(found[0].payload.get("tenant_id")) if found and found[0].payload else None
 
     def held(self, ids: Sequence[str]) -> set[str]:
         """Which ids the collection holds (verification after a copy)."""
+        self._ensure()
         found = self.client.retrieve(COLLECTION, list(ids), with_payload=False)
         return {str(p.id) for p in found}
 
@@ -104,6 +123,7 @@ class WarmTier:
         filters: Mapping[str, object],
         now_ms: int,
     ) -> list[tuple[Memory, float]]:
+        self._ensure()
         must = self._tenant(tenant_id, now_ms) + [
             qm.FieldCondition(key=f"metadata.{key}", match=qm.MatchValue(value=value))  # type: ignore[arg-type]
             for key, value in filters.items()
@@ -126,6 +146,7 @@ class WarmTier:
 
     def scan(self, tenant_id: str | None = None, max_created_ms: int | None = None) -> list[Memory]:
         """Every point (of a tenant, created before a time), with vectors."""
+        self._ensure()
         must: list[Any] = self._tenant(tenant_id) if tenant_id else []
         if max_created_ms is not None:
             must.append(qm.FieldCondition(key="created_ms", range=qm.Range(lt=max_created_ms)))
@@ -144,13 +165,16 @@ class WarmTier:
                 return out
 
     def count(self) -> int:
+        self._ensure()
         return int(self.client.count(COLLECTION, exact=True).count)
 
     def delete(self, ids: Sequence[str]) -> None:
+        self._ensure()
         if ids:
             self.client.delete(COLLECTION, points_selector=qm.PointIdsList(points=list(ids)))
 
     def delete_tenant(self, tenant_id: str) -> int:
+        self._ensure()
         flt = qm.Filter(must=self._tenant(tenant_id))
         n = int(self.client.count(COLLECTION, count_filter=flt, exact=True).count)
         if n:
@@ -158,6 +182,7 @@ class WarmTier:
         return n
 
     def purge_expired(self, now_ms: int) -> int:
+        self._ensure()
         flt = qm.Filter(must=[qm.FieldCondition(key="expires_ms", range=qm.Range(lte=now_ms))])
         n = int(self.client.count(COLLECTION, count_filter=flt, exact=True).count)
         if n:

@@ -58,6 +58,17 @@ else raises :class:`~lakehouse.exceptions.ReadOnlyError`. One statement per ``ex
 Table names must be plain identifiers and ref names are compared as values, so nothing can be
 injected through them.
 
+Tenant sessions
+---------------
+``connect(tenant=T)`` (``aura sql --tenant T``) filters every memory table's view and macros to
+T's rows (time travel included) and checks each statement's syntax tree, as DuckDB's
+``json_serialize_sql`` serializes it: a table reference must name an aura view, a metadata
+view or a CTE in scope, and a table function an aura macro or a generator (``range``,
+``unnest``, ...). File readers (``read_parquet``, ``iceberg_scan``, ``glob``, ``read_text``,
+``FROM 'file.parquet'``...), catalog functions (``duckdb_views()``), ``query()`` and statements
+DuckDB cannot serialize raise :class:`~lakehouse.exceptions.ReadOnlyError`. The filter on the
+tenant runs inside the scan, before a query's own predicates.
+
 Confined to the warehouse
 -------------------------
 Once the extensions are loaded, the session sets ``allowed_directories`` to the warehouse and the

@@ -8,6 +8,7 @@ such a query. Table functions that change the session or the database file are r
 
 from __future__ import annotations
 
+import json
 import re
 
 import duckdb
@@ -140,3 +141,113 @@ def _check_table_functions(select_sql: str) -> None:
     for (_, word), (_, following) in zip(tokens, tokens[1:], strict=False):
         if following == "(" and word.strip('"').lower() in _STATEFUL_TABLE_FUNCTIONS:
             raise ReadOnlyError(f"refused function {word}(): {_WRITE_HINT}")
+
+
+# Table functions a tenant-scoped query may call besides the session's own macros: generators
+# that read no file and no catalog.
+_TENANT_TABLE_FUNCTIONS = frozenset(
+    {"range", "generate_series", "unnest", "repeat", "json_each", "json_tree"}
+)
+# Scalar functions refused in a tenant-scoped query (they run or check SQL or files).
+_TENANT_REFUSED_FUNCTIONS = frozenset(
+    {"json_execute_serialized_sql", "iceberg_verify_equality_deletes", "query", "query_table"}
+)
+_TENANT_HINT = "a tenant-scoped session reads only the aura views and macros"
+
+
+def check_tenant_query(
+    query: str,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    relations: frozenset[str],
+    macros: frozenset[str],
+) -> None:
+    """Raise :class:`ReadOnlyError` unless every statement reads only ``relations`` and ``macros``.
+
+    The statements are parsed and serialized by DuckDB itself (``json_serialize_sql``) and the
+    syntax tree is walked: every table reference must name one of ``relations`` (in schema
+    ``main`` or ``aura``) or a CTE in scope, and every table function one of ``macros`` or a
+    generator that reads nothing. So file readers (``read_parquet``, ``iceberg_scan``, ``glob``,
+    ``read_text``, ...), replacement scans of file names, catalog functions and ``query()`` are
+    refused. A statement DuckDB cannot serialize is refused too (fail closed).
+    """
+    for statement in con.extract_statements(query):
+        text = statement.query
+        if statement.type == duckdb.StatementType.EXPLAIN:
+            text = _explained_query(text) or ""
+        row = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+        tree = json.loads(row[0]) if row else {"error": True}
+        if tree.get("error"):
+            raise ReadOnlyError(
+                f"refused statement {_first_words(text)!r}: {_TENANT_HINT}, and this form "
+                "of statement cannot be checked; write it as a plain SELECT"
+            )
+        _walk(tree["statements"], relations, macros, frozenset())
+
+
+def _first_words(text: str, limit: int = 40) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _walk(
+    node: object, relations: frozenset[str], macros: frozenset[str], ctes: frozenset[str]
+) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _walk(item, relations, macros, ctes)
+        return
+    if not isinstance(node, dict):
+        return
+    cte_map = node.get("cte_map")
+    if isinstance(cte_map, dict):
+        ctes = ctes | {str(entry.get("key", "")).lower() for entry in cte_map.get("map", [])}
+    kind = node.get("type")
+    if kind == "BASE_TABLE":
+        _check_relation(node, relations, ctes)
+    elif kind == "TABLE_FUNCTION":
+        _check_table_function(node.get("function") or {}, macros)
+    elif kind == "SHOW_REF" and node.get("query") is None:
+        # SHOW TABLES / SHOW DATABASES list names only; SHOW <name> would describe any object.
+        if str(node.get("table_name", "")).strip('"').lower() not in ("tables", "all tables"):
+            raise ReadOnlyError(f"refused SHOW {node.get('table_name')}: {_TENANT_HINT}")
+    elif node.get("class") == "FUNCTION":
+        name = str(node.get("function_name", "")).lower()
+        if name in _TENANT_REFUSED_FUNCTIONS or name in _STATEFUL_TABLE_FUNCTIONS:
+            raise ReadOnlyError(f"refused function {name}(): {_TENANT_HINT}")
+    for value in node.values():
+        if isinstance(value, dict | list):
+            _walk(value, relations, macros, ctes)
+
+
+def _check_relation(
+    node: dict[str, object], relations: frozenset[str], ctes: frozenset[str]
+) -> None:
+    name = str(node.get("table_name", ""))
+    schema = str(node.get("schema_name", "")).lower()
+    catalog = str(node.get("catalog_name", "")).lower()
+    if node.get("at_clause") is not None:
+        raise ReadOnlyError(f"refused {name} AT (...): {_TENANT_HINT}; use the _at macros")
+    plain = not catalog and not schema
+    if plain and name.lower() in ctes:
+        return
+    if catalog in ("", "memory") and schema in ("", "main", "aura") and name.lower() in relations:
+        return
+    qualified = ".".join(p for p in (catalog, schema, name) if p)
+    raise ReadOnlyError(
+        f"refused table {qualified!r}: {_TENANT_HINT} (files and other catalog objects are "
+        "not readable)"
+    )
+
+
+def _check_table_function(function: dict[str, object], macros: frozenset[str]) -> None:
+    name = str(function.get("function_name", ""))
+    schema = str(function.get("schema", "")).lower()
+    catalog = str(function.get("catalog", "")).lower()
+    known = name.lower() in macros or name.lower() in _TENANT_TABLE_FUNCTIONS
+    if known and catalog in ("", "memory") and schema in ("", "main", "aura"):
+        return
+    raise ReadOnlyError(
+        f"refused table function {name}(): {_TENANT_HINT} (file readers, catalog functions and "
+        "query() are not allowed with --tenant)"
+    )

@@ -25,6 +25,7 @@ from lakehouse.settings import Settings
 from lakehouse.sql._guard import (
     check_read_only,
     check_ref_name,
+    check_tenant_query,
     quote_identifier,
     quote_literal,
 )
@@ -108,10 +109,16 @@ class SqlSession:
         connection: duckdb.DuckDBPyConnection,
         views: Mapping[str, ViewInfo],
         description: str,
+        tenant: str | None = None,
+        relations: frozenset[str] = frozenset(),
     ) -> None:
         self._connection = connection
         self.views = dict(views)
         self.description = description
+        self.tenant = tenant
+        # What a tenant-scoped query may name: the views, metadata views and the macros.
+        self._relations = relations
+        self._macros = frozenset(f"{t}{s}" for t in self.views for s in MACRO_SUFFIXES)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -122,12 +129,13 @@ class SqlSession:
         """Run a read-only query; fetch with ``fetchall()``, ``arrow()``, ``pl()`` or ``df()``.
 
         Raises:
-            ReadOnlyError: a statement would write.
+            ReadOnlyError: a statement would write, or (tenant session) reads a file or an
+                object other than the aura views and macros.
             UnknownTableError: the query names a table that is not an aura table.
             TimeTravelError: a macro got a time or snapshot id the table has no state for.
             RefError: a ref macro got a branch or tag the table does not have.
         """
-        check_read_only(query, self._connection)
+        self._check(query)
         if len(self._connection.extract_statements(query)) > 1:
             raise ReadOnlyError(
                 "one statement per call: SqlSession.statements() splits a script into statements "
@@ -142,11 +150,19 @@ class SqlSession:
         """The statements of ``script``, split by DuckDB's parser (each checked as read-only).
 
         Raises:
-            ReadOnlyError: a statement would write.
+            ReadOnlyError: a statement would write, or (tenant session) reads a file or an
+                object other than the aura views and macros.
             duckdb.ParserException: the text is not valid SQL.
         """
-        check_read_only(script, self._connection)
+        self._check(script)
         return [s.query for s in self._connection.extract_statements(script)]
+
+    def _check(self, query: str) -> None:
+        check_read_only(query, self._connection)
+        if self.tenant is not None:
+            check_tenant_query(
+                query, self._connection, relations=self._relations, macros=self._macros
+            )
 
     def arrow(self, query: str, parameters: object | None = None) -> pa.Table:
         """Run a read-only query and return its result as an Arrow table."""
@@ -301,7 +317,8 @@ def _build(
         description += f"; memory tables of tenant {tenant}"
     if pins:
         description += "; pinned " + ", ".join(f"{t}={s}" for t, s in sorted(pins.items()))
-    return SqlSession(con, views, description)
+    relations = frozenset(states) | frozenset(METADATA_VIEWS)
+    return SqlSession(con, views, description, tenant, relations)
 
 
 def _local_dir(location: str) -> str | None:

@@ -1,0 +1,132 @@
+"""Redis or Qdrant down: reads answer from the tiers that respond, writes refuse cleanly."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from qdrant_client import QdrantClient
+
+from lakehouse import Settings
+from lakehouse.exceptions import TierUnavailableError
+from lakehouse.memory import MemoryStore
+from tests.helpers import dead_port
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None, reason="needs the redis-server binary"
+)
+
+
+class RedisServer:
+    """A real redis-server on its own port, which a test can stop."""
+
+    def __init__(self) -> None:
+        self.port = dead_port()
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    srv = RedisServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def mem_on_server(settings: Settings, server: RedisServer) -> Iterator[MemoryStore]:
+    store = MemoryStore(dataclasses.replace(settings, redis_url=server.url))
+    yield store
+    store.close()
+
+
+def _spread(mem: MemoryStore) -> tuple[str, str, str]:
+    """One memory per tier: cold, warm, hot."""
+    now = datetime.now(UTC)
+    cold = mem.store("acme", "cold fact about invoices", now=now - timedelta(days=60))
+    mem.compact(now=now, hot_max_age=timedelta(0))
+    mem.compact(now=now, warm_max_age=timedelta(days=30))
+    warm = mem.store("acme", "warm fact about invoices", now=now - timedelta(hours=3))
+    mem.compact(now=now)
+    hot = mem.store("acme", "hot fact about invoices")
+    assert {mem.get("acme", i).tier for i in (cold, warm, hot)} == {"cold", "warm", "hot"}  # type: ignore[union-attr]
+    return cold, warm, hot
+
+
+def test_redis_down_reads_fall_through_and_store_refuses(
+    mem_on_server: MemoryStore, server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    mem = mem_on_server
+    cold, warm, hot = _spread(mem)
+    server.stop()
+    with caplog.at_level(logging.WARNING, logger="lakehouse.memory.store"):
+        assert mem.get("acme", warm).tier == "warm"  # type: ignore[union-attr]
+        assert mem.get("acme", cold).tier == "cold"  # type: ignore[union-attr]
+        assert mem.get("acme", hot) is None  # only Redis held it
+        hits = mem.search("acme", "fact about invoices", k=5)
+    assert hits.unavailable == ("hot",)
+    assert {h.memory.id for h in hits} == {warm, cold}
+    assert "hot tier unavailable" in caplog.text
+    with pytest.raises(TierUnavailableError, match="AURA_REDIS_URL") as refused:
+        mem.store("acme", "must not be lost silently")
+    assert "nothing was written" in str(refused.value)
+    with pytest.raises(TierUnavailableError, match="AURA_REDIS_URL"):
+        mem.forget("acme", warm)
+    with pytest.raises(TierUnavailableError, match="AURA_REDIS_URL"):
+        mem.compact()
+    assert mem.get("acme", warm) is not None  # the refused forget erased nothing
+
+
+def test_qdrant_down_search_falls_back_to_hot_and_cold(
+    settings: Settings, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    with MemoryStore(settings, redis_client=redis_client) as mem:
+        cold, warm, hot = _spread(mem)
+    dead = QdrantClient(url=f"http://127.0.0.1:{dead_port()}", timeout=2, check_compatibility=False)
+    with MemoryStore(settings, redis_client=redis_client, qdrant_client=dead) as mem:
+        with caplog.at_level(logging.WARNING, logger="lakehouse.memory.store"):
+            hits = mem.search("acme", "fact about invoices", k=5)
+            assert mem.get("acme", cold).tier == "cold"  # type: ignore[union-attr]
+            assert mem.get("acme", hot).tier == "hot"  # type: ignore[union-attr]
+            assert mem.get("acme", warm) is None  # only Qdrant held it
+        assert hits.unavailable == ("warm",)
+        assert {h.memory.id for h in hits} == {hot, cold}
+        assert "warm tier unavailable" in caplog.text
+        stored = mem.store("acme", "stores need only Redis")  # the hot tier still takes writes
+        assert mem.get("acme", stored) is not None
+        with pytest.raises(TierUnavailableError, match="AURA_QDRANT_URL|Qdrant"):
+            mem.forget("acme", cold)
