@@ -48,8 +48,7 @@ def _tenant_of(lh: Lakehouse, run_id: str) -> str:
     found = history.filter(pc.equal(history.column("run_id"), run_id)).column("tenant_id")
     if len(found) == 0:
         raise AuraError(
-            f"run {run_id!r} is not in topology_history; materialise its day first or pass "
-            "--tenant"
+            f"run {run_id!r} is not in topology_history; materialise its day first or pass --tenant"
         )
     return str(found[0].as_py())
 
@@ -68,7 +67,9 @@ def drift(days: int) -> None:
     click.echo(f"{'day':<11} {'topology p':>10} {'scalar p':>10}  drift  reference")
     for day in sorted(by_day)[-days:]:
         topo, scalar = by_day[day].get("topology"), by_day[day].get("scalar")
-        flags = ("T" if topo and topo["drift"] else "-") + ("S" if scalar and scalar["drift"] else "-")
+        flags = ("T" if topo and topo["drift"] else "-") + (
+            "S" if scalar and scalar["drift"] else "-"
+        )
         ref = f"{topo['reference_days']}d/{topo['n_ref']} runs" if topo else "-"
         click.echo(f"{day:<11} {_p(topo):>10} {_p(scalar):>10}  {flags:<5}  {ref}")
 

@@ -2,6 +2,7 @@
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -61,8 +62,8 @@ def drift_sensor(context: SensorEvaluationContext):  # type: ignore[no-untyped-d
         materialization = record.asset_materialization
         assert materialization is not None
         entry = materialization.metadata.get("drift/flagged_days")
-        value = getattr(entry, "value", entry) or {}
-        days = json.loads(value) if isinstance(value, str) else dict(value)
+        value: Any = getattr(entry, "value", entry) or {}
+        days: dict[str, Any] = json.loads(value) if isinstance(value, str) else dict(value)
         flagged.update({str(d): float(p) for d, p in days.items()})
     repo = context.repository_def
     if flagged and repo is not None and not repo.has_job(RETRAIN_JOB):

@@ -137,4 +137,3 @@ def test_a_range_materialises_in_one_run_twice_and_drift_requests_retraining(
     if not defs.get_repository_def().has_job(RETRAIN_JOB):
         skipped = drift_sensor(without)
         assert isinstance(skipped, dg.SkipReason) and RETRAIN_JOB in str(skipped.skip_message)
-

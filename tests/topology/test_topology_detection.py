@@ -27,9 +27,7 @@ def daily_reports(
     seed: int, days: int, change_at: int | None, per_day: int = PER_DAY
 ) -> list[tuple[DriftReport, DriftReport]]:
     """Topology and scalar reports of days ``REFERENCE_DAYS .. days - 1``."""
-    events = list(
-        simulate_workflow_events(START, days, per_day, seed, regime_change_at=change_at)
-    )
+    events = list(simulate_workflow_events(START, days, per_day, seed, regime_change_at=change_at))
     by_day = [events[i : i + per_day] for i in range(0, len(events), per_day)]
     sigs = [[event_signature(e) for e in day] for day in by_day]
     out = []

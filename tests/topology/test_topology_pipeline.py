@@ -129,10 +129,13 @@ def test_drift_day_writes_both_detectors_with_the_snapshots_read(
         24,
         12,
     )
-    assert topo["history_snapshot_id"] == lakehouse.table("topology_history").current_snapshot(
-    ).snapshot_id
-    assert topo["runs_snapshot_id"] == lakehouse.table("workflow_runs").current_snapshot(
-    ).snapshot_id
+    assert (
+        topo["history_snapshot_id"]
+        == lakehouse.table("topology_history").current_snapshot().snapshot_id
+    )
+    assert (
+        topo["runs_snapshot_id"] == lakehouse.table("workflow_runs").current_snapshot().snapshot_id
+    )
     rerun = ingest.drift_day(
         lakehouse, days[2], audit=gx_audit, reference_days=2, seed=1, n_permutations=199
     )
