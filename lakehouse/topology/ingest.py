@@ -33,6 +33,7 @@ import redis
 
 from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
+from lakehouse.settings import MAIN_BRANCH
 from lakehouse.streams import (
     GROUP,
     DeadLetter,
@@ -260,12 +261,22 @@ def history_day(
     audit: Audit,
     lineage: Lineage | None = None,
     branch: str | None = None,
-) -> WapResult:
-    """Replace ``day`` of ``topology_history`` with the signatures of the day's runs."""
+) -> WapResult | None:
+    """Replace ``day`` of ``topology_history`` with the signatures of the day's runs.
+
+    Returns None when the day has no runs and no signatures (nothing to write).
+    """
     lineage = lineage or Lineage(asset=TOPOLOGY_HISTORY.name, partition=day.isoformat())
     branch = branch or lh.settings.branch
-    runs = lh.read(WORKFLOW_RUNS.name, day=day, branch=branch)
+    runs_head = _head(lh, WORKFLOW_RUNS.name, branch)
+    runs = (
+        lh.read(WORKFLOW_RUNS.name, day=day, snapshot_id=runs_head)
+        if runs_head is not None
+        else WORKFLOW_RUNS.arrow_schema.empty_table()
+    )
     rows = history_rows(runs)
+    if rows.num_rows == 0 and _day_rows(lh, TOPOLOGY_HISTORY.name, day, branch) == 0:
+        return None
     return write_audit_publish(
         lh, TOPOLOGY_HISTORY.name, rows, audit=audit, day=day, lineage=lineage, target=branch
     )
@@ -309,8 +320,7 @@ def index_day(
 
     collection = collection or COLLECTION
     branch = branch or lh.settings.branch
-    table = lh.table(TOPOLOGY_HISTORY.name)
-    snapshot_id = refs.head(table, branch)
+    snapshot_id = _head(lh, TOPOLOGY_HISTORY.name, branch)
     rows = (
         lh.read(TOPOLOGY_HISTORY.name, day=day, snapshot_id=snapshot_id).to_pylist()
         if snapshot_id is not None
@@ -335,7 +345,7 @@ def rebuild_index(
     if client.collection_exists(collection):
         client.delete_collection(collection)
     branch = branch or lh.settings.branch
-    snapshot_id = refs.head(lh.table(TOPOLOGY_HISTORY.name), branch)
+    snapshot_id = _head(lh, TOPOLOGY_HISTORY.name, branch)
     rows = (
         lh.read(TOPOLOGY_HISTORY.name, snapshot_id=snapshot_id).to_pylist()
         if snapshot_id is not None
@@ -400,8 +410,8 @@ def drift_day(
         raise ValueError(f"reference_days must be at least 1, got {reference_days}")
     lineage = lineage or Lineage(asset=DRIFT_REPORTS.name, partition=day.isoformat())
     branch = branch or lh.settings.branch
-    history_sid = refs.head(lh.table(TOPOLOGY_HISTORY.name), branch)
-    runs_sid = refs.head(lh.table(WORKFLOW_RUNS.name), branch)
+    history_sid = _head(lh, TOPOLOGY_HISTORY.name, branch)
+    runs_sid = _head(lh, WORKFLOW_RUNS.name, branch)
     start = day - timedelta(days=reference_days)
     history = _window(lh, TOPOLOGY_HISTORY.name, start, day + timedelta(days=1), history_sid)
     runs = _window(lh, WORKFLOW_RUNS.name, start, day + timedelta(days=1), runs_sid)
@@ -456,13 +466,19 @@ def drift_day(
         schema=DRIFT_REPORTS.arrow_schema,
     )
     wap = None
-    existing = lh.read(DRIFT_REPORTS.name, day=day, branch=branch).num_rows if _has(lh) else 0
-    if rows.num_rows or existing:
+    if rows.num_rows or _day_rows(lh, DRIFT_REPORTS.name, day, branch):
         wap = write_audit_publish(
             lh, DRIFT_REPORTS.name, rows, audit=audit, day=day, lineage=lineage, target=branch
         )
     return DriftDay(day, topo, scalar, used_days, rows, wap, history_sid, runs_sid, reason)
 
 
-def _has(lh: Lakehouse) -> bool:
-    return lh.table(DRIFT_REPORTS.name).current_snapshot() is not None
+def _head(lh: Lakehouse, name: str, branch: str) -> int | None:
+    """The head of ``branch``, or of main when the branch does not exist yet."""
+    table = lh.table(name)
+    return refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+
+
+def _day_rows(lh: Lakehouse, name: str, day: date, branch: str) -> int:
+    head = _head(lh, name, branch)
+    return 0 if head is None else lh.read(name, day=day, snapshot_id=head).num_rows

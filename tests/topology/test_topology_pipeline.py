@@ -73,8 +73,9 @@ def test_history_index_and_tenant_filtered_retrieval(
     publish_workflow_events(redis_client, events)
     ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     wap = ingest.history_day(lakehouse, DAY, audit=gx_audit)
-    assert wap.published and wap.write.rows == 40
+    assert wap is not None and wap.published and wap.write.rows == 40
     ingest.history_day(lakehouse, DAY, audit=gx_audit)  # idempotent overwrite of the day
+    assert ingest.history_day(lakehouse, DAY - timedelta(days=1), audit=gx_audit) is None
     history = lakehouse.read("topology_history").to_pylist()
     assert len(history) == 40
     row = history[0]
