@@ -13,7 +13,10 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_demo(
-    settings: Settings, days: list[date], checkpoint_day: date | None = None
+    settings: Settings,
+    days: list[date],
+    checkpoint_day: date | None = None,
+    topology_days: list[date] | None = None,
 ) -> Iterator[str]:
     """Run the demo's jobs in the persistent instance; yield one progress line per run.
 
@@ -22,6 +25,8 @@ def run_demo(
         days: Days to run ``routing_ingest`` for, in order.
         checkpoint_day: If given, then materialise ``workflow_checkpoints`` for this day
             (archive the hot store's checkpoints of the day into Iceberg, then trim it).
+        topology_days: If given, then materialise ``topology_daily`` for these consecutive days
+            in one run (workflow runs, signatures, Qdrant index, drift).
     """
     from aura_assets.definitions import defs
     from aura_assets.instance import open_instance
@@ -36,6 +41,21 @@ def run_demo(
             raise_on_error=True,
         )
         yield f"{day}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}"
+    if topology_days:
+        first, last = topology_days[0].isoformat(), topology_days[-1].isoformat()
+        result = defs.resolve_job_def("topology_daily").execute_in_process(
+            instance=instance,
+            run_config=QUIET,
+            raise_on_error=True,
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+            },
+        )
+        yield (
+            f"{first}...{last}: topology_daily run {result.run_id} "
+            f"{'succeeded' if result.success else 'FAILED'} (`aura topology drift` shows it)"
+        )
     if checkpoint_day is None:
         return
     result = defs.resolve_job_def("checkpoint_archive").execute_in_process(

@@ -20,6 +20,9 @@ TABLES = (
     "workflow_checkpoints",
     "workflow_checkpoint_writes",
     "workflow_checkpoint_blobs",
+    "workflow_runs",
+    "topology_history",
+    "drift_reports",
 )
 
 
@@ -42,6 +45,7 @@ def demo_output(in_aura_env: Settings, redis_client: object) -> Iterator[list[st
 def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     runner = CliRunner()
     args = ["demo", "--days", "2", "--per-day", "300", "--workflows", str(WORKFLOWS)]
+    args += ["--traces-per-day", "15"]
     out = runner.invoke(main, args)
     demo_output.append(out.output)
     if out.exception is not None and not isinstance(out.exception, SystemExit):
@@ -65,10 +69,26 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     assert str(in_aura_env.dagster_home).startswith(str(in_aura_env.home))
     run = instance.get_run_by_id(run_id)
     assert run is not None and run.is_success
-    # Every run the demo printed is in the instance: two routing days and the archive run.
+    # Every run the demo printed is in the instance: two routing days, the topology range and
+    # the archive run.
     shown = [r for r in instance.get_runs() if r.run_id in out.output]
-    assert len(shown) == 3 and all(r.is_success for r in shown)
-    assert sorted(r.job_name for r in shown) == ["checkpoint_archive", *["routing_ingest"] * 2]
+    assert len(shown) == 4 and all(r.is_success for r in shown)
+    assert sorted(r.job_name for r in shown) == [
+        "checkpoint_archive",
+        *["routing_ingest"] * 2,
+        "topology_daily",
+    ]
+    assert rows["workflow_runs"] == rows["topology_history"] == 30
+
+    drift = runner.invoke(main, ["topology", "drift", "--days", "5"], catch_exceptions=False)
+    assert drift.exit_code == 0, drift.output
+    assert "topology p" in drift.output and len(drift.output.splitlines()) == 2  # day 2 only
+    run_id = lh.read("topology_history").column("run_id")[0].as_py()
+    similar = runner.invoke(main, ["topology", "similar", run_id, "-k", "3"])
+    assert similar.exit_code == 0, similar.output
+    assert f"closest in shape to {run_id}" in similar.output
+    missing = runner.invoke(main, ["topology", "similar", "no-such-run"])
+    assert missing.exit_code != 0 and "not in topology_history" in missing.output
 
     listed = runner.invoke(main, ["tables"], catch_exceptions=False)
     assert listed.exit_code == 0, listed.output

@@ -135,6 +135,13 @@ def _print_tables(lh: Lakehouse) -> None:
     show_default=True,
     help="Also run this many agent workflow threads (LangGraph) into the checkpoint store.",
 )
+@click.option(
+    "--traces-per-day",
+    type=_COUNT,
+    default=60,
+    show_default=True,
+    help="Workflow traces per day to publish to aura:events:workflows (0: none).",
+)
 def simulate(
     start: datetime | None,
     days: int,
@@ -143,8 +150,9 @@ def simulate(
     malformed_rate: float,
     regime_change_at: datetime | None,
     workflows: int,
+    traces_per_day: int,
 ) -> None:
-    """Publish a seeded routing workload to the Redis stream aura:events:routing."""
+    """Publish a seeded routing workload and workflow traces to their Redis streams."""
     from dataclasses import replace
 
     from lakehouse.router.registry import champion_policy, champion_row
@@ -161,6 +169,8 @@ def simulate(
         f"published {written} routing events for {workload.start} .. "
         f"{workload.start + timedelta(days=days - 1)}"
     )
+    if traces_per_day:
+        click.echo(f"published {_publish_traces(settings, workload, traces_per_day)}")
     if workflows:
         click.echo(f"ran {_run_workflows(settings, workflows, seed)}")
 
@@ -182,6 +192,21 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
         seed=seed,
         malformed_rate=malformed_rate,
         regime_change_at=regime_change_at.date() if regime_change_at else None,
+    )
+
+
+def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type: ignore[no-untyped-def]
+    from lakehouse.stores import open_redis
+    from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
+
+    change = workload.regime_change_at
+    change_at = (change - workload.start).days if change else None
+    events = simulate_workflow_events(
+        workload.start, workload.days, per_day, workload.seed, regime_change_at=change_at
+    )
+    sent = publish_workflow_events(open_redis(settings), events)
+    return f"{sent} workflow traces ({per_day} a day) to aura:events:workflows" + (
+        f", retry-loop regime from {change}" if change else ""
     )
 
 
@@ -208,7 +233,16 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
     show_default=True,
     help="Agent workflow threads (LangGraph) to run and archive (0: none).",
 )
-def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: int) -> None:
+@click.option(
+    "--traces-per-day",
+    type=_COUNT,
+    default=40,
+    show_default=True,
+    help="Workflow traces per day for the topology assets (0: none).",
+)
+def demo(
+    days: int, per_day: int, seed: int, malformed_rate: float, workflows: int, traces_per_day: int
+) -> None:
     """Simulate traffic, materialise it through Dagster, and summarise the tables."""
     from aura_assets.demo import run_demo
 
@@ -221,13 +255,16 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: i
         f"[1/4] published {written} routing events ({malformed_rate:.0%} malformed) "
         f"for {days} days from {workload.start}"
     )
+    if traces_per_day:
+        click.echo(f"[1/4] published {_publish_traces(settings, workload, traces_per_day)}")
     if workflows:
         click.echo(f"[2/4] ran {_run_workflows(settings, workflows, seed)}")
     else:
         click.echo("[2/4] no workflow threads (--workflows 0)")
     days_list = [workload.start + timedelta(days=i) for i in range(days)]
     today = datetime.now(UTC).date() if workflows else None
-    for step in run_demo(settings, days_list, checkpoint_day=today):
+    topology_days = days_list if traces_per_day else None
+    for step in run_demo(settings, days_list, checkpoint_day=today, topology_days=topology_days):
         click.echo(f"[3/4] {step}")
     click.echo("[4/4] tables")
     lh = Lakehouse(settings)
@@ -270,8 +307,10 @@ def _register_optional_commands() -> None:
     from aura_assets.cli.memory import memory
     from aura_assets.cli.router import router
     from aura_assets.cli.sql import sql
+    from aura_assets.cli.topology import topology
 
     main.add_command(sql)
+    main.add_command(topology)
     main.add_command(checkpoints)
     main.add_command(branch)
     main.add_command(tag)
