@@ -42,6 +42,7 @@ from dagster import (
 )
 
 from aura_resources.lakehouse import LakehouseResource
+from aura_resources.presentation import branch_tags, snapshot_metadata
 from lakehouse import Lakehouse, Lineage, WriteResult
 from lakehouse.exceptions import ValidationError
 from lakehouse.wap import WapResult, write_audit_publish
@@ -165,12 +166,30 @@ def snapshot_result(
     data: pa.Table | None = None,
     day: date | None = None,
     extra: dict[str, Any] | None = None,
+    *,
+    lakehouse: Lakehouse | None = None,
+    changed: bool | None = None,
 ) -> MaterializeResult:
-    """A MaterializeResult whose data version is the Iceberg snapshot id."""
+    """A MaterializeResult whose data version is the Iceberg snapshot id.
+
+    With ``lakehouse``, the metadata is read from the table at that snapshot
+    (:mod:`aura_resources.presentation`): the partition's real row count, schema and preview.
+    """
+    metadata = metadata_for(result, data, day)
+    if lakehouse is not None:
+        metadata |= snapshot_metadata(
+            lakehouse,
+            result.table,
+            result.snapshot_id,
+            result.branch,
+            day,
+            changed=result.rows > 0 if changed is None else changed,
+        )
     return MaterializeResult(
         asset_key=asset_key,
-        metadata={**metadata_for(result, data, day), **(extra or {})},
+        metadata={**metadata, **(extra or {})},
         data_version=DataVersion(str(result.snapshot_id)),
+        tags=branch_tags(result.branch),
     )
 
 
@@ -187,7 +206,7 @@ def materialize(
     arrow = to_arrow(data)
     day = partition_day(context.partition_key if context.has_partition_key else None)
     wap = write_audited(lakehouse, table_for(key), arrow, day, lineage_of(context, key))
-    return audited_result(context, key, wap, arrow, day, extra_metadata)
+    return audited_result(context, key, wap, arrow, day, extra_metadata, lakehouse=lakehouse)
 
 
 def audited_result(
@@ -197,8 +216,13 @@ def audited_result(
     data: pa.Table | None,
     day: date | None,
     extra_metadata: dict[str, Any] | None = None,
+    *,
+    lakehouse: Lakehouse | None = None,
 ) -> MaterializeResult:
     """The MaterializeResult of a write-audit-publish: metadata, check results, data version.
+
+    With ``lakehouse``, the metadata describes the target's (or, if held, the audit branch's)
+    snapshot as read from the table: the partition's row count, schema and preview.
 
     The asset's declared (blocking) checks report each expectation. A failed audit of an asset
     without declared checks fails the step, so bad data can never pass unnoticed.
@@ -210,11 +234,8 @@ def audited_result(
         if isinstance(wap.audit, QualityResult)
         else []
     )
-    metadata = {
-        **metadata_for(wap.write, data, day),
-        **wap_metadata(wap),
-        **(extra_metadata or {}),
-    }
+    metadata = {**metadata_for(wap.write, data, day), **_wap_snapshot(lakehouse, wap, day)}
+    metadata |= {**wap_metadata(wap), **(extra_metadata or {})}
     if not wap.published and not any(not c.passed for c in checks):
         raise Failure(description=wap.audit.summary(), metadata=metadata)
     return MaterializeResult(
@@ -222,7 +243,22 @@ def audited_result(
         metadata=metadata,
         data_version=DataVersion(str(wap.target_snapshot_id)),
         check_results=checks,
+        tags=branch_tags(wap.target),
     )
+
+
+def _wap_snapshot(lakehouse: Lakehouse | None, wap: WapResult, day: date | None) -> dict[str, Any]:
+    """The table as this write-audit-publish left it (published target, or held audit branch)."""
+    if lakehouse is None:
+        return {}
+    branch = wap.target if wap.published else wap.audit_branch
+    snapshot = wap.target_snapshot_id if wap.published else wap.snapshot_id
+    return {
+        **snapshot_metadata(
+            lakehouse, wap.table, snapshot, branch, day, changed=wap.write.rows > 0
+        ),
+        "aura/rows_written": wap.write.rows,
+    }
 
 
 class IcebergIOManager(ConfigurableIOManager):
@@ -240,7 +276,11 @@ class IcebergIOManager(ConfigurableIOManager):
             self.lakehouse.lakehouse(), table_for(context.asset_key), arrow, day, lineage
         )
         _tag_run(context.step_context.instance, context.run_id, wap.target)
-        metadata = {**metadata_for(wap.write, arrow, day), **wap_metadata(wap)}
+        metadata = {
+            **metadata_for(wap.write, arrow, day),
+            **_wap_snapshot(self.lakehouse.lakehouse(), wap, day),
+            **wap_metadata(wap),
+        }
         if not wap.published:  # an IO manager cannot report check results: fail the step
             raise Failure(description=wap.audit.summary(), metadata=metadata)
         context.add_output_metadata(metadata)
