@@ -3,7 +3,6 @@
 import json
 import logging
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -233,7 +232,7 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: i
 
 
 @main.command()
-@click.option("--port", default=3000, show_default=True)
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 def ui(port: int) -> None:
     """Start the Dagster UI on this code location (dagster dev)."""
     from aura_assets.instance import dagster_env, prepare_dagster_home
@@ -246,7 +245,10 @@ def ui(port: int) -> None:
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
     env = {**os.environ, "AURA_HOME": str(settings.home), **dagster_env(settings)}
     # Run from DAGSTER_HOME so a repo checkout's template dagster.yaml is not mistaken for it.
-    raise SystemExit(subprocess.call(args, env=env, cwd=home))
+    # SIGTERM / SIGINT stop dagster dev and every process it started (aura_assets.process).
+    from aura_assets.process import supervise
+
+    raise SystemExit(supervise(args, env, home))
 
 
 def _register_optional_commands() -> None:
