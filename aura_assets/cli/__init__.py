@@ -1,7 +1,6 @@
 """The ``aura`` command line."""
 
 import json
-import logging
 import os
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from aura_assets.cli._output import configure_logging, progress
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
 from lakehouse.settings import redact_text
@@ -59,13 +59,22 @@ def _redact(message: str) -> str:
 
 
 @click.group(cls=_AuraGroup)
-@click.option("-v", "--verbose", is_flag=True, help="Log what the lakehouse does.")
-def main(verbose: bool) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what the lakehouse does (-vv: Dagster, pyiceberg and other libraries too).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or as one JSON object each (stderr).",
+)
+def main(verbose: int, log_format: str) -> None:
     """AURA Lakehouse: versioned Iceberg tables for an AI-agent platform."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose, log_format)
 
 
 # Option types: bad values are refused by click before a command does anything.
@@ -179,7 +188,9 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
     from lakehouse.simulate import publish, routing_events
     from lakehouse.stores import open_redis
 
-    return publish(open_redis(settings), routing_events(workload))
+    total = workload.days * workload.per_day
+    with progress("publishing routing events", total) as bar:
+        return publish(open_redis(settings), bar.track(routing_events(workload)))
 
 
 @main.command()
@@ -217,8 +228,10 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: i
         click.echo("[2/4] no workflow threads (--workflows 0)")
     days_list = [workload.start + timedelta(days=i) for i in range(days)]
     today = datetime.now(UTC).date() if workflows else None
-    for step in run_demo(settings, days_list, checkpoint_day=today):
-        click.echo(f"[3/4] {step}")
+    with progress("Dagster runs", len(days_list) + (1 if today else 0)) as bar:
+        for step in run_demo(settings, days_list, checkpoint_day=today):
+            bar.advance()
+            click.echo(f"[3/4] {step}")
     click.echo("[4/4] tables")
     lh = Lakehouse(settings)
     _print_tables(lh)
