@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from click.testing import CliRunner
@@ -39,6 +40,12 @@ def demo_output(in_aura_env: Settings, redis_client: object) -> Iterator[list[st
         for prefix in prefixes:
             for i in range(WORKFLOWS):
                 saver.delete_thread(f"{prefix}-{i:04d}")
+
+
+def _demo_days(output: str) -> set[date]:
+    return {
+        date.fromisoformat(d) for d in re.findall(r"(\d{4}-\d{2}-\d{2}): routing_ingest", output)
+    }
 
 
 @pytest.mark.slow
@@ -89,6 +96,17 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     assert f"closest in shape to {run_id}" in similar.output
     missing = runner.invoke(main, ["topology", "similar", "no-such-run"])
     assert missing.exit_code != 0 and "not in topology_history" in missing.output
+    # ... with the code location's origin, as runs launched from the UI: the Jobs page, the
+    # job's Runs tab and the Overview timeline list them.
+    for r in shown:
+        origin = r.remote_job_origin
+        assert origin is not None, f"run {r.run_id} has no code-location origin"
+        assert origin.location_name == "aura"
+        assert origin.job_name == r.job_name
+        assert r.tags["dagster/code_location"] == "aura"
+    assert {r.tags.get("dagster/partition") for r in shown if r.job_name == "routing_ingest"} == {
+        d.isoformat() for d in _demo_days(out.output)
+    }
 
     listed = runner.invoke(main, ["tables"], catch_exceptions=False)
     assert listed.exit_code == 0, listed.output

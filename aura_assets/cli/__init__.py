@@ -1,9 +1,7 @@
 """The ``aura`` command line."""
 
 import json
-import logging
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from aura_assets.cli._output import configure_logging, progress
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
 from lakehouse.settings import redact_text
@@ -60,13 +59,22 @@ def _redact(message: str) -> str:
 
 
 @click.group(cls=_AuraGroup)
-@click.option("-v", "--verbose", is_flag=True, help="Log what the lakehouse does.")
-def main(verbose: bool) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what the lakehouse does (-vv: Dagster, pyiceberg and other libraries too).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or as one JSON object each (stderr).",
+)
+def main(verbose: int, log_format: str) -> None:
     """AURA Lakehouse: versioned Iceberg tables for an AI-agent platform."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose, log_format)
 
 
 # Option types: bad values are refused by click before a command does anything.
@@ -214,7 +222,9 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
     from lakehouse.simulate import publish, routing_events
     from lakehouse.stores import open_redis
 
-    return publish(open_redis(settings), routing_events(workload))
+    total = workload.days * workload.per_day
+    with progress("publishing routing events", total) as bar:
+        return publish(open_redis(settings), bar.track(routing_events(workload)))
 
 
 @main.command()
@@ -264,8 +274,13 @@ def demo(
     days_list = [workload.start + timedelta(days=i) for i in range(days)]
     today = datetime.now(UTC).date() if workflows else None
     topology_days = days_list if traces_per_day else None
-    for step in run_demo(settings, days_list, checkpoint_day=today, topology_days=topology_days):
-        click.echo(f"[3/4] {step}")
+    runs = len(days_list) + (1 if today else 0) + (1 if topology_days else 0)
+    with progress("Dagster runs", runs) as bar:
+        for step in run_demo(
+            settings, days_list, checkpoint_day=today, topology_days=topology_days
+        ):
+            bar.advance()
+            click.echo(f"[3/4] {step}")
     click.echo("[4/4] tables")
     lh = Lakehouse(settings)
     _print_tables(lh)
@@ -279,7 +294,7 @@ def demo(
 
 
 @main.command()
-@click.option("--port", default=3000, show_default=True)
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 def ui(port: int) -> None:
     """Start the Dagster UI on this code location (dagster dev)."""
     from aura_assets.instance import dagster_env, prepare_dagster_home
@@ -292,7 +307,10 @@ def ui(port: int) -> None:
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
     env = {**os.environ, "AURA_HOME": str(settings.home), **dagster_env(settings)}
     # Run from DAGSTER_HOME so a repo checkout's template dagster.yaml is not mistaken for it.
-    raise SystemExit(subprocess.call(args, env=env, cwd=home))
+    # SIGTERM / SIGINT stop dagster dev and every process it started (aura_assets.process).
+    from aura_assets.process import supervise
+
+    raise SystemExit(supervise(args, env, home))
 
 
 def _register_optional_commands() -> None:

@@ -89,7 +89,7 @@ def _audited(
     if failed or written:
         day, wap = failed[0] if failed else written[-1]
         assert wap is not None
-        return audited_result(context, key, wap, None, day, stats)
+        return audited_result(context, key, wap, None, day, stats, lakehouse=lh)
     day = waps[-1][0]
     audit = validate_ref(lh, table, lh.settings.branch, day=day, run_id=context.run.run_id)
     declared = {s.name for s in context.assets_def.check_specs if s.asset_key == key}
@@ -117,7 +117,7 @@ def _current(
     if write is None:
         info = lh.info(table)
         write = WriteResult(info.name, lh.settings.branch, 0, info.snapshot_id, "none")
-    return snapshot_result(key, write, None, day, extra)
+    return snapshot_result(key, write, None, day, extra, lakehouse=lh)
 
 
 @multi_asset(
