@@ -60,3 +60,36 @@ def _archive_line(day: date, result: "ExecuteInProcessResult") -> str:
         f"checkpoints (archive {values.get('archive/size_ratio', '-')}x the raw bytes), "
         f"trimmed {values.get('hot/trimmed', 0)} hot rows"
     )
+
+
+def train_router(settings: Settings, days: list[date]) -> Iterator[str]:
+    """Build the router's training set for ``days`` and run ``router_retrain`` on them (the
+    latest day held out) in the persistent instance; yield one line per run."""
+    from aura_assets.definitions import defs
+    from aura_assets.instance import open_instance
+
+    instance = open_instance(settings)
+    training = defs.resolve_job_def("router_training")
+    for day in days:
+        result = training.execute_in_process(
+            partition_key=day.isoformat(), instance=instance, run_config=QUIET
+        )
+        yield f"{day}: router_training run {result.run_id} " + (
+            "succeeded" if result.success else "FAILED"
+        )
+    config = {"train_days": len(days) - 1, "heldout_days": 1}
+    result = defs.resolve_job_def("router_retrain").execute_in_process(
+        instance=instance,
+        run_config={**QUIET, "ops": {"router_model": {"config": config}}},
+        raise_on_error=True,
+    )
+    meta = {
+        k: getattr(v, "value", v)
+        for e in result.get_asset_materialization_events()
+        for k, v in e.step_materialization_data.materialization.metadata.items()
+    }
+    verdict = "published as champion" if meta.get("published") else "refused"
+    yield (
+        f"router_retrain run {result.run_id} succeeded: candidate {meta.get('candidate_version')} "
+        f"{verdict} ({meta.get('reasons')})"
+    )
