@@ -1,19 +1,21 @@
-"""The demo's Dagster part: routing runs for each day, then the day's checkpoint archive run."""
+"""The demo's Dagster part: routing runs per day, one topology run, the checkpoint archive run.
+
+Runs are created with the ``aura`` code location's origin (``aura_assets.launch``), so the UI's
+Jobs page, the job's Runs tab and the Overview timeline show them like runs launched from the UI.
+"""
 
 from collections.abc import Iterator
 from datetime import date
-from typing import TYPE_CHECKING
 
+from aura_assets.launch import Outcome
 from lakehouse.settings import Settings
-
-if TYPE_CHECKING:
-    from dagster import ExecuteInProcessResult
-
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run_demo(
-    settings: Settings, days: list[date], checkpoint_day: date | None = None
+    settings: Settings,
+    days: list[date],
+    checkpoint_day: date | None = None,
+    topology_days: list[date] | None = None,
 ) -> Iterator[str]:
     """Run the demo's jobs in the persistent instance; yield one progress line per run.
 
@@ -22,74 +24,94 @@ def run_demo(
         days: Days to run ``routing_ingest`` for, in order.
         checkpoint_day: If given, then materialise ``workflow_checkpoints`` for this day
             (archive the hot store's checkpoints of the day into Iceberg, then trim it).
+        topology_days: If given, then materialise ``topology_daily`` for these consecutive days
+            in one run (workflow runs, signatures, Qdrant index, drift).
     """
-    from aura_assets.definitions import defs
     from aura_assets.instance import open_instance
+    from aura_assets.launch import launcher
 
     instance = open_instance(settings)
-    job = defs.resolve_job_def("routing_ingest")
-    for day in days:
-        result = job.execute_in_process(
-            partition_key=day.isoformat(),
-            instance=instance,
-            run_config=QUIET,
-            raise_on_error=True,
-        )
-        yield f"{day}: run {result.run_id} {'succeeded' if result.success else 'FAILED'}"
-    if checkpoint_day is None:
-        return
-    result = defs.resolve_job_def("checkpoint_archive").execute_in_process(
-        partition_key=checkpoint_day.isoformat(),
-        instance=instance,
-        run_config=QUIET,
-        raise_on_error=True,
+    try:
+        with launcher(instance) as launch:
+            for day in days:
+                outcome = launch.run("routing_ingest", day.isoformat())
+                yield _routing_line(day, outcome)
+                if not outcome.success:
+                    raise RuntimeError(_failed(outcome))
+            if topology_days:
+                first, last = topology_days[0].isoformat(), topology_days[-1].isoformat()
+                range_tags = {
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                }
+                outcome = launch.run("topology_daily", tags=range_tags)
+                if not outcome.success:
+                    raise RuntimeError(_failed(outcome))
+                yield (
+                    f"{first}...{last}: topology_daily run {outcome.run_id} succeeded "
+                    "(`aura topology drift` shows it)"
+                )
+            if checkpoint_day is None:
+                return
+            outcome = launch.run("checkpoint_archive", checkpoint_day.isoformat())
+            if not outcome.success:
+                raise RuntimeError(_failed(outcome))
+            yield _archive_line(checkpoint_day, outcome)
+    finally:
+        instance.dispose()
+
+
+def _failed(outcome: Outcome) -> str:
+    return (
+        f"run {outcome.run_id} of {outcome.job_name} ({outcome.partition}) failed: "
+        "`aura ui` shows its logs"
     )
-    yield _archive_line(checkpoint_day, result)
 
 
-def _archive_line(day: date, result: "ExecuteInProcessResult") -> str:
+def _routing_line(day: date, outcome: Outcome) -> str:
+    meta = outcome.metadata.get("routing_decisions", {})
+    rows = meta.get("dagster/row_count", "-")
+    changed = "" if meta.get("aura/changed", True) else " (unchanged)"
+    return f"{day}: routing_ingest run {outcome.run_id} succeeded: {rows} decisions{changed}"
+
+
+def _archive_line(day: date, outcome: Outcome) -> str:
     """What the checkpoint archive run did, from its materialisation metadata."""
     from aura_assets.checkpoints.assets import CHECKPOINTS_KEY
 
-    events = result.asset_materializations_for_node(CHECKPOINTS_KEY.path[-1])
-    meta = next(e.metadata for e in events if e.asset_key == CHECKPOINTS_KEY)
-    values = {k: getattr(v, "value", v) for k, v in meta.items()}
+    values = outcome.metadata["/".join(CHECKPOINTS_KEY.path)]
     return (
-        f"{day}: workflow_checkpoints run {result.run_id} "
-        f"{'succeeded' if result.success else 'FAILED'}: archived {values['rows_added']} "
-        f"checkpoints (archive {values.get('archive/size_ratio', '-')}x the raw bytes), "
-        f"trimmed {values.get('hot/trimmed', 0)} hot rows"
+        f"{day}: workflow_checkpoints run {outcome.run_id} succeeded: archived "
+        f"{values['rows_added']} checkpoints (archive {values.get('archive/size_ratio', '-')}x "
+        f"the raw bytes), trimmed {values.get('hot/trimmed', 0)} hot rows"
     )
 
 
 def train_router(settings: Settings, days: list[date]) -> Iterator[str]:
     """Build the router's training set for ``days`` and run ``router_retrain`` on them (the
     latest day held out) in the persistent instance; yield one line per run."""
-    from aura_assets.definitions import defs
     from aura_assets.instance import open_instance
+    from aura_assets.launch import launcher
 
     instance = open_instance(settings)
-    training = defs.resolve_job_def("router_training")
-    for day in days:
-        result = training.execute_in_process(
-            partition_key=day.isoformat(), instance=instance, run_config=QUIET
-        )
-        yield f"{day}: router_training run {result.run_id} " + (
-            "succeeded" if result.success else "FAILED"
-        )
-    config = {"train_days": len(days) - 1, "heldout_days": 1}
-    result = defs.resolve_job_def("router_retrain").execute_in_process(
-        instance=instance,
-        run_config={**QUIET, "ops": {"router_model": {"config": config}}},
-        raise_on_error=True,
-    )
-    meta = {
-        k: getattr(v, "value", v)
-        for e in result.get_asset_materialization_events()
-        for k, v in e.step_materialization_data.materialization.metadata.items()
-    }
+    try:
+        with launcher(instance) as launch:
+            for day in days:
+                outcome = launch.run("router_training", day.isoformat())
+                if not outcome.success:
+                    raise RuntimeError(_failed(outcome))
+                yield f"{day}: router_training run {outcome.run_id} succeeded"
+            config = {"train_days": len(days) - 1, "heldout_days": 1}
+            outcome = launch.run(
+                "router_retrain", run_config={"ops": {"router_model": {"config": config}}}
+            )
+            if not outcome.success:
+                raise RuntimeError(_failed(outcome))
+    finally:
+        instance.dispose()
+    meta = {k: v for values in outcome.metadata.values() for k, v in values.items()}
     verdict = "published as champion" if meta.get("published") else "refused"
     yield (
-        f"router_retrain run {result.run_id} succeeded: candidate {meta.get('candidate_version')} "
-        f"{verdict} ({meta.get('reasons')})"
+        f"router_retrain run {outcome.run_id} succeeded: candidate "
+        f"{meta.get('candidate_version')} {verdict} ({meta.get('reasons')})"
     )

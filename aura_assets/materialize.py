@@ -32,8 +32,10 @@ from aura_resources.metadata import (
     tag_run,
     to_arrow,
     wap_metadata,
+    wap_snapshot,
     write_audited,
 )
+from aura_resources.presentation import branch_tags, snapshot_metadata
 from lakehouse import Lakehouse, WriteResult
 from lakehouse.wap import WapResult
 from quality.checks import check_results
@@ -55,12 +57,30 @@ def snapshot_result(
     data: pa.Table | None = None,
     day: date | None = None,
     extra: dict[str, Any] | None = None,
+    *,
+    lakehouse: Lakehouse | None = None,
+    changed: bool | None = None,
 ) -> MaterializeResult:
-    """A MaterializeResult whose data version is the Iceberg snapshot id."""
+    """A MaterializeResult whose data version is the Iceberg snapshot id.
+
+    With ``lakehouse``, the metadata is read from the table at that snapshot
+    (:mod:`aura_resources.presentation`): the partition's real row count, schema and preview.
+    """
+    metadata = metadata_for(result, data, day)
+    if lakehouse is not None:
+        metadata |= snapshot_metadata(
+            lakehouse,
+            result.table,
+            result.snapshot_id,
+            result.branch,
+            day,
+            changed=result.rows > 0 if changed is None else changed,
+        )
     return MaterializeResult(
         asset_key=asset_key,
-        metadata={**metadata_for(result, data, day), **(extra or {})},
+        metadata={**metadata, **(extra or {})},
         data_version=DataVersion(str(result.snapshot_id)),
+        tags=branch_tags(result.branch),
     )
 
 
@@ -77,7 +97,7 @@ def materialize(
     arrow = to_arrow(data)
     day = partition_day(context.partition_key if context.has_partition_key else None)
     wap = write_audited(lakehouse, table_for(key), arrow, day, lineage_of(context, key))
-    return audited_result(context, key, wap, arrow, day, extra_metadata)
+    return audited_result(context, key, wap, arrow, day, extra_metadata, lakehouse=lakehouse)
 
 
 def audited_result(
@@ -87,8 +107,13 @@ def audited_result(
     data: pa.Table | None,
     day: date | None,
     extra_metadata: dict[str, Any] | None = None,
+    *,
+    lakehouse: Lakehouse | None = None,
 ) -> MaterializeResult:
     """The MaterializeResult of a write-audit-publish: metadata, check results, data version.
+
+    With ``lakehouse``, the metadata describes the target's (or, if held, the audit branch's)
+    snapshot as read from the table: the partition's row count, schema and preview.
 
     The asset's declared (blocking) checks report each expectation. A failed audit of an asset
     without declared checks fails the step, so bad data can never pass unnoticed.
@@ -100,11 +125,8 @@ def audited_result(
         if isinstance(wap.audit, QualityResult)
         else []
     )
-    metadata = {
-        **metadata_for(wap.write, data, day),
-        **wap_metadata(wap),
-        **(extra_metadata or {}),
-    }
+    metadata = {**metadata_for(wap.write, data, day), **wap_snapshot(lakehouse, wap, day)}
+    metadata |= {**wap_metadata(wap), **(extra_metadata or {})}
     if not wap.published and not any(not c.passed for c in checks):
         raise Failure(description=wap.audit.summary(), metadata=metadata)
     return MaterializeResult(
@@ -112,4 +134,5 @@ def audited_result(
         metadata=metadata,
         data_version=DataVersion(str(wap.target_snapshot_id)),
         check_results=checks,
+        tags=branch_tags(wap.target),
     )

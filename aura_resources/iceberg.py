@@ -23,6 +23,7 @@ from aura_resources.metadata import (
     tag_run,
     to_arrow,
     wap_metadata,
+    wap_snapshot,
     write_audited,
 )
 
@@ -42,7 +43,11 @@ class IcebergIOManager(ConfigurableIOManager):
             self.lakehouse.lakehouse(), table_for(context.asset_key), arrow, day, lineage
         )
         tag_run(context.step_context.instance, context.run_id, wap.target)
-        metadata = {**metadata_for(wap.write, arrow, day), **wap_metadata(wap)}
+        metadata = {
+            **metadata_for(wap.write, arrow, day),
+            **wap_snapshot(self.lakehouse.lakehouse(), wap, day),
+            **wap_metadata(wap),
+        }
         if not wap.published:  # an IO manager cannot report check results: fail the step
             raise Failure(description=wap.audit.summary(), metadata=metadata)
         context.add_output_metadata(metadata)

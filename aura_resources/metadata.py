@@ -20,6 +20,7 @@ from dagster import (
     TableSchema,
 )
 
+from aura_resources.presentation import snapshot_metadata
 from lakehouse import Lakehouse, Lineage, WriteResult
 from lakehouse.exceptions import ValidationError
 from lakehouse.wap import WapResult, write_audit_publish
@@ -140,3 +141,17 @@ def lineage_of(context: AssetExecutionContext | OutputContext, asset_key: AssetK
         run_id=run_id,
         code_version=code_version,
     )
+
+
+def wap_snapshot(lakehouse: Lakehouse | None, wap: WapResult, day: date | None) -> dict[str, Any]:
+    """The table as this write-audit-publish left it (published target, or held audit branch)."""
+    if lakehouse is None:
+        return {}
+    branch = wap.target if wap.published else wap.audit_branch
+    snapshot = wap.target_snapshot_id if wap.published else wap.snapshot_id
+    return {
+        **snapshot_metadata(
+            lakehouse, wap.table, snapshot, branch, day, changed=wap.write.rows > 0
+        ),
+        "aura/rows_written": wap.write.rows,
+    }

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
@@ -67,7 +68,13 @@ class Experiment:
 
 @dataclass(frozen=True)
 class TableDiff:
-    """One table of an experiment compared with main."""
+    """One table of an experiment compared with main.
+
+    ``rows_added``, ``rows_removed`` and ``rows_changed`` are net, by the table's key, between
+    the branch point (the last snapshot main and the branch share) and the branch head: a day
+    rewritten with 300 more rows is 300 added (and the rows whose values differ, changed), not
+    every row of the day removed and written again.
+    """
 
     table: str
     base_snapshot_id: int | None
@@ -80,6 +87,7 @@ class TableDiff:
     main_rows: int
     branch_rows: int
     metrics: dict[str, tuple[float | None, float | None]]
+    rows_changed: int = 0
 
     @property
     def fast_forward(self) -> bool:
@@ -164,9 +172,12 @@ def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool)
     branch_only = [s for s in branch_line if s.snapshot_id not in main_ids]
     main_only = [s for s in main_line if s.snapshot_id not in branch_ids]
     base = next((s.snapshot_id for s in branch_line if s.snapshot_id in main_ids), None)
+    spec = spec_for(table_name)
+    added, removed, changed = (
+        row_changes(table, spec, base, branch_id) if branch_only else (0, 0, 0)
+    )
     shown: dict[str, tuple[float | None, float | None]] = {}
     if with_metrics:
-        spec = spec_for(table_name)
         on_main = _metrics(table, spec, main_id)
         on_branch = on_main if branch_id == main_id else _metrics(table, spec, branch_id)
         shown = {k: (on_main.get(k), on_branch.get(k)) for k in on_main}
@@ -177,12 +188,65 @@ def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool)
         branch_snapshot_id=branch_id,
         branch_snapshots=len(branch_only),
         main_snapshots=len(main_only),
-        rows_added=sum(_summary_int(s, "added-records") for s in branch_only),
-        rows_removed=sum(_summary_int(s, "deleted-records") for s in branch_only),
+        rows_added=added,
+        rows_removed=removed,
+        rows_changed=changed,
         main_rows=_total_rows(table, main_id),
         branch_rows=_total_rows(table, branch_id),
         metrics=shown,
     )
+
+
+def row_changes(
+    table: Table, spec: TableSpec, old_id: int | None, new_id: int | None
+) -> tuple[int, int, int]:
+    """Rows added, removed and changed (same key, other values) from ``old_id`` to ``new_id``.
+
+    Only the data files one snapshot has and the other lacks are read: a file both share holds
+    the same rows on both sides.
+    """
+    old_tasks = _tasks(table, old_id)
+    new_tasks = _tasks(table, new_id)
+    before = _read_tasks(table, [t for p, t in old_tasks.items() if p not in new_tasks])
+    after = _read_tasks(table, [t for p, t in new_tasks.items() if p not in old_tasks])
+    if before is None or after is None:
+        return (
+            (after.num_rows if after is not None else 0),
+            (before.num_rows if before is not None else 0),
+            0,
+        )
+    key = list(spec.key)
+    old, new = _fingerprints(before, key), _fingerprints(after, key)
+    old_keys, new_keys = old.select(key).unique(), new.select(key).unique()
+    added = new_keys.join(old_keys, on=key, how="anti").height
+    removed = old_keys.join(new_keys, on=key, how="anti").height
+    # A key on both sides whose row is identical (same fingerprint) was rewritten, not changed.
+    same = new.join(old, on=[*key, "_row"], how="semi").select(key).unique().height
+    return added, removed, new_keys.height - added - same
+
+
+def _fingerprints(data: pa.Table, key: list[str]) -> pl.DataFrame:
+    """The key columns and a hash of each whole row (nested columns included)."""
+    frame = pl.from_arrow(data)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.select(key).with_columns(_row=frame.hash_rows(seed=0)).unique()
+
+
+def _tasks(table: Table, snapshot_id: int | None) -> dict[str, object]:
+    if snapshot_id is None:
+        return {}
+    return {t.file.file_path: t for t in table.scan(snapshot_id=snapshot_id).plan_files()}
+
+
+def _read_tasks(table: Table, tasks: list[object]) -> pa.Table | None:
+    """The rows of these scan tasks (deletes applied), or None if there are none."""
+    if not tasks:
+        return None
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+    return scan.to_table(tasks)  # type: ignore[arg-type]
 
 
 def _summary_int(snapshot: object, key: str) -> int:

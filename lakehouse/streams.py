@@ -16,6 +16,7 @@ memory events next), separate from any event contract:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import redis
-from pyiceberg.expressions import And, EqualTo, In
+from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
 from pyiceberg.schema import Schema
 from pyiceberg.types import StringType, TimestamptzType
 
@@ -269,6 +270,13 @@ def rejected_table_spec(name: str, description: str) -> TableSpec:
             column(4, "reason", StringType(), doc="Why the event was rejected"),
             column(5, "raw", StringType(), required=False, doc="The payload exactly as received"),
             column(6, "run_id", StringType(), required=False),
+            column(
+                7,
+                "payload_sha256",
+                StringType(),
+                required=False,
+                doc="SHA-256 of the payload (a re-published identical payload is recorded once)",
+            ),
         ),
         time_column="rejected_at",
         key=("stream", "stream_id"),
@@ -285,40 +293,80 @@ def record_dead_letters(
     lineage: Lineage,
     branch: str | None = None,
 ) -> WriteResult | None:
-    """Append the dead letters not recorded before (key ``stream, stream_id``); None if none.
+    """Append the dead letters not recorded before; None if none.
 
-    Replays of the same entries therefore add no duplicates.
+    A dead letter is known when its entry (key ``stream, stream_id``) or its payload (SHA-256 of
+    ``raw``, within the stream) is already recorded: a replayed entry and a re-published identical
+    payload (a replayed workload, a producer retry) are each recorded once, with the first entry
+    id seen. Entries without a payload are deduplicated by entry id only.
     """
     if not dead:
         return None
     branch = branch or lh.settings.branch
-    known = _known(lh, table_name, stream, [d.stream_id for d in dead], branch)
-    fresh = list({d.stream_id: d for d in dead if d.stream_id not in known}.values())
+    hashes = {d.stream_id: _payload_hash(d.raw) for d in dead}
+    known_ids, known_hashes = _known(
+        lh,
+        table_name,
+        stream,
+        [d.stream_id for d in dead],
+        {h for h in hashes.values() if h},
+        branch,
+    )
+    fresh: dict[str, DeadLetter] = {}
+    seen: set[str] = set(known_hashes)
+    for d in dead:
+        digest = hashes[d.stream_id]
+        if d.stream_id in known_ids or d.stream_id in fresh or (digest and digest in seen):
+            continue
+        fresh[d.stream_id] = d
+        if digest:
+            seen.add(digest)
     if not fresh:
         return None
+    letters = list(fresh.values())
     now = datetime.now(UTC)
     rows = pa.Table.from_pydict(
         {
-            "stream_id": [d.stream_id for d in fresh],
-            "stream": [stream] * len(fresh),
-            "rejected_at": [now] * len(fresh),
-            "reason": [d.reason for d in fresh],
-            "raw": [d.raw for d in fresh],
-            "run_id": [lineage.run_id] * len(fresh),
+            "stream_id": [d.stream_id for d in letters],
+            "stream": [stream] * len(letters),
+            "rejected_at": [now] * len(letters),
+            "reason": [d.reason for d in letters],
+            "raw": [d.raw for d in letters],
+            "run_id": [lineage.run_id] * len(letters),
+            "payload_sha256": [hashes[d.stream_id] for d in letters],
         },
         schema=lh.spec(table_name).arrow_schema,
     )
     return lh.append(table_name, rows, lineage=lineage, branch=branch)
 
 
-def _known(lh: Lakehouse, table_name: str, stream: str, ids: list[str], branch: str) -> set[str]:
+def _payload_hash(raw: str | None) -> str | None:
+    return hashlib.sha256(raw.encode()).hexdigest() if raw is not None else None
+
+
+def _known(
+    lh: Lakehouse, table_name: str, stream: str, ids: list[str], hashes: set[str], branch: str
+) -> tuple[set[str], set[str]]:
+    """Entry ids and payload hashes among ``ids`` / ``hashes`` already recorded for ``stream``."""
     table = lh.table(table_name)
     snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
     if snapshot_id is None:
-        return set()
+        return set(), set()
+    names = {f.name for f in table.schema().fields}
+    match: BooleanExpression = In("stream_id", set(ids))
+    fields: tuple[str, ...] = ("stream_id",)
+    if hashes and "payload_sha256" in names:  # tables written before the column existed
+        match = Or(match, In("payload_sha256", hashes))
+        fields = ("stream_id", "payload_sha256")
     scan = table.scan(
-        row_filter=And(EqualTo("stream", stream), In("stream_id", set(ids))),
-        selected_fields=("stream_id",),
+        row_filter=And(EqualTo("stream", stream), match),
+        selected_fields=fields,
         snapshot_id=snapshot_id,
     )
-    return set(scan.to_arrow().column("stream_id").to_pylist())
+    found = scan.to_arrow()
+    known_hashes = (
+        {h for h in found.column("payload_sha256").to_pylist() if h}
+        if "payload_sha256" in found.column_names
+        else set()
+    )
+    return set(found.column("stream_id").to_pylist()), known_hashes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,9 @@ TABLES = (
     "workflow_checkpoints",
     "workflow_checkpoint_writes",
     "workflow_checkpoint_blobs",
+    "workflow_runs",
+    "topology_history",
+    "drift_reports",
 )
 
 
@@ -38,10 +42,17 @@ def demo_output(in_aura_env: Settings, redis_client: object) -> Iterator[list[st
                 saver.delete_thread(f"{prefix}-{i:04d}")
 
 
+def _demo_days(output: str) -> set[date]:
+    return {
+        date.fromisoformat(d) for d in re.findall(r"(\d{4}-\d{2}-\d{2}): routing_ingest", output)
+    }
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     runner = CliRunner()
     args = ["demo", "--days", "2", "--per-day", "300", "--workflows", str(WORKFLOWS)]
+    args += ["--traces-per-day", "15"]
     out = runner.invoke(main, args)
     demo_output.append(out.output)
     if out.exception is not None and not isinstance(out.exception, SystemExit):
@@ -86,9 +97,31 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     shown = [r for r in instance.get_runs() if r.run_id in out.output]
     assert all(r.is_success for r in shown)
     assert sorted(r.job_name for r in shown) == sorted(
-        ["checkpoint_archive", "router_retrain", *["router_training"] * 2]
+        ["checkpoint_archive", "router_retrain", "topology_daily", *["router_training"] * 2]
         + ["routing_ingest"] * (3 if champion else 2)
     )
+    assert rows["workflow_runs"] == rows["topology_history"] == 30
+
+    drift = runner.invoke(main, ["topology", "drift", "--days", "5"], catch_exceptions=False)
+    assert drift.exit_code == 0, drift.output
+    assert "topology p" in drift.output and len(drift.output.splitlines()) == 2  # day 2 only
+    run_id = lh.read("topology_history").column("run_id")[0].as_py()
+    similar = runner.invoke(main, ["topology", "similar", run_id, "-k", "3"])
+    assert similar.exit_code == 0, similar.output
+    assert f"closest in shape to {run_id}" in similar.output
+    missing = runner.invoke(main, ["topology", "similar", "no-such-run"])
+    assert missing.exit_code != 0 and "not in topology_history" in missing.output
+    # ... with the code location's origin, as runs launched from the UI: the Jobs page, the
+    # job's Runs tab and the Overview timeline list them.
+    for r in shown:
+        origin = r.remote_job_origin
+        assert origin is not None, f"run {r.run_id} has no code-location origin"
+        assert origin.location_name == "aura"
+        assert origin.job_name == r.job_name
+        assert r.tags["dagster/code_location"] == "aura"
+    assert {r.tags.get("dagster/partition") for r in shown if r.job_name == "routing_ingest"} == {
+        d.isoformat() for d in _demo_days(out.output)
+    }
 
     listed = runner.invoke(main, ["tables"], catch_exceptions=False)
     assert listed.exit_code == 0, listed.output

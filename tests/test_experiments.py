@@ -231,3 +231,24 @@ def test_restore_as_of_out_of_range_is_one_line(in_aura_env: Settings) -> None:
         assert isinstance(result.exception, SystemExit), result.exception
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and "--as-of" in lines[0], result.output
+
+
+def test_diff_is_net_by_key_for_a_day_rewrite(lakehouse: Lakehouse, settings: Settings) -> None:
+    """A day rewritten with 3 more rows, 1 changed and 1 dropped: +3, -1, ~1, not +all/-all."""
+    day = datetime(2026, 11, 20, tzinfo=UTC).date()
+    original = decisions(10)
+    lakehouse.overwrite_day(DECISIONS, original, day)
+    experiments.create(lakehouse, "rewrite", tables=[DECISIONS])
+
+    kept = original.slice(0, 9)  # the 10th row is removed
+    quality = kept.column("quality_score").to_pylist()
+    quality[0] = 0.1  # one row changes a value
+    kept = kept.set_column(
+        kept.schema.get_field_index("quality_score"), "quality_score", pa.array(quality)
+    )
+    rewritten = pa.concat_tables([kept, decisions(3, start=50)])
+    Lakehouse(settings.with_overrides(branch="rewrite")).overwrite_day(DECISIONS, rewritten, day)
+
+    (d,) = experiments.diff(lakehouse, "rewrite", metrics=False)
+    assert (d.rows_added, d.rows_removed, d.rows_changed) == (3, 1, 1)
+    assert (d.main_rows, d.branch_rows) == (10, 12)

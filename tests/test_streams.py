@@ -89,3 +89,23 @@ def test_dead_letters_are_recorded_once(lakehouse: Lakehouse) -> None:
         (STREAM, "2-0", "deleted"),
         (STREAM, "3-0", "not an object"),
     ]
+
+
+def test_a_republished_identical_payload_is_recorded_once(lakehouse: Lakehouse) -> None:
+    """Re-running a workload publishes the same malformed payloads under new entry ids."""
+    table = ROUTING_DECISIONS_REJECTED.name
+    lineage = Lineage(run_id="r1")
+    first = [DeadLetter("1-0", "{not json", "invalid JSON"), DeadLetter("2-0", "[]", "not obj")]
+    assert record_dead_letters(lakehouse, table, STREAM, first, lineage).rows == 2
+    replay = [
+        DeadLetter("9-0", "{not json", "invalid JSON"),
+        DeadLetter("9-1", "[]", "not obj"),
+        DeadLetter("9-2", "[]", "not obj"),  # the same payload twice in one batch
+        DeadLetter("9-3", "{other", "invalid JSON"),
+        DeadLetter("9-4", None, "deleted"),
+    ]
+    again = record_dead_letters(lakehouse, table, STREAM, replay, lineage)
+    assert again is not None and again.rows == 2  # only "{other" and the payload-less entry
+    rows = lakehouse.read(table).to_pylist()
+    assert sorted(r["stream_id"] for r in rows) == ["1-0", "2-0", "9-3", "9-4"]
+    assert all(r["payload_sha256"] for r in rows if r["raw"] is not None)

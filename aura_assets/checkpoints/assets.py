@@ -7,15 +7,15 @@ from dagster import (
     AssetKey,
     AssetSpec,
     Config,
-    DataVersion,
     MaterializeResult,
     multi_asset,
 )
 from pydantic import Field
 
-from aura_assets.materialize import partition_day
+from aura_assets.materialize import partition_day, snapshot_result
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
+from lakehouse import refs
 from lakehouse.checkpoints import (
     AuraCheckpointSaver,
     RetentionPolicy,
@@ -23,6 +23,9 @@ from lakehouse.checkpoints import (
     archive_checkpoints,
 )
 from lakehouse.checkpoints.archive import BLOBS, CHECKPOINTS, WRITES, ArchiveResult
+from lakehouse.writer import WriteResult
+from quality.checks import check_results, check_specs
+from quality.validate import validate_ref
 
 CHECKPOINTS_KEY = AssetKey(CHECKPOINTS)
 WRITES_KEY = AssetKey(WRITES)
@@ -42,6 +45,19 @@ class CheckpointArchiveConfig(Config):
     )
 
 
+# The source of the archived tables: LangGraph workflows checkpointed by AuraCheckpointSaver
+# into the hot store. External (no Dagster run produces it): it gives the lineage its origin.
+WORKFLOWS = AssetSpec(
+    AssetKey("agent_workflows"),
+    description="LangGraph agent workflow threads checkpointed by `AuraCheckpointSaver` into "
+    "the hot store (PostgreSQL, or SQLite under AURA_HOME); `aura simulate --workflows N` and "
+    "the demo run simulated ones (`lakehouse/workflows.py`).",
+    group_name="checkpoints",
+    kinds={"langgraph", "postgres"},
+    owners=["team:agents"],
+)
+
+
 def _spec(key: AssetKey, description: str) -> AssetSpec:
     return AssetSpec(
         key,
@@ -50,6 +66,8 @@ def _spec(key: AssetKey, description: str) -> AssetSpec:
         partitions_def=DAILY,
         group_name="checkpoints",
         kinds={"iceberg", "langgraph"},
+        deps=[WORKFLOWS.key],
+        owners=["team:lakehouse"],
         metadata={"iceberg/table": f"aura.{key.path[-1]}"},
     )
 
@@ -68,6 +86,7 @@ def _spec(key: AssetKey, description: str) -> AssetSpec:
             "version), bytes stored once per content hash.",
         ),
     ],
+    check_specs=[*check_specs(CHECKPOINTS_KEY), *check_specs(WRITES_KEY), *check_specs(BLOBS_KEY)],
 )
 def workflow_checkpoints(
     context: AssetExecutionContext, config: CheckpointArchiveConfig, lakehouse: LakehouseResource
@@ -98,16 +117,19 @@ def workflow_checkpoints(
         (WRITES_KEY, result.writes),
         (BLOBS_KEY, result.blobs),
     ):
-        info = lh.info(key.path[-1])
+        table = key.path[-1]
+        branch = lh.settings.branch
+        write = WriteResult(table, branch, added, refs.head(lh.table(table), branch), "archive")
+        result_ = snapshot_result(
+            key, write, None, day, {**common, "rows_added": added}, lakehouse=lh
+        )
+        audit = validate_ref(lh, table, branch, day=day, run_id=context.run.run_id)
         yield MaterializeResult(
             asset_key=key,
-            metadata={
-                **common,
-                "rows_added": added,
-                "iceberg/snapshot_id": str(info.snapshot_id),
-                "partition": day.isoformat(),
-            },
-            data_version=DataVersion(str(info.snapshot_id)),
+            metadata=result_.metadata,
+            data_version=result_.data_version,
+            tags=result_.tags,
+            check_results=check_results(key, audit),
         )
 
 

@@ -2,12 +2,12 @@
 
 from dagster import Definitions
 
-from aura_assets.checkpoints.assets import workflow_checkpoints
+from aura_assets.checkpoints.assets import WORKFLOWS, workflow_checkpoints
 from aura_assets.checkpoints.jobs import checkpoint_archive_job
 from aura_assets.checkpoints.schedules import checkpoint_archive_schedule
 
 defs = Definitions(
-    assets=[workflow_checkpoints],
+    assets=[WORKFLOWS, workflow_checkpoints],
     jobs=[checkpoint_archive_job],
     schedules=[checkpoint_archive_schedule],
 )

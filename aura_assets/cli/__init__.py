@@ -1,9 +1,7 @@
 """The ``aura`` command line."""
 
 import json
-import logging
 import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from aura_assets.cli._output import configure_logging, progress
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
 from lakehouse.settings import redact_text
@@ -60,13 +59,22 @@ def _redact(message: str) -> str:
 
 
 @click.group(cls=_AuraGroup)
-@click.option("-v", "--verbose", is_flag=True, help="Log what the lakehouse does.")
-def main(verbose: bool) -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what the lakehouse does (-vv: Dagster, pyiceberg and other libraries too).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text or as one JSON object each (stderr).",
+)
+def main(verbose: int, log_format: str) -> None:
     """AURA Lakehouse: versioned Iceberg tables for an AI-agent platform."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose, log_format)
 
 
 # Option types: bad values are refused by click before a command does anything.
@@ -135,6 +143,13 @@ def _print_tables(lh: Lakehouse) -> None:
     show_default=True,
     help="Also run this many agent workflow threads (LangGraph) into the checkpoint store.",
 )
+@click.option(
+    "--traces-per-day",
+    type=_COUNT,
+    default=60,
+    show_default=True,
+    help="Workflow traces per day to publish to aura:events:workflows (0: none).",
+)
 def simulate(
     start: datetime | None,
     days: int,
@@ -143,8 +158,9 @@ def simulate(
     malformed_rate: float,
     regime_change_at: datetime | None,
     workflows: int,
+    traces_per_day: int,
 ) -> None:
-    """Publish a seeded routing workload to the Redis stream aura:events:routing."""
+    """Publish a seeded routing workload and workflow traces to their Redis streams."""
     from dataclasses import replace
 
     from lakehouse.router.registry import champion_policy, champion_row
@@ -161,6 +177,8 @@ def simulate(
         f"published {written} routing events for {workload.start} .. "
         f"{workload.start + timedelta(days=days - 1)}"
     )
+    if traces_per_day:
+        click.echo(f"published {_publish_traces(settings, workload, traces_per_day)}")
     if workflows:
         click.echo(f"ran {_run_workflows(settings, workflows, seed)}")
 
@@ -185,11 +203,28 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
     )
 
 
+def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type: ignore[no-untyped-def]
+    from lakehouse.stores import open_redis
+    from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
+
+    change = workload.regime_change_at
+    change_at = (change - workload.start).days if change else None
+    events = simulate_workflow_events(
+        workload.start, workload.days, per_day, workload.seed, regime_change_at=change_at
+    )
+    sent = publish_workflow_events(open_redis(settings), events)
+    return f"{sent} workflow traces ({per_day} a day) to aura:events:workflows" + (
+        f", retry-loop regime from {change}" if change else ""
+    )
+
+
 def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-def]
     from lakehouse.simulate import publish, routing_events
     from lakehouse.stores import open_redis
 
-    return publish(open_redis(settings), routing_events(workload))
+    total = workload.days * workload.per_day
+    with progress("publishing routing events", total) as bar:
+        return publish(open_redis(settings), bar.track(routing_events(workload)))
 
 
 @main.command()
@@ -208,7 +243,16 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
     show_default=True,
     help="Agent workflow threads (LangGraph) to run and archive (0: none).",
 )
-def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: int) -> None:
+@click.option(
+    "--traces-per-day",
+    type=_COUNT,
+    default=40,
+    show_default=True,
+    help="Workflow traces per day for the topology assets (0: none).",
+)
+def demo(
+    days: int, per_day: int, seed: int, malformed_rate: float, workflows: int, traces_per_day: int
+) -> None:
     """Simulate traffic, materialise it through Dagster, and summarise the tables."""
     from aura_assets.demo import run_demo
 
@@ -221,14 +265,22 @@ def demo(days: int, per_day: int, seed: int, malformed_rate: float, workflows: i
         f"[1/4] published {written} routing events ({malformed_rate:.0%} malformed) "
         f"for {days} days from {workload.start}"
     )
+    if traces_per_day:
+        click.echo(f"[1/4] published {_publish_traces(settings, workload, traces_per_day)}")
     if workflows:
         click.echo(f"[2/4] ran {_run_workflows(settings, workflows, seed)}")
     else:
         click.echo("[2/4] no workflow threads (--workflows 0)")
     days_list = [workload.start + timedelta(days=i) for i in range(days)]
     today = datetime.now(UTC).date() if workflows else None
-    for step in run_demo(settings, days_list, checkpoint_day=today):
-        click.echo(f"[3/4] {step}")
+    topology_days = days_list if traces_per_day else None
+    runs = len(days_list) + (1 if today else 0) + (1 if topology_days else 0)
+    with progress("Dagster runs", runs) as bar:
+        for step in run_demo(
+            settings, days_list, checkpoint_day=today, topology_days=topology_days
+        ):
+            bar.advance()
+            click.echo(f"[3/4] {step}")
     if days >= 2:
         _demo_router(settings, workload, days_list)
     click.echo("[4/4] tables")
@@ -278,7 +330,7 @@ def _demo_router(settings: Settings, workload, days_list: list) -> None:  # type
 
 
 @main.command()
-@click.option("--port", default=3000, show_default=True)
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
 def ui(port: int) -> None:
     """Start the Dagster UI on this code location (dagster dev)."""
     from aura_assets.instance import dagster_env, prepare_dagster_home
@@ -291,7 +343,10 @@ def ui(port: int) -> None:
     click.echo(f"Dagster UI on http://127.0.0.1:{port} (DAGSTER_HOME={home})")
     env = {**os.environ, "AURA_HOME": str(settings.home), **dagster_env(settings)}
     # Run from DAGSTER_HOME so a repo checkout's template dagster.yaml is not mistaken for it.
-    raise SystemExit(subprocess.call(args, env=env, cwd=home))
+    # SIGTERM / SIGINT stop dagster dev and every process it started (aura_assets.process).
+    from aura_assets.process import supervise
+
+    raise SystemExit(supervise(args, env, home))
 
 
 def _register_optional_commands() -> None:
@@ -306,8 +361,10 @@ def _register_optional_commands() -> None:
     from aura_assets.cli.memory import memory
     from aura_assets.cli.router import router
     from aura_assets.cli.sql import sql
+    from aura_assets.cli.topology import topology
 
     main.add_command(sql)
+    main.add_command(topology)
     main.add_command(checkpoints)
     main.add_command(branch)
     main.add_command(tag)

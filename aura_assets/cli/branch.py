@@ -76,9 +76,22 @@ def list_(show_all: bool) -> None:
 @click.argument("name")
 @click.option("--no-metrics", is_flag=True, help="Skip reading data for the metrics.")
 def diff(name: str, no_metrics: bool) -> None:
-    """Per table: snapshots and rows NAME adds or removes versus main, and key metrics."""
+    """Per table: snapshots, and rows NAME adds, removes or changes (net, by the table's key)
+    since it branched from main; and key metrics."""
     diffs = experiments.diff(Lakehouse(), name, metrics=not no_metrics)
-    rows = [("table", "branch+", "main+", "rows+", "rows-", "main rows", "branch rows", "publish")]
+    rows = [
+        (
+            "table",
+            "branch+",
+            "main+",
+            "rows+",
+            "rows-",
+            "rows~",
+            "main rows",
+            "branch rows",
+            "publish",
+        )
+    ]
     for d in diffs:
         if d.main_snapshot_id == d.branch_snapshot_id:
             state = "up to date"
@@ -91,6 +104,7 @@ def diff(name: str, no_metrics: bool) -> None:
                 str(d.main_snapshots),
                 str(d.rows_added),
                 str(d.rows_removed),
+                str(d.rows_changed),
                 str(d.main_rows),
                 str(d.branch_rows),
                 state,

@@ -72,7 +72,7 @@ def router_training_set(
         raise Failure(description=f"audit failed for {failed}; those days are unchanged")
     extra = {"days": len(days), "rows_total": sum(w.write.rows for w in waps)}
     last_day: date = days[-1]
-    return audited_result(context, TRAINING, waps[-1], None, last_day, extra)
+    return audited_result(context, TRAINING, waps[-1], None, last_day, extra, lakehouse=lh)
 
 
 class RetrainConfig(Config):

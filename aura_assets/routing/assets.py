@@ -23,7 +23,7 @@ from aura_assets.materialize import (
 )
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
 from aura_resources.lakehouse import LakehouseResource, RedisResource
-from lakehouse import Lakehouse, routing
+from lakehouse import Lakehouse, refs, routing
 from lakehouse.wap import WapResult
 from lakehouse.writer import WriteResult
 from quality.audit import gx_audit
@@ -46,6 +46,7 @@ INGEST_CODE_VERSION = "routing-ingest-2"
             code_version=INGEST_CODE_VERSION,
             partitions_def=DAILY,
             group_name="routing",
+            owners=["team:routing"],
             kinds={"iceberg", "redis"},
             metadata={"iceberg/table": "aura.routing_decisions"},
         ),
@@ -56,6 +57,7 @@ INGEST_CODE_VERSION = "routing-ingest-2"
             code_version=INGEST_CODE_VERSION,
             partitions_def=DAILY,
             group_name="routing",
+            owners=["team:routing"],
             kinds={"iceberg"},
             metadata={"iceberg/table": "aura.routing_decisions_rejected"},
         ),
@@ -95,7 +97,15 @@ def routing_decisions(
     if DECISIONS in context.selected_asset_keys:
         yield _decisions_result(context, lh, report.wap, day, stats)
     if REJECTED in context.selected_asset_keys:
-        yield _current(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
+        # Dead letters are partitioned by the day they were rejected (a malformed event has no
+        # trustworthy event day), so the count shown is the whole table's.
+        yield _current(
+            lh,
+            REJECTED,
+            report.rejected_write,
+            None,
+            {"rejected": report.rejected, "partition": day.isoformat()},
+        )
 
 
 def _decisions_result(
@@ -107,7 +117,7 @@ def _decisions_result(
 ) -> MaterializeResult:
     """The audited write's result; with nothing new, the target's day is audited as it is."""
     if wap is not None:
-        return audited_result(context, DECISIONS, wap, None, day, stats)
+        return audited_result(context, DECISIONS, wap, None, day, stats, lakehouse=lh)
     audit = validate_ref(
         lh, DECISIONS.path[-1], lh.settings.branch, day=day, run_id=context.run.run_id
     )
@@ -121,23 +131,33 @@ def _decisions_result(
         metadata=result.metadata,
         data_version=result.data_version,
         check_results=checks,
+        tags=result.tags,
     )
 
 
 def _current(
-    lh: Lakehouse, key: AssetKey, write: WriteResult | None, day: date, extra: dict[str, Any]
+    lh: Lakehouse,
+    key: AssetKey,
+    write: WriteResult | None,
+    day: date | None,
+    extra: dict[str, Any],
 ) -> MaterializeResult:
     """Report the write, or the table's current head when this run had nothing to add."""
     if write is None:
-        info = lh.info(key.path[-1])
-        write = WriteResult(info.name, lh.settings.branch, 0, info.snapshot_id, "none")
-    return snapshot_result(key, write, None, day, extra)
+        write = WriteResult(key.path[-1], lh.settings.branch, 0, _head(lh, key), "none")
+    return snapshot_result(key, write, None, day, extra, lakehouse=lh)
+
+
+def _head(lh: Lakehouse, key: AssetKey) -> int | None:
+    """The snapshot at the head of the resource's branch."""
+    return refs.head(lh.table(key.path[-1]), lh.settings.branch)
 
 
 @asset(
     partitions_def=DAILY,
     code_version="routing-model-daily-1",
     group_name="routing",
+    owners=["team:routing"],
     kinds={"iceberg", "polars"},
     deps=[DECISIONS],
     automation_condition=FOLLOW_UPSTREAM,

@@ -2,7 +2,8 @@
 
 Each run is one Qdrant point (id: a UUID5 of ``tenant_id/run_id``) with two named vectors,
 ``image`` (persistence images of H0 and H1) and ``betti`` (Betti curves), Euclidean distance,
-and a payload holding ``tenant_id``, ``run_id``, ``workflow``, ``ts`` and the capped diagrams.
+and a payload holding ``tenant_id``, ``run_id``, ``workflow``, ``ts``, ``day`` (the UTC date of
+``ts``, so a day's points can be replaced) and the capped diagrams.
 Invariant: every read filters on ``tenant_id`` (a keyword index marked ``is_tenant``); no
 function of this module can search across tenants, and an empty tenant id is refused.
 
@@ -108,6 +109,7 @@ def index_runs(
     count = 0
     for event, sig in runs:
         ts = event["ts"]
+        stamp = ts if isinstance(ts, str) else ts.isoformat()
         points.append(
             models.PointStruct(
                 id=point_id(event["tenant_id"], event["run_id"]),
@@ -116,7 +118,8 @@ def index_runs(
                     "tenant_id": event["tenant_id"],
                     "run_id": event["run_id"],
                     "workflow": event["workflow"],
-                    "ts": ts if isinstance(ts, str) else ts.isoformat(),
+                    "ts": stamp,
+                    "day": stamp[:10],
                     "dgm0": sig.capped(0).tolist(),
                     "dgm1": sig.capped(1).tolist(),
                 },

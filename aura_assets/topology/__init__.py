@@ -1,0 +1,1 @@
+"""Topology: workflow traces, their persistent-homology history, shape retrieval and drift."""

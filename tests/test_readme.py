@@ -1,0 +1,60 @@
+"""README is true: its command table matches the CLI, its runnable examples run after a demo."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aura_assets.cli import reference
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"```(bash|python) runnable\n(.*?)```", re.S)
+
+
+def test_command_table_matches_the_cli() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert reference.render(readme) == readme, (
+        "README's command table is stale: run `python -m aura_assets.cli.reference`"
+    )
+
+
+def test_readme_has_runnable_examples_of_both_kinds() -> None:
+    kinds = [kind for kind, _ in BLOCK.findall((ROOT / "README.md").read_text())]
+    assert "bash" in kinds and "python" in kinds
+
+
+@pytest.mark.slow
+def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    aura = bin_dir / "aura"
+    aura.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m aura_assets.cli "$@"\n')
+    aura.chmod(aura.stat().st_mode | stat.S_IEXEC)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AURA_")}
+    env |= {
+        "AURA_HOME": str(tmp_path / "aura"),
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    demo = ["aura", "demo", "--days", "2", "--per-day", "200", "--workflows", "2"]
+    done = subprocess.run(demo, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    blocks = BLOCK.findall((ROOT / "README.md").read_text())
+    for kind, code in blocks:
+        args = ["bash", "-euo", "pipefail", "-c", code] if kind == "bash" else [sys.executable]
+        out = subprocess.run(
+            args,
+            input=code if kind == "python" else None,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, f"README {kind} block failed:\n{code}\n{out.stdout}{out.stderr}"

@@ -1,0 +1,144 @@
+"""The topology day pipeline on real Redis, Iceberg and Qdrant local mode."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+from qdrant_client import QdrantClient
+
+from lakehouse import Lakehouse
+from lakehouse.topology import ingest
+from lakehouse.topology.events import STREAM
+from lakehouse.topology.retrieval import COLLECTION, similar_runs
+from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
+from quality.audit import gx_audit
+
+DAY = date(2026, 11, 20)
+
+
+def _events(days: int = 2, per_day: int = 8, seed: int = 3) -> list[dict]:
+    return list(simulate_workflow_events(DAY, days, per_day, seed))
+
+
+def _pending(client) -> int:  # type: ignore[no-untyped-def]
+    return int(client.xpending(STREAM, "aura-lakehouse")["pending"])
+
+
+def test_ingest_is_exactly_once_and_dead_letters_carry_reasons(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    events = _events()
+    publish_workflow_events(redis_client, events)
+    good = dict(events[0], run_id="w-extra")
+    broken_edge = dict(good, run_id="w-broken", edges=[{**good["edges"][0], "dst": "nowhere"}])
+    for payload in (
+        "{not json",
+        json.dumps({k: v for k, v in good.items() if k != "tenant_id"}),
+        json.dumps(broken_edge),
+    ):
+        redis_client.xadd(STREAM, {"data": payload})
+    redis_client.xadd(STREAM, {"other": "x"})
+    publish_workflow_events(redis_client, [events[1]])  # a replayed event: same run_id
+
+    first = ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
+    assert (first.new_runs, first.duplicates, first.rejected, first.deferred) == (8, 1, 4, 8)
+    assert first.published and first.rows_in_partition == 8
+    reasons = sorted(r["reason"] for r in lakehouse.read("workflow_runs_rejected").to_pylist())
+    assert any("not JSON" in r for r in reasons)
+    assert any("missing fields ['tenant_id']" in r for r in reasons)
+    assert any("unknown node 'nowhere'" in r for r in reasons)
+    assert any("no 'data' field" in r for r in reasons)
+    # Only the other day's runs are still unacknowledged, handed back to the group.
+    assert _pending(redis_client) == 8
+    assert ingest.backlog_days(redis_client) == {DAY + timedelta(days=1)}
+
+    again = ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
+    assert (again.new_runs, again.rejected, again.deferred) == (0, 0, 8)
+    second = ingest.ingest_day(lakehouse, redis_client, DAY + timedelta(days=1), audit=gx_audit)
+    assert second.new_runs == 8 and second.deferred == 0
+    assert _pending(redis_client) == 0 and ingest.stream_backlog(redis_client) == 0
+    runs = lakehouse.read("workflow_runs")
+    assert runs.num_rows == 16 and len(set(runs.column("run_id").to_pylist())) == 16
+    assert lakehouse.read("workflow_runs_rejected").num_rows == 4
+    stored = next(r for r in runs.to_pylist() if r["run_id"] == events[0]["run_id"])
+    assert stored["edges"] == events[0]["edges"] and stored["nodes"] == events[0]["nodes"]
+
+
+def test_history_index_and_tenant_filtered_retrieval(
+    lakehouse: Lakehouse, redis_client, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    events = _events(days=1, per_day=40, seed=9)
+    publish_workflow_events(redis_client, events)
+    ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
+    wap = ingest.history_day(lakehouse, DAY, audit=gx_audit)
+    assert wap is not None and wap.published and wap.write.rows == 40
+    ingest.history_day(lakehouse, DAY, audit=gx_audit)  # idempotent overwrite of the day
+    assert ingest.history_day(lakehouse, DAY - timedelta(days=1), audit=gx_audit) is None
+    history = lakehouse.read("topology_history").to_pylist()
+    assert len(history) == 40
+    row = history[0]
+    assert row["betti_0"] >= 1 and 0 < row["bottleneck_score"] <= 1 and row["dgm0"]
+
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    try:
+        report = ingest.index_day(lakehouse, client, DAY)
+        assert (report.indexed, report.removed, report.points) == (40, 0, 40)
+        again = ingest.index_day(lakehouse, client, DAY)
+        assert (again.removed, again.points) == (40, 40)
+        tenants = {e["tenant_id"] for e in events}
+        assert len(tenants) > 1
+        for tenant in tenants:
+            mine = [e["run_id"] for e in events if e["tenant_id"] == tenant]
+            hits = similar_runs(client, tenant, run_id=mine[0], k=50)
+            assert {h.tenant_id for h in hits} <= {tenant}
+            assert len(hits) == len(mine) - 1 and all(h.exact for h in hits)
+            assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+        other = next(e for e in events if e["tenant_id"] != events[0]["tenant_id"])
+        with pytest.raises(KeyError, match="not indexed"):
+            similar_runs(client, events[0]["tenant_id"], run_id=other["run_id"])
+        client.delete_collection(COLLECTION)
+        assert ingest.rebuild_index(lakehouse, client) == 40
+        assert client.count(COLLECTION, exact=True).count == 40
+    finally:
+        client.close()
+
+
+def test_drift_day_writes_both_detectors_with_the_snapshots_read(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    publish_workflow_events(
+        redis_client, simulate_workflow_events(DAY, 3, 12, seed=4, regime_change_at=None)
+    )
+    days = [DAY + timedelta(days=i) for i in range(3)]
+    for d in days:
+        ingest.ingest_day(lakehouse, redis_client, d, audit=gx_audit)
+        ingest.history_day(lakehouse, d, audit=gx_audit)
+    first = ingest.drift_day(lakehouse, days[0], audit=gx_audit, reference_days=2)
+    assert first.topology is None and "at least 2" in first.reason and first.wap is None
+    result = ingest.drift_day(
+        lakehouse, days[2], audit=gx_audit, reference_days=2, seed=1, n_permutations=199
+    )
+    assert result.wap is not None and result.wap.published
+    rows = {r["detector"]: r for r in lakehouse.read("drift_reports", day=days[2]).to_pylist()}
+    assert set(rows) == {"topology", "scalar"}
+    topo = rows["topology"]
+    assert (topo["reference_days"], topo["window_days"], topo["n_ref"], topo["n_cur"]) == (
+        2,
+        2,
+        24,
+        12,
+    )
+    assert (
+        topo["history_snapshot_id"]
+        == lakehouse.table("topology_history").current_snapshot().snapshot_id
+    )
+    assert (
+        topo["runs_snapshot_id"] == lakehouse.table("workflow_runs").current_snapshot().snapshot_id
+    )
+    rerun = ingest.drift_day(
+        lakehouse, days[2], audit=gx_audit, reference_days=2, seed=1, n_permutations=199
+    )
+    assert rerun.topology == result.topology
+    assert lakehouse.read("drift_reports").num_rows == 2
