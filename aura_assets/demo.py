@@ -85,3 +85,33 @@ def _archive_line(day: date, outcome: Outcome) -> str:
         f"{values['rows_added']} checkpoints (archive {values.get('archive/size_ratio', '-')}x "
         f"the raw bytes), trimmed {values.get('hot/trimmed', 0)} hot rows"
     )
+
+
+def train_router(settings: Settings, days: list[date]) -> Iterator[str]:
+    """Build the router's training set for ``days`` and run ``router_retrain`` on them (the
+    latest day held out) in the persistent instance; yield one line per run."""
+    from aura_assets.instance import open_instance
+    from aura_assets.launch import launcher
+
+    instance = open_instance(settings)
+    try:
+        with launcher(instance) as launch:
+            for day in days:
+                outcome = launch.run("router_training", day.isoformat())
+                if not outcome.success:
+                    raise RuntimeError(_failed(outcome))
+                yield f"{day}: router_training run {outcome.run_id} succeeded"
+            config = {"train_days": len(days) - 1, "heldout_days": 1}
+            outcome = launch.run(
+                "router_retrain", run_config={"ops": {"router_model": {"config": config}}}
+            )
+            if not outcome.success:
+                raise RuntimeError(_failed(outcome))
+    finally:
+        instance.dispose()
+    meta = {k: v for values in outcome.metadata.values() for k, v in values.items()}
+    verdict = "published as champion" if meta.get("published") else "refused"
+    yield (
+        f"router_retrain run {outcome.run_id} succeeded: candidate "
+        f"{meta.get('candidate_version')} {verdict} ({meta.get('reasons')})"
+    )

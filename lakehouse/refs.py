@@ -438,6 +438,28 @@ def _only_in(table: Table, snapshot_id: int | None, other_id: int | None) -> lis
     return [s for s in ancestry(table, snapshot_id) if s.snapshot_id not in other]
 
 
+def restore_retention(table: Table, name: str, max_ref_age_ms: int) -> None:
+    """Give branch ``name`` back its ``max-ref-age-ms`` if a commit on it dropped it.
+
+    pyiceberg's appends and overwrites on a branch rewrite the ref without its retention
+    settings, so a branch created with a retention would otherwise never expire.
+    """
+    table.refresh()
+    current = _ref(table, name)
+    if current is None or current.max_ref_age_ms == max_ref_age_ms:
+        return
+    ms = table.manage_snapshots()
+    ms.create_branch(
+        current.snapshot_id,
+        name,
+        max_ref_age_ms=max_ref_age_ms,
+        max_snapshot_age_ms=current.max_snapshot_age_ms,
+        min_snapshots_to_keep=current.min_snapshots_to_keep,
+    )
+    ms.commit()
+    table.refresh()
+
+
 def move_ref(
     table: Table,
     name: str,

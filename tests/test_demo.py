@@ -64,7 +64,23 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     rows = {info.name: info.rows for info in lh.tables()}
     for name in TABLES:
         assert rows.get(name, 0) > 0, f"{name} is empty: {rows}"
-    assert rows["routing_decisions"] + rows["routing_decisions_rejected"] == 600
+    # The router is trained through Dagster; a published champion routes one more day.
+    assert re.search(r"router_retrain run \S+ succeeded: candidate [0-9a-f]{16} ", out.output)
+    champion = "published as champion" in out.output
+    assert rows["routing_decisions"] + rows["routing_decisions_rejected"] == (
+        900 if champion else 600
+    )
+    costs = [
+        (float(m[1]), m[2])
+        for m in re.finditer(r"cost per day \S+: \$([\d.]+) \(([\w -]+)\)", out.output)
+    ]
+    if champion:
+        before = [c for c, who in costs if who == "hand-tuned router"]
+        after = [c for c, who in costs if who == "champion router"]
+        assert len(before) == 2 and len(after) == 1
+        assert after[0] < min(before), costs
+    else:
+        assert "no champion router" in out.output
 
     # The routing head's lineage names a run recorded in the instance under AURA_HOME/dagster.
     snap = lh.table("routing_decisions").current_snapshot()
@@ -76,15 +92,14 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     assert str(in_aura_env.dagster_home).startswith(str(in_aura_env.home))
     run = instance.get_run_by_id(run_id)
     assert run is not None and run.is_success
-    # Every run the demo printed is in the instance: two routing days, the topology range and
-    # the archive run.
+    # Every run the demo printed is in the instance: the routing days, the archive run, the
+    # training set's days, the retrain, and the champion-routed day.
     shown = [r for r in instance.get_runs() if r.run_id in out.output]
-    assert len(shown) == 4 and all(r.is_success for r in shown)
-    assert sorted(r.job_name for r in shown) == [
-        "checkpoint_archive",
-        *["routing_ingest"] * 2,
-        "topology_daily",
-    ]
+    assert all(r.is_success for r in shown)
+    assert sorted(r.job_name for r in shown) == sorted(
+        ["checkpoint_archive", "router_retrain", "topology_daily", *["router_training"] * 2]
+        + ["routing_ingest"] * (3 if champion else 2)
+    )
     assert rows["workflow_runs"] == rows["topology_history"] == 30
 
     drift = runner.invoke(main, ["topology", "drift", "--days", "5"], catch_exceptions=False)

@@ -281,6 +281,8 @@ def demo(
         ):
             bar.advance()
             click.echo(f"[3/4] {step}")
+    if days >= 2:
+        _demo_router(settings, workload, days_list)
     click.echo("[4/4] tables")
     lh = Lakehouse(settings)
     _print_tables(lh)
@@ -291,6 +293,40 @@ def demo(
         }
         click.echo(f"routing_decisions head {snap.snapshot_id}: {json.dumps(props)}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s; `aura ui` shows the runs")
+
+
+def _demo_router(settings: Settings, workload, days_list: list) -> None:  # type: ignore[no-untyped-def]
+    """Train the router through Dagster; with a champion, route one more day with it and show
+    the cost per day before and after."""
+    import dataclasses
+
+    import pyarrow.compute as pc
+
+    from aura_assets.demo import run_demo, train_router
+    from lakehouse.router import registry
+
+    for step in train_router(settings, days_list):
+        click.echo(f"[3/4] {step}")
+    lh = Lakehouse(settings)
+    policy = registry.champion_policy(lh)
+    if policy is None:
+        click.echo("[3/4] no champion router: traffic stays on the hand-tuned router")
+        return
+    routed_day = days_list[-1] + timedelta(days=1)
+    routed = dataclasses.replace(
+        workload, start=routed_day, days=1, seed=workload.seed + 1, router=policy
+    )
+    _publish(settings, routed)
+    for step in run_demo(settings, [routed_day]):
+        click.echo(f"[3/4] {step} (routed by the champion)")
+    rows = lh.read("routing_decisions").select(["ts", "cost_usd"])
+    day_col = pc.strftime(rows.column("ts"), format="%Y-%m-%d")
+    costs = (
+        rows.append_column("day", day_col).group_by("day").aggregate([("cost_usd", "sum")])
+    ).to_pylist()
+    for item in sorted(costs, key=lambda r: r["day"]):
+        who = "champion router" if item["day"] == routed_day.isoformat() else "hand-tuned router"
+        click.echo(f"cost per day {item['day']}: ${item['cost_usd_sum']:.2f} ({who})")
 
 
 @main.command()

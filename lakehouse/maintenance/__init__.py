@@ -21,7 +21,7 @@ from lakehouse.maintenance import compaction as _compaction
 from lakehouse.maintenance import expiry as _expiry
 from lakehouse.maintenance import history as _history
 from lakehouse.maintenance import orphans as _orphans
-from lakehouse.maintenance._files import list_location
+from lakehouse.maintenance._files import ARTIFACTS, list_location, local_path
 from lakehouse.maintenance.compaction import (
     DEFAULT_TARGET_FILE_BYTES,
     CompactionGroup,
@@ -116,8 +116,20 @@ def expire_snapshots(
 def remove_orphans(
     lh: Lakehouse, table: str, *, grace: timedelta = DEFAULT_GRACE, dry_run: bool = False
 ) -> OrphanReport:
-    """Delete files under the table's location that no metadata references, older than ``grace``."""
-    return _orphans.remove_orphans(lh.table(table), grace=grace, dry_run=dry_run)
+    """Delete files under the table's location that no metadata references, older than ``grace``.
+
+    For a table whose rows name artifact directories outside Iceberg (``router_models``), the
+    directories no row on any branch or tag names are deleted too (``OrphanReport.artifacts``).
+    """
+    iceberg = lh.table(table)
+    report = _orphans.remove_orphans(iceberg, grace=grace, dry_run=dry_run)
+    name = lh.spec(table).name
+    warehouse = lh.settings.warehouse
+    if name in ARTIFACTS and (warehouse.startswith("file:") or "://" not in warehouse):
+        column, directory = ARTIFACTS[name]
+        root = local_path(warehouse) / directory
+        _orphans.remove_orphan_artifacts(iceberg, column, root, report, grace=grace)
+    return report
 
 
 def history(lh: Lakehouse, table: str, ref: str | None = None) -> list[HistoryEntry]:
@@ -179,6 +191,7 @@ class MaintenanceReport:
             "expiry.bytes_freed": self.expiry.bytes_freed,
             "orphans.files": len(self.orphans.orphans),
             "orphans.bytes": self.orphans.bytes_freed,
+            "orphans.artifacts": len(self.orphans.artifacts),
         }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from pyarrow import fs
 from pyiceberg.manifest import ManifestFile
@@ -116,3 +118,33 @@ def delete(table: Table, paths: Iterable[str]) -> int:
             continue
         removed += 1
     return removed
+
+
+# -- artifacts: files outside Iceberg that a table's rows name ------------------------------
+
+ARTIFACTS: dict[str, tuple[str, str]] = {"router_models": ("artifact_uri", "router_models")}
+"""Tables whose rows name directories kept outside Iceberg under the warehouse:
+table -> (the column holding the directory's URI, the directory under the warehouse holding
+every such directory). Backups copy the directories live rows name; orphan removal deletes the
+ones no row on any branch or tag names."""
+
+
+def artifact_uris(table: Table, column: str) -> set[str]:
+    """The values of ``column`` in the rows of every branch and tag of ``table``."""
+    uris: set[str] = set()
+    for ref in table.metadata.refs.values():
+        rows = table.scan(snapshot_id=ref.snapshot_id, selected_fields=(column,)).to_arrow()
+        uris |= {uri for uri in rows.column(column).to_pylist() if uri}
+    return uris
+
+
+def local_path(uri: str) -> Path:
+    """The local path of a ``file:`` URI or plain path."""
+    return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+
+
+def directory_files(directory: Path) -> list[Path]:
+    """The files under ``directory`` (recursively), sorted; empty when it does not exist."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.rglob("*") if p.is_file())

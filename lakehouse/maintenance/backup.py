@@ -25,6 +25,11 @@ Invariants:
   registered in the target catalog with ``register_table``: snapshot ids, sequence numbers, refs
   and the snapshot log are kept, so time travel answers the same.
 
+* **Artifacts** outside Iceberg (``_files.ARTIFACTS``: the router's model directories) named
+  by rows on any branch or tag of a captured table are copied and checksummed with the tables'
+  files (kind ``artifact``) and restored to the same relative paths; when the warehouse moves,
+  main's rows are rewritten (one commit) to name the restored directories.
+
 Limits: ``DEST`` is a local directory; the metadata log's older metadata files are not copied
 (nothing reads them; the restored log names files that do not exist); a restore that fails part
 way leaves the tables registered so far (restore into a fresh catalog again).
@@ -45,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import pyarrow as pa
 from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.avro.file import AvroFile
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
@@ -80,14 +86,15 @@ FILES = "files"
 _CHUNK = 8 * 1024 * 1024
 
 # Kinds of file, in the order a restore writes them (rewritten Avro before what names it).
-DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA = (
+ARTIFACT, DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA = (
+    "artifact",
     "data",
     "statistics",
     "manifest",
     "manifest_list",
     "metadata",
 )
-_ORDER = (DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA)
+_ORDER = (ARTIFACT, DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA)
 
 
 class BackupError(AuraError):
@@ -176,6 +183,10 @@ def backup(
         for path, kind in _referenced(table):
             rel = _relative(path, settings.warehouse)
             wanted[rel] = kind
+            sources[rel] = path
+        for path in _artifacts(name, table):
+            rel = _relative(path, settings.warehouse)
+            wanted[rel] = ARTIFACT
             sources[rel] = path
 
     old_files: dict[str, dict[str, Any]] = previous.get("files", {}) if previous else {}
@@ -302,6 +313,53 @@ def _referenced(table: StaticTable) -> Iterator[tuple[str, str]]:
         yield path, STATISTICS
 
 
+def _artifacts(name: str, table: StaticTable) -> Iterator[str]:
+    """The files of the artifact directories that rows on any ref of ``name`` name."""
+    if name not in _files.ARTIFACTS:
+        return
+    column, _ = _files.ARTIFACTS[name]
+    for uri in sorted(_files.artifact_uris(table, column)):
+        directory = _files.local_path(uri)
+        found = _files.directory_files(directory)
+        if not found:
+            raise BackupError(
+                f"{name} names the artifact {uri}, which is missing or empty; the backup would "
+                "not restore it"
+            )
+        for path in found:
+            yield f"{uri.rstrip('/')}/{path.relative_to(directory).as_posix()}"
+
+
+def _rebase_artifacts(
+    catalog: SqlCatalog, name: str, source_warehouse: str, rebase: Callable[[str], str]
+) -> int:
+    """Commit main's rows of ``name`` with their artifact URIs moved to the target warehouse.
+
+    Branches and tags keep the source URIs (their rows are history); readers resolve those
+    under the target warehouse (``lakehouse.router.registry.artifact_path``). Returns the
+    number of rows rewritten (0: no commit).
+    """
+    column, _ = _files.ARTIFACTS[name]
+    table = catalog.load_table((NAMESPACE, name))
+    if table.current_snapshot() is None:
+        return 0
+    rows = table.scan().to_arrow()
+    uris = rows.column(column).to_pylist()
+    moved = [_as_uri(rebase(u)) if u and _under(u, source_warehouse) else u for u in uris]
+    changed = sum(1 for a, b in zip(uris, moved, strict=True) if a != b)
+    if changed:
+        index = rows.schema.get_field_index(column)
+        rows = rows.set_column(
+            index, rows.schema.field(index), pa.array(moved, rows.schema.field(index).type)
+        )
+        table.overwrite(rows, snapshot_properties={"aura.operation": "restore-rebase-artifacts"})
+    return changed
+
+
+def _as_uri(path: str) -> str:
+    return path if "://" in path else Path(path).as_uri()
+
+
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     text = json.dumps(manifest, indent=1, sort_keys=True)
     history = root / "manifests"
@@ -416,6 +474,8 @@ def restore(src: str | Path, settings: Settings) -> RestoreReport:
     for name, table in sorted(manifest["tables"].items()):
         catalog.register_table((NAMESPACE, name), _join(settings.warehouse, table["metadata"]))
         tables.append(name)
+        if rebase is not None and name in _files.ARTIFACTS:
+            rewritten += _rebase_artifacts(catalog, name, source_warehouse, rebase)
     report = RestoreReport(
         home=str(settings.home),
         warehouse=settings.warehouse,

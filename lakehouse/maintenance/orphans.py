@@ -10,9 +10,11 @@ referenced and kept, whatever its age.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from pyiceberg.table import Table
 
@@ -34,6 +36,7 @@ class OrphanReport:
     orphans: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     too_young: int = 0  # unreferenced files still within the grace period
+    artifacts: list[str] = field(default_factory=list)  # unreferenced artifact directories
 
     @property
     def files_deleted(self) -> int:
@@ -82,3 +85,45 @@ def _normalise(path: str) -> str:
         while path.startswith("//"):
             path = path[1:]
     return path
+
+
+def remove_orphan_artifacts(
+    table: Table,
+    column: str,
+    root: Path,
+    report: OrphanReport,
+    *,
+    grace: timedelta = DEFAULT_GRACE,
+) -> None:
+    """Delete the directories under ``root`` that no row on any branch or tag of ``table`` names
+    in ``column`` and whose newest file is older than ``grace`` (adds them to ``report``).
+
+    A refused candidate's artifact is named by its audit branch until the branch expires
+    (``refs.expire_refs``); a version being trained and not yet registered is younger than the
+    grace period. Rows on expired branches are gone, so their directories become orphans.
+    """
+    stored = [d for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
+    table.refresh()
+    keep = {
+        _normalise(str(_files.local_path(u))).rstrip("/")
+        for u in _files.artifact_uris(table, column)
+    }
+    cutoff = time.time() - grace.total_seconds()
+    for directory in stored:
+        if _normalise(str(directory)) in keep:
+            continue
+        files = _files.directory_files(directory)
+        if any(f.stat().st_mtime >= cutoff for f in files):
+            report.too_young += 1
+            continue
+        report.artifacts.append(str(directory))
+        report.bytes_freed += sum(f.stat().st_size for f in files)
+        if not report.dry_run:
+            shutil.rmtree(directory, ignore_errors=True)
+    if report.artifacts:
+        log.info(
+            "%s: %d orphan artifact director(ies)%s",
+            report.table,
+            len(report.artifacts),
+            " (dry run)" if report.dry_run else " deleted",
+        )

@@ -225,6 +225,19 @@ def champion_row(lh: Lakehouse) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def artifact_path(lh: Lakehouse, row: dict[str, Any]) -> Path:
+    """The directory of a ``router_models`` row's artifact.
+
+    The row's ``artifact_uri`` when it exists; otherwise (a row restored from a backup into
+    another warehouse, on a branch the restore did not rebase) ``<warehouse>/router_models/
+    <version>``. Loading verifies the content either way.
+    """
+    path = Path(unquote(urlparse(row["artifact_uri"]).path))
+    if path.exists():
+        return path
+    return artifact_root(lh) / row["version"]
+
+
 def load_version(lh: Lakehouse, version: str, branch: str | None = None) -> RouterModel:
     """Load a registered version (cached per version; skops, never unpickled).
 
@@ -240,7 +253,9 @@ def load_version(lh: Lakehouse, version: str, branch: str | None = None) -> Rout
         raise ValidationError(
             f"router model {version!r} is not in router_models; see `aura router models`"
         )
-    model = RouterModel.load(Path(unquote(urlparse(rows[0]["artifact_uri"]).path)))
+    model = RouterModel.load(artifact_path(lh, rows[0]))
+    if model.version != version:
+        raise ValidationError(f"the artifact of router model {version} holds {model.version}")
     with _CACHE_LOCK:
         _CACHE[version] = model
     return model
@@ -352,7 +367,11 @@ class ModelEvaluationAudit:
     """The audit of a ``router_models`` write: evaluate the candidate written on the branch.
 
     Satisfies :class:`lakehouse.wap.Audit`. The candidate must be on the audit branch with status
-    ``candidate``; it is judged by :func:`evaluate` and :func:`gate`. The last report is kept.
+    ``candidate``; it is judged by :func:`evaluate` and :func:`gate` against the champion *on the
+    audit branch* (which starts at the target's head): when another retrain published while this
+    one trained, or the write is replayed after the target moved, the candidate is judged against
+    the champion it would replace, not the one seen when the retrain started. The last report is
+    kept; ``champion`` ends as the champion it was judged against.
     """
 
     candidate: RouterModel
@@ -372,6 +391,10 @@ class ModelEvaluationAudit:
             raise ValidationError(
                 f"{table}@{branch} lacks candidate {self.candidate.version}; write it first"
             )
+        rivals = [r for r in on_branch.to_pylist() if r["status"] == "champion"]
+        current = rivals[0]["version"] if rivals else None
+        if current != (self.champion.version if self.champion else None):
+            self.champion = load_version(lh, current, branch) if current else None
         evaluation = evaluate(
             lh,
             self.candidate,
@@ -403,14 +426,32 @@ class _PromoteOnPass:
 
 
 def _stage_promotion(lh: Lakehouse, branch: str, version: str, lineage: Lineage) -> None:
-    rows = lh.read(MODELS, branch=branch).to_pylist()
-    for row in rows:
+    """Rewrite the branch's rows with ``version`` champion and every other champion retired.
+
+    This status write goes to the audit branch only; main changes in the one atomic ref move of
+    the publish that follows, so a failure or crash between the two leaves main with its previous
+    champion (and the staged promotion on the audit branch, which expires with it). One row per
+    version is kept, and the staged rows are checked to hold exactly one champion before they
+    are written.
+
+    Raises:
+        ValidationError: the staged rows would not hold exactly one champion.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for row in lh.read(MODELS, branch=branch).to_pylist():
         if row["version"] == version:
             row["status"] = "champion"
         elif row["status"] == "champion":
             row["status"] = "retired"
+        rows.setdefault(row["version"], row)
+    champions = [v for v, r in rows.items() if r["status"] == "champion"]
+    if champions != [version]:
+        raise ValidationError(
+            f"promotion of {version} on {branch} would leave champions {champions}; not staged"
+        )
     iceberg = lh.table(MODELS)
-    data = conform(ROUTER_MODELS, iceberg, pa.Table.from_pylist(rows, ROUTER_MODELS.arrow_schema))
+    staged = pa.Table.from_pylist(list(rows.values()), ROUTER_MODELS.arrow_schema)
+    data = conform(ROUTER_MODELS, iceberg, staged)
     iceberg.overwrite(data, snapshot_properties=lineage.properties(), branch=branch)
 
 
@@ -481,7 +522,7 @@ def retrain(
     log.info("%s", audit.report.summary())
     return RetrainResult(
         candidate=candidate,
-        previous_champion=current.version if current else None,
+        previous_champion=audit.champion.version if audit.champion else None,
         published=wap.published,
         audit_branch=wap.audit_branch,
         evaluation=audit.report.evaluation,
