@@ -146,7 +146,8 @@ def test_ui_shows_assets_materialisation_and_job_runs(
     lh = Lakehouse(Settings.from_env(env))
     snapshot_id = str(lh.table("routing_decisions").current_snapshot().snapshot_id)
     run_ids = re.findall(r"routing_ingest run ([0-9a-f-]{36})", output)
-    assert len(run_ids) == 2, output
+    # Two demo days, plus the day routed by the champion when the demo's router was published.
+    assert len(run_ids) in (2, 3), output
     last_day = re.findall(r"(\d{4}-\d{2}-\d{2}): routing_ingest", output)[-1]
     day_rows = lh.read("routing_decisions", day=date.fromisoformat(last_day))
 
