@@ -2,4 +2,8 @@
 
 from dagster import DailyPartitionsDefinition
 
-DAILY = DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC", end_offset=1)
+from lakehouse.validation import PARTITIONS_START
+
+DAILY = DailyPartitionsDefinition(
+    start_date=PARTITIONS_START.isoformat(), timezone="UTC", end_offset=1
+)

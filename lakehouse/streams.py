@@ -9,6 +9,12 @@ memory events next), separate from any event contract:
   ``claim_idle_ms`` (a run that died before acknowledging; claimed with ``XAUTOCLAIM``), then new
   entries. Entries are acknowledged (:meth:`StreamConsumer.ack`) only after the commits that
   store them, so a crash loses nothing and a replay is deduplicated by the table's key.
+* :func:`parse_stream_entries` applies a domain's event parser to each entry: an entry that is
+  deleted, has no ``data`` field, is larger than :data:`lakehouse.validation.MAX_EVENT_BYTES`, or
+  makes the parser raise anything at all becomes a :class:`DeadLetter` with the reason; the batch
+  goes on. :func:`to_arrow_or_dead_letters` does the same for the Arrow conversion (a value that
+  passed validation but does not fit its column costs that event only). The guards themselves
+  (identifiers, 64-bit integers, finite numbers, time window) are in :mod:`lakehouse.validation`.
 * :func:`record_dead_letters` stores entries that break the contract, with the reason, in a
   ``<x>_rejected`` table whose schema :func:`rejected_table_spec` gives every domain alike;
   an entry already recorded is not recorded twice.
@@ -22,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import pyarrow as pa
 import redis
@@ -34,6 +40,7 @@ from lakehouse import refs
 from lakehouse.expectations import not_null, unique
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.tables import TableSpec, column
+from lakehouse.validation import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
 from lakehouse.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ PAYLOAD_FIELD = "data"
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 """A stream entry as redis-py returns it: (entry id, fields), fields None once deleted."""
+T = TypeVar("T")
 
 
 def text(value: object) -> str:
@@ -303,7 +311,7 @@ def record_dead_letters(
             "stream": [stream] * len(fresh),
             "rejected_at": [now] * len(fresh),
             "reason": [d.reason for d in fresh],
-            "raw": [d.raw for d in fresh],
+            "raw": [bounded_raw(d.raw) for d in fresh],
             "run_id": [lineage.run_id] * len(fresh),
         },
         schema=lh.spec(table_name).arrow_schema,
@@ -322,3 +330,87 @@ def _known(lh: Lakehouse, table_name: str, stream: str, ids: list[str], branch: 
         snapshot_id=snapshot_id,
     )
     return set(scan.to_arrow().column("stream_id").to_pylist())
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing entries: no entry can stop a batch
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """One entry that passed its parser: the stream id, the parsed value and the raw payload."""
+
+    stream_id: str
+    value: T
+    raw: str | None
+
+
+def dead_letter_reason(exc: BaseException) -> str:
+    """The reason stored for an entry whose parsing raised ``exc``."""
+    if isinstance(exc, InvalidEvent):
+        return str(exc)
+    return f"could not be parsed ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+def parse_stream_entries(
+    entries: Sequence[tuple[bytes | str, dict | None]],
+    parse: Callable[[bytes | str], T],
+    *,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> tuple[list[Parsed[T]], list[DeadLetter]]:
+    """Apply ``parse`` to each entry's payload; every failure is a dead letter with a reason.
+
+    ``parse`` raises :class:`~lakehouse.validation.InvalidEvent` for a contract violation; any
+    other ``Exception`` it raises is caught too (the reason names it), so one hostile entry
+    never stops the batch.
+    """
+    parsed: list[Parsed[T]] = []
+    dead: list[DeadLetter] = []
+    for entry_id, fields in entries:
+        sid = text(entry_id)
+        payload = field_of(fields, PAYLOAD_FIELD)
+        if payload is None:
+            reason = (
+                "entry was deleted from the stream before ingestion"
+                if fields is None
+                else f"entry has no {PAYLOAD_FIELD!r} field"
+            )
+            dead.append(DeadLetter(sid, bounded_raw(raw_text(fields)), reason))
+            continue
+        size = len(payload) if isinstance(payload, bytes) else len(payload.encode(errors="replace"))
+        if size > max_bytes:
+            reason = f"event is {size} bytes, more than the {max_bytes} allowed"
+            dead.append(DeadLetter(sid, bounded_raw(raw_text(payload)), reason))
+            continue
+        try:
+            value = parse(payload)
+        except Exception as exc:  # any failure of one entry is its dead letter
+            dead.append(DeadLetter(sid, bounded_raw(raw_text(payload)), dead_letter_reason(exc)))
+            continue
+        parsed.append(Parsed(sid, value, raw_text(payload)))
+    return parsed, dead
+
+
+def to_arrow_or_dead_letters(
+    records: Sequence[Parsed[T]], build: Callable[[list[T]], pa.Table]
+) -> tuple[pa.Table, list[DeadLetter]]:
+    """``build`` the records' Arrow table; a record that makes it fail becomes a dead letter.
+
+    The whole batch is converted at once; only when that fails is each record converted alone
+    to find the ones that do not fit (e.g. a number a validator missed), which are rejected.
+    """
+    try:
+        return build([r.value for r in records]), []
+    except Exception:  # isolate the offending records below
+        log.warning("Arrow conversion of %d records failed; isolating the bad ones", len(records))
+    good: list[T] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        try:
+            build([record.value])
+        except Exception as exc:  # this record is the dead letter
+            reason = f"does not fit the table ({type(exc).__name__}: {str(exc)[:300]})"
+            dead.append(DeadLetter(record.stream_id, bounded_raw(record.raw), reason))
+            continue
+        good.append(record.value)
+    return build(good), dead

@@ -11,24 +11,40 @@
 4. acknowledge the dead letters, and the decisions once published. Entries of other days, and
    decisions whose audit failed, are handed back to the group for a later run.
 
+No entry can stop the run: whatever fails to parse or to convert is a dead letter with its
+reason (:mod:`lakehouse.validation`, :func:`lakehouse.streams.parse_stream_entries`). A
+``decision_id`` is unique across every day (:func:`lakehouse.keys.split_known`): an event
+already stored on any day with the same content is a replay (acknowledged, not written again);
+with other content it is a conflicting duplicate and goes to the dead letters.
+
 A crash before the acknowledgement means a later run sees the entries again; the keyed merge
 keeps the table exact.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import redis
 
-from lakehouse import writer
+from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
-from lakehouse.routing.events import STREAM, decisions_to_arrow, event_day, parse_entries
+from lakehouse.keys import split_known
+from lakehouse.routing.events import (
+    CONTENT_FIELDS,
+    STREAM,
+    decisions_table,
+    event_day,
+    parse_entries,
+)
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
+from lakehouse.settings import MAIN_BRANCH
 from lakehouse.streams import GROUP, DeadLetter, StreamConsumer, record_dead_letters
+from lakehouse.validation import bounded_raw
 from lakehouse.wap import Audit, WapResult, audit_and_publish
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
@@ -79,6 +95,8 @@ class IngestReport:
     rejected: int
     deferred: int
     rows_in_partition: int
+    replays: int
+    conflicts: int
     decisions_write: WriteResult | None
     rejected_write: WriteResult | None
     wap: WapResult | None
@@ -96,15 +114,49 @@ def collect(reader: StreamConsumer, day: date) -> StreamBatch:
     parsed = parse_entries(entries)
     now = datetime.now(UTC)
     todays = [d for d in parsed.decisions if d["ts"].date() == day]
+    decisions, unfit = decisions_table(parsed, todays, now)
     return StreamBatch(
         day=day,
         stream=reader.stream,
         read=len(entries),
-        decisions=decisions_to_arrow(todays, now),
-        rejections=parsed.rejections,
+        decisions=decisions,
+        rejections=parsed.rejections + unfit,
         deferred_ids=[d["stream_id"] for d in parsed.decisions if d["ts"].date() != day],
         received_at=now,
     )
+
+
+def drop_known(lh: Lakehouse, batch: StreamBatch, branch: str) -> tuple[StreamBatch, int, int]:
+    """Remove replays and conflicting duplicates of decisions stored on any day of ``branch``.
+
+    Returns the batch holding only fresh decisions (conflicts added to its dead letters), the
+    number of replays and the number of conflicts.
+    """
+    if batch.decisions.num_rows == 0:
+        return batch, 0, 0
+    table = lh.table(ROUTING_DECISIONS.name)
+    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    split = split_known(
+        ROUTING_DECISIONS, table, batch.decisions, snapshot_id, compare=CONTENT_FIELDS
+    )
+    if not split.replays and not split.conflicts:
+        return batch, 0, 0
+    ids = batch.decisions.column("stream_id").to_pylist()
+    conflicts = [
+        DeadLetter(ids[i], bounded_raw(_row_json(batch.decisions, i)), reason)
+        for i, reason in split.conflicts.items()
+    ]
+    fresh = replace(
+        batch,
+        decisions=batch.decisions.take(pa.array(split.fresh, pa.int64())),
+        rejections=batch.rejections + conflicts,
+    )
+    return fresh, len(split.replays), len(conflicts)
+
+
+def _row_json(table: pa.Table, i: int) -> str:
+    row = table.slice(i, 1).to_pylist()[0]
+    return json.dumps({k: v for k, v in row.items() if k != "ingested_at"}, default=str)
 
 
 def write_decisions(
@@ -148,6 +200,8 @@ def ingest_day(
     branch = branch or lh.settings.branch
     reader = reader or consumer(client)
     batch = collect(reader, day)
+    read_ids = batch.decisions.column("stream_id").to_pylist()
+    batch, replays, conflicts = drop_known(lh, batch, branch)
     merges: list[MergeResult] = []
 
     def write(audit_branch: str) -> WriteResult | None:
@@ -162,7 +216,8 @@ def ingest_day(
         lh, ROUTING_DECISIONS_REJECTED.name, batch.stream, batch.rejections, lineage, branch
     )
     published = wap is None or wap.published
-    decision_ids = batch.decisions.column("stream_id").to_pylist()
+    rejected_ids = {r.stream_id for r in batch.rejections}
+    decision_ids = [sid for sid in read_ids if sid not in rejected_ids]
     reader.ack([r.stream_id for r in batch.rejections] + (decision_ids if published else []))
     reader.release(batch.deferred_ids + ([] if published else decision_ids))
     merged = merges[-1]
@@ -170,10 +225,12 @@ def ingest_day(
         day=day,
         read=batch.read,
         new_decisions=merged.added,
-        duplicates=batch.decisions.num_rows - merged.added,
+        duplicates=batch.decisions.num_rows - merged.added + replays,
         rejected=len(batch.rejections),
         deferred=batch.deferred,
         rows_in_partition=merged.rows.num_rows,
+        replays=replays,
+        conflicts=conflicts,
         decisions_write=wap.write if wap is not None else None,
         rejected_write=rejected_write,
         wap=wap,
