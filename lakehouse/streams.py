@@ -245,12 +245,51 @@ class StreamConsumer:
                 days.add(day)
         return days
 
+    def pending_of_day(self, ts_of: Callable[[bytes], date | None], day: date) -> tuple[int, int]:
+        """Entries of ``day`` pending elsewhere: (handed back and waiting, held by other runs).
+
+        Another run holds entries between its read and its acknowledgement or release; a run
+        of ``day`` takes the handed-back ones at once and waits for the held ones (see
+        ``lakehouse.routing.ingest_day``) rather than report success while its day is pending.
+        """
+        self.ensure_group()
+        pending = cast(
+            list[dict[str, Any]],
+            self.client.xpending_range(self.stream, self.group, "-", "+", 1_000_000),
+        )
+        holder = {
+            text(p["message_id"]): text(p["consumer"])
+            for p in pending
+            if text(p["consumer"]) != self.consumer
+        }
+        if not holder:
+            return 0, 0
+        first, last = min(holder, key=_id_order), max(holder, key=_id_order)
+        released = held = 0
+        for entry_id, fields in self._xrange(first, last):
+            who = holder.get(text(entry_id))
+            payload = field_of(fields)
+            if who is None or payload is None:
+                continue
+            if ts_of(payload if isinstance(payload, bytes) else payload.encode()) != day:
+                continue
+            if who == self.parked:
+                released += 1
+            else:
+                held += 1
+        return released, held
+
     def _group_info(self) -> dict[str, Any] | None:
         groups = cast(list[dict[str, Any]], self.client.xinfo_groups(self.stream))
         return next((g for g in groups if text(g.get("name")) == self.group), None)
 
     def _xrange(self, start: str, end: str = "+") -> list[Entry]:
         return cast(list[Entry], self.client.xrange(self.stream, min=start, max=end))
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 # ---------------------------------------------------------------------------------------------

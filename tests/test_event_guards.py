@@ -200,3 +200,38 @@ def test_L_conflicting_duplicate_goes_to_dead_letters(
     (reason,) = _rejected(lakehouse).values()
     assert "differs in chosen_model, cost_usd" in reason
     assert stream_backlog(redis_client) == 0
+
+
+def test_E_a_run_does_not_succeed_while_another_run_holds_its_day(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from lakehouse.routing import GROUP
+    from lakehouse.streams import StreamConsumer
+
+    publish(redis_client, [payload(decision(i)) for i in range(6)])
+    # Another day's run has read every entry (this day's included) and is still working.
+    other = StreamConsumer(redis_client, STREAM, GROUP, consumer="run-other-day")
+    held = [e[0] for e in other.read_unacked()]
+    assert len(held) == 6
+    releaser = threading.Timer(1.0, other.release, args=(held,))  # it hands them back later
+    releaser.start()
+    try:
+        report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=30)
+    finally:
+        releaser.join()
+    assert (report.new_decisions, report.held_elsewhere) == (6, 0)
+    assert stream_backlog(redis_client) == 0
+
+
+def test_E_entries_held_too_long_are_reported_not_hidden(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse.routing import GROUP
+    from lakehouse.streams import StreamConsumer
+
+    publish(redis_client, [payload(decision(i)) for i in range(3)])
+    list(StreamConsumer(redis_client, STREAM, GROUP, consumer="run-slow").read_unacked())
+    report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=0.5)
+    assert (report.new_decisions, report.held_elsewhere) == (0, 3)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -49,6 +50,11 @@ from lakehouse.wap import Audit, WapResult, audit_and_publish
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
 log = logging.getLogger(__name__)
+
+WAIT_FOR_OTHERS_S = 90.0
+"""How long a run waits for its day's entries that another run holds (> the claim idle time)."""
+WAIT_POLL_S = 0.25
+MAX_ROUNDS = 8
 
 
 def consumer(client: redis.Redis, stream: str = STREAM) -> StreamConsumer:
@@ -101,6 +107,7 @@ class IngestReport:
     rejected_write: WriteResult | None
     wap: WapResult | None
     published: bool
+    held_elsewhere: int = 0
 
     @property
     def acknowledged_decisions(self) -> int:
@@ -181,8 +188,15 @@ def ingest_day(
     lineage: Lineage | None = None,
     branch: str | None = None,
     reader: StreamConsumer | None = None,
+    wait_for_others_s: float = WAIT_FOR_OTHERS_S,
 ) -> IngestReport:
     """Ingest the stream's decisions of ``day`` into ``routing_decisions`` (idempotent).
+
+    Entries of ``day`` that another run holds (read but not yet acknowledged or handed back)
+    are waited for, up to ``wait_for_others_s``, and ingested in further rounds, so a run does
+    not report success while its day is pending because of another run. What is still held
+    after that is in :attr:`IngestReport.held_elsewhere` (a dead holder's entries are claimed
+    by the next run once idle for ``claim_idle_ms``).
 
     Args:
         lh: the lakehouse.
@@ -192,6 +206,7 @@ def ingest_day(
         lineage: who writes (default: asset ``routing_decisions``, partition ``day``).
         branch: the branch to publish into (default ``lh.settings.branch``).
         reader: the stream consumer (default a fresh one of the ingestion group).
+        wait_for_others_s: how long to wait for entries of ``day`` held by other runs.
 
     Raises:
         CommitConflictError: other writers of the same day kept committing first.
@@ -199,6 +214,54 @@ def ingest_day(
     lineage = lineage or Lineage(asset=ROUTING_DECISIONS.name, partition=day.isoformat())
     branch = branch or lh.settings.branch
     reader = reader or consumer(client)
+    report = _ingest_round(lh, reader, day, audit, lineage, branch)
+    deadline = time.monotonic() + wait_for_others_s
+    rounds = 1
+    while report.published:  # a failed audit hands the day back: the next run retries it
+        released, held = reader.pending_of_day(event_day, day)
+        if released and rounds < MAX_ROUNDS:  # handed back by another run meanwhile
+            report = _combine(report, _ingest_round(lh, reader, day, audit, lineage, branch))
+            rounds += 1
+            continue
+        if not held:
+            break
+        if time.monotonic() >= deadline:
+            log.warning("%d entries of %s are still held by another run", held, day)
+            break
+        time.sleep(WAIT_POLL_S)
+    else:
+        held = 0
+    report = replace(report, held_elsewhere=held)
+    log.info("routing ingest %s: %s", day, report)
+    return report
+
+
+def _combine(a: IngestReport, b: IngestReport) -> IngestReport:
+    """Two rounds of one run as one report (counts added, the later writes kept)."""
+    return replace(
+        b,
+        read=a.read + b.read,
+        new_decisions=a.new_decisions + b.new_decisions,
+        duplicates=a.duplicates + b.duplicates,
+        rejected=a.rejected + b.rejected,
+        deferred=b.deferred,
+        replays=a.replays + b.replays,
+        conflicts=a.conflicts + b.conflicts,
+        decisions_write=b.decisions_write or a.decisions_write,
+        rejected_write=b.rejected_write or a.rejected_write,
+        wap=b.wap or a.wap,
+        published=a.published and b.published,
+    )
+
+
+def _ingest_round(
+    lh: Lakehouse,
+    reader: StreamConsumer,
+    day: date,
+    audit: Audit,
+    lineage: Lineage,
+    branch: str,
+) -> IngestReport:
     batch = collect(reader, day)
     read_ids = batch.decisions.column("stream_id").to_pylist()
     batch, replays, conflicts = drop_known(lh, batch, branch)
@@ -236,5 +299,4 @@ def ingest_day(
         wap=wap,
         published=published,
     )
-    log.info("routing ingest %s: %s", day, report)
     return report
