@@ -47,7 +47,8 @@ def main() -> None:
         snapshot = table.current_snapshot()
         assert snapshot is not None
         lineage = Lineage(asset="routing_decisions", run_id="bench")
-        split_s, merge_s = [], []
+        split_s: list[float] = []
+        merge_s: list[float] = []
         for _ in range(REPEATS):
             start = time.perf_counter()
             split = split_known(
@@ -59,7 +60,7 @@ def main() -> None:
             start = time.perf_counter()
             write_decisions(lh, new_day, fresh, lineage=lineage, branch=branch)
             merge_s.append(time.perf_counter() - start)
-        clean_s = []
+        clean_s: list[float] = []
         for _ in range(REPEATS):
             start = time.perf_counter()
             split_known(
