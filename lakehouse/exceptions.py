@@ -39,3 +39,8 @@ class ReadOnlyError(AuraError):
 
 class TimeTravelError(AuraError):
     """A time or snapshot id does not name a state of the table (too early, or unknown)."""
+
+
+class StoreUnavailableError(ConfigurationError):
+    """A store (the catalog database, Redis, Qdrant) did not answer; the message names the
+    variable that configures it."""

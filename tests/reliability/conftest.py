@@ -29,6 +29,7 @@ import redis
 from lakehouse import Settings
 
 SCALE = float(os.environ.get("AURA_RELIABILITY_SCALE", "1"))
+SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
 PRELOAD = [
     "lakehouse",
     "lakehouse.routing",

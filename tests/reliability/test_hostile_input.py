@@ -33,6 +33,7 @@ pytestmark = pytest.mark.reliability
 
 DAY = date(2026, 11, 20)
 EVENTS = scaled(10_000)
+PER_EXAMPLE = 5
 INGEST_EVERY = max(1, EVENTS // 5)
 FIELDS = (
     "decision_id",
@@ -191,22 +192,25 @@ def test_fuzzed_routing_events_are_ingested_or_dead_lettered(
 
     @seed(20261201)
     @settings(
-        max_examples=EVENTS,
+        max_examples=EVENTS // PER_EXAMPLE,
         deadline=None,
         database=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(entry(), st.integers(0, 19))
-    def publish(fields: dict[bytes, bytes], again: int) -> None:
-        if again == 0 and sent:  # the producer re-sends an earlier entry as it was
-            fields = list(sent.values())[len(sent) // 2]
-        elif b"data" in fields:
-            fresh = f'"f-{len(sent)}"'.encode()
-            fields = {b"data": fields[b"data"].replace(f'"{FRESH}"'.encode(), fresh)}
-        sent[client.xadd(STREAM, fields).decode()] = fields
-        if len(sent) % INGEST_EVERY == 0:  # events keep arriving between runs
-            ingest_backlog()
+    @given(
+        st.lists(st.tuples(entry(), st.integers(0, 19)), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE)
+    )
+    def publish(drawn: list[tuple[dict[bytes, bytes], int]]) -> None:
+        for fields, again in drawn:
+            if again == 0 and sent:  # the producer re-sends an earlier entry as it was
+                fields = list(sent.values())[len(sent) // 2]
+            elif b"data" in fields:
+                fresh = f'"f-{len(sent)}"'.encode()
+                fields = {b"data": fields[b"data"].replace(f'"{FRESH}"'.encode(), fresh)}
+            sent[client.xadd(STREAM, fields).decode()] = fields
+            if len(sent) % INGEST_EVERY == 0:  # events keep arriving between runs
+                ingest_backlog()
 
     started = time.perf_counter()
     publish()
