@@ -21,9 +21,8 @@ def table(lines: list[dict[str, object]]) -> str:
     for line in lines:
         latest[str(line["test"])] = line
     for name, line in sorted(latest.items()):
-        values = ", ".join(
-            f"{k}={json.dumps(v, default=str)}" for k, v in line.items() if k not in ("test", "scale")
-        )
+        shown = {k: v for k, v in line.items() if k not in ("test", "scale")}
+        values = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in shown.items())
         rows.append(f"| `{name}` | {line.get('scale')} | {values.replace('|', '/')} |")
     return "\n".join(rows)
 
