@@ -200,14 +200,30 @@ def check_timestamp(name: str, value: object, *, now: datetime | None = None) ->
         ts = ts.astimezone(UTC)
     except (OverflowError, ValueError):  # 0001-01-01T00:30+01:00 is before year 1 in UTC
         raise InvalidEvent(f"{name} is outside the representable range: {value!r}") from None
+    return check_time(name, ts, now=now)
+
+
+def check_time(name: str, ts: datetime, *, now: datetime | None = None) -> datetime:
+    """``ts`` (aware) if it lies inside :func:`time_window`, else :class:`InvalidEvent`."""
     earliest, latest = time_window(now)
     if ts < earliest:
-        raise InvalidEvent(f"{name} {value} is before the first day partition ({PARTITIONS_START})")
+        raise InvalidEvent(
+            f"{name} {ts.isoformat()} is before the first day partition ({PARTITIONS_START})"
+        )
     if ts > latest:
         raise InvalidEvent(
-            f"{name} {value} is in the future (more than {FUTURE_ALLOWANCE} after now)"
+            f"{name} {ts.isoformat()} is in the future (more than {FUTURE_ALLOWANCE} after now)"
         )
     return ts
+
+
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def epoch_ms(event: dict[str, Any], name: str) -> datetime:
+    """A time field given as milliseconds since the epoch, as a UTC ``datetime``."""
+    ms = integer(event, name, minimum=0, maximum=MAX_EPOCH_MS)
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def timestamp(event: dict[str, Any], name: str, *, now: datetime | None = None) -> datetime:

@@ -235,3 +235,35 @@ def test_E_entries_held_too_long_are_reported_not_hidden(
     list(StreamConsumer(redis_client, STREAM, GROUP, consumer="run-slow").read_unacked())
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=0.5)
     assert (report.new_decisions, report.held_elsewhere) == (0, 3)
+
+
+def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse.memory import ingest_memory_events
+
+    day_ms = int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp() * 1000)
+
+    def event(i: int, **changes: object) -> bytes:
+        base = {
+            "event_id": f"e{i}",
+            "ts_ms": day_ms + i,
+            "tenant_id": "acme",
+            "op": "store",
+            "memory_id": f"m{i}",
+            "content": "hello",
+        }
+        return json.dumps(base | changes).encode()
+
+    hostile = [
+        b"[" * 100_000,  # RecursionError in the JSON parser
+        event(10, ts_ms=10**20),  # OverflowError converting the time
+        event(11, expires_ms=-(10**30)),
+        event(12, tenant_id=12),
+        event(13, content={"not": "text"}),
+        event(14, importance=float("nan")),
+        event(15, tenant_id="a" * 2_000_000),
+    ]
+    for payload_ in [event(1), event(2), *hostile]:
+        redis_client.xadd("aura:events:memory", {b"data": payload_})
+    report = ingest_memory_events(lakehouse, redis_client, DAY)
+    assert (report.written, report.rejected) == (2, len(hostile))
+    assert redis_client.xpending("aura:events:memory", "aura-memory-ingest")["pending"] == 0

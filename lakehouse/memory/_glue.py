@@ -25,13 +25,17 @@ import redis
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
+from lakehouse import validation as v
 from lakehouse.core import Lakehouse
+from lakehouse.exceptions import ValidationError
+from lakehouse.memory.model import check_tenant
 from lakehouse.memory.tables import (
     MEMORY_EVENTS,
     MEMORY_EVENTS_REJECTED,
     NO_STATS_COLUMNS,
 )
 from lakehouse.settings import Settings
+from lakehouse.streams import dead_letter_reason
 from lakehouse.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
@@ -162,18 +166,75 @@ def _ms_dt(value: object) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(int(cast(int, value)) / 1000, UTC)
 
 
-def _parse(raw: bytes | None) -> dict[str, Any]:
+OPS = ("store", "forget", "forget_tenant")
+
+
+def _parse(raw: bytes | None, sid: str, now: datetime) -> dict[str, Any]:
+    """One entry as a ``memory_events`` row; :class:`InvalidEvent` names what is wrong."""
     if raw is None:
-        raise ValueError("entry has no 'data' field")
-    event = json.loads(raw)
-    if not isinstance(event, dict):
-        raise ValueError("data is not a JSON object")
-    for name in ("event_id", "ts_ms", "tenant_id", "op"):
-        if event.get(name) is None:
-            raise ValueError(f"missing {name!r}")
-    if event["op"] not in ("store", "forget", "forget_tenant"):
-        raise ValueError(f"unknown op {event['op']!r}")
-    return event
+        raise v.InvalidEvent("entry has no 'data' field")
+    event = v.load_object(raw)
+    v.require(event, ("event_id", "ts_ms", "tenant_id", "op"))
+    if event["op"] not in OPS:
+        raise v.InvalidEvent(f"unknown op {str(event['op'])[:40]!r}: use one of {list(OPS)}")
+    try:
+        tenant = check_tenant(event["tenant_id"])
+    except ValidationError as exc:
+        raise v.InvalidEvent(str(exc)[:300]) from None
+    meta = event.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise v.InvalidEvent(f"metadata must be a JSON object, got {type(meta).__name__}")
+    optional = {name: event.get(name) is not None for name in _OPTIONAL}
+    return {
+        "event_id": v.identifier(event, "event_id"),
+        "ts": v.check_time("ts_ms", v.epoch_ms(event, "ts_ms"), now=now),
+        "tenant_id": tenant,
+        "op": event["op"],
+        "memory_id": v.identifier(event, "memory_id") if optional["memory_id"] else None,
+        "content": v.text(event, "content") if optional["content"] else None,
+        "metadata": None if meta is None else json.dumps(meta, allow_nan=False),
+        "importance": (
+            v.number(event, "importance", minimum=0, maximum=1) if optional["importance"] else None
+        ),
+        "expires_at": v.epoch_ms(event, "expires_ms") if optional["expires_ms"] else None,
+        "signature": v.text(event, "signature", max_chars=1024) if optional["signature"] else None,
+        "stream_id": sid,
+        "ingested_at": now,
+    }
+
+
+_OPTIONAL = ("memory_id", "content", "importance", "expires_ms", "signature")
+
+
+def _rejected_row(sid: str, raw: bytes | None, reason: str, now: datetime) -> dict[str, Any]:
+    text = raw.decode(errors="replace") if raw is not None else None
+    tenant, memory = _best_effort_ids(text)
+    return {"stream_id": sid, "stream": STREAM, "rejected_at": now, "reason": reason} | {
+        "raw": v.bounded_raw(text),
+        "tenant_id": tenant,
+        "memory_id": memory,
+    }
+
+
+def _rows_table(
+    rows: list[dict[str, Any]], raws: dict[str, bytes | None], now: datetime
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The rows as Arrow; a row that does not convert is a dead letter (the others go on)."""
+    schema = MEMORY_EVENTS.arrow_schema
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), []
+    except Exception:  # isolate the rows that do not fit below
+        log.warning("memory events: Arrow conversion failed; isolating the bad rows")
+    good, dead = [], []
+    for row in rows:
+        try:
+            pa.Table.from_pylist([row], schema=schema)
+        except Exception as exc:  # this row is the dead letter
+            reason = f"does not fit the table ({type(exc).__name__}: {str(exc)[:200]})"
+            dead.append(_rejected_row(row["stream_id"], raws.get(row["stream_id"]), reason, now))
+            continue
+        good.append(row)
+    return pa.Table.from_pylist(good, schema=schema), dead
 
 
 def ingest_memory_events(
@@ -192,42 +253,23 @@ def ingest_memory_events(
     rejected: list[dict[str, Any]] = []
     ack: list[str] = []
     deferred = 0
+    raws: dict[str, bytes | None] = {}
     for sid, raw in entries:
         try:
-            event = _parse(raw)
-            ts = _ms_dt(event["ts_ms"])
-            assert ts is not None
-        except (ValueError, TypeError) as exc:
-            text = raw.decode(errors="replace") if raw else None
-            ids = _best_effort_ids(text)
-            rejected.append(
-                {"stream_id": sid, "stream": STREAM, "rejected_at": now, "reason": str(exc)}
-                | {"raw": text, "tenant_id": ids[0], "memory_id": ids[1]}
-            )
+            row = _parse(raw, sid, now)
+        except Exception as exc:  # no entry can stop the ingest: it is a dead letter
+            rejected.append(_rejected_row(sid, raw, dead_letter_reason(exc), now))
             ack.append(sid)
             continue
-        if ts.date() != day:
+        if row["ts"].date() != day:
             deferred += 1
             continue
-        meta = event.get("metadata")
-        rows.append(
-            {
-                "event_id": event["event_id"],
-                "ts": ts,
-                "tenant_id": event["tenant_id"],
-                "op": event["op"],
-                "memory_id": event.get("memory_id"),
-                "content": event.get("content"),
-                "metadata": None if meta is None else json.dumps(meta),
-                "importance": event.get("importance"),
-                "expires_at": _ms_dt(event.get("expires_ms")),
-                "signature": event.get("signature"),
-                "stream_id": sid,
-                "ingested_at": now,
-            }
-        )
+        rows.append(row)
+        raws[sid] = raw
         ack.append(sid)
-    table = pa.Table.from_pylist(rows, schema=MEMORY_EVENTS.arrow_schema)
+    table, unfit = _rows_table(rows, raws, now)
+    rejected += unfit
+    rows = table.to_pylist()
     unique = {r["event_id"]: r for r in rows}
     if len(unique) != len(rows):
         table = pa.Table.from_pylist(list(unique.values()), schema=MEMORY_EVENTS.arrow_schema)
@@ -258,14 +300,14 @@ def _best_effort_ids(text: str | None) -> tuple[str | None, str | None]:
     """Tenant and memory ids of a malformed event when its JSON still names them (for erase)."""
     try:
         obj = json.loads(text or "")
-    except ValueError:
+    except Exception:  # anything unreadable names nobody
         return None, None
     if not isinstance(obj, dict):
         return None, None
     tenant, memory = obj.get("tenant_id"), obj.get("memory_id")
     return (
-        tenant if isinstance(tenant, str) else None,
-        memory if isinstance(memory, str) else None,
+        tenant if isinstance(tenant, str) and len(tenant) <= v.MAX_ID_CHARS else None,
+        memory if isinstance(memory, str) and len(memory) <= v.MAX_ID_CHARS else None,
     )
 
 

@@ -255,3 +255,160 @@ def test_fuzzed_routing_events_are_ingested_or_dead_lettered(
     )
     assert len(sent) >= EVENTS * 0.99  # hypothesis may repeat a few identical examples
     assert counts["unaccounted"] == 0 and pending == 0 and counts["mismatched"] == 0
+
+
+# ------------------------------------------------------------------------ memory event stream
+
+MEMORY_STREAM = "aura:events:memory"
+DAY_MS = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp() * 1000)
+
+
+@st.composite
+def memory_entry(draw: st.DrawFn) -> dict[bytes, bytes]:
+    """One entry of the memory stream, hostile or not (``__fresh__`` ids are replaced)."""
+    event: dict[str, Any] = {
+        "event_id": FRESH,
+        "ts_ms": DAY_MS + draw(st.integers(0, 2 * 86_400_000 - 1)),
+        "tenant_id": draw(st.sampled_from(["acme", "globex", "t_1"])),
+        "op": draw(st.sampled_from(["store", "forget", "forget_tenant"])),
+        "memory_id": FRESH,
+        "content": draw(st.text(max_size=40)),
+        "metadata": draw(st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)),
+        "importance": draw(st.floats(0, 1)),
+        "expires_ms": None,
+        "signature": None,
+    }
+    kind = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "valid",
+                "valid",
+                "wrong_type",
+                "missing",
+                "bad_json",
+                "huge",
+                "wild_ts",
+                "bad_tenant",
+                "nan",
+                "no_data",
+                "not_object",
+                "deep",
+            ]
+        )
+    )
+    if kind == "wrong_type":
+        event[draw(st.sampled_from(sorted(event)))] = draw(any_value)
+    elif kind == "missing":
+        event.pop(draw(st.sampled_from(["event_id", "ts_ms", "tenant_id", "op"])))
+    elif kind == "huge":
+        event["content"] = "x" * draw(st.sampled_from([70_000, 1_000_000]))
+    elif kind == "wild_ts":
+        event[draw(st.sampled_from(["ts_ms", "expires_ms"]))] = draw(
+            st.one_of(st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=5))
+        )
+    elif kind == "bad_tenant":
+        event["tenant_id"] = draw(st.sampled_from(["", "a:b", "a*", "..", "x" * 200, "a\x00"]))
+    elif kind == "nan":
+        event["importance"] = draw(st.sampled_from([math.nan, math.inf, 2.0, -1.0]))
+    elif kind == "no_data":
+        return {b"other": b"x"}
+    elif kind == "not_object":
+        return {b"data": json.dumps(draw(any_value)).encode()}
+    elif kind == "deep":
+        return {b"data": b"[" * 100_000}
+    text = json.dumps(event, allow_nan=True)
+    if kind == "bad_json":
+        text = text[: draw(st.integers(0, len(text) - 1))]
+    return {b"data": text.encode("utf-8", errors="surrogatepass")}
+
+
+def _memory_backlog(client: Any) -> int:
+    groups = client.xinfo_groups(MEMORY_STREAM) if client.exists(MEMORY_STREAM) else []
+    return sum(int(g["pending"]) + int(g.get("lag") or 0) for g in groups)
+
+
+def _memory_days(client: Any) -> set[date]:
+    """Days named by the entries still unacknowledged (best effort, like a sensor)."""
+    days = set()
+    for _, fields in client.xrange(MEMORY_STREAM):
+        try:
+            ms = json.loads(fields.get(b"data", b""))["ts_ms"]
+            days.add(datetime.fromtimestamp(int(ms) / 1000, UTC).date())
+        except Exception:  # malformed: the ingest of any day dead-letters it
+            continue
+    return {d for d in days if date(2024, 1, 1) <= d <= date.today() + timedelta(days=1)}
+
+
+def test_fuzzed_memory_events_are_ingested_or_dead_lettered(
+    rel_settings: Settings, figures
+) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse.memory import ingest_memory_events
+
+    lh = Lakehouse(rel_settings)
+    client = open_redis(rel_settings)
+    sent: dict[str, dict[bytes, bytes]] = {}
+    runs = 0
+
+    def ingest_backlog() -> None:
+        nonlocal runs
+        for day in sorted(_memory_days(client) | {DAY}):
+            ingest_memory_events(lh, client, day)
+            runs += 1
+
+    @seed(20261202)
+    @settings(
+        max_examples=EVENTS // PER_EXAMPLE,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        st.lists(
+            st.tuples(memory_entry(), st.integers(0, 19)),
+            min_size=PER_EXAMPLE,
+            max_size=PER_EXAMPLE,
+        )
+    )
+    def publish(drawn: list[tuple[dict[bytes, bytes], int]]) -> None:
+        for fields, again in drawn:
+            if again == 0 and sent:
+                fields = list(sent.values())[len(sent) // 2]
+            elif b"data" in fields:
+                fresh = f'"m-{len(sent)}"'.encode()
+                fields = {b"data": fields[b"data"].replace(f'"{FRESH}"'.encode(), fresh)}
+            sent[client.xadd(MEMORY_STREAM, fields).decode()] = fields
+            if len(sent) % INGEST_EVERY == 0:
+                ingest_backlog()
+
+    started = time.perf_counter()
+    publish()
+    ingest_backlog()
+    elapsed = time.perf_counter() - started
+    pending = _memory_backlog(client)
+    stored = {r["stream_id"]: r for r in lh.read("memory_events").to_pylist()}
+    event_ids = {r["event_id"] for r in stored.values()}
+    dead = {r["stream_id"]: r["reason"] for r in lh.read("memory_events_rejected").to_pylist()}
+    counts = Counter()
+    for sid, fields in sent.items():
+        if sid in stored:
+            counts["stored"] += 1
+        elif sid in dead and dead[sid]:
+            counts["dead"] += 1
+        else:
+            want = _sent_decision(fields.get(b"data", b""))
+            counts["replays" if want and want.get("event_id") in event_ids else "unaccounted"] += 1
+    figures(
+        events=len(sent),
+        stored=counts["stored"],
+        dead_lettered=counts["dead"],
+        replays=counts["replays"],
+        unaccounted=counts["unaccounted"],
+        pending=pending,
+        ingest_runs=runs,
+        seconds=round(elapsed, 1),
+        top_reasons=Counter(" ".join(r.split()[:3]) for r in dead.values()).most_common(6),
+    )
+    assert counts["unaccounted"] == 0 and pending == 0
