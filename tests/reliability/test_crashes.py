@@ -130,7 +130,7 @@ def _acknowledged(client: Any, sent: dict[str, str]) -> set[str]:
 def test_kill_during_stream_ingest(rel_settings: Settings, rel_env, figures) -> None:  # type: ignore[no-untyped-def]
     lh = Lakehouse(rel_settings)
     client = open_redis(rel_settings)
-    trials, batch = scaled(30), 300
+    trials, batch = scaled(35), 300
     sent: dict[str, str] = {}  # stream id -> decision id
 
     def send(tag: str) -> None:
@@ -188,7 +188,7 @@ def _wap_child(env: dict[str, str], tag: str) -> None:
 
 def test_kill_during_write_audit_publish(rel_settings: Settings, rel_env, figures) -> None:  # type: ignore[no-untyped-def]
     lh = Lakehouse(rel_settings)
-    trials = scaled(25)
+    trials = scaled(30)
     longest = _timed(_wap_child, (rel_env, "warm")) * 1.2
     current = "warm"
     killed = partial = 0
