@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 import uuid
 
 import pytest
-from conftest import PG_URL, SERVERS
 from helpers import silent_server
 
 from lakehouse.checkpoints._exec import CONNECT_TIMEOUT_S, pg_conninfo
@@ -15,6 +15,9 @@ from lakehouse.checkpoints.saver.sync import AuraCheckpointSaver
 from lakehouse.exceptions import AuraError
 
 WORKERS = 8
+# As in conftest.py (not imported: another directory's conftest may shadow it at collection).
+SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
+PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _setup(schema: str, barrier, errors) -> None:  # type: ignore[no-untyped-def]

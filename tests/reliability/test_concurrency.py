@@ -18,11 +18,11 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import SCALE, process_context, scaled
 
 from lakehouse import Lakehouse, Lineage, Settings, refs
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError
 from lakehouse.routing import ROUTING_DECISIONS
+from reliability.harness import SCALE, process_context, scaled
 
 pytestmark = pytest.mark.reliability
 

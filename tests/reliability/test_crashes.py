@@ -20,7 +20,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from conftest import run_and_kill, run_to_end, scaled
 
 from lakehouse import Lakehouse, Lineage, Settings, refs
 from lakehouse.maintenance import compact, remove_orphans
@@ -28,6 +27,7 @@ from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stre
 from lakehouse.stores import open_redis
 from lakehouse.streams import StreamConsumer
 from lakehouse.wap import write_audit_publish
+from reliability.harness import run_and_kill, run_to_end, scaled
 
 pytestmark = pytest.mark.reliability
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import scaled
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
@@ -28,6 +27,7 @@ from lakehouse import Lakehouse, Settings
 from lakehouse.routing import STREAM, backlog_days, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
 from quality.audit import gx_audit
+from reliability.harness import scaled
 
 pytestmark = pytest.mark.reliability
 

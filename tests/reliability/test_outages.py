@@ -23,12 +23,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from conftest import SERVERS, RedisServer, process_context, scaled
 
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
 from lakehouse.streams import StreamConsumer
+from reliability.harness import SERVERS, RedisServer, process_context, scaled
 
 pytestmark = pytest.mark.reliability
 

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from conftest import SERVERS
 
 from lakehouse import Lakehouse, Settings, refs
 from lakehouse.exceptions import AuraError
+from reliability.harness import SERVERS
 
 pytestmark = pytest.mark.reliability
 
