@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SERVERS_UP := $(PY) -c "import socket; [socket.create_connection(('127.0.0.1', p), 1).close() for p in (5432, 6379)]"
 
-.PHONY: install demo test test-embedded test-servers bench lint ui clean
+.PHONY: install demo test test-embedded test-servers reliability reliability-full bench lint ui clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,21 @@ test: install lint
 	else \
 		echo "== server pass skipped: no PostgreSQL on 127.0.0.1:5432 or Redis on 127.0.0.1:6379"; \
 	fi
+	$(MAKE) --no-print-directory reliability
+
+# The reliability and security suite (tests/reliability, marker `reliability`), CI sizes; on
+# PostgreSQL when it answers. Figures go to .reliability.jsonl and the table of RELIABILITY.md.
+RELIABILITY_RUN = rm -f .reliability.jsonl; \
+	if $(SERVERS_UP) 2>/dev/null; then export AURA_TEST_SERVERS=1; fi; \
+	AURA_RELIABILITY_OUT=$(CURDIR)/.reliability.jsonl $(PY) -m pytest -q -m reliability tests/reliability \
+	&& $(PY) tests/reliability/report.py .reliability.jsonl RELIABILITY.md
+reliability: install
+	@echo "== reliability suite"
+	@$(RELIABILITY_RUN)
+
+# The issue's full sizes: 8 processes x 50 commits, 400 kills, 40,000 fuzzed events (long).
+reliability-full: install
+	@export AURA_RELIABILITY_SCALE=4.2; $(RELIABILITY_RUN)
 
 test-embedded: install
 	$(PY) -m pytest -q

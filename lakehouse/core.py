@@ -14,6 +14,7 @@ from pyiceberg.table import Table
 
 from lakehouse import refs, writer
 from lakehouse.catalog import open_catalog
+from lakehouse.retry import catalog_calls
 from lakehouse.settings import MAIN_BRANCH, Settings
 from lakehouse.tables import TableSpec, all_specs, ensure_table, spec_for
 from lakehouse.writer import Lineage, WriteResult
@@ -52,7 +53,8 @@ class Lakehouse:
 
     def table(self, name: str) -> Table:
         """The Iceberg table behind ``name``, created on first use from its registered spec."""
-        return ensure_table(self.catalog, spec_for(name))
+        with catalog_calls(f"loading table {name}"):
+            return ensure_table(self.catalog, spec_for(name))
 
     def ensure_all(self) -> list[Table]:
         """Create every registered table that does not exist yet."""

@@ -43,3 +43,8 @@ class TimeTravelError(AuraError):
 
 class TierUnavailableError(AuraError):
     """A store a write needs (Redis, Qdrant) does not answer; nothing was written."""
+
+
+class StoreUnavailableError(ConfigurationError):
+    """A store (the catalog database, Redis, Qdrant) did not answer; the message names the
+    variable that configures it."""

@@ -7,6 +7,10 @@ other error propagates at once. Between attempts the policy calls ``on_conflict`
 ``table.refresh``) and sleeps an exponentially growing, jittered delay. When every attempt lost,
 it raises :class:`~lakehouse.exceptions.CommitConflictError` saying what to do.
 
+A catalog database that drops the connection or does not answer is not retried (an append whose
+reply was lost may have committed); it raises :class:`~lakehouse.exceptions.StoreUnavailableError`
+naming the variables to check. A commit is one catalog transaction, so it is never half-applied.
+
 An action whose data depends on what it read (a read-merge-write) must do the read inside the
 action, so that each attempt merges with the head it commits against: :func:`lakehouse.writer.
 merge_day` does exactly that.
@@ -17,13 +21,15 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
 from pyiceberg.exceptions import CommitFailedException
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from lakehouse.exceptions import CommitConflictError
+from lakehouse.exceptions import CommitConflictError, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,26 @@ def is_commit_conflict(exc: BaseException) -> bool:
     if isinstance(exc, CommitFailedException):
         return True
     return isinstance(exc, ValueError) and STALE_SEQUENCE in str(exc)
+
+
+def catalog_unavailable(exc: OperationalError | InterfaceError, what: str) -> StoreUnavailableError:
+    """The error for a catalog database that dropped the connection or did not answer."""
+    reason = (str(exc.orig or exc).strip().splitlines() or ["no reply"])[0][:200]
+    return StoreUnavailableError(
+        f"the catalog database did not answer during {what} ({reason}); nothing was "
+        "half-applied, but a commit may or may not have landed. Check AURA_PG_URL / "
+        "AURA_CATALOG_URI and that the database is reachable, then re-run (day overwrites and "
+        "keyed merges are idempotent)"
+    )
+
+
+@contextmanager
+def catalog_calls(what: str) -> Iterator[None]:
+    """Report a lost catalog connection inside the block as :func:`catalog_unavailable`."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise catalog_unavailable(exc, what) from None
 
 
 @dataclass(frozen=True)
@@ -88,6 +114,8 @@ class RetryPolicy:
         for attempt in range(1, self.attempts + 1):
             try:
                 return action()
+            except (OperationalError, InterfaceError) as exc:
+                raise catalog_unavailable(exc, what) from None
             except (CommitFailedException, ValueError) as exc:
                 if not is_commit_conflict(exc):
                     raise

@@ -310,3 +310,10 @@ def _day(value: str | date | None) -> date:
 def load_settings() -> Settings:
     """Settings from the current process environment."""
     return Settings.from_env()
+
+
+def partitions_start(environ: Mapping[str, str] | None = None) -> date:
+    """The first day partition (``AURA_PARTITIONS_START``) without resolving the rest; event
+    validation calls it per batch."""
+    env = os.environ if environ is None else environ
+    return _day(env.get("AURA_PARTITIONS_START"))

@@ -9,6 +9,12 @@ memory events next), separate from any event contract:
   ``claim_idle_ms`` (a run that died before acknowledging; claimed with ``XAUTOCLAIM``), then new
   entries. Entries are acknowledged (:meth:`StreamConsumer.ack`) only after the commits that
   store them, so a crash loses nothing and a replay is deduplicated by the table's key.
+* :func:`parse_stream_entries` applies a domain's event parser to each entry: an entry that is
+  deleted, has no ``data`` field, is larger than :data:`lakehouse.validation.MAX_EVENT_BYTES`, or
+  makes the parser raise anything at all becomes a :class:`DeadLetter` with the reason; the batch
+  goes on. :func:`to_arrow_or_dead_letters` does the same for the Arrow conversion (a value that
+  passed validation but does not fit its column costs that event only). The guards themselves
+  (identifiers, 64-bit integers, finite numbers, time window) are in :mod:`lakehouse.validation`.
 * :func:`record_dead_letters` stores entries that break the contract, with the reason, in a
   ``<x>_rejected`` table whose schema :func:`rejected_table_spec` gives every domain alike;
   an entry already recorded is not recorded twice.
@@ -23,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import pyarrow as pa
 import redis
@@ -35,6 +41,7 @@ from lakehouse import refs
 from lakehouse.expectations import not_null, unique
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.tables import TableSpec, column
+from lakehouse.validation import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
 from lakehouse.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
@@ -49,6 +56,7 @@ PAYLOAD_FIELD = "data"
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 """A stream entry as redis-py returns it: (entry id, fields), fields None once deleted."""
+T = TypeVar("T")
 
 
 def text(value: object) -> str:
@@ -238,12 +246,51 @@ class StreamConsumer:
                 days.add(day)
         return days
 
+    def pending_of_day(self, ts_of: Callable[[bytes], date | None], day: date) -> tuple[int, int]:
+        """Entries of ``day`` pending elsewhere: (handed back and waiting, held by other runs).
+
+        Another run holds entries between its read and its acknowledgement or release; a run
+        of ``day`` takes the handed-back ones at once and waits for the held ones (see
+        ``lakehouse.routing.ingest_day``) rather than report success while its day is pending.
+        """
+        self.ensure_group()
+        pending = cast(
+            list[dict[str, Any]],
+            self.client.xpending_range(self.stream, self.group, "-", "+", 1_000_000),
+        )
+        holder = {
+            text(p["message_id"]): text(p["consumer"])
+            for p in pending
+            if text(p["consumer"]) != self.consumer
+        }
+        if not holder:
+            return 0, 0
+        first, last = min(holder, key=_id_order), max(holder, key=_id_order)
+        released = held = 0
+        for entry_id, fields in self._xrange(first, last):
+            who = holder.get(text(entry_id))
+            payload = field_of(fields)
+            if who is None or payload is None:
+                continue
+            if ts_of(payload if isinstance(payload, bytes) else payload.encode()) != day:
+                continue
+            if who == self.parked:
+                released += 1
+            else:
+                held += 1
+        return released, held
+
     def _group_info(self) -> dict[str, Any] | None:
         groups = cast(list[dict[str, Any]], self.client.xinfo_groups(self.stream))
         return next((g for g in groups if text(g.get("name")) == self.group), None)
 
     def _xrange(self, start: str, end: str = "+") -> list[Entry]:
         return cast(list[Entry], self.client.xrange(self.stream, min=start, max=end))
+
+
+def _id_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,7 +378,7 @@ def record_dead_letters(
             "stream": [stream] * len(letters),
             "rejected_at": [now] * len(letters),
             "reason": [d.reason for d in letters],
-            "raw": [d.raw for d in letters],
+            "raw": [bounded_raw(d.raw) for d in letters],
             "run_id": [lineage.run_id] * len(letters),
             "payload_sha256": [hashes[d.stream_id] for d in letters],
         },
@@ -370,3 +417,87 @@ def _known(
         else set()
     )
     return set(found.column("stream_id").to_pylist()), known_hashes
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing entries: no entry can stop a batch
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """One entry that passed its parser: the stream id, the parsed value and the raw payload."""
+
+    stream_id: str
+    value: T
+    raw: str | None
+
+
+def dead_letter_reason(exc: BaseException) -> str:
+    """The reason stored for an entry whose parsing raised ``exc``."""
+    if isinstance(exc, InvalidEvent):
+        return str(exc)
+    return f"could not be parsed ({type(exc).__name__}: {str(exc)[:300]})"
+
+
+def parse_stream_entries(
+    entries: Sequence[tuple[bytes | str, dict | None]],
+    parse: Callable[[bytes | str], T],
+    *,
+    max_bytes: int = MAX_EVENT_BYTES,
+) -> tuple[list[Parsed[T]], list[DeadLetter]]:
+    """Apply ``parse`` to each entry's payload; every failure is a dead letter with a reason.
+
+    ``parse`` raises :class:`~lakehouse.validation.InvalidEvent` for a contract violation; any
+    other ``Exception`` it raises is caught too (the reason names it), so one hostile entry
+    never stops the batch.
+    """
+    parsed: list[Parsed[T]] = []
+    dead: list[DeadLetter] = []
+    for entry_id, fields in entries:
+        sid = text(entry_id)
+        payload = field_of(fields, PAYLOAD_FIELD)
+        if payload is None:
+            reason = (
+                "entry was deleted from the stream before ingestion"
+                if fields is None
+                else f"entry has no {PAYLOAD_FIELD!r} field"
+            )
+            dead.append(DeadLetter(sid, bounded_raw(raw_text(fields)), reason))
+            continue
+        size = len(payload) if isinstance(payload, bytes) else len(payload.encode(errors="replace"))
+        if size > max_bytes:
+            reason = f"event is {size} bytes, more than the {max_bytes} allowed"
+            dead.append(DeadLetter(sid, bounded_raw(raw_text(payload)), reason))
+            continue
+        try:
+            value = parse(payload)
+        except Exception as exc:  # any failure of one entry is its dead letter
+            dead.append(DeadLetter(sid, bounded_raw(raw_text(payload)), dead_letter_reason(exc)))
+            continue
+        parsed.append(Parsed(sid, value, raw_text(payload)))
+    return parsed, dead
+
+
+def to_arrow_or_dead_letters(
+    records: Sequence[Parsed[T]], build: Callable[[list[T]], pa.Table]
+) -> tuple[pa.Table, list[DeadLetter]]:
+    """``build`` the records' Arrow table; a record that makes it fail becomes a dead letter.
+
+    The whole batch is converted at once; only when that fails is each record converted alone
+    to find the ones that do not fit (e.g. a number a validator missed), which are rejected.
+    """
+    try:
+        return build([r.value for r in records]), []
+    except Exception:  # isolate the offending records below
+        log.warning("Arrow conversion of %d records failed; isolating the bad ones", len(records))
+    good: list[T] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        try:
+            build([record.value])
+        except Exception as exc:  # this record is the dead letter
+            reason = f"does not fit the table ({type(exc).__name__}: {str(exc)[:300]})"
+            dead.append(DeadLetter(record.stream_id, bounded_raw(record.raw), reason))
+            continue
+        good.append(record.value)
+    return build(good), dead

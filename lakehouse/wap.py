@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
 
 from lakehouse import refs
 from lakehouse.exceptions import NotFastForwardError
@@ -108,6 +109,23 @@ def run_tag(run_id: str, day: date | None = None) -> str:
 def audit_branch_name(run_id: str | None, day: date | None = None) -> str:
     token = run_id or uuid.uuid4().hex
     return f"audit-{token}" + (f"-{day:%Y%m%d}" if day else "")
+
+
+def _free_tag(table: Table, tag: str | None) -> str | None:
+    """``tag``, or ``tag-2``, ``tag-3``... when a run with the same id published before.
+
+    A run retried under its own id (a Dagster step retry, or a re-run after a crash that hit
+    after the publish) publishes again; it must not fail on its earlier tag.
+    """
+    if tag is None:
+        return None
+    table.refresh()
+    existing = table.metadata.refs
+    candidate, n = tag, 1
+    while candidate in existing:
+        n += 1
+        candidate = f"{tag}-{n}"
+    return candidate
 
 
 def write_audit_publish(
@@ -215,9 +233,10 @@ def audit_and_publish(
             )
             head = refs.head(lh.table(table), target)
             return WapResult(table, target, branch, written, report, False, None, None, head)
+        used_tag = _free_tag(iceberg, tag)
         try:
             published = refs.publish(
-                iceberg, branch, target, tag=tag, tag_max_ref_age_ms=tag_max_ref_age_ms
+                iceberg, branch, target, tag=used_tag, tag_max_ref_age_ms=tag_max_ref_age_ms
             )
         except NotFastForwardError as exc:
             # The target moved during the audit: write again on a fresh audit branch.
@@ -225,7 +244,7 @@ def audit_and_publish(
             raise CommitFailedException(f"{target} moved during the audit: {exc}") from exc
         refs.drop_branch(iceberg, branch, missing_ok=True)
         return WapResult(
-            table, target, branch, written, report, True, published, tag, published.snapshot_id
+            table, target, branch, written, report, True, published, used_tag, published.snapshot_id
         )
 
     return REPLAY_POLICY.run(

@@ -244,6 +244,20 @@ class AsyncPostgresExecutor:
         ).result()
 
 
+CONNECT_TIMEOUT_S = 5
+"""A checkpoint database that does not answer within this many seconds is unreachable."""
+
+
 def pg_conninfo(url: str) -> str:
-    """A libpq URL from a ``postgresql://`` or SQLAlchemy-style URL."""
-    return libpq_url(url).replace("postgres://", "postgresql://", 1)
+    """A libpq URL from a ``postgresql://`` or SQLAlchemy-style URL, with a connect timeout.
+
+    ``connect_timeout`` is added unless the URL sets one, so a server that accepts TCP but
+    never answers fails within :data:`CONNECT_TIMEOUT_S` seconds instead of hanging.
+    """
+    conninfo = libpq_url(url).replace("postgres://", "postgresql://", 1)
+    if "connect_timeout" in conninfo:
+        return conninfo
+    separator = "&" if "?" in conninfo else "?"
+    if "://" not in conninfo:  # keyword form: host=... dbname=...
+        return f"{conninfo} connect_timeout={CONNECT_TIMEOUT_S}"
+    return f"{conninfo}{separator}connect_timeout={CONNECT_TIMEOUT_S}"

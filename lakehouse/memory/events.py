@@ -11,21 +11,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
 
+from lakehouse import validation as v
+from lakehouse.exceptions import ValidationError
+from lakehouse.memory.model import check_tenant
 from lakehouse.memory.tables import MEMORY_EVENTS
-from lakehouse.streams import DeadLetter, Entry, field_of, raw_text, text
+from lakehouse.streams import DeadLetter, Entry, dead_letter_reason, field_of, raw_text, text
 
 STREAM = "aura:events:memory"
 OPS = ("store", "forget", "forget_tenant")
 _REQUIRED = ("event_id", "ts_ms", "tenant_id", "op")
 
 
-class EventError(ValueError):
-    """One event breaks the contract; the message is the reason kept with the dead letter."""
+EventError = v.InvalidEvent
+"""One event breaks the contract; the message is the reason kept with the dead letter."""
+
+_OPTIONAL = ("memory_id", "content", "importance", "expires_ms", "signature")
 
 
 def publish_event(client: Any, event: dict[str, Any], pipe: Any = None) -> None:
@@ -33,42 +38,51 @@ def publish_event(client: Any, event: dict[str, Any], pipe: Any = None) -> None:
     (pipe or client).xadd(STREAM, {"data": json.dumps(event, separators=(",", ":"))})
 
 
-def parse_event(raw: str | bytes | None) -> dict[str, Any]:
-    """Parse and validate one payload.
+def parse_event(raw: str | bytes | None, *, now: datetime | None = None) -> dict[str, Any]:
+    """Parse and validate one payload into a ``memory_events`` row (without stream fields).
+
+    Identifiers are bounded and printable, times lie in the partitioned window, numbers in
+    range, the payload's size bounded (:mod:`lakehouse.validation`).
 
     Raises:
         EventError: with the reason.
     """
     if raw is None:
         raise EventError("entry has no 'data' field")
-    try:
-        event = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EventError(f"invalid JSON: {exc}") from None
-    if not isinstance(event, dict):
-        raise EventError(f"event must be a JSON object, got {type(event).__name__}")
-    missing = [name for name in _REQUIRED if event.get(name) is None]
-    if missing:
-        raise EventError(f"missing field(s): {', '.join(missing)}")
+    event = v.load_object(raw)
+    v.require(event, _REQUIRED)
     if event["op"] not in OPS:
-        raise EventError(f"unknown op {event['op']!r}; ops are {OPS}")
-    if isinstance(event["ts_ms"], bool) or not isinstance(event["ts_ms"], int):
-        raise EventError(f"ts_ms must be an integer (ms since the epoch), got {event['ts_ms']!r}")
-    return event
-
-
-def _dt(ms: object) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)  # type: ignore[call-overload]
+        raise EventError(f"unknown op {str(event['op'])[:40]!r}: use one of {list(OPS)}")
+    try:
+        tenant = check_tenant(event["tenant_id"])
+    except ValidationError as exc:
+        raise EventError(str(exc)[:300]) from None
+    meta = event.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise EventError(f"metadata must be a JSON object, got {type(meta).__name__}")
+    has = {name: event.get(name) is not None for name in _OPTIONAL}
+    return {
+        "event_id": v.identifier(event, "event_id"),
+        "ts": v.check_time("ts_ms", v.epoch_ms(event, "ts_ms"), now=now),
+        "tenant_id": tenant,
+        "op": event["op"],
+        "memory_id": v.identifier(event, "memory_id") if has["memory_id"] else None,
+        "content": v.text(event, "content") if has["content"] else None,
+        "metadata": None if meta is None else json.dumps(meta, allow_nan=False),
+        "importance": (
+            v.number(event, "importance", minimum=0, maximum=1) if has["importance"] else None
+        ),
+        "expires_at": v.epoch_ms(event, "expires_ms") if has["expires_ms"] else None,
+        "signature": v.text(event, "signature", max_chars=1024) if has["signature"] else None,
+    }
 
 
 def event_day(payload: bytes) -> date | None:
     """The UTC day of a payload, None when malformed (for sensors)."""
     try:
-        event = parse_event(payload)
-    except EventError:
+        return parse_event(payload)["ts"].date()  # type: ignore[no-any-return]
+    except Exception:  # a sensor never raises on stream content
         return None
-    day = _dt(event["ts_ms"])
-    return day.date() if day else None
 
 
 @dataclass
@@ -80,42 +94,36 @@ class ParsedBatch:
 
 
 def parse_entries(entries: Iterable[Entry], now: datetime) -> ParsedBatch:
-    """Validate stream entries into ``memory_events`` rows and dead letters."""
+    """Validate stream entries into ``memory_events`` rows and dead letters; no entry can stop
+    the batch (any exception makes that entry a dead letter with the reason)."""
     out = ParsedBatch()
     for sid, fields in entries:
         stream_id = text(sid)
         payload = field_of(fields)
         try:
-            event = parse_event(payload)
-        except EventError as exc:
+            row = parse_event(payload, now=now)
+            pa.Table.from_pylist([row | _stream_fields(stream_id, now)], schema=_SCHEMA)
+        except Exception as exc:  # this entry is a dead letter; the others go on
+            reason = dead_letter_reason(exc)
             out.rejections.append(
-                DeadLetter(stream_id, raw_text(payload if fields else fields), str(exc))
+                DeadLetter(stream_id, raw_text(payload if fields else fields), reason)
             )
             continue
-        meta = event.get("metadata")
-        out.rows.append(
-            {
-                "event_id": str(event["event_id"]),
-                "ts": _dt(event["ts_ms"]),
-                "tenant_id": str(event["tenant_id"]),
-                "op": event["op"],
-                "memory_id": event.get("memory_id"),
-                "content": event.get("content"),
-                "metadata": None if meta is None else json.dumps(meta),
-                "importance": event.get("importance"),
-                "expires_at": _dt(event.get("expires_ms")),
-                "signature": event.get("signature"),
-                "stream_id": stream_id,
-                "ingested_at": now,
-            }
-        )
+        out.rows.append(row | _stream_fields(stream_id, now))
     return out
+
+
+_SCHEMA = MEMORY_EVENTS.arrow_schema
+
+
+def _stream_fields(stream_id: str, now: datetime) -> dict[str, Any]:
+    return {"stream_id": stream_id, "ingested_at": now}
 
 
 def events_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
     """Event rows as an Arrow table of ``memory_events`` (the first row of an event id wins)."""
     unique = list({r["event_id"]: r for r in reversed(rows)}.values())[::-1]
-    return pa.Table.from_pylist(unique, schema=MEMORY_EVENTS.arrow_schema)
+    return pa.Table.from_pylist(unique, schema=_SCHEMA)
 
 
 def mentions(raw: str | None, tenant_id: str, memory_id: str | None) -> bool:

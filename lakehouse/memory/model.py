@@ -28,7 +28,7 @@ FLOOR = 0.1
 DEFAULT_IMPORTANCE = 0.5
 DEFAULT_HALF_LIFE = timedelta(days=7)
 
-_TENANT = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+_TENANT = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$")  # no leading dot, no ".."
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -36,7 +36,8 @@ def check_tenant(tenant_id: str) -> str:
     """Refuse tenant ids that could alias another tenant's keys (``:``, glob characters)."""
     if not isinstance(tenant_id, str) or not _TENANT.match(tenant_id):
         raise ValidationError(
-            f"tenant_id {tenant_id!r} is not valid: use 1-128 letters, digits or '_.@-'"
+            f"tenant_id {tenant_id!r} is not valid: use 1-128 letters, digits or '_.@-', "
+            "starting with a letter, digit or _, without '..'"
         )
     return tenant_id
 

@@ -6,22 +6,24 @@ and optionally those of :data:`OPTIONAL_FIELDS`: ``propensity``, the probability
 which the router chose ``chosen_model`` (what off-policy evaluation of other routers needs).
 Events without it, older than that field, stay valid and are stored with a null.
 An event that breaks the contract becomes a :class:`~lakehouse.streams.DeadLetter` whose reason
-names the field and the problem.
+names the field and the problem. The guards are :mod:`lakehouse.validation`'s: identifiers are
+short and printable, ``prompt_tokens`` fits a 64-bit column, numbers are finite, ``ts`` falls
+between the first day partition and now plus a small allowance, the payload is bounded. Nothing
+an entry holds can make parsing raise: :func:`parse_entries` turns any failure into a dead letter.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
+from lakehouse import validation as v
 from lakehouse.routing.tables import ROUTING_DECISIONS
-from lakehouse.streams import DeadLetter, field_of, raw_text
+from lakehouse.streams import DeadLetter, Parsed, parse_stream_entries, to_arrow_or_dead_letters
 
 STREAM = "aura:events:routing"
 
@@ -41,10 +43,11 @@ REQUIRED_FIELDS = (
     "fallback_used",
 )
 OPTIONAL_FIELDS = ("propensity",)
+CONTENT_FIELDS = tuple(name for name in REQUIRED_FIELDS if name != "decision_id")
+"""What makes two events with one ``decision_id`` the same decision (a replay) or a conflict."""
 
-
-class EventError(ValueError):
-    """One event breaks the contract; the message is the reason stored with the dead letter."""
+EventError = v.InvalidEvent
+"""One event breaks the contract; the message is the reason stored with the dead letter."""
 
 
 @dataclass
@@ -53,113 +56,64 @@ class ParsedBatch:
 
     decisions: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[DeadLetter] = field(default_factory=list)
+    raw: dict[str, str | None] = field(default_factory=dict)
+
+    def records(self, decisions: Iterable[dict[str, Any]]) -> list[Parsed[dict[str, Any]]]:
+        """``decisions`` (of this batch) with their stream ids and raw payloads."""
+        return [Parsed(d["stream_id"], d, self.raw.get(d["stream_id"])) for d in decisions]
 
 
-def parse_event(raw: str | bytes) -> dict[str, Any]:
+def parse_event(raw: str | bytes, *, now: datetime | None = None) -> dict[str, Any]:
     """Parse and validate one event payload.
 
     Raises:
         EventError: with a reason naming the field and the problem.
     """
-    try:
-        event = orjson.loads(raw)
-    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EventError(f"invalid JSON: {exc.msg if hasattr(exc, 'msg') else exc}") from None
-    if not isinstance(event, dict):
-        raise EventError(f"event must be a JSON object, got {type(event).__name__}")
-    missing = [name for name in REQUIRED_FIELDS if event.get(name) is None]
-    if missing:
-        raise EventError(f"missing field(s): {', '.join(missing)}")
-    for name in _STRING_FIELDS:
-        if not isinstance(event[name], str) or not event[name].strip():
-            raise EventError(f"{name} must be a non-empty string, got {event[name]!r}")
-    event["ts"] = parse_ts(event["ts"])
-    tokens = event["prompt_tokens"]
-    if isinstance(tokens, bool) or not isinstance(tokens, int):
-        raise EventError(f"prompt_tokens must be an integer, got {tokens!r}")
-    if tokens < 0:
-        raise EventError(f"prompt_tokens must be >= 0, got {tokens}")
+    event = v.load_object(raw)
+    v.require(event, REQUIRED_FIELDS)
+    out: dict[str, Any] = {name: v.identifier(event, name) for name in _STRING_FIELDS}
+    out["ts"] = v.timestamp(event, "ts", now=now)
+    out["prompt_tokens"] = v.integer(event, "prompt_tokens", minimum=0)
     for name in _NUMBER_FIELDS:
-        value = event[name]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise EventError(f"{name} must be a finite number, got {value!r}")
-        if value < 0:
-            raise EventError(f"{name} must be >= 0, got {value}")
-        event[name] = float(value)
-    if event["quality_score"] > 1:  # type: ignore[operator]
-        raise EventError(f"quality_score must be in [0, 1], got {event['quality_score']}")
-    candidates = event["candidate_models"]
-    if (
-        not isinstance(candidates, list)
-        or not candidates
-        or not all(isinstance(c, str) and c for c in candidates)
-    ):
-        raise EventError(
-            f"candidate_models must be a non-empty list of strings, got {candidates!r}"
-        )
-    if event["chosen_model"] not in candidates:
-        raise EventError(f"chosen_model {event['chosen_model']!r} is not among candidate_models")
-    if not isinstance(event["fallback_used"], bool):
-        raise EventError(f"fallback_used must be true or false, got {event['fallback_used']!r}")
-    propensity = event.get("propensity")
-    if propensity is not None:
-        if (
-            isinstance(propensity, bool)
-            or not isinstance(propensity, int | float)
-            or not math.isfinite(propensity)
-            or not 0 < propensity <= 1
-        ):
+        out[name] = v.number(event, name, minimum=0)
+    if out["quality_score"] > 1:
+        raise EventError(f"quality_score must be in [0, 1], got {out['quality_score']}")
+    out["candidate_models"] = v.identifier_list(event, "candidate_models")
+    if out["chosen_model"] not in out["candidate_models"]:
+        raise EventError(f"chosen_model {out['chosen_model']!r} is not among candidate_models")
+    out["fallback_used"] = v.boolean(event, "fallback_used")
+    propensity = None
+    if event.get("propensity") is not None:
+        propensity = v.number(event, "propensity", minimum=0)
+        if not 0 < propensity <= 1:
             raise EventError(f"propensity must be a number in (0, 1], got {propensity!r}")
-        propensity = float(propensity)
-    return {**{name: event[name] for name in REQUIRED_FIELDS}, "propensity": propensity}
+    return {**{name: out[name] for name in REQUIRED_FIELDS}, "propensity": propensity}
 
 
 def parse_ts(value: object) -> datetime:
-    """An event's ``ts``: ISO-8601 with a UTC offset, returned in UTC."""
-    if not isinstance(value, str):
-        raise EventError(f"ts must be an ISO-8601 string, got {value!r}")
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise EventError(f"ts is not ISO-8601: {value!r}") from None
-    if ts.tzinfo is None:
-        raise EventError(f"ts must carry a UTC offset (e.g. +00:00): {value!r}")
-    return ts.astimezone(UTC)
+    """An event's ``ts``: ISO-8601 with a UTC offset inside the partitioned range, in UTC."""
+    return v.check_timestamp("ts", value)
 
 
 def event_day(payload: bytes) -> date | None:
-    """The day of an event payload, None when it is malformed (for backlog sensors)."""
+    """The day of an event payload, None when it is malformed or out of range (for sensors).
+
+    Never raises, whatever the payload holds.
+    """
     try:
-        return parse_ts(orjson.loads(payload)["ts"]).date()
-    except (EventError, TypeError, KeyError, ValueError):
+        return parse_ts(v.load_object(payload)["ts"]).date()
+    except Exception:  # a sensor must never fail on stream content
         return None
 
 
-def parse_entries(entries: Iterable[tuple[bytes | str, dict | None]]) -> ParsedBatch:
-    """Validate raw stream entries ``(entry_id, fields)``."""
-    batch = ParsedBatch()
-    for entry_id, fields in entries:
-        sid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        payload = field_of(fields, "data")
-        if payload is None:
-            reason = (
-                "entry was deleted from the stream before ingestion"
-                if fields is None
-                else "entry has no 'data' field"
-            )
-            batch.rejections.append(DeadLetter(sid, raw_text(fields), reason))
-            continue
-        try:
-            event = parse_event(payload)
-        except EventError as exc:
-            batch.rejections.append(DeadLetter(sid, raw_text(payload), str(exc)))
-            continue
-        event["stream_id"] = sid
-        batch.decisions.append(event)
+def parse_entries(entries: Sequence[tuple[bytes | str, dict | None]]) -> ParsedBatch:
+    """Validate raw stream entries ``(entry_id, fields)``; never raises on their content."""
+    parsed, dead = parse_stream_entries(entries, parse_event)
+    batch = ParsedBatch(rejections=dead)
+    for record in parsed:
+        record.value["stream_id"] = record.stream_id
+        batch.decisions.append(record.value)
+        batch.raw[record.stream_id] = record.raw
     return batch
 
 
@@ -171,3 +125,13 @@ def decisions_to_arrow(decisions: list[dict[str, Any]], ingested_at: datetime) -
     columns["stream_id"] = [d.get("stream_id") for d in decisions]
     columns["ingested_at"] = [ingested_at] * len(decisions)
     return pa.Table.from_pydict(columns, schema=schema)
+
+
+def decisions_table(
+    batch: ParsedBatch, decisions: list[dict[str, Any]], ingested_at: datetime | None = None
+) -> tuple[pa.Table, list[DeadLetter]]:
+    """:func:`decisions_to_arrow`, where a decision that does not convert is a dead letter."""
+    now = ingested_at or datetime.now(UTC)
+    return to_arrow_or_dead_letters(
+        batch.records(decisions), lambda ds: decisions_to_arrow(ds, now)
+    )

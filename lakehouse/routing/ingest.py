@@ -11,28 +11,50 @@
 4. acknowledge the dead letters, and the decisions once published. Entries of other days, and
    decisions whose audit failed, are handed back to the group for a later run.
 
+No entry can stop the run: whatever fails to parse or to convert is a dead letter with its
+reason (:mod:`lakehouse.validation`, :func:`lakehouse.streams.parse_stream_entries`). A
+``decision_id`` is unique across every day (:func:`lakehouse.keys.split_known`): an event
+already stored on any day with the same content is a replay (acknowledged, not written again);
+with other content it is a conflicting duplicate and goes to the dead letters.
+
 A crash before the acknowledgement means a later run sees the entries again; the keyed merge
 keeps the table exact.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import redis
 
-from lakehouse import writer
+from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
-from lakehouse.routing.events import STREAM, decisions_to_arrow, event_day, parse_entries
+from lakehouse.keys import split_known
+from lakehouse.routing.events import (
+    CONTENT_FIELDS,
+    STREAM,
+    decisions_table,
+    event_day,
+    parse_entries,
+)
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
+from lakehouse.settings import MAIN_BRANCH
 from lakehouse.streams import GROUP, DeadLetter, StreamConsumer, record_dead_letters
+from lakehouse.validation import bounded_raw
 from lakehouse.wap import Audit, WapResult, audit_and_publish
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
 log = logging.getLogger(__name__)
+
+WAIT_FOR_OTHERS_S = 90.0
+"""How long a run waits for its day's entries that another run holds (> the claim idle time)."""
+WAIT_POLL_S = 0.25
+MAX_ROUNDS = 8
 
 
 def consumer(client: redis.Redis, stream: str = STREAM) -> StreamConsumer:
@@ -79,10 +101,13 @@ class IngestReport:
     rejected: int
     deferred: int
     rows_in_partition: int
+    replays: int
+    conflicts: int
     decisions_write: WriteResult | None
     rejected_write: WriteResult | None
     wap: WapResult | None
     published: bool
+    held_elsewhere: int = 0
 
     @property
     def acknowledged_decisions(self) -> int:
@@ -96,15 +121,49 @@ def collect(reader: StreamConsumer, day: date) -> StreamBatch:
     parsed = parse_entries(entries)
     now = datetime.now(UTC)
     todays = [d for d in parsed.decisions if d["ts"].date() == day]
+    decisions, unfit = decisions_table(parsed, todays, now)
     return StreamBatch(
         day=day,
         stream=reader.stream,
         read=len(entries),
-        decisions=decisions_to_arrow(todays, now),
-        rejections=parsed.rejections,
+        decisions=decisions,
+        rejections=parsed.rejections + unfit,
         deferred_ids=[d["stream_id"] for d in parsed.decisions if d["ts"].date() != day],
         received_at=now,
     )
+
+
+def drop_known(lh: Lakehouse, batch: StreamBatch, branch: str) -> tuple[StreamBatch, int, int]:
+    """Remove replays and conflicting duplicates of decisions stored on any day of ``branch``.
+
+    Returns the batch holding only fresh decisions (conflicts added to its dead letters), the
+    number of replays and the number of conflicts.
+    """
+    if batch.decisions.num_rows == 0:
+        return batch, 0, 0
+    table = lh.table(ROUTING_DECISIONS.name)
+    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    split = split_known(
+        ROUTING_DECISIONS, table, batch.decisions, snapshot_id, compare=CONTENT_FIELDS
+    )
+    if not split.replays and not split.conflicts:
+        return batch, 0, 0
+    ids = batch.decisions.column("stream_id").to_pylist()
+    conflicts = [
+        DeadLetter(ids[i], bounded_raw(_row_json(batch.decisions, i)), reason)
+        for i, reason in split.conflicts.items()
+    ]
+    fresh = replace(
+        batch,
+        decisions=batch.decisions.take(pa.array(split.fresh, pa.int64())),
+        rejections=batch.rejections + conflicts,
+    )
+    return fresh, len(split.replays), len(conflicts)
+
+
+def _row_json(table: pa.Table, i: int) -> str:
+    row = table.slice(i, 1).to_pylist()[0]
+    return json.dumps({k: v for k, v in row.items() if k != "ingested_at"}, default=str)
 
 
 def write_decisions(
@@ -129,8 +188,15 @@ def ingest_day(
     lineage: Lineage | None = None,
     branch: str | None = None,
     reader: StreamConsumer | None = None,
+    wait_for_others_s: float = WAIT_FOR_OTHERS_S,
 ) -> IngestReport:
     """Ingest the stream's decisions of ``day`` into ``routing_decisions`` (idempotent).
+
+    Entries of ``day`` that another run holds (read but not yet acknowledged or handed back)
+    are waited for, up to ``wait_for_others_s``, and ingested in further rounds, so a run does
+    not report success while its day is pending because of another run. What is still held
+    after that is in :attr:`IngestReport.held_elsewhere` (a dead holder's entries are claimed
+    by the next run once idle for ``claim_idle_ms``).
 
     Args:
         lh: the lakehouse.
@@ -140,6 +206,7 @@ def ingest_day(
         lineage: who writes (default: asset ``routing_decisions``, partition ``day``).
         branch: the branch to publish into (default ``lh.settings.branch``).
         reader: the stream consumer (default a fresh one of the ingestion group).
+        wait_for_others_s: how long to wait for entries of ``day`` held by other runs.
 
     Raises:
         CommitConflictError: other writers of the same day kept committing first.
@@ -147,7 +214,57 @@ def ingest_day(
     lineage = lineage or Lineage(asset=ROUTING_DECISIONS.name, partition=day.isoformat())
     branch = branch or lh.settings.branch
     reader = reader or consumer(client)
+    report = _ingest_round(lh, reader, day, audit, lineage, branch)
+    deadline = time.monotonic() + wait_for_others_s
+    rounds = 1
+    while report.published:  # a failed audit hands the day back: the next run retries it
+        released, held = reader.pending_of_day(event_day, day)
+        if released and rounds < MAX_ROUNDS:  # handed back by another run meanwhile
+            report = _combine(report, _ingest_round(lh, reader, day, audit, lineage, branch))
+            rounds += 1
+            continue
+        if not held:
+            break
+        if time.monotonic() >= deadline:
+            log.warning("%d entries of %s are still held by another run", held, day)
+            break
+        time.sleep(WAIT_POLL_S)
+    else:
+        held = 0
+    report = replace(report, held_elsewhere=held)
+    log.info("routing ingest %s: %s", day, report)
+    return report
+
+
+def _combine(a: IngestReport, b: IngestReport) -> IngestReport:
+    """Two rounds of one run as one report (counts added, the later writes kept)."""
+    return replace(
+        b,
+        read=a.read + b.read,
+        new_decisions=a.new_decisions + b.new_decisions,
+        duplicates=a.duplicates + b.duplicates,
+        rejected=a.rejected + b.rejected,
+        deferred=b.deferred,
+        replays=a.replays + b.replays,
+        conflicts=a.conflicts + b.conflicts,
+        decisions_write=b.decisions_write or a.decisions_write,
+        rejected_write=b.rejected_write or a.rejected_write,
+        wap=b.wap or a.wap,
+        published=a.published and b.published,
+    )
+
+
+def _ingest_round(
+    lh: Lakehouse,
+    reader: StreamConsumer,
+    day: date,
+    audit: Audit,
+    lineage: Lineage,
+    branch: str,
+) -> IngestReport:
     batch = collect(reader, day)
+    read_ids = batch.decisions.column("stream_id").to_pylist()
+    batch, replays, conflicts = drop_known(lh, batch, branch)
     merges: list[MergeResult] = []
 
     def write(audit_branch: str) -> WriteResult | None:
@@ -162,7 +279,8 @@ def ingest_day(
         lh, ROUTING_DECISIONS_REJECTED.name, batch.stream, batch.rejections, lineage, branch
     )
     published = wap is None or wap.published
-    decision_ids = batch.decisions.column("stream_id").to_pylist()
+    rejected_ids = {r.stream_id for r in batch.rejections}
+    decision_ids = [sid for sid in read_ids if sid not in rejected_ids]
     reader.ack([r.stream_id for r in batch.rejections] + (decision_ids if published else []))
     reader.release(batch.deferred_ids + ([] if published else decision_ids))
     merged = merges[-1]
@@ -170,14 +288,15 @@ def ingest_day(
         day=day,
         read=batch.read,
         new_decisions=merged.added,
-        duplicates=batch.decisions.num_rows - merged.added,
+        duplicates=batch.decisions.num_rows - merged.added + replays,
         rejected=len(batch.rejections),
         deferred=batch.deferred,
         rows_in_partition=merged.rows.num_rows,
+        replays=replays,
+        conflicts=conflicts,
         decisions_write=wap.write if wap is not None else None,
         rejected_write=rejected_write,
         wap=wap,
         published=published,
     )
-    log.info("routing ingest %s: %s", day, report)
     return report

@@ -101,6 +101,15 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
 
     def _op_setup(self) -> Op[None]:
         d = self._exec.dialect
+        if d.name == "postgres":
+            # One setup at a time per schema: concurrent first callers (eight workers starting
+            # on a fresh database) would otherwise race CREATE TABLE and the migration inserts
+            # and fail with UniqueViolation. The lock is released when the transaction ends.
+            yield Stmt(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                (f"aura_checkpoint_setup:{d.schema or ''}",),
+                fetch=True,
+            )
         statements = d.migrations()
         for sql in statements[: -len(MIGRATIONS)]:
             yield Stmt(sql)

@@ -1,0 +1,1 @@
+"""The reliability and security suite (marker ``reliability``); see RELIABILITY.md."""

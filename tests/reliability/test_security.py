@@ -1,0 +1,261 @@
+"""Security: hostile names, SQL escapes, and secrets; each attack is counted, none succeeds.
+
+* Every identifier surface (table, branch, tag, experiment, tenant) is fed path traversal, SQL,
+  control characters, reserved and oversized names: each is refused with an AURA error and no
+  file appears outside the test's home.
+* ``aura sql`` is fed statements that try to read, write, attach, install or load anything
+  outside the warehouse (a marker file sits next to it): every one fails, the marker's content
+  never appears, no file is written.
+* Names that reach SQL as data (a checkpoint thread id holding SQL) are inert.
+* Secrets: with a password in ``AURA_PG_URL`` (server pass), a Dagster run, ``aura config``,
+  ``aura tables`` and a failing command leave the password in no output, log, Dagster event
+  storage, generated file or Iceberg metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+
+from lakehouse import Lakehouse, Settings, refs
+from lakehouse.exceptions import AuraError
+from reliability.harness import SERVERS
+
+pytestmark = pytest.mark.reliability
+
+HOSTILE_NAMES = [
+    "../x",
+    "../../etc/passwd",
+    "a/../../b",
+    "/etc/passwd",
+    "..",
+    ".hidden",
+    "x'; DROP TABLE iceberg_tables; --",
+    'x"; DROP TABLE iceberg_tables; --',
+    "main' OR '1'='1",
+    "a b",
+    "",
+    " ",
+    "a\x00b",
+    "a\nb",
+    "a\u202eb",
+    "a\u200bb",
+    "HEAD",
+    "main",
+    "audit-1",
+    "run-1",
+    "x" * 129,
+    "a*",
+    "a:b",
+    "$(rm -rf /)",
+    "`id`",
+    "a\\b",
+    "C:\\Windows",
+    "%2e%2e%2f",
+    "~root",
+]
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p) for p in root.rglob("*")}
+
+
+def test_hostile_identifiers_are_refused_everywhere(
+    lakehouse: Lakehouse, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse import experiments
+    from lakehouse.memory.model import check_tenant
+
+    table = lakehouse.table("routing_decisions")
+    before = _tree(tmp_path.parent)
+    attempts = refused = accepted = 0
+    accepted_examples: list[str] = []
+
+    def attack(surface: str, call) -> None:  # type: ignore[no-untyped-def]
+        nonlocal attempts, refused, accepted
+        attempts += 1
+        try:
+            call()
+        except (AuraError, ValueError):
+            refused += 1
+        else:
+            accepted += 1
+            accepted_examples.append(surface)
+
+    for name in HOSTILE_NAMES:
+        attack(f"table {name!r}", lambda n=name: lakehouse.table(n))
+        attack(
+            f"branch {name!r}",
+            lambda n=name: refs.create_branch(table, refs.validate_ref_name(n, user=True)),
+        )
+        attack(f"experiment {name!r}", lambda n=name: experiments.create(lakehouse, n))
+        if name not in ("main", "HEAD", "audit-1", "run-1"):  # reserved for refs only
+            attack(f"tenant {name!r}", lambda n=name: check_tenant(n))
+    created_outside = sorted(
+        p for p in _tree(tmp_path.parent) - before if not p.startswith(str(tmp_path))
+    )
+    figures(
+        attempts=attempts,
+        refused=refused,
+        accepted=accepted,
+        accepted_examples=accepted_examples[:5],
+        files_created_outside=len(created_outside),
+    )
+    assert accepted == 0 and not created_outside
+
+
+SQL_ESCAPES = [
+    "SELECT * FROM read_csv('{secret}')",
+    "SELECT * FROM read_csv_auto('{secret}')",
+    "SELECT * FROM read_text('{secret}')",
+    "SELECT * FROM read_blob('{secret}')",
+    "SELECT * FROM read_json('{secret}')",
+    "SELECT * FROM read_parquet('{secret}')",
+    "SELECT * FROM '{secret}'",
+    "SELECT * FROM glob('{outside}/*')",
+    "SELECT * FROM read_text('{warehouse}/../secret.txt')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM iceberg_scan('{outside}')",
+    "SELECT * FROM parquet_metadata('{secret}')",
+    "ATTACH '{outside}/x.db' AS x",
+    "ATTACH ':memory:' AS m",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "FORCE INSTALL iceberg",
+    "COPY (SELECT 1) TO '{outside}/out.csv'",
+    "COPY (SELECT 1) TO '{warehouse}/out.csv'",
+    "EXPORT DATABASE '{outside}/export'",
+    "SET enable_external_access = true",
+    "SET allowed_directories = ['/']",
+    "SET lock_configuration = false",
+    "RESET lock_configuration",
+    "PRAGMA enable_external_access",
+    "CREATE TABLE t AS SELECT 1",
+    "CREATE SECRET s (TYPE s3, KEY_ID 'x', SECRET 'y')",
+    "CALL pragma_version(); COPY (SELECT 1) TO '{outside}/two.csv'",
+    "SELECT 1; ATTACH '{outside}/y.db'",
+    "DROP VIEW routing_decisions",
+    "SELECT getenv('HOME')",
+    "SELECT * FROM duckdb_secrets()",
+]
+
+
+def test_aura_sql_cannot_escape_the_warehouse(
+    lakehouse: Lakehouse, in_aura_env: Settings, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    from aura_assets.cli.sql import sql
+    from lakehouse.routing import ROUTING_DECISIONS
+
+    lakehouse.table(ROUTING_DECISIONS.name)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER,1\n")
+    warehouse = urlsplit(in_aura_env.warehouse).path
+    before = _tree(tmp_path)
+    escaped: list[str] = []
+    for template in SQL_ESCAPES:
+        query = template.format(secret=secret, outside=outside, warehouse=warehouse)
+        result = CliRunner().invoke(sql, [query])
+        if (
+            result.exit_code == 0
+            or "TOP-SECRET-MARKER" in result.output
+            or ("root:" in result.output)
+        ):
+            escaped.append(query)
+    written = sorted(_tree(tmp_path) - before)
+    written = [p for p in written if not p.startswith(warehouse) or p.endswith(".csv")]
+    figures(
+        attempts=len(SQL_ESCAPES),
+        escaped=len(escaped),
+        escaped_examples=escaped[:3],
+        files_written=len(written),
+    )
+    assert not escaped and not written
+
+
+def test_names_that_reach_sql_as_data_are_inert(tmp_path: Path, figures) -> None:  # type: ignore[no-untyped-def]
+    from helpers import graph_builder, thread_config
+
+    from lakehouse.checkpoints import AuraCheckpointSaver
+
+    threads = [n for n in HOSTILE_NAMES if n and "\x00" not in n]
+    with AuraCheckpointSaver.from_conn_string(str(tmp_path / "hot.db")) as saver:
+        saver.setup()
+        graph = graph_builder().compile(checkpointer=saver)
+        for thread in threads:
+            graph.invoke(
+                {"messages": [{"role": "user", "content": "q"}], "step": 0}, thread_config(thread)
+            )
+        roundtrip = sum(1 for t in threads if saver.get_tuple(thread_config(t)) is not None)
+        total = len(list(saver.list(None)))
+    figures(thread_ids=len(threads), roundtrip=roundtrip, checkpoints=total)
+    assert roundtrip == len(threads)
+
+
+@pytest.mark.skipif(
+    not SERVERS, reason="needs PostgreSQL (the server pass): trust auth takes any password"
+)
+def test_secrets_appear_nowhere(
+    aura_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    figures,
+) -> None:  # type: ignore[no-untyped-def]
+    import dagster as dg
+    from helpers import decision, payload
+
+    from aura_assets.cli import main as cli
+    from aura_assets.definitions import defs
+    from lakehouse.simulate import publish
+    from lakehouse.stores import open_redis
+
+    password = "Zq7-S3cret-" + os.urandom(4).hex()
+    url = urlsplit(aura_env["AURA_PG_URL"])
+    with_password = url._replace(
+        netloc=f"{url.username or 'postgres'}:{password}@{url.hostname}:{url.port or 5432}"
+    ).geturl()
+    env = aura_env | {"AURA_PG_URL": with_password}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    caplog.set_level(logging.DEBUG)
+    outputs: list[str] = []
+    client = open_redis(Settings.from_env(env))
+    client.flushdb()
+    publish(client, [payload(decision(i)) for i in range(20)] + ["{broken"])
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        result = defs.resolve_job_def("routing_ingest").execute_in_process(
+            partition_key="2026-11-20", instance=instance
+        )
+        assert result.success
+        outputs += [repr(entry) for entry in instance.all_logs(result.run_id)]
+    runner = CliRunner()
+    for args in (["config"], ["tables"], ["sql", "SELECT 1"]):
+        outputs.append(runner.invoke(cli, args).output)
+    bad = with_password.replace(f"/{url.path.lstrip('/')}", "/no_such_database")
+    monkeypatch.setenv("AURA_PG_URL", bad)
+    monkeypatch.setenv("AURA_CATALOG_NAME", "other")
+    failing = runner.invoke(cli, ["tables"])
+    outputs.append(failing.output + repr(failing.exception))
+    outputs.append(caplog.text)
+    files = [p for p in Path(env["AURA_HOME"]).rglob("*") if p.is_file()]
+    files += [p for p in dagster_home.rglob("*") if p.is_file()]
+    leaked_files = [str(p) for p in files if password.encode() in p.read_bytes()]
+    leaked_outputs = [o[:120] for o in outputs if password in o]
+    figures(
+        outputs_scanned=len(outputs),
+        files_scanned=len(files),
+        leaked_outputs=len(leaked_outputs),
+        leaked_files=leaked_files[:5],
+    )
+    assert any(":***@" in o for o in outputs), "the URL was never shown, so never tested"
+    assert not leaked_outputs and not leaked_files
