@@ -71,7 +71,10 @@ def test_C_valid_events_outside_the_partitions_are_dead_letters_never_pending(
     assert stream_backlog(redis_client) == 0
 
 
-def test_time_window_is_first_partition_to_now_plus_allowance() -> None:
+def test_time_window_is_first_partition_to_now_plus_allowance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AURA_PARTITIONS_START", "2024-01-01")  # the Dagster partitions' start
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     ok = now + validation.FUTURE_ALLOWANCE - timedelta(seconds=1)
     assert validation.check_timestamp("ts", ok.isoformat(), now=now) == ok
@@ -239,6 +242,8 @@ def test_E_entries_held_too_long_are_reported_not_hidden(
 
 def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     from lakehouse.memory import ingest_memory_events
+    from lakehouse.streams import GROUP
+    from quality.audit import gx_audit
 
     day_ms = int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp() * 1000)
 
@@ -264,6 +269,6 @@ def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redi
     ]
     for payload_ in [event(1), event(2), *hostile]:
         redis_client.xadd("aura:events:memory", {b"data": payload_})
-    report = ingest_memory_events(lakehouse, redis_client, DAY)
+    report = ingest_memory_events(lakehouse, redis_client, DAY, audit=gx_audit)
     assert (report.written, report.rejected) == (2, len(hostile))
-    assert redis_client.xpending("aura:events:memory", "aura-memory-ingest")["pending"] == 0
+    assert redis_client.xpending("aura:events:memory", GROUP)["pending"] == 0
