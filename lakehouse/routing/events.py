@@ -14,6 +14,7 @@ an entry holds can make parsing raise: :func:`parse_entries` turns any failure i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -82,11 +83,16 @@ def parse_event(raw: str | bytes, *, now: datetime | None = None) -> dict[str, A
     if out["chosen_model"] not in out["candidate_models"]:
         raise EventError(f"chosen_model {out['chosen_model']!r} is not among candidate_models")
     out["fallback_used"] = v.boolean(event, "fallback_used")
-    propensity = None
-    if event.get("propensity") is not None:
-        propensity = v.number(event, "propensity", minimum=0)
-        if not 0 < propensity <= 1:
-            raise EventError(f"propensity must be a number in (0, 1], got {propensity!r}")
+    propensity = event.get("propensity")
+    if propensity is not None:
+        if (
+            isinstance(propensity, bool)
+            or not isinstance(propensity, int | float)
+            or not math.isfinite(propensity)
+            or not 0 < propensity <= 1
+        ):
+            raise EventError(f"propensity must be a number in (0, 1], got {str(propensity)[:40]}")
+        propensity = float(propensity)
     return {**{name: out[name] for name in REQUIRED_FIELDS}, "propensity": propensity}
 
 
