@@ -85,6 +85,7 @@ def _rows(ids: list[str], day: date = DAY) -> pa.Table:
         "latency_ms": [1.0] * n,
         "quality_score": [0.5] * n,
         "fallback_used": [False] * n,
+        "propensity": [None] * n,
         "stream_id": [None] * n,
         "ingested_at": [None] * n,
     }
