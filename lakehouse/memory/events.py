@@ -20,7 +20,16 @@ from lakehouse import validation as v
 from lakehouse.exceptions import ValidationError
 from lakehouse.memory.model import check_tenant
 from lakehouse.memory.tables import MEMORY_EVENTS
-from lakehouse.streams import DeadLetter, Entry, dead_letter_reason, field_of, raw_text, text
+from lakehouse.streams import (
+    DeadLetter,
+    Entry,
+    Parsed,
+    dead_letter_reason,
+    field_of,
+    raw_text,
+    text,
+    to_arrow_or_dead_letters,
+)
 
 STREAM = "aura:events:memory"
 OPS = ("store", "forget", "forget_tenant")
@@ -95,21 +104,26 @@ class ParsedBatch:
 
 def parse_entries(entries: Iterable[Entry], now: datetime) -> ParsedBatch:
     """Validate stream entries into ``memory_events`` rows and dead letters; no entry can stop
-    the batch (any exception makes that entry a dead letter with the reason)."""
+    the batch (any exception, in parsing or in the Arrow conversion, makes that entry a dead
+    letter with the reason)."""
     out = ParsedBatch()
+    records: list[Parsed[dict[str, Any]]] = []
     for sid, fields in entries:
         stream_id = text(sid)
         payload = field_of(fields)
         try:
-            row = parse_event(payload, now=now)
-            pa.Table.from_pylist([row | _stream_fields(stream_id, now)], schema=_SCHEMA)
+            row = parse_event(payload, now=now) | _stream_fields(stream_id, now)
         except Exception as exc:  # this entry is a dead letter; the others go on
             reason = dead_letter_reason(exc)
             out.rejections.append(
                 DeadLetter(stream_id, raw_text(payload if fields else fields), reason)
             )
             continue
-        out.rows.append(row | _stream_fields(stream_id, now))
+        records.append(Parsed(stream_id, row, raw_text(payload)))
+    _, unfit = to_arrow_or_dead_letters(records, events_to_arrow)
+    refused = {d.stream_id for d in unfit}
+    out.rows = [r.value for r in records if r.stream_id not in refused]
+    out.rejections += unfit
     return out
 
 
