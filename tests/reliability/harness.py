@@ -18,10 +18,14 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import redis
+
+from lakehouse.routing import ROUTING_DECISIONS
 
 SCALE = float(os.environ.get("AURA_RELIABILITY_SCALE", "1"))
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
@@ -151,3 +155,28 @@ def run_to_end(target: Callable[..., None], args: tuple[Any, ...], timeout: floa
         proc.kill()
         raise AssertionError(f"{target.__name__} did not finish within {timeout} s")
     assert proc.exitcode == 0, f"{target.__name__} failed (exit {proc.exitcode})"
+
+
+def decision_rows(ids: list[str], day: date) -> pa.Table:
+    """Valid routing decisions with the given ids on ``day``, a second apart."""
+    ts = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    n = len(ids)
+    return pa.Table.from_pydict(
+        {
+            "decision_id": ids,
+            "ts": [ts + timedelta(seconds=i) for i in range(n)],
+            "tenant_id": ["t"] * n,
+            "task_type": ["chat"] * n,
+            "prompt_tokens": [1] * n,
+            "candidate_models": [["a"]] * n,
+            "chosen_model": ["a"] * n,
+            "cost_usd": [0.0] * n,
+            "latency_ms": [1.0] * n,
+            "quality_score": [0.5] * n,
+            "fallback_used": [False] * n,
+            "propensity": [None] * n,
+            "stream_id": [None] * n,
+            "ingested_at": [None] * n,
+        },
+        schema=ROUTING_DECISIONS.arrow_schema,
+    )

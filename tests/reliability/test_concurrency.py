@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-import pyarrow as pa
 import pytest
 
 from lakehouse import Lakehouse, Lineage, Settings, refs
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError
 from lakehouse.routing import ROUTING_DECISIONS
-from reliability.harness import SCALE, process_context, scaled
+from reliability.harness import SCALE, decision_rows, process_context, scaled
 
 pytestmark = pytest.mark.reliability
 
@@ -30,30 +29,6 @@ SHARED_APPEND = date(2026, 11, 1)
 SHARED_OVERWRITE = date(2026, 11, 2)
 TABLE = ROUTING_DECISIONS.name
 PROCS = 8 if SCALE >= 4 else 4
-
-
-def _rows(ids: list[str], day: date) -> pa.Table:
-    ts = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
-    n = len(ids)
-    return pa.Table.from_pydict(
-        {
-            "decision_id": ids,
-            "ts": [ts + timedelta(seconds=i) for i in range(n)],
-            "tenant_id": ["t"] * n,
-            "task_type": ["chat"] * n,
-            "prompt_tokens": [1] * n,
-            "candidate_models": [["a"]] * n,
-            "chosen_model": ["a"] * n,
-            "cost_usd": [0.0] * n,
-            "latency_ms": [1.0] * n,
-            "quality_score": [0.5] * n,
-            "fallback_used": [False] * n,
-            "propensity": [None] * n,
-            "stream_id": [None] * n,
-            "ingested_at": [None] * n,
-        },
-        schema=ROUTING_DECISIONS.arrow_schema,
-    )
 
 
 def _own_day(worker: int) -> date:
@@ -70,15 +45,20 @@ def _worker(env: dict[str, str], worker: int, commits: int, seed: int, out: Any)
         try:
             if op == "append":
                 lh.append(
-                    TABLE, _rows([f"{tag}-{k}" for k in range(5)], SHARED_APPEND), lineage=lineage
+                    TABLE,
+                    decision_rows([f"{tag}-{k}" for k in range(5)], SHARED_APPEND),
+                    lineage=lineage,
                 )
             elif op == "own":
                 day = _own_day(worker)
                 lh.overwrite_day(
-                    TABLE, _rows([f"{tag}-{k}" for k in range(3)], day), day, lineage=lineage
+                    TABLE,
+                    decision_rows([f"{tag}-{k}" for k in range(3)], day),
+                    day,
+                    lineage=lineage,
                 )
             else:
-                rows = _rows([f"{tag}-{k}" for k in range(4)], SHARED_OVERWRITE)
+                rows = decision_rows([f"{tag}-{k}" for k in range(4)], SHARED_OVERWRITE)
                 lh.overwrite_day(TABLE, rows, SHARED_OVERWRITE, lineage=lineage)
             out.put((worker, c, op, "ok", ""))
         except CommitConflictError as exc:
@@ -171,7 +151,7 @@ def _publisher(env: dict[str, str], worker: int, out: Any) -> None:
     try:
         lh.append(
             TABLE,
-            _rows([f"p{worker}-{k}" for k in range(2)], day),
+            decision_rows([f"p{worker}-{k}" for k in range(2)], day),
             lineage=Lineage(run_id=branch),
             branch=branch,
         )
@@ -188,7 +168,7 @@ def test_concurrent_branch_publishes_fast_forward_or_refuse(
     settings: Settings, aura_env: dict[str, str], figures
 ) -> None:  # type: ignore[no-untyped-def]
     lh = Lakehouse(settings)
-    lh.append(TABLE, _rows(["base-0"], date(2026, 11, 24)))
+    lh.append(TABLE, decision_rows(["base-0"], date(2026, 11, 24)))
     table = lh.table(TABLE)
     rounds = scaled(3)
     published: list[int] = []

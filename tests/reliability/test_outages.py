@@ -21,14 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 
-import pyarrow as pa
 import pytest
 
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
 from lakehouse.streams import StreamConsumer
-from reliability.harness import SERVERS, RedisServer, process_context, scaled
+from reliability.harness import SERVERS, RedisServer, decision_rows, process_context, scaled
 
 pytestmark = pytest.mark.reliability
 
@@ -214,29 +213,6 @@ def proxy_to(host: str, port: int) -> Iterator[Proxy]:
         proxy.close()
 
 
-def _rows(tag: str, n: int = 10) -> pa.Table:
-    ts = datetime(2026, 11, 20, 12, tzinfo=UTC)
-    return pa.Table.from_pydict(
-        {
-            "decision_id": [f"{tag}-{i}" for i in range(n)],
-            "ts": [ts] * n,
-            "tenant_id": ["t"] * n,
-            "task_type": ["chat"] * n,
-            "prompt_tokens": [1] * n,
-            "candidate_models": [["a"]] * n,
-            "chosen_model": ["a"] * n,
-            "cost_usd": [0.0] * n,
-            "latency_ms": [1.0] * n,
-            "quality_score": [0.5] * n,
-            "fallback_used": [False] * n,
-            "propensity": [None] * n,
-            "stream_id": [None] * n,
-            "ingested_at": [None] * n,
-        },
-        schema=ROUTING_DECISIONS.arrow_schema,
-    )
-
-
 @pytest.mark.skipif(not SERVERS, reason="needs PostgreSQL (the server pass)")
 def test_postgres_catalog_outage_is_bounded_clear_and_atomic(
     aura_env: dict[str, str], settings: Settings, figures
@@ -261,7 +237,11 @@ def test_postgres_catalog_outage_is_bounded_clear_and_atomic(
         while c < commits or time.perf_counter() < back_at + 2:
             started = time.perf_counter()
             try:
-                lh.append(TABLE, _rows(f"c{c}"), lineage=Lineage(run_id=f"c{c}"))
+                lh.append(
+                    TABLE,
+                    decision_rows([f"c{c}-{i}" for i in range(10)], date(2026, 11, 20)),
+                    lineage=Lineage(run_id=f"c{c}"),
+                )
                 outcomes.append((f"c{c}", "ok", time.perf_counter() - started, ""))
             except Exception as exc:
                 message = f"{type(exc).__name__}: {exc}"
