@@ -255,7 +255,8 @@ class HotTier:
         return int(self._rebuild(keys=[STREAM, f"{STREAM}:rebuild"], args=args))
 
     def reseal(self, tenant_id: str) -> int:
-        """Seal the tenant's hot records with the current key (key rotation); returns how many.
+        """Seal the tenant's hot records with the current key (key rotation); returns how many
+        changed.
 
         Only ``rec`` is rewritten, only while the key exists (its TTL stays).
         """
@@ -269,8 +270,9 @@ class HotTier:
             recs = pipe.execute()
             pipe = self.client.pipeline(transaction=False)
             for key, rec in zip(keys, recs, strict=True):
-                if rec is not None:
-                    new = self.cipher.reseal_record(json.loads(rec))
+                old = None if rec is None else json.loads(rec)
+                new = None if old is None else self.cipher.reseal_record(old)
+                if new is not None and new != old:
                     pipe.eval(_SET_IF_EXISTS, 1, key, json.dumps(new, separators=(",", ":")))
                     done += 1
             pipe.execute()
