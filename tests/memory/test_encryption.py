@@ -291,3 +291,48 @@ def test_dagster_runs_see_no_key_and_no_plaintext(
         assert raw_hits(home, text) == []
     with MemoryStore(Settings.from_env(), redis_client=redis_client) as mem:
         assert mem.get(TENANT, mid).tier == "warm"  # type: ignore[union-attr]
+
+
+def test_forget_removes_the_ciphertext_too(sealed: MemoryStore) -> None:
+    """An erase of a sealed memory leaves no token of it (ciphertext plus key is the text)."""
+    ids = _spread(sealed)
+    doomed = [ids["cold"], ids["warm"]]
+
+    def of_doomed(token: str) -> bool:
+        for mid in doomed:
+            for name in ("content", "metadata"):
+                try:
+                    sealed.cipher.open(TENANT, mid, name, token)
+                    return True
+                except MemoryKeyError:
+                    pass
+        return False
+
+    tokens = [t for t in _tokens(sealed) if of_doomed(t)]
+    # content and metadata of: the cold memory's memories row and its event (the stream entry
+    # and its memory_events row share the tokens), and the warm memory's event
+    assert len(tokens) == 2 * 3
+    assert all(_leaks(sealed, [t[-24:]]) for t in tokens)  # the scan finds them
+    for mid in doomed:
+        assert sealed.forget(TENANT, mid).found
+    assert _leaks(sealed, [t[-24:] for t in tokens]) == []
+    assert sealed.get(TENANT, ids["hot"]).content == SECRETS["hot"][0]  # type: ignore[union-attr]
+
+
+def test_async_store_rotates(settings: Settings, redis_client: Any) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from lakehouse.memory import AsyncMemoryStore
+
+    old, new = new_key(), new_key()
+
+    async def scenario() -> tuple[int, str]:
+        async with AsyncMemoryStore(_keyed(settings, old), redis_client=redis_client) as mem:
+            mid = await mem.store(TENANT, "async ASYNC-SECRET-5")
+        async with AsyncMemoryStore(_keyed(settings, new, old), redis_client=redis_client) as mem:
+            report = await mem.rotate_key()
+        async with AsyncMemoryStore(_keyed(settings, new), redis_client=redis_client) as mem:
+            got = await mem.get(TENANT, mid)
+        return report.hot_records, got.content if got else ""
+
+    assert asyncio.run(scenario()) == (1, "async ASYNC-SECRET-5")
