@@ -142,22 +142,25 @@ class MemoryCipher:
         """A record (``Memory.record()`` or an event) with content and metadata sealed.
 
         The memory id is ``rec["id"]`` or ``rec["memory_id"]``. Without a key the record is
-        returned as is, refused only when its content looks like a token (reads would take it
-        for one).
+        returned as is.
+
+        Raises:
+            ValidationError: the content or metadata looks like a token (reads would take it
+                for one).
         """
         out = dict(rec)
+        content, metadata = out.get("content"), out.get("metadata")
+        if is_sealed(content) or is_sealed(metadata):
+            raise ValidationError(
+                f"content starts with the reserved prefix {PREFIX!r} or metadata is an object "
+                f"with the single key {SEALED!r}; change it"
+            )
         if self._current is None:
-            if is_sealed(out.get("content")) or is_sealed(out.get("metadata")):
-                raise ValidationError(
-                    f"content or metadata starts with the reserved prefix {PREFIX!r} (or is an "
-                    f"object with the single key {SEALED!r}); change it"
-                )
             return out
         tenant, mid = str(out["tenant_id"]), str(out.get("id") or out["memory_id"])
-        content, metadata = out.get("content"), out.get("metadata")
-        if isinstance(content, str) and not is_sealed(content):
+        if isinstance(content, str):
             out["content"] = self.seal(tenant, mid, "content", content)
-        if metadata is not None and not is_sealed(metadata):
+        if metadata is not None:
             text = json.dumps(metadata, separators=(",", ":"), allow_nan=False)
             out["metadata"] = {SEALED: self.seal(tenant, mid, "metadata", text)}
         return out

@@ -26,7 +26,7 @@ from helpers import dagster_dump, parquet_hits, raw_hits, run_memory_ingest
 from aura_assets.cli import main
 from aura_assets.definitions import defs
 from lakehouse import Settings
-from lakehouse.exceptions import ConfigurationError, MemoryKeyError
+from lakehouse.exceptions import ConfigurationError, MemoryKeyError, ValidationError
 from lakehouse.memory import MemoryStore, ingest_memory_events, new_key
 from lakehouse.memory.crypto import PREFIX, MemoryCipher
 from lakehouse.memory.events import STREAM
@@ -336,3 +336,15 @@ def test_async_store_rotates(settings: Settings, redis_client: Any) -> None:  # 
         return report.hot_records, got.content if got else ""
 
     assert asyncio.run(scenario()) == (1, "async ASYNC-SECRET-5")
+
+
+@pytest.mark.parametrize("sealed_mode", [False, True])
+def test_token_lookalikes_are_refused(
+    settings: Settings, redis_client: Any, sealed_mode: bool
+) -> None:  # type: ignore[no-untyped-def]
+    keyed = _keyed(settings, new_key() if sealed_mode else None)
+    with MemoryStore(keyed, redis_client=redis_client) as mem:
+        for content, metadata in ((PREFIX + "abc", None), ("x", {"aura_sealed": "abc"})):
+            with pytest.raises(ValidationError, match="reserved prefix"):
+                mem.store(TENANT, content, metadata=metadata)
+        assert mem.redis.xlen(STREAM) == 0  # nothing was written
