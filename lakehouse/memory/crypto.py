@@ -133,7 +133,10 @@ class MemoryCipher:
             value = value.get(SEALED) if is_sealed(value) else None
         if not isinstance(value, str) or not value.startswith(PREFIX):
             return False
-        head = base64.urlsafe_b64decode(value[len(PREFIX) : len(PREFIX) + 8].encode())
+        try:
+            head = base64.urlsafe_b64decode(value[len(PREFIX) : len(PREFIX) + 8].encode())
+        except (binascii.Error, ValueError):
+            return False  # malformed: opening it says so
         return head[:_KID] == self._kid
 
     # -- records -----------------------------------------------------------------------------
