@@ -9,6 +9,10 @@
   commits, then comes back: each commit either succeeds or fails within a bounded time with an
   error naming the variable to check, no commit is half-applied, and commits succeed again once
   the server is back.
+* Qdrant unreachable (``AURA_QDRANT_URL`` at a dead port): the memory store still opens, reads
+  answer from the hot and cold tiers and name the skipped warm tier, writes still land in
+  Redis, erase and compaction refuse naming the variable, topology retrieval says what to do;
+  when Qdrant answers again no acknowledged memory is lost.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import random
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
@@ -27,7 +32,14 @@ from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
 from lakehouse.streams import StreamConsumer
-from reliability.harness import SERVERS, RedisServer, decision_rows, process_context, scaled
+from reliability.harness import (
+    SERVERS,
+    RedisServer,
+    decision_rows,
+    free_port,
+    process_context,
+    scaled,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -287,3 +299,89 @@ def _starts(outcomes: list[tuple[str, str, float, str]], t0: float) -> list[floa
         starts.append(t)
         t += seconds + (0.05 if status == "error" else 0.0)
     return starts
+
+
+# ---------------------------------------------------------------------------------- Qdrant
+
+
+def test_qdrant_unreachable_degrades_as_documented_and_loses_nothing(
+    rel_env: dict[str, str], figures
+) -> None:  # type: ignore[no-untyped-def]
+    """AURA_QDRANT_URL points at a dead port: memory reads fall back to hot and cold, writes
+    still land in Redis, erase and compaction refuse naming AURA_QDRANT_URL, topology retrieval
+    says what to do; once Qdrant answers again every acknowledged memory is there, and the
+    memories written during the outage move to the warm tier."""
+    from click.testing import CliRunner
+
+    from aura_assets.cli import main
+    from lakehouse.exceptions import ConfigurationError, TierUnavailableError
+    from lakehouse.memory import MemoryStore
+    from lakehouse.stores import open_qdrant
+
+    up = Settings.from_env(rel_env)
+    dead_env = rel_env | {"AURA_QDRANT_URL": f"http://127.0.0.1:{free_port()}"}
+    dead = Settings.from_env(dead_env)
+    n, now = scaled(40), datetime.now(UTC)
+    tier_of: dict[str, str] = {}
+    with MemoryStore(up) as mem:
+        for i in range(n):
+            tier_of[mem.store("acme", f"cold fact {i}", now=now - timedelta(days=60))] = "cold"
+        mem.compact(now=now, hot_max_age=timedelta(0))
+        mem.compact(now=now, warm_max_age=timedelta(days=30))
+        for i in range(n):
+            tier_of[mem.store("acme", f"warm fact {i}", now=now - timedelta(hours=3))] = "warm"
+        mem.compact(now=now)
+        assert {mem.get("acme", m).tier for m in tier_of} == {"cold", "warm"}  # type: ignore[union-attr]
+    refusals: list[tuple[str, float, str]] = []
+    with MemoryStore(dead) as mem:  # opens although Qdrant does not answer
+        for i in range(n):
+            tier_of[mem.store("acme", f"hot fact {i}")] = "hot"
+        erased_one = mem.store("initech", "to be forgotten")
+        hits = mem.search("acme", "fact", k=3 * n)
+        readable = {m for m in tier_of if mem.get("acme", m) is not None}
+        for what, call in (
+            ("compact", lambda: mem.compact(now=now + timedelta(hours=2))),
+            # An erase records its tombstone first, then refuses: another tenant's memories.
+            ("forget", lambda: mem.forget("initech", erased_one)),
+            ("forget_tenant", lambda: mem.forget_tenant("initech")),
+        ):
+            started = time.perf_counter()
+            with pytest.raises(TierUnavailableError) as refused:
+                call()
+            refusals.append((what, time.perf_counter() - started, str(refused.value)))
+        still_readable = {m for m in tier_of if mem.get("acme", m) is not None}
+    started = time.perf_counter()
+    with pytest.raises(ConfigurationError) as topo_error:
+        open_qdrant(dead)
+    topo_s = time.perf_counter() - started
+    cli = CliRunner().invoke(main, ["topology", "similar", "w-1", "--tenant", "acme"], env=dead_env)
+    with MemoryStore(up) as mem:  # Qdrant answers again
+        back = {m for m in tier_of if mem.get("acme", m) is not None}
+        mem.compact(now=datetime.now(UTC) + timedelta(hours=2))
+        after_compaction = {m: mem.get("acme", m) for m in tier_of}
+    lost = [m for m, got in after_compaction.items() if got is None]
+    expected_live = {m for m, t in tier_of.items() if t != "warm"}
+    figures(
+        memories=len(tier_of),
+        search_unavailable=list(hits.unavailable),
+        search_hits=len(hits),
+        hot_and_cold_found=len(expected_live & {h.memory.id for h in hits}),
+        readable_while_down=len(readable),
+        refused=[w for w, *_ in refusals],
+        slowest_refusal_s=round(max(s for _, s, _ in refusals), 2),
+        topology_error_s=round(topo_s, 2),
+        readable_when_back=len(back),
+        acknowledged_lost=len(lost),
+        lost_by_tier=dict(Counter(tier_of[m] for m in lost)),
+        example_error=refusals[0][2][:160],
+    )
+    assert hits.unavailable == ("warm",)
+    assert {h.memory.id for h in hits} == expected_live  # every hot and cold memory answers
+    assert readable == still_readable == expected_live
+    assert all("AURA_QDRANT_URL" in message for *_, message in refusals), refusals
+    assert max(s for _, s, _ in refusals) < 30
+    assert "AURA_QDRANT_URL" in str(topo_error.value)
+    assert cli.exit_code != 0 and "AURA_QDRANT_URL" in cli.output, cli.output
+    assert back == set(tier_of) and not lost
+    moved = {m for m, got in after_compaction.items() if got is not None and got.tier == "warm"}
+    assert {m for m, t in tier_of.items() if t == "hot"} <= moved
