@@ -108,6 +108,45 @@ class RedisServer:
         return redis.Redis(port=self.port, socket_connect_timeout=2, socket_timeout=10)
 
 
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster of the test's own (initdb in ``directory``, its own port).
+
+    Run as the ``postgres`` user when the tests run as root (PostgreSQL refuses root).
+    """
+
+    directory: Path
+    port: int
+    running: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        binary = shutil.which(args[0]) or args[0]
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, binary, *args[1:]], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        data = str(self.directory / "data")
+        self._run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        data, log = str(self.directory / "data"), str(self.directory / "server.log")
+        self._run("pg_ctl", "-D", data, "-o", options, "-l", log, "-w", "start")
+        self.running = True
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server (``immediate``: as a crash; ``fast``: connections dropped)."""
+        if self.running:
+            self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", mode, "-w", "stop")
+            self.running = False
+
+
 _CONTEXT: Any = None
 
 

@@ -9,6 +9,11 @@
   commits, then comes back: each commit either succeeds or fails within a bounded time with an
   error naming the variable to check, no commit is half-applied, and commits succeed again once
   the server is back.
+* PostgreSQL as the checkpoint hot store (a cluster this suite starts on its own port) is
+  stopped as by a crash and started again while a graph runs threads on one saver: runs fail
+  within a bounded time naming ``AURA_PG_URL`` (the saver reopens its connection a bounded
+  number of times), no checkpoint is half-written, every acknowledged run's final state is
+  there, and the same saver works again once the server is back.
 * Qdrant unreachable (``AURA_QDRANT_URL`` at a dead port): the memory store still opens, reads
   answer from the hot and cold tiers and name the skipped warm tier, writes still land in
   Redis, erase and compaction refuse naming the variable, topology retrieval says what to do;
@@ -25,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -34,6 +40,7 @@ from lakehouse.stores import open_redis
 from lakehouse.streams import StreamConsumer
 from reliability.harness import (
     SERVERS,
+    PostgresServer,
     RedisServer,
     decision_rows,
     free_port,
@@ -385,3 +392,97 @@ def test_qdrant_unreachable_degrades_as_documented_and_loses_nothing(
     assert back == set(tier_of) and not lost
     moved = {m for m, got in after_compaction.items() if got is not None and got.tier == "warm"}
     assert {m for m, t in tier_of.items() if t == "hot"} <= moved
+
+
+# ------------------------------------------------------------- checkpoint hot store (Postgres)
+
+
+def test_checkpoint_hot_store_restart_is_bounded_clear_and_loses_nothing(
+    postgres_server: PostgresServer, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """The suite's own PostgreSQL, the checkpoint hot store, is stopped (as a crash) and started
+    while a graph keeps running threads on one saver: each run either finishes (acknowledged)
+    or fails within a bounded time naming AURA_PG_URL; no checkpoint is half-written, every
+    acknowledged run's final state is there, and the same saver works again once it is back."""
+    from helpers import graph_builder, thread_config
+
+    from lakehouse.checkpoints import AuraCheckpointSaver
+    from lakehouse.checkpoints._exec import Stmt
+
+    runs = scaled(40)
+    source = {"messages": [{"role": "user", "content": "q"}], "step": 0}
+    reference = graph_builder().compile().invoke(source)
+    outcomes: list[tuple[str, str, float, str]] = []
+    down_at, outage_s = 1.0, 2.5
+    with AuraCheckpointSaver.from_conn_string(postgres_server.url) as saver:
+        saver.setup()
+        graph = graph_builder().compile(checkpointer=saver)
+        started_at = time.perf_counter()
+        stop = threading.Timer(down_at, postgres_server.stop)
+        start = threading.Timer(down_at + outage_s, postgres_server.start)
+        stop.start()
+        start.start()
+        back_at = started_at + down_at + outage_s
+        i = 0
+        while i < runs or time.perf_counter() < back_at + 3:
+            thread, began = f"run-{i}", time.perf_counter()
+            try:
+                graph.invoke(source, thread_config(thread))
+                outcomes.append((thread, "ok", time.perf_counter() - began, ""))
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                outcomes.append((thread, "error", time.perf_counter() - began, message))
+                time.sleep(0.05)
+            i += 1
+            assert i < 10_000
+        stop.join()
+        start.join()
+        after = [
+            o
+            for o, t in zip(outcomes, _starts(outcomes, started_at), strict=True)
+            if t > back_at + 1
+        ]
+    with AuraCheckpointSaver.from_conn_string(postgres_server.url) as fresh:
+        d = fresh._exec.dialect
+
+        def half_written() -> Any:  # checkpoints naming channel values that are not stored
+            rows = yield Stmt(
+                d.render(
+                    "SELECT count(*) FROM {checkpoints} c, {json_each}(c.blob_versions) v "
+                    "WHERE NOT EXISTS (SELECT 1 FROM {blobs} b WHERE b.thread_id = c.thread_id "
+                    "AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.key "
+                    "AND b.version = v.value)"
+                ),
+                fetch=True,
+            )
+            return int(rows[0][0])
+
+        broken = fresh._exec.run(half_written())
+        checked = graph_builder().compile(checkpointer=fresh)
+        lost = [
+            t
+            for t, status, *_ in outcomes
+            if status == "ok" and checked.get_state(thread_config(t)).values != reference
+        ]
+        undecodable = 0
+        for t, *_ in outcomes:
+            for item in fresh.list(thread_config(t)):
+                undecodable += item.checkpoint is None
+    errors = [o for o in outcomes if o[1] == "error"]
+    unclear = [o for o in errors if "AURA_PG_URL" not in o[3]]
+    figures(
+        runs=len(outcomes),
+        ok=len(outcomes) - len(errors),
+        failed_during_outage=len(errors),
+        failed_after_restart=sum(1 for o in after if o[1] == "error"),
+        slowest_failure_s=round(max((o[2] for o in errors), default=0.0), 2),
+        half_written_checkpoints=broken,
+        acknowledged_lost=len(lost),
+        errors_without_variable=len(unclear),
+        example_error=errors[0][3][:200] if errors else "",
+    )
+    assert errors, "the outage was not noticed"
+    assert broken == 0 and not lost and undecodable == 0
+    assert max(o[2] for o in errors) < 30
+    assert after and all(o[1] == "ok" for o in after), "the saver did not recover"
+    assert not unclear, unclear[:2]
