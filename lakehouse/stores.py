@@ -82,14 +82,17 @@ def close_redis(client: redis.Redis) -> None:
     client.close()
 
 
-def open_qdrant(settings: Settings) -> QdrantClient:
+def open_qdrant(settings: Settings, *, check: bool = True) -> QdrantClient:
     """Connect to ``AURA_QDRANT_URL``, or open Qdrant's local mode in ``AURA_HOME``.
 
     Local mode keeps its collections under ``settings.qdrant_path``; one process at a time may
-    open that directory (Qdrant locks it), so share the client within a process.
+    open that directory (Qdrant locks it), so share the client within a process. With
+    ``check=False`` a server that does not answer yet is not an error here: the caller
+    degrades (the memory store skips its warm tier) until it answers.
 
     Raises:
-        ConfigurationError: qdrant-client is not installed, or the server does not answer.
+        ConfigurationError: qdrant-client is not installed, or (``check``) the server does not
+            answer.
     """
     try:
         from qdrant_client import QdrantClient
@@ -100,6 +103,8 @@ def open_qdrant(settings: Settings) -> QdrantClient:
     if settings.qdrant_url:
         # Reachability is checked below, with an error that says what to do.
         client = QdrantClient(url=settings.qdrant_url, check_compatibility=False)
+        if not check:
+            return client
         try:
             client.get_collections()
         except Exception as exc:  # qdrant-client raises transport-specific errors

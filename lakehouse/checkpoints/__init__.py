@@ -5,7 +5,8 @@
 into Iceberg (coalesced), :func:`apply_retention` trims the hot store afterwards, and a saver
 given a :class:`CheckpointArchive` reads archived checkpoints through transparently. The archive
 is the checkpoint instance of :mod:`lakehouse.tiering` and sees the saver only through
-``saver.hot`` (a :class:`SqlCheckpointStore`).
+``saver.hot`` (a :class:`SqlCheckpointStore`). Stored values are decoded safely
+(:mod:`lakehouse.checkpoints.serde`: no pickle, no arbitrary constructors).
 """
 
 from lakehouse.checkpoints.archive import (
@@ -24,12 +25,14 @@ from lakehouse.checkpoints.saver import (
     AuraCheckpointSaver,
     SqlCheckpointStore,
 )
+from lakehouse.checkpoints.serde import CheckpointDecodeError, safe_serde
 
 __all__ = [
     "ArchiveResult",
     "AsyncAuraCheckpointSaver",
     "AuraCheckpointSaver",
     "CheckpointArchive",
+    "CheckpointDecodeError",
     "RetentionPolicy",
     "SqlCheckpointStore",
     "TrimResult",
@@ -38,4 +41,5 @@ __all__ = [
     "archive_bytes",
     "archive_checkpoints",
     "restore_thread",
+    "safe_serde",
 ]

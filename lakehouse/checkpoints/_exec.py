@@ -8,8 +8,10 @@ runs them synchronously or asynchronously, inside a transaction when they write.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from lakehouse.checkpoints._sql import Dialect
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
 from lakehouse.settings import libpq_url, redact_url
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -142,6 +146,13 @@ class PostgresExecutor:
     """PostgreSQL through psycopg 3: a connection (serialised by a lock) or a connection pool.
 
     Writes run in one transaction inside a pipeline, so a ``put`` costs one round trip.
+
+    The server going away (a restart, a dropped connection) fails the operation under way with
+    :class:`~lakehouse.exceptions.StoreUnavailableError` naming ``AURA_PG_URL``: its transaction
+    is rolled back by the server, so nothing is half-written, and the caller retries (every
+    write is an idempotent upsert). The next operation reopens the connection, up to
+    :data:`RECONNECT_ATTEMPTS` times with a doubling pause, then fails the same way; a pool
+    replaces broken connections itself.
     """
 
     def __init__(self, conn: Any, *, schema: str | None = None) -> None:
@@ -161,9 +172,47 @@ class PostgresExecutor:
                 yield conn
         else:
             with self.lock:
-                yield self.conn
+                yield self._live()
+
+    def _live(self) -> Any:
+        """The connection, reopened (bounded attempts) when the server dropped it."""
+        from psycopg import Connection, OperationalError
+
+        conn = self.conn
+        if not (conn.closed or conn.broken):
+            return conn
+        error: Exception | None = None
+        for attempt in range(RECONNECT_ATTEMPTS):
+            try:
+                self.conn = Connection.connect(
+                    conn.info.dsn, password=conn.info.password, autocommit=conn.autocommit
+                )
+                log.info("checkpoint store: reconnected to PostgreSQL")
+                return self.conn
+            except OperationalError as exc:
+                error = exc
+                time.sleep(RECONNECT_PAUSE_S * 2**attempt)
+        raise _store_unavailable(conn.info.dsn, error, "nothing was read or written")
 
     def run(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
+        from psycopg import InterfaceError, OperationalError
+
+        try:
+            return self._run(op, write=write, batch=batch)
+        except (OperationalError, InterfaceError) as exc:
+            if not _connection_lost(exc):
+                raise
+            what = "the write was rolled back; retry it" if write else "retry the read"
+            raise _store_unavailable(self.dialect_dsn(), exc, what) from None
+
+    def dialect_dsn(self) -> str:
+        from psycopg_pool import ConnectionPool
+
+        if isinstance(self.conn, ConnectionPool):
+            return str(self.conn.conninfo)
+        return str(self.conn.info.dsn)
+
+    def _run(self, op: Op[T], *, write: bool, batch: bool) -> T:
         with self._connection() as conn, conn.cursor() as cur:
 
             def execute(stmt: Stmt) -> list[Row]:
@@ -184,6 +233,29 @@ class PostgresExecutor:
 
     async def arun(self, op: Op[T], *, write: bool = False, batch: bool = False) -> T:
         return await asyncio.to_thread(self.run, op, write=write, batch=batch)
+
+
+RECONNECT_ATTEMPTS = 3
+RECONNECT_PAUSE_S = 0.5
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """Whether a psycopg error means the server or the connection went away."""
+    from psycopg import InterfaceError, OperationalError
+
+    if isinstance(exc, InterfaceError):
+        return "closed" in str(exc)
+    state = getattr(exc, "sqlstate", None) or ""
+    # No state (the socket closed), connection exceptions (08), operator intervention (57P).
+    return isinstance(exc, OperationalError) and (not state or state.startswith(("08", "57P")))
+
+
+def _store_unavailable(dsn: str, exc: Exception | None, what: str) -> StoreUnavailableError:
+    detail = f"{type(exc).__name__}: {str(exc).strip()[:200]}" if exc else "no answer"
+    return StoreUnavailableError(
+        f"the checkpoint store (PostgreSQL, {redact_url(dsn)}) does not answer ({detail}); "
+        f"{what}. Check AURA_PG_URL and that PostgreSQL is running."
+    )
 
 
 class AsyncPostgresExecutor:

@@ -11,12 +11,13 @@ Invariants:
   of ``memories``, ``memory_events`` and ``memory_events_rejected``, and returns a receipt.
 - No resurrection: an erase first records a tombstone (:mod:`lakehouse.memory.tombstones`);
   ingestion and compaction skip tombstoned memories and remove copies they made meanwhile.
-- Degradation: a tier whose server stops answering is skipped by reads (``get`` falls through
-  to the next tier, ``search`` ranks what the others return and lists the skipped tier in
-  :attr:`SearchResults.unavailable`; both log a warning). Writes never half-succeed:
-  ``store``, ``forget``, ``forget_tenant`` and ``compact`` need Redis and raise
-  :class:`~lakehouse.exceptions.TierUnavailableError` naming ``AURA_REDIS_URL`` (nothing is
-  written, nothing acknowledged is lost); ``forget`` also needs Qdrant.
+- Degradation: a tier whose server stops answering (or does not answer when the store opens)
+  is skipped by reads (``get`` falls through to the next tier, ``search`` ranks what the
+  others return and lists the skipped tier in :attr:`SearchResults.unavailable`; both log a
+  warning). Writes never half-succeed: ``store``, ``forget``, ``forget_tenant`` and
+  ``compact`` need Redis and raise :class:`~lakehouse.exceptions.TierUnavailableError` naming
+  ``AURA_REDIS_URL`` (nothing is written, nothing acknowledged is lost); ``forget``,
+  ``forget_tenant`` and ``compact`` also need Qdrant and raise it naming ``AURA_QDRANT_URL``.
 - Encryption (``AURA_MEMORY_KEY``, :mod:`lakehouse.memory.crypto`): every tier and the event
   stream hold content and metadata sealed, each tier sealing where it serialises and opening
   where it reads; :meth:`MemoryStore.rotate_key` re-seals every copy with the current key.
@@ -201,7 +202,10 @@ class MemoryStore:
         self._own_redis = redis_client is None
         self._own_qdrant = qdrant_client is None
         self.redis = redis_client if redis_client is not None else open_redis(self.settings)
-        self.qdrant = qdrant_client if qdrant_client is not None else open_qdrant(self.settings)
+        # A Qdrant server down at start is the degraded mode below, not a failure to open.
+        self.qdrant = (
+            qdrant_client if qdrant_client is not None else open_qdrant(self.settings, check=False)
+        )
         local = None if self.settings.qdrant_url else self.settings.qdrant_path
         self.lakehouse = Lakehouse(self.settings)
         self.cipher = MemoryCipher.from_settings(self.settings)
@@ -455,7 +459,26 @@ class MemoryStore:
         """Move hot → warm past an age or count, warm → cold past an age or size; purge expired.
 
         Idempotent; each move copies, verifies the copy in the destination, then trims.
+
+        Raises:
+            TierUnavailableError: Redis or Qdrant does not answer; the moves done before stay
+                done, every other memory stays where it was (nothing is trimmed unverified).
         """
+        try:
+            return self._compact(
+                now, hot_max_age, hot_max_per_tenant, warm_max_age, warm_max_points
+            )
+        except WARM_ERRORS as exc:
+            raise self._unavailable("warm", exc, "compaction stopped, nothing was lost") from None
+
+    def _compact(
+        self,
+        now: datetime | None,
+        hot_max_age: timedelta,
+        hot_max_per_tenant: int | None,
+        warm_max_age: timedelta,
+        warm_max_points: int | None,
+    ) -> CompactionReport:
         now_ms = _now_ms(now)
         try:
             tenants = self.hot.tenants()

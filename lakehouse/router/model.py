@@ -251,6 +251,12 @@ class RouterModel:
                 f"router model at {directory} is incomplete ({exc.filename} missing); "
                 "save it again with RouterModel.save"
             ) from None
+        except (ValueError, UnicodeError) as exc:
+            raise ModelArtifactError(
+                f"router model at {directory}: {METADATA} is not JSON ({exc}); it was altered"
+            ) from None
+        if not isinstance(document, dict):
+            raise ModelArtifactError(f"router model at {directory}: {METADATA} is not an object")
         if document.get("format") != FORMAT:
             raise ModelArtifactError(f"unsupported router model format {document.get('format')}")
         if hashlib.sha256(artifact).hexdigest() != document.get("artifact_sha256"):
@@ -259,22 +265,39 @@ class RouterModel:
                 "the artifact was altered or replaced; retrain or restore it"
             )
         sio = _skops()
-        untrusted = sorted(set(sio.get_untrusted_types(data=artifact)) - set(TRUSTED_TYPES))
+        try:  # reads the skops schema only; nothing in the artifact is imported or called
+            untrusted = sorted(set(sio.get_untrusted_types(data=artifact)) - set(TRUSTED_TYPES))
+        except Exception as exc:  # not a skops file at all (a pickle, garbage, nothing)
+            raise ModelArtifactError(
+                f"router model at {directory}: {ARTIFACT} is not a skops artifact "
+                f"({type(exc).__name__}: {str(exc)[:200]}); refusing to load it"
+            ) from None
         if untrusted:
             raise ModelArtifactError(
                 f"router model at {directory} contains untrusted types {untrusted}; refusing to "
                 "load it (only scikit-learn's gradient boosting trees are allowed)"
             )
-        estimators = sio.loads(artifact, trusted=list(TRUSTED_TYPES))
+        try:
+            estimators = sio.loads(artifact, trusted=list(TRUSTED_TYPES))
+        except Exception as exc:
+            raise ModelArtifactError(
+                f"router model at {directory}: {ARTIFACT} does not load "
+                f"({type(exc).__name__}: {str(exc)[:200]}); retrain or restore it"
+            ) from None
         if not isinstance(estimators, dict) or set(estimators) != {"quality", "cost"}:
             raise ModelArtifactError(f"router model at {directory} lacks its two estimators")
-        model = cls(
-            encoder=FeatureEncoder.from_json(document["encoder"]),
-            estimators=estimators,
-            cost_smearing=float(document["cost_smearing"]),
-            threshold=float(document["threshold"]),
-            metadata=document["metadata"],
-        )
+        try:
+            model = cls(
+                encoder=FeatureEncoder.from_json(document["encoder"]),
+                estimators=estimators,
+                cost_smearing=float(document["cost_smearing"]),
+                threshold=float(document["threshold"]),
+                metadata=document["metadata"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelArtifactError(
+                f"router model at {directory}: {METADATA} lacks or garbles {exc}; it was altered"
+            ) from None
         model._seal(artifact)
         if model.version != document.get("version"):
             raise ModelArtifactError(

@@ -13,17 +13,25 @@ reason, which the ingestion writes next to the dead letter):
 
 * the payload is at most :data:`MAX_PAYLOAD_BYTES` of UTF-8 JSON, one object with exactly the
   fields above (no unknown field: a typo must not pass silently);
-* ``run_id``, ``tenant_id``, ``workflow`` are non-empty strings without control characters;
+* ``run_id``, ``tenant_id``, ``workflow`` (and node ids and kinds) are non-empty printable
+  strings (:func:`lakehouse.validation.check_identifier`: no control or format characters, no
+  unpaired surrogates) of at most :data:`MAX_NAME_CHARS`;
 * ``ts`` is ISO 8601 with a UTC offset (naive times are ambiguous), year in
-  :data:`MIN_YEAR`..:data:`MAX_YEAR`; it is normalised to UTC;
+  :data:`MIN_YEAR`..:data:`MAX_YEAR`, and inside the partitioned window
+  (:func:`lakehouse.validation.check_time`: from the first day partition to now plus a small
+  allowance; a run of a day without a partition would stay pending forever); it is normalised
+  to UTC;
 * ``status`` is ``ok``, ``error`` or ``interrupted``;
 * ``nodes`` is a non-empty list of ``{id, kind}`` with unique ids;
 * ``edges`` are directed and unique per ``(src, dst)`` (a caller aggregates repeated transitions
   into ``calls``), both ends are declared nodes, ``calls >= 1`` and ``0 <= errors <= calls`` are
-  integers (booleans refused), ``latency_ms`` is a finite number ``>= 0`` (the mean per call).
+  integers up to ``2**62`` (booleans refused), ``latency_ms`` is a finite number ``>= 0`` that a
+  double holds (the mean per call).
   Self-loops (``tools -> tools``) and cycles are allowed.
 
 NaN and infinities are refused at the JSON level (``NaN`` is not JSON, though Python accepts it).
+The guards shared by every stream are :mod:`lakehouse.validation`'s; this module adds the
+workflow-specific ones and keeps its messages (the reason stored with a dead letter).
 """
 
 from __future__ import annotations
@@ -33,10 +41,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 
+from lakehouse import validation as v
 from lakehouse.exceptions import ValidationError
 
 STREAM = "aura:events:workflows"
@@ -46,6 +55,7 @@ MAX_PAYLOAD_BYTES = 1 << 20
 MAX_NODES = 10_000
 MAX_EDGES = 100_000
 MAX_NAME_CHARS = 256
+MAX_COUNT = 2**62
 MIN_YEAR = 2000
 MAX_YEAR = 2100
 _FIELDS = frozenset({"run_id", "ts", "tenant_id", "workflow", "status", "nodes", "edges"})
@@ -80,12 +90,21 @@ event's order; ``ts`` is microseconds in UTC. Every field is required.
 """
 
 
-class WorkflowEventError(ValidationError, ValueError):
-    """A workflow-trace event violates the contract; ``reason`` says how."""
+class WorkflowEventError(ValidationError, v.InvalidEvent):
+    """A workflow-trace event violates the contract; ``reason`` says how.
+
+    An :class:`~lakehouse.validation.InvalidEvent` (so a ``ValueError``): the shared stream
+    mechanism stores its message, the reason, with the dead letter.
+    """
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"invalid workflow event: {reason}")
+        super().__init__(reason)
         self.reason = reason
+
+
+def _refused(exc: v.InvalidEvent) -> NoReturn:
+    """A shared guard's refusal as this contract's error (same reason)."""
+    raise WorkflowEventError(str(exc)) from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -103,10 +122,13 @@ def _name(event: Mapping[str, Any], key: str, where: str = "") -> str:
         raise WorkflowEventError(f"{label} is longer than {MAX_NAME_CHARS} characters")
     if _CONTROL.search(value):
         raise WorkflowEventError(f"{label} contains control characters")
-    return value
+    try:  # format characters, unpaired surrogates, private use, line separators
+        return v.check_identifier(label, value, max_chars=MAX_NAME_CHARS)
+    except v.InvalidEvent as exc:
+        _refused(exc)
 
 
-def _ts(value: Any) -> datetime:
+def _ts(value: Any, now: datetime | None) -> datetime:
     if not isinstance(value, str):
         raise WorkflowEventError(f"ts must be an ISO 8601 string, got {type(value).__name__}")
     try:
@@ -119,18 +141,22 @@ def _ts(value: Any) -> datetime:
         raise WorkflowEventError(
             f"ts year {ts.year} is outside {MIN_YEAR}..{MAX_YEAR}; the clock that made it is wrong"
         )
-    return ts.astimezone(UTC)
+    try:
+        return v.check_time("ts", ts.astimezone(UTC), now=now)
+    except v.InvalidEvent as exc:
+        _refused(exc)
 
 
-def _count(edge: Mapping[str, Any], key: str, where: str) -> int:
+def _count(edge: dict[str, Any], key: str, where: str) -> int:
     value = edge.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
         raise WorkflowEventError(f"{where}.{key} must be an integer, got {type(value).__name__}")
     if value < 0:
-        raise WorkflowEventError(f"{where}.{key} must not be negative, got {value}")
-    if value > 2**62:
-        raise WorkflowEventError(f"{where}.{key} is out of range")
-    return value
+        raise WorkflowEventError(f"{where}.{key} must not be negative, got {str(value)[:40]}")
+    try:
+        return v.integer(edge, key, maximum=MAX_COUNT)
+    except v.InvalidEvent:
+        raise WorkflowEventError(f"{where}.{key} is out of range (at most {MAX_COUNT})") from None
 
 
 def _nodes(value: Any) -> list[dict[str, str]]:
@@ -189,16 +215,23 @@ def _edges(value: Any, ids: set[str]) -> list[dict[str, Any]]:
             raise WorkflowEventError(
                 f"{where}.latency_ms must be a number, got {type(latency).__name__}"
             )
+        try:
+            latency = v.number(edge, "latency_ms")
+        except v.InvalidEvent:  # an integer no double holds
+            latency = math.inf
         if not math.isfinite(latency) or latency < 0:
-            raise WorkflowEventError(f"{where}.latency_ms must be finite and >= 0, got {latency}")
+            shown = str(edge.get("latency_ms"))[:40]
+            raise WorkflowEventError(f"{where}.latency_ms must be finite and >= 0, got {shown}")
         edges.append(
-            {"src": src, "dst": dst, "calls": calls, "latency_ms": float(latency), "errors": errors}
+            {"src": src, "dst": dst, "calls": calls, "latency_ms": latency, "errors": errors}
         )
     return edges
 
 
-def parse_workflow_event(raw: bytes | str) -> dict[str, Any]:
+def parse_workflow_event(raw: bytes | str, *, now: datetime | None = None) -> dict[str, Any]:
     """Parse and validate one event; return it with ``ts`` as an aware UTC ``datetime``.
+
+    ``now`` is the end of the accepted time window (default the clock).
 
     Raises:
         WorkflowEventError: The event violates the contract (see the module docstring); its
@@ -232,7 +265,7 @@ def parse_workflow_event(raw: bytes | str) -> dict[str, Any]:
     nodes = _nodes(event["nodes"])
     return {
         "run_id": _name(event, "run_id"),
-        "ts": _ts(event["ts"]),
+        "ts": _ts(event["ts"], now),
         "tenant_id": _name(event, "tenant_id"),
         "workflow": _name(event, "workflow"),
         "status": status,

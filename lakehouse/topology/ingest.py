@@ -7,7 +7,13 @@ Each step is a function of the day, used alike by the Dagster assets and any Pyt
   merges the day's runs (keyed on ``run_id``, :func:`lakehouse.writer.merge_day`) on an audit
   branch inside :func:`lakehouse.wap.audit_and_publish`, records malformed entries with their
   reason in ``workflow_runs_rejected``, acknowledges dead letters and, once published, the
-  day's runs; runs of other days (and of a failed audit) are handed back to the group.
+  day's runs; runs of other days (and of a failed audit) are handed back to the group. No
+  entry can stop it: parsing and the Arrow conversion go through the shared
+  :func:`~lakehouse.streams.parse_stream_entries` and
+  :func:`~lakehouse.streams.to_arrow_or_dead_letters`. A ``run_id`` is unique across every day
+  (:func:`lakehouse.keys.split_known`): a run already stored with equal content is a replay
+  (acknowledged, not written again); with other content it is a conflicting duplicate, a dead
+  letter with the reason (the first version is kept).
 * :func:`history_day`: the signatures of the day's runs replace the day of
   ``topology_history`` (write-audit-publish; re-running gives the same rows).
 * :func:`index_day`: the Qdrant collection holds exactly the day's rows of ``topology_history``
@@ -33,14 +39,16 @@ import redis
 
 from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
+from lakehouse.keys import split_known
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.streams import (
     GROUP,
     DeadLetter,
+    Parsed,
     StreamConsumer,
-    field_of,
-    raw_text,
+    parse_stream_entries,
     record_dead_letters,
+    to_arrow_or_dead_letters,
 )
 from lakehouse.topology.drift import (
     DEFAULT_ALPHA,
@@ -50,7 +58,7 @@ from lakehouse.topology.drift import (
     scalar_drift,
     topology_drift,
 )
-from lakehouse.topology.events import STREAM, WorkflowEventError, parse_workflow_event
+from lakehouse.topology.events import MAX_PAYLOAD_BYTES, STREAM, parse_workflow_event
 from lakehouse.topology.tables import (
     DRIFT_REPORTS,
     TOPOLOGY_HISTORY,
@@ -58,6 +66,7 @@ from lakehouse.topology.tables import (
     WORKFLOW_RUNS_REJECTED,
 )
 from lakehouse.topology.tda import TopologySignature, event_signature
+from lakehouse.validation import bounded_raw
 from lakehouse.wap import Audit, WapResult, audit_and_publish, write_audit_publish
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
@@ -76,10 +85,13 @@ def consumer(client: redis.Redis, stream: str = STREAM) -> StreamConsumer:
 
 
 def event_day(payload: bytes) -> date | None:
-    """The day of an event payload, None when it is malformed (for backlog sensors)."""
+    """The day of an event payload, None when it is malformed (for backlog sensors).
+
+    Never raises, whatever the payload holds.
+    """
     try:
         return parse_workflow_event(payload)["ts"].date()
-    except WorkflowEventError:
+    except Exception:  # a sensor must never fail on stream content
         return None
 
 
@@ -107,30 +119,40 @@ class IngestReport:
     wap: WapResult | None
     rejected_write: WriteResult | None
     published: bool
+    replays: int = 0
+    conflicts: int = 0
 
 
-def _parse(entries: Sequence[tuple[Any, Any]]) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
-    runs: list[dict[str, Any]] = []
-    dead: list[DeadLetter] = []
-    for entry_id, fields in entries:
-        sid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        payload = field_of(fields)
-        if payload is None:
-            reason = (
-                "entry was deleted from the stream before ingestion"
-                if fields is None
-                else "entry has no 'data' field"
-            )
-            dead.append(DeadLetter(sid, raw_text(fields), reason))
-            continue
-        try:
-            event = parse_workflow_event(payload)
-        except WorkflowEventError as exc:
-            dead.append(DeadLetter(sid, raw_text(payload), exc.reason))
-            continue
-        event["stream_id"] = sid
-        runs.append(event)
-    return runs, dead
+CONTENT_FIELDS = ("ts", "tenant_id", "workflow", "status", "nodes", "edges")
+"""What makes two events with one ``run_id`` the same run (a replay) or a conflict."""
+
+
+def _parse(
+    entries: Sequence[tuple[Any, Any]],
+) -> tuple[list[Parsed[dict[str, Any]]], list[DeadLetter]]:
+    parsed, dead = parse_stream_entries(entries, parse_workflow_event, max_bytes=MAX_PAYLOAD_BYTES)
+    for record in parsed:
+        record.value["stream_id"] = record.stream_id
+    return parsed, dead
+
+
+def _drop_known(
+    lh: Lakehouse, incoming: pa.Table, raw: dict[str, str | None], branch: str
+) -> tuple[pa.Table, int, list[DeadLetter]]:
+    """``incoming`` without replays and conflicting duplicates of runs stored on any day."""
+    if incoming.num_rows == 0:
+        return incoming, 0, []
+    table = lh.table(WORKFLOW_RUNS.name)
+    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    split = split_known(WORKFLOW_RUNS, table, incoming, snapshot_id, compare=CONTENT_FIELDS)
+    ids = incoming.column("stream_id").to_pylist()
+    conflicts = [
+        DeadLetter(ids[i], bounded_raw(raw.get(ids[i])), reason)
+        for i, reason in split.conflicts.items()
+    ]
+    if not split.replays and not conflicts:
+        return incoming, 0, []
+    return incoming.take(pa.array(split.fresh, pa.int64())), len(split.replays), conflicts
 
 
 def runs_to_arrow(runs: Sequence[dict[str, Any]], ingested_at: datetime) -> pa.Table:
@@ -169,11 +191,15 @@ def ingest_day(
     branch = branch or lh.settings.branch
     reader = reader or consumer(client)
     entries = list(reader.read_unacked())
-    runs, dead = _parse(entries)
+    parsed, dead = _parse(entries)
     now = datetime.now(UTC)
-    todays = [r for r in runs if r["ts"].date() == day]
-    deferred = [r["stream_id"] for r in runs if r["ts"].date() != day]
-    incoming = runs_to_arrow(todays, now)
+    todays = [r for r in parsed if r.value["ts"].date() == day]
+    deferred = [r.stream_id for r in parsed if r.value["ts"].date() != day]
+    incoming, unfit = to_arrow_or_dead_letters(todays, lambda runs: runs_to_arrow(runs, now))
+    incoming, replays, conflicts = _drop_known(
+        lh, incoming, {r.stream_id: r.raw for r in todays}, branch
+    )
+    dead = dead + unfit + conflicts
     merges: list[MergeResult] = []
 
     def write(audit_branch: str) -> WriteResult | None:
@@ -188,7 +214,8 @@ def ingest_day(
         lh, WORKFLOW_RUNS_REJECTED.name, reader.stream, dead, lineage, branch
     )
     published = wap is None or wap.published
-    ids = [r["stream_id"] for r in todays]
+    rejected_ids = {d.stream_id for d in dead}
+    ids = [r.stream_id for r in todays if r.stream_id not in rejected_ids]
     reader.ack([d.stream_id for d in dead] + (ids if published else []))
     reader.release(deferred + ([] if published else ids))
     merged = merges[-1]
@@ -196,13 +223,15 @@ def ingest_day(
         day=day,
         read=len(entries),
         new_runs=merged.added,
-        duplicates=len(todays) - merged.added,
+        duplicates=len(ids) - merged.added,
         rejected=len(dead),
         deferred=len(deferred),
         rows_in_partition=merged.rows.num_rows,
         wap=wap,
         rejected_write=rejected_write,
         published=published,
+        replays=replays,
+        conflicts=len(conflicts),
     )
     log.info("workflow ingest %s: %s", day, report)
     return report

@@ -11,12 +11,13 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lakehouse import Settings
-from reliability.harness import SCALE, RedisServer, free_port
+from reliability.harness import SCALE, PostgresServer, RedisServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,24 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the suite's own, which tests may stop and start."""
+    import tempfile
+
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        pytest.skip("PostgreSQL's initdb and pg_ctl are not installed (apt-get install postgresql)")
+    directory = Path(tempfile.mkdtemp(prefix="aura-reliability-pg-"))
+    server = PostgresServer(directory, free_port())
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop("fast")
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -27,7 +27,15 @@ from lakehouse import Lakehouse, Settings
 from lakehouse.routing import STREAM, backlog_days, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
 from quality.audit import gx_audit
-from reliability.harness import scaled
+from reliability.harness import (
+    FRESH,
+    account,
+    any_value,
+    payload_digests,
+    publish_fuzzed,
+    scaled,
+    wild_ts,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -49,39 +57,9 @@ FIELDS = (
     "fallback_used",
 )
 
-FRESH = "__fresh__"  # replaced by a new id when published (hypothesis repeats simple uuids)
 names = st.sampled_from(["a", "b", "large", "small"])
 valid_ts = st.integers(0, 2 * 86_400 - 1).map(
     lambda s: (datetime(2026, 11, 20, tzinfo=UTC) + timedelta(seconds=s)).isoformat()
-)
-any_value = st.recursive(
-    st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(min_value=-(2**70), max_value=2**70),
-        st.floats(allow_nan=True, allow_infinity=True),
-        st.text(max_size=50),
-    ),
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner),
-    max_leaves=10,
-)
-wild_ts = st.one_of(
-    st.datetimes(
-        min_value=datetime(1, 1, 2),
-        max_value=datetime(9999, 12, 30),
-        timezones=st.sampled_from(
-            [UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]
-        ),
-    ).map(lambda d: d.isoformat()),
-    st.sampled_from(
-        [
-            "0001-01-01T00:30:00+01:00",
-            "9999-12-31T23:30:00-01:00",
-            "2026-11-20T10:00:00",
-            "2026-13-40T99:00:00+00:00",
-            "",
-        ]
-    ),
 )
 
 
@@ -181,7 +159,6 @@ def test_fuzzed_routing_events_are_ingested_or_dead_lettered(
 ) -> None:  # type: ignore[no-untyped-def]
     lh = Lakehouse(rel_settings)
     client = open_redis(rel_settings)
-    sent: dict[str, dict[bytes, bytes]] = {}
     runs = 0
 
     def ingest_backlog() -> None:
@@ -190,63 +167,30 @@ def test_fuzzed_routing_events_are_ingested_or_dead_lettered(
             ingest_day(lh, client, day, audit=gx_audit, wait_for_others_s=0)
             runs += 1
 
-    @seed(20261201)
-    @settings(
-        max_examples=EVENTS // PER_EXAMPLE,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(
-        st.lists(st.tuples(entry(), st.integers(0, 19)), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE)
-    )
-    def publish(drawn: list[tuple[dict[bytes, bytes], int]]) -> None:
-        for fields, again in drawn:
-            if again == 0 and sent:  # the producer re-sends an earlier entry as it was
-                fields = list(sent.values())[len(sent) // 2]
-            elif b"data" in fields:
-                fresh = f'"f-{len(sent)}"'.encode()
-                fields = {b"data": fields[b"data"].replace(f'"{FRESH}"'.encode(), fresh)}
-            sent[client.xadd(STREAM, fields).decode()] = fields
-            if len(sent) % INGEST_EVERY == 0:  # events keep arriving between runs
-                ingest_backlog()
-
     started = time.perf_counter()
-    publish()
+    sent = publish_fuzzed(
+        client,
+        STREAM,
+        entry(),
+        events=EVENTS,
+        seed_value=20261201,
+        prefix="f",
+        ingest=ingest_backlog,
+    )
     ingest_backlog()
     elapsed = time.perf_counter() - started
     pending = stream_backlog(client)
-    stored = {r["stream_id"]: r for r in lh.read("routing_decisions").to_pylist()}
-    by_id = {r["decision_id"]: r for r in stored.values()}
     rejected = lh.read("routing_decisions_rejected").to_pylist()
+    counts = account(
+        sent,
+        lh.read("routing_decisions").to_pylist(),
+        rejected,
+        key="decision_id",
+        same=lambda got, want: all(
+            got[k] == want.get(k) for k in ("tenant_id", "prompt_tokens", "chosen_model")
+        ),
+    )
     dead = {r["stream_id"]: r["reason"] for r in rejected}
-    # A malformed payload published again is recorded once, under its first entry id.
-    dead_payloads = {r.get("payload_sha256") for r in rejected} - {None}
-    counts = {"stored": 0, "dead": 0, "replays": 0, "mismatched": 0, "unaccounted": 0}
-    for sid, fields in sent.items():
-        if sid in stored:
-            counts["stored"] += 1
-            got, want = stored[sid], _sent_decision(fields[b"data"])
-            assert want is not None
-            same = (got["tenant_id"], got["prompt_tokens"], got["chosen_model"]) == (
-                want["tenant_id"],
-                want["prompt_tokens"],
-                want["chosen_model"],
-            )
-            counts["mismatched"] += not same
-        elif sid in dead:
-            assert dead[sid]
-            counts["dead"] += 1
-        else:  # a replay: the same decision is stored with equal content
-            want = _sent_decision(fields.get(b"data", b""))
-            decision_id = want.get("decision_id") if want is not None else None
-            if isinstance(decision_id, str) and decision_id in by_id:
-                counts["replays"] += 1
-            elif _payload_digests(fields) & dead_payloads:
-                counts["dead"] += 1
-            else:
-                counts["unaccounted"] += 1
     figures(
         events=len(sent),
         stored=counts["stored"],
@@ -417,7 +361,7 @@ def test_fuzzed_memory_events_are_ingested_or_dead_lettered(
             event_id = want.get("event_id") if want else None
             if isinstance(event_id, str) and event_id in event_ids:
                 counts["replays"] += 1
-            elif _payload_digests(fields) & dead_payloads:
+            elif payload_digests(fields) & dead_payloads:
                 counts["dead"] += 1
             else:
                 counts["unaccounted"] += 1
@@ -433,14 +377,3 @@ def test_fuzzed_memory_events_are_ingested_or_dead_lettered(
         top_reasons=Counter(" ".join(r.split()[:3]) for r in dead.values()).most_common(6),
     )
     assert counts["unaccounted"] == 0 and pending == 0
-
-
-def _payload_digests(fields: dict[bytes, bytes]) -> set[str]:
-    """The digests a dead letter of this entry may carry (its payload, or all its fields)."""
-    import hashlib
-
-    from lakehouse.streams import raw_text
-    from lakehouse.validation import bounded_raw
-
-    texts = {bounded_raw(raw_text(fields.get(b"data"))), bounded_raw(raw_text(fields))} - {None}
-    return {hashlib.sha256(t.encode()).hexdigest() for t in texts if t is not None}

@@ -9,6 +9,15 @@
   commits, then comes back: each commit either succeeds or fails within a bounded time with an
   error naming the variable to check, no commit is half-applied, and commits succeed again once
   the server is back.
+* PostgreSQL as the checkpoint hot store (a cluster this suite starts on its own port) is
+  stopped as by a crash and started again while a graph runs threads on one saver: runs fail
+  within a bounded time naming ``AURA_PG_URL`` (the saver reopens its connection a bounded
+  number of times), no checkpoint is half-written, every acknowledged run's final state is
+  there, and the same saver works again once the server is back.
+* Qdrant unreachable (``AURA_QDRANT_URL`` at a dead port): the memory store still opens, reads
+  answer from the hot and cold tiers and name the skipped warm tier, writes still land in
+  Redis, erase and compaction refuse naming the variable, topology retrieval says what to do;
+  when Qdrant answers again no acknowledged memory is lost.
 """
 
 from __future__ import annotations
@@ -17,9 +26,11 @@ import random
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,7 +38,15 @@ from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
 from lakehouse.streams import StreamConsumer
-from reliability.harness import SERVERS, RedisServer, decision_rows, process_context, scaled
+from reliability.harness import (
+    SERVERS,
+    PostgresServer,
+    RedisServer,
+    decision_rows,
+    free_port,
+    process_context,
+    scaled,
+)
 
 pytestmark = pytest.mark.reliability
 
@@ -287,3 +306,183 @@ def _starts(outcomes: list[tuple[str, str, float, str]], t0: float) -> list[floa
         starts.append(t)
         t += seconds + (0.05 if status == "error" else 0.0)
     return starts
+
+
+# ---------------------------------------------------------------------------------- Qdrant
+
+
+def test_qdrant_unreachable_degrades_as_documented_and_loses_nothing(
+    rel_env: dict[str, str], figures
+) -> None:  # type: ignore[no-untyped-def]
+    """AURA_QDRANT_URL points at a dead port: memory reads fall back to hot and cold, writes
+    still land in Redis, erase and compaction refuse naming AURA_QDRANT_URL, topology retrieval
+    says what to do; once Qdrant answers again every acknowledged memory is there, and the
+    memories written during the outage move to the warm tier."""
+    from click.testing import CliRunner
+
+    from aura_assets.cli import main
+    from lakehouse.exceptions import ConfigurationError, TierUnavailableError
+    from lakehouse.memory import MemoryStore
+    from lakehouse.stores import open_qdrant
+
+    up = Settings.from_env(rel_env)
+    dead_env = rel_env | {"AURA_QDRANT_URL": f"http://127.0.0.1:{free_port()}"}
+    dead = Settings.from_env(dead_env)
+    n, now = scaled(40), datetime.now(UTC)
+    tier_of: dict[str, str] = {}
+    with MemoryStore(up) as mem:
+        for i in range(n):
+            tier_of[mem.store("acme", f"cold fact {i}", now=now - timedelta(days=60))] = "cold"
+        mem.compact(now=now, hot_max_age=timedelta(0))
+        mem.compact(now=now, warm_max_age=timedelta(days=30))
+        for i in range(n):
+            tier_of[mem.store("acme", f"warm fact {i}", now=now - timedelta(hours=3))] = "warm"
+        mem.compact(now=now)
+        assert {mem.get("acme", m).tier for m in tier_of} == {"cold", "warm"}  # type: ignore[union-attr]
+    refusals: list[tuple[str, float, str]] = []
+    with MemoryStore(dead) as mem:  # opens although Qdrant does not answer
+        for i in range(n):
+            tier_of[mem.store("acme", f"hot fact {i}")] = "hot"
+        erased_one = mem.store("initech", "to be forgotten")
+        hits = mem.search("acme", "fact", k=3 * n)
+        readable = {m for m in tier_of if mem.get("acme", m) is not None}
+        for what, call in (
+            ("compact", lambda: mem.compact(now=now + timedelta(hours=2))),
+            # An erase records its tombstone first, then refuses: another tenant's memories.
+            ("forget", lambda: mem.forget("initech", erased_one)),
+            ("forget_tenant", lambda: mem.forget_tenant("initech")),
+        ):
+            started = time.perf_counter()
+            with pytest.raises(TierUnavailableError) as refused:
+                call()
+            refusals.append((what, time.perf_counter() - started, str(refused.value)))
+        still_readable = {m for m in tier_of if mem.get("acme", m) is not None}
+    started = time.perf_counter()
+    with pytest.raises(ConfigurationError) as topo_error:
+        open_qdrant(dead)
+    topo_s = time.perf_counter() - started
+    cli = CliRunner().invoke(main, ["topology", "similar", "w-1", "--tenant", "acme"], env=dead_env)
+    with MemoryStore(up) as mem:  # Qdrant answers again
+        back = {m for m in tier_of if mem.get("acme", m) is not None}
+        mem.compact(now=datetime.now(UTC) + timedelta(hours=2))
+        after_compaction = {m: mem.get("acme", m) for m in tier_of}
+    lost = [m for m, got in after_compaction.items() if got is None]
+    expected_live = {m for m, t in tier_of.items() if t != "warm"}
+    figures(
+        memories=len(tier_of),
+        search_unavailable=list(hits.unavailable),
+        search_hits=len(hits),
+        hot_and_cold_found=len(expected_live & {h.memory.id for h in hits}),
+        readable_while_down=len(readable),
+        refused=[w for w, *_ in refusals],
+        slowest_refusal_s=round(max(s for _, s, _ in refusals), 2),
+        topology_error_s=round(topo_s, 2),
+        readable_when_back=len(back),
+        acknowledged_lost=len(lost),
+        lost_by_tier=dict(Counter(tier_of[m] for m in lost)),
+        example_error=refusals[0][2][:160],
+    )
+    assert hits.unavailable == ("warm",)
+    assert {h.memory.id for h in hits} == expected_live  # every hot and cold memory answers
+    assert readable == still_readable == expected_live
+    assert all("AURA_QDRANT_URL" in message for *_, message in refusals), refusals
+    assert max(s for _, s, _ in refusals) < 30
+    assert "AURA_QDRANT_URL" in str(topo_error.value)
+    assert cli.exit_code != 0 and "AURA_QDRANT_URL" in cli.output, cli.output
+    assert back == set(tier_of) and not lost
+    moved = {m for m, got in after_compaction.items() if got is not None and got.tier == "warm"}
+    assert {m for m, t in tier_of.items() if t == "hot"} <= moved
+
+
+# ------------------------------------------------------------- checkpoint hot store (Postgres)
+
+
+def test_checkpoint_hot_store_restart_is_bounded_clear_and_loses_nothing(
+    postgres_server: PostgresServer, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """The suite's own PostgreSQL, the checkpoint hot store, is stopped (as a crash) and started
+    while a graph keeps running threads on one saver: each run either finishes (acknowledged)
+    or fails within a bounded time naming AURA_PG_URL; no checkpoint is half-written, every
+    acknowledged run's final state is there, and the same saver works again once it is back."""
+    from helpers import graph_builder, thread_config
+
+    from lakehouse.checkpoints import AuraCheckpointSaver
+    from lakehouse.checkpoints._exec import Stmt
+
+    runs = scaled(40)
+    source = {"messages": [{"role": "user", "content": "q"}], "step": 0}
+    reference = graph_builder().compile().invoke(source)
+    outcomes: list[tuple[str, str, float, str]] = []
+    down_at, outage_s = 1.0, 2.5
+    with AuraCheckpointSaver.from_conn_string(postgres_server.url) as saver:
+        saver.setup()
+        graph = graph_builder().compile(checkpointer=saver)
+        started_at = time.perf_counter()
+        stop = threading.Timer(down_at, postgres_server.stop)
+        start = threading.Timer(down_at + outage_s, postgres_server.start)
+        stop.start()
+        start.start()
+        back_at = started_at + down_at + outage_s
+        i = 0
+        while i < runs or time.perf_counter() < back_at + 3:
+            thread, began = f"run-{i}", time.perf_counter()
+            try:
+                graph.invoke(source, thread_config(thread))
+                outcomes.append((thread, "ok", time.perf_counter() - began, ""))
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}"
+                outcomes.append((thread, "error", time.perf_counter() - began, message))
+                time.sleep(0.05)
+            i += 1
+            assert i < 10_000
+        stop.join()
+        start.join()
+        after = [
+            o
+            for o, t in zip(outcomes, _starts(outcomes, started_at), strict=True)
+            if t > back_at + 1
+        ]
+    with AuraCheckpointSaver.from_conn_string(postgres_server.url) as fresh:
+        d = fresh._exec.dialect
+
+        def half_written() -> Any:  # checkpoints naming channel values that are not stored
+            rows = yield Stmt(
+                d.render(
+                    "SELECT count(*) FROM {checkpoints} c, {json_each}(c.blob_versions) v "
+                    "WHERE NOT EXISTS (SELECT 1 FROM {blobs} b WHERE b.thread_id = c.thread_id "
+                    "AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.key "
+                    "AND b.version = v.value)"
+                ),
+                fetch=True,
+            )
+            return int(rows[0][0])
+
+        broken = fresh._exec.run(half_written())
+        checked = graph_builder().compile(checkpointer=fresh)
+        lost = [
+            t
+            for t, status, *_ in outcomes
+            if status == "ok" and checked.get_state(thread_config(t)).values != reference
+        ]
+        undecodable = 0
+        for t, *_ in outcomes:
+            for item in fresh.list(thread_config(t)):
+                undecodable += item.checkpoint is None
+    errors = [o for o in outcomes if o[1] == "error"]
+    unclear = [o for o in errors if "AURA_PG_URL" not in o[3]]
+    figures(
+        runs=len(outcomes),
+        ok=len(outcomes) - len(errors),
+        failed_during_outage=len(errors),
+        failed_after_restart=sum(1 for o in after if o[1] == "error"),
+        slowest_failure_s=round(max((o[2] for o in errors), default=0.0), 2),
+        half_written_checkpoints=broken,
+        acknowledged_lost=len(lost),
+        errors_without_variable=len(unclear),
+        example_error=errors[0][3][:200] if errors else "",
+    )
+    assert errors, "the outage was not noticed"
+    assert broken == 0 and not lost and undecodable == 0
+    assert max(o[2] for o in errors) < 30
+    assert after and all(o[1] == "ok" for o in after), "the saver did not recover"
+    assert not unclear, unclear[:2]

@@ -11,6 +11,11 @@
   ``AURA_MEMORY_KEY``, a Dagster run, ``aura config``, ``aura tables``, ``aura memory`` commands
   (one failing on a wrong key) and a failing command leave neither secret in any output, log,
   Dagster event storage, generated file or Iceberg metadata.
+* Tampered artifacts: checkpoint values rewritten in the hot store (SQLite; Postgres on the
+  server pass) or appended to the Iceberg archive, and router model files replaced (pickle,
+  hostile skops, garbage, edited metadata; with the hash fixed too), each a payload that would
+  create a marker file if its reader trusted it: every read is a clear AURA error naming what
+  was refused, and the marker never appears.
 """
 
 from __future__ import annotations
@@ -270,3 +275,209 @@ def test_secrets_appear_nowhere(
     )
     assert any(":***@" in o for o in outputs), "the URL was never shown, so never tested"
     assert not leaked_outputs and not leaked_files
+
+
+# ------------------------------------------------------------------- tampered stored artifacts
+
+
+class _Trap:
+    """Unpickling this object creates ``path`` (what a hostile pickle would do, harmlessly)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+def _hostile_payloads(marker: Path) -> dict[str, tuple[str, bytes]]:
+    """Stored ``(type, bytes)`` values that each create ``marker`` if their reader trusts them."""
+    import json
+    import pickle
+
+    import ormsgpack
+
+    def ext(code: int, value: object) -> bytes:
+        return ormsgpack.packb(ormsgpack.Ext(code, ormsgpack.packb(value)))
+
+    lc = {"lc": 1, "type": "constructor", "id": ["builtins", "open"], "kwargs": {}}
+    return {
+        "pickle": ("pickle", pickle.dumps(_Trap(marker))),
+        "msgpack constructor": ("msgpack", ext(1, ("builtins", "open", [str(marker), "w"]))),
+        "msgpack single arg": ("msgpack", ext(0, ("os", "system", f"touch {marker}"))),
+        "msgpack method": ("msgpack", ext(3, ("pathlib", "Path", str(marker), "touch"))),
+        "json constructor": ("json", json.dumps(lc | {"args": [str(marker), "w"]}).encode()),
+        "garbage": ("msgpack", b"\xc1" + os.urandom(64)),
+        "unknown type": ("exec", b"open('x', 'w')"),
+    }
+
+
+def test_tampered_checkpoints_are_clear_errors_never_code_execution(
+    settings: Settings, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoint values rewritten in the hot store (SQLite, or Postgres on the server pass) and
+    appended to the Iceberg archive: each read is a CheckpointDecodeError, nothing executes."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import pyarrow as pa
+    from helpers import graph_builder, thread_config
+
+    from lakehouse.checkpoints import AuraCheckpointSaver, CheckpointDecodeError
+    from lakehouse.checkpoints._exec import Stmt
+
+    marker = tmp_path / "executed"
+    payloads = _hostile_payloads(marker)
+    lh = Lakehouse(settings)
+    refused: dict[str, int] = {}
+    unclear: list[str] = []
+
+    def expect_refusal(kind: str, read: object) -> None:
+        try:
+            read()  # type: ignore[operator]
+        except CheckpointDecodeError as exc:
+            refused[kind] = refused.get(kind, 0) + 1
+            if "thread" not in str(exc) or "checkpoint" not in str(exc):
+                unclear.append(str(exc))
+        else:
+            unclear.append(f"{kind}: read without an error")
+
+    with AuraCheckpointSaver.from_settings(settings) as saver:
+        graph = graph_builder().compile(checkpointer=saver)
+        d = saver._exec.dialect
+        for part, sql in (
+            ("checkpoint", "UPDATE {checkpoints} SET type = ?, checkpoint = ? WHERE thread_id = ?"),
+            ("channel", "UPDATE {blobs} SET type = ?, blob = ? WHERE thread_id = ?"),
+            ("write", "UPDATE {writes} SET type = ?, blob = ? WHERE thread_id = ?"),
+        ):
+            for kind, (type_, data) in payloads.items():
+                thread = f"tamper-{uuid.uuid4().hex[:8]}"
+                graph.invoke(
+                    {"messages": [{"role": "user", "content": "q"}], "step": 0},
+                    thread_config(thread),
+                )
+                saver.put_writes(
+                    saver.get_tuple(thread_config(thread)).config,  # type: ignore[union-attr]
+                    [("messages", "pending")],
+                    "task-1",
+                )
+
+                def tamper(t: str = thread, s: str = sql, v: tuple[str, bytes] = (type_, data)):  # type: ignore[no-untyped-def]
+                    yield Stmt(d.render(s), (v[0], v[1], t))
+
+                saver._exec.run(tamper(), write=True)
+                expect_refusal(
+                    f"hot {part} {kind}", lambda t=thread: saver.get_tuple(thread_config(t))
+                )
+                expect_refusal(
+                    f"hot list {part} {kind}", lambda t=thread: list(saver.list(thread_config(t)))
+                )
+
+    # The Iceberg archive: rows appended as if someone wrote to the warehouse.
+    spec = lh.spec("workflow_checkpoints")
+    with AuraCheckpointSaver.from_settings(settings) as saver:
+        for i, (kind, (type_, data)) in enumerate(payloads.items()):
+            thread = f"tamper-archive-{uuid.uuid4().hex[:8]}"
+            row = {
+                "thread_id": thread,
+                "checkpoint_ns": "",
+                "checkpoint_id": f"1ef{i:05d}",
+                "parent_checkpoint_id": None,
+                "run_id": None,
+                "ts": datetime.now(UTC),
+                "type": type_,
+                "checkpoint": data,
+                "metadata": "{}",
+                "blob_versions": "{}",
+            }
+            lh.append("workflow_checkpoints", pa.Table.from_pylist([row], schema=spec.arrow_schema))
+            config = thread_config(thread) | {}
+            config["configurable"] = config["configurable"] | {
+                "checkpoint_id": row["checkpoint_id"]
+            }
+            expect_refusal(f"archive {kind}", lambda c=config: saver.get_tuple(c))
+    figures(
+        payloads=len(payloads),
+        reads_refused=sum(refused.values()),
+        reads_attempted=len(payloads) * 7,
+        unclear_or_accepted=len(unclear),
+        executed=marker.exists(),
+        example=next(iter(unclear), ""),
+    )
+    assert not marker.exists(), "a tampered checkpoint executed code"
+    assert not unclear, unclear[:3]
+
+
+def test_tampered_router_artifacts_are_clear_errors_never_code_execution(
+    settings: Settings, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """A router model's files replaced (pickle, hostile skops, edited metadata, with and without
+    a matching hash): every load is a ModelArtifactError, nothing executes."""
+    import hashlib
+    import json
+    import pickle
+    import shutil
+    from datetime import date
+
+    import skops.io as sio
+
+    from lakehouse.router import registry
+    from lakehouse.router.model import ARTIFACT, METADATA, ModelArtifactError, RouterModel
+    from lakehouse.simulate import RoutingWorkload, simulate_day
+    from lakehouse.wap import accept_all
+
+    lh = Lakehouse(settings)
+    day = date(2026, 11, 2)
+    lh.append("routing_decisions", simulate_day(RoutingWorkload(start=day, seed=5), day, n=300)[0])
+    registry.build_training_set(lh, [day], audit=accept_all)
+    model = registry.train(lh, [day], max_iter=10)
+    good = registry.artifact_root(lh) / model.version
+    marker = tmp_path / "executed"
+    hostile = {
+        "pickle": pickle.dumps(_Trap(marker)),
+        "skops function": sio.dumps({"quality": os.system, "cost": os.system}),
+        "skops object": sio.dumps({"quality": _Trap(marker), "cost": _Trap(marker)}),
+        "garbage": os.urandom(256),
+        "empty": b"",
+    }
+    cases = 0
+    unclear: list[str] = []
+    for kind, data in hostile.items():
+        for rehash in (False, True):
+            target = tmp_path / f"{kind}-{rehash}".replace(" ", "_")
+            shutil.copytree(good, target)
+            (target / ARTIFACT).write_bytes(data)
+            if rehash:  # the attacker also fixed the hash in the metadata
+                document = json.loads((target / METADATA).read_text())
+                document["artifact_sha256"] = hashlib.sha256(data).hexdigest()
+                (target / METADATA).write_text(json.dumps(document))
+            cases += 1
+            try:
+                RouterModel.load(target)
+                unclear.append(f"{kind} (rehash={rehash}) loaded")
+            except ModelArtifactError as exc:
+                if str(target) not in str(exc):
+                    unclear.append(str(exc))
+            except Exception as exc:
+                unclear.append(f"{kind} (rehash={rehash}): {type(exc).__name__}: {exc}")
+    for kind, text in {"metadata not JSON": "{", "metadata fields missing": "{}"}.items():
+        target = tmp_path / kind.replace(" ", "_")
+        shutil.copytree(good, target)
+        (target / METADATA).write_text(text)
+        cases += 1
+        try:
+            RouterModel.load(target)
+            unclear.append(f"{kind} loaded")
+        except ModelArtifactError:
+            pass
+        except Exception as exc:
+            unclear.append(f"{kind}: {type(exc).__name__}: {exc}")
+    assert RouterModel.load(good).version == model.version
+    figures(
+        tampered_artifacts=cases,
+        refused_clearly=cases - len(unclear),
+        executed=marker.exists(),
+        example=next(iter(unclear), ""),
+    )
+    assert not marker.exists(), "a tampered router model executed code"
+    assert not unclear, unclear[:3]

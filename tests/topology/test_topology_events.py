@@ -105,6 +105,12 @@ def test_offsets_are_normalised_to_utc_and_cycles_and_self_loops_allowed() -> No
         (json.dumps(_event(edges=_edge())).replace("120.5", "1e999"), "finite and >= 0"),
         (json.dumps(_event(workflow="w" + " " * (1 << 20))), "exceeds 1048576 bytes"),
         ("[" * 100_000 + "]" * 100_000, "not JSON"),
+        (json.dumps(_event(ts="2099-01-01T00:00:00+00:00")), "in the future"),
+        (json.dumps(_event(ts="2001-01-01T00:00:00+00:00")), "before the first day partition"),
+        (json.dumps(_event(tenant_id="a\u202eb")), "unprintable character U+202E"),
+        (json.dumps(_event(run_id="a\ud800")), "unprintable character U+D800"),
+        (json.dumps(_event(edges=_edge())).replace("120.5", "1" + "0" * 400), "finite and >= 0"),
+        (json.dumps(_event(edges=_edge(calls=2**63))), "calls is out of range"),
     ],
 )
 def test_violations_are_refused_with_the_reason(raw: str | bytes, reason: str) -> None:

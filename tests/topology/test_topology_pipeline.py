@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from qdrant_client import QdrantClient
@@ -64,6 +64,23 @@ def test_ingest_is_exactly_once_and_dead_letters_carry_reasons(
     assert lakehouse.read("workflow_runs_rejected").num_rows == 4
     stored = next(r for r in runs.to_pylist() if r["run_id"] == events[0]["run_id"])
     assert stored["edges"] == events[0]["edges"] and stored["nodes"] == events[0]["nodes"]
+
+
+def test_a_run_id_is_unique_across_days_replays_acknowledged_conflicts_dead_lettered(
+    lakehouse: Lakehouse, redis_client
+) -> None:  # type: ignore[no-untyped-def]
+    first = _events(days=1, per_day=1)[0]
+    publish_workflow_events(redis_client, [first])
+    ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
+    later = (datetime.fromisoformat(first["ts"]) + timedelta(days=1)).isoformat()
+    publish_workflow_events(redis_client, [first, dict(first, ts=later, status="error")])
+    report = ingest.ingest_day(lakehouse, redis_client, DAY + timedelta(days=1), audit=gx_audit)
+    again = ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
+    assert (report.new_runs, report.conflicts, again.replays) == (0, 1, 1)
+    assert lakehouse.read("workflow_runs").column("status").to_pylist() == [first["status"]]
+    (reason,) = lakehouse.read("workflow_runs_rejected").column("reason").to_pylist()
+    assert "conflicting duplicate: run_id" in reason and "the first version is kept" in reason
+    assert ingest.stream_backlog(redis_client) == 0
 
 
 def test_history_index_and_tenant_filtered_retrieval(

@@ -37,6 +37,7 @@ from lakehouse.checkpoints._exec import Executor, Op, Row, SqliteExecutor, Stmt
 from lakehouse.checkpoints._sql import MIGRATIONS
 from lakehouse.checkpoints.records import ColdCheckpoints, Records
 from lakehouse.checkpoints.saver.hot import SqlCheckpointStore
+from lakehouse.checkpoints.serde import load_typed, safe_serde
 from lakehouse.exceptions import AuraError
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
@@ -85,7 +86,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         """Wrap an open ``sqlite3.Connection`` or a psycopg connection or pool."""
         import sqlite3
 
-        super().__init__(serde=serde)
+        super().__init__(serde=serde or safe_serde())
         if isinstance(conn, sqlite3.Connection):
             executor: Executor = SqliteExecutor(conn, schema=schema)
         else:
@@ -309,15 +310,8 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
     # ------------------------------------------------------------------------- decoding
 
     def _decode_archived(self, records: Records) -> _Tuples:
-        """Tuples from archived records; refuses pickled values instead of loading them."""
-        rows = _record_rows(records)
-        for row in rows:
-            if row[8] == "pickle":
-                raise AuraError(
-                    f"archived checkpoint {row[3]} of thread {row[1]!r} holds a pickled value; "
-                    "AURA never unpickles archive data. Re-serialize it with a JSON/msgpack serde."
-                )
-        return self._decode(rows)
+        """Tuples from archived records (pickled values refused, see :meth:`_decode`)."""
+        return self._decode(_record_rows(records), where="archived ")
 
     def _cold_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         assert self.archive is not None
@@ -339,8 +333,17 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
         records = self.archive.read(config, filter=filter, before=before, limit=limit)
         return self._decode_archived(records)
 
-    def _decode(self, rows: _Rows) -> _Tuples:
-        """Assemble checkpoint tuples (newest first) from the rows of one tuple read."""
+    def _decode(self, rows: _Rows, where: str = "") -> _Tuples:
+        """Assemble checkpoint tuples (newest first) from the rows of one tuple read.
+
+        Every stored value goes through :func:`lakehouse.checkpoints.serde.load_typed`: a
+        pickled, undecodable or unsafe value raises ``CheckpointDecodeError`` naming it.
+        """
+
+        def load(row: Row, type_: str, data: Any, part: str) -> Any:
+            what = f"{where}checkpoint {row[3]} of thread {row[1]!r} ({part})"
+            return load_typed(self.serde, (type_, bytes(data)), what)
+
         heads: dict[tuple[str, str, str], Row] = {}
         blobs: dict[tuple[str, str, str], dict[str, Any]] = {}
         writes: dict[tuple[str, str, str], _Rows] = {}
@@ -350,15 +353,15 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
                 heads[key] = row
             elif kind == "b":
                 if row[8] != "empty":
-                    blobs.setdefault(key, {})[row[4]] = self.serde.loads_typed(
-                        (row[8], bytes(row[9]))
+                    blobs.setdefault(key, {})[row[4]] = load(
+                        row, row[8], row[9], f"channel {row[4]!r}"
                     )
             else:
                 writes.setdefault(key, []).append(row)
         out = []
         for key in sorted(heads, key=lambda k: k[2], reverse=True):
             head = heads[key]
-            checkpoint = self.serde.loads_typed((head[8], bytes(head[9])))
+            checkpoint = load(head, head[8], head[9], "checkpoint")
             checkpoint["channel_values"] = {**checkpoint["channel_values"], **blobs.get(key, {})}
             pending = sorted(writes.get(key, []), key=lambda w: writes_sort_key(w[6], w[4], w[7]))
             out.append(
@@ -368,7 +371,7 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
                     metadata=json.loads(head[5]),
                     parent_config=_config(key[0], key[1], head[4]) if head[4] else None,
                     pending_writes=[
-                        (w[4], w[5], self.serde.loads_typed((w[8], bytes(w[9])))) for w in pending
+                        (w[4], w[5], load(w, w[8], w[9], f"write to {w[5]!r}")) for w in pending
                     ],
                 )
             )

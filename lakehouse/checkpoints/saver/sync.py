@@ -57,7 +57,13 @@ class AuraCheckpointSaver(_AuraSaverBase):
             except Exception as exc:
                 raise open_error(url, exc) from None
             with conn:
-                yield cls(conn, schema=schema, serde=serde, archive=archive)
+                saver = cls(conn, schema=schema, serde=serde, archive=archive)
+                try:
+                    yield saver
+                finally:
+                    reopened = saver._exec
+                    if isinstance(reopened, PostgresExecutor) and reopened.conn is not conn:
+                        reopened.conn.close()  # reopened after the server went away
         else:
             sconn = connect_sqlite(url)
             try:
