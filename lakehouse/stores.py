@@ -11,7 +11,8 @@ PostgreSQL URLs in every form the clients need come from
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import redis
@@ -60,6 +61,47 @@ def open_redis(settings: Settings) -> redis.Redis:
         str(settings.redis_path),
         serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
     )
+
+
+def round_trip(client: redis.Redis, commands: Sequence[tuple[str | bytes | int, ...]]) -> list[Any]:
+    """Send ``commands`` to Redis in one write and return their raw replies, in order.
+
+    A non-transactional pipeline's single round trip without its per-call bookkeeping, for
+    latency-critical paths (the hot memory ``get``). Replies are as the server sends them (no
+    response callbacks: bytes, ints, lists). A lost connection is retried on a fresh one by the
+    client's retry policy, like any command; any other failure closes the connection, so no
+    unread reply is left on it for the next user. An error reply raises
+    ``redis.ResponseError`` once every reply is read.
+    """
+    if client.connection is not None:  # a single-connection client serialises its own calls
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute())
+    pool = client.connection_pool
+    conn = pool.get_connection()
+
+    def attempt() -> list[Any]:
+        conn.send_packed_command(conn.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except redis.ResponseError as exc:  # read the others before raising
+                replies.append(exc)
+        return replies
+
+    try:
+        replies = conn.retry.call_with_retry(attempt, lambda _: conn.disconnect())
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            raise reply
+    return replies
 
 
 def close_redis(client: redis.Redis) -> None:

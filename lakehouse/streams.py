@@ -299,11 +299,22 @@ def _id_order(entry_id: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """A stream entry that broke the contract: its id, payload as received, and why."""
+    """A stream entry that broke the contract: its id, payload as received, and why.
+
+    Built from the whole payload: ``payload_sha256`` is the digest of all of it (unless given),
+    then ``raw`` is cut to :data:`~lakehouse.validation.MAX_RAW_CHARS` (saying so). Two
+    oversized payloads that differ only past the cut keep different digests.
+    """
 
     stream_id: str
     raw: str | None
     reason: str
+    payload_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.payload_sha256 is None and self.raw is not None:
+            object.__setattr__(self, "payload_sha256", _payload_hash(self.raw))
+        object.__setattr__(self, "raw", bounded_raw(self.raw))
 
 
 def rejected_table_spec(name: str, description: str) -> TableSpec:
@@ -346,11 +357,15 @@ def record_dead_letters(
     ``raw``, within the stream) is already recorded: a replayed entry and a re-published identical
     payload (a replayed workload, a producer retry) are each recorded once, with the first entry
     id seen. Entries without a payload are deduplicated by entry id only.
+
+    ``payload_sha256`` is the digest of the whole payload as received, while the stored ``raw``
+    is cut (:class:`DeadLetter`): two oversized payloads that differ only past the cut are two
+    dead letters, never one.
     """
     if not dead:
         return None
     branch = branch or lh.settings.branch
-    hashes = {d.stream_id: _payload_hash(d.raw) for d in dead}
+    hashes = {d.stream_id: d.payload_sha256 for d in dead}
     known_ids, known_hashes = _known(
         lh,
         table_name,
@@ -378,7 +393,7 @@ def record_dead_letters(
             "stream": [stream] * len(letters),
             "rejected_at": [now] * len(letters),
             "reason": [d.reason for d in letters],
-            "raw": [bounded_raw(d.raw) for d in letters],
+            "raw": [d.raw for d in letters],
             "run_id": [lineage.run_id] * len(letters),
             "payload_sha256": [hashes[d.stream_id] for d in letters],
         },
@@ -462,17 +477,17 @@ def parse_stream_entries(
                 if fields is None
                 else f"entry has no {PAYLOAD_FIELD!r} field"
             )
-            dead.append(DeadLetter(sid, bounded_raw(raw_text(fields)), reason))
+            dead.append(DeadLetter(sid, raw_text(fields), reason))
             continue
         size = len(payload) if isinstance(payload, bytes) else len(payload.encode(errors="replace"))
         if size > max_bytes:
             reason = f"event is {size} bytes, more than the {max_bytes} allowed"
-            dead.append(DeadLetter(sid, bounded_raw(raw_text(payload)), reason))
+            dead.append(DeadLetter(sid, raw_text(payload), reason))
             continue
         try:
             value = parse(payload)
         except Exception as exc:  # any failure of one entry is its dead letter
-            dead.append(DeadLetter(sid, bounded_raw(raw_text(payload)), dead_letter_reason(exc)))
+            dead.append(DeadLetter(sid, raw_text(payload), dead_letter_reason(exc)))
             continue
         parsed.append(Parsed(sid, value, raw_text(payload)))
     return parsed, dead
@@ -497,7 +512,7 @@ def to_arrow_or_dead_letters(
             build([record.value])
         except Exception as exc:  # this record is the dead letter
             reason = f"does not fit the table ({type(exc).__name__}: {str(exc)[:300]})"
-            dead.append(DeadLetter(record.stream_id, bounded_raw(record.raw), reason))
+            dead.append(DeadLetter(record.stream_id, record.raw, reason))
             continue
         good.append(record.value)
     return build(good), dead

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import date
 
+import orjson
 from helpers import decision, payload
 
 from lakehouse import Lakehouse, Lineage
 from lakehouse.routing import ROUTING_DECISIONS_REJECTED, event_day
-from lakehouse.streams import DeadLetter, StreamConsumer, record_dead_letters
+from lakehouse.streams import (
+    DeadLetter,
+    StreamConsumer,
+    parse_stream_entries,
+    record_dead_letters,
+)
 
 STREAM = "test:events"
 
@@ -109,3 +116,23 @@ def test_a_republished_identical_payload_is_recorded_once(lakehouse: Lakehouse) 
     rows = lakehouse.read(table).to_pylist()
     assert sorted(r["stream_id"] for r in rows) == ["1-0", "2-0", "9-3", "9-4"]
     assert all(r["payload_sha256"] for r in rows if r["raw"] is not None)
+
+
+def test_oversized_payloads_that_differ_past_the_cut_are_two_dead_letters(
+    lakehouse: Lakehouse,
+) -> None:
+    """The digest is of the whole payload, not of the stored raw (cut at 4 KiB)."""
+    big = '{"decision_id": "d", "pad": "' + "x" * 70_000 + '"}'
+    other = big[:-3] + 'y"}'
+    _, dead = parse_stream_entries(
+        [(b"1-0", {b"data": big.encode()}), (b"2-0", {b"data": other.encode()})], orjson.loads
+    )
+    assert [d.payload_sha256 for d in dead] == [
+        hashlib.sha256(big.encode()).hexdigest(),
+        hashlib.sha256(other.encode()).hexdigest(),
+    ]
+    table = ROUTING_DECISIONS_REJECTED.name
+    assert record_dead_letters(lakehouse, table, STREAM, dead, Lineage(run_id="r1")).rows == 2
+    rows = lakehouse.read(table).to_pylist()
+    assert {r["payload_sha256"] for r in rows} == {d.payload_sha256 for d in dead}
+    assert all(len(r["raw"]) < 5000 and "truncated" in r["raw"] for r in rows)  # cut when kept

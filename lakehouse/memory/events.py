@@ -9,7 +9,7 @@ whose field ``data`` holds a JSON object with ``event_id``, ``ts_ms``, ``tenant_
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -24,10 +24,7 @@ from lakehouse.streams import (
     DeadLetter,
     Entry,
     Parsed,
-    dead_letter_reason,
-    field_of,
-    raw_text,
-    text,
+    parse_stream_entries,
     to_arrow_or_dead_letters,
 )
 
@@ -102,29 +99,20 @@ class ParsedBatch:
     rejections: list[DeadLetter] = field(default_factory=list)
 
 
-def parse_entries(entries: Iterable[Entry], now: datetime) -> ParsedBatch:
+def parse_entries(entries: Sequence[Entry], now: datetime) -> ParsedBatch:
     """Validate stream entries into ``memory_events`` rows and dead letters; no entry can stop
-    the batch (any exception, in parsing or in the Arrow conversion, makes that entry a dead
-    letter with the reason)."""
-    out = ParsedBatch()
-    records: list[Parsed[dict[str, Any]]] = []
-    for sid, fields in entries:
-        stream_id = text(sid)
-        payload = field_of(fields)
-        try:
-            row = parse_event(payload, now=now) | _stream_fields(stream_id, now)
-        except Exception as exc:  # this entry is a dead letter; the others go on
-            reason = dead_letter_reason(exc)
-            out.rejections.append(
-                DeadLetter(stream_id, raw_text(payload if fields else fields), reason)
-            )
-            continue
-        records.append(Parsed(stream_id, row, raw_text(payload)))
+    the batch (the shared :func:`~lakehouse.streams.parse_stream_entries` and
+    :func:`~lakehouse.streams.to_arrow_or_dead_letters`: any exception, in parsing or in the
+    Arrow conversion, makes that entry a dead letter with the reason)."""
+    parsed, dead = parse_stream_entries(entries, lambda payload: parse_event(payload, now=now))
+    records = [
+        Parsed(p.stream_id, p.value | _stream_fields(p.stream_id, now), p.raw) for p in parsed
+    ]
     _, unfit = to_arrow_or_dead_letters(records, events_to_arrow)
     refused = {d.stream_id for d in unfit}
-    out.rows = [r.value for r in records if r.stream_id not in refused]
-    out.rejections += unfit
-    return out
+    return ParsedBatch(
+        rows=[r.value for r in records if r.stream_id not in refused], rejections=dead + unfit
+    )
 
 
 _SCHEMA = MEMORY_EVENTS.arrow_schema

@@ -8,7 +8,8 @@ Keys (``T`` a validated tenant id, which cannot contain ``:`` or glob characters
     aura:mem:T:acc      hash id → last access ms (decay refresh for memories in every tier)
     aura:mem:tenants    set of tenants with memories
 
-A store writes the hash, the index and its stream event in one MULTI/EXEC.
+A store writes the hash, the index and its stream event in one MULTI/EXEC; a get reads the hash
+and refreshes the access time in one round trip.
 """
 
 from __future__ import annotations
@@ -19,24 +20,18 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import numpy as np
+import orjson
 import redis
 
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, publish_event
 from lakehouse.memory.model import Memory
+from lakehouse.stores import round_trip
 
 TENANTS = "aura:mem:tenants"
 _SCAN_BATCH = 500
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'rec', ARGV[1]) end
-"""
-
-# One round trip for get: the record and the vector, and the access refresh when it exists.
-_GET = """
-local v = redis.call('HMGET', KEYS[1], 'rec', 'vec')
-if not v[1] then return false end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-return v
 """
 
 # Rebuild a stream without some entries (ARGV: pairs of entry id and its new ``data`` field, an
@@ -98,6 +93,14 @@ return dropped
 """
 
 
+def _loads(rec: bytes) -> dict[str, Any]:
+    """A record's JSON (orjson; ``json`` for the NaN and Infinity tokens orjson refuses)."""
+    try:
+        return cast(dict[str, Any], orjson.loads(rec))
+    except orjson.JSONDecodeError:
+        return cast(dict[str, Any], json.loads(rec))
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -108,7 +111,6 @@ class HotTier:
     def __init__(self, client: redis.Redis, cipher: MemoryCipher | None = None) -> None:
         self.client = client
         self.cipher = cipher or MemoryCipher()
-        self._get = client.register_script(_GET)
         self._rebuild = client.register_script(_REBUILD)
 
     @staticmethod
@@ -140,16 +142,20 @@ class HotTier:
         publish_event(self.client, event)
 
     def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
-        """The memory (access refreshed), or None; Redis itself enforces the TTL."""
+        """The memory, or None; Redis itself enforces the TTL.
+
+        One round trip reads the record and writes the access refresh (``HMGET`` and ``HSET``
+        in one write). The refresh is written on a miss too, as the memory may be in a colder
+        tier: a caller that finds it in no tier removes it with :meth:`untouch`.
+        """
         key, access = self.key(tenant_id, memory_id), self.access(tenant_id)
-        try:  # EVALSHA straight away (the Script wrapper's checks cost as much as the server)
-            reply = self.client.evalsha(self._get.sha, 2, key, access, memory_id, now_ms)
-        except redis.exceptions.NoScriptError:  # a restarted or flushed server: load it again
-            reply = self._get(keys=[key, access], args=[memory_id, now_ms])
-        if not reply:
+        (rec, vec), _ = round_trip(
+            self.client, [("HMGET", key, "rec", "vec"), ("HSET", access, memory_id, now_ms)]
+        )
+        if rec is None or vec is None:
             return None
-        rec = self.cipher.open_record(json.loads(reply[0]))
-        memory = Memory.from_record(rec, np.frombuffer(reply[1], dtype=np.float32), "hot")
+        opened = self.cipher.open_record(_loads(rec))
+        memory = Memory.from_record(opened, np.frombuffer(vec, dtype=np.float32), "hot")
         if memory.tenant_id != tenant_id or memory.expired(now_ms):
             return None
         return memory
@@ -197,6 +203,10 @@ class HotTier:
         mapping = dict.fromkeys(ids, now_ms)
         if mapping:
             self.client.hset(self.access(tenant_id), mapping=mapping)  # type: ignore[arg-type]
+
+    def untouch(self, tenant_id: str, memory_id: str) -> None:
+        """Drop the access time :meth:`get` wrote for a memory no tier holds."""
+        self.client.hdel(self.access(tenant_id), memory_id)
 
     def trim(self, tenant_id: str, ids: Sequence[str], *, keep_access: bool = True) -> int:
         """Remove memories from the hot tier (their access times stay unless told)."""

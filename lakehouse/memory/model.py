@@ -29,6 +29,7 @@ DEFAULT_IMPORTANCE = 0.5
 DEFAULT_HALF_LIFE = timedelta(days=7)
 
 _TENANT = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$")  # no leading dot, no ".."
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -44,6 +45,8 @@ def check_tenant(tenant_id: str) -> str:
 
 def parse_id(memory_id: object) -> str | None:
     """The canonical form of a memory id, or None when it is not a UUID (no such memory)."""
+    if isinstance(memory_id, str) and _CANONICAL_ID.match(memory_id):
+        return memory_id  # already canonical (what ``store`` returns): skip the UUID parse
     try:
         return str(uuid.UUID(str(memory_id)))
     except ValueError:

@@ -309,7 +309,7 @@ class MemoryStore:
             return None
         now_ms = _now_ms(now)
         skipped: list[str] = []
-        try:
+        try:  # the hot get refreshes the access time in the same round trip, hit or miss
             found = self.hot.get(tenant_id, mid, now_ms)
         except redis.RedisError as exc:
             self._skip("hot", exc, skipped)
@@ -321,8 +321,11 @@ class MemoryStore:
         except WARM_ERRORS as exc:
             self._skip("warm", exc, skipped)
         found = found or self.cold.get(tenant_id, mid, now_ms)
-        if found is not None and "hot" not in skipped:
-            self._touch(tenant_id, [mid], now_ms)
+        if found is None and "hot" not in skipped:  # no such memory: keep no access time
+            try:
+                self.hot.untouch(tenant_id, mid)
+            except redis.RedisError as exc:
+                self._skip("hot", exc, [])
         return found
 
     def _touch(self, tenant_id: str, ids: list[str], now_ms: int) -> None:

@@ -45,7 +45,6 @@ from lakehouse.routing.events import (
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.streams import GROUP, DeadLetter, StreamConsumer, record_dead_letters
-from lakehouse.validation import bounded_raw
 from lakehouse.wap import Audit, WapResult, audit_and_publish
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
@@ -150,7 +149,7 @@ def drop_known(lh: Lakehouse, batch: StreamBatch, branch: str) -> tuple[StreamBa
         return batch, 0, 0
     ids = batch.decisions.column("stream_id").to_pylist()
     conflicts = [
-        DeadLetter(ids[i], bounded_raw(_row_json(batch.decisions, i)), reason)
+        DeadLetter(ids[i], _row_json(batch.decisions, i), reason)
         for i, reason in split.conflicts.items()
     ]
     fresh = replace(

@@ -101,6 +101,26 @@ def test_decay_ranks_and_access_refreshes(mem: MemoryStore) -> None:
     assert low in [h.memory.id for h in mem.search("acme", query, k=3, now=T0)]
 
 
+def test_get_refreshes_access_in_every_tier_and_leaves_none_for_a_miss(mem: MemoryStore) -> None:
+    """The hot get writes the access refresh in its own round trip, hit or miss; a memory no
+    tier holds (or another tenant's) keeps no access time."""
+    warm = mem.store("acme", "warm one", vector=np.ones(mem.dim), now=T0)
+    mem.compact(now=T0 + timedelta(hours=2))  # to warm
+    hot = mem.store("acme", "hot one", vector=np.ones(mem.dim), now=T0)
+    at = T0 + timedelta(minutes=5)
+    assert [mem.get("acme", mid, now=at).tier for mid in (hot, warm)] == ["hot", "warm"]  # type: ignore[union-attr]
+    assert mem.hot.access_times("acme", [hot, warm]) == {
+        hot: int(at.timestamp() * 1000),
+        warm: int(at.timestamp() * 1000),
+    }
+    nobody = str(uuid.uuid4())
+    assert mem.get("acme", nobody, now=at) is None
+    assert mem.get("other", hot, now=at) is None  # another tenant's id
+    assert mem.hot.access_times("acme", [nobody]) == {}
+    assert mem.hot.access_times("other", [hot]) == {}
+    assert mem.redis.exists(mem.hot.access("other")) == 0
+
+
 def test_tenant_isolation_in_every_tier(mem: MemoryStore) -> None:
     dim = mem.dim
     a_ids = [mem.store("tenant-a", f"secret of a {i}", vector=unit(dim, i)) for i in range(3)]

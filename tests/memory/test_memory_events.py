@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -83,3 +84,27 @@ def test_hot_per_tenant_count_limit(mem: MemoryStore) -> None:
     report = mem.compact(hot_max_per_tenant=2)
     assert report.hot_to_warm == 3
     assert sorted(mem.hot.ids("acme")) == sorted(ids[3:])
+
+
+def test_an_oversized_event_published_again_is_one_dead_letter_under_its_whole_digest(
+    mem: MemoryStore,
+) -> None:
+    """The class the memory fuzz could not account for: an event past the 64 KiB limit (whose
+    stored ``raw`` is cut at 4 KiB) published again under a new entry id. It is recorded once,
+    with the SHA-256 of the whole payload, so the second entry is recognisably that dead letter;
+    a payload that differs only past the cut is a dead letter of its own."""
+    today = datetime.now(UTC).date()
+    event = {"event_id": "e-1", "ts_ms": 0, "tenant_id": "acme", "op": "store", "memory_id": "m"}
+    big = json.dumps(event | {"content": "x" * 70_000}).encode()
+    other = big[:-3] + b'y"}'  # the last character of the content differs
+    assert big[:5000] == other[:5000] and len(big) == len(other) and big != other
+    ids = [mem.redis.xadd(STREAM, {"data": p}).decode() for p in (big, big, other)]
+    report = ingest_memory_events(mem.lakehouse, mem.redis, today, audit=accept_all)
+    assert (report.read, report.rejected, report.written) == (3, 3, 0)
+    assert mem.redis.xpending(STREAM, GROUP)["pending"] == 0  # every entry acknowledged
+    rows = memory_table(mem.lakehouse, "memory_events_rejected").scan().to_arrow().to_pylist()
+    assert sorted(r["stream_id"] for r in rows) == sorted([ids[0], ids[2]])
+    digests = {r["stream_id"]: r["payload_sha256"] for r in rows}
+    assert digests[ids[0]] == hashlib.sha256(big).hexdigest()
+    assert digests[ids[2]] == hashlib.sha256(other).hexdigest()
+    assert all(len(r["raw"]) < 5000 and "more than the 65536 allowed" in r["reason"] for r in rows)

@@ -30,7 +30,6 @@ from hypothesis import strategies as st
 
 from lakehouse.routing import ROUTING_DECISIONS
 from lakehouse.streams import raw_text
-from lakehouse.validation import bounded_raw
 
 SCALE = float(os.environ.get("AURA_RELIABILITY_SCALE", "1"))
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
@@ -260,8 +259,10 @@ wild_ts = st.one_of(
 
 
 def payload_digests(fields: dict[bytes, bytes]) -> set[str]:
-    """The digests a dead letter of this entry may carry (its payload, or all its fields)."""
-    texts = {bounded_raw(raw_text(fields.get(b"data"))), bounded_raw(raw_text(fields))} - {None}
+    """The digests a dead letter of this entry may carry: SHA-256 of its whole payload (or of
+    all its fields when it has none), as ``streams.DeadLetter`` computes it; the stored ``raw``
+    is cut, the digest never is."""
+    texts = {raw_text(fields.get(b"data")), raw_text(fields)} - {None}
     return {hashlib.sha256(t.encode()).hexdigest() for t in texts if t is not None}
 
 
