@@ -32,15 +32,16 @@ import pyarrow as pa
 import redis
 from pyiceberg.expressions import In
 
-from lakehouse import refs, writer
+from lakehouse import refs
 from lakehouse.core import Lakehouse
 from lakehouse.memory import tombstones
 from lakehouse.memory.cold import erase_rows
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
-from lakehouse.streams import GROUP, StreamConsumer, record_dead_letters
-from lakehouse.wap import Audit, WapResult, audit_and_publish
-from lakehouse.writer import Lineage, MergeResult, WriteResult, day_filter
+from lakehouse.stream_day import publish_day
+from lakehouse.streams import GROUP, StreamConsumer
+from lakehouse.wap import Audit, WapResult
+from lakehouse.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +117,27 @@ def ingest_memory_events(
     todays = [r for r in todays if not (r["op"] == "store" and r["memory_id"] in buried)]
     deferred = [r["stream_id"] for r in parsed.rows if r["ts"].date() != day]
     events = events_to_arrow(todays)
-    merges: list[MergeResult] = []
-
-    def write(audit_branch: str) -> WriteResult | None:
-        merged = writer.merge_day(MEMORY_EVENTS, lh, events, day, lineage, audit_branch)
-        merges.append(merged)
-        return merged.write
-
-    wap = audit_and_publish(
-        lh, MEMORY_EVENTS.name, write, audit=audit, day=day, lineage=lineage, target=branch
+    day_result = publish_day(
+        lh,
+        MEMORY_EVENTS,
+        MEMORY_EVENTS_REJECTED,
+        STREAM,
+        events,
+        parsed.rejections,
+        day,
+        audit=audit,
+        lineage=lineage,
+        branch=branch,
     )
-    rejected_write = record_dead_letters(
-        lh, MEMORY_EVENTS_REJECTED.name, STREAM, parsed.rejections, lineage, branch
-    )
-    published = wap is None or wap.published
+    published, wap, rejected_write = day_result.published, day_result.wap, day_result.rejected_write
     ids = [r["stream_id"] for r in todays]
-    reader.ack([d.stream_id for d in parsed.rejections] + dropped + (ids if published else []))
+    day_result.settle(
+        reader, dead=parsed.rejections, day_ids=ids, deferred_ids=deferred, also_ack=dropped
+    )
     late = _erased(client, todays) if published else set()
     if late:  # erased while this ingestion wrote them: erase the copies it published
         erase_rows(lh.table(MEMORY_EVENTS.name), In("memory_id", sorted(late)))
-    reader.release(deferred + ([] if published else ids))
-    added = merges[-1].added if merges else 0
+    added = day_result.merge.added
     report = EventIngestReport(
         day=day,
         read=len(entries),

@@ -44,8 +44,9 @@ from lakehouse.routing.events import (
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.streams import GROUP, DeadLetter, StreamConsumer, record_dead_letters
-from lakehouse.wap import Audit, WapResult, audit_and_publish
+from lakehouse.stream_day import publish_day
+from lakehouse.streams import GROUP, DeadLetter, StreamConsumer
+from lakehouse.wap import Audit, WapResult
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
 log = logging.getLogger(__name__)
@@ -264,25 +265,25 @@ def _ingest_round(
     batch = collect(reader, day)
     read_ids = batch.decisions.column("stream_id").to_pylist()
     batch, replays, conflicts = drop_known(lh, batch, branch)
-    merges: list[MergeResult] = []
-
-    def write(audit_branch: str) -> WriteResult | None:
-        merged = write_decisions(lh, day, batch.decisions, lineage=lineage, branch=audit_branch)
-        merges.append(merged)
-        return merged.write
-
-    wap = audit_and_publish(
-        lh, ROUTING_DECISIONS.name, write, audit=audit, day=day, lineage=lineage, target=branch
+    day_result = publish_day(
+        lh,
+        ROUTING_DECISIONS,
+        ROUTING_DECISIONS_REJECTED,
+        batch.stream,
+        batch.decisions,
+        batch.rejections,
+        day,
+        audit=audit,
+        lineage=lineage,
+        branch=branch,
     )
-    rejected_write = record_dead_letters(
-        lh, ROUTING_DECISIONS_REJECTED.name, batch.stream, batch.rejections, lineage, branch
-    )
-    published = wap is None or wap.published
     rejected_ids = {r.stream_id for r in batch.rejections}
     decision_ids = [sid for sid in read_ids if sid not in rejected_ids]
-    reader.ack([r.stream_id for r in batch.rejections] + (decision_ids if published else []))
-    reader.release(batch.deferred_ids + ([] if published else decision_ids))
-    merged = merges[-1]
+    day_result.settle(
+        reader, dead=batch.rejections, day_ids=decision_ids, deferred_ids=batch.deferred_ids
+    )
+    merged, wap, published = day_result.merge, day_result.wap, day_result.published
+    rejected_write = day_result.rejected_write
     report = IngestReport(
         day=day,
         read=batch.read,

@@ -37,17 +37,17 @@ import numpy as np
 import pyarrow as pa
 import redis
 
-from lakehouse import refs, writer
+from lakehouse import refs
 from lakehouse.core import Lakehouse
 from lakehouse.keys import split_known
 from lakehouse.settings import MAIN_BRANCH
+from lakehouse.stream_day import publish_day
 from lakehouse.streams import (
     GROUP,
     DeadLetter,
     Parsed,
     StreamConsumer,
     parse_stream_entries,
-    record_dead_letters,
     to_arrow_or_dead_letters,
 )
 from lakehouse.topology.drift import (
@@ -67,8 +67,8 @@ from lakehouse.topology.tables import (
 )
 from lakehouse.topology.tda import TopologySignature, event_signature
 from lakehouse.validation import bounded_raw
-from lakehouse.wap import Audit, WapResult, audit_and_publish, write_audit_publish
-from lakehouse.writer import Lineage, MergeResult, WriteResult
+from lakehouse.wap import Audit, WapResult, write_audit_publish
+from lakehouse.writer import Lineage, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -200,25 +200,22 @@ def ingest_day(
         lh, incoming, {r.stream_id: r.raw for r in todays}, branch
     )
     dead = dead + unfit + conflicts
-    merges: list[MergeResult] = []
-
-    def write(audit_branch: str) -> WriteResult | None:
-        merged = writer.merge_day(WORKFLOW_RUNS, lh, incoming, day, lineage, audit_branch)
-        merges.append(merged)
-        return merged.write
-
-    wap = audit_and_publish(
-        lh, WORKFLOW_RUNS.name, write, audit=audit, day=day, lineage=lineage, target=branch
+    day_result = publish_day(
+        lh,
+        WORKFLOW_RUNS,
+        WORKFLOW_RUNS_REJECTED,
+        reader.stream,
+        incoming,
+        dead,
+        day,
+        audit=audit,
+        lineage=lineage,
+        branch=branch,
     )
-    rejected_write = record_dead_letters(
-        lh, WORKFLOW_RUNS_REJECTED.name, reader.stream, dead, lineage, branch
-    )
-    published = wap is None or wap.published
     rejected_ids = {d.stream_id for d in dead}
     ids = [r.stream_id for r in todays if r.stream_id not in rejected_ids]
-    reader.ack([d.stream_id for d in dead] + (ids if published else []))
-    reader.release(deferred + ([] if published else ids))
-    merged = merges[-1]
+    day_result.settle(reader, dead=dead, day_ids=ids, deferred_ids=deferred)
+    merged, wap, published = day_result.merge, day_result.wap, day_result.published
     report = IngestReport(
         day=day,
         read=len(entries),
@@ -228,7 +225,7 @@ def ingest_day(
         deferred=len(deferred),
         rows_in_partition=merged.rows.num_rows,
         wap=wap,
-        rejected_write=rejected_write,
+        rejected_write=day_result.rejected_write,
         published=published,
         replays=replays,
         conflicts=len(conflicts),
