@@ -13,10 +13,13 @@ Invariants:
   ingestion and compaction skip tombstoned memories and remove copies they made meanwhile.
 - Degradation: a tier whose server stops answering is skipped by reads (``get`` falls through
   to the next tier, ``search`` ranks what the others return and lists the skipped tier in
-  :attr:`SearchResults.unavailable`; both log a warning). Writes never half-succeed:
-  ``store``, ``forget``, ``forget_tenant`` and ``compact`` need Redis and raise
-  :class:`~lakehouse.exceptions.TierUnavailableError` naming ``AURA_REDIS_URL`` (nothing is
-  written, nothing acknowledged is lost); ``forget`` also needs Qdrant.
+  :attr:`SearchResults.unavailable`; both log a warning). ``store`` with Redis down writes the
+  memory and its event to the durable local spool (:mod:`lakehouse.memory.spool`) and still
+  returns its id; reads answer from the spool too, and the spool is replayed into Redis, once,
+  by the next ``store``/``get``/``search`` once Redis answers, by :meth:`MemoryStore.drain_spool`
+  and by every compaction. ``forget``, ``forget_tenant`` and ``compact`` need Redis (the
+  tombstone lives there) and raise :class:`~lakehouse.exceptions.TierUnavailableError` naming
+  ``AURA_REDIS_URL`` having written nothing; ``forget`` also needs Qdrant.
 - Tier moves copy, verify in the destination, then trim: a crash in between duplicates a
   memory across tiers for a while (reads deduplicate by id) and never loses one.
 """
@@ -24,7 +27,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -40,7 +45,7 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import TierUnavailableError, ValidationError
-from lakehouse.memory import tombstones
+from lakehouse.memory import shape, tombstones
 from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
 from lakehouse.memory.events import mentions
 from lakehouse.memory.hot import HotTier
@@ -60,6 +65,8 @@ from lakehouse.memory.model import (
     score,
     to_ms,
 )
+from lakehouse.memory.shape import Shape, ShapeHit
+from lakehouse.memory.spool import Spool, spool_path
 from lakehouse.memory.tables import (
     MEMORIES,
     MEMORY_EVENTS,
@@ -92,6 +99,7 @@ class EraseReceipt:
     qdrant_points_deleted: int
     qdrant_files_vacuumed: tuple[str, ...]
     iceberg: tuple[TableErase, ...]
+    spool_entries_deleted: int = 0
 
     @property
     def found(self) -> bool:
@@ -100,6 +108,7 @@ class EraseReceipt:
             self.redis_keys_deleted
             or self.redis_stream_entries_deleted
             or self.qdrant_points_deleted
+            or self.spool_entries_deleted
             or any(t.rows_removed or t.snapshots_expired for t in self.iceberg)
         )
 
@@ -122,6 +131,7 @@ class CompactionReport:
     expired_warm: int = 0
     expired_cold: int = 0
     tenants: tuple[str, ...] = field(default_factory=tuple)
+    spool_replayed: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,15 @@ class TierStats:
     warm_next_expiry_ms: int | None
     cold: int
     cold_next_expiry_ms: int | None
+    spooled: int = 0
+
+
+def _ranked(found: Sequence[Memory], vec: np.ndarray, pool: int) -> list[tuple[Memory, float]]:
+    """The ``pool`` memories most similar to ``vec``, with their cosine similarity."""
+    if not found:
+        return []
+    sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
+    return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
 
 
 def _now_ms(now: datetime | None) -> int:
@@ -183,7 +202,10 @@ class MemoryStore:
         self.hot = HotTier(self.redis)
         self.warm = WarmTier(self.qdrant, self.dim, local)
         self.cold = ColdTier(self.lakehouse)
+        self.spool = Spool(spool_path(self.settings.home))
         ensure_tables(self.lakehouse)
+        self._spool_pending = self.spool.count() > 0
+        self._drain_quietly()
 
     def close(self) -> None:
         """Close the clients this store opened (an embedded Redis is saved and stopped)."""
@@ -209,10 +231,14 @@ class MemoryStore:
         metadata: Mapping[str, Any] | None = None,
         ttl: timedelta | None = None,
         importance: float | None = None,
-        signature: str | None = None,
+        signature: Shape | None = None,
         now: datetime | None = None,
     ) -> str:
-        """Store a memory in the hot tier and publish its event; returns its id."""
+        """Store a memory in the hot tier and publish its event; returns its id.
+
+        ``signature`` is the topology of the workflow run behind the memory: the run id (of
+        the tenant's run in the topology index) or its diagrams (see :mod:`.shape`).
+        """
         check_tenant(tenant_id)
         if not isinstance(content, str):
             raise ValidationError("content must be a string")
@@ -232,16 +258,68 @@ class MemoryStore:
             importance=imp,
             created_ms=created,
             expires_ms=None if ttl is None else created + int(ttl.total_seconds() * 1000),
-            signature=signature,
+            signature=shape.encode(signature),
         )
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
         event |= {"memory_id": memory.id} | memory.record()
         event.pop("id")
+        self._drain_quietly()  # spooled memories reach Redis before this one (order kept)
         try:
             self.hot.put(memory, vec, event)
         except redis.RedisError as exc:
-            raise self._unavailable("hot", exc, "memory not stored, nothing was written") from None
+            self._spool_put(memory, vec, event, exc)
         return memory.id
+
+    # -- the spool (Redis down) ----------------------------------------------------------------
+
+    def _spool_put(
+        self, memory: Memory, vec: np.ndarray, event: dict[str, Any], exc: Exception
+    ) -> None:
+        try:
+            self.spool.put(memory, vec, event)
+        except (OSError, sqlite3.Error) as spool_exc:
+            raise self._unavailable(
+                "hot",
+                exc,
+                f"memory not stored, nothing was written (the local spool "
+                f"{self.spool.path} failed too: {type(spool_exc).__name__})",
+            ) from None
+        self._spool_pending = True
+        log.warning(
+            "memory: hot tier unavailable (%s); memory %s kept in the local spool %s, "
+            "replayed into Redis once it answers",
+            type(exc).__name__,
+            memory.id,
+            self.spool.path,
+        )
+
+    def drain_spool(self) -> int:
+        """Replay the spooled memories (and their events) into Redis, once; returns how many.
+
+        Raises:
+            TierUnavailableError: Redis does not answer (the spool keeps every memory).
+        """
+        try:
+            replayed, dropped = self.spool.drain(self._held_hot, self._replay, self._erased)
+        except redis.RedisError as exc:
+            self._spool_pending = True
+            raise self._unavailable("hot", exc, "the spool was not replayed") from None
+        self._spool_pending = False
+        if replayed or dropped:
+            log.info("memory spool: %d replayed into Redis, %d erased meanwhile", replayed, dropped)
+        return replayed
+
+    def _drain_quietly(self) -> None:
+        """Drain when this process knows of spooled memories; Redis down: keep them."""
+        if self._spool_pending:
+            with contextlib.suppress(TierUnavailableError):
+                self.drain_spool()
+
+    def _held_hot(self, memory: Memory) -> bool:
+        return bool(self.redis.exists(self.hot.key(memory.tenant_id, memory.id)))
+
+    def _replay(self, memory: Memory, vec: np.ndarray, event: dict[str, Any]) -> None:
+        self.hot.put(memory, vec, event)
 
     def _where(self, tier: str) -> str:
         if tier == "hot":
@@ -280,11 +358,15 @@ class MemoryStore:
             return None
         now_ms = _now_ms(now)
         skipped: list[str] = []
+        self._drain_quietly()
         try:
             found = self.hot.get(tenant_id, mid, now_ms)
         except redis.RedisError as exc:
             self._skip("hot", exc, skipped)
             found = None
+        if found is not None:
+            return found
+        found = self.spool.get(tenant_id, mid, now_ms)  # stored while Redis was down
         if found is not None:
             return found
         try:
@@ -333,6 +415,7 @@ class MemoryStore:
         pool = max(k * 4, 20)
         candidates: dict[str, tuple[Memory, float]] = {}
         skipped: list[str] = []
+        self._drain_quietly()
         for tier in TIERS:
             if tier not in tiers:
                 continue
@@ -340,7 +423,9 @@ class MemoryStore:
                 found = self._tier_search(tier, tenant_id, vec, pool, flt, now_ms)
             except _DOWN as exc:
                 self._skip(tier, exc, skipped)
-                continue
+                found = []
+            if tier == "hot":  # with what Redis will hold once the spool is replayed
+                found += _ranked(self.spool.memories(tenant_id, now_ms, flt), vec, pool)
             for memory, sim in found:
                 candidates.setdefault(memory.id, (memory, sim))
         access: dict[str, int] = {}
@@ -380,10 +465,44 @@ class MemoryStore:
             for m in self.hot.load(tenant_id, self.hot.ids(tenant_id))
             if not m.expired(now_ms) and matches(m.metadata, flt)
         ]
-        if not found:
+        return _ranked(found, vec, pool)
+
+    def search_by_shape(
+        self, tenant_id: str, query: Shape, k: int = 10, *, now: datetime | None = None
+    ) -> list[ShapeHit]:
+        """The tenant's ``k`` memories whose workflow run is closest in shape to ``query``.
+
+        ``query`` is one of the tenant's indexed run ids or a run's diagrams; every live memory
+        of the tenant carrying a signature (any tier) is ranked by exact diagram distance
+        (the topology domain's bottleneck H0 + H1), closest first. A tier that does not
+        answer is skipped with a warning, as in :meth:`search`.
+        """
+        check_tenant(tenant_id)
+        if k <= 0:
             return []
-        sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
-        return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
+        now_ms = _now_ms(now)
+        try:
+            target = shape.query_diagrams(self.qdrant, tenant_id, query)
+        except WARM_ERRORS as exc:
+            raise self._unavailable("warm", exc, "no shape search (the topology index)") from None
+        self._drain_quietly()
+        found: dict[str, Memory] = {}
+        skipped: list[str] = []
+        try:
+            hot = self.hot.load(tenant_id, self.hot.ids(tenant_id))
+        except redis.RedisError as exc:
+            self._skip("hot", exc, skipped)
+            hot = []
+        try:
+            warm = self.warm.scan(tenant_id)
+        except WARM_ERRORS as exc:
+            self._skip("warm", exc, skipped)
+            warm = []
+        spooled = self.spool.memories(tenant_id, now_ms)
+        for memory in [*hot, *spooled, *warm, *self.cold.signed(tenant_id, now_ms)]:
+            if memory.signature and not memory.expired(now_ms):
+                found.setdefault(memory.id, memory)
+        return shape.rank_by_shape(self.qdrant, tenant_id, target, list(found.values()), k)
 
     # -- statistics --------------------------------------------------------------------------
 
@@ -414,6 +533,7 @@ class MemoryStore:
             warm_next_expiry_ms=min(expiries, default=None),
             cold=cold_rows,
             cold_next_expiry_ms=cold_next_ms,
+            spooled=self.spool.count(),
         )
 
     # -- compaction --------------------------------------------------------------------------
@@ -436,6 +556,8 @@ class MemoryStore:
             tenants = self.hot.tenants()
         except redis.RedisError as exc:
             raise self._unavailable("hot", exc, "nothing was compacted") from None
+        spool_replayed = self.drain_spool()
+        tenants = self.hot.tenants()
         expired_hot = hot_to_warm = 0
         for tenant in tenants:
             expired_hot += self.hot.drop_stale_index(tenant)
@@ -471,7 +593,13 @@ class MemoryStore:
             self.warm.delete(sorted(late))
         expired_cold = self.cold.purge_expired(now_ms)
         report = CompactionReport(
-            hot_to_warm, warm_to_cold, expired_hot, expired_warm, expired_cold, tuple(tenants)
+            hot_to_warm,
+            warm_to_cold,
+            expired_hot,
+            expired_warm,
+            expired_cold,
+            tuple(tenants),
+            spool_replayed=spool_replayed,
         )
         log.info("memory compaction: %s", report)
         return report
@@ -522,13 +650,14 @@ class MemoryStore:
         check_tenant(tenant_id)
         mid = parse_id(memory_id)
         if mid is None:
-            return self._receipt(tenant_id, (), 0, 0, False, 0, (), ())
+            return EraseReceipt(tenant_id, (), 0, 0, False, 0, (), ())
         # Tenant-qualified: another tenant's forget of this id buries nothing of theirs.
         self._bury(tenant_id, mid)
         try:
             points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
         except WARM_ERRORS as exc:
             raise self._unavailable("warm", exc, _NOT_ERASED) from None
+        spooled = self.spool.erase(tenant_id, [mid])
         keys = self.hot.trim(tenant_id, [mid], keep_access=False)
         entries = self.hot.erase_stream(tenant_id, {mid})
         self.warm.delete(points)
@@ -538,8 +667,8 @@ class MemoryStore:
         )
         rewritten = self.hot.rewrite_persistence()
         self.hot.publish(self._forget_event("forget", tenant_id, mid))
-        return self._receipt(
-            tenant_id, (mid,), keys, entries, rewritten, len(points), vacuumed, iceberg
+        return EraseReceipt(
+            tenant_id, (mid,), keys, entries, rewritten, len(points), vacuumed, iceberg, spooled
         )
 
     def forget_tenant(self, tenant_id: str) -> EraseReceipt:
@@ -547,6 +676,7 @@ class MemoryStore:
         check_tenant(tenant_id)
         self._bury(tenant_id, None)
         ids = set(self.hot.ids(tenant_id))
+        ids |= {m.id for m in self.spool.memories(tenant_id, 0)}
         try:
             ids |= {m.id for m in self.warm.scan(tenant_id)}
         except WARM_ERRORS as exc:
@@ -557,6 +687,7 @@ class MemoryStore:
                 row_filter=EqualTo("tenant_id", tenant_id), selected_fields=("memory_id",)
             )
             ids |= set(scan.to_arrow().column("memory_id").to_pylist())
+        spooled = self.spool.erase(tenant_id, None)
         keys = self.hot.delete_tenant_keys(tenant_id)
         entries = self.hot.erase_stream(tenant_id, None)
         points = self.warm.delete_tenant(tenant_id)
@@ -564,8 +695,16 @@ class MemoryStore:
         iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id), tenant_id, None)
         rewritten = self.hot.rewrite_persistence()
         self.hot.publish(self._forget_event("forget_tenant", tenant_id, None))
-        return self._receipt(
-            tenant_id, tuple(sorted(ids)), keys, entries, rewritten, points, vacuumed, iceberg
+        return EraseReceipt(
+            tenant_id,
+            tuple(sorted(ids)),
+            keys,
+            entries,
+            rewritten,
+            points,
+            vacuumed,
+            iceberg,
+            spooled,
         )
 
     def _erase_iceberg(
@@ -585,19 +724,6 @@ class MemoryStore:
         now = int(time.time() * 1000)
         event: dict[str, Any] = {"event_id": str(uuid.uuid4()), "ts_ms": now, "op": op}
         return event | {"tenant_id": tenant_id, "memory_id": memory_id}
-
-    @staticmethod
-    def _receipt(
-        tenant_id: str,
-        ids: tuple[str, ...],
-        keys: int,
-        entries: int,
-        rewritten: bool,
-        points: int,
-        vacuumed: tuple[str, ...],
-        iceberg: tuple[TableErase, ...],
-    ) -> EraseReceipt:
-        return EraseReceipt(tenant_id, ids, keys, entries, rewritten, points, vacuumed, iceberg)
 
 
 class AsyncMemoryStore:
@@ -630,11 +756,19 @@ class AsyncMemoryStore:
     ) -> list[SearchHit]:
         return await self._run(self._sync.search, tenant_id, query, k, filters, **options)  # type: ignore[no-any-return]
 
+    async def search_by_shape(
+        self, tenant_id: str, query: Shape, k: int = 10, **options: Any
+    ) -> list[ShapeHit]:
+        return await self._run(self._sync.search_by_shape, tenant_id, query, k, **options)  # type: ignore[no-any-return]
+
     async def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
         return await self._run(self._sync.forget, tenant_id, memory_id)  # type: ignore[no-any-return]
 
     async def forget_tenant(self, tenant_id: str) -> EraseReceipt:
         return await self._run(self._sync.forget_tenant, tenant_id)  # type: ignore[no-any-return]
+
+    async def drain_spool(self) -> int:
+        return await self._run(self._sync.drain_spool)  # type: ignore[no-any-return]
 
     async def compact(self, **options: Any) -> CompactionReport:
         return await self._run(self._sync.compact, **options)  # type: ignore[no-any-return]
