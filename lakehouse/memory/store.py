@@ -45,7 +45,7 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import TierUnavailableError, ValidationError
-from lakehouse.memory import shape, tombstones
+from lakehouse.memory import consolidate, shape, tombstones
 from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
 from lakehouse.memory.events import mentions
 from lakehouse.memory.hot import HotTier
@@ -132,6 +132,8 @@ class CompactionReport:
     expired_cold: int = 0
     tenants: tuple[str, ...] = field(default_factory=tuple)
     spool_replayed: int = 0
+    consolidated_hot: int = 0
+    consolidated_warm: int = 0
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ class MemoryStore:
         check_tenant(tenant_id)
         if not isinstance(content, str):
             raise ValidationError("content must be a string")
+        consolidate.check_metadata(dict(metadata or {}))
         imp = DEFAULT_IMPORTANCE if importance is None else float(importance)
         if not 0.0 <= imp <= 1.0:
             raise ValidationError(f"importance must lie in [0, 1], got {imp}")
@@ -546,11 +549,18 @@ class MemoryStore:
         hot_max_per_tenant: int | None = None,
         warm_max_age: timedelta = timedelta(days=30),
         warm_max_points: int | None = None,
+        consolidate_cosine: float | None = consolidate.COSINE,
+        consolidate_text: float = consolidate.TEXT,
     ) -> CompactionReport:
         """Move hot → warm past an age or count, warm → cold past an age or size; purge expired.
 
-        Idempotent; each move copies, verifies the copy in the destination, then trims.
+        Memories leaving the hot tier are consolidated with their near-duplicates (among
+        themselves and in the warm tier; see :mod:`.consolidate`), unless
+        ``consolidate_cosine`` is None. Idempotent; each move copies, verifies the copy in
+        the destination, then trims.
         """
+        if consolidate_cosine is not None:
+            consolidate.check_thresholds(consolidate_cosine, consolidate_text)
         now_ms = _now_ms(now)
         try:
             tenants = self.hot.tenants()
@@ -558,7 +568,8 @@ class MemoryStore:
             raise self._unavailable("hot", exc, "nothing was compacted") from None
         spool_replayed = self.drain_spool()
         tenants = self.hot.tenants()
-        expired_hot = hot_to_warm = 0
+        expired_hot = hot_to_warm = absorbed_hot = absorbed_warm = 0
+        thresholds = None if consolidate_cosine is None else (consolidate_cosine, consolidate_text)
         for tenant in tenants:
             expired_hot += self.hot.drop_stale_index(tenant)
             cutoff = now_ms - int(hot_max_age.total_seconds() * 1000)
@@ -575,7 +586,10 @@ class MemoryStore:
                 Memory(**{**m.__dict__, "last_access_ms": access.get(m.id, m.last_access_ms)})
                 for m in live
             ]
-            hot_to_warm += self._hot_to_warm(tenant, live)
+            moved_hot, merged_hot, merged_warm = self._hot_to_warm(tenant, live, now_ms, thresholds)
+            hot_to_warm += moved_hot
+            absorbed_hot += merged_hot
+            absorbed_warm += merged_warm
         expired_warm = self.warm.purge_expired(now_ms)
         source = WarmSource(self.warm, self._erased)
         if warm_max_points is not None:
@@ -600,37 +614,69 @@ class MemoryStore:
             expired_cold,
             tuple(tenants),
             spool_replayed=spool_replayed,
+            consolidated_hot=absorbed_hot,
+            consolidated_warm=absorbed_warm,
         )
         log.info("memory compaction: %s", report)
         return report
 
-    def _hot_to_warm(self, tenant: str, live: list[Memory]) -> int:
-        """Copy to Qdrant (an idempotent upsert by id), verify there, only then trim Redis.
+    def _hot_to_warm(
+        self,
+        tenant: str,
+        live: list[Memory],
+        now_ms: int,
+        thresholds: tuple[float, float] | None,
+    ) -> tuple[int, int, int]:
+        """Consolidate, copy to Qdrant (an idempotent upsert by id), verify, only then trim.
 
         The same copy-verify-trim as :class:`lakehouse.tiering.Tiering`, whose destination is
-        an Iceberg table; here the destination is the warm tier.
+        an Iceberg table; here the destination is the warm tier. An absorbed memory leaves its
+        tier only once its survivor is verified in Qdrant. Returns (moved, absorbed from hot,
+        absorbed from warm).
         """
         buried = self._erased(live)
         if buried:  # erased after this compaction read them: never copy, drop the hot copy
             self.hot.trim(tenant, sorted(buried), keep_access=False)
             live = [m for m in live if m.id not in buried]
         if not live:
-            return 0
-        self.warm.put(live)
-        late = self._erased(live)
+            return 0, 0, 0
+        if thresholds is None:
+            todo = consolidate.Plan(survivors=live)
+        else:
+            todo = consolidate.plan(
+                live,
+                lambda m: self._warm_neighbours(tenant, m, now_ms),
+                cosine=thresholds[0],
+                text=thresholds[1],
+            )
+        self.warm.put(todo.survivors)
+        late = self._erased(todo.survivors)
         if late:  # erased while being copied: the erase may have missed the new warm copy
             self.warm.delete(sorted(late))
-            self.hot.trim(tenant, sorted(late), keep_access=False)
-            live = [m for m in live if m.id not in late]
-        held = self.warm.held([m.id for m in live])
-        moved = [m.id for m in live if m.id in held]
-        if len(moved) < len(live):
+            self.hot.trim(tenant, sorted(late & {m.id for m in live}), keep_access=False)
+        held = self.warm.held([m.id for m in todo.survivors if m.id not in late])
+        hot_ids = {m.id for m in live}
+        moved = [m.id for m in todo.survivors if m.id in held and m.id in hot_ids]
+        unverified = [m.id for m in todo.survivors if m.id not in held and m.id not in late]
+        if unverified:
             log.warning(
-                "hot → warm: %d memory(ies) not verified in Qdrant; kept hot",
-                len(live) - len(moved),
+                "hot → warm: %d memory(ies) not verified in Qdrant; kept where they were",
+                len(unverified),
             )
+        from_hot = sorted(i for i, s in todo.absorbed_hot.items() if s in held)
+        from_warm = sorted(i for i, s in todo.absorbed_warm.items() if s in held)
+        for survivor in todo.survivors:  # a survivor's access time is its group's latest
+            merged = survivor.metadata.get(consolidate.PROVENANCE)
+            if merged and survivor.id in held and survivor.last_access_ms is not None:
+                self.hot.touch(tenant, [survivor.id], survivor.last_access_ms)
+        self.warm.delete(from_warm)
         self.hot.trim(tenant, moved)
-        return len(moved)
+        self.hot.trim(tenant, from_hot, keep_access=False)
+        return len(moved), len(from_hot), len(from_warm)
+
+    def _warm_neighbours(self, tenant: str, memory: Memory, now_ms: int) -> list[Memory]:
+        vec = np.asarray(memory.vector, dtype=np.float32)
+        return [m for m, _ in self.warm.search(tenant, vec, 8, {}, now_ms)]
 
     # -- erase -------------------------------------------------------------------------------
 
