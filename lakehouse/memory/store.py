@@ -44,7 +44,7 @@ import redis
 from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, In
 
 from lakehouse.core import Lakehouse
-from lakehouse.exceptions import TierUnavailableError, ValidationError
+from lakehouse.exceptions import ConfigurationError, TierUnavailableError, ValidationError
 from lakehouse.memory import consolidate, shape, tombstones
 from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
 from lakehouse.memory.events import mentions
@@ -197,7 +197,7 @@ class MemoryStore:
         self.half_life = half_life
         self._own_redis = redis_client is None
         self._own_qdrant = qdrant_client is None
-        self.redis = redis_client if redis_client is not None else open_redis(self.settings)
+        self.redis = redis_client if redis_client is not None else self._open_redis()
         self.qdrant = qdrant_client if qdrant_client is not None else open_qdrant(self.settings)
         local = None if self.settings.qdrant_url else self.settings.qdrant_path
         self.lakehouse = Lakehouse(self.settings)
@@ -208,6 +208,14 @@ class MemoryStore:
         ensure_tables(self.lakehouse)
         self._spool_pending = self.spool.count() > 0
         self._drain_quietly()
+
+    def _open_redis(self) -> Any:
+        """The configured Redis; a server that is down now is reconnected to once it answers."""
+        try:
+            return open_redis(self.settings)
+        except ConfigurationError as exc:
+            log.warning("memory: %s; stores go to the local spool until it answers", exc)
+            return open_redis(self.settings, check=False)
 
     def close(self) -> None:
         """Close the clients this store opened (an embedded Redis is saved and stopped)."""

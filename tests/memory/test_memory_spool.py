@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -25,9 +26,9 @@ def _store_events(client: redis.Redis) -> list[str]:
 
 
 def _spooled(settings: Settings, content: str) -> str:
-    """Store ``content`` for tenant acme through a store whose Redis is a dead port."""
-    dead = redis.Redis(port=dead_port(), socket_connect_timeout=1)
-    with MemoryStore(settings, redis_client=dead) as down:
+    """Store ``content`` for tenant acme through a store opened on a dead Redis port."""
+    dead = replace(settings, redis_url=f"redis://127.0.0.1:{dead_port()}/0")
+    with MemoryStore(dead) as down:
         mid = down.store("acme", content)
         assert down.get("acme", mid).tier == "spool"  # type: ignore[union-attr]
     return mid
