@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import replace
@@ -11,10 +12,11 @@ from typing import Any, cast
 import numpy as np
 import pytest
 import redis
+from qdrant_client import QdrantClient
 
 from lakehouse import Settings
 from lakehouse.exceptions import TierUnavailableError
-from lakehouse.memory import STREAM, Memory, MemoryStore
+from lakehouse.memory import STREAM, AsyncMemoryStore, Memory, MemoryStore
 from tests.helpers import dead_port
 
 
@@ -124,3 +126,27 @@ def test_forget_erases_spooled_copies(
     assert mem.spool.count() == 1  # globex's memory stays spooled
     assert mem.get("acme", late) is None
     assert mem.get("globex", kept) is not None
+
+
+def test_async_store_spools_and_another_store_drains(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    async def scenario() -> None:
+        up = AsyncMemoryStore(settings, redis_client=redis_client)
+        dead = replace(settings, redis_url=f"redis://127.0.0.1:{dead_port()}/0")
+        scratch = QdrantClient(":memory:")
+        down = AsyncMemoryStore(dead, qdrant_client=scratch)
+        try:
+            mid = await down.store("acme", "stored by an agent while Redis was away")
+            assert (await down.get("acme", mid)).tier == "spool"  # type: ignore[union-attr]
+            with pytest.raises(TierUnavailableError, match="AURA_REDIS_URL"):
+                await down.drain_spool()
+            assert await up.drain_spool() == 1
+            assert (await up.get("acme", mid)).tier == "hot"  # type: ignore[union-attr]
+            assert _store_events(redis_client) == [mid]
+        finally:
+            await down.aclose()
+            scratch.close()
+            await up.aclose()
+
+    asyncio.run(scenario())
