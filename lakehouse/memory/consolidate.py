@@ -60,15 +60,22 @@ def _same_kind(a: Memory, b: Memory) -> bool:
     return a.tenant_id == b.tenant_id and a.signature == b.signature and strip == other
 
 
-def near_duplicates(a: Memory, b: Memory, *, cosine: float = COSINE, text: float = TEXT) -> bool:
-    """Whether ``a`` and ``b`` collapse into one memory (see the module docstring)."""
-    if not _same_kind(a, b):
-        return False
-    sim = float(np.dot(np.asarray(a.vector, np.float32), np.asarray(b.vector, np.float32)))
-    if sim < cosine:
+def _alike(a: Memory, b: Memory, sim: float, cosine: float, text: float) -> bool:
+    if sim < cosine or not _same_kind(a, b):
         return False
     ta, tb = _text(a.content), _text(b.content)
     return ta == tb or difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio() >= text
+
+
+def _unit(memories: Sequence[Memory]) -> np.ndarray:
+    matrix = np.asarray([m.vector for m in memories], dtype=np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def near_duplicates(a: Memory, b: Memory, *, cosine: float = COSINE, text: float = TEXT) -> bool:
+    """Whether ``a`` and ``b`` collapse into one memory (see the module docstring)."""
+    va, vb = _unit([a, b])
+    return _alike(a, b, float(va @ vb), cosine, text)
 
 
 def _priority(m: Memory) -> tuple[float, int, str]:
@@ -104,32 +111,42 @@ class Plan:
 
 def plan(
     moving: Sequence[Memory],
-    neighbours: Callable[[Memory], Sequence[Memory]],
+    neighbours: Callable[[Sequence[Memory]], Sequence[Sequence[Memory]]],
     *,
     cosine: float = COSINE,
     text: float = TEXT,
 ) -> Plan:
     """Consolidate memories leaving the hot tier among themselves and with warm ``neighbours``.
 
-    ``neighbours(memory)`` returns the tenant's warm memories nearest to ``memory``. Every
+    ``neighbours(memories)`` returns, for each memory, the tenant's warm memories nearest to
+    it (one batched lookup for every group). Every
     memory in ``moving`` either is a survivor or is absorbed by one; a warm neighbour is only
     rewritten (as a survivor) or deleted (absorbed) when it duplicates a moving memory.
     """
+    ordered = sorted(moving, key=_priority)
     groups: list[list[Memory]] = []
-    for memory in sorted(moving, key=_priority):
-        home = next(
-            (g for g in groups if near_duplicates(g[0], memory, cosine=cosine, text=text)), None
-        )
-        if home is None:
-            groups.append([memory])
-        else:
-            home.append(memory)
+    if ordered:
+        unit = _unit(ordered)
+        leads = np.empty((len(ordered), unit.shape[1]), dtype=np.float32)  # the groups' heads
+        for i, memory in enumerate(ordered):
+            sims = leads[: len(groups)] @ unit[i]
+            home = next(
+                (g for g in np.flatnonzero(sims >= cosine)
+                 if _alike(groups[g][0], memory, float(sims[g]), cosine, text)),
+                None,
+            )  # fmt: skip
+            if home is None:
+                leads[len(groups)] = unit[i]
+                groups.append([memory])
+            else:
+                groups[home].append(memory)
     out = Plan()
     taken: set[str] = set()
     moving_ids = {m.id for m in moving}
-    for group in groups:
+    near = neighbours([g[0] for g in groups]) if groups else []
+    for group, candidates in zip(groups, near, strict=True):
         lead = group[0]
-        for warm in neighbours(lead):
+        for warm in candidates:
             fresh = warm.id not in taken and warm.id not in moving_ids
             if fresh and near_duplicates(lead, warm, cosine=cosine, text=text):
                 group.append(warm)

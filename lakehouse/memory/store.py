@@ -80,6 +80,7 @@ from lakehouse.stores import close_redis, open_qdrant, open_redis
 
 log = logging.getLogger(__name__)
 TIERS = ("hot", "warm", "cold")
+_NEIGHBOURS = 8  # warm points compared with each memory leaving the hot tier (consolidation)
 # What a tier that does not answer raises (Redis, Qdrant).
 _DOWN: tuple[type[Exception], ...] = (redis.RedisError, *WARM_ERRORS)
 _NOT_ERASED = "not erased yet (its tombstone is recorded: no ingestion or compaction takes it back)"
@@ -653,7 +654,9 @@ class MemoryStore:
         else:
             todo = consolidate.plan(
                 live,
-                lambda m: self._warm_neighbours(tenant, m, now_ms),
+                lambda leads: self.warm.nearest(
+                    tenant, [m.vector for m in leads], _NEIGHBOURS, thresholds[0], now_ms
+                ),
                 cosine=thresholds[0],
                 text=thresholds[1],
             )
@@ -681,10 +684,6 @@ class MemoryStore:
         self.hot.trim(tenant, moved)
         self.hot.trim(tenant, from_hot, keep_access=False)
         return len(moved), len(from_hot), len(from_warm)
-
-    def _warm_neighbours(self, tenant: str, memory: Memory, now_ms: int) -> list[Memory]:
-        vec = np.asarray(memory.vector, dtype=np.float32)
-        return [m for m, _ in self.warm.search(tenant, vec, 8, {}, now_ms)]
 
     # -- erase -------------------------------------------------------------------------------
 

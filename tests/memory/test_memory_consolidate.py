@@ -90,3 +90,21 @@ def test_consolidation_can_be_turned_off_and_checks_its_inputs(mem: MemoryStore)
         mem.compact(now=NOW, consolidate_cosine=1.5)
     with pytest.raises(ValidationError, match="reserved"):
         mem.store("acme", "x", metadata={PROVENANCE: ["forged"]})
+
+
+def test_warm_nearest_by_batched_query_and_by_scan_agree(mem: MemoryStore) -> None:
+    """Consolidation's warm lookup: a server's batched query and local mode's scan agree."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(6, mem.dim))
+    for i, vec in enumerate(base):
+        for j in range(3):  # three near copies of each base vector
+            near = vec + rng.normal(scale=0.01, size=mem.dim)
+            mem.store("acme", f"fact {i} copy {j}", vector=near, now=NOW - timedelta(hours=2))
+    mem.store("globex", "fact 0", vector=base[0], now=NOW - timedelta(hours=2))
+    mem.compact(now=NOW, consolidate_cosine=None)
+    queries = [tuple((v / np.linalg.norm(v)).tolist()) for v in base] + [(1.0,) * mem.dim]
+    by_scan = mem.warm.nearest("acme", queries, 2, 0.97, int(NOW.timestamp() * 1000), scan=True)
+    batched = mem.warm.nearest("acme", queries, 2, 0.97, int(NOW.timestamp() * 1000), scan=False)
+    assert [[m.id for m in hits] for hits in by_scan] == [[m.id for m in hits] for hits in batched]
+    assert [len(hits) for hits in by_scan] == [2] * 6 + [0]
+    assert all(m.tenant_id == "acme" for hits in by_scan for m in hits)
