@@ -3,7 +3,9 @@
 Two memories of one tenant are near-duplicates when all of these hold:
 
 - their vectors' cosine similarity is at least ``cosine`` (default :data:`COSINE`);
-- their texts, case-folded with whitespace collapsed, match at least ``text`` by
+- their texts, case-folded with punctuation dropped and whitespace collapsed, are equal, or
+  hold the same numbers in the same order (memories that differ by an order number, an
+  amount or a date stay apart) and match at least ``text`` by
   :class:`difflib.SequenceMatcher` ratio (default :data:`TEXT`);
 - their metadata (provenance aside) and their topology signatures are equal, so no filter
   and no shape search answers differently after the merge.
@@ -21,6 +23,7 @@ survivors (a memory joins the first survivor it duplicates), so similarity never
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,7 +35,9 @@ from lakehouse.memory.model import Memory
 
 PROVENANCE = "consolidated_from"
 COSINE = 0.97
-TEXT = 0.9
+TEXT = 0.95
+_PUNCTUATION = re.compile(r"[^\w\s]+")
+_NUMBER = re.compile(r"\d+")
 
 
 def check_metadata(metadata: dict[str, Any]) -> None:
@@ -51,7 +56,7 @@ def check_thresholds(cosine: float, text: float) -> None:
 
 
 def _text(content: str) -> str:
-    return " ".join(content.casefold().split())
+    return " ".join(_PUNCTUATION.sub(" ", content.casefold()).split())
 
 
 def _same_kind(a: Memory, b: Memory) -> bool:
@@ -64,7 +69,11 @@ def _alike(a: Memory, b: Memory, sim: float, cosine: float, text: float) -> bool
     if sim < cosine or not _same_kind(a, b):
         return False
     ta, tb = _text(a.content), _text(b.content)
-    return ta == tb or difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio() >= text
+    if ta == tb:
+        return True
+    if _NUMBER.findall(ta) != _NUMBER.findall(tb):  # an order number, an amount, a date
+        return False
+    return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio() >= text
 
 
 def _unit(memories: Sequence[Memory]) -> np.ndarray:

@@ -43,18 +43,28 @@ def test_near_duplicates_collapse_into_one_survivor_per_tier(mem: MemoryStore) -
                           metadata=style, now=NOW - timedelta(hours=2))  # fmt: skip
     globex = mem.store("globex", "the user prefers short answers", vector=base,
                        metadata=style, now=NOW - timedelta(hours=2))  # fmt: skip
+    numbered = [  # the same but for a number: kept apart
+        mem.store(
+            "acme",
+            f"order {n} shipped to the customer today",
+            vector=base,
+            metadata=style,
+            now=NOW - timedelta(hours=2),
+        )  # fmt: skip
+        for n in (1234, 1235)
+    ]
     touched = NOW - timedelta(minutes=30)
     assert mem.get("acme", low, now=touched) is not None  # the absorbed one was read last
 
     report = mem.compact(now=NOW, hot_max_age=timedelta(hours=1))
     assert (report.consolidated_hot, report.consolidated_warm) == (1, 0)
-    assert report.hot_to_warm == 5
+    assert report.hot_to_warm == 7
     assert mem.get("acme", low, now=NOW) is None  # absorbed: gone from every read
     survivor = mem.get("acme", high, now=NOW)
     assert survivor is not None and survivor.tier == "warm"
     assert survivor.importance == 0.8 and survivor.metadata == {**style, PROVENANCE: [low]}
     assert survivor.last_access_ms == int(touched.timestamp() * 1000)
-    for kept in (other_meta, other_text, other_vec):
+    for kept in (other_meta, other_text, other_vec, *numbered):
         assert mem.get("acme", kept, now=NOW) is not None
     assert mem.get("globex", globex, now=NOW) is not None
     found = {h.memory.id for h in mem.search("acme", base, k=10, now=NOW)}
