@@ -8,7 +8,8 @@ A signature is stored as a string in the memory's ``signature`` field, in one of
   the run; a run not indexed (yet) makes the memory unmatchable, never another tenant's run;
 - the diagrams themselves (a :class:`~lakehouse.topology.tda.TopologySignature`, or a pair of
   H0 / H1 diagrams), kept as JSON ``{"dgm0": [[birth, death], ...], "dgm1": [...]}`` with
-  infinite deaths capped as the topology domain caps them.
+  infinite deaths capped as the topology domain caps them and values rounded to 6 decimals;
+  at most :data:`MAX_SIGNATURE` characters (larger diagrams: index the run, pass its id).
 
 :func:`rank_by_shape` orders the tenant's memories that carry a signature by the topology
 domain's :func:`~lakehouse.topology.tda.diagram_distance` (bottleneck H0 + H1) to the query:
@@ -33,6 +34,7 @@ from lakehouse.topology.tda import HasDiagrams, cap, diagram_distance
 Shape = str | HasDiagrams | tuple[Any, Any]
 """A run id, a signature, or a pair of H0 / H1 diagrams."""
 _MAX_RUN_ID = 256
+MAX_SIGNATURE = 1024  # what a memory event's signature field may hold (lakehouse.memory.events)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,14 @@ def encode(shape: Shape | None) -> str | None:
             raise ValidationError(f"a run id signature holds 1-{_MAX_RUN_ID} characters")
         return shape
     dgms = _diagrams(shape)
-    return json.dumps({"dgm0": dgms.capped(0).tolist(), "dgm1": dgms.capped(1).tolist()})
+    rounded = {f"dgm{d}": np.round(dgms.capped(d), 6).tolist() for d in (0, 1)}
+    text = json.dumps(rounded, separators=(",", ":"))
+    if len(text) > MAX_SIGNATURE:
+        raise ValidationError(
+            f"these diagrams take {len(text)} characters as a signature, more than the "
+            f"{MAX_SIGNATURE} a memory event carries; index the run and pass its run id instead"
+        )
+    return text
 
 
 def _decoded(signature: str) -> Diagrams | None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
 import redis
 
 from lakehouse.exceptions import ValidationError
-from lakehouse.memory import MemoryStore
-from lakehouse.memory.shape import ShapeHit
+from lakehouse.memory import MemoryStore, ingest_memory_events
+from lakehouse.memory.shape import MAX_SIGNATURE, ShapeHit
 from lakehouse.topology import ingest
 from lakehouse.topology.retrieval import similar_runs
 from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
@@ -70,6 +71,14 @@ def test_workflow_runs_remembered_and_found_by_shape_per_tenant(
     # A memory may carry the diagrams themselves; a diagram query sees only the caller's tenant.
     signature = event_signature(runs[query])
     shaped = mem.store(b, "b's memory of that shape", signature=signature)
+    assert len(mem.get(b, shaped).signature) <= MAX_SIGNATURE  # type: ignore[union-attr,arg-type]
+    today = datetime.now(UTC).date()  # the store events, signatures included, reach the table
+    assert ingest_memory_events(mem.lakehouse, redis_client, today, audit=accept_all).rejected == 0
+    logged = {
+        r["memory_id"]: r["signature"] for r in mem.lakehouse.read("memory_events").to_pylist()
+    }
+    assert logged[shaped] == mem.get(b, shaped).signature  # type: ignore[union-attr]
+    assert logged[memory_of[query]] == query
     found = mem.search_by_shape(b, signature, k=3)
     assert shaped in _closest(found)
     assert shaped not in {h.memory.id for h in mem.search_by_shape(a, signature, k=100)}
@@ -89,3 +98,6 @@ def test_a_bad_shape_is_refused(mem: MemoryStore) -> None:
         mem.store("acme", "x", signature=("not", "diagrams"))  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="not in the topology index"):
         mem.search_by_shape("acme", "no-such-run", k=3)
+    big = np.column_stack([np.zeros(200), np.linspace(0.01, 0.5, 200)])
+    with pytest.raises(ValidationError, match="pass its run id instead"):
+        mem.store("acme", "x", signature=(big, np.empty((0, 2))))
