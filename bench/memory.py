@@ -5,6 +5,8 @@ AURA_HOME. Hot ``get`` and ``store`` p50 are compared with raw redis-py GET/SET 
 bytes; hot ``search`` (scan and rank of the tenant's hot memories) also against raw GET; warm
 search against a raw Qdrant ``query_points`` with the same tenant filter; cold search is
 reported against the warm one. ``AURA_BENCH_MEMORY_N`` memories (default 2000) per tier.
+Encryption (``AURA_MEMORY_KEY``): hot ``get``, ``store`` and hot ``search`` of sealed memories
+against the same operations on plaintext ones (``memory.*_sealed_p50``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,38 @@ def _p50_pair(
         base(i)
         b.append(time.perf_counter() - t)
     return statistics.median(a) * 1000, statistics.median(b) * 1000
+
+
+def _sealed(
+    mem: object, ids: list[str], texts: list[str], vectors: np.ndarray, queries: np.ndarray
+) -> None:
+    """Sealed (AURA_MEMORY_KEY) against plaintext hot operations on the same stores."""
+    from lakehouse.memory import MemoryStore, new_key
+
+    plain = cast(MemoryStore, mem)
+    settings = plain.settings.with_overrides(memory_key=new_key())
+    sealed = MemoryStore(settings, redis_client=plain.redis, qdrant_client=plain.qdrant)
+    sids = [sealed.store("sealed", texts[i], vector=vectors[i]) for i in range(N)]
+    pairs = {
+        "memory.get_hot_sealed_p50": (
+            lambda i: sealed.get("sealed", sids[i % N]),
+            lambda i: plain.get("bench", ids[i % N]),
+            REPS * 3,
+        ),
+        "memory.store_sealed_p50": (
+            lambda i: sealed.store("sealed2", texts[i % N], vector=vectors[i % N]),
+            lambda i: plain.store("bench3", texts[i % N], vector=vectors[i % N]),
+            REPS,
+        ),
+        "memory.search_hot_sealed_p50": (
+            lambda i: sealed.search("sealed", queries[i], k=10, tiers=("hot",)),
+            lambda i: plain.search("bench", queries[i], k=10, tiers=("hot",)),
+            REPS // 3,
+        ),
+    }
+    for name, (ours, base, reps) in pairs.items():
+        ms, base_ms = _p50_pair(ours, base, reps)
+        emit(name, ms, "ms", baseline=base_ms, baseline_name="the same on plaintext", memories=N)
 
 
 def main() -> None:
@@ -129,5 +163,6 @@ def main() -> None:
                 lambda i: mem.search("bench", queries[i], k=10), lambda i: None, 20
             )
             emit("memory.search_all_tiers_p50", all_ms, "ms", memories=N * 3)
+            _sealed(mem, ids, texts, vectors, queries)
         finally:
             mem.close()

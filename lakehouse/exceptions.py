@@ -48,3 +48,8 @@ class TierUnavailableError(AuraError):
 class StoreUnavailableError(ConfigurationError):
     """A store (the catalog database, Redis, Qdrant) did not answer; the message names the
     variable that configures it."""
+
+
+class MemoryKeyError(ConfigurationError):
+    """Encrypted memories cannot be read with the configured keys (none set, a wrong key, or a
+    ciphertext altered or moved to another tenant or memory); the message says what to set."""

@@ -469,11 +469,13 @@ def move_ref(
     tag: str | None = None,
     tag_max_ref_age_ms: int | None = None,
     drop_tag_name: str | None = None,
+    drop_branch_name: str | None = None,
 ) -> None:
     """Point branch ``name`` at ``snapshot_id`` in one commit if it still points at ``expected``.
 
-    Optionally creates tag ``tag`` at ``snapshot_id`` or removes tag ``drop_tag_name`` in the same
-    commit. No ancestry check here: :func:`publish` does that, and rollbacks move refs back.
+    Optionally creates tag ``tag`` at ``snapshot_id``, removes tag ``drop_tag_name`` or removes
+    branch ``drop_branch_name`` in the same commit. No ancestry check here: :func:`publish` does
+    that, and rollbacks move refs back.
 
     Raises:
         CommitConflictError: the branch no longer points at ``expected`` (it moved meanwhile).
@@ -486,7 +488,16 @@ def move_ref(
             "it moved meanwhile"
         )
     try:
-        _set_ref(table, name, snapshot_id, current, tag, tag_max_ref_age_ms, drop_tag_name)
+        _set_ref(
+            table,
+            name,
+            snapshot_id,
+            current,
+            tag,
+            tag_max_ref_age_ms,
+            drop_tag_name,
+            drop_branch_name,
+        )
     except CommitFailedException as exc:
         table.refresh()
         raise CommitConflictError(
@@ -503,6 +514,7 @@ def _set_ref(
     tag: str | None,
     tag_max_ref_age_ms: int | None,
     drop_tag_name: str | None,
+    drop_branch_name: str | None = None,
 ) -> None:
     ms = table.manage_snapshots()  # one transaction: every change below commits together
     # create_branch sets the ref whether or not it exists (here keeping its retention settings);
@@ -518,6 +530,8 @@ def _set_ref(
         ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms)
     if drop_tag_name is not None and drop_tag_name in table.metadata.refs:
         ms.remove_tag(drop_tag_name)
+    if drop_branch_name is not None and drop_branch_name in table.metadata.refs:
+        ms.remove_branch(drop_branch_name)
     ms.commit()
 
 
@@ -529,8 +543,12 @@ def publish(
     tag: str | None = None,
     tag_max_ref_age_ms: int | None = None,
     policy: RetryPolicy | None = None,
+    drop_source: bool = False,
 ) -> PublishResult:
     """Fast-forward ``target`` to the head of ``source``, optionally tagging the published snapshot.
+
+    With ``drop_source``, branch ``source`` is removed in the same commit (write-audit-publish's
+    audit branch): one catalog commit publishes and cleans up.
 
     Safe under concurrency: the ref update commits only if ``target`` still points at the
     snapshot whose ancestry was checked; otherwise the table is re-read and checked again.
@@ -549,10 +567,15 @@ def publish(
         if tag is not None and tag in table.metadata.refs:
             raise RefError(f"{_table_name(table)} already has a ref {tag!r}; choose another tag")
         if previous == snapshot_id and tag is None:
+            if drop_source:
+                drop_branch(table, source, missing_ok=True)
             return PublishResult(_table_name(table), source, target, previous, snapshot_id, False)
         if previous == snapshot_id and tag is not None:  # already published: only tag it
             ms = table.manage_snapshots()
-            ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms).commit()
+            ms.create_tag(snapshot_id, tag, max_ref_age_ms=tag_max_ref_age_ms)
+            if drop_source:
+                ms.remove_branch(source)
+            ms.commit()
         else:
             try:
                 move_ref(
@@ -562,6 +585,7 @@ def publish(
                     expected=previous,
                     tag=tag,
                     tag_max_ref_age_ms=tag_max_ref_age_ms,
+                    drop_branch_name=source if drop_source else None,
                 )
             except CommitConflictError as exc:  # the target moved: check ancestry again
                 raise CommitFailedException(str(exc)) from exc

@@ -16,6 +16,10 @@ Environment variables:
 ``AURA_QDRANT_URL`` Qdrant URL; unset means Qdrant local mode in AURA_HOME.
 ``AURA_DAGSTER_PG_URL`` PostgreSQL URL for Dagster's storage (default AURA_PG_URL, else SQLite).
 ``AURA_BRANCH``    Iceberg branch that materialisations write to (default ``main``).
+``AURA_MEMORY_KEY`` Key that encrypts memory content and metadata in every tier (32 random
+                   bytes, urlsafe base64: 44 characters); unset means plaintext memories.
+``AURA_MEMORY_OLD_KEYS`` Earlier memory keys, comma-separated, accepted for reading until
+                   ``aura memory rotate-key`` has re-encrypted everything with the current one.
 ``AURA_PARTITIONS_START`` First day of the Dagster daily partitions (``YYYY-MM-DD``; default
                    ``2026-11-01``, a fixed recent day, so the UI does not show years of empty
                    partitions; set it earlier to backfill older data).
@@ -52,6 +56,8 @@ ENV_VARS: dict[str, str] = {
     "dagster_pg_url": "AURA_DAGSTER_PG_URL",
     "branch": "AURA_BRANCH",
     "partitions_start": "AURA_PARTITIONS_START",
+    "memory_key": "AURA_MEMORY_KEY",
+    "memory_old_keys": "AURA_MEMORY_OLD_KEYS",
 }
 """Each :meth:`Settings.from_values` argument and the environment variable that supplies it."""
 
@@ -189,6 +195,10 @@ class Settings:
     branch: str = MAIN_BRANCH
 
     partitions_start: date = DEFAULT_PARTITIONS_START
+    memory_key: str | None = None
+    """``AURA_MEMORY_KEY`` (validated; never shown: :meth:`describe` says whether it is set)."""
+    memory_old_keys: tuple[str, ...] = ()
+    """``AURA_MEMORY_OLD_KEYS``: keys accepted for reading only (key rotation)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
@@ -216,12 +226,15 @@ class Settings:
         dagster_pg_url: str | None = None,
         branch: str | None = None,
         partitions_start: str | date | None = None,
+        memory_key: str | None = None,
+        memory_old_keys: str | None = None,
     ) -> Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
         Raises:
-            ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day, or a Postgres
-                setting is not a ``postgresql://`` URL.
+            ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day, a Postgres
+                setting is not a ``postgresql://`` URL, or a memory key is not 32 bytes in
+                urlsafe base64.
         """
         root = Path(home or Path.cwd() / ".aura").expanduser().resolve()
         pg = _postgres_setting("AURA_PG_URL", pg_url)
@@ -238,6 +251,12 @@ class Settings:
             dagster_pg_url=dagster_pg_url or pg,
             branch=branch or MAIN_BRANCH,
             partitions_start=_day(partitions_start),
+            memory_key=_memory_key("AURA_MEMORY_KEY", memory_key) if memory_key else None,
+            memory_old_keys=tuple(
+                _memory_key("AURA_MEMORY_OLD_KEYS", k.strip())
+                for k in (memory_old_keys or "").split(",")
+                if k.strip()
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -273,11 +292,18 @@ class Settings:
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
             "partitions start": self.partitions_start.isoformat(),
+            "memory encryption": (
+                f"on (AURA_MEMORY_KEY set, {len(self.memory_old_keys)} old key(s) for reading)"
+                if self.memory_key
+                else "off (AURA_MEMORY_KEY unset: memories are stored in plaintext)"
+            ),
         }
 
     def passwords(self) -> list[str]:
-        """Every password in the configured URLs (so error messages can be scrubbed of them)."""
-        return passwords_in(
+        """Every secret configured: the passwords in the URLs and the memory keys (so error
+        messages and logs can be scrubbed of them)."""
+        keys = [k for k in (self.memory_key, *self.memory_old_keys) if k]
+        return keys + passwords_in(
             self.pg_url, self.catalog_uri, self.redis_url, self.qdrant_url, self.dagster_pg_url
         )
 
@@ -305,6 +331,31 @@ def _day(value: str | date | None) -> date:
         raise ConfigurationError(
             f"AURA_PARTITIONS_START={value!r} is not a day; use YYYY-MM-DD, e.g. 2026-11-01"
         ) from None
+
+
+MEMORY_KEY_BYTES = 32
+
+
+def _memory_key(variable: str, value: str) -> str:
+    """A memory key as configured, checked: 32 bytes in urlsafe base64 (the value is never
+    echoed in the error: it is a secret)."""
+    import base64
+    import binascii
+
+    from lakehouse.exceptions import ConfigurationError
+
+    try:
+        raw = base64.urlsafe_b64decode(value.strip().encode("ascii"))
+        valid = len(raw) == MEMORY_KEY_BYTES and not re.search(r"[^A-Za-z0-9_=-]", value.strip())
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"{variable} is not a memory key: use {MEMORY_KEY_BYTES} random bytes in urlsafe "
+            "base64 (44 characters), e.g. the output of `aura memory new-key` or python -c "
+            "'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+        )
+    return value.strip()
 
 
 def load_settings() -> Settings:

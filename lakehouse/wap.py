@@ -236,13 +236,17 @@ def audit_and_publish(
         used_tag = _free_tag(iceberg, tag)
         try:
             published = refs.publish(
-                iceberg, branch, target, tag=used_tag, tag_max_ref_age_ms=tag_max_ref_age_ms
+                iceberg,
+                branch,
+                target,
+                tag=used_tag,
+                tag_max_ref_age_ms=tag_max_ref_age_ms,
+                drop_source=True,  # the audit branch goes in the publishing commit
             )
         except NotFastForwardError as exc:
             # The target moved during the audit: write again on a fresh audit branch.
             refs.drop_branch(iceberg, branch, missing_ok=True)
             raise CommitFailedException(f"{target} moved during the audit: {exc}") from exc
-        refs.drop_branch(iceberg, branch, missing_ok=True)
         return WapResult(
             table, target, branch, written, report, True, published, used_tag, published.snapshot_id
         )

@@ -320,19 +320,29 @@ def _thread(thread_id: str) -> RunnableConfig:
     return RunnableConfig(configurable={"thread_id": thread_id})
 
 
-def _turn_input(script: _Script, seed: int, index: int, turn: int) -> dict[str, Any]:
-    rng = np.random.default_rng([seed, 3, index, turn])
-    tokens = int(np.clip(rng.lognormal(np.log(550), 0.8), 1, 32_000))
-    request = {
-        "tenant": script.tenant,
-        "task": script.task,
+def turn_request(
+    rng: np.random.Generator, tenant: str, task: str, turn: int, *, approval: bool
+) -> dict[str, Any]:
+    """The request of one turn of the agent graph: a lognormal prompt size around 550 tokens."""
+    return {
+        "tenant": tenant,
+        "task": task,
         "turn": turn,
-        "prompt_tokens": tokens,
-        "approval": script.approval and turn == script.turns - 1,
+        "prompt_tokens": int(np.clip(rng.lognormal(np.log(550), 0.8), 1, 32_000)),
+        "approval": approval,
         "seed": int(rng.integers(2**31)),
     }
-    message = {"role": "user", "name": script.tenant, "content": _text(rng, 4 * tokens)}
-    return {"request": request, "messages": [message]}
+
+
+def _turn_input(script: _Script, seed: int, index: int, turn: int) -> dict[str, Any]:
+    rng = np.random.default_rng([seed, 3, index, turn])
+    approval = script.approval and turn == script.turns - 1
+    request = turn_request(rng, script.tenant, script.task, turn, approval=approval)
+    content = _text(rng, 4 * request["prompt_tokens"])
+    return {
+        "request": request,
+        "messages": [{"role": "user", "name": script.tenant, "content": content}],
+    }
 
 
 def _fork(graph: CompiledStateGraph, config: RunnableConfig) -> None:

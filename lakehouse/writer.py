@@ -304,7 +304,8 @@ def merge_keyed(
     if incoming.num_rows == 0:
         return existing, 0
     ids = _key_series(key, incoming)
-    keep = ids.is_first_distinct() if ids.n_unique() != len(ids) else None
+    # Distinct hashes prove distinct keys: one pass over 64-bit hashes, the common case.
+    keep = ids.is_first_distinct() if ids.hash().n_unique() != len(ids) else None
     if existing.num_rows:
         fresh = ~ids.is_in(_key_series(key, existing).implode())
         keep = fresh if keep is None else keep & fresh

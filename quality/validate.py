@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,8 @@ __all__ = ["Outcome", "QualityResult", "validate_arrow", "validate_ref"]
 SAMPLE_SIZE = 10
 _LOCK = threading.Lock()
 _GX: dict[str, Any] = {}
+_POOL: dict[str, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
 
 
 def validate_arrow(
@@ -63,15 +66,21 @@ def validate_arrow(
             f"the data has {data.column_names}"
         )
     data = data.select(suite.columns)
-    outcomes: dict[int, Outcome] = {}
-    fallback: list[int] = []
-    for i, expectation in enumerate(suite.expectations):
+
+    def evaluate(expectation: Expectation) -> expectations_eval.EvalOutcome | None:
         try:
-            evaluated = expectations_eval.evaluate(expectation.kind, expectation.kwargs, data)
+            return expectations_eval.evaluate(expectation.kind, expectation.kwargs, data)
         except expectations_eval.UnsupportedExpectation:
-            fallback.append(i)
-            continue
-        outcomes[i] = _evaluated_outcome(expectation, evaluated)
+            return None  # great-expectations evaluates it below
+
+    # Arrow and Polars kernels release the GIL: the expectations run side by side.
+    evaluated = list(_evaluator().map(evaluate, suite.expectations))
+    outcomes: dict[int, Outcome] = {
+        i: _evaluated_outcome(e, r)
+        for i, (e, r) in enumerate(zip(suite.expectations, evaluated, strict=True))
+        if r is not None
+    }
+    fallback = [i for i, r in enumerate(evaluated) if r is None]
     if fallback:
         gx_suite = Suite(suite.table, tuple(suite.expectations[i] for i in fallback))
         raw = _run_gx(gx_suite, data.to_pandas())
@@ -158,6 +167,16 @@ def _scan(scan: DataScan) -> pa.Table:
         AlwaysTrue() if exact else scan.row_filter,
         scan.case_sensitive,
     ).to_table(tasks)
+
+
+def _evaluator() -> ThreadPoolExecutor:
+    """The threads that evaluate expectations, created on first use and shared."""
+    with _POOL_LOCK:
+        if "pool" not in _POOL:
+            _POOL["pool"] = ThreadPoolExecutor(
+                max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="aura-expectations"
+            )
+        return _POOL["pool"]
 
 
 def _gx() -> Any:

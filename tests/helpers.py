@@ -21,6 +21,7 @@ import duckdb
 import duckdb_extension_avro
 import duckdb_extension_iceberg
 import pyarrow as pa
+import pyarrow.parquet as pq
 from langgraph.graph import END, START, StateGraph
 
 # The second test pass (AURA_TEST_SERVERS=1) runs against these servers.
@@ -221,3 +222,48 @@ def pg_unreachable_reason() -> str | None:
             f"PostgreSQL not reachable at AURA_TEST_PG_URL ({type(exc).__name__}); "
             "start it or set AURA_TEST_PG_URL"
         )
+
+
+def home_files(home: Path) -> list[Path]:
+    """Every regular file under ``home`` (sockets skipped)."""
+    return [p for p in home.rglob("*") if p.is_file() and not p.is_socket()]
+
+
+def raw_hits(home: Path, text: str) -> list[str]:
+    """Files under ``home`` whose raw bytes contain ``text``."""
+    needle = text.encode()
+    return [str(p) for p in home_files(home) if needle in p.read_bytes()]
+
+
+def parquet_hits(home: Path, text: str) -> list[str]:
+    """Parquet files whose decompressed string values contain ``text`` (``path:column``)."""
+    hits = []
+    for path in home.rglob("*.parquet"):
+        table = pq.read_table(path)
+        for name in table.column_names:
+            values = table.column(name).to_pylist()
+            if any(isinstance(v, str) and text in v for v in values):
+                hits.append(f"{path}:{name}")
+    return hits
+
+
+def dagster_dump(instance: Any) -> str:
+    """Every event of every run of a Dagster instance (logs, metadata, previews), serialised."""
+    from dagster._serdes import serialize_value
+
+    out = []
+    for run in instance.get_runs():
+        out.extend(serialize_value(e) for e in instance.all_logs(run.run_id))
+    return "\n".join(out)
+
+
+def run_memory_ingest(instance: Any) -> Any:
+    """Run the ``memory_ingest`` job for today's partition in-process; asserts it succeeded."""
+    from aura_assets.definitions import defs
+
+    day = datetime.now(UTC).date().isoformat()
+    result = defs.resolve_job_def("memory_ingest").execute_in_process(
+        partition_key=day, instance=instance
+    )
+    assert result.success
+    return result

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from lakehouse import Settings
-from lakehouse.memory import EraseReceipt, Memory, MemoryStore
+from lakehouse.memory import EraseReceipt, Memory, MemoryStore, new_key
 
 
 def _shown(memory: Memory) -> dict[str, Any]:
@@ -110,3 +110,22 @@ def compact(hot_max_age_minutes: int, warm_max_age_days: int) -> None:
             {"before": asdict(before), "after": asdict(after), "report": asdict(report)}, indent=2
         )
     )
+
+
+@memory.command("new-key")
+def new_key_command() -> None:
+    """Print a fresh random key for AURA_MEMORY_KEY (32 bytes, urlsafe base64)."""
+    click.echo(new_key())
+
+
+@memory.command("rotate-key")
+def rotate_key() -> None:
+    """Re-encrypt every memory copy with AURA_MEMORY_KEY (old keys: AURA_MEMORY_OLD_KEYS).
+
+    Covers the Redis hot tier and event stream, the Qdrant payloads (local storage vacuumed),
+    and every ref of the memories and memory_events tables (their older snapshots expired and
+    files deleted); prints what was re-encrypted. Afterwards the old keys can be dropped.
+    """
+    with MemoryStore(Settings.from_env()) as mem:
+        report = mem.rotate_key()
+    click.echo(json.dumps(asdict(report), indent=2, default=str))

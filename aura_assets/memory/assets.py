@@ -13,7 +13,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
-from aura_assets.partitions import DAILY
+from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from lakehouse.memory import MemoryStore
 from lakehouse.memory.ingest import ingest_memory_events
@@ -39,30 +39,17 @@ def safe_preview(rows: pa.Table, columns: tuple[str, ...] = PREVIEW_COLUMNS) -> 
 
 
 @multi_asset(
-    specs=[
-        AssetSpec(
-            EVENTS,
-            description="Every memory write (store, forget, forget_tenant) from the Redis Stream "
-            "`aura:events:memory`, exactly once (keyed on event_id), written to an audit branch "
-            "and published when its expectations pass. Erased memories leave no row.",
-            code_version=INGEST_CODE_VERSION,
-            partitions_def=DAILY,
-            group_name="memory",
-            owners=["team:agents"],
-            kinds={"iceberg", "redis"},
-            metadata={"iceberg/table": "aura.memory_events"},
-        ),
-        AssetSpec(
-            REJECTED,
-            description="Dead letters: memory events that failed validation, with the reason.",
-            code_version=INGEST_CODE_VERSION,
-            partitions_def=DAILY,
-            group_name="memory",
-            owners=["team:agents"],
-            kinds={"iceberg"},
-            metadata={"iceberg/table": "aura.memory_events_rejected"},
-        ),
-    ],
+    specs=stream_ingest_specs(
+        EVENTS,
+        REJECTED,
+        description="Every memory write (store, forget, forget_tenant) from the Redis Stream "
+        "`aura:events:memory`, exactly once (keyed on event_id), written to an audit branch "
+        "and published when its expectations pass. Erased memories leave no row.",
+        rejected_description="Dead letters: memory events that failed validation, with the reason.",
+        code_version=INGEST_CODE_VERSION,
+        group="memory",
+        owner="team:agents",
+    ),
     check_specs=check_specs(EVENTS),
     can_subset=True,
 )

@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     MaterializeResult,
     asset,
     multi_asset,
@@ -22,6 +21,7 @@ from aura_assets.materialize import (
     snapshot_result,
 )
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
+from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from lakehouse import Lakehouse, refs, routing
 from lakehouse.wap import WapResult
@@ -37,31 +37,18 @@ INGEST_CODE_VERSION = "routing-ingest-2"
 
 
 @multi_asset(
-    specs=[
-        AssetSpec(
-            DECISIONS,
-            description="One row per model-router decision, ingested from the Redis Stream "
-            "`aura:events:routing` and deduplicated on decision_id; written to an audit branch "
-            "and published to the target branch only when its expectations pass.",
-            code_version=INGEST_CODE_VERSION,
-            partitions_def=DAILY,
-            group_name="routing",
-            owners=["team:routing"],
-            kinds={"iceberg", "redis"},
-            metadata={"iceberg/table": "aura.routing_decisions"},
-        ),
-        AssetSpec(
-            REJECTED,
-            description="Dead letters: routing events that failed validation, with the raw "
-            "payload and the reason.",
-            code_version=INGEST_CODE_VERSION,
-            partitions_def=DAILY,
-            group_name="routing",
-            owners=["team:routing"],
-            kinds={"iceberg"},
-            metadata={"iceberg/table": "aura.routing_decisions_rejected"},
-        ),
-    ],
+    specs=stream_ingest_specs(
+        DECISIONS,
+        REJECTED,
+        description="One row per model-router decision, ingested from the Redis Stream "
+        "`aura:events:routing` and deduplicated on decision_id; written to an audit branch "
+        "and published to the target branch only when its expectations pass.",
+        rejected_description="Dead letters: routing events that failed validation, with the raw "
+        "payload and the reason.",
+        code_version=INGEST_CODE_VERSION,
+        group="routing",
+        owner="team:routing",
+    ),
     check_specs=check_specs(DECISIONS),
     can_subset=True,
 )

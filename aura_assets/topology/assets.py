@@ -12,7 +12,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     BackfillPolicy,
     Config,
     DataVersion,
@@ -24,6 +23,7 @@ from dagster import (
 
 from aura_assets.materialize import audited_result, partition_day, snapshot_result
 from aura_assets.partitions import DAILY
+from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from lakehouse import Lakehouse
 from lakehouse.topology import ingest
@@ -121,31 +121,18 @@ def _current(
 
 
 @multi_asset(
-    specs=[
-        AssetSpec(
-            RUNS,
-            description="One row per agent workflow run, ingested exactly once from the Redis "
-            "Stream `aura:events:workflows` (keyed on run_id), published through "
-            "write-audit-publish.",
-            code_version=INGEST_CODE_VERSION,
-            partitions_def=DAILY,
-            group_name=GROUP,
-            owners=["team:topology"],
-            kinds={"iceberg", "redis"},
-            metadata={"iceberg/table": "aura.workflow_runs"},
-        ),
-        AssetSpec(
-            REJECTED,
-            description="Dead letters: workflow-trace events that broke the contract, with the "
-            "raw payload and the reason.",
-            code_version=INGEST_CODE_VERSION,
-            partitions_def=DAILY,
-            group_name=GROUP,
-            owners=["team:topology"],
-            kinds={"iceberg"},
-            metadata={"iceberg/table": "aura.workflow_runs_rejected"},
-        ),
-    ],
+    specs=stream_ingest_specs(
+        RUNS,
+        REJECTED,
+        description="One row per agent workflow run, ingested exactly once from the Redis "
+        "Stream `aura:events:workflows` (keyed on run_id), published through "
+        "write-audit-publish.",
+        rejected_description="Dead letters: workflow-trace events that broke the contract, "
+        "with the raw payload and the reason.",
+        code_version=INGEST_CODE_VERSION,
+        group=GROUP,
+        owner="team:topology",
+    ),
     check_specs=check_specs(RUNS),
     can_subset=True,
     backfill_policy=SINGLE_RUN,

@@ -6,6 +6,11 @@ rewrite each ref head that holds a match (copy-on-write delete; a tag is re-poin
 rewritten snapshot, keeping its retention), expire every snapshot that still holds a match,
 then delete the files that only expired snapshots reached. Snapshots without a match keep
 their time travel.
+
+Key rotation (:func:`reseal_table`) uses the same steps with a replacement instead of a delete:
+every ref head is rewritten with its rows sealed by the current key, then every snapshot that is
+not a ref head is expired and the files only they reached are deleted (so rotation ends the time
+travel of the memory tables, as an erase ends it for the snapshots holding the erased rows).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 from pyiceberg.expressions import (
+    AlwaysTrue,
     And,
     BooleanExpression,
     EqualTo,
@@ -33,6 +39,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
 
 from lakehouse.core import Lakehouse
+from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, from_ms, matches, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
 from lakehouse.tiering import Key, Tiering, TierResult
@@ -54,14 +61,15 @@ class TableErase:
     files_deleted: int
 
 
-def _rows(memories: Sequence[Memory], now: datetime) -> pa.Table:
+def _rows(memories: Sequence[Memory], now: datetime, cipher: MemoryCipher) -> pa.Table:
+    sealed = [cipher.seal_record(m.record()) for m in memories]
     return pa.Table.from_pylist(
         [
             {
                 "memory_id": m.id,
                 "tenant_id": m.tenant_id,
-                "content": m.content,
-                "metadata": json.dumps(m.metadata),
+                "content": rec["content"],
+                "metadata": json.dumps(rec["metadata"]),
                 "vector": list(m.vector),
                 "importance": m.importance,
                 "created_at": from_ms(m.created_ms),
@@ -70,15 +78,17 @@ def _rows(memories: Sequence[Memory], now: datetime) -> pa.Table:
                 "signature": m.signature,
                 "archived_at": now,
             }
-            for m in memories
+            for m, rec in zip(memories, sealed, strict=True)
         ],
         schema=MEMORIES.arrow_schema,
     )
 
 
-def _memories(rows: pa.Table) -> list[Memory]:
+def _memories(rows: pa.Table, cipher: MemoryCipher) -> list[Memory]:
     out = []
-    for r in rows.to_pylist():
+    for row in rows.to_pylist():
+        meta = json.loads(row["metadata"] or "{}")
+        r = cipher.open_record(row | {"metadata": meta})
         last = r["last_access"]
         out.append(
             Memory(
@@ -86,7 +96,7 @@ def _memories(rows: pa.Table) -> list[Memory]:
                 tenant_id=r["tenant_id"],
                 content=r["content"],
                 vector=tuple(r["vector"]),
-                metadata=json.loads(r["metadata"] or "{}"),
+                metadata=r["metadata"],
                 importance=r["importance"],
                 created_ms=to_ms(r["created_at"]),
                 expires_ms=None if r["expires_at"] is None else to_ms(r["expires_at"]),
@@ -152,7 +162,7 @@ class WarmSource:
             self.warm.delete(sorted(buried))
             ordered = [m for m in ordered if m.id not in buried]
         self.chosen = ordered
-        return _rows(ordered, datetime.now(UTC))
+        return _rows(ordered, datetime.now(UTC), self.warm.cipher)
 
     def delete(self, keys: Sequence[Key]) -> int:
         ids = [str(k[0]) for k in keys]
@@ -166,8 +176,9 @@ class WarmSource:
 class ColdTier:
     """The Iceberg side of a memory store; moves into it go through :class:`Tiering`."""
 
-    def __init__(self, lh: Lakehouse) -> None:
+    def __init__(self, lh: Lakehouse, cipher: MemoryCipher | None = None) -> None:
         self.lh = lh
+        self.cipher = cipher or MemoryCipher()
 
     @property
     def table(self) -> Table:
@@ -186,7 +197,7 @@ class ColdTier:
         """Merge memories into their day partitions (idempotent by id); returns rows added."""
         memory_table(self.lh, MEMORIES.name)
         tiers = Tiering(self.lh, MEMORIES.name, _NoHot(), asset=ASSET)
-        return sum(m.added for m in tiers.copy(_rows(memories, datetime.now(UTC))))
+        return sum(m.added for m in tiers.copy(_rows(memories, datetime.now(UTC), self.cipher)))
 
     def held(self, ids: Sequence[str]) -> set[str]:
         table = self.table
@@ -199,7 +210,7 @@ class ColdTier:
         table = self.table
         if table.current_snapshot() is None:
             return []
-        return _memories(table.scan(row_filter=row_filter).to_arrow())
+        return _memories(table.scan(row_filter=row_filter).to_arrow(), self.cipher)
 
     def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
         found = self._scan(And(_live(tenant_id, now_ms), EqualTo("memory_id", memory_id)))
@@ -243,6 +254,23 @@ class ColdTier:
         return n
 
 
+def resealed_rows(rows: pa.Table, cipher: MemoryCipher) -> pa.Table:
+    """Rows of ``memories`` or ``memory_events`` with content and metadata sealed by the
+    current key (opened with any configured key; plaintext rows get sealed)."""
+    content: list[str | None] = []
+    metadata: list[str | None] = []
+    for r in rows.select(["tenant_id", "memory_id", "content", "metadata"]).to_pylist():
+        meta = None if r["metadata"] is None else json.loads(r["metadata"])
+        rec = cipher.reseal_record(r | {"metadata": meta})
+        content.append(rec["content"])
+        metadata.append(None if rec["metadata"] is None else json.dumps(rec["metadata"]))
+    for name, values in (("content", content), ("metadata", metadata)):
+        at = rows.schema.get_field_index(name)
+        field = rows.schema.field(at)
+        rows = rows.set_column(at, field, pa.array(values, field.type))
+    return rows
+
+
 def _count(table: Table, predicate: BooleanExpression, snapshot_id: int | None) -> int:
     fields = (table.schema().fields[0].name,)
     scan = table.scan(row_filter=predicate, snapshot_id=snapshot_id, selected_fields=fields)
@@ -261,29 +289,22 @@ def _reachable(table: Table) -> set[str]:
     return files
 
 
-def erase_rows(table: Table, predicate: BooleanExpression) -> TableErase:
-    """Remove every row matching ``predicate`` from every ref, snapshot and file of ``table``."""
-    table.refresh()
-    name = table.name()[-1]
-    if not table.metadata.snapshots:
-        return TableErase(name, 0, (), 0, 0)
-    before = _reachable(table)
-    props = {"aura.asset": "memory-erase"}
-    removed = 0
+def _rewrite_refs(
+    table: Table, needs: Callable[[int], bool], write: Callable[[str], None], prefix: str
+) -> list[str]:
+    """Rewrite each ref whose head ``needs`` it with ``write(branch)``; a tag is rewritten on a
+    temporary branch, then re-pointed at the result (keeping its retention)."""
     rewritten = []
     for ref_name, ref in sorted(table.metadata.refs.items()):
-        n = _count(table, predicate, ref.snapshot_id)
-        if not n:
+        if not needs(ref.snapshot_id):
             continue
-        if ref_name == "main":
-            removed = n
         if ref.snapshot_ref_type == SnapshotRefType.BRANCH:
-            table.delete(predicate, snapshot_properties=props, branch=ref_name)
+            write(ref_name)
         else:
-            tmp = f"aura-erase-{uuid.uuid4().hex[:12]}"
+            tmp = f"{prefix}-{uuid.uuid4().hex[:12]}"
             with table.manage_snapshots() as ms:
                 ms.create_branch(ref.snapshot_id, tmp)
-            table.delete(predicate, snapshot_properties=props, branch=tmp)
+            write(tmp)
             table.refresh()
             new_head = table.metadata.refs[tmp].snapshot_id
             with table.manage_snapshots() as ms:
@@ -292,13 +313,77 @@ def erase_rows(table: Table, predicate: BooleanExpression) -> TableErase:
                 ms.remove_branch(tmp)
         rewritten.append(ref_name)
         table.refresh()
-    holding = [
-        s.snapshot_id for s in table.metadata.snapshots if _count(table, predicate, s.snapshot_id)
-    ]
-    if holding:
-        table.maintenance.expire_snapshots().by_ids(holding).commit()
+    return rewritten
+
+
+def _expire(table: Table, snapshot_ids: list[int], before: set[str]) -> int:
+    """Expire ``snapshot_ids``, then delete the files (of ``before``) no snapshot reaches."""
+    if snapshot_ids:
+        table.maintenance.expire_snapshots().by_ids(snapshot_ids).commit()
         table.refresh()
     garbage = before - _reachable(table)
     for path in sorted(garbage):
         table.io.delete(path)
-    return TableErase(name, removed, tuple(rewritten), len(holding), len(garbage))
+    return len(garbage)
+
+
+def erase_rows(table: Table, predicate: BooleanExpression) -> TableErase:
+    """Remove every row matching ``predicate`` from every ref, snapshot and file of ``table``."""
+    table.refresh()
+    name = table.name()[-1]
+    if not table.metadata.snapshots:
+        return TableErase(name, 0, (), 0, 0)
+    before = _reachable(table)
+    main = table.metadata.refs.get("main")
+    removed = _count(table, predicate, main.snapshot_id) if main else 0
+    props = {"aura.asset": "memory-erase"}
+
+    def delete(branch: str) -> None:
+        table.delete(predicate, snapshot_properties=props, branch=branch)
+
+    rewritten = _rewrite_refs(
+        table, lambda sid: _count(table, predicate, sid) > 0, delete, "aura-erase"
+    )
+    holding = [
+        s.snapshot_id for s in table.metadata.snapshots if _count(table, predicate, s.snapshot_id)
+    ]
+    files = _expire(table, holding, before)
+    return TableErase(name, removed, tuple(rewritten), len(holding), files)
+
+
+@dataclass(frozen=True)
+class TableReseal:
+    """What a key rotation rewrote in one Iceberg table."""
+
+    table: str
+    rows_resealed: int
+    refs_rewritten: tuple[str, ...]
+    snapshots_expired: int
+    files_deleted: int
+
+
+def reseal_table(table: Table, reseal: Callable[[pa.Table], pa.Table]) -> TableReseal:
+    """Rewrite every ref head of ``table`` through ``reseal`` (rows sealed with the current
+    key), expire every other snapshot and delete the files only they reached."""
+    table.refresh()
+    name = table.name()[-1]
+    if not table.metadata.snapshots:
+        return TableReseal(name, 0, (), 0, 0)
+    before = _reachable(table)
+    props = {"aura.asset": "memory-key-rotation"}
+    resealed = 0
+
+    def rewrite(branch: str) -> None:
+        nonlocal resealed
+        rows = table.scan(snapshot_id=table.metadata.refs[branch].snapshot_id).to_arrow()
+        new = reseal(rows)
+        resealed += new.num_rows
+        table.overwrite(new, AlwaysTrue(), snapshot_properties=props, branch=branch)
+
+    rewritten = _rewrite_refs(
+        table, lambda sid: _count(table, AlwaysTrue(), sid) > 0, rewrite, "aura-rotate"
+    )
+    heads = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    old = [s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id not in heads]
+    files = _expire(table, old, before)
+    return TableReseal(name, resealed, tuple(rewritten), len(old), files)

@@ -3,6 +3,7 @@
 Keys (``T`` a validated tenant id, which cannot contain ``:`` or glob characters)::
 
     aura:mem:T:m:<id>   hash {rec: JSON without vector, vec: float32 bytes}; PEXPIREAT = hard TTL
+                        (``rec``'s content and metadata sealed with AURA_MEMORY_KEY, if set)
     aura:mem:T:idx      sorted set id → created_ms (age-based compaction, search scan)
     aura:mem:T:acc      hash id → last access ms (decay refresh for memories in every tier)
     aura:mem:tenants    set of tenants with memories
@@ -20,11 +21,15 @@ from typing import Any, cast
 import numpy as np
 import redis
 
+from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, publish_event
 from lakehouse.memory.model import Memory
 
 TENANTS = "aura:mem:tenants"
 _SCAN_BATCH = 500
+_SET_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'rec', ARGV[1]) end
+"""
 
 # One round trip for get: the record and the vector, and the access refresh when it exists.
 _GET = """
@@ -34,15 +39,19 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return v
 """
 
-# Rebuild a stream without some entries. XDEL only marks entries deleted inside their listpack
-# node, whose bytes stay in memory, in RDB dumps and in AOF rewrites; copying the survivors into
+# Rebuild a stream without some entries (ARGV: pairs of entry id and its new ``data`` field, an
+# empty one dropping the entry; key rotation replaces, erase drops; returns how many changed).
+# XDEL only marks entries deleted inside their listpack node, whose bytes stay in memory, in
+# RDB dumps and in AOF rewrites; copying the survivors into
 # a fresh stream (same ids, last id, groups, last-delivered ids and pending entries with their
 # consumers; delivery counts restart at 1) and renaming it over the old one frees them.
 _REBUILD = """
 local src, tmp = KEYS[1], KEYS[2]
 if redis.call('EXISTS', src) == 0 then return 0 end
-local drop = {}
-for i = 1, #ARGV do drop[ARGV[i]] = true end
+local drop, swap = {}, {}
+for i = 1, #ARGV, 2 do
+  if ARGV[i + 1] == '' then drop[ARGV[i]] = true else swap[ARGV[i]] = ARGV[i + 1] end
+end
 local info = redis.call('XINFO', 'STREAM', src)
 local lastgen
 for i = 1, #info, 2 do if info[i] == 'last-generated-id' then lastgen = info[i + 1] end end
@@ -53,7 +62,12 @@ for _, e in ipairs(redis.call('XRANGE', src, '-', '+')) do
   if drop[e[1]] then
     dropped = dropped + 1
   else
-    redis.call('XADD', tmp, e[1], unpack(e[2]))
+    if swap[e[1]] then
+      redis.call('XADD', tmp, e[1], 'data', swap[e[1]])
+      dropped = dropped + 1
+    else
+      redis.call('XADD', tmp, e[1], unpack(e[2]))
+    end
     prev[e[1]] = last
     last = e[1]
   end
@@ -91,8 +105,9 @@ def _text(value: object) -> str:
 class HotTier:
     """The Redis side of a memory store."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, cipher: MemoryCipher | None = None) -> None:
         self.client = client
+        self.cipher = cipher or MemoryCipher()
         self._get = client.register_script(_GET)
         self._rebuild = client.register_script(_REBUILD)
 
@@ -112,7 +127,8 @@ class HotTier:
         """Store a memory and publish its event atomically."""
         key = self.key(memory.tenant_id, memory.id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping={"rec": memory.to_json(), "vec": vector.tobytes()})
+        rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
+        pipe.hset(key, mapping={"rec": rec, "vec": vector.tobytes()})
         if memory.expires_ms is not None:
             pipe.pexpireat(key, memory.expires_ms)
         pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
@@ -132,7 +148,7 @@ class HotTier:
             reply = self._get(keys=[key, access], args=[memory_id, now_ms])
         if not reply:
             return None
-        rec = json.loads(reply[0])
+        rec = self.cipher.open_record(json.loads(reply[0]))
         memory = Memory.from_record(rec, np.frombuffer(reply[1], dtype=np.float32), "hot")
         if memory.tenant_id != tenant_id or memory.expired(now_ms):
             return None
@@ -149,9 +165,8 @@ class HotTier:
             for rec, vec in pipe.execute():
                 if rec is None:
                     continue
-                memory = Memory.from_record(
-                    json.loads(rec), np.frombuffer(vec, dtype=np.float32), "hot"
-                )
+                opened = self.cipher.open_record(json.loads(rec))
+                memory = Memory.from_record(opened, np.frombuffer(vec, dtype=np.float32), "hot")
                 if memory.tenant_id == tenant_id:
                     out.append(memory)
         return out
@@ -222,7 +237,69 @@ class HotTier:
 
     def erase_stream(self, tenant_id: str, memory_ids: set[str] | None) -> int:
         """Remove the stream entries about the tenant's ``memory_ids`` (all when None)."""
-        doomed: list[str] = []
+        doomed = [
+            _text(sid)
+            for sid, fields in self._entries()
+            if self._holds(fields, tenant_id, memory_ids)
+        ]
+        if not doomed:
+            return 0
+        changes: dict[str, bytes | None] = dict.fromkeys(doomed)
+        return self._rewrite_stream(changes)
+
+    def _rewrite_stream(self, changes: dict[str, bytes | None]) -> int:
+        """Rebuild the stream with entries dropped (None) or their ``data`` replaced."""
+        args: list[bytes | str] = []
+        for sid, data in changes.items():
+            args += [sid, data or b""]
+        return int(self._rebuild(keys=[STREAM, f"{STREAM}:rebuild"], args=args))
+
+    def reseal(self, tenant_id: str) -> int:
+        """Seal the tenant's hot records with the current key (key rotation); returns how many
+        changed.
+
+        Only ``rec`` is rewritten, only while the key exists (its TTL stays).
+        """
+        done = 0
+        ids = self.ids(tenant_id)
+        for start in range(0, len(ids), _SCAN_BATCH):
+            keys = [self.key(tenant_id, i) for i in ids[start : start + _SCAN_BATCH]]
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hget(key, "rec")
+            recs = pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            for key, rec in zip(keys, recs, strict=True):
+                old = None if rec is None else json.loads(rec)
+                new = None if old is None else self.cipher.reseal_record(old)
+                if new is not None and new != old:
+                    pipe.eval(_SET_IF_EXISTS, 1, key, json.dumps(new, separators=(",", ":")))
+                    done += 1
+            pipe.execute()
+        return done
+
+    def reseal_stream(self) -> int:
+        """Seal every stream event's content and metadata with the current key; returns how
+        many entries changed (entries keep their ids, group positions and pending state)."""
+        changes: dict[str, bytes | None] = {}
+        for sid, fields in self._entries():
+            raw = (fields or {}).get(b"data")
+            try:
+                event = json.loads(raw) if raw is not None else None
+            except ValueError:
+                continue  # malformed: ingestion dead-letters it as it is
+            if not isinstance(event, dict) or event.get("op") != "store":
+                continue
+            try:
+                new = self.cipher.reseal_record(event)
+            except (KeyError, TypeError, ValueError):
+                continue  # breaks the contract: ingestion dead-letters it
+            if new != event:
+                changes[_text(sid)] = json.dumps(new, separators=(",", ":")).encode()
+        return self._rewrite_stream(changes) if changes else 0
+
+    def _entries(self) -> Iterable[tuple[Any, dict[bytes, bytes] | None]]:
+        """Every entry of the stream, in batches."""
         last = "-"
         while True:
             entries = cast(
@@ -231,14 +308,9 @@ class HotTier:
             if last != "-":
                 entries = entries[1:]
             if not entries:
-                break
-            for sid, fields in entries:
-                if self._holds(fields, tenant_id, memory_ids):
-                    doomed.append(_text(sid))
+                return
+            yield from entries
             last = _text(entries[-1][0])
-        if not doomed:
-            return 0
-        return int(self._rebuild(keys=[STREAM, f"{STREAM}:rebuild"], args=doomed))
 
     @staticmethod
     def _holds(fields: dict[bytes, bytes] | None, tenant_id: str, ids: set[str] | None) -> bool:

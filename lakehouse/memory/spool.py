@@ -2,8 +2,9 @@
 
 One SQLite file per ``AURA_HOME`` (``<AURA_HOME>/memory/spool.sqlite``), shared safely by every
 process of that home (SQLite's file locks; ``synchronous=FULL``, so an acknowledged store is on
-disk before ``store`` returns). Each row holds what the hot tier would have held: the record,
-the vector and the ``store`` event, keyed by memory id.
+disk before ``store`` returns). Each row holds what the hot tier would have held: the record
+(content and metadata sealed with ``AURA_MEMORY_KEY`` when set, as in every tier), the vector
+and the (equally sealed) ``store`` event, keyed by memory id.
 
 Invariants:
 
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, matches
 
 _SCHEMA = """
@@ -52,8 +54,9 @@ def spool_path(home: Path) -> Path:
 class Spool:
     """A durable queue of memories stored while Redis was down."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cipher: MemoryCipher | None = None) -> None:
         self.path = path
+        self.cipher = cipher or MemoryCipher()
 
     @contextlib.contextmanager
     def _connect(self, *, create: bool = False) -> Iterator[sqlite3.Connection | None]:
@@ -81,7 +84,7 @@ class Spool:
                     memory.id,
                     memory.tenant_id,
                     memory.created_ms,
-                    memory.to_json(),
+                    json.dumps(self.cipher.seal_record(memory.record())).encode(),
                     np.asarray(vector, dtype=np.float32).tobytes(),
                     json.dumps(dict(event), separators=(",", ":")).encode(),
                 ),
@@ -91,9 +94,9 @@ class Spool:
         with self._connect() as con:
             return [] if con is None else con.execute(sql, tuple(args)).fetchall()
 
-    @staticmethod
-    def _memory(record: bytes, vector: bytes) -> Memory:
-        return Memory.from_record(json.loads(record), np.frombuffer(vector, np.float32), "spool")
+    def _memory(self, record: bytes, vector: bytes) -> Memory:
+        rec = self.cipher.open_record(json.loads(record))
+        return Memory.from_record(rec, np.frombuffer(vector, np.float32), "spool")
 
     def count(self) -> int:
         return int(self._rows("SELECT count(*) FROM spool", ())[0][0]) if self.path.exists() else 0

@@ -20,6 +20,9 @@ Invariants:
   and by every compaction. ``forget``, ``forget_tenant`` and ``compact`` need Redis (the
   tombstone lives there) and raise :class:`~lakehouse.exceptions.TierUnavailableError` naming
   ``AURA_REDIS_URL`` having written nothing; ``forget`` also needs Qdrant.
+- Encryption (``AURA_MEMORY_KEY``, :mod:`lakehouse.memory.crypto`): every tier and the event
+  stream hold content and metadata sealed, each tier sealing where it serialises and opening
+  where it reads; :meth:`MemoryStore.rotate_key` re-seals every copy with the current key.
 - Tier moves copy, verify in the destination, then trim: a crash in between duplicates a
   memory across tiers for a while (reads deduplicate by id) and never loses one.
 """
@@ -46,7 +49,16 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import ConfigurationError, TierUnavailableError, ValidationError
 from lakehouse.memory import consolidate, shape, tombstones
-from lakehouse.memory.cold import ColdTier, TableErase, WarmSource, erase_rows
+from lakehouse.memory.cold import (
+    ColdTier,
+    TableErase,
+    TableReseal,
+    WarmSource,
+    erase_rows,
+    reseal_table,
+    resealed_rows,
+)
+from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import mentions
 from lakehouse.memory.hot import HotTier
 from lakehouse.memory.model import (
@@ -138,6 +150,18 @@ class CompactionReport:
 
 
 @dataclass(frozen=True)
+class RotationReport:
+    """What a key rotation re-sealed with the current key, per tier and copy."""
+
+    hot_records: int
+    stream_entries: int
+    warm_points: int
+    iceberg: tuple[TableReseal, ...]
+    qdrant_files_vacuumed: tuple[str, ...]
+    redis_persistence_rewritten: bool
+
+
+@dataclass(frozen=True)
 class TierStats:
     """Per-tier counts and the oldest / next-expiring times (epoch ms), for sensors and runs."""
 
@@ -202,10 +226,11 @@ class MemoryStore:
         self.qdrant = qdrant_client if qdrant_client is not None else open_qdrant(self.settings)
         local = None if self.settings.qdrant_url else self.settings.qdrant_path
         self.lakehouse = Lakehouse(self.settings)
-        self.hot = HotTier(self.redis)
-        self.warm = WarmTier(self.qdrant, self.dim, local)
-        self.cold = ColdTier(self.lakehouse)
-        self.spool = Spool(spool_path(self.settings.home))
+        self.cipher = MemoryCipher.from_settings(self.settings)
+        self.hot = HotTier(self.redis, self.cipher)
+        self.warm = WarmTier(self.qdrant, self.dim, local, self.cipher)
+        self.cold = ColdTier(self.lakehouse, self.cipher)
+        self.spool = Spool(spool_path(self.settings.home), self.cipher)
         ensure_tables(self.lakehouse)
         self._spool_pending = self.spool.count() > 0
         self._drain_quietly()
@@ -273,7 +298,7 @@ class MemoryStore:
             signature=shape.encode(signature),
         )
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
-        event |= {"memory_id": memory.id} | memory.record()
+        event |= {"memory_id": memory.id} | self.cipher.seal_record(memory.record())
         event.pop("id")
         self._drain_quietly()  # spooled memories reach Redis before this one (order kept)
         try:
@@ -772,6 +797,50 @@ class MemoryStore:
         erased.append(erase_rows(rejected, In("stream_id", ids) if ids else AlwaysFalse()))
         return tuple(erased)
 
+    # -- key rotation ------------------------------------------------------------------------
+
+    def rotate_key(self) -> RotationReport:
+        """Re-seal every copy of every memory with ``AURA_MEMORY_KEY``; return what changed.
+
+        Reads accept ``AURA_MEMORY_OLD_KEYS`` (and plaintext); afterwards no tier, stream entry,
+        Iceberg snapshot or data file of ``memories`` / ``memory_events`` needs an old key, Qdrant
+        local storage is vacuumed and Redis persistence rewritten, so the old keys can be
+        dropped. Snapshots other than the ref heads of those tables are expired (their time
+        travel ends). Dead letters (``memory_events_rejected``) are kept as received.
+
+        Raises:
+            ConfigurationError: no ``AURA_MEMORY_KEY`` is set.
+            MemoryKeyError: some copy is sealed with a key that is not configured (nothing
+                after that copy is re-sealed; fix the keys and run it again: it is idempotent).
+        """
+        if not self.cipher.enabled:
+            raise ConfigurationError(
+                "rotate-key needs the new key in AURA_MEMORY_KEY (and the previous ones in "
+                "AURA_MEMORY_OLD_KEYS); nothing was changed"
+            )
+        try:
+            hot = sum(self.hot.reseal(tenant) for tenant in self.hot.tenants())
+            entries = self.hot.reseal_stream()
+        except redis.RedisError as exc:
+            raise self._unavailable("hot", exc, "the key was not rotated everywhere") from None
+        try:
+            points = self.warm.scan()
+            self.warm.put(points)
+        except WARM_ERRORS as exc:
+            raise self._unavailable("warm", exc, "the key was not rotated everywhere") from None
+        vacuumed = tuple(self.warm.vacuum())
+        iceberg = tuple(
+            reseal_table(
+                memory_table(self.lakehouse, spec.name),
+                partial(resealed_rows, cipher=self.cipher),
+            )
+            for spec in (MEMORIES, MEMORY_EVENTS)
+        )
+        rewritten = self.hot.rewrite_persistence()
+        report = RotationReport(hot, entries, len(points), iceberg, vacuumed, rewritten)
+        log.info("memory key rotation: %s", report)
+        return report
+
     @staticmethod
     def _forget_event(op: str, tenant_id: str, memory_id: str | None) -> dict[str, Any]:
         now = int(time.time() * 1000)
@@ -822,6 +891,9 @@ class AsyncMemoryStore:
 
     async def drain_spool(self) -> int:
         return await self._run(self._sync.drain_spool)  # type: ignore[no-any-return]
+
+    async def rotate_key(self) -> RotationReport:
+        return await self._run(self._sync.rotate_key)  # type: ignore[no-any-return]
 
     async def compact(self, **options: Any) -> CompactionReport:
         return await self._run(self._sync.compact, **options)  # type: ignore[no-any-return]

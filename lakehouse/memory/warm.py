@@ -4,6 +4,10 @@ Every read filters on ``tenant_id`` (caller filters are ANDed to it, never repla
 the hard TTL (``expires_ms`` null or in the future). In local mode Qdrant keeps points as
 pickles in ``<path>/collection/<name>/storage.sqlite``; a deleted row's bytes can stay in
 SQLite's free pages, so :meth:`WarmTier.vacuum` rewrites the file after an erase.
+
+With ``AURA_MEMORY_KEY`` the payload's content and metadata are sealed
+(:mod:`lakehouse.memory.crypto`); Qdrant cannot filter on sealed metadata, so a filtered
+search then filters after opening, widening the query until it has ``k`` hits.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import numpy as np
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ApiException
 
-from lakehouse.memory.model import Memory
+from lakehouse.memory.crypto import MemoryCipher
+from lakehouse.memory.model import Memory, matches
 
 COLLECTION = "aura_memory"
 VECTOR = "dense"
@@ -27,23 +32,31 @@ _PAGE = 512
 WARM_ERRORS: tuple[type[Exception], ...] = (ApiException,)
 
 
-def _payload(memory: Memory) -> dict[str, Any]:
-    rec = memory.record()
+def _payload(memory: Memory, cipher: MemoryCipher) -> dict[str, Any]:
+    rec = cipher.seal_record(memory.record())
     rec.pop("id")
     return rec
 
 
-def _memory(point: Any) -> Memory:
+def _memory(point: Any, cipher: MemoryCipher) -> Memory:
     payload = dict(point.payload or {})
     vector = point.vector[VECTOR] if isinstance(point.vector, dict) else point.vector or []
-    return Memory.from_record({"id": str(point.id), **payload}, vector, "warm")
+    rec = cipher.open_record({"id": str(point.id), **payload})
+    return Memory.from_record(rec, vector, "warm")
 
 
 class WarmTier:
     """The Qdrant side of a memory store."""
 
-    def __init__(self, client: Any, dim: int, local_path: Path | None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        dim: int,
+        local_path: Path | None,
+        cipher: MemoryCipher | None = None,
+    ) -> None:
         self.client = client
+        self.cipher = cipher or MemoryCipher()
         self.dim = dim
         self._local_path = local_path
         self._ready = False
@@ -87,8 +100,9 @@ class WarmTier:
     def put(self, memories: Sequence[Memory]) -> None:
         """Upsert (idempotent by id)."""
         self._ensure()
+        cipher = self.cipher
         points = [
-            qm.PointStruct(id=m.id, vector={VECTOR: list(m.vector)}, payload=_payload(m))
+            qm.PointStruct(id=m.id, vector={VECTOR: list(m.vector)}, payload=_payload(m, cipher))
             for m in memories
         ]
         for start in range(0, len(points), _PAGE):
@@ -98,7 +112,7 @@ class WarmTier:
         self._ensure()
         found = self.client.retrieve(COLLECTION, [memory_id], with_vectors=True)
         for point in found:
-            memory = _memory(point)
+            memory = _memory(point, self.cipher)
             if memory.tenant_id == tenant_id and not memory.expired(now_ms):
                 return memory
         return None
@@ -124,25 +138,32 @@ class WarmTier:
         now_ms: int,
     ) -> list[tuple[Memory, float]]:
         self._ensure()
-        must = self._tenant(tenant_id, now_ms) + [
-            qm.FieldCondition(key=f"metadata.{key}", match=qm.MatchValue(value=value))  # type: ignore[arg-type]
-            for key, value in filters.items()
-        ]
-        result = self.client.query_points(
-            COLLECTION,
-            query=vector.tolist(),
-            using=VECTOR,
-            query_filter=qm.Filter(must=must),
-            limit=k,
-            with_payload=True,
-            with_vectors=True,
-        )
-        hits = []
-        for point in result.points:
-            memory = _memory(point)
-            if memory.tenant_id == tenant_id:  # defence in depth: the filter already did this
-                hits.append((memory, float(point.score)))
-        return hits
+        must = self._tenant(tenant_id, now_ms)
+        sealed = self.cipher.enabled and bool(filters)  # sealed metadata: filter after opening
+        if not sealed:
+            must += [
+                qm.FieldCondition(key=f"metadata.{key}", match=qm.MatchValue(value=value))  # type: ignore[arg-type]
+                for key, value in filters.items()
+            ]
+        limit = k
+        while True:
+            result = self.client.query_points(
+                COLLECTION,
+                query=vector.tolist(),
+                using=VECTOR,
+                query_filter=qm.Filter(must=must),
+                limit=limit,
+                with_payload=True,
+                with_vectors=True,
+            )
+            hits = []
+            for point in result.points:
+                memory = _memory(point, self.cipher)
+                if memory.tenant_id == tenant_id and matches(memory.metadata, filters):
+                    hits.append((memory, float(point.score)))  # tenant: defence in depth
+            if not sealed or len(hits) >= k or len(result.points) < limit:
+                return hits[:k]
+            limit *= 4
 
     def scan(self, tenant_id: str | None = None, max_created_ms: int | None = None) -> list[Memory]:
         """Every point (of a tenant, created before a time), with vectors."""
@@ -160,7 +181,7 @@ class WarmTier:
                 offset=offset,
                 with_vectors=True,
             )
-            out.extend(_memory(p) for p in points)
+            out.extend(_memory(p, self.cipher) for p in points)
             if offset is None:
                 return out
 
@@ -203,7 +224,7 @@ class WarmTier:
             for answer in self.client.query_batch_points(
                 COLLECTION, requests=requests[start : start + _PAGE]
             ):
-                found = [_memory(p) for p in answer.points]
+                found = [_memory(p, self.cipher) for p in answer.points]
                 out.append([m for m in found if m.tenant_id == tenant_id])
         return out
 

@@ -21,21 +21,10 @@ import pyarrow as pa
 
 from lakehouse.exceptions import ValidationError
 from lakehouse.router.tables import ROUTER_TRAINING_SET
+from lakehouse.routing.events import REQUIRED_FIELDS as DECISION_FIELDS
 
 NUMERIC_FEATURES = ("log_prompt_tokens", "tod_sin", "tod_cos", "n_candidates")
-_DECISION_COLUMNS = (
-    "decision_id",
-    "ts",
-    "tenant_id",
-    "task_type",
-    "prompt_tokens",
-    "candidate_models",
-    "chosen_model",
-    "cost_usd",
-    "latency_ms",
-    "quality_score",
-    "fallback_used",
-)
+_DECISION_COLUMNS = DECISION_FIELDS  # every field a routing event carries
 
 
 def training_set(decisions: pa.Table | pl.DataFrame) -> pa.Table:

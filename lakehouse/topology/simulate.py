@@ -42,7 +42,13 @@ from langgraph.types import Command
 
 from lakehouse.simulate import TASK_WEIGHTS, TASKS, TENANTS
 from lakehouse.topology.events import FIELD, STREAM, dump_workflow_event
-from lakehouse.workflows import APPROVAL_RATE, APPROVE_RATE, RESUME_RATE, build_agent_graph
+from lakehouse.workflows import (
+    APPROVAL_RATE,
+    APPROVE_RATE,
+    RESUME_RATE,
+    build_agent_graph,
+    turn_request,
+)
 
 AGENT_LATENCY_MEDIAN_MS = 40.0
 AGENT_LATENCY_SIGMA = 0.4
@@ -145,15 +151,8 @@ class TraceSimulator:
 
 def _turn_input(run: _Run, turn: int) -> dict[str, Any]:
     rng = np.random.default_rng([run.seed, 3, turn])
-    tokens = int(np.clip(rng.lognormal(np.log(550), 0.8), 1, 32_000))
-    request = {
-        "tenant": run.tenant,
-        "task": run.task,
-        "turn": turn,
-        "prompt_tokens": tokens,
-        "approval": run.approval and turn == run.turns - 1,
-        "seed": int(rng.integers(2**31)),
-    }
+    approval = run.approval and turn == run.turns - 1
+    request = turn_request(rng, run.tenant, run.task, turn, approval=approval)
     return {"request": request, "messages": [{"role": "user", "name": run.tenant, "content": ""}]}
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-from dagster._serdes import serialize_value
+from helpers import dagster_dump, run_memory_ingest
 
 from aura_assets.definitions import defs
 from aura_assets.memory.sensors import tier_compaction_sensor
@@ -31,14 +31,6 @@ def test_definitions_load() -> None:
     }
 
 
-def _dump(instance: dg.DagsterInstance) -> str:
-    """Every event of every run (logs, metadata, previews) serialised."""
-    out = []
-    for run in instance.get_runs():
-        out.extend(serialize_value(e) for e in instance.all_logs(run.run_id))
-    return "\n".join(out)
-
-
 def _files_holding(root: Path, needle: str) -> list[str]:
     data = needle.encode()
     return [str(p) for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
@@ -55,11 +47,7 @@ def test_runs_move_tiers_and_forget_leaves_nothing_in_dagster(
     home = tmp_path / "dagster"
     home.mkdir()
     with dg.DagsterInstance.local_temp(str(home)) as instance:
-        day = datetime.now(UTC).date().isoformat()
-        ingest = defs.resolve_job_def("memory_ingest").execute_in_process(
-            partition_key=day, instance=instance
-        )
-        assert ingest.success
+        run_memory_ingest(instance)
         event = instance.get_latest_materialization_event(dg.AssetKey("memory_events"))
         meta = event.asset_materialization.metadata  # type: ignore[union-attr]
         assert meta["stream/new_events"].value == 2
@@ -86,7 +74,7 @@ def test_runs_move_tiers_and_forget_leaves_nothing_in_dagster(
             assert mem.get("acme", sid).tier == "warm"  # type: ignore[union-attr]
             receipt = mem.forget("acme", sid)
             assert receipt.qdrant_points_deleted == 1
-        dump = _dump(instance)
+        dump = dagster_dump(instance)
         assert sid in dump  # the scan reads the previews and metadata it checks
         assert "SECRET-ORCA" not in dump
         assert _files_holding(home, "SECRET-ORCA") == []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pyarrow.parquet as pq
+from helpers import parquet_hits as _parquet_hits
+from helpers import raw_hits as _raw_hits
 
 from lakehouse.memory import MemoryStore, ingest_memory_events
 from lakehouse.memory.events import STREAM
@@ -15,27 +15,6 @@ from lakehouse.wap import accept_all
 
 # On the server pass Redis keeps its data on the server (outside AURA_HOME, no persistence).
 EMBEDDED_REDIS = os.environ.get("AURA_TEST_SERVERS") != "1"
-
-
-def _files(home: Path) -> list[Path]:
-    return [p for p in home.rglob("*") if p.is_file() and not p.is_socket()]
-
-
-def _raw_hits(home: Path, text: str) -> list[str]:
-    needle = text.encode()
-    return [str(p) for p in _files(home) if needle in p.read_bytes()]
-
-
-def _parquet_hits(home: Path, text: str) -> list[str]:
-    """Parquet files whose decompressed string values contain ``text``."""
-    hits = []
-    for path in home.rglob("*.parquet"):
-        table = pq.read_table(path)
-        for name in table.column_names:
-            values = table.column(name).to_pylist()
-            if any(isinstance(v, str) and text in v for v in values):
-                hits.append(f"{path}:{name}")
-    return hits
 
 
 def _spread(mem: MemoryStore, tenant: str, secret: str, control: str) -> tuple[str, str]:

@@ -7,9 +7,10 @@
   outside the warehouse (a marker file sits next to it): every one fails, the marker's content
   never appears, no file is written.
 * Names that reach SQL as data (a checkpoint thread id holding SQL) are inert.
-* Secrets: with a password in ``AURA_PG_URL`` (server pass), a Dagster run, ``aura config``,
-  ``aura tables`` and a failing command leave the password in no output, log, Dagster event
-  storage, generated file or Iceberg metadata.
+* Secrets: with a password in ``AURA_PG_URL`` (server pass) and a memory key in
+  ``AURA_MEMORY_KEY``, a Dagster run, ``aura config``, ``aura tables``, ``aura memory`` commands
+  (one failing on a wrong key) and a failing command leave neither secret in any output, log,
+  Dagster event storage, generated file or Iceberg metadata.
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ def test_secrets_appear_nowhere(
 
     from aura_assets.cli import main as cli
     from aura_assets.definitions import defs
+    from lakehouse.memory import new_key
     from lakehouse.simulate import publish
     from lakehouse.stores import open_redis
 
@@ -222,7 +224,8 @@ def test_secrets_appear_nowhere(
     with_password = url._replace(
         netloc=f"{url.username or 'postgres'}:{password}@{url.hostname}:{url.port or 5432}"
     ).geturl()
-    env = aura_env | {"AURA_PG_URL": with_password}
+    memory_key = new_key()
+    env = aura_env | {"AURA_PG_URL": with_password, "AURA_MEMORY_KEY": memory_key}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     dagster_home = tmp_path / "dagster"
@@ -241,6 +244,13 @@ def test_secrets_appear_nowhere(
     runner = CliRunner()
     for args in (["config"], ["tables"], ["sql", "SELECT 1"]):
         outputs.append(runner.invoke(cli, args).output)
+    stored = runner.invoke(cli, ["memory", "store", "acme", "a sealed memory"])
+    outputs.append(stored.output)
+    monkeypatch.setenv("AURA_MEMORY_KEY", new_key())  # a wrong key: the error names no key
+    wrong = runner.invoke(cli, ["memory", "get", "acme", stored.output.strip()])
+    assert wrong.exit_code == 1 and "AURA_MEMORY_KEY" in wrong.output
+    outputs.append(wrong.output + repr(wrong.exception))
+    monkeypatch.setenv("AURA_MEMORY_KEY", memory_key)
     bad = with_password.replace(f"/{url.path.lstrip('/')}", "/no_such_database")
     monkeypatch.setenv("AURA_PG_URL", bad)
     monkeypatch.setenv("AURA_CATALOG_NAME", "other")
@@ -249,8 +259,9 @@ def test_secrets_appear_nowhere(
     outputs.append(caplog.text)
     files = [p for p in Path(env["AURA_HOME"]).rglob("*") if p.is_file()]
     files += [p for p in dagster_home.rglob("*") if p.is_file()]
-    leaked_files = [str(p) for p in files if password.encode() in p.read_bytes()]
-    leaked_outputs = [o[:120] for o in outputs if password in o]
+    secrets = (password, memory_key)
+    leaked_files = [str(p) for p in files if any(s.encode() in p.read_bytes() for s in secrets)]
+    leaked_outputs = [o[:120] for o in outputs if any(s in o for s in secrets)]
     figures(
         outputs_scanned=len(outputs),
         files_scanned=len(files),

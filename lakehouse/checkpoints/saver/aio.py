@@ -5,14 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from lakehouse.checkpoints._exec import (
     AsyncPostgresExecutor,
-    Executor,
-    SqliteExecutor,
     connect_sqlite,
     is_postgres_url,
     pg_conninfo,
@@ -30,22 +27,7 @@ class AsyncAuraCheckpointSaver(_AuraSaverBase):
     LangGraph's ``AsyncPostgresSaver``.
     """
 
-    def __init__(
-        self,
-        conn: Any,
-        *,
-        schema: str | None = None,
-        serde: SerializerProtocol | None = None,
-        archive: ColdCheckpoints | None = None,
-    ) -> None:
-        """Wrap an open ``sqlite3.Connection``, psycopg ``AsyncConnection`` or async pool."""
-        import sqlite3
-
-        if isinstance(conn, sqlite3.Connection):
-            executor: Executor = SqliteExecutor(conn, schema=schema)
-        else:
-            executor = AsyncPostgresExecutor(conn, schema=schema)
-        super().__init__(executor, serde=serde, archive=archive)
+    _postgres_executor = AsyncPostgresExecutor  # on a psycopg ``AsyncConnection`` or async pool
 
     @classmethod
     @asynccontextmanager

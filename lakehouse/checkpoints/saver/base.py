@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -33,7 +33,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from lakehouse.checkpoints._exec import Executor, Op, Row, Stmt
+from lakehouse.checkpoints._exec import Executor, Op, Row, SqliteExecutor, Stmt
 from lakehouse.checkpoints._sql import MIGRATIONS
 from lakehouse.checkpoints.records import ColdCheckpoints, Records
 from lakehouse.checkpoints.saver.hot import SqlCheckpointStore
@@ -71,15 +71,25 @@ class _AuraSaverBase(BaseCheckpointSaver[str]):
     """Operations shared by :class:`AuraCheckpointSaver` and :class:`AsyncAuraCheckpointSaver`."""
 
     _exec: Executor
+    _postgres_executor: ClassVar[Callable[..., Executor]]
+    """How a subclass runs statements on a psycopg connection (sync or async)."""
 
     def __init__(
         self,
-        executor: Executor,
+        conn: Any,
         *,
+        schema: str | None = None,
         serde: SerializerProtocol | None = None,
         archive: ColdCheckpoints | None = None,
     ) -> None:
+        """Wrap an open ``sqlite3.Connection`` or a psycopg connection or pool."""
+        import sqlite3
+
         super().__init__(serde=serde)
+        if isinstance(conn, sqlite3.Connection):
+            executor: Executor = SqliteExecutor(conn, schema=schema)
+        else:
+            executor = self._postgres_executor(conn, schema=schema)
         self._exec = executor
         self.archive = archive
         self._hot = SqlCheckpointStore(executor)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from lakehouse.checkpoints._exec import (
-    Executor,
     PostgresExecutor,
-    SqliteExecutor,
     connect_sqlite,
     is_postgres_url,
     pg_conninfo,
@@ -34,22 +31,7 @@ class AuraCheckpointSaver(_AuraSaverBase):
     serve ``graph.invoke`` and ``graph.ainvoke``.
     """
 
-    def __init__(
-        self,
-        conn: Any,
-        *,
-        schema: str | None = None,
-        serde: SerializerProtocol | None = None,
-        archive: ColdCheckpoints | None = None,
-    ) -> None:
-        """Wrap an open ``sqlite3.Connection``, psycopg ``Connection`` or ``ConnectionPool``."""
-        import sqlite3
-
-        if isinstance(conn, sqlite3.Connection):
-            executor: Executor = SqliteExecutor(conn, schema=schema)
-        else:
-            executor = PostgresExecutor(conn, schema=schema)
-        super().__init__(executor, serde=serde, archive=archive)
+    _postgres_executor = PostgresExecutor  # on a psycopg ``Connection`` or ``ConnectionPool``
 
     @classmethod
     @contextmanager
