@@ -818,6 +818,7 @@ class MemoryStore:
                 "rotate-key needs the new key in AURA_MEMORY_KEY (and the previous ones in "
                 "AURA_MEMORY_OLD_KEYS); nothing was changed"
             )
+        self.drain_spool()  # spooled copies join Redis first, and are re-sealed there
         try:
             hot = sum(self.hot.reseal(tenant) for tenant in self.hot.tenants())
             entries = self.hot.reseal_stream()

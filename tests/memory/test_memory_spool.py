@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient
 
 from lakehouse import Settings
 from lakehouse.exceptions import TierUnavailableError
-from lakehouse.memory import STREAM, AsyncMemoryStore, Memory, MemoryStore
+from lakehouse.memory import STREAM, AsyncMemoryStore, Memory, MemoryStore, new_key
 from tests.helpers import dead_port
 
 
@@ -150,3 +150,24 @@ def test_async_store_spools_and_another_store_drains(
             await up.aclose()
 
     asyncio.run(scenario())
+
+
+def test_the_spool_is_sealed_with_the_memory_key(
+    settings: Settings, redis_client: redis.Redis
+) -> None:
+    key = new_key()
+    keyed = settings.with_overrides(memory_key=key, memory_old_keys=())
+    dead = replace(keyed, redis_url=f"redis://127.0.0.1:{dead_port()}/0")
+    with MemoryStore(dead) as down:
+        mid = down.store("acme", "spooled secret 9Z-OMEGA", metadata={"who": "HIDDEN-NAME"})
+        found = down.get("acme", mid)
+        assert found is not None and found.content == "spooled secret 9Z-OMEGA"
+        raw = down.spool.path.read_bytes()
+        assert b"9Z-OMEGA" not in raw and b"HIDDEN-NAME" not in raw
+    new = new_key()
+    rotated = keyed.with_overrides(memory_key=new, memory_old_keys=(key,))
+    with MemoryStore(rotated, redis_client=redis_client) as up:
+        assert up.get("acme", mid).content == "spooled secret 9Z-OMEGA"  # type: ignore[union-attr]
+        up.rotate_key()
+    with MemoryStore(keyed.with_overrides(memory_key=new), redis_client=redis_client) as only:
+        assert only.get("acme", mid).metadata == {"who": "HIDDEN-NAME"}  # type: ignore[union-attr]
