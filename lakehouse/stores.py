@@ -32,11 +32,12 @@ CONNECT_TIMEOUT_S = 5
 SOCKET_TIMEOUT_S = 5
 
 
-def open_redis(settings: Settings) -> redis.Redis:
+def open_redis(settings: Settings, *, check: bool = True) -> redis.Redis:
     """Connect to ``AURA_REDIS_URL``, or start/join the embedded server in ``AURA_HOME``.
 
     The embedded server keeps an append-only file next to its rdb, so an acknowledged
-    ``XADD`` survives the process that made it.
+    ``XADD`` survives the process that made it. ``check=False`` skips the reachability check
+    of a server (for callers that degrade while it is down, and reconnect when it is back).
     """
     if settings.redis_url:
         client = redis.Redis.from_url(
@@ -45,6 +46,8 @@ def open_redis(settings: Settings) -> redis.Redis:
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=SOCKET_TIMEOUT_S,
         )
+        if not check:
+            return client
         try:
             client.ping()
         except redis.RedisError as exc:

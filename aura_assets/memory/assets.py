@@ -148,6 +148,9 @@ def memory_tiers(  # type: ignore[no-untyped-def]
         "purged/expired_hot": report.expired_hot,
         "purged/expired_warm": report.expired_warm,
         "purged/expired_cold": report.expired_cold,
+        "consolidated/hot": report.consolidated_hot,
+        "consolidated/warm": report.consolidated_warm,
+        "spool/replayed": report.spool_replayed,
         "tenants": len(report.tenants),
     }
     context.log.info(f"memory compaction: {moved}")

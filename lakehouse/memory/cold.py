@@ -32,6 +32,7 @@ from pyiceberg.expressions import (
     GreaterThan,
     IsNull,
     LessThanOrEqual,
+    NotNull,
     Or,
 )
 from pyiceberg.table import Table
@@ -214,6 +215,11 @@ class ColdTier:
     def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
         found = self._scan(And(_live(tenant_id, now_ms), EqualTo("memory_id", memory_id)))
         return next((m for m in found if m.tenant_id == tenant_id), None)
+
+    def signed(self, tenant_id: str, now_ms: int) -> list[Memory]:
+        """The tenant's live memories that carry a topology signature."""
+        found = self._scan(And(_live(tenant_id, now_ms), NotNull("signature")))
+        return [m for m in found if m.tenant_id == tenant_id]
 
     def search(
         self,

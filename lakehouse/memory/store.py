@@ -11,13 +11,17 @@ Invariants:
   of ``memories``, ``memory_events`` and ``memory_events_rejected``, and returns a receipt.
 - No resurrection: an erase first records a tombstone (:mod:`lakehouse.memory.tombstones`);
   ingestion and compaction skip tombstoned memories and remove copies they made meanwhile.
-- Degradation: a tier whose server stops answering (or does not answer when the store opens)
-  is skipped by reads (``get`` falls through to the next tier, ``search`` ranks what the
-  others return and lists the skipped tier in :attr:`SearchResults.unavailable`; both log a
-  warning). Writes never half-succeed: ``store``, ``forget``, ``forget_tenant`` and
-  ``compact`` need Redis and raise :class:`~lakehouse.exceptions.TierUnavailableError` naming
-  ``AURA_REDIS_URL`` (nothing is written, nothing acknowledged is lost); ``forget``,
-  ``forget_tenant`` and ``compact`` also need Qdrant and raise it naming ``AURA_QDRANT_URL``.
+- Degradation: a tier whose server stops answering (or does not answer when the store
+  opens) is skipped by reads (``get`` falls through
+  to the next tier, ``search`` ranks what the others return and lists the skipped tier in
+  :attr:`SearchResults.unavailable`; both log a warning). ``store`` with Redis down writes the
+  memory and its event to the durable local spool (:mod:`lakehouse.memory.spool`) and still
+  returns its id; reads answer from the spool too, and the spool is replayed into Redis, once,
+  by the next ``store``/``get``/``search`` once Redis answers, by :meth:`MemoryStore.drain_spool`
+  and by every compaction. ``forget``, ``forget_tenant`` and ``compact`` need Redis (the
+  tombstone lives there) and raise :class:`~lakehouse.exceptions.TierUnavailableError` naming
+  ``AURA_REDIS_URL`` having written nothing; ``forget``, ``forget_tenant`` and ``compact``
+  also need Qdrant and raise it naming ``AURA_QDRANT_URL``.
 - Encryption (``AURA_MEMORY_KEY``, :mod:`lakehouse.memory.crypto`): every tier and the event
   stream hold content and metadata sealed, each tier sealing where it serialises and opening
   where it reads; :meth:`MemoryStore.rotate_key` re-seals every copy with the current key.
@@ -28,7 +32,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,7 +50,7 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import ConfigurationError, TierUnavailableError, ValidationError
-from lakehouse.memory import tombstones
+from lakehouse.memory import consolidate, shape, tombstones
 from lakehouse.memory.cold import (
     ColdTier,
     TableErase,
@@ -73,6 +79,8 @@ from lakehouse.memory.model import (
     score,
     to_ms,
 )
+from lakehouse.memory.shape import Shape, ShapeHit
+from lakehouse.memory.spool import Spool, spool_path
 from lakehouse.memory.tables import (
     MEMORIES,
     MEMORY_EVENTS,
@@ -86,6 +94,7 @@ from lakehouse.stores import close_redis, open_qdrant, open_redis
 
 log = logging.getLogger(__name__)
 TIERS = ("hot", "warm", "cold")
+_NEIGHBOURS = 8  # warm points compared with each memory leaving the hot tier (consolidation)
 # What a tier that does not answer raises (Redis, Qdrant).
 _DOWN: tuple[type[Exception], ...] = (redis.RedisError, *WARM_ERRORS)
 _NOT_ERASED = "not erased yet (its tombstone is recorded: no ingestion or compaction takes it back)"
@@ -105,6 +114,7 @@ class EraseReceipt:
     qdrant_points_deleted: int
     qdrant_files_vacuumed: tuple[str, ...]
     iceberg: tuple[TableErase, ...]
+    spool_entries_deleted: int = 0
 
     @property
     def found(self) -> bool:
@@ -113,6 +123,7 @@ class EraseReceipt:
             self.redis_keys_deleted
             or self.redis_stream_entries_deleted
             or self.qdrant_points_deleted
+            or self.spool_entries_deleted
             or any(t.rows_removed or t.snapshots_expired for t in self.iceberg)
         )
 
@@ -135,6 +146,9 @@ class CompactionReport:
     expired_warm: int = 0
     expired_cold: int = 0
     tenants: tuple[str, ...] = field(default_factory=tuple)
+    spool_replayed: int = 0
+    consolidated_hot: int = 0
+    consolidated_warm: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,15 @@ class TierStats:
     warm_next_expiry_ms: int | None
     cold: int
     cold_next_expiry_ms: int | None
+    spooled: int = 0
+
+
+def _ranked(found: Sequence[Memory], vec: np.ndarray, pool: int) -> list[tuple[Memory, float]]:
+    """The ``pool`` memories most similar to ``vec``, with their cosine similarity."""
+    if not found:
+        return []
+    sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
+    return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
 
 
 def _now_ms(now: datetime | None) -> int:
@@ -201,7 +224,7 @@ class MemoryStore:
         self.half_life = half_life
         self._own_redis = redis_client is None
         self._own_qdrant = qdrant_client is None
-        self.redis = redis_client if redis_client is not None else open_redis(self.settings)
+        self.redis = redis_client if redis_client is not None else self._open_redis()
         # A Qdrant server down at start is the degraded mode below, not a failure to open.
         self.qdrant = (
             qdrant_client if qdrant_client is not None else open_qdrant(self.settings, check=False)
@@ -212,7 +235,18 @@ class MemoryStore:
         self.hot = HotTier(self.redis, self.cipher)
         self.warm = WarmTier(self.qdrant, self.dim, local, self.cipher)
         self.cold = ColdTier(self.lakehouse, self.cipher)
+        self.spool = Spool(spool_path(self.settings.home), self.cipher)
         ensure_tables(self.lakehouse)
+        self._spool_pending = self.spool.count() > 0
+        self._drain_quietly()
+
+    def _open_redis(self) -> Any:
+        """The configured Redis; a server that is down now is reconnected to once it answers."""
+        try:
+            return open_redis(self.settings)
+        except ConfigurationError as exc:
+            log.warning("memory: %s; stores go to the local spool until it answers", exc)
+            return open_redis(self.settings, check=False)
 
     def close(self) -> None:
         """Close the clients this store opened (an embedded Redis is saved and stopped)."""
@@ -238,13 +272,18 @@ class MemoryStore:
         metadata: Mapping[str, Any] | None = None,
         ttl: timedelta | None = None,
         importance: float | None = None,
-        signature: str | None = None,
+        signature: Shape | None = None,
         now: datetime | None = None,
     ) -> str:
-        """Store a memory in the hot tier and publish its event; returns its id."""
+        """Store a memory in the hot tier and publish its event; returns its id.
+
+        ``signature`` is the topology of the workflow run behind the memory: the run id (of
+        the tenant's run in the topology index) or its diagrams (see :mod:`.shape`).
+        """
         check_tenant(tenant_id)
         if not isinstance(content, str):
             raise ValidationError("content must be a string")
+        consolidate.check_metadata(dict(metadata or {}))
         imp = DEFAULT_IMPORTANCE if importance is None else float(importance)
         if not 0.0 <= imp <= 1.0:
             raise ValidationError(f"importance must lie in [0, 1], got {imp}")
@@ -261,16 +300,68 @@ class MemoryStore:
             importance=imp,
             created_ms=created,
             expires_ms=None if ttl is None else created + int(ttl.total_seconds() * 1000),
-            signature=signature,
+            signature=shape.encode(signature),
         )
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
         event |= {"memory_id": memory.id} | self.cipher.seal_record(memory.record())
         event.pop("id")
+        self._drain_quietly()  # spooled memories reach Redis before this one (order kept)
         try:
             self.hot.put(memory, vec, event)
         except redis.RedisError as exc:
-            raise self._unavailable("hot", exc, "memory not stored, nothing was written") from None
+            self._spool_put(memory, vec, event, exc)
         return memory.id
+
+    # -- the spool (Redis down) ----------------------------------------------------------------
+
+    def _spool_put(
+        self, memory: Memory, vec: np.ndarray, event: dict[str, Any], exc: Exception
+    ) -> None:
+        try:
+            self.spool.put(memory, vec, event)
+        except (OSError, sqlite3.Error) as spool_exc:
+            raise self._unavailable(
+                "hot",
+                exc,
+                f"memory not stored, nothing was written (the local spool "
+                f"{self.spool.path} failed too: {type(spool_exc).__name__})",
+            ) from None
+        self._spool_pending = True
+        log.warning(
+            "memory: hot tier unavailable (%s); memory %s kept in the local spool %s, "
+            "replayed into Redis once it answers",
+            type(exc).__name__,
+            memory.id,
+            self.spool.path,
+        )
+
+    def drain_spool(self) -> int:
+        """Replay the spooled memories (and their events) into Redis, once; returns how many.
+
+        Raises:
+            TierUnavailableError: Redis does not answer (the spool keeps every memory).
+        """
+        try:
+            replayed, dropped = self.spool.drain(self._held_hot, self._replay, self._erased)
+        except redis.RedisError as exc:
+            self._spool_pending = True
+            raise self._unavailable("hot", exc, "the spool was not replayed") from None
+        self._spool_pending = False
+        if replayed or dropped:
+            log.info("memory spool: %d replayed into Redis, %d erased meanwhile", replayed, dropped)
+        return replayed
+
+    def _drain_quietly(self) -> None:
+        """Drain when this process knows of spooled memories; Redis down: keep them."""
+        if self._spool_pending:
+            with contextlib.suppress(TierUnavailableError):
+                self.drain_spool()
+
+    def _held_hot(self, memory: Memory) -> bool:
+        return bool(self.redis.exists(self.hot.key(memory.tenant_id, memory.id)))
+
+    def _replay(self, memory: Memory, vec: np.ndarray, event: dict[str, Any]) -> None:
+        self.hot.put(memory, vec, event)
 
     def _where(self, tier: str) -> str:
         if tier == "hot":
@@ -309,11 +400,15 @@ class MemoryStore:
             return None
         now_ms = _now_ms(now)
         skipped: list[str] = []
+        self._drain_quietly()
         try:  # the hot get refreshes the access time in the same round trip, hit or miss
             found = self.hot.get(tenant_id, mid, now_ms)
         except redis.RedisError as exc:
             self._skip("hot", exc, skipped)
             found = None
+        if found is not None:
+            return found
+        found = self.spool.get(tenant_id, mid, now_ms)  # stored while Redis was down
         if found is not None:
             return found
         try:
@@ -365,6 +460,7 @@ class MemoryStore:
         pool = max(k * 4, 20)
         candidates: dict[str, tuple[Memory, float]] = {}
         skipped: list[str] = []
+        self._drain_quietly()
         for tier in TIERS:
             if tier not in tiers:
                 continue
@@ -372,7 +468,9 @@ class MemoryStore:
                 found = self._tier_search(tier, tenant_id, vec, pool, flt, now_ms)
             except _DOWN as exc:
                 self._skip(tier, exc, skipped)
-                continue
+                found = []
+            if tier == "hot":  # with what Redis will hold once the spool is replayed
+                found += _ranked(self.spool.memories(tenant_id, now_ms, flt), vec, pool)
             for memory, sim in found:
                 candidates.setdefault(memory.id, (memory, sim))
         access: dict[str, int] = {}
@@ -412,10 +510,44 @@ class MemoryStore:
             for m in self.hot.load(tenant_id, self.hot.ids(tenant_id))
             if not m.expired(now_ms) and matches(m.metadata, flt)
         ]
-        if not found:
+        return _ranked(found, vec, pool)
+
+    def search_by_shape(
+        self, tenant_id: str, query: Shape, k: int = 10, *, now: datetime | None = None
+    ) -> list[ShapeHit]:
+        """The tenant's ``k`` memories whose workflow run is closest in shape to ``query``.
+
+        ``query`` is one of the tenant's indexed run ids or a run's diagrams; every live memory
+        of the tenant carrying a signature (any tier) is ranked by exact diagram distance
+        (the topology domain's bottleneck H0 + H1), closest first. A tier that does not
+        answer is skipped with a warning, as in :meth:`search`.
+        """
+        check_tenant(tenant_id)
+        if k <= 0:
             return []
-        sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
-        return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
+        now_ms = _now_ms(now)
+        try:
+            target = shape.query_diagrams(self.qdrant, tenant_id, query)
+        except WARM_ERRORS as exc:
+            raise self._unavailable("warm", exc, "no shape search (the topology index)") from None
+        self._drain_quietly()
+        found: dict[str, Memory] = {}
+        skipped: list[str] = []
+        try:
+            hot = self.hot.load(tenant_id, self.hot.ids(tenant_id))
+        except redis.RedisError as exc:
+            self._skip("hot", exc, skipped)
+            hot = []
+        try:
+            warm = self.warm.scan(tenant_id)
+        except WARM_ERRORS as exc:
+            self._skip("warm", exc, skipped)
+            warm = []
+        spooled = self.spool.memories(tenant_id, now_ms)
+        for memory in [*hot, *spooled, *warm, *self.cold.signed(tenant_id, now_ms)]:
+            if memory.signature and not memory.expired(now_ms):
+                found.setdefault(memory.id, memory)
+        return shape.rank_by_shape(self.qdrant, tenant_id, target, list(found.values()), k)
 
     # -- statistics --------------------------------------------------------------------------
 
@@ -446,6 +578,7 @@ class MemoryStore:
             warm_next_expiry_ms=min(expiries, default=None),
             cold=cold_rows,
             cold_next_expiry_ms=cold_next_ms,
+            spooled=self.spool.count(),
         )
 
     # -- compaction --------------------------------------------------------------------------
@@ -458,18 +591,31 @@ class MemoryStore:
         hot_max_per_tenant: int | None = None,
         warm_max_age: timedelta = timedelta(days=30),
         warm_max_points: int | None = None,
+        consolidate_cosine: float | None = consolidate.COSINE,
+        consolidate_text: float = consolidate.TEXT,
     ) -> CompactionReport:
         """Move hot → warm past an age or count, warm → cold past an age or size; purge expired.
 
-        Idempotent; each move copies, verifies the copy in the destination, then trims.
+        Memories leaving the hot tier are consolidated with their near-duplicates (among
+        themselves and in the warm tier; see :mod:`.consolidate`), unless
+        ``consolidate_cosine`` is None. Idempotent; each move copies, verifies the copy in
+        the destination, then trims.
 
         Raises:
             TierUnavailableError: Redis or Qdrant does not answer; the moves done before stay
                 done, every other memory stays where it was (nothing is trimmed unverified).
         """
+        if consolidate_cosine is not None:
+            consolidate.check_thresholds(consolidate_cosine, consolidate_text)
         try:
             return self._compact(
-                now, hot_max_age, hot_max_per_tenant, warm_max_age, warm_max_points
+                now,
+                hot_max_age,
+                hot_max_per_tenant,
+                warm_max_age,
+                warm_max_points,
+                consolidate_cosine,
+                consolidate_text,
             )
         except WARM_ERRORS as exc:
             raise self._unavailable("warm", exc, "compaction stopped, nothing was lost") from None
@@ -481,13 +627,18 @@ class MemoryStore:
         hot_max_per_tenant: int | None,
         warm_max_age: timedelta,
         warm_max_points: int | None,
+        consolidate_cosine: float | None,
+        consolidate_text: float,
     ) -> CompactionReport:
         now_ms = _now_ms(now)
         try:
             tenants = self.hot.tenants()
         except redis.RedisError as exc:
             raise self._unavailable("hot", exc, "nothing was compacted") from None
-        expired_hot = hot_to_warm = 0
+        spool_replayed = self.drain_spool()
+        tenants = self.hot.tenants()
+        expired_hot = hot_to_warm = absorbed_hot = absorbed_warm = 0
+        thresholds = None if consolidate_cosine is None else (consolidate_cosine, consolidate_text)
         for tenant in tenants:
             expired_hot += self.hot.drop_stale_index(tenant)
             cutoff = now_ms - int(hot_max_age.total_seconds() * 1000)
@@ -504,7 +655,10 @@ class MemoryStore:
                 Memory(**{**m.__dict__, "last_access_ms": access.get(m.id, m.last_access_ms)})
                 for m in live
             ]
-            hot_to_warm += self._hot_to_warm(tenant, live)
+            moved_hot, merged_hot, merged_warm = self._hot_to_warm(tenant, live, now_ms, thresholds)
+            hot_to_warm += moved_hot
+            absorbed_hot += merged_hot
+            absorbed_warm += merged_warm
         expired_warm = self.warm.purge_expired(now_ms)
         source = WarmSource(self.warm, self._erased)
         if warm_max_points is not None:
@@ -522,38 +676,74 @@ class MemoryStore:
             self.warm.delete(sorted(late))
         expired_cold = self.cold.purge_expired(now_ms)
         report = CompactionReport(
-            hot_to_warm, warm_to_cold, expired_hot, expired_warm, expired_cold, tuple(tenants)
+            hot_to_warm,
+            warm_to_cold,
+            expired_hot,
+            expired_warm,
+            expired_cold,
+            tuple(tenants),
+            spool_replayed=spool_replayed,
+            consolidated_hot=absorbed_hot,
+            consolidated_warm=absorbed_warm,
         )
         log.info("memory compaction: %s", report)
         return report
 
-    def _hot_to_warm(self, tenant: str, live: list[Memory]) -> int:
-        """Copy to Qdrant (an idempotent upsert by id), verify there, only then trim Redis.
+    def _hot_to_warm(
+        self,
+        tenant: str,
+        live: list[Memory],
+        now_ms: int,
+        thresholds: tuple[float, float] | None,
+    ) -> tuple[int, int, int]:
+        """Consolidate, copy to Qdrant (an idempotent upsert by id), verify, only then trim.
 
         The same copy-verify-trim as :class:`lakehouse.tiering.Tiering`, whose destination is
-        an Iceberg table; here the destination is the warm tier.
+        an Iceberg table; here the destination is the warm tier. An absorbed memory leaves its
+        tier only once its survivor is verified in Qdrant. Returns (moved, absorbed from hot,
+        absorbed from warm).
         """
         buried = self._erased(live)
         if buried:  # erased after this compaction read them: never copy, drop the hot copy
             self.hot.trim(tenant, sorted(buried), keep_access=False)
             live = [m for m in live if m.id not in buried]
         if not live:
-            return 0
-        self.warm.put(live)
-        late = self._erased(live)
+            return 0, 0, 0
+        if thresholds is None:
+            todo = consolidate.Plan(survivors=live)
+        else:
+            todo = consolidate.plan(
+                live,
+                lambda leads: self.warm.nearest(
+                    tenant, [m.vector for m in leads], _NEIGHBOURS, thresholds[0], now_ms
+                ),
+                cosine=thresholds[0],
+                text=thresholds[1],
+            )
+        self.warm.put(todo.survivors)
+        late = self._erased(todo.survivors)
         if late:  # erased while being copied: the erase may have missed the new warm copy
             self.warm.delete(sorted(late))
-            self.hot.trim(tenant, sorted(late), keep_access=False)
-            live = [m for m in live if m.id not in late]
-        held = self.warm.held([m.id for m in live])
-        moved = [m.id for m in live if m.id in held]
-        if len(moved) < len(live):
+            self.hot.trim(tenant, sorted(late & {m.id for m in live}), keep_access=False)
+        held = self.warm.held([m.id for m in todo.survivors if m.id not in late])
+        hot_ids = {m.id for m in live}
+        moved = [m.id for m in todo.survivors if m.id in held and m.id in hot_ids]
+        unverified = [m.id for m in todo.survivors if m.id not in held and m.id not in late]
+        if unverified:
             log.warning(
-                "hot → warm: %d memory(ies) not verified in Qdrant; kept hot",
-                len(live) - len(moved),
+                "hot → warm: %d memory(ies) not verified in Qdrant; kept where they were",
+                len(unverified),
             )
+        from_hot = sorted(i for i, s in todo.absorbed_hot.items() if s in held)
+        from_warm = sorted(i for i, s in todo.absorbed_warm.items() if s in held)
+        for survivor in todo.survivors:  # a survivor's access time is its group's latest
+            merged = survivor.metadata.get(consolidate.PROVENANCE)
+            if merged and survivor.id in held and survivor.last_access_ms is not None:
+                self.hot.touch(tenant, [survivor.id], survivor.last_access_ms)
+        self.warm.delete(from_warm)
         self.hot.trim(tenant, moved)
-        return len(moved)
+        self.hot.trim(tenant, from_hot, keep_access=False)
+        return len(moved), len(from_hot), len(from_warm)
 
     # -- erase -------------------------------------------------------------------------------
 
@@ -573,13 +763,14 @@ class MemoryStore:
         check_tenant(tenant_id)
         mid = parse_id(memory_id)
         if mid is None:
-            return self._receipt(tenant_id, (), 0, 0, False, 0, (), ())
+            return EraseReceipt(tenant_id, (), 0, 0, False, 0, (), ())
         # Tenant-qualified: another tenant's forget of this id buries nothing of theirs.
         self._bury(tenant_id, mid)
         try:
             points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
         except WARM_ERRORS as exc:
             raise self._unavailable("warm", exc, _NOT_ERASED) from None
+        spooled = self.spool.erase(tenant_id, [mid])
         keys = self.hot.trim(tenant_id, [mid], keep_access=False)
         entries = self.hot.erase_stream(tenant_id, {mid})
         self.warm.delete(points)
@@ -589,8 +780,8 @@ class MemoryStore:
         )
         rewritten = self.hot.rewrite_persistence()
         self.hot.publish(self._forget_event("forget", tenant_id, mid))
-        return self._receipt(
-            tenant_id, (mid,), keys, entries, rewritten, len(points), vacuumed, iceberg
+        return EraseReceipt(
+            tenant_id, (mid,), keys, entries, rewritten, len(points), vacuumed, iceberg, spooled
         )
 
     def forget_tenant(self, tenant_id: str) -> EraseReceipt:
@@ -598,6 +789,7 @@ class MemoryStore:
         check_tenant(tenant_id)
         self._bury(tenant_id, None)
         ids = set(self.hot.ids(tenant_id))
+        ids |= {m.id for m in self.spool.memories(tenant_id, 0)}
         try:
             ids |= {m.id for m in self.warm.scan(tenant_id)}
         except WARM_ERRORS as exc:
@@ -608,6 +800,7 @@ class MemoryStore:
                 row_filter=EqualTo("tenant_id", tenant_id), selected_fields=("memory_id",)
             )
             ids |= set(scan.to_arrow().column("memory_id").to_pylist())
+        spooled = self.spool.erase(tenant_id, None)
         keys = self.hot.delete_tenant_keys(tenant_id)
         entries = self.hot.erase_stream(tenant_id, None)
         points = self.warm.delete_tenant(tenant_id)
@@ -615,8 +808,16 @@ class MemoryStore:
         iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id), tenant_id, None)
         rewritten = self.hot.rewrite_persistence()
         self.hot.publish(self._forget_event("forget_tenant", tenant_id, None))
-        return self._receipt(
-            tenant_id, tuple(sorted(ids)), keys, entries, rewritten, points, vacuumed, iceberg
+        return EraseReceipt(
+            tenant_id,
+            tuple(sorted(ids)),
+            keys,
+            entries,
+            rewritten,
+            points,
+            vacuumed,
+            iceberg,
+            spooled,
         )
 
     def _erase_iceberg(
@@ -652,6 +853,7 @@ class MemoryStore:
                 "rotate-key needs the new key in AURA_MEMORY_KEY (and the previous ones in "
                 "AURA_MEMORY_OLD_KEYS); nothing was changed"
             )
+        self.drain_spool()  # spooled copies join Redis first, and are re-sealed there
         try:
             hot = sum(self.hot.reseal(tenant) for tenant in self.hot.tenants())
             entries = self.hot.reseal_stream()
@@ -680,19 +882,6 @@ class MemoryStore:
         now = int(time.time() * 1000)
         event: dict[str, Any] = {"event_id": str(uuid.uuid4()), "ts_ms": now, "op": op}
         return event | {"tenant_id": tenant_id, "memory_id": memory_id}
-
-    @staticmethod
-    def _receipt(
-        tenant_id: str,
-        ids: tuple[str, ...],
-        keys: int,
-        entries: int,
-        rewritten: bool,
-        points: int,
-        vacuumed: tuple[str, ...],
-        iceberg: tuple[TableErase, ...],
-    ) -> EraseReceipt:
-        return EraseReceipt(tenant_id, ids, keys, entries, rewritten, points, vacuumed, iceberg)
 
 
 class AsyncMemoryStore:
@@ -725,11 +914,19 @@ class AsyncMemoryStore:
     ) -> list[SearchHit]:
         return await self._run(self._sync.search, tenant_id, query, k, filters, **options)  # type: ignore[no-any-return]
 
+    async def search_by_shape(
+        self, tenant_id: str, query: Shape, k: int = 10, **options: Any
+    ) -> list[ShapeHit]:
+        return await self._run(self._sync.search_by_shape, tenant_id, query, k, **options)  # type: ignore[no-any-return]
+
     async def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
         return await self._run(self._sync.forget, tenant_id, memory_id)  # type: ignore[no-any-return]
 
     async def forget_tenant(self, tenant_id: str) -> EraseReceipt:
         return await self._run(self._sync.forget_tenant, tenant_id)  # type: ignore[no-any-return]
+
+    async def drain_spool(self) -> int:
+        return await self._run(self._sync.drain_spool)  # type: ignore[no-any-return]
 
     async def rotate_key(self) -> RotationReport:
         return await self._run(self._sync.rotate_key)  # type: ignore[no-any-return]

@@ -185,6 +185,67 @@ class WarmTier:
             if offset is None:
                 return out
 
+    def nearest(
+        self,
+        tenant_id: str,
+        vectors: Sequence[Sequence[float]],
+        k: int,
+        min_score: float,
+        now_ms: int,
+        *,
+        scan: bool | None = None,
+    ) -> list[list[Memory]]:
+        """For each vector, the tenant's live points of cosine >= ``min_score`` (best k first).
+
+        A server answers one batched query; local mode, which evaluates filters in Python for
+        every point and query, is scanned once and ranked with one matrix product instead
+        (``scan`` forces either way).
+        """
+        self._ensure()
+        if not vectors:
+            return []
+        if scan if scan is not None else self._local_path is not None:
+            return self._nearest_by_scan(tenant_id, vectors, k, min_score, now_ms)
+        return self._nearest_by_query(tenant_id, vectors, k, min_score, now_ms)
+
+    def _nearest_by_query(
+        self, tenant_id: str, vectors: Any, k: int, score: float, now_ms: int
+    ) -> list[list[Memory]]:
+        flt = qm.Filter(must=self._tenant(tenant_id, now_ms))
+        requests = [
+            qm.QueryRequest(
+                query=list(v), using=VECTOR, filter=flt, limit=k, score_threshold=score,
+                with_payload=True, with_vector=True,
+            )
+            for v in vectors
+        ]  # fmt: skip
+        out: list[list[Memory]] = []
+        for start in range(0, len(requests), _PAGE):
+            for answer in self.client.query_batch_points(
+                COLLECTION, requests=requests[start : start + _PAGE]
+            ):
+                found = [_memory(p, self.cipher) for p in answer.points]
+                out.append([m for m in found if m.tenant_id == tenant_id])
+        return out
+
+    def _nearest_by_scan(
+        self, tenant_id: str, vectors: Any, k: int, score: float, now_ms: int
+    ) -> list[list[Memory]]:
+        points = [m for m in self.scan(tenant_id) if not m.expired(now_ms)]
+        if not points:
+            return [[] for _ in vectors]
+        matrix = np.asarray([m.vector for m in points], dtype=np.float32)
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+        queries = np.asarray(vectors, dtype=np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        out: list[list[Memory]] = []
+        for start in range(0, len(queries), _PAGE):  # bounded memory: _PAGE rows at a time
+            sims = queries[start : start + _PAGE] @ matrix.T
+            for row in sims:
+                best = np.argsort(-row)[:k]
+                out.append([points[i] for i in best if row[i] >= score])
+        return out
+
     def count(self) -> int:
         self._ensure()
         return int(self.client.count(COLLECTION, exact=True).count)
