@@ -4,7 +4,8 @@ Tenant B stores memories (with metadata and signatures) that end up hot (Redis),
 local mode) and cold (Iceberg), their events in ``memory_events``, and workflow runs in
 ``workflow_runs``, ``topology_history`` and the shape index. Tenant A then attacks:
 
-* ``get`` of each of B's ids in each tier, and with tenant ids that try to alias B's keys;
+* ``get`` of each of B's ids in each tier (also in the other spellings a UUID parses from), of
+  ids naming B, and with tenant ids that try to alias B's keys;
 * ``search`` with B's exact vectors and contents, per tier and merged, with filters naming B's
   metadata keys and values and tenant-looking keys (``tenant_id``);
 * ``search_by_shape`` when the store has it;
@@ -14,8 +15,10 @@ local mode) and cold (Iceberg), their events in ``memory_events``, and workflow 
   ``OR 1=1``, unions and joins of views, time travel to older snapshots, raw Parquet and
   ``iceberg_scan`` reads of the warehouse.
 
-Every attack counts; one answer carrying any of B's ids, contents, run ids or tenant name is a
-leak. The test prints ``attacks`` and ``leaks`` and fails on any leak.
+All of it runs twice: memories in the clear, and sealed with ``AURA_MEMORY_KEY`` (metadata
+filters then run after opening). Every attack counts; one answer carrying any of B's ids,
+contents, run ids or tenant name is a leak. The test prints ``attacks`` and ``leaks`` and fails
+on any leak.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from qdrant_client import QdrantClient
 
 from lakehouse import Settings
 from lakehouse.exceptions import AuraError
-from lakehouse.memory import MemoryStore, ingest_memory_events
+from lakehouse.memory import MemoryStore, ingest_memory_events, new_key
 from lakehouse.sql import connect
 from lakehouse.topology import ingest as topo
 from lakehouse.topology.retrieval import similar_runs
@@ -85,8 +88,13 @@ class Attacks:
         self.leaks.append(f"{surface}: {label}")
 
 
-@pytest.fixture
-def mem(settings: Settings, redis_client: Any) -> Iterator[MemoryStore]:
+@pytest.fixture(params=["plain", "sealed"])
+def mem(
+    request: pytest.FixtureRequest, settings: Settings, redis_client: Any
+) -> Iterator[MemoryStore]:
+    """The store in the clear, and sealed (``AURA_MEMORY_KEY``: filters run after opening)."""
+    if request.param == "sealed":
+        settings = settings.with_overrides(memory_key=new_key())
     store = MemoryStore(settings, redis_client=redis_client)
     yield store
     store.close()
@@ -181,7 +189,10 @@ def test_tenant_a_cannot_reach_tenant_b_anywhere(
 
 def _attack_memory(mem: MemoryStore, attacks: Attacks, b_mem: dict[str, dict[str, Any]]) -> None:
     for mid, m in b_mem.items():
-        attacks.probe(f"get/{m['tier']}", mid, lambda mid=mid: mem.get(A, mid))
+        for form in (mid, mid.upper(), f"{{{mid}}}", f"urn:uuid:{mid}", mid.replace("-", "")):
+            attacks.probe(f"get/{m['tier']}", form, lambda f=form: mem.get(A, f))
+        for form in (f"{B}:{mid}", f"../{B}/{mid}", f"{mid}*"):
+            attacks.probe("get/bad-id", form, lambda f=form: mem.get(A, f))
         for alias in (f"{B}*", "tenant-?", "*", f"{A}:{B}", f"{A}/../{B}", f"{B} ", B.upper()):
             attacks.probe("get/alias", alias, lambda a=alias, mid=mid: mem.get(a, mid))
     tier_sets = (("hot", "warm", "cold"), ("hot",), ("warm",), ("cold",))
