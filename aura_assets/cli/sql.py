@@ -36,7 +36,11 @@ Commands: .tables  .help  .exit"""
     help="Show every table as of this ISO time (UTC unless it has an offset).",
 )
 @click.option("--ref", metavar="NAME", help="Show every table at this branch or tag.")
-@click.option("--tenant", metavar="T", help="Memory tables show only tenant T's rows.")
+@click.option(
+    "--tenant",
+    metavar="T",
+    help="Memory and workflow tables show only tenant T's rows.",
+)
 @click.option(
     "--snapshot",
     "snapshots",

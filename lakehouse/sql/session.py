@@ -204,8 +204,9 @@ class SqlSession:
         return exc
 
 
-# Tables a tenant session confines to the tenant's rows (the memory domain's).
-TENANT_SCOPED_PREFIXES = ("memories", "memory_")
+# Tables a tenant session confines to the tenant's rows: the memory domain's and the agent
+# workflow runs with their shape history (both per tenant); their dead letters show none.
+TENANT_SCOPED_PREFIXES = ("memories", "memory_", "workflow_runs", "topology_")
 
 
 def connect(
@@ -226,8 +227,9 @@ def connect(
         ref: show every table at this branch or tag.
         snapshots: pin tables to snapshot ids (``{"routing_decisions": 123}``); pins win over
             ``as_of`` and ``ref``.
-        tenant: show only this tenant's rows of the memory tables (views and time-travel
-            macros alike); a memory table without a tenant column (dead letters) shows none.
+        tenant: show only this tenant's rows of the memory and workflow tables (memories,
+            memory_events, workflow_runs, topology_history; views and time-travel macros
+            alike); such a table without a tenant column (dead letters) shows none.
 
     Raises:
         ConfigurationError: both ``as_of`` and ``ref`` were given, or an extension is missing.
@@ -500,7 +502,7 @@ def _fail(kind: str, message_sql: str) -> str:
 
 
 def _tenant_filter(state: TableState, tenant: str | None) -> str:
-    """The WHERE clause confining a memory table to ``tenant`` ('' for other tables)."""
+    """The WHERE clause confining a tenant-scoped table to ``tenant`` ('' for other tables)."""
     if tenant is None or not state.name.startswith(TENANT_SCOPED_PREFIXES):
         return ""
     if "tenant_id" not in state.schema.column_names:
