@@ -53,6 +53,9 @@ class TableSpec:
         diff_metrics: what an experiment diff shows, ``{label: (column, aggregate)}`` with an
             aggregate of ``pyarrow.compute`` (``mean``, ``sum``...); None: the row count and
             the mean of each numeric non-key column.
+        tenant_neutral: its rows hold no tenant's data (aggregates, models), so a tenant SQL
+            session shows it whole; a table without ``tenant_id`` that is not neutral (dead
+            letters, checkpoints) shows no rows to a tenant session.
     """
 
     name: str
@@ -63,6 +66,7 @@ class TableSpec:
     bookkeeping: bool = False
     expectations: tuple[Expectation, ...] = ()
     diff_metrics: Mapping[str, tuple[str, str]] | None = None
+    tenant_neutral: bool = False
 
     @property
     def identifier(self) -> tuple[str, str]:

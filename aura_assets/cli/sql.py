@@ -39,7 +39,7 @@ Commands: .tables  .help  .exit"""
 @click.option(
     "--tenant",
     metavar="T",
-    help="Memory and workflow tables show only tenant T's rows.",
+    help="Every table shows only tenant T's rows (dead letters and checkpoints none).",
 )
 @click.option(
     "--snapshot",

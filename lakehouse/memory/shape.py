@@ -61,7 +61,7 @@ def _diagrams(shape: HasDiagrams | tuple[Any, Any]) -> Diagrams:
         if isinstance(shape, tuple):
             return Diagrams(*shape)
         return Diagrams(shape.capped(0), shape.capped(1))
-    except (TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError) as exc:
         raise ValidationError(
             f"a shape is a run id, a TopologySignature or a (dgm0, dgm1) pair of (n, 2) "
             f"diagrams; this one is not ({exc})"

@@ -89,6 +89,7 @@ ROUTER_MODELS = register(
             unique("version"),
             in_set("status", ("candidate", "champion", "retired")),
         ),
+        tenant_neutral=True,  # one row per day/model/policy across tenants
     )
 )
 
@@ -117,5 +118,6 @@ ROUTER_EVALUATIONS = register(
         time_column="evaluated_at",
         key=("evaluation_id", "policy", "estimator"),
         description="Off-policy evaluations of router policies on held-out decisions",
+        tenant_neutral=True,  # one row per day/model/policy across tenants
     )
 )

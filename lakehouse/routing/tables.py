@@ -95,5 +95,6 @@ ROUTING_MODEL_DAILY = register(
             between("quality_mean", 0, 1),
             between("fallback_rate", 0, 1),
         ),
+        tenant_neutral=True,  # one row per day/model/policy across tenants
     )
 )

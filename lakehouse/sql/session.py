@@ -38,6 +38,7 @@ from lakehouse.sql._state import (
     to_millis,
 )
 from lakehouse.sql._types import UnsupportedTypeError, duckdb_type, has_struct
+from lakehouse.tables import spec_for
 
 METADATA_VIEWS = ("aura_snapshots", "aura_refs", "aura_history", "aura_views")
 MACRO_SUFFIXES = ("_at", "_at_snapshot", "_at_ref")
@@ -204,11 +205,6 @@ class SqlSession:
         return exc
 
 
-# Tables a tenant session confines to the tenant's rows: the memory domain's and the agent
-# workflow runs with their shape history (both per tenant); their dead letters show none.
-TENANT_SCOPED_PREFIXES = ("memories", "memory_", "workflow_runs", "topology_")
-
-
 def connect(
     settings: Settings | None = None,
     *,
@@ -227,9 +223,10 @@ def connect(
         ref: show every table at this branch or tag.
         snapshots: pin tables to snapshot ids (``{"routing_decisions": 123}``); pins win over
             ``as_of`` and ``ref``.
-        tenant: show only this tenant's rows of the memory and workflow tables (memories,
-            memory_events, workflow_runs, topology_history; views and time-travel macros
-            alike); such a table without a tenant column (dead letters) shows none.
+        tenant: show only this tenant's rows (views and time-travel macros alike): a table with
+            a ``tenant_id`` column is filtered on it; a tenant-neutral or bookkeeping table
+            (aggregates, models) shows whole; any other table (dead letters, checkpoints)
+            shows none.
 
     Raises:
         ConfigurationError: both ``as_of`` and ``ref`` were given, or an extension is missing.
@@ -316,7 +313,7 @@ def _build(
         else "current main"
     )
     if tenant is not None:
-        description += f"; memory tables of tenant {tenant}"
+        description += f"; rows of tenant {tenant}"
     if pins:
         description += "; pinned " + ", ".join(f"{t}={s}" for t, s in sorted(pins.items()))
     relations = frozenset(states) | frozenset(METADATA_VIEWS)
@@ -502,12 +499,18 @@ def _fail(kind: str, message_sql: str) -> str:
 
 
 def _tenant_filter(state: TableState, tenant: str | None) -> str:
-    """The WHERE clause confining a tenant-scoped table to ``tenant`` ('' for other tables)."""
-    if tenant is None or not state.name.startswith(TENANT_SCOPED_PREFIXES):
+    """The WHERE clause confining a table to ``tenant`` ('' when the session has no tenant).
+
+    A table with a ``tenant_id`` column shows the tenant's rows; a tenant-neutral or
+    bookkeeping table (aggregates, models, quality results) shows all; any other table (dead
+    letters holding raw payloads, checkpoints) shows none.
+    """
+    if tenant is None:
         return ""
-    if "tenant_id" not in state.schema.column_names:
-        return "WHERE false"
-    return f"WHERE tenant_id = {quote_literal(tenant)}"
+    if "tenant_id" in state.schema.column_names:
+        return f"WHERE tenant_id = {quote_literal(tenant)}"
+    spec = spec_for(state.name)
+    return "" if spec.tenant_neutral or spec.bookkeeping else "WHERE false"
 
 
 def _create_macros(con: duckdb.DuckDBPyConnection, state: TableState, where: str = "") -> None:

@@ -173,5 +173,6 @@ DRIFT_REPORTS = register(
             in_set("detector", DETECTORS),
             between("p_value", 0, 1),
         ),
+        tenant_neutral=True,  # one row per day/model/policy across tenants
     )
 )
