@@ -249,6 +249,11 @@ def _after_reflect(state: AgentState) -> str:
     return "tools" if state["iteration"] < len(state["plan"]) else "answer"
 
 
+def _after_reflect_replan(state: AgentState) -> str:
+    """Like :func:`_after_reflect`, but a revision goes back to ``route`` for a model choice."""
+    return "route" if state["iteration"] < len(state["plan"]) else "answer"
+
+
 def _answer(state: AgentState) -> dict[str, Any]:
     rng = _rng(state, "answer")
     req = state["request"]
@@ -263,7 +268,7 @@ def _answer(state: AgentState) -> dict[str, Any]:
     return {"messages": [reply], "cost_usd": round(state.get("cost_usd", 0.0) + cost, 6)}
 
 
-def build_agent_graph(*, fallback: bool = False) -> StateGraph:
+def build_agent_graph(*, fallback: bool = False, replan: bool = False) -> StateGraph:
     """The agent's graph, uncompiled: compile it with a checkpointer to run it.
 
     Args:
@@ -272,6 +277,10 @@ def build_agent_graph(*, fallback: bool = False) -> StateGraph:
             thread) goes to ``fallback``, which plans the call again and sends the turn back to
             ``route`` for another model choice (``tools -> fallback -> route -> tools``): the
             retry loop the topology simulator injects as a regime change.
+        replan: A revision asked by ``reflect`` goes back to ``route`` (which picks a model
+            again, then ``tools``) instead of straight to ``tools``: the same agents and tools,
+            one transition swapped (``reflect -> route`` for ``reflect -> tools``), so the
+            trace's cycles change while its node and edge counts do not.
     """
     builder = StateGraph(AgentState)
     builder.add_node("plan", _plan)
@@ -290,7 +299,10 @@ def build_agent_graph(*, fallback: bool = False) -> StateGraph:
         )
     else:
         builder.add_conditional_edges("tools", _after_tools, ["tools", "reflect"])
-    builder.add_conditional_edges("reflect", _after_reflect, ["tools", "answer"])
+    if replan:
+        builder.add_conditional_edges("reflect", _after_reflect_replan, ["route", "answer"])
+    else:
+        builder.add_conditional_edges("reflect", _after_reflect, ["tools", "answer"])
     builder.add_edge("answer", END)
     return builder
 

@@ -21,7 +21,15 @@ than a 500 ms budget, goes
 ``tools -> <tool> -> fallback -> route -> tools``, a retry loop through the router. In the
 undirected trace this is a chordless 4-cycle, an H1 class the plain graph never has (its cycles
 are triangles, which the flag complex fills); the retried call adds a visit. Tool failure rate,
-latency distribution and the rest are unchanged.
+latency distribution and the rest are unchanged. This is the default regime, ``fallback``.
+
+Regime ``replan`` (cycle-only): from that day on a revision asked by ``reflect`` goes back to
+``route`` before ``tools`` (``build_agent_graph(replan=True)``) instead of straight to ``tools``.
+The run visits the same agents and tools and its trace has the same number of edges
+(``reflect -> route`` replaces ``reflect -> tools``; ``route -> tools`` is taken once more), and
+both steps are agent steps with the same latency law; but the undirected triangle
+``tools - <tool> - reflect`` (filled) becomes the chordless 4-cycle
+``route - tools - <tool> - reflect``, an H1 class. Only revised runs (a low reflect score) change.
 
 The same seed gives the same events; run ids are ``{prefix}-{YYYYMMDD}-{i:05d}``.
 """
@@ -52,6 +60,8 @@ from lakehouse.workflows import (
 
 AGENT_LATENCY_MEDIAN_MS = 40.0
 AGENT_LATENCY_SIGMA = 0.4
+REGIMES = {"fallback": {"fallback": True}, "replan": {"replan": True}}
+"""The injectable regime changes: :func:`~lakehouse.workflows.build_agent_graph` flags of each."""
 
 
 @dataclass(frozen=True)
@@ -68,22 +78,20 @@ class _Run:
 
 
 class TraceSimulator:
-    """Runs agent threads on the plain or the fallback graph and traces them as events."""
+    """Runs agent threads on the plain graph or a regime's graph and traces them as events."""
 
     def __init__(self) -> None:
-        self._graphs: dict[bool, CompiledStateGraph] = {}
+        self._graphs: dict[str | None, CompiledStateGraph] = {}
 
-    def _graph(self, fallback: bool) -> CompiledStateGraph:
-        if fallback not in self._graphs:
-            saver = InMemorySaver()
-            self._graphs[fallback] = build_agent_graph(fallback=fallback).compile(
-                checkpointer=saver
-            )
-        return self._graphs[fallback]
+    def _graph(self, regime: str | None) -> CompiledStateGraph:
+        if regime not in self._graphs:
+            flags = {} if regime is None else REGIMES[regime]
+            self._graphs[regime] = build_agent_graph(**flags).compile(checkpointer=InMemorySaver())
+        return self._graphs[regime]
 
-    def trace(self, run: _Run, *, fallback: bool) -> dict[str, Any]:
-        """Run one thread and return its workflow-trace event."""
-        graph = self._graph(fallback)
+    def trace(self, run: _Run, *, regime: str | None = None) -> dict[str, Any]:
+        """Run one thread on the plain graph (``regime=None``) or a regime's; its event."""
+        graph = self._graph(regime)
         config = RunnableConfig(configurable={"thread_id": run.run_id})
         rng = np.random.default_rng([run.seed, 11])
         kinds: dict[str, str] = {}
@@ -189,6 +197,7 @@ def simulate_workflow_events(
     seed: int,
     *,
     regime_change_at: int | None = None,
+    regime: str = "fallback",
     prefix: str = "w",
 ) -> Iterator[dict[str, Any]]:
     """Yield ``per_day`` workflow-trace events for each of ``days`` days from ``start``.
@@ -198,16 +207,20 @@ def simulate_workflow_events(
         days: Number of days.
         per_day: Runs per day.
         seed: Seed of every draw.
-        regime_change_at: Day index (0 = ``start``) from which the fallback retry loop is in the
-            graph; ``None`` keeps the plain graph throughout.
+        regime_change_at: Day index (0 = ``start``) from which ``regime``'s graph runs;
+            ``None`` keeps the plain graph throughout.
+        regime: A key of :data:`REGIMES`: ``fallback`` (a retry loop through a new agent) or
+            ``replan`` (cycle-only: same agents and edge count, cycles rewired).
         prefix: Run id prefix.
     """
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; use one of {sorted(REGIMES)}")
     sim = TraceSimulator()
     for d in range(days):
         day = start + timedelta(days=d)
-        fallback = regime_change_at is not None and d >= regime_change_at
+        changed = regime_change_at is not None and d >= regime_change_at
         for run in _runs(day, per_day, seed, prefix):
-            yield sim.trace(run, fallback=fallback)
+            yield sim.trace(run, regime=regime if changed else None)
 
 
 def publish_workflow_events(

@@ -100,6 +100,17 @@ class TopologySignature:
         }
 
 
+class StoredDiagrams:
+    """Capped H0 / H1 diagrams rebuilt from stored ``[[birth, death], ...]`` lists, capped once."""
+
+    def __init__(self, dgm0: Any, dgm1: Any) -> None:
+        self._d = (cap(np.asarray(dgm0, dtype=float)), cap(np.asarray(dgm1, dtype=float)))
+
+    def capped(self, dim: int) -> Diagram:
+        """The capped diagram of ``dim`` (not a copy: don't modify it)."""
+        return self._d[dim]
+
+
 def cap(dgm: Diagram) -> Diagram:
     """A copy of ``dgm`` with infinite deaths set to :data:`DEATH_CAP`."""
     out = np.array(dgm, dtype=float).reshape(-1, 2)

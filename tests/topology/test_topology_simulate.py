@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
 import redis
 
 from lakehouse.topology.events import FIELD, STREAM, parse_workflow_event
@@ -54,3 +55,30 @@ def test_publish_to_the_stream_one_data_field(redis_client: redis.Redis) -> None
     assert [parse_workflow_event(f[FIELD.encode()])["run_id"] for _, f in entries] == [
         e["run_id"] for e in events
     ]
+
+
+def test_the_cycle_only_regime_rewires_revisions_and_keeps_the_counts() -> None:
+    plain = list(simulate_workflow_events(START, 2, 60, seed=3, regime_change_at=None))
+    replan = list(
+        simulate_workflow_events(START, 2, 60, seed=3, regime_change_at=1, regime="replan")
+    )
+    assert plain[:60] == replan[:60]
+    rewired = 0
+    for a, b in zip(plain[60:], replan[60:], strict=True):
+        assert a["run_id"] == b["run_id"]
+        assert sorted(n["id"] for n in a["nodes"]) == sorted(n["id"] for n in b["nodes"])
+        assert len(a["edges"]) == len(b["edges"])
+        pairs_a = {(e["src"], e["dst"]) for e in a["edges"]}
+        pairs_b = {(e["src"], e["dst"]) for e in b["edges"]}
+        if pairs_a != pairs_b:
+            rewired += 1
+            # The revision's reflect -> tools became reflect -> route: a triangle became a
+            # chordless 4-cycle, which the flag complex keeps as an H1 class.
+            assert ("reflect", "tools") in pairs_a and ("reflect", "route") in pairs_b
+            assert event_signature(b).betti_1 > event_signature(a).betti_1
+    assert rewired >= 2
+
+
+def test_an_unknown_regime_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown regime"):
+        next(simulate_workflow_events(START, 1, 1, seed=3, regime_change_at=0, regime="loops"))
