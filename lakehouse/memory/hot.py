@@ -8,7 +8,8 @@ Keys (``T`` a validated tenant id, which cannot contain ``:`` or glob characters
     aura:mem:T:acc      hash id → last access ms (decay refresh for memories in every tier)
     aura:mem:tenants    set of tenants with memories
 
-A store writes the hash, the index and its stream event in one MULTI/EXEC; a get reads the hash
+A store writes the hash, the index and its stream event in one MULTI/EXEC (a bulk load
+:meth:`HotTier.put_many` batches of them); a get reads the hash
 and refreshes the access time in one round trip.
 """
 
@@ -127,16 +128,23 @@ class HotTier:
 
     def put(self, memory: Memory, vector: np.ndarray, event: dict[str, Any]) -> None:
         """Store a memory and publish its event atomically."""
-        key = self.key(memory.tenant_id, memory.id)
-        pipe = self.client.pipeline(transaction=True)
-        rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
-        pipe.hset(key, mapping={"rec": rec, "vec": vector.tobytes()})
-        if memory.expires_ms is not None:
-            pipe.pexpireat(key, memory.expires_ms)
-        pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
-        pipe.sadd(TENANTS, memory.tenant_id)
-        publish_event(self.client, event, pipe)
-        pipe.execute()
+        self.put_many([(memory, vector, event)])
+
+    def put_many(self, items: Sequence[tuple[Memory, np.ndarray, dict[str, Any]]]) -> None:
+        """Store memories with their events, :meth:`put` for each, in pipelined batches (each
+        batch one MULTI/EXEC, so every memory is written together with its event)."""
+        for start in range(0, len(items), _SCAN_BATCH):
+            pipe = self.client.pipeline(transaction=True)
+            for memory, vector, event in items[start : start + _SCAN_BATCH]:
+                key = self.key(memory.tenant_id, memory.id)
+                rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
+                pipe.hset(key, mapping={"rec": rec, "vec": vector.tobytes()})
+                if memory.expires_ms is not None:
+                    pipe.pexpireat(key, memory.expires_ms)
+                pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
+                pipe.sadd(TENANTS, memory.tenant_id)
+                publish_event(self.client, event, pipe)
+            pipe.execute()
 
     def publish(self, event: dict[str, Any]) -> None:
         publish_event(self.client, event)

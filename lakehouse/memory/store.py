@@ -242,6 +242,36 @@ class MemoryStore:
         now: datetime | None = None,
     ) -> str:
         """Store a memory in the hot tier and publish its event; returns its id."""
+        memory, vec, event = self.new_memory(
+            tenant_id,
+            content,
+            vector=vector,
+            metadata=metadata,
+            ttl=ttl,
+            importance=importance,
+            signature=signature,
+            now=now,
+        )
+        try:
+            self.hot.put(memory, vec, event)
+        except redis.RedisError as exc:
+            raise self._unavailable("hot", exc, "memory not stored, nothing was written") from None
+        return memory.id
+
+    def new_memory(
+        self,
+        tenant_id: str,
+        content: str,
+        *,
+        vector: Sequence[float] | np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        ttl: timedelta | None = None,
+        importance: float | None = None,
+        signature: str | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Memory, np.ndarray, dict[str, Any]]:
+        """The validated memory :meth:`store` writes, its unit vector and its store event
+        (nothing is written; a bulk load hands batches of them to ``HotTier.put_many``)."""
         check_tenant(tenant_id)
         if not isinstance(content, str):
             raise ValidationError("content must be a string")
@@ -266,11 +296,7 @@ class MemoryStore:
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
         event |= {"memory_id": memory.id} | self.cipher.seal_record(memory.record())
         event.pop("id")
-        try:
-            self.hot.put(memory, vec, event)
-        except redis.RedisError as exc:
-            raise self._unavailable("hot", exc, "memory not stored, nothing was written") from None
-        return memory.id
+        return memory, vec, event
 
     def _where(self, tier: str) -> str:
         if tier == "hot":
