@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -26,11 +26,12 @@ import redis
 
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, publish_event
-from lakehouse.memory.model import Memory
+from lakehouse.memory.model import Memory, matches
 from lakehouse.stores import round_trip
 
 TENANTS = "aura:mem:tenants"
 _SCAN_BATCH = 500
+_VECTOR_BATCH = 5000
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'rec', ARGV[1]) end
 """
@@ -184,6 +185,47 @@ class HotTier:
                 if memory.tenant_id == tenant_id:
                     out.append(memory)
         return out
+
+    def search(
+        self,
+        tenant_id: str,
+        vector: np.ndarray,
+        k: int,
+        filters: Mapping[str, object],
+        now_ms: int,
+    ) -> list[tuple[Memory, float]]:
+        """The ``k`` live memories of the tenant most similar to ``vector`` (with ``filters``).
+
+        Only the vectors of every hot memory are read (raw ``HGET`` replies, pipelined); the
+        records are then loaded and opened in similarity order, in growing batches, until ``k``
+        of them are live and match the filters.
+        """
+        ids = self.ids(tenant_id)
+        present: list[str] = []
+        blobs: list[bytes] = []
+        for start in range(0, len(ids), _VECTOR_BATCH):
+            chunk = ids[start : start + _VECTOR_BATCH]
+            commands = [("HGET", self.key(tenant_id, i), "vec") for i in chunk]
+            for memory_id, blob in zip(chunk, round_trip(self.client, commands), strict=True):
+                if blob is not None:  # None: the key expired since the index was read
+                    present.append(memory_id)
+                    blobs.append(blob)
+        if not blobs:
+            return []
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        sims = matrix @ vector
+        order = np.argsort(-sims, kind="stable")
+        hits: list[tuple[Memory, float]] = []
+        step, at = max(k, 32), 0
+        while at < len(order) and len(hits) < k:
+            chosen = order[at : at + step]
+            wanted = {present[i]: float(sims[i]) for i in chosen}
+            for memory in self.load(tenant_id, list(wanted)):
+                if not memory.expired(now_ms) and matches(memory.metadata, filters):
+                    hits.append((memory, wanted[memory.id]))
+            at += len(chosen)
+            step = min(step * 4, _VECTOR_BATCH)
+        return hits[:k]
 
     def ids(self, tenant_id: str, max_created_ms: float = float("inf")) -> list[str]:
         upper = "+inf" if max_created_ms == float("inf") else int(max_created_ms)

@@ -67,7 +67,6 @@ from lakehouse.memory.model import (
     check_filters,
     check_tenant,
     from_ms,
-    matches,
     normalise,
     parse_id,
     score,
@@ -433,15 +432,7 @@ class MemoryStore:
             return self.warm.search(tenant_id, vec, pool, flt, now_ms)
         if tier == "cold":
             return self.cold.search(tenant_id, vec, pool, flt, now_ms)
-        found = [
-            m
-            for m in self.hot.load(tenant_id, self.hot.ids(tenant_id))
-            if not m.expired(now_ms) and matches(m.metadata, flt)
-        ]
-        if not found:
-            return []
-        sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vec
-        return [(found[i], float(sims[i])) for i in np.argsort(-sims)[:pool]]
+        return self.hot.search(tenant_id, vec, pool, flt, now_ms)
 
     # -- statistics --------------------------------------------------------------------------
 
