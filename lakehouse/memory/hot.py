@@ -32,6 +32,17 @@ from lakehouse.stores import round_trip
 TENANTS = "aura:mem:tenants"
 _SCAN_BATCH = 500
 _VECTOR_BATCH = 5000
+# The ``vec`` fields of KEYS, concatenated into one reply, and the (1-based) positions of the
+# keys that are gone (expired since the index was read): one bulk string instead of a reply per
+# memory, which redis-py would parse one by one.
+_VECTORS = """
+local out, gone = {}, {}
+for i, key in ipairs(KEYS) do
+  local vec = redis.call('HGET', key, 'vec')
+  if vec then out[#out + 1] = vec else gone[#gone + 1] = i end
+end
+return {table.concat(out), gone}
+"""
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'rec', ARGV[1]) end
 """
@@ -114,6 +125,7 @@ class HotTier:
         self.client = client
         self.cipher = cipher or MemoryCipher()
         self._rebuild = client.register_script(_REBUILD)
+        self._vectors = client.register_script(_VECTORS)
 
     @staticmethod
     def key(tenant_id: str, memory_id: str) -> str:
@@ -196,23 +208,22 @@ class HotTier:
     ) -> list[tuple[Memory, float]]:
         """The ``k`` live memories of the tenant most similar to ``vector`` (with ``filters``).
 
-        Only the vectors of every hot memory are read (raw ``HGET`` replies, pipelined); the
-        records are then loaded and opened in similarity order, in growing batches, until ``k``
-        of them are live and match the filters.
+        Only the vectors of every hot memory are read (one concatenated reply per batch of
+        keys, from a script); the records are then loaded and opened in similarity order, in
+        growing batches, until ``k`` of them are live and match the filters.
         """
         ids = self.ids(tenant_id)
         present: list[str] = []
         blobs: list[bytes] = []
         for start in range(0, len(ids), _VECTOR_BATCH):
             chunk = ids[start : start + _VECTOR_BATCH]
-            commands = [("HGET", self.key(tenant_id, i), "vec") for i in chunk]
-            for memory_id, blob in zip(chunk, round_trip(self.client, commands), strict=True):
-                if blob is not None:  # None: the key expired since the index was read
-                    present.append(memory_id)
-                    blobs.append(blob)
-        if not blobs:
+            blob, gone = self._vectors(keys=[self.key(tenant_id, i) for i in chunk])
+            missing = {int(i) - 1 for i in gone}
+            present += [memory_id for at, memory_id in enumerate(chunk) if at not in missing]
+            blobs.append(blob)
+        if not present:
             return []
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(present), -1)
         sims = matrix @ vector
         order = np.argsort(-sims, kind="stable")
         hits: list[tuple[Memory, float]] = []
