@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.expressions import (
     AlwaysTrue,
     And,
     BooleanExpression,
     EqualTo,
     GreaterThan,
+    In,
     IsNull,
     LessThanOrEqual,
     NotNull,
@@ -229,17 +231,35 @@ class ColdTier:
         filters: Mapping[str, object],
         now_ms: int,
     ) -> list[tuple[Memory, float]]:
-        found = [
-            m
-            for m in self._scan(_live(tenant_id, now_ms))
-            if m.tenant_id == tenant_id and matches(m.metadata, filters)
-        ]
-        if not found:
+        if filters:  # metadata may be sealed: open every live row, then filter and rank
+            found = [
+                m
+                for m in self._scan(_live(tenant_id, now_ms))
+                if m.tenant_id == tenant_id and matches(m.metadata, filters)
+            ]
+            if not found:
+                return []
+            sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vector
+            top = np.argsort(-sims, kind="stable")[:k]
+            return [(found[i], float(sims[i])) for i in top]
+        # No filter: rank on the ids and vectors alone, then read the top rows whole.
+        table = self.table
+        if table.current_snapshot() is None:
             return []
-        matrix = np.asarray([m.vector for m in found], dtype=np.float32)
-        sims = matrix @ vector
-        top = np.argsort(-sims)[:k]
-        return [(found[i], float(sims[i])) for i in top]
+        live = _live(tenant_id, now_ms)
+        rows = table.scan(row_filter=live, selected_fields=("memory_id", "vector")).to_arrow()
+        if rows.num_rows == 0:
+            return []
+        flat = pc.list_flatten(rows.column("vector")).to_numpy()
+        sims = flat.astype(np.float32).reshape(rows.num_rows, -1) @ vector
+        ids = rows.column("memory_id").to_pylist()
+        ranked = {ids[i]: float(sims[i]) for i in np.argsort(-sims, kind="stable")[:k]}
+        whole = {m.id: m for m in self._scan(And(live, In("memory_id", list(ranked))))}
+        return [
+            (whole[i], sim)
+            for i, sim in ranked.items()
+            if i in whole and whole[i].tenant_id == tenant_id
+        ]
 
     def purge_expired(self, now_ms: int) -> int:
         table = self.table

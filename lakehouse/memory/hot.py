@@ -8,7 +8,8 @@ Keys (``T`` a validated tenant id, which cannot contain ``:`` or glob characters
     aura:mem:T:acc      hash id → last access ms (decay refresh for memories in every tier)
     aura:mem:tenants    set of tenants with memories
 
-A store writes the hash, the index and its stream event in one MULTI/EXEC; a get reads the hash
+A store writes the hash, the index and its stream event in one MULTI/EXEC (a bulk load
+:meth:`HotTier.put_many` batches of them); a get reads the hash
 and refreshes the access time in one round trip.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -25,11 +26,23 @@ import redis
 
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, publish_event
-from lakehouse.memory.model import Memory
+from lakehouse.memory.model import Memory, matches
 from lakehouse.stores import round_trip
 
 TENANTS = "aura:mem:tenants"
 _SCAN_BATCH = 500
+_VECTOR_BATCH = 5000
+# The ``vec`` fields of KEYS, concatenated into one reply, and the (1-based) positions of the
+# keys that are gone (expired since the index was read): one bulk string instead of a reply per
+# memory, which redis-py would parse one by one.
+_VECTORS = """
+local out, gone = {}, {}
+for i, key in ipairs(KEYS) do
+  local vec = redis.call('HGET', key, 'vec')
+  if vec then out[#out + 1] = vec else gone[#gone + 1] = i end
+end
+return {table.concat(out), gone}
+"""
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'rec', ARGV[1]) end
 """
@@ -112,6 +125,7 @@ class HotTier:
         self.client = client
         self.cipher = cipher or MemoryCipher()
         self._rebuild = client.register_script(_REBUILD)
+        self._vectors = client.register_script(_VECTORS)
 
     @staticmethod
     def key(tenant_id: str, memory_id: str) -> str:
@@ -127,16 +141,23 @@ class HotTier:
 
     def put(self, memory: Memory, vector: np.ndarray, event: dict[str, Any]) -> None:
         """Store a memory and publish its event atomically."""
-        key = self.key(memory.tenant_id, memory.id)
-        pipe = self.client.pipeline(transaction=True)
-        rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
-        pipe.hset(key, mapping={"rec": rec, "vec": vector.tobytes()})
-        if memory.expires_ms is not None:
-            pipe.pexpireat(key, memory.expires_ms)
-        pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
-        pipe.sadd(TENANTS, memory.tenant_id)
-        publish_event(self.client, event, pipe)
-        pipe.execute()
+        self.put_many([(memory, vector, event)])
+
+    def put_many(self, items: Sequence[tuple[Memory, np.ndarray, dict[str, Any]]]) -> None:
+        """Store memories with their events, :meth:`put` for each, in pipelined batches (each
+        batch one MULTI/EXEC, so every memory is written together with its event)."""
+        for start in range(0, len(items), _SCAN_BATCH):
+            pipe = self.client.pipeline(transaction=True)
+            for memory, vector, event in items[start : start + _SCAN_BATCH]:
+                key = self.key(memory.tenant_id, memory.id)
+                rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
+                pipe.hset(key, mapping={"rec": rec, "vec": vector.tobytes()})
+                if memory.expires_ms is not None:
+                    pipe.pexpireat(key, memory.expires_ms)
+                pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
+                pipe.sadd(TENANTS, memory.tenant_id)
+                publish_event(self.client, event, pipe)
+            pipe.execute()
 
     def publish(self, event: dict[str, Any]) -> None:
         publish_event(self.client, event)
@@ -176,6 +197,46 @@ class HotTier:
                 if memory.tenant_id == tenant_id:
                     out.append(memory)
         return out
+
+    def search(
+        self,
+        tenant_id: str,
+        vector: np.ndarray,
+        k: int,
+        filters: Mapping[str, object],
+        now_ms: int,
+    ) -> list[tuple[Memory, float]]:
+        """The ``k`` live memories of the tenant most similar to ``vector`` (with ``filters``).
+
+        Only the vectors of every hot memory are read (one concatenated reply per batch of
+        keys, from a script); the records are then loaded and opened in similarity order, in
+        growing batches, until ``k`` of them are live and match the filters.
+        """
+        ids = self.ids(tenant_id)
+        present: list[str] = []
+        blobs: list[bytes] = []
+        for start in range(0, len(ids), _VECTOR_BATCH):
+            chunk = ids[start : start + _VECTOR_BATCH]
+            blob, gone = self._vectors(keys=[self.key(tenant_id, i) for i in chunk])
+            missing = {int(i) - 1 for i in gone}
+            present += [memory_id for at, memory_id in enumerate(chunk) if at not in missing]
+            blobs.append(blob)
+        if not present:
+            return []
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(present), -1)
+        sims = matrix @ vector
+        order = np.argsort(-sims, kind="stable")
+        hits: list[tuple[Memory, float]] = []
+        step, at = max(k, 32), 0
+        while at < len(order) and len(hits) < k:
+            chosen = order[at : at + step]
+            wanted = {present[i]: float(sims[i]) for i in chosen}
+            for memory in self.load(tenant_id, list(wanted)):
+                if not memory.expired(now_ms) and matches(memory.metadata, filters):
+                    hits.append((memory, wanted[memory.id]))
+            at += len(chosen)
+            step = min(step * 4, _VECTOR_BATCH)
+        return hits[:k]
 
     def ids(self, tenant_id: str, max_created_ms: float = float("inf")) -> list[str]:
         upper = "+inf" if max_created_ms == float("inf") else int(max_created_ms)

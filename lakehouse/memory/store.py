@@ -73,7 +73,6 @@ from lakehouse.memory.model import (
     check_filters,
     check_tenant,
     from_ms,
-    matches,
     normalise,
     parse_id,
     score,
@@ -278,8 +277,40 @@ class MemoryStore:
         """Store a memory in the hot tier and publish its event; returns its id.
 
         ``signature`` is the topology of the workflow run behind the memory: the run id (of
-        the tenant's run in the topology index) or its diagrams (see :mod:`.shape`).
+        the tenant's run in the topology index) or its diagrams (see :mod:`.shape`). With
+        Redis down the memory goes to the durable local spool (still acknowledged).
         """
+        memory, vec, event = self.new_memory(
+            tenant_id,
+            content,
+            vector=vector,
+            metadata=metadata,
+            ttl=ttl,
+            importance=importance,
+            signature=signature,
+            now=now,
+        )
+        self._drain_quietly()  # spooled memories reach Redis before this one (order kept)
+        try:
+            self.hot.put(memory, vec, event)
+        except redis.RedisError as exc:
+            self._spool_put(memory, vec, event, exc)
+        return memory.id
+
+    def new_memory(
+        self,
+        tenant_id: str,
+        content: str,
+        *,
+        vector: Sequence[float] | np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        ttl: timedelta | None = None,
+        importance: float | None = None,
+        signature: Shape | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Memory, np.ndarray, dict[str, Any]]:
+        """The validated memory :meth:`store` writes, its unit vector and its store event
+        (nothing is written; a bulk load hands batches of them to ``HotTier.put_many``)."""
         check_tenant(tenant_id)
         if not isinstance(content, str):
             raise ValidationError("content must be a string")
@@ -305,12 +336,7 @@ class MemoryStore:
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
         event |= {"memory_id": memory.id} | self.cipher.seal_record(memory.record())
         event.pop("id")
-        self._drain_quietly()  # spooled memories reach Redis before this one (order kept)
-        try:
-            self.hot.put(memory, vec, event)
-        except redis.RedisError as exc:
-            self._spool_put(memory, vec, event, exc)
-        return memory.id
+        return memory, vec, event
 
     # -- the spool (Redis down) ----------------------------------------------------------------
 
@@ -505,12 +531,7 @@ class MemoryStore:
             return self.warm.search(tenant_id, vec, pool, flt, now_ms)
         if tier == "cold":
             return self.cold.search(tenant_id, vec, pool, flt, now_ms)
-        found = [
-            m
-            for m in self.hot.load(tenant_id, self.hot.ids(tenant_id))
-            if not m.expired(now_ms) and matches(m.metadata, flt)
-        ]
-        return _ranked(found, vec, pool)
+        return self.hot.search(tenant_id, vec, pool, flt, now_ms)
 
     def search_by_shape(
         self, tenant_id: str, query: Shape, k: int = 10, *, now: datetime | None = None

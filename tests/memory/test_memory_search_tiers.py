@@ -1,0 +1,65 @@
+"""Hot and cold tier search rank like a scan of every live, matching memory of the tenant.
+
+The hot tier ranks on the vectors alone and opens records in similarity order; the cold tier
+ranks an unfiltered search on ids and vectors, then reads the top rows whole. Both must give
+the top ``k`` a full scan gives, past expired, filtered-out and other tenants' memories.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from lakehouse.memory import MemoryStore
+from lakehouse.memory.model import Memory
+
+
+def _brute(memories: list[Memory], query: np.ndarray, k: int) -> list[str]:
+    sims = np.asarray([m.vector for m in memories], dtype=np.float32) @ query
+    return [memories[i].id for i in np.argsort(-sims, kind="stable")[:k]]
+
+
+def _load(mem: MemoryStore, n: int) -> tuple[list[Memory], np.ndarray]:
+    """``n`` memories of tenant ``a`` (every third with kind x, every fifth expiring in an
+    hour) and as many of tenant ``b`` with the same vectors."""
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(n, mem.dim)).astype(np.float32)
+    built = []
+    for tenant in ("a", "b"):
+        for i in range(n):
+            built.append(
+                mem.new_memory(
+                    tenant,
+                    f"memory {i}",
+                    vector=vectors[i],
+                    metadata={"kind": "x" if i % 3 == 0 else "y"},
+                    ttl=timedelta(hours=1) if i % 5 == 0 else None,
+                )
+            )
+    mem.hot.put_many(built)
+    return [m for m, _, _ in built if m.tenant_id == "a"], vectors
+
+
+def test_hot_and_cold_search_match_a_full_scan(mem: MemoryStore) -> None:
+    memories, vectors = _load(mem, 150)
+    mem.cold.put(memories)
+    later = int(time.time() * 1000) + 2 * 3600 * 1000  # the hour-long TTLs have passed
+    live = [m for m in memories if not m.expired(later)]
+    assert len(live) < len(memories)
+    query = vectors[0] / np.linalg.norm(vectors[0])  # an expiring memory's own vector
+    for k in (1, 5, 40):
+        kind_x = [m for m in live if m.metadata["kind"] == "x"]
+        for flt, pool in (({}, live), ({"kind": "x"}, kind_x)):
+            want = _brute(pool, query, k)
+            hot = mem.hot.search("a", query, k, flt, later)
+            cold = mem.cold.search("a", query, k, flt, later)
+            assert [m.id for m, _ in hot] == want, (k, flt)
+            assert [m.id for m, _ in cold] == want, (k, flt)
+            assert all(m.tenant_id == "a" for m, _ in hot + cold)
+    now = int(datetime.now(UTC).timestamp() * 1000)  # nothing expired yet: vector 0 is first
+    assert mem.hot.search("a", query, 1, {}, now)[0][0].id == memories[0].id
+    assert mem.cold.search("a", query, 1, {}, now)[0][0].id == memories[0].id
+    assert mem.hot.search("nobody", query, 3, {}, now) == []
+    assert mem.cold.search("nobody", query, 3, {}, now) == []
