@@ -97,7 +97,7 @@ def _memories(rows: pa.Table, cipher: MemoryCipher) -> list[Memory]:
                 id=r["memory_id"],
                 tenant_id=r["tenant_id"],
                 content=r["content"],
-                vector=tuple(r["vector"]),
+                vector=np.asarray(r["vector"], dtype=np.float32),
                 metadata=r["metadata"],
                 importance=r["importance"],
                 created_ms=to_ms(r["created_at"]),

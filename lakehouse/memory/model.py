@@ -84,7 +84,8 @@ class Memory:
     id: str
     tenant_id: str
     content: str
-    vector: tuple[float, ...]
+    vector: np.ndarray = field(compare=False)
+    """float32, read-only (a tuple or list given is converted); not part of equality."""
     metadata: dict[str, Any] = field(default_factory=dict)
     importance: float = DEFAULT_IMPORTANCE
     created_ms: int = 0
@@ -92,6 +93,13 @@ class Memory:
     last_access_ms: int | None = None
     signature: str | None = None
     tier: str = "hot"
+
+    def __post_init__(self) -> None:
+        vector = np.asarray(self.vector, dtype=np.float32)  # no copy of a float32 array
+        if vector.flags.writeable:
+            vector = vector.copy() if vector is self.vector else vector
+            vector.flags.writeable = False
+        object.__setattr__(self, "vector", vector)
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_ms is not None and self.expires_ms <= now_ms
@@ -122,7 +130,7 @@ class Memory:
             id=rec["id"],
             tenant_id=rec["tenant_id"],
             content=rec["content"],
-            vector=tuple(np.asarray(vector, dtype=np.float32).tolist()),
+            vector=np.asarray(vector, dtype=np.float32),  # hot reads: a view of Redis's bytes
             metadata=dict(rec.get("metadata") or {}),
             importance=float(rec.get("importance", DEFAULT_IMPORTANCE)),
             created_ms=int(rec["created_ms"]),

@@ -326,7 +326,7 @@ class MemoryStore:
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
             content=content,
-            vector=tuple(vec.tolist()),
+            vector=vec,
             metadata=dict(metadata or {}),
             importance=imp,
             created_ms=created,

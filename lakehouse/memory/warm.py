@@ -188,7 +188,7 @@ class WarmTier:
     def nearest(
         self,
         tenant_id: str,
-        vectors: Sequence[Sequence[float]],
+        vectors: Sequence[Sequence[float] | np.ndarray],
         k: int,
         min_score: float,
         now_ms: int,
