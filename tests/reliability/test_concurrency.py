@@ -5,8 +5,9 @@ reports every outcome: committed, or refused with a CommitConflictError (a clear
 table must then hold exactly the committed data: every committed append's rows once, each own
 day equal to that worker's last committed overwrite, the shared day equal to exactly one
 committed overwrite (never a mix). Concurrent publishes of experiment branches must each either
-fast-forward main or be refused with NotFastForwardError, and main must hold exactly the
-published branches' rows.
+fast-forward main, be refused with NotFastForwardError, or (a branch write that lost every retry
+to the other writers) fail with a CommitConflictError saying to retry; main must hold exactly
+the published branches' rows.
 """
 
 from __future__ import annotations
@@ -160,6 +161,8 @@ def _publisher(env: dict[str, str], worker: int, out: Any) -> None:
         out.put((worker, "published", result.snapshot_id, ""))
     except NotFastForwardError as exc:
         out.put((worker, "refused", None, str(exc)))
+    except CommitConflictError as exc:  # lost every retry to the other writers: a clear error
+        out.put((worker, "conflict", None, str(exc)))
     except Exception as exc:
         out.put((worker, "error", None, f"{type(exc).__name__}: {exc}"))
 
@@ -172,7 +175,7 @@ def test_concurrent_branch_publishes_fast_forward_or_refuse(
     table = lh.table(TABLE)
     rounds = scaled(3)
     published: list[int] = []
-    refused = errors = 0
+    refused = errors = conflicts = 0
     for r in range(rounds):
         ctx = process_context()
         out = ctx.Queue()
@@ -187,8 +190,11 @@ def test_concurrent_branch_publishes_fast_forward_or_refuse(
         assert bad == [], bad[:3]
         refusals = [x[3] for x in results if x[1] == "refused"]
         assert all("cannot publish" in m and "Re-create the branch" in m for m in refusals)
+        lost_races = [x[3] for x in results if x[1] == "conflict"]
+        assert all("retry" in m for m in lost_races), lost_races[:3]  # says what to do
         published += [x[0] for x in results if x[1] == "published"]
         refused += sum(1 for x in results if x[1] == "refused")
+        conflicts += len(lost_races)
         assert any(x[1] == "published" for x in results)
     table.refresh()
     main_ids = {r["decision_id"] for r in lh.read(TABLE).to_pylist()}
@@ -198,6 +204,7 @@ def test_concurrent_branch_publishes_fast_forward_or_refuse(
         rounds=rounds,
         published=len(published),
         refused_not_fast_forward=refused,
+        commit_conflicts=conflicts,
         other_errors=errors,
         lost_publishes=len(want - main_ids),
         unpublished_rows_on_main=len(main_ids - want),
