@@ -10,6 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[embeddings]' \
+		|| echo "== the embeddings extra did not install: its test skips and says why"
 	touch $@
 
 install: $(VENV)/.installed

