@@ -652,12 +652,11 @@ class MemoryStore:
         consolidate_text: float,
     ) -> CompactionReport:
         now_ms = _now_ms(now)
+        spool_replayed = self.drain_spool()  # first: the spool may add tenants
         try:
             tenants = self.hot.tenants()
         except redis.RedisError as exc:
             raise self._unavailable("hot", exc, "nothing was compacted") from None
-        spool_replayed = self.drain_spool()
-        tenants = self.hot.tenants()
         expired_hot = hot_to_warm = absorbed_hot = absorbed_warm = 0
         thresholds = None if consolidate_cosine is None else (consolidate_cosine, consolidate_text)
         for tenant in tenants:
