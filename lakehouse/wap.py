@@ -220,10 +220,10 @@ def audit_and_publish(
             refs.drop_branch(iceberg, branch, missing_ok=True)
             return None
         report = audit(lh, table, branch, day, lineage)
-        # The writes (the audit's own too) dropped the branch's retention: set it again, so a
-        # branch kept after a refusal or a crash before the publish expires.
-        refs.restore_retention(iceberg, branch, AUDIT_BRANCH_RETENTION_MS)
         if not report.success:
+            # The writes (the audit's own too) dropped the branch's retention: set it again, so
+            # the branch kept for inspection expires. A published branch is dropped instead.
+            refs.restore_retention(iceberg, branch, AUDIT_BRANCH_RETENTION_MS)
             log.warning(
                 "audit of %s failed; %s unchanged, data kept on branch %s: %s",
                 table,

@@ -8,7 +8,12 @@ from datetime import date
 from helpers import DAY, decisions
 
 from lakehouse import Lakehouse, Lineage, refs
-from lakehouse.wap import accept_all, audit_and_publish, write_audit_publish
+from lakehouse.wap import (
+    AUDIT_BRANCH_RETENTION_MS,
+    accept_all,
+    audit_and_publish,
+    write_audit_publish,
+)
 from lakehouse.writer import WriteResult
 
 TABLE = "routing_decisions"
@@ -47,6 +52,11 @@ def test_any_audit_decides_and_a_rejected_batch_stays_on_its_branch(lakehouse: L
     assert not bad.published and refs.head(lakehouse.table(TABLE)) == main
     assert lakehouse.read(TABLE, branch=bad.audit_branch).num_rows == 5
     assert [(d, n) for _, d, n in seen] == [(DAY.date(), 3), (DAY.date(), 5)]
+    # The kept branch expires (its write dropped the retention; the refusal set it again) and
+    # the published one is gone.
+    kept = {r.name: r for r in refs.list_refs(lakehouse.table(TABLE), "branch")}
+    assert kept[bad.audit_branch].max_ref_age_ms == AUDIT_BRANCH_RETENTION_MS
+    assert ok.audit_branch not in kept
 
 
 def test_the_write_is_replayed_on_a_fresh_branch_when_the_target_moved(
