@@ -121,6 +121,8 @@ def main() -> None:
         rows=ROWS,
         repeats=REPEATS,
         load_avg_1m=round(os.getloadavg()[0], 2),
+        arrow_pool=pa.default_memory_pool().backend_name,
+        mimalloc_purge_delay=os.environ.get("MIMALLOC_PURGE_DELAY"),
     )
     emit(
         "ingest.asset_write_path_vs_parquet",
