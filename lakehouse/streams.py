@@ -288,6 +288,31 @@ class StreamConsumer:
         return cast(list[Entry], self.client.xrange(self.stream, min=start, max=end))
 
 
+@dataclass(frozen=True)
+class EventStream:
+    """A domain's event stream: its Redis key, read by the ingestion group.
+
+    ``event_day`` maps an entry's payload to its day, or None when the payload is malformed,
+    and never raises (sensors call it on whatever the stream holds).
+    """
+
+    name: str
+    event_day: Callable[[bytes], date | None]
+    group: str = GROUP
+
+    def consumer(self, client: redis.Redis) -> StreamConsumer:
+        """A fresh consumer of the stream in the ingestion group (each run is its own)."""
+        return StreamConsumer(client, self.name, self.group)
+
+    def backlog(self, client: redis.Redis) -> int:
+        """Entries not yet acknowledged by the ingestion group (pending plus never delivered)."""
+        return self.consumer(client).backlog()
+
+    def backlog_days(self, client: redis.Redis) -> set[date]:
+        """Days of the unacknowledged events, without claiming them (for sensors)."""
+        return self.consumer(client).backlog_days(self.event_day)
+
+
 def _id_order(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)

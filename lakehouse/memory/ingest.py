@@ -39,26 +39,18 @@ from lakehouse.memory.cold import erase_rows
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
 from lakehouse.stream_day import publish_day
-from lakehouse.streams import GROUP, StreamConsumer
+from lakehouse.streams import EventStream, StreamConsumer
 from lakehouse.wap import Audit, WapResult
 from lakehouse.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
 
 
-def consumer(client: redis.Redis) -> StreamConsumer:
-    """A fresh consumer of the memory stream in the ingestion group."""
-    return StreamConsumer(client, STREAM, GROUP)
-
-
-def stream_backlog(client: redis.Redis) -> int:
-    """Entries not yet acknowledged by the ingestion group."""
-    return consumer(client).backlog()
-
-
-def backlog_days(client: redis.Redis) -> set[date]:
-    """Days of the unacknowledged events, without claiming them (for sensors)."""
-    return consumer(client).backlog_days(event_day)
+EVENTS = EventStream(STREAM, event_day)
+"""The memory stream; its consumer, backlog and backlog days below serve ingest and sensors."""
+consumer = EVENTS.consumer
+stream_backlog = EVENTS.backlog
+backlog_days = EVENTS.backlog_days
 
 
 @dataclass(frozen=True)

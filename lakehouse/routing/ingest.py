@@ -45,7 +45,7 @@ from lakehouse.routing.events import (
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.stream_day import publish_day
-from lakehouse.streams import GROUP, DeadLetter, StreamConsumer
+from lakehouse.streams import DeadLetter, EventStream, StreamConsumer
 from lakehouse.wap import Audit, WapResult
 from lakehouse.writer import Lineage, MergeResult, WriteResult
 
@@ -57,19 +57,11 @@ WAIT_POLL_S = 0.25
 MAX_ROUNDS = 8
 
 
-def consumer(client: redis.Redis, stream: str = STREAM) -> StreamConsumer:
-    """A fresh consumer of the routing stream in the ingestion group."""
-    return StreamConsumer(client, stream, GROUP)
-
-
-def stream_backlog(client: redis.Redis, stream: str = STREAM) -> int:
-    """Entries not yet acknowledged by the ingestion group (pending plus never delivered)."""
-    return consumer(client, stream).backlog()
-
-
-def backlog_days(client: redis.Redis, stream: str = STREAM) -> set[date]:
-    """Days of the unacknowledged events, without claiming them (for sensors)."""
-    return consumer(client, stream).backlog_days(event_day)
+EVENTS = EventStream(STREAM, event_day)
+"""The routing stream; its consumer, backlog and backlog days below serve ingest and sensors."""
+consumer = EVENTS.consumer
+stream_backlog = EVENTS.backlog
+backlog_days = EVENTS.backlog_days
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ from lakehouse.keys import split_known
 from lakehouse.settings import MAIN_BRANCH
 from lakehouse.stream_day import publish_day
 from lakehouse.streams import (
-    GROUP,
     DeadLetter,
+    EventStream,
     Parsed,
     StreamConsumer,
     parse_stream_entries,
@@ -79,11 +79,6 @@ DEFAULT_REFERENCE_DAYS = 3
 # Ingest
 
 
-def consumer(client: redis.Redis, stream: str = STREAM) -> StreamConsumer:
-    """A fresh consumer of the workflows stream in the ingestion group."""
-    return StreamConsumer(client, stream, GROUP)
-
-
 def event_day(payload: bytes) -> date | None:
     """The day of an event payload, None when it is malformed (for backlog sensors).
 
@@ -95,14 +90,11 @@ def event_day(payload: bytes) -> date | None:
         return None
 
 
-def stream_backlog(client: redis.Redis, stream: str = STREAM) -> int:
-    """Entries not yet acknowledged by the ingestion group."""
-    return consumer(client, stream).backlog()
-
-
-def backlog_days(client: redis.Redis, stream: str = STREAM) -> set[date]:
-    """Days of the unacknowledged events, without claiming them."""
-    return consumer(client, stream).backlog_days(event_day)
+EVENTS = EventStream(STREAM, event_day)
+"""The workflows stream; its consumer, backlog and backlog days below serve ingest and sensors."""
+consumer = EVENTS.consumer
+stream_backlog = EVENTS.backlog
+backlog_days = EVENTS.backlog_days
 
 
 @dataclass(frozen=True)
