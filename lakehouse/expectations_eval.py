@@ -100,6 +100,19 @@ def evaluate(kind: str, kwargs: dict[str, Any], data: pa.Table) -> EvalOutcome:
     return _column_map(column, evaluators[kind], mostly)
 
 
+def _map_outcome(
+    rows: int, considered: int, unexpected: int, mostly: float, sample: list[Any]
+) -> EvalOutcome:
+    """The outcome of a map expectation: ``unexpected`` of ``considered`` values of ``rows``."""
+    return EvalOutcome(
+        success=_success(considered, unexpected, mostly),
+        element_count=rows,
+        unexpected_count=unexpected,
+        unexpected_percent=_percent(unexpected, considered, rows),
+        partial_unexpected_list=sample,
+    )
+
+
 def _mostly(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise UnsupportedExpectation(f"mostly={value!r} is not a fraction")
@@ -128,12 +141,8 @@ def _percent(unexpected: int, considered: int, rows: int) -> float | None:
 def _not_null(values: pa.ChunkedArray, mostly: float) -> EvalOutcome:
     rows = len(values)
     unexpected = _count(_missing(values)) if values.null_count or _nan_possible(values) else 0
-    return EvalOutcome(
-        success=_success(rows, unexpected, mostly),
-        element_count=rows,
-        unexpected_count=unexpected,
-        unexpected_percent=_percent(unexpected, rows, rows),
-        partial_unexpected_list=[None] * min(unexpected, PARTIAL_UNEXPECTED_COUNT),
+    return _map_outcome(
+        rows, rows, unexpected, mostly, [None] * min(unexpected, PARTIAL_UNEXPECTED_COUNT)
     )
 
 
@@ -164,13 +173,7 @@ def _column_map(
         if had_missing and pa.types.is_integer(values.type):
             sample = [float(v) for v in sample]  # pandas holds an int column with nulls as float
     considered = len(present)
-    return EvalOutcome(
-        success=_success(considered, unexpected, mostly),
-        element_count=rows,
-        unexpected_count=unexpected,
-        unexpected_percent=_percent(unexpected, considered, rows),
-        partial_unexpected_list=sample,
-    )
+    return _map_outcome(rows, considered, unexpected, mostly, sample)
 
 
 def _hashable(values: pa.ChunkedArray) -> pl.Series:
@@ -268,13 +271,7 @@ def _compound_unique(
         unexpected = int(mask.sum())
         sample = frame.filter(mask.to_arrow()).slice(0, PARTIAL_UNEXPECTED_COUNT).to_pylist()
     considered = frame.num_rows
-    return EvalOutcome(
-        success=_success(considered, unexpected, mostly),
-        element_count=rows,
-        unexpected_count=unexpected,
-        unexpected_percent=_percent(unexpected, considered, rows),
-        partial_unexpected_list=sample,
-    )
+    return _map_outcome(rows, considered, unexpected, mostly, sample)
 
 
 def _row_count(rows: int, kwargs: dict[str, Any]) -> EvalOutcome:
