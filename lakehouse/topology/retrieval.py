@@ -352,18 +352,19 @@ def relayout(
 
     ensure_collection(client, collection)
     ids: list[Any] = []
-    vectors: list[list[float]] = []
+    rows: list[np.ndarray] = []
     payloads: list[dict[str, Any]] = []
     for record in _scroll(
         client, collection, with_payload=["tenant_id", "run_id"], with_vectors=[CELL_VECTOR]
     ):
         ids.append(record.id)
-        vectors.append(_named(record.vector, CELL_VECTOR))
+        rows.append(np.asarray(_named(record.vector, CELL_VECTOR), dtype=np.float32))
         payloads.append(record.payload or {})
     drop_cells(client, collection)
     if not ids:
         return IndexLayout("flat", 0, 0)
-    matrix = np.array(vectors, dtype=np.float64)
+    matrix = np.vstack(rows)
+    del rows
     n_cells = max(1, min(len(ids), cells or round(len(ids) / CELL_POINTS)))
     kmeans = MiniBatchKMeans(n_clusters=n_cells, random_state=seed, batch_size=4096, n_init=3)
     labels = kmeans.fit_predict(matrix)
@@ -388,16 +389,16 @@ def relayout(
         members[int(label)].append(i)
     for cell in range(n_cells):
         _create(client, cell_name(collection, cell), {CELL_VECTOR: VECTORS[CELL_VECTOR]})
-        rows = members.get(cell, [])
-        if not rows:
+        own = members.get(cell, [])
+        if not own:
             continue
-        for start in range(0, len(rows), 1024):
-            chunk = rows[start : start + 1024]
+        for start in range(0, len(own), 1024):
+            chunk = own[start : start + 1024]
             client.upsert(
                 cell_name(collection, cell),
-                points=[_cell_point(ids[i], vectors[i], payloads[i]) for i in chunk],
+                points=[_cell_point(ids[i], matrix[i].tolist(), payloads[i]) for i in chunk],
             )
-        client.set_payload(collection, {"cell": cell}, points=[ids[i] for i in rows])
+        client.set_payload(collection, {"cell": cell}, points=[ids[i] for i in own])
     return IndexLayout("cells", n_cells, len(ids))
 
 
