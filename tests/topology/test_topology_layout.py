@@ -14,6 +14,7 @@ from qdrant_client import QdrantClient, models
 from lakehouse.topology.retrieval import (
     CELL_POINTS,
     COLLECTION,
+    TRAIN_AT,
     cell_name,
     centroids_name,
     index_runs,
@@ -180,3 +181,16 @@ def test_relayout_when_outgrown_and_flat_layout_drops_cells(
     assert [c.name for c in client.get_collections().collections] == [COLLECTION]
     tenant = runs[0][0]["tenant_id"]
     assert len(similar_runs(client, tenant, run_id=runs[0][0]["run_id"], k=5)) == 5
+
+
+def test_local_mode_gets_cells_once_the_collection_reaches_train_at(
+    client: QdrantClient, runs: list[Any]
+) -> None:
+    assert index_runs(client, runs) == N  # layout "auto" on a local-mode client
+    assert layout_info(client).layout == "flat" and N < TRAIN_AT
+    more = [(dict(e, run_id=f"{e['run_id']}-copy"), s) for e, s in runs[: TRAIN_AT - N]]
+    index_runs(client, more)
+    info = layout_info(client)
+    assert (info.layout, info.trained_points) == ("cells", TRAIN_AT)
+    assert info.cells == round(TRAIN_AT / CELL_POINTS)
+    _assert_cells_match_record(client)
