@@ -46,15 +46,14 @@ point for the distances plus about 8 us a point for the tenant filter (evaluated
 plus 1-2 ms a query: flat at 100,000 points the shortlist alone takes 1.6 s (2.5-3.7 s under
 load), and ``similar_runs`` is only a few times faster than an exact scan. With cells,
 ``bench topology`` at 100,000 stored diagrams of one tenant (500 cells, nprobe 8, load average
-about 1) measured the centroid query at 0.8 ms, the 8 cell queries at 33 ms over about 3,300
-points and the re-rank at 5 ms: ``similar_runs`` p50 41 ms against 5.8 s for the exact scan
-(141x), recall@10 1.00 over 10 queries (over 30 queries 0.98, no higher with 12 cells probed,
-so the misses come from the vector shortlist, not the cells); at 10,000 diagrams (50 cells)
-30 ms and 1.00.
-Indexing 100,000 runs in memory took 20 s into the collection of record and 16 s to lay out
-(indexing them into existing cells: 24 s). A local path also commits each upserted point to
-SQLite on its own (about 8 ms a point here, twice with cells), so indexing a large day is slow
-there.
+1-3, two runs) measured the centroid query at 0.8 ms, the 8 cell queries at 29-33 ms over
+2,600-3,300 points and the re-rank at 5 ms: ``similar_runs`` p50 38-41 ms against 5.8-6.2 s for
+the exact scan (141-165x), recall@10 1.00 over 10 queries (over 30 queries 0.98, no higher
+with 12 cells probed, so the misses come from the vector shortlist, not the cells); at 10,000
+diagrams (50 cells) 30 ms and 1.00. Indexing 100,000 runs in memory took 20 s into the
+collection of record and 16-19 s to lay out (indexing them into existing cells: 24 s). A local
+path also commits each upserted point to SQLite on its own (about 8 ms a point here, twice with
+cells), so indexing a large day is slow there.
 """
 
 from __future__ import annotations
