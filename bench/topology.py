@@ -1,6 +1,8 @@
 """Topology signatures, shape retrieval recall against exact diagram distances, drift power.
 
-``python -m bench topology``. Everything runs in one process on simulated data:
+``python -m bench topology``. Everything runs in one process on simulated data; the parts
+(``signatures``, ``retrieval``, ``drift``) run as ``AURA_BENCH_TOPO_PARTS`` names them
+(comma-separated, default all):
 
 * ``topology.signatures``: signatures (diagrams, summaries, vectors) of seeded random call graphs
   of 50 nodes and about 100 edges (``AURA_BENCH_TOPO_GRAPHS``, default 2000), runs per second,
@@ -19,9 +21,15 @@
   distance is at most the exact 10th-smallest distance. Reported for the raw Qdrant vector order
   and for :func:`~lakehouse.topology.retrieval.similar_runs` (shortlist of 50 re-ranked exactly);
   the speed line is the median query time of the brute-force exact scan over that of
-  ``similar_runs``, with where the time goes: the tenant-filtered Qdrant query alone, the same
-  query without the filter (local mode evaluates a filter in Python on every point) and the exact
-  re-rank of the 50 shortlisted diagrams.
+  ``similar_runs``. In local mode the collection gets the cell layout of
+  :mod:`lakehouse.topology.retrieval` (indexed first, then laid out once: ``index_seconds``
+  and ``layout_seconds``; about ``AURA_BENCH_TOPO_CELL_POINTS`` points a cell,
+  ``AURA_BENCH_TOPO_NPROBE`` cells probed, defaults those of the module), and the line says
+  where the time goes: the
+  centroid query, the tenant-filtered queries of the probed cells (``probed_points_p50`` points)
+  and the exact re-rank of the 50 shortlisted diagrams, next to the tenant-filtered query of the
+  whole collection of record (the flat layout; local mode evaluates the filter in Python on
+  every point). ``AURA_BENCH_TOPO_PARTS=retrieval`` runs only this part.
 * ``topology.drift_power`` / ``topology.drift_false_alarms``: ``AURA_BENCH_TOPO_TRIALS`` (default
   20) seeded trials of 3 reference days against one current day (``AURA_BENCH_TOPO_PER_DAY``
   runs per day, default 30), with the retry-loop regime change on the current day or not; the
@@ -107,23 +115,14 @@ def _signatures() -> None:
 
 def _stored_events() -> tuple[list[dict[str, Any]], int]:
     """``RUNS`` traces of one tenant, and how many are real LangGraph runs (the rest perturbed)."""
-    from lakehouse.topology.simulate import simulate_workflow_events
+    from lakehouse.topology.simulate import perturbed_runs, simulate_workflow_events
 
     days = 4
     real = min(RUNS, BASE_RUNS)
     events = list(
         simulate_workflow_events(START, days, -(-real // days), seed=5, regime_change_at=days // 2)
     )[:real]
-    rng = np.random.default_rng(2)
-    for i in range(RUNS - real):
-        base = events[int(rng.integers(real))]
-        calls = rng.lognormal(0.0, PERTURB_SIGMA, size=len(base["edges"]))
-        latency = rng.lognormal(0.0, PERTURB_SIGMA, size=len(base["edges"]))
-        edges = [
-            {**e, "calls": max(1, round(e["calls"] * c)), "latency_ms": e["latency_ms"] * t}
-            for e, c, t in zip(base["edges"], calls, latency, strict=True)
-        ]
-        events.append({**base, "run_id": f"{base['run_id']}-p{i:06d}", "edges": edges})
+    events += list(perturbed_runs(events, RUNS - real, sigma=PERTURB_SIGMA, seed=2))
     for e in events:
         e["tenant_id"] = "bench"
     return events, real
@@ -132,9 +131,24 @@ def _stored_events() -> tuple[list[dict[str, Any]], int]:
 def _retrieval() -> None:
     from qdrant_client import QdrantClient, models
 
-    from lakehouse.topology.retrieval import COLLECTION, index_runs, similar_runs
+    from lakehouse.topology.retrieval import (
+        CELL_POINTS,
+        CELL_VECTOR,
+        COLLECTION,
+        DEFAULT_SHORTLIST,
+        NPROBE,
+        cell_name,
+        centroids_name,
+        drop_index,
+        index_runs,
+        layout_info,
+        relayout,
+        similar_runs,
+    )
     from lakehouse.topology.tda import StoredDiagrams, diagram_distance, event_signature
 
+    nprobe = int(os.environ.get("AURA_BENCH_TOPO_NPROBE", NPROBE))
+    cell_points = int(os.environ.get("AURA_BENCH_TOPO_CELL_POINTS", CELL_POINTS))
     events, real = _stored_events()
     started = time.perf_counter()
     sigs = [event_signature(e) for e in events]
@@ -146,9 +160,11 @@ def _retrieval() -> None:
     tenant = models.Filter(
         must=[models.FieldCondition(key="tenant_id", match=models.MatchValue(value="bench"))]
     )
-    times: dict[str, list[float]] = {k: [] for k in ("exact", "ours", "query", "bare", "rerank")}
+    stages = ("exact", "ours", "flat", "centroids", "cells", "rerank")
+    times: dict[str, list[float]] = {k: [] for k in stages}
     recall_ann: list[float] = []
     recall_rerank: list[float] = []
+    probed: list[int] = []
 
     def timed(name: str, fn: Any) -> Any:
         begun = time.perf_counter()
@@ -162,8 +178,21 @@ def _retrieval() -> None:
     collection = f"{COLLECTION}_bench_{os.getpid()}"
     try:
         started = time.perf_counter()
-        index_runs(client, zip(events, sigs, strict=True), collection=collection)
+        index_runs(
+            client, zip(events, sigs, strict=True), collection=collection, relayout_when_due=False
+        )
         index_s = time.perf_counter() - started
+        started = time.perf_counter()
+        layout = (
+            relayout(client, collection, cells=max(1, round(len(events) / cell_points)))
+            if not QDRANT_URL
+            else layout_info(client, collection)
+        )
+        layout_s = time.perf_counter() - started
+        sizes = {
+            c: client.count(cell_name(collection, c), exact=True).count for c in range(layout.cells)
+        }
+        limit = DEFAULT_SHORTLIST + 1
         for q in queries:
             run_id = events[q]["run_id"]
             dist = timed(
@@ -174,37 +203,69 @@ def _retrieval() -> None:
             hits = timed(
                 "ours",
                 lambda r=run_id: similar_runs(
-                    client, "bench", run_id=r, k=K, collection=collection
+                    client, "bench", run_id=r, k=K, collection=collection, nprobe=nprobe
                 ),
             )
             vector = sigs[q].image.tolist()
             shortlist = timed(
-                "query",
-                lambda v=vector: (
-                    client.query_points(
-                        collection, query=v, using="image", query_filter=tenant, limit=51
+                "flat",
+                lambda v=vector: [
+                    (p.score, p.payload or {})
+                    for p in client.query_points(
+                        collection,
+                        query=v,
+                        using=CELL_VECTOR,
+                        query_filter=tenant,
+                        limit=limit,
+                        with_payload=["run_id"],
                     ).points
-                ),
+                ],
             )
-            timed(
-                "bare",
-                lambda v=vector: client.query_points(collection, query=v, using="image", limit=51),
-            )
-            picked = [ids[(p.payload or {})["run_id"]] for p in shortlist]
+            if layout.cells:
+                probe = timed(
+                    "centroids",
+                    lambda v=vector: (
+                        client.query_points(
+                            centroids_name(collection), query=v, using=CELL_VECTOR, limit=nprobe
+                        ).points
+                    ),
+                )
+                cells = [int(c.id) for c in probe]
+                probed.append(sum(sizes[c] for c in cells))
+                timed(
+                    "cells",
+                    lambda v=vector, cells=cells: [
+                        client.query_points(
+                            cell_name(collection, c),
+                            query=v,
+                            using=CELL_VECTOR,
+                            query_filter=tenant,
+                            limit=limit,
+                        )
+                        for c in cells
+                    ],
+                )
+            picked = [ids[p["run_id"]] for _, p in shortlist]
             timed(
                 "rerank",
                 lambda q=q, picked=picked: [diagram_distance(stored[q], stored[i]) for i in picked],
             )
             raw = similar_runs(
-                client, "bench", run_id=run_id, k=K, shortlist=K, collection=collection
+                client,
+                "bench",
+                run_id=run_id,
+                k=K,
+                shortlist=K,
+                collection=collection,
+                nprobe=nprobe,
             )
             raw.sort(key=lambda h: h.vector_distance)
             recall_rerank.append(sum(dist[ids[h.run_id]] <= kth for h in hits) / K)
             recall_ann.append(sum(dist[ids[h.run_id]] <= kth for h in raw) / K)
     finally:
-        client.delete_collection(collection)
+        drop_index(client, collection)
         client.close()
-    p50 = {k: statistics.median(v) for k, v in times.items()}
+    p50 = {k: statistics.median(v) if v else 0.0 for k, v in times.items()}
     emit(
         "topology.similar_top10",
         p50["exact"] / p50["ours"],
@@ -214,25 +275,35 @@ def _retrieval() -> None:
         perturbed_runs=len(events) - real,
         queries=QUERIES,
         store=f"Qdrant server {QDRANT_URL}" if QDRANT_URL else "Qdrant local mode (in memory)",
+        layout=layout.layout,
+        cells=layout.cells,
+        nprobe=nprobe if layout.cells else 0,
+        cell_points=cell_points if layout.cells else 0,
+        probed_points_p50=int(statistics.median(probed)) if probed else len(events),
         similar_runs_p50_ms=round(p50["ours"] * 1000, 2),
         exact_scan_p50_ms=round(p50["exact"] * 1000, 2),
         exact_scan="every stored diagram, every query (no scaling)",
-        qdrant_query_p50_ms=round(p50["query"] * 1000, 2),
-        qdrant_query_unfiltered_p50_ms=round(p50["bare"] * 1000, 2),
+        flat_query_p50_ms=round(p50["flat"] * 1000, 2),
+        centroid_query_p50_ms=round(p50["centroids"] * 1000, 2),
+        cell_queries_p50_ms=round(p50["cells"] * 1000, 2),
         rerank_p50_ms=round(p50["rerank"] * 1000, 2),
         signature_seconds=round(signature_s, 1),
         index_seconds=round(index_s, 1),
+        layout_seconds=round(layout_s, 1),
     )
     emit(
         "topology.recall_at_10",
         statistics.mean(recall_rerank),
         "recall",
         baseline=statistics.mean(recall_ann),
-        baseline_name="Qdrant vector order without re-ranking",
+        baseline_name="Qdrant vector order without re-ranking (same layout)",
         stored=len(events),
         real_runs=real,
         queries=QUERIES,
-        shortlist=50,
+        shortlist=DEFAULT_SHORTLIST,
+        layout=layout.layout,
+        cells=layout.cells,
+        nprobe=nprobe if layout.cells else 0,
     )
 
 
@@ -294,11 +365,17 @@ def _drift() -> None:
         )
 
 
+PARTS = {"signatures": _signatures, "retrieval": _retrieval, "drift": _drift}
+
+
 def main() -> None:
-    """Run the three parts."""
-    _signatures()
-    _retrieval()
-    _drift()
+    """Run the parts named in ``AURA_BENCH_TOPO_PARTS`` (comma-separated; default all three)."""
+    wanted = os.environ.get("AURA_BENCH_TOPO_PARTS", ",".join(PARTS)).split(",")
+    unknown = sorted(set(wanted) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"unknown AURA_BENCH_TOPO_PARTS {unknown}; use some of {sorted(PARTS)}")
+    for name in wanted:
+        PARTS[name]()
 
 
 if __name__ == "__main__":

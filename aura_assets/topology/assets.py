@@ -204,14 +204,15 @@ def topology_history(
 @asset(
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
-    code_version="topology-index-1",
+    code_version="topology-index-2",
     group_name=GROUP,
     owners=["team:topology"],
     kinds={"qdrant"},
     deps=[HISTORY],
     description=f"The Qdrant collection `{COLLECTION}`: one point per run of topology_history "
-    "(named vectors `image` and `betti`, tenant in the payload), replaced day by day; "
-    "`lakehouse.topology.ingest.rebuild_index` rebuilds it from the table.",
+    "(named vectors `image` and `betti`, tenant in the payload), replaced day by day; in Qdrant "
+    "local mode also its cell layout (k-means cells of the `image` vectors, retrained as it "
+    "grows); `lakehouse.topology.ingest.rebuild_index` rebuilds it from the table.",
 )
 def topology_index(
     context: AssetExecutionContext, lakehouse: LakehouseResource, qdrant: QdrantResource
@@ -227,6 +228,7 @@ def topology_index(
         metadata={
             "qdrant/collection": COLLECTION,
             "qdrant/points": last.points,
+            "qdrant/cells": last.cells,
             "qdrant/indexed": sum(r.indexed for r in reports),
             "qdrant/removed_stale": sum(r.removed for r in reports),
             "iceberg/history_snapshot_id": str(last.history_snapshot_id),

@@ -17,8 +17,8 @@ Each step is a function of the day, used alike by the Dagster assets and any Pyt
 * :func:`history_day`: the signatures of the day's runs replace the day of
   ``topology_history`` (write-audit-publish; re-running gives the same rows).
 * :func:`index_day`: the Qdrant collection holds exactly the day's rows of ``topology_history``
-  afterwards (the day's points are deleted, then upserted); :func:`rebuild_index` rebuilds the
-  whole collection from the table.
+  afterwards (the day's points are deleted, from their cells too, then upserted);
+  :func:`rebuild_index` rebuilds the whole collection, and retrains its cells, from the table.
 * :func:`drift_day`: the topology permutation test and the scalar KS baseline of the day
   against the ``reference_days`` before it, both rows replacing the day of ``drift_reports``
   with the snapshot ids they read. The permutation seed is derived from ``seed`` and the day,
@@ -31,7 +31,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -69,6 +69,9 @@ from lakehouse.topology.tda import TopologySignature, event_signature
 from lakehouse.validation import bounded_raw
 from lakehouse.wap import Audit, WapResult, write_audit_publish
 from lakehouse.writer import Lineage, WriteResult
+
+if TYPE_CHECKING:  # retrieval imports qdrant_client, which this module loads only to index
+    from lakehouse.topology.retrieval import Layout
 
 log = logging.getLogger(__name__)
 
@@ -306,13 +309,14 @@ def history_day(
 
 @dataclass(frozen=True)
 class IndexReport:
-    """What :func:`index_day` did to the collection."""
+    """What :func:`index_day` did to the collection (``cells`` is 0 for a flat layout)."""
 
     day: date
     removed: int
     indexed: int
     points: int
     history_snapshot_id: int | None
+    cells: int = 0
 
 
 def _day_filter(day: date) -> Any:
@@ -330,11 +334,20 @@ def index_day(
     *,
     branch: str | None = None,
     collection: str | None = None,
+    layout: Layout = "auto",
 ) -> IndexReport:
-    """Make the collection's points of ``day`` exactly the day's ``topology_history`` rows."""
-    from qdrant_client import models
+    """Make the collection's points of ``day`` exactly the day's ``topology_history`` rows.
 
-    from lakehouse.topology.retrieval import COLLECTION, ensure_collection, index_runs
+    The day's old points leave the collection of record and their cells; the new ones join the
+    nearest cells, and the layout is retrained when due (:mod:`lakehouse.topology.retrieval`).
+    """
+    from lakehouse.topology.retrieval import (
+        COLLECTION,
+        ensure_collection,
+        index_runs,
+        layout_info,
+        remove_runs,
+    )
 
     collection = collection or COLLECTION
     branch = branch or lh.settings.branch
@@ -345,23 +358,31 @@ def index_day(
         else []
     )
     ensure_collection(client, collection)
-    stale = client.count(collection, count_filter=_day_filter(day), exact=True).count
-    if stale:
-        client.delete(collection, points_selector=models.FilterSelector(filter=_day_filter(day)))
-    indexed = index_runs(client, ((r, signature_of_row(r)) for r in rows), collection=collection)
+    removed = remove_runs(client, _day_filter(day), collection)
+    indexed = index_runs(
+        client, ((r, signature_of_row(r)) for r in rows), collection=collection, layout=layout
+    )
     points = client.count(collection, exact=True).count
-    return IndexReport(day, stale, indexed, points, snapshot_id)
+    cells = layout_info(client, collection).cells
+    return IndexReport(day, removed, indexed, points, snapshot_id, cells)
 
 
 def rebuild_index(
-    lh: Lakehouse, client: Any, *, branch: str | None = None, collection: str | None = None
+    lh: Lakehouse,
+    client: Any,
+    *,
+    branch: str | None = None,
+    collection: str | None = None,
+    layout: Layout = "auto",
 ) -> int:
-    """Drop the collection and index every row of ``topology_history``; the points indexed."""
-    from lakehouse.topology.retrieval import COLLECTION, index_runs
+    """Drop the collection and its cells, index every row of ``topology_history``; the points.
+
+    The cell layout is trained afresh on the rebuilt collection when it is large enough.
+    """
+    from lakehouse.topology.retrieval import COLLECTION, drop_index, index_runs
 
     collection = collection or COLLECTION
-    if client.collection_exists(collection):
-        client.delete_collection(collection)
+    drop_index(client, collection)
     branch = branch or lh.settings.branch
     snapshot_id = _head(lh, TOPOLOGY_HISTORY.name, branch)
     rows = (
@@ -369,7 +390,9 @@ def rebuild_index(
         if snapshot_id is not None
         else []
     )
-    return index_runs(client, ((r, signature_of_row(r)) for r in rows), collection=collection)
+    return index_runs(
+        client, ((r, signature_of_row(r)) for r in rows), collection=collection, layout=layout
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,35 +1,71 @@
 """Shape-aware retrieval of workflow runs: Qdrant shortlist, exact re-ranking by diagram distance.
 
-Each run is one Qdrant point (id: a UUID5 of ``tenant_id/run_id``) with two named vectors,
-``image`` (persistence images of H0 and H1) and ``betti`` (Betti curves), Euclidean distance,
-and a payload holding ``tenant_id``, ``run_id``, ``workflow``, ``ts``, ``day`` (the UTC date of
-``ts``, so a day's points can be replaced) and the capped diagrams.
-Invariant: every read filters on ``tenant_id`` (a keyword index marked ``is_tenant``); no
-function of this module can search across tenants, and an empty tenant id is refused.
+Each run is one Qdrant point (id: a UUID5 of ``tenant_id/run_id``) of the collection of record
+``aura_topology_runs``, with two named vectors, ``image`` (persistence images of H0 and H1) and
+``betti`` (Betti curves), Euclidean distance, and a payload holding ``tenant_id``, ``run_id``,
+``workflow``, ``ts``, ``day`` (the UTC date of ``ts``, so a day's points can be replaced), the
+capped diagrams and, in the cell layout, ``cell``.
+Invariant: every read of runs filters on ``tenant_id`` (a keyword index marked ``is_tenant``) or
+fetches point ids that encode the tenant and re-checks the payload; no function of this module
+can search across tenants, and an empty tenant id is refused. (Maintenance, :func:`remove_runs`
+and :func:`relayout`, reads every tenant's points but answers only counts.)
 
-:func:`similar_runs` asks Qdrant for a shortlist of ``shortlist`` points by vector, then orders
+:func:`similar_runs` gets a shortlist of ``shortlist`` points by ``using`` vector, then orders
 it by :func:`~lakehouse.topology.tda.diagram_distance` (bottleneck H0 + H1) on the stored
 diagrams, so the answer is exact within the shortlist.
 
-**Cost.** The re-rank is ``shortlist`` bottleneck distances (about 7 ms for 50 on a loaded 2-core
-machine) whatever the collection's size; the shortlist is Qdrant's part. A Qdrant server answers
-it from its HNSW graph and the tenant index. Qdrant local mode (``QdrantClient(path=...)`` or
-``":memory:"``) scans every point of the collection with numpy and evaluates the tenant filter in
-Python point by point, so a query costs time linear in the collection (``bench topology``
-measured about 0.25 s at 20,000 points and 2.5 s at 100,000 under load, of which the filter is
-most): at that size local mode is only a few times faster than an exact scan, and a server is
-needed for interactive answers. A local path also commits each upserted point to SQLite on its
-own (about 8 ms a point here), so indexing a large day is slow there.
+**Layouts.** ``flat``: the shortlist is one tenant-filtered query of the collection of record;
+a Qdrant server answers it from its HNSW graph and the tenant index. ``cells``: an inverted-file
+layout inside Qdrant for local mode (``QdrantClient(path=...)`` or ``":memory:"``), which has no
+index and scans every point of a collection. k-means centroids of the ``image`` vectors
+(scikit-learn ``MiniBatchKMeans``, seeded) live in ``<collection>__centroids`` (derived
+centroids only, no tenant data; its metadata says how many points they were trained on), and
+each run's ``image`` vector, ``tenant_id`` and ``run_id`` live in the cell of its nearest
+centroid, ``<collection>__cell_NNNN`` (tenant index as on the record). A query asks the
+centroids for the nearest ``nprobe`` cells, queries each of them with the tenant filter, merges
+the hits by vector distance into the shortlist and fetches the shortlisted diagrams from the
+collection of record by point id (payload tenant re-checked). ``layout="auto"`` (the default
+everywhere) picks ``cells`` for a local-mode client and ``flat`` for a server; pass ``"flat"`` or
+``"cells"`` to force one. Queries by ``betti`` always use the collection of record (flat).
+
+The collection of record keeps both vectors (a ``run_id`` query reads its vector there, and a
+re-layout retrains from them without recomputing signatures), so the cell layout stores each
+``image`` vector twice: at 100,000 points in memory the cells' vectors take about 120 MB next to
+the record's 150 MB (process RSS: about 540 MB after indexing, 390 MB more after laying out).
+Until the collection holds :data:`TRAIN_AT` points there are no cells and queries are flat.
+Indexing assigns new points to the nearest existing centroid (a re-indexed point that changes
+cell leaves its old one) and re-lays out, from the record's vectors, when the collection first
+reaches :data:`TRAIN_AT` points or outgrows its layout (more than :data:`GROWTH` times the points
+it was trained on); :func:`relayout` does it on demand, with about :data:`CELL_POINTS` points a
+cell. A query that runs while a re-layout replaces the cells can miss points; indexing with the
+flat layout drops the cells, which would go stale.
+
+**Cost.** The re-rank is ``shortlist`` bottleneck distances (5-15 ms for 50 on a 2-core
+machine, by load) whatever the collection's size. Local mode scans a collection at about 1 us a
+point for the distances plus about 8 us a point for the tenant filter (evaluated in Python),
+plus 1-2 ms a query: flat at 100,000 points the shortlist alone takes 1.6 s (2.5-3.7 s under
+load), and ``similar_runs`` is only a few times faster than an exact scan. With cells,
+``bench topology`` at 100,000 stored diagrams of one tenant (500 cells, nprobe 8, load average
+1-3, two runs) measured the centroid query at 0.8 ms, the 8 cell queries at 29-33 ms over
+2,600-3,300 points and the re-rank at 5 ms: ``similar_runs`` p50 38-41 ms against 5.8-6.2 s for
+the exact scan (141-165x), recall@10 1.00 over 10 queries (over 30 queries 0.98, no higher
+with 12 cells probed, so the misses come from the vector shortlist, not the cells); at 10,000
+diagrams (50 cells) 30 ms and 1.00. Indexing 100,000 runs in memory took 20 s into the
+collection of record and 16-19 s to lay out (indexing them into existing cells: 24 s). A local
+path also commits each upserted point to SQLite on its own (about 8 ms a point here, twice with
+cells), so indexing a large day is slow there.
 """
 
 from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 from qdrant_client import QdrantClient, models
 
 from lakehouse.topology.tda import (
@@ -44,9 +80,21 @@ from lakehouse.topology.tda import (
 COLLECTION = "aura_topology_runs"
 VECTORS = {"image": 2 * IMAGE_RES * IMAGE_RES, "betti": 2 * CURVE_RES}
 DEFAULT_SHORTLIST = 50
+CELL_VECTOR = "image"
+"""The vector the cell layout partitions (the default ``using``)."""
+CELL_POINTS = 200
+"""Points per cell a (re-)layout aims at."""
+NPROBE = 8
+"""Cells a query of the cell layout probes."""
+TRAIN_AT = 5000
+"""Points from which the cell layout has cells (below it, local-mode queries are flat)."""
+GROWTH = 4.0
+"""Re-layout when the collection holds more than this many times its training points."""
+Layout = Literal["auto", "flat", "cells"]
 _FIELDS = ["tenant_id", "run_id", "workflow", "dgm0", "dgm1"]
 """The payload fields a query reads (``ts`` and ``day`` are for maintenance, not answers)."""
 _NAMESPACE = uuid.UUID("5b0e4c64-4f0c-4b8e-9a51-7c1f0f6a2d10")
+_PAGE = 10_000
 
 
 @dataclass(frozen=True)
@@ -61,9 +109,28 @@ class SimilarRun:
     exact: bool
 
 
+@dataclass(frozen=True)
+class IndexLayout:
+    """How a collection is laid out: ``cells`` is 0 when queries are flat."""
+
+    layout: str
+    cells: int
+    trained_points: int
+
+
 def point_id(tenant_id: str, run_id: str) -> str:
     """The Qdrant point id of a run (stable, so re-indexing a run overwrites it)."""
     return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}/{run_id}"))
+
+
+def centroids_name(collection: str = COLLECTION) -> str:
+    """The collection of the cell layout's centroids."""
+    return f"{collection}__centroids"
+
+
+def cell_name(collection: str, cell: int) -> str:
+    """The collection of one cell of the layout."""
+    return f"{collection}__cell_{cell:04d}"
 
 
 def _tenant(tenant_id: str) -> models.Filter:
@@ -74,17 +141,34 @@ def _tenant(tenant_id: str) -> models.Filter:
     )
 
 
-def ensure_collection(client: QdrantClient, collection: str = COLLECTION) -> None:
-    """Create the collection and its tenant index unless they exist."""
-    if client.collection_exists(collection):
-        return
+def _is_local(client: QdrantClient) -> bool:
+    options = client.init_options
+    return options.get("location") == ":memory:" or options.get("path") is not None
+
+
+def _cells_wanted(client: QdrantClient, layout: Layout) -> bool:
+    if layout not in ("auto", "flat", "cells"):
+        raise ValueError(f"unknown layout {layout!r}; use 'auto', 'flat' or 'cells'")
+    return layout == "cells" or (layout == "auto" and _is_local(client))
+
+
+def _create(
+    client: QdrantClient,
+    collection: str,
+    vectors: Mapping[str, int],
+    tenant_index: bool = True,
+    metadata: dict[str, Any] | None = None,
+) -> None:
     client.create_collection(
         collection,
         vectors_config={
             name: models.VectorParams(size=size, distance=models.Distance.EUCLID)
-            for name, size in VECTORS.items()
+            for name, size in vectors.items()
         },
+        metadata=metadata,
     )
+    if not tenant_index:
+        return
     with warnings.catch_warnings():
         # Local mode warns that payload indexes have no effect there; a server uses the index.
         warnings.filterwarnings("ignore", "Payload indexes have no effect", UserWarning)
@@ -97,15 +181,121 @@ def ensure_collection(client: QdrantClient, collection: str = COLLECTION) -> Non
         )
 
 
+def ensure_collection(client: QdrantClient, collection: str = COLLECTION) -> None:
+    """Create the collection of record and its tenant index unless they exist."""
+    if not client.collection_exists(collection):
+        _create(client, collection, VECTORS)
+
+
+def layout_info(client: QdrantClient, collection: str = COLLECTION) -> IndexLayout:
+    """The collection's cell layout (``flat`` with no cells when it has none)."""
+    name = centroids_name(collection)
+    if not client.collection_exists(name):
+        return IndexLayout("flat", 0, 0)
+    meta = client.get_collection(name).config.metadata or {}
+    return IndexLayout("cells", int(meta.get("cells", 0)), int(meta.get("trained_points", 0)))
+
+
+def _cell_collections(client: QdrantClient, collection: str) -> list[str]:
+    prefix = f"{collection}__cell_"
+    return [c.name for c in client.get_collections().collections if c.name.startswith(prefix)]
+
+
+def drop_cells(client: QdrantClient, collection: str = COLLECTION) -> None:
+    """Remove the cell layout (centroids and cells); the collection of record stays."""
+    if client.collection_exists(centroids_name(collection)):
+        client.delete_collection(centroids_name(collection))
+    for name in _cell_collections(client, collection):
+        client.delete_collection(name)
+
+
+def drop_index(client: QdrantClient, collection: str = COLLECTION) -> None:
+    """Remove the collection of record and its cell layout."""
+    drop_cells(client, collection)
+    if client.collection_exists(collection):
+        client.delete_collection(collection)
+
+
+def _named(vector: Any, name: str) -> list[float]:
+    """One named vector of a point or record (Qdrant types the field as a wide union)."""
+    return list(vector[name])
+
+
+def _centroids(client: QdrantClient, collection: str) -> np.ndarray | None:
+    name = centroids_name(collection)
+    if not client.collection_exists(name):
+        return None
+    records, _ = client.scroll(name, limit=1 << 30, with_vectors=[CELL_VECTOR])
+    records.sort(key=lambda r: int(r.id))
+    return np.array([_named(r.vector, CELL_VECTOR) for r in records], dtype=np.float64)
+
+
+def _nearest(centroids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    d = (vectors**2).sum(1)[:, None] - 2 * vectors @ centroids.T + (centroids**2).sum(1)[None, :]
+    return np.asarray(d.argmin(axis=1))
+
+
+def _cell_point(point_id_: Any, vector: Sequence[float], payload: Mapping[str, Any]) -> Any:
+    return models.PointStruct(
+        id=point_id_,
+        vector={CELL_VECTOR: list(vector)},
+        payload={"tenant_id": payload["tenant_id"], "run_id": payload["run_id"]},
+    )
+
+
+def _upsert(
+    client: QdrantClient,
+    collection: str,
+    points: list[models.PointStruct],
+    centroids: np.ndarray | None,
+) -> None:
+    if centroids is None:
+        client.upsert(collection, points=points)
+        return
+    vectors = np.array([_named(p.vector, CELL_VECTOR) for p in points])
+    cells = _nearest(centroids, vectors)
+    old = client.retrieve(collection, [p.id for p in points], with_payload=["cell"])
+    previous = {r.id: (r.payload or {}).get("cell") for r in old}
+    leaving: dict[int, list[Any]] = defaultdict(list)
+    joining: dict[int, list[Any]] = defaultdict(list)
+    for point, cell in zip(points, cells, strict=True):
+        payload = point.payload or {}
+        payload["cell"] = int(cell)
+        point.payload = payload
+        was = previous.get(point.id)
+        if was is not None and was != int(cell):
+            leaving[int(was)].append(point.id)
+        joining[int(cell)].append(_cell_point(point.id, _named(point.vector, CELL_VECTOR), payload))
+    for cell, ids in leaving.items():
+        if client.collection_exists(cell_name(collection, cell)):
+            client.delete(
+                cell_name(collection, cell), points_selector=models.PointIdsList(points=ids)
+            )
+    client.upsert(collection, points=points)
+    for cell, cell_points in joining.items():
+        client.upsert(cell_name(collection, cell), points=cell_points)
+
+
 def index_runs(
     client: QdrantClient,
     runs: Iterable[tuple[Mapping[str, Any], TopologySignature]],
     *,
     collection: str = COLLECTION,
     batch: int = 512,
+    layout: Layout = "auto",
+    relayout_when_due: bool = True,
 ) -> int:
-    """Upsert ``(event, signature)`` pairs (events need ``run_id, tenant_id, workflow, ts``)."""
+    """Upsert ``(event, signature)`` pairs (events need ``run_id, tenant_id, workflow, ts``).
+
+    In the cell layout each point also joins the cell of its nearest centroid, and the layout is
+    retrained afterwards when due (see the module docstring) unless ``relayout_when_due`` is
+    false. The flat layout drops any cells.
+    """
     ensure_collection(client, collection)
+    cells = _cells_wanted(client, layout)
+    if not cells:
+        drop_cells(client, collection)
+    centroids = _centroids(client, collection) if cells else None
     points: list[models.PointStruct] = []
     count = 0
     for event, sig in runs:
@@ -127,13 +317,115 @@ def index_runs(
             )
         )
         if len(points) >= batch:
-            client.upsert(collection, points=points)
+            _upsert(client, collection, points, centroids)
             count += len(points)
             points = []
     if points:
-        client.upsert(collection, points=points)
+        _upsert(client, collection, points, centroids)
         count += len(points)
+    if cells and relayout_when_due and _relayout_due(client, collection):
+        relayout(client, collection)
     return count
+
+
+def _relayout_due(client: QdrantClient, collection: str) -> bool:
+    points = client.count(collection, exact=True).count
+    info = layout_info(client, collection)
+    if info.layout == "flat":
+        return points >= TRAIN_AT
+    return points > GROWTH * info.trained_points
+
+
+def _scroll(client: QdrantClient, collection: str, **kwargs: Any) -> Iterator[models.Record]:
+    offset = None
+    while True:
+        records, offset = client.scroll(collection, limit=_PAGE, offset=offset, **kwargs)
+        yield from records
+        if offset is None:
+            return
+
+
+def relayout(
+    client: QdrantClient,
+    collection: str = COLLECTION,
+    *,
+    cells: int | None = None,
+    seed: int = 0,
+) -> IndexLayout:
+    """Retrain the centroids on the record's ``image`` vectors and rebuild every cell.
+
+    ``cells`` defaults to one per :data:`CELL_POINTS` points. No signature is recomputed.
+    """
+    from sklearn.cluster import MiniBatchKMeans
+
+    ensure_collection(client, collection)
+    ids: list[Any] = []
+    rows: list[np.ndarray] = []
+    payloads: list[dict[str, Any]] = []
+    for record in _scroll(
+        client, collection, with_payload=["tenant_id", "run_id"], with_vectors=[CELL_VECTOR]
+    ):
+        ids.append(record.id)
+        rows.append(np.asarray(_named(record.vector, CELL_VECTOR), dtype=np.float32))
+        payloads.append(record.payload or {})
+    drop_cells(client, collection)
+    if not ids:
+        return IndexLayout("flat", 0, 0)
+    matrix = np.vstack(rows)
+    del rows
+    n_cells = max(1, min(len(ids), cells or round(len(ids) / CELL_POINTS)))
+    kmeans = MiniBatchKMeans(n_clusters=n_cells, random_state=seed, batch_size=4096, n_init=3)
+    labels = kmeans.fit_predict(matrix)
+    centroids = np.asarray(kmeans.cluster_centers_)
+    name = centroids_name(collection)
+    _create(
+        client,
+        name,
+        {CELL_VECTOR: VECTORS[CELL_VECTOR]},
+        tenant_index=False,
+        metadata={"cells": n_cells, "trained_points": len(ids), "seed": seed},
+    )
+    client.upsert(
+        name,
+        points=[
+            models.PointStruct(id=i, vector={CELL_VECTOR: c.tolist()}, payload={"cell": i})
+            for i, c in enumerate(centroids)
+        ],
+    )
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        members[int(label)].append(i)
+    for cell in range(n_cells):
+        _create(client, cell_name(collection, cell), {CELL_VECTOR: VECTORS[CELL_VECTOR]})
+        own = members.get(cell, [])
+        if not own:
+            continue
+        for start in range(0, len(own), 1024):
+            chunk = own[start : start + 1024]
+            client.upsert(
+                cell_name(collection, cell),
+                points=[_cell_point(ids[i], matrix[i].tolist(), payloads[i]) for i in chunk],
+            )
+        client.set_payload(collection, {"cell": cell}, points=[ids[i] for i in own])
+    return IndexLayout("cells", n_cells, len(ids))
+
+
+def remove_runs(client: QdrantClient, flt: models.Filter, collection: str = COLLECTION) -> int:
+    """Delete the points matching ``flt`` from the collection of record and from their cells."""
+    if not client.collection_exists(collection):
+        return 0
+    by_cell: dict[Any, list[Any]] = defaultdict(list)
+    for record in _scroll(client, collection, scroll_filter=flt, with_payload=["cell"]):
+        by_cell[(record.payload or {}).get("cell")].append(record.id)
+    for cell, ids in by_cell.items():
+        if cell is not None and client.collection_exists(cell_name(collection, int(cell))):
+            client.delete(
+                cell_name(collection, int(cell)), points_selector=models.PointIdsList(points=ids)
+            )
+    removed = [i for ids in by_cell.values() for i in ids]
+    if removed:
+        client.delete(collection, points_selector=models.PointIdsList(points=removed))
+    return len(removed)
 
 
 def _stored(
@@ -150,6 +442,34 @@ def _stored(
     return found[0]
 
 
+def _cell_shortlist(
+    client: QdrantClient,
+    collection: str,
+    query: Any,
+    flt: models.Filter,
+    limit: int,
+    nprobe: int,
+) -> list[tuple[float, dict[str, Any]]]:
+    """The ``limit`` nearest points of the tenant over the ``nprobe`` nearest cells."""
+    probe = client.query_points(
+        centroids_name(collection), query=query, using=CELL_VECTOR, limit=nprobe
+    ).points
+    hits: list[models.ScoredPoint] = []
+    for centroid in probe:
+        hits += client.query_points(
+            cell_name(collection, int(centroid.id)),
+            query=query,
+            using=CELL_VECTOR,
+            query_filter=flt,
+            limit=limit,
+            with_payload=False,
+        ).points
+    hits.sort(key=lambda h: h.score)
+    scores = {h.id: float(h.score) for h in hits[:limit]}
+    records = client.retrieve(collection, list(scores), with_payload=_FIELDS)
+    return [(scores[r.id], r.payload or {}) for r in records]
+
+
 def similar_runs(
     client: QdrantClient,
     tenant_id: str,
@@ -161,23 +481,26 @@ def similar_runs(
     using: str = "image",
     shortlist: int = DEFAULT_SHORTLIST,
     collection: str = COLLECTION,
+    layout: Layout = "auto",
+    nprobe: int = NPROBE,
 ) -> list[SimilarRun]:
     """The ``k`` runs of ``tenant_id`` most similar in shape to a run, a signature or a vector.
 
     Give exactly one of ``run_id`` (an indexed run of the tenant; it is left out of the answer),
     ``signature`` or ``vector`` (a raw ``using`` vector: no diagram, so the answer is the
-    vector order and ``exact`` is false).
+    vector order and ``exact`` is false). ``nprobe`` cells are probed in the cell layout.
     """
     flt = _tenant(tenant_id)
     if sum(x is not None for x in (run_id, signature, vector)) != 1:
         raise ValueError("give exactly one of run_id, signature or vector")
     if using not in VECTORS:
         raise ValueError(f"unknown vector {using!r}; use one of {sorted(VECTORS)}")
+    cells = _cells_wanted(client, layout)
     query: Any
     if run_id is not None:
         record = _stored(client, collection, tenant_id, run_id, using)
         payload = record.payload or {}
-        query = (record.vector or {})[using]  # type: ignore[index,call-overload]
+        query = _named(record.vector, using)
         target: HasDiagrams | None = StoredDiagrams(payload["dgm0"], payload["dgm1"])
     elif signature is not None:
         query = (signature.image if using == "image" else signature.betti_curve).tolist()
@@ -185,21 +508,28 @@ def similar_runs(
     else:
         query, target = list(vector or ()), None
     limit = max(k, shortlist) + (1 if run_id is not None else 0)
-    hits = client.query_points(
-        collection, query=query, using=using, query_filter=flt, limit=limit, with_payload=_FIELDS
-    ).points
+    if cells and using == CELL_VECTOR and client.collection_exists(centroids_name(collection)):
+        hits = _cell_shortlist(client, collection, query, flt, limit, nprobe)
+    else:
+        points = client.query_points(
+            collection,
+            query=query,
+            using=using,
+            query_filter=flt,
+            limit=limit,
+            with_payload=_FIELDS,
+        ).points
+        hits = [(float(h.score), h.payload or {}) for h in points]
     out: list[SimilarRun] = []
-    for hit in hits:
-        p = hit.payload or {}
+    for score, p in hits:
         if p.get("tenant_id") != tenant_id:  # defence in depth: the filter already did this
             continue
         if run_id is not None and p["run_id"] == run_id:
             continue
-        exact = target is not None
         distance = (
             diagram_distance(target, StoredDiagrams(p["dgm0"], p["dgm1"]))
             if target is not None
-            else float(hit.score)
+            else score
         )
         out.append(
             SimilarRun(
@@ -207,8 +537,8 @@ def similar_runs(
                 tenant_id=p["tenant_id"],
                 workflow=p["workflow"],
                 distance=distance,
-                vector_distance=float(hit.score),
-                exact=exact,
+                vector_distance=score,
+                exact=target is not None,
             )
         )
     out.sort(key=lambda r: (r.distance, r.vector_distance, r.run_id))

@@ -36,7 +36,7 @@ The same seed gives the same events; run ids are ``{prefix}-{YYYYMMDD}-{i:05d}``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -221,6 +221,28 @@ def simulate_workflow_events(
         changed = regime_change_at is not None and d >= regime_change_at
         for run in _runs(day, per_day, seed, prefix):
             yield sim.trace(run, regime=regime if changed else None)
+
+
+def perturbed_runs(
+    events: Sequence[Mapping[str, Any]], n: int, *, sigma: float = 0.5, seed: int = 2
+) -> Iterator[dict[str, Any]]:
+    """Yield ``n`` perturbed copies of randomly drawn ``events`` (for retrieval at scale).
+
+    A copy has its base's nodes and edges, each edge's call count and latency scaled by a
+    log-normal factor (``sigma``; calls rounded, at least 1), which moves the H0 deaths and H1
+    births; its run id is the base's with ``-pNNNNNN``. A LangGraph run costs about 7 ms, a copy
+    almost nothing.
+    """
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        base = events[int(rng.integers(len(events)))]
+        calls = rng.lognormal(0.0, sigma, size=len(base["edges"]))
+        latency = rng.lognormal(0.0, sigma, size=len(base["edges"]))
+        edges = [
+            {**e, "calls": max(1, round(e["calls"] * c)), "latency_ms": e["latency_ms"] * t}
+            for e, c, t in zip(base["edges"], calls, latency, strict=True)
+        ]
+        yield {**base, "run_id": f"{base['run_id']}-p{i:06d}", "edges": edges}
 
 
 def publish_workflow_events(

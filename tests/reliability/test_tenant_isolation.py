@@ -10,7 +10,8 @@ local mode) and cold (Iceberg), their events in ``memory_events``, and workflow 
   metadata keys and values and tenant-looking keys (``tenant_id``);
 * ``search_by_shape`` when the store has it;
 * ``forget(A, B's id)`` and ``forget_tenant(A)``: B's memories stay, in every tier and table;
-* topology ``similar_runs`` of A from B's run ids, signatures and vectors;
+* topology ``similar_runs`` of A from B's run ids, signatures and vectors, on the flat
+  collection and on its cell layout;
 * ``aura sql --tenant A`` (the session API and the CLI): plain reads, ``WHERE tenant_id='B'``,
   ``OR 1=1``, unions and joins of views, time travel to older snapshots, raw Parquet and
   ``iceberg_scan`` reads of the warehouse.
@@ -40,7 +41,7 @@ from lakehouse.exceptions import AuraError
 from lakehouse.memory import MemoryStore, ingest_memory_events, new_key
 from lakehouse.sql import connect
 from lakehouse.topology import ingest as topo
-from lakehouse.topology.retrieval import similar_runs
+from lakehouse.topology.retrieval import relayout, similar_runs
 from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology.tda import event_signature
 from lakehouse.wap import accept_all
@@ -168,6 +169,8 @@ def test_tenant_a_cannot_reach_tenant_b_anywhere(
         markers |= {e["run_id"] for e in b_runs}
         attacks = Attacks(markers)
         _attack_memory(mem, attacks, b_mem)
+        _attack_topology(topo_client, attacks, b_runs)
+        relayout(topo_client, cells=2)  # again through the cell layout of local mode
         _attack_topology(topo_client, attacks, b_runs)
         b_rows = _b_rows(mem.settings)
         _attack_sql(mem, attacks, first_cold.snapshot_id)

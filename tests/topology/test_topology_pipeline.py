@@ -11,7 +11,7 @@ from qdrant_client import QdrantClient
 from lakehouse import Lakehouse
 from lakehouse.topology import ingest
 from lakehouse.topology.events import STREAM
-from lakehouse.topology.retrieval import COLLECTION, similar_runs
+from lakehouse.topology.retrieval import COLLECTION, cell_name, relayout, similar_runs
 from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 from quality.audit import gx_audit
 
@@ -83,6 +83,14 @@ def test_a_run_id_is_unique_across_days_replays_acknowledged_conflicts_dead_lett
     assert ingest.stream_backlog(redis_client) == 0
 
 
+def _first_runs(events: list[dict]) -> dict[str, str]:
+    """The first run id of each tenant."""
+    out: dict[str, str] = {}
+    for e in events:
+        out.setdefault(e["tenant_id"], e["run_id"])
+    return out
+
+
 def test_history_index_and_tenant_filtered_retrieval(
     lakehouse: Lakehouse, redis_client, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -115,9 +123,22 @@ def test_history_index_and_tenant_filtered_retrieval(
         other = next(e for e in events if e["tenant_id"] != events[0]["tenant_id"])
         with pytest.raises(KeyError, match="not indexed"):
             similar_runs(client, events[0]["tenant_id"], run_id=other["run_id"])
+        flat = {t: similar_runs(client, t, run_id=m, k=50) for t, m in _first_runs(events).items()}
+
+        # The cell layout (local mode, trained here on 40 points): replacing the day replaces
+        # the cells' points too, and answers with every cell probed are the flat answers.
+        assert relayout(client, cells=4).cells == 4
+        celled = ingest.index_day(lakehouse, client, DAY)
+        assert (celled.removed, celled.indexed, celled.points, celled.cells) == (40, 40, 40, 4)
+        in_cells = [client.count(cell_name(COLLECTION, c), exact=True).count for c in range(4)]
+        assert sum(in_cells) == 40
+        for tenant, run_id in _first_runs(events).items():
+            assert similar_runs(client, tenant, run_id=run_id, k=50, nprobe=4) == flat[tenant]
+
         client.delete_collection(COLLECTION)
-        assert ingest.rebuild_index(lakehouse, client) == 40
+        assert ingest.rebuild_index(lakehouse, client) == 40  # below TRAIN_AT: flat again
         assert client.count(COLLECTION, exact=True).count == 40
+        assert [c.name for c in client.get_collections().collections] == [COLLECTION]
     finally:
         client.close()
 
