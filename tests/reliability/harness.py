@@ -181,7 +181,10 @@ def run_and_kill(
     proc.join(delay)
     killed = proc.is_alive()
     if killed:
-        os.kill(proc.pid, signal.SIGKILL)
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended between the check and the kill: it finished first
+            killed = False
     proc.join(timeout)
     if not killed and proc.exitcode != 0:
         raise AssertionError(f"{target.__name__} failed on its own (exit {proc.exitcode})")
