@@ -37,7 +37,7 @@ from aura_resources.metadata import (
 )
 from aura_resources.presentation import branch_tags, snapshot_metadata
 from lakehouse import Lakehouse, WriteResult
-from lakehouse.wap import WapResult
+from lakehouse.publish.wap import WapResult
 from quality.checks import check_results
 from quality.results import QualityResult
 

@@ -23,7 +23,7 @@ from dagster import (
 from aura_resources.presentation import snapshot_metadata
 from lakehouse import Lakehouse, Lineage, WriteResult
 from lakehouse.exceptions import ValidationError
-from lakehouse.wap import WapResult, write_audit_publish
+from lakehouse.publish.wap import WapResult, write_audit_publish
 from quality.audit import gx_audit
 from quality.checks import quality_metadata
 from quality.results import QualityResult

@@ -22,8 +22,8 @@ from pyiceberg.schema import Schema
 
 from lakehouse import Lakehouse
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import spec_for
-from lakehouse.writer import day_filter
+from lakehouse.table.registry import spec_for
+from lakehouse.table.writer import day_filter
 
 BRANCH_KEY = "aura/branch"
 PREVIEW_ROWS = 5

@@ -6,7 +6,7 @@ same schema and day partitioning, in one process. The write path is what the
 decision_id, conform to the table contract, overwrite the day with lineage properties. The
 audited line adds what the Dagster asset does around it: an audit branch, the great-expectations
 suite over the written day of the audit snapshot (evaluated on Arrow by
-``lakehouse.expectations_eval``, recorded in quality_results) and the fast-forward publish.
+``quality.evaluator``, recorded in quality_results) and the fast-forward publish.
 Also reported: the stream-side parse (JSON payloads to Arrow), without a baseline.
 """
 
@@ -31,8 +31,8 @@ from lakehouse.routing import (
     parse_entries,
     write_decisions,
 )
-from lakehouse.simulate import RoutingWorkload, routing_arrow, routing_events
-from lakehouse.tables import ensure_table
+from lakehouse.simulate.routing import RoutingWorkload, routing_arrow, routing_events
+from lakehouse.table.registry import ensure_table
 
 ROWS = int(os.environ.get("AURA_BENCH_ROWS", 1_000_000))
 REPEATS = int(os.environ.get("AURA_BENCH_REPEATS", 3))
@@ -53,7 +53,7 @@ def main() -> None:
         return lambda: write_decisions(lh, DAY, data, lineage=lineage)
 
     def audited_path(tmp: Path) -> Callable[[], object]:
-        from lakehouse.wap import audit_and_publish
+        from lakehouse.publish.wap import audit_and_publish
         from quality.audit import gx_audit
 
         lh = _fresh_lakehouse(tmp)

@@ -1,4 +1,4 @@
-"""Keys: the cost of recognising replays across every day (``lakehouse.keys.split_known``).
+"""Keys: the cost of recognising replays across every day (``lakehouse.table.keys.split_known``).
 
 A table holds ``DAYS`` days of routing decisions (``ROWS`` in all). A batch of ``BATCH``
 decisions of a new day, a tenth of them replays of stored decisions, is split into fresh,
@@ -19,10 +19,10 @@ import pyarrow as pa
 
 from bench import emit
 from lakehouse import Lakehouse, Lineage, Settings
-from lakehouse.keys import split_known
 from lakehouse.routing import ROUTING_DECISIONS, write_decisions
 from lakehouse.routing.events import CONTENT_FIELDS
-from lakehouse.simulate import RoutingWorkload, routing_arrow
+from lakehouse.simulate.routing import RoutingWorkload, routing_arrow
+from lakehouse.table.keys import split_known
 
 ROWS = int(os.environ.get("AURA_BENCH_ROWS", 1_000_000))
 DAYS = int(os.environ.get("AURA_BENCH_DAYS", 30))

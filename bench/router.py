@@ -27,7 +27,7 @@ from lakehouse.router.evaluation import (
 )
 from lakehouse.router.features import training_set
 from lakehouse.router.model import RouterModel
-from lakehouse.simulate import RoutingWorkload, simulate_day
+from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
 PER_DAY = int(os.environ.get("AURA_BENCH_ROUTER_PER_DAY", 4000))
 DAYS = int(os.environ.get("AURA_BENCH_ROUTER_DAYS", 3))

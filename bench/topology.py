@@ -115,7 +115,7 @@ def _signatures() -> None:
 
 def _stored_events() -> tuple[list[dict[str, Any]], int]:
     """``RUNS`` traces of one tenant, and how many are real LangGraph runs (the rest perturbed)."""
-    from lakehouse.topology.simulate import perturbed_runs, simulate_workflow_events
+    from lakehouse.simulate.traces import perturbed_runs, simulate_workflow_events
 
     days = 4
     real = min(RUNS, BASE_RUNS)
@@ -309,8 +309,8 @@ def _retrieval() -> None:
 
 def _trials(regime: str, change: bool) -> tuple[list[bool], list[bool], list[float]]:
     """Topology and scalar flags and topology p-values over the seeded trials of one setting."""
+    from lakehouse.simulate.traces import simulate_workflow_events
     from lakehouse.topology.drift import scalar_drift, topology_drift
-    from lakehouse.topology.simulate import simulate_workflow_events
     from lakehouse.topology.tda import event_signature
 
     topo: list[bool] = []

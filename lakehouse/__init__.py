@@ -2,6 +2,6 @@
 
 from lakehouse.core import Lakehouse, TableInfo
 from lakehouse.settings import Settings, load_settings
-from lakehouse.writer import Lineage, WriteResult
+from lakehouse.table.writer import Lineage, WriteResult
 
 __all__ = ["Lakehouse", "Lineage", "Settings", "TableInfo", "WriteResult", "load_settings"]

@@ -12,12 +12,12 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
-from lakehouse import refs, writer
-from lakehouse.catalog import open_catalog
-from lakehouse.retry import catalog_calls
 from lakehouse.settings import MAIN_BRANCH, Settings
-from lakehouse.tables import TableSpec, all_specs, ensure_table, spec_for
-from lakehouse.writer import Lineage, WriteResult
+from lakehouse.table import refs, writer
+from lakehouse.table.catalog import open_catalog
+from lakehouse.table.registry import TableSpec, all_specs, ensure_table, spec_for
+from lakehouse.table.retry import catalog_calls
+from lakehouse.table.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse.sql import SqlSession

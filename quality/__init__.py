@@ -1,6 +1,6 @@
 """Data quality of the aura tables: great-expectations suites, validation and its history.
 
-Expectations are declared as plain data on table specs (:mod:`lakehouse.expectations`); this
+Expectations are declared as plain data on table specs (:mod:`lakehouse.table.expectations`); this
 package turns them into great-expectations suites, runs them (:func:`validate_ref`, and the
 write-audit-publish audit :func:`gx_audit`) and records the results. No Dagster and no
 great-expectations at import time: GX is imported on the first validation, Dagster only by

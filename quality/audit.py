@@ -1,8 +1,8 @@
-"""The great-expectations audit of write-audit-publish (:mod:`lakehouse.wap`).
+"""The great-expectations audit of write-audit-publish (:mod:`lakehouse.publish.wap`).
 
 :func:`gx_audit` validates the audit branch (the written day, for daily writes) against the
 table's suite and records the result in ``aura.quality_results``; it satisfies
-:class:`lakehouse.wap.Audit`, so ``write_audit_publish(..., audit=gx_audit)``.
+:class:`lakehouse.publish.wap.Audit`, so ``write_audit_publish(..., audit=gx_audit)``.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from lakehouse.writer import Lineage
+from lakehouse.table.writer import Lineage
 from quality.results import QualityResult
 from quality.validate import validate_ref
 
 if TYPE_CHECKING:
     from lakehouse import Lakehouse
-    from lakehouse.wap import Audit
+    from lakehouse.publish.wap import Audit
 
 __all__ = ["gx_audit"]
 

@@ -1,7 +1,7 @@
 """Validation results and their history: one row per expectation in ``aura.quality_results``.
 
 ``aura.quality_results`` is a bookkeeping table (its spec is the library's,
-:data:`lakehouse.bookkeeping.QUALITY_RESULTS`): it is written on main whatever branch was
+:data:`lakehouse.table.bookkeeping.QUALITY_RESULTS`): it is written on main whatever branch was
 validated (the ``branch`` and ``snapshot_id`` columns say what was), and experiments never
 branch it. Query it like any aura table, e.g. with ``aura sql``.
 """
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from lakehouse.bookkeeping import QUALITY_RESULTS
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.writer import Lineage, WriteResult
+from lakehouse.table.bookkeeping import QUALITY_RESULTS
+from lakehouse.table.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse import Lakehouse

@@ -1,7 +1,9 @@
 """Expectation suites of the aura tables, built from the expectations their specs declare.
 
-A table's expectations are plain data on its :class:`~lakehouse.tables.TableSpec` (declared in
-``lakehouse/<domain>/tables.py`` with the builders of :mod:`lakehouse.expectations`, re-exported
+A table's expectations are plain data on its :class:`~lakehouse.table.registry.TableSpec` (declared
+in
+``lakehouse/<domain>/tables.py`` with the builders of :mod:`lakehouse.table.expectations`,
+re-exported
 here). A table that declares none gets a suite derived from its key: key columns not null and
 unique. The great-expectations objects are built only when a validation runs (GX is slow to
 import).
@@ -11,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lakehouse.expectations import Expectation, between, in_set, not_null, unique
-from lakehouse.tables import TableSpec, spec_for
+from lakehouse.table.expectations import Expectation, between, in_set, not_null, unique
+from lakehouse.table.registry import TableSpec, spec_for
 
 __all__ = [
     "Expectation",

@@ -2,7 +2,7 @@
 
 The suites are great-expectations expectations (class names and arguments) and the outcomes
 carry great-expectations' result fields. The common expectation classes are evaluated on the
-Arrow data by :mod:`lakehouse.expectations_eval` (same outcomes, checked against GX by a
+Arrow data by :mod:`quality.evaluator` (same outcomes, checked against GX by a
 conformance test, many times faster than GX on pandas); any other expectation is run by
 great-expectations itself, in an ephemeral context (nothing written to disk) with analytics and
 progress bars off, imported on first use only because the import takes seconds.
@@ -24,11 +24,12 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import DataScan
 
-from lakehouse import expectations_eval, refs
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import spec_for
-from lakehouse.writer import day_filter
+from lakehouse.table import refs
+from lakehouse.table.registry import spec_for
+from lakehouse.table.writer import day_filter
+from quality import evaluator
 from quality.results import Outcome, QualityResult
 from quality.results import record as record_result
 from quality.suites import Expectation, Suite, suite_for
@@ -67,10 +68,10 @@ def validate_arrow(
         )
     data = data.select(suite.columns)
 
-    def evaluate(expectation: Expectation) -> expectations_eval.EvalOutcome | None:
+    def evaluate(expectation: Expectation) -> evaluator.EvalOutcome | None:
         try:
-            return expectations_eval.evaluate(expectation.kind, expectation.kwargs, data)
-        except expectations_eval.UnsupportedExpectation:
+            return evaluator.evaluate(expectation.kind, expectation.kwargs, data)
+        except evaluator.UnsupportedExpectation:
             return None  # great-expectations evaluates it below
 
     # Arrow and Polars kernels release the GIL: the expectations run side by side.
@@ -230,9 +231,7 @@ def _run_gx(suite: Suite, frame: Any) -> list[Any]:
     return list(result.results)
 
 
-def _evaluated_outcome(
-    expectation: Expectation, evaluated: expectations_eval.EvalOutcome
-) -> Outcome:
+def _evaluated_outcome(expectation: Expectation, evaluated: evaluator.EvalOutcome) -> Outcome:
     return Outcome(
         name=expectation.name,
         expectation_type=expectation.kind,

@@ -79,7 +79,7 @@ def redis_client(settings: Settings):  # type: ignore[no-untyped-def]
 
 def _drop_catalog(settings: Settings) -> None:
     """Drop every table of this test's catalog (its files live under the test's tmp_path)."""
-    from lakehouse.catalog import open_catalog
+    from lakehouse.table.catalog import open_catalog
 
     catalog = open_catalog(settings)
     for namespace in catalog.list_namespaces():

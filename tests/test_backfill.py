@@ -12,7 +12,7 @@ from aura_assets.backfill import BACKFILL_TAG
 from aura_assets.cli import main
 from aura_assets.instance import open_instance
 from lakehouse import Lakehouse
-from lakehouse.simulate import publish
+from lakehouse.simulate.routing import publish
 
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))
 ARGS = [

@@ -26,7 +26,7 @@ def test_third_party_logs_are_quiet_by_default_and_shown_with_vv() -> None:
     assert not logging.getLogger("dagster").isEnabledFor(logging.INFO)
     assert not logging.getLogger("great_expectations.core").isEnabledFor(logging.INFO)
     configure_logging(1, "text")
-    assert logging.getLogger("lakehouse.writer").isEnabledFor(logging.INFO)
+    assert logging.getLogger("lakehouse.table.writer").isEnabledFor(logging.INFO)
     assert not logging.getLogger("pyiceberg").isEnabledFor(logging.INFO)
     configure_logging(2, "text")
     assert logging.getLogger("pyiceberg").isEnabledFor(logging.INFO)

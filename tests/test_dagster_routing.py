@@ -13,8 +13,9 @@ from aura_assets.definitions import defs
 from aura_assets.partitions import DAILY
 from aura_assets.resources import RESOURCES
 from aura_assets.routing.sensors import routing_stream_sensor
-from lakehouse import Lakehouse, tables
-from lakehouse.simulate import publish
+from lakehouse import Lakehouse
+from lakehouse.simulate.routing import publish
+from lakehouse.table import registry
 
 DAY = "2026-11-20"
 
@@ -81,7 +82,7 @@ def test_io_manager_round_trips_polars_and_arrow(in_aura_env) -> None:  # type: 
     from pyiceberg.schema import Schema
     from pyiceberg.types import DoubleType, NestedField, StringType, TimestamptzType
 
-    from lakehouse.tables import TableSpec, register
+    from lakehouse.table.registry import TableSpec, register
 
     register(
         TableSpec(
@@ -113,7 +114,7 @@ def test_io_manager_round_trips_polars_and_arrow(in_aura_env) -> None:  # type: 
     meta = result.asset_materializations_for_node("io_probe")[0].metadata
     assert meta["dagster/row_count"].value == 2 and meta["iceberg/table"].value == "aura.io_probe"
     assert Lakehouse(in_aura_env).read("io_probe").num_rows == 2
-    tables._REGISTRY.pop("io_probe")
+    registry._REGISTRY.pop("io_probe")
 
 
 def test_io_manager_refuses_unknown_output_types(in_aura_env) -> None:  # type: ignore[no-untyped-def]

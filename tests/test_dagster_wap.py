@@ -11,7 +11,8 @@ from aura_assets.resources import RESOURCES
 from aura_resources.iceberg import IcebergIOManager
 from aura_resources.lakehouse import LakehouseResource
 from aura_resources.metadata import BRANCH_TAG
-from lakehouse import Lakehouse, refs
+from lakehouse import Lakehouse
+from lakehouse.table import refs
 from quality.checks import build_quality_checks, check_specs
 
 DAY = "2026-11-20"

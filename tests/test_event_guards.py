@@ -15,11 +15,12 @@ from helpers import decision, payload
 
 from aura_assets.resources import RESOURCES
 from aura_assets.routing.sensors import routing_stream_sensor
-from lakehouse import Lakehouse, validation
+from lakehouse import Lakehouse
+from lakehouse.ingest import guards
+from lakehouse.ingest.streams import Parsed, to_arrow_or_dead_letters
 from lakehouse.routing import STREAM, event_day, ingest_day, parse_entries, stream_backlog
 from lakehouse.routing.events import decisions_to_arrow
-from lakehouse.simulate import publish
-from lakehouse.streams import Parsed, to_arrow_or_dead_letters
+from lakehouse.simulate.routing import publish
 from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)
@@ -76,12 +77,12 @@ def test_time_window_is_first_partition_to_now_plus_allowance(
 ) -> None:
     monkeypatch.setenv("AURA_PARTITIONS_START", "2024-01-01")  # the Dagster partitions' start
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    ok = now + validation.FUTURE_ALLOWANCE - timedelta(seconds=1)
-    assert validation.check_timestamp("ts", ok.isoformat(), now=now) == ok
-    assert validation.check_timestamp("ts", "2024-01-01T00:00:00+00:00", now=now)
+    ok = now + guards.FUTURE_ALLOWANCE - timedelta(seconds=1)
+    assert guards.check_timestamp("ts", ok.isoformat(), now=now) == ok
+    assert guards.check_timestamp("ts", "2024-01-01T00:00:00+00:00", now=now)
     for bad in ("2023-12-31T23:59:59+00:00", (now + timedelta(hours=2)).isoformat()):
-        with pytest.raises(validation.InvalidEvent):
-            validation.check_timestamp("ts", bad, now=now)
+        with pytest.raises(guards.InvalidEvent):
+            guards.check_timestamp("ts", bad, now=now)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +105,7 @@ def test_hostile_values_are_dead_letters_with_reasons(
     batch = parse_entries([(b"1-0", {b"data": raw.encode()})])
     assert not batch.decisions
     assert reason in batch.rejections[0].reason
-    assert len(batch.rejections[0].raw or "") <= validation.MAX_RAW_CHARS + 100
+    assert len(batch.rejections[0].raw or "") <= guards.MAX_RAW_CHARS + 100
 
 
 def test_item1_no_entry_content_makes_parsing_raise() -> None:
@@ -210,8 +211,8 @@ def test_E_a_run_does_not_succeed_while_another_run_holds_its_day(
 ) -> None:  # type: ignore[no-untyped-def]
     import threading
 
+    from lakehouse.ingest.streams import StreamConsumer
     from lakehouse.routing import GROUP
-    from lakehouse.streams import StreamConsumer
 
     publish(redis_client, [payload(decision(i)) for i in range(6)])
     # Another day's run has read every entry (this day's included) and is still working.
@@ -231,8 +232,8 @@ def test_E_a_run_does_not_succeed_while_another_run_holds_its_day(
 def test_E_entries_held_too_long_are_reported_not_hidden(
     lakehouse: Lakehouse, redis_client
 ) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse.ingest.streams import StreamConsumer
     from lakehouse.routing import GROUP
-    from lakehouse.streams import StreamConsumer
 
     publish(redis_client, [payload(decision(i)) for i in range(3)])
     list(StreamConsumer(redis_client, STREAM, GROUP, consumer="run-slow").read_unacked())
@@ -241,8 +242,8 @@ def test_E_entries_held_too_long_are_reported_not_hidden(
 
 
 def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+    from lakehouse.ingest.streams import GROUP
     from lakehouse.memory import ingest_memory_events
-    from lakehouse.streams import GROUP
     from quality.audit import gx_audit
 
     day_ms = int(datetime(2026, 11, 20, 9, tzinfo=UTC).timestamp() * 1000)

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lakehouse import Lakehouse, expectations_eval
-from lakehouse.expectations_eval import UnsupportedExpectation, evaluate
-from quality import suite_for, validate_arrow, validate_ref
+from lakehouse import Lakehouse
+from quality import evaluator, suite_for, validate_arrow, validate_ref
+from quality.evaluator import UnsupportedExpectation, evaluate
 from quality.suites import Expectation, Suite
 
 FLOATS = [0.0, -0.0, 0.5, 1.0, -1.0, 2.5, 1e-9, math.nan]
@@ -58,7 +58,7 @@ def _with_mostly(draw: st.DrawFn, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @st.composite
 def expectations(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    kind = draw(st.sampled_from(sorted(expectations_eval.SUPPORTED)))
+    kind = draw(st.sampled_from(sorted(evaluator.SUPPORTED)))
     if kind in ("ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeUnique"):
         return kind, _with_mostly(draw, {"column": draw(st.sampled_from("fist"))})
     if kind == "ExpectCompoundColumnsToBeUnique":

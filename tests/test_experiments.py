@@ -8,8 +8,10 @@ import pyarrow as pa
 import pytest
 from helpers import decisions
 
-from lakehouse import Lakehouse, Settings, experiments, refs
+from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import NotFastForwardError, RefError
+from lakehouse.publish import experiments
+from lakehouse.table import refs
 
 DECISIONS, REJECTED = "routing_decisions", "routing_decisions_rejected"
 

@@ -9,8 +9,9 @@ import dagster as dg
 from helpers import decision
 
 from aura_assets.definitions import defs
-from lakehouse import Lakehouse, refs
+from lakehouse import Lakehouse
 from lakehouse.routing import decisions_to_arrow, parse_entries
+from lakehouse.table import refs
 
 
 def test_ref_retention_job_removes_only_expired_refs(in_aura_env) -> None:  # type: ignore[no-untyped-def]

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pytest
 from helpers import DAY, decisions
 
-from lakehouse import Lakehouse, Lineage, writer
+from lakehouse import Lakehouse, Lineage
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.routing import ROUTING_DECISIONS
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.table import writer
+from lakehouse.table.registry import TableSpec, column, register
 
 DAY_DATE = DAY.date()
 LINEAGE = Lineage(asset="test", partition=DAY_DATE.isoformat())
@@ -61,7 +62,7 @@ def test_a_merge_read_before_a_concurrent_commit_is_merged_again(
     )
 
     mine = decisions(4, start=200)
-    with caplog.at_level(logging.INFO, logger="lakehouse.writer"):
+    with caplog.at_level(logging.INFO, logger="lakehouse.table.writer"):
         result = writer.merge_day(ROUTING_DECISIONS, stale, mine, DAY_DATE, LINEAGE, "main")
     assert "reading the day again" in caplog.text  # the first merge was computed from a stale read
 

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 from helpers import DAY, bad_batch, decisions
 
-from lakehouse import Lakehouse, Lineage, refs, sql
+from lakehouse import Lakehouse, Lineage, sql
 from lakehouse.exceptions import ValidationError
-from lakehouse.wap import write_audit_publish
+from lakehouse.publish.wap import write_audit_publish
+from lakehouse.table import refs
 from quality import gx_audit, suite_for, validate_arrow, validate_ref
 
 TABLE = "routing_decisions"

@@ -1,4 +1,4 @@
-"""Branches, tags and fast-forward publishes on real Iceberg tables (lakehouse.refs)."""
+"""Branches, tags and fast-forward publishes on real Iceberg tables (lakehouse.table.refs)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from contextlib import contextmanager
 import pytest
 from helpers import decisions, duckdb_iceberg
 
-from lakehouse import Lakehouse, Settings, refs, sql
+from lakehouse import Lakehouse, Settings, sql
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError, RefError
+from lakehouse.table import refs
 
 TABLE = "routing_decisions"
 

@@ -12,8 +12,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import StringType
 
 import lakehouse
-from lakehouse.expectations import between, in_set, not_null, unique
-from lakehouse.tables import TableSpec, all_specs, column, data_specs, register, spec_for
+from lakehouse.table.expectations import between, in_set, not_null, unique
+from lakehouse.table.registry import TableSpec, all_specs, column, data_specs, register, spec_for
 from quality.suites import suite_for
 
 
@@ -21,7 +21,7 @@ def test_a_fresh_process_discovers_every_domain_without_a_list() -> None:
     code = textwrap.dedent(
         """
         import sys
-        from lakehouse.tables import all_specs, data_specs
+        from lakehouse.table.registry import all_specs, data_specs
         names = {s.name for s in all_specs()}
         data = {s.name for s in data_specs()}
         print(sorted(names)); print(sorted(names - data))

@@ -6,7 +6,7 @@ import pytest
 from pyiceberg.exceptions import CommitFailedException
 
 from lakehouse.exceptions import CommitConflictError
-from lakehouse.retry import RetryPolicy, is_commit_conflict
+from lakehouse.table.retry import RetryPolicy, is_commit_conflict
 
 FAST = RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.002)
 

@@ -10,9 +10,9 @@ import pytest
 from helpers import decision, duckdb_iceberg, payload, sorted_rows
 
 from lakehouse import Lakehouse, Lineage
+from lakehouse.ingest.streams import StreamConsumer
 from lakehouse.routing import GROUP, STREAM, ingest_day, stream_backlog
-from lakehouse.simulate import publish
-from lakehouse.streams import StreamConsumer
+from lakehouse.simulate.routing import publish
 from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)

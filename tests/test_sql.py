@@ -22,7 +22,7 @@ from lakehouse.exceptions import (
     UnknownTableError,
 )
 from lakehouse.sql import SqlSession, TimeTravelError, connect
-from lakehouse.writer import conform
+from lakehouse.table.writer import conform
 
 DAY1 = date(2026, 11, 20)
 DAY2 = date(2026, 11, 21)
@@ -75,7 +75,7 @@ def rows(table: pa.Table, key: str = "decision_id") -> list[dict[str, object]]:
 @pytest.fixture
 def lh(lakehouse: Lakehouse) -> Iterator[Lakehouse]:
     yield lakehouse
-    lakehouse.catalog.engine.dispose()
+    lakehouse.table.catalog.engine.dispose()
 
 
 def session(lh: Lakehouse, **options: object) -> SqlSession:

@@ -10,13 +10,13 @@ import orjson
 from helpers import decision, payload
 
 from lakehouse import Lakehouse, Lineage
-from lakehouse.routing import ROUTING_DECISIONS_REJECTED, event_day
-from lakehouse.streams import (
+from lakehouse.ingest.streams import (
     DeadLetter,
     StreamConsumer,
     parse_stream_entries,
     record_dead_letters,
 )
+from lakehouse.routing import ROUTING_DECISIONS_REJECTED, event_day
 
 STREAM = "test:events"
 

@@ -16,8 +16,8 @@ from pyiceberg.types import StringType, TimestamptzType
 
 from lakehouse import Lakehouse
 from lakehouse.exceptions import AuraError
-from lakehouse.tables import TableSpec, column, register
-from lakehouse.tiering import HotStore, Key, RestorableHotStore, Tiering, keys_of
+from lakehouse.ingest.tiering import HotStore, Key, RestorableHotStore, Tiering, keys_of
+from lakehouse.table.registry import TableSpec, column, register
 
 MEMORIES = register(
     TableSpec(

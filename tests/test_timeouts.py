@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import silent_server
 
-from lakehouse.catalog import with_timeouts
+from lakehouse.table.catalog import with_timeouts
 
 ROOT = Path(__file__).resolve().parents[1]
 # Generous bound for a loaded 2-core machine; the configured timeouts are 5 s (connect) and

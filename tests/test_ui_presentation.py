@@ -14,8 +14,9 @@ from helpers import decision, payload
 
 from aura_assets.checkpoints.assets import WORKFLOWS
 from aura_assets.definitions import defs
-from lakehouse import Lakehouse, experiments
-from lakehouse.simulate import publish
+from lakehouse import Lakehouse
+from lakehouse.publish import experiments
+from lakehouse.simulate.routing import publish
 
 DAY = "2026-11-20"
 DECISIONS = dg.AssetKey("routing_decisions")

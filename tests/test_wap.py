@@ -7,14 +7,15 @@ from datetime import date
 
 from helpers import DAY, decisions
 
-from lakehouse import Lakehouse, Lineage, refs
-from lakehouse.wap import (
+from lakehouse import Lakehouse, Lineage
+from lakehouse.publish.wap import (
     AUDIT_BRANCH_RETENTION_MS,
     accept_all,
     audit_and_publish,
     write_audit_publish,
 )
-from lakehouse.writer import WriteResult
+from lakehouse.table import refs
+from lakehouse.table.writer import WriteResult
 
 TABLE = "routing_decisions"
 

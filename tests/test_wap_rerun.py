@@ -7,7 +7,7 @@ from datetime import date
 from helpers import decisions
 
 from lakehouse import Lakehouse, Lineage
-from lakehouse.wap import write_audit_publish
+from lakehouse.publish.wap import write_audit_publish
 from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)

@@ -12,7 +12,12 @@ from langgraph.types import Command
 
 from lakehouse import Settings
 from lakehouse.checkpoints import AuraCheckpointSaver
-from lakehouse.workflows import APPROVAL_TOOL, WorkflowReport, build_agent_graph, run_workflows
+from lakehouse.simulate.agents import (
+    APPROVAL_TOOL,
+    WorkflowReport,
+    build_agent_graph,
+    run_workflows,
+)
 
 # Seed 7 with 12 threads: two interrupted threads resumed, one left pending, three forked.
 SEED = 7

@@ -7,8 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 from helpers import DAYS, TABLE, day_decisions, sorted_rows
 
-from lakehouse import Lakehouse, Settings, writer
+from lakehouse import Lakehouse, Settings
 from lakehouse.routing import ROUTING_DECISIONS
+from lakehouse.table import writer
 
 
 def _files(lh: Lakehouse) -> list[tuple[str, int, str]]:

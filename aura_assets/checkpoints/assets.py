@@ -15,7 +15,6 @@ from pydantic import Field
 from aura_assets.materialize import partition_day, snapshot_result
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
-from lakehouse import refs
 from lakehouse.checkpoints import (
     AuraCheckpointSaver,
     RetentionPolicy,
@@ -23,7 +22,8 @@ from lakehouse.checkpoints import (
     archive_checkpoints,
 )
 from lakehouse.checkpoints.archive import BLOBS, CHECKPOINTS, WRITES, ArchiveResult
-from lakehouse.writer import WriteResult
+from lakehouse.table import refs
+from lakehouse.table.writer import WriteResult
 from quality.checks import check_results, check_specs
 from quality.validate import validate_ref
 
@@ -51,7 +51,7 @@ WORKFLOWS = AssetSpec(
     AssetKey("agent_workflows"),
     description="LangGraph agent workflow threads checkpointed by `AuraCheckpointSaver` into "
     "the hot store (PostgreSQL, or SQLite under AURA_HOME); `aura simulate --workflows N` and "
-    "the demo run simulated ones (`lakehouse/workflows.py`).",
+    "the demo run simulated ones (`lakehouse/simulate/agents.py`).",
     group_name="checkpoints",
     kinds={"langgraph", "postgres"},
     owners=["team:agents"],

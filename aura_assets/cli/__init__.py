@@ -184,13 +184,13 @@ def simulate(
 
 
 def _run_workflows(settings: Settings, threads: int, seed: int) -> str:
-    from lakehouse.workflows import run_workflows
+    from lakehouse.simulate.agents import run_workflows
 
     return run_workflows(settings, threads, seed).summary()
 
 
 def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # type: ignore[no-untyped-def]
-    from lakehouse.simulate import RoutingWorkload
+    from lakehouse.simulate.routing import RoutingWorkload
 
     first = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
     return RoutingWorkload(
@@ -204,8 +204,8 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
 
 
 def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type: ignore[no-untyped-def]
+    from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
     from lakehouse.stores import open_redis
-    from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 
     change = workload.regime_change_at
     change_at = (change - workload.start).days if change else None
@@ -219,7 +219,7 @@ def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type:
 
 
 def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-def]
-    from lakehouse.simulate import publish, routing_events
+    from lakehouse.simulate.routing import publish, routing_events
     from lakehouse.stores import open_redis
 
     total = workload.days * workload.per_day

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 
 import click
 
-from lakehouse import Lakehouse, experiments
-from lakehouse.refs import RefInfo
+from lakehouse import Lakehouse
+from lakehouse.publish import experiments
+from lakehouse.table.refs import RefInfo
 
 DAY_MS = 86_400_000
 

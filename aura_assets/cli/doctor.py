@@ -17,7 +17,7 @@ Check = Callable[[Settings], str]
 
 
 def _catalog(settings: Settings) -> str:
-    from lakehouse.catalog import open_catalog
+    from lakehouse.table.catalog import open_catalog
 
     catalog = open_catalog(settings)
     return f"{len(catalog.list_tables('aura'))} aura tables"

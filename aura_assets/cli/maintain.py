@@ -6,7 +6,7 @@ from datetime import UTC, timedelta
 import click
 
 from lakehouse import Lakehouse, Lineage, maintenance
-from lakehouse.tables import all_specs
+from lakehouse.table.registry import all_specs
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -8,7 +8,7 @@ import click
 from lakehouse import Lakehouse
 from lakehouse.exceptions import ValidationError
 from lakehouse.router import registry
-from lakehouse.simulate import expected_truth
+from lakehouse.simulate.routing import expected_truth
 
 _DAYS = click.IntRange(min=1, max=366)
 

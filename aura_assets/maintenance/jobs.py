@@ -14,9 +14,10 @@ from dagster import (
 from pydantic import Field
 
 from aura_resources.lakehouse import LakehouseResource
-from lakehouse import Lineage, maintenance, refs
+from lakehouse import Lineage, maintenance
 from lakehouse.maintenance import MaintenanceReport
-from lakehouse.tables import all_specs
+from lakehouse.table import refs
+from lakehouse.table.registry import all_specs
 
 
 @op(description="Remove branches and tags older than their max-ref-age-ms, on every table.")

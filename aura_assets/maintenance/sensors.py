@@ -5,7 +5,7 @@ from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReaso
 from aura_assets.maintenance.jobs import table_maintenance_job
 from aura_resources.lakehouse import LakehouseResource
 from lakehouse import maintenance
-from lakehouse.tables import all_specs
+from lakehouse.table.registry import all_specs
 
 SMALL_FILES_PER_PARTITION = 50
 """Small files in one partition that make a table worth compacting before the nightly run."""

@@ -18,7 +18,7 @@ from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisRes
 from lakehouse.memory import MemoryStore
 from lakehouse.memory.ingest import ingest_memory_events
 from lakehouse.memory.store import TierStats
-from lakehouse.writer import WriteResult
+from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
 from quality.checks import check_specs
 
@@ -114,7 +114,8 @@ def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
         AssetSpec(
             COLD,
             description="The Iceberg table `memories`: warm memories past retention, copied "
-            "into their day partitions, verified, then trimmed from Qdrant (lakehouse.tiering).",
+            "into their day partitions, verified, then trimmed from Qdrant "
+            "(lakehouse.ingest.tiering).",
             code_version=COMPACTION_CODE_VERSION,
             group_name="memory",
             owners=["team:agents"],

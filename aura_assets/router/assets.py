@@ -25,8 +25,8 @@ from dagster import (
 from aura_assets.materialize import audited_result, lineage_of
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
+from lakehouse.publish.wap import write_audit_publish
 from lakehouse.router import registry
-from lakehouse.wap import write_audit_publish
 from quality.audit import gx_audit
 from quality.checks import check_specs
 

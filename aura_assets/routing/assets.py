@@ -23,9 +23,10 @@ from aura_assets.materialize import (
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, RedisResource
-from lakehouse import Lakehouse, refs, routing
-from lakehouse.wap import WapResult
-from lakehouse.writer import WriteResult
+from lakehouse import Lakehouse, routing
+from lakehouse.publish.wap import WapResult
+from lakehouse.table import refs
+from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
 from quality.checks import check_results, check_specs, quality_metadata
 from quality.validate import validate_ref

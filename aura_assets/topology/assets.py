@@ -26,10 +26,10 @@ from aura_assets.partitions import DAILY
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from lakehouse import Lakehouse
+from lakehouse.publish.wap import WapResult
+from lakehouse.table.writer import Lineage, WriteResult
 from lakehouse.topology import ingest
 from lakehouse.topology.retrieval import COLLECTION
-from lakehouse.wap import WapResult
-from lakehouse.writer import Lineage, WriteResult
 from quality.audit import gx_audit
 from quality.checks import check_results, check_specs, quality_metadata
 from quality.validate import validate_ref

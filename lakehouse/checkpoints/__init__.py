@@ -4,7 +4,7 @@
 (``AURA_PG_URL``) or SQLite (in ``AURA_HOME``). :func:`archive_checkpoints` copies a day of them
 into Iceberg (coalesced), :func:`apply_retention` trims the hot store afterwards, and a saver
 given a :class:`CheckpointArchive` reads archived checkpoints through transparently. The archive
-is the checkpoint instance of :mod:`lakehouse.tiering` and sees the saver only through
+is the checkpoint instance of :mod:`lakehouse.ingest.tiering` and sees the saver only through
 ``saver.hot`` (a :class:`SqlCheckpointStore`). Stored values are decoded safely
 (:mod:`lakehouse.checkpoints.serde`: no pickle, no arbitrary constructors).
 """

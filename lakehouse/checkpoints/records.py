@@ -17,7 +17,7 @@ import pyarrow as pa
 from langchain_core.runnables import RunnableConfig
 
 from lakehouse.checkpoints.tables import CHECKPOINTS_SPEC, WRITES_SPEC
-from lakehouse.tiering import HotStore
+from lakehouse.ingest.tiering import HotStore
 
 CheckpointKey = tuple[str, str, str]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pyiceberg.schema import Schema
 from pyiceberg.types import BinaryType, LongType, StringType, TimestamptzType
 
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.table.registry import TableSpec, column, register
 
 CHECKPOINTS = "workflow_checkpoints"
 WRITES = "workflow_checkpoint_writes"

@@ -35,7 +35,7 @@ from lakehouse.settings import MAIN_BRANCH
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
-    from lakehouse.writer import Lineage
+    from lakehouse.table.writer import Lineage
 
 __all__ = [
     "DEFAULT_GRACE",

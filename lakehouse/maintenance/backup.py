@@ -73,10 +73,10 @@ from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lakehouse.catalog import open_catalog
 from lakehouse.exceptions import AuraError
 from lakehouse.maintenance import _files
 from lakehouse.settings import NAMESPACE, Settings, redact_url
+from lakehouse.table.catalog import open_catalog
 
 log = logging.getLogger(__name__)
 

@@ -39,9 +39,9 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.typedef import Record
 
-from lakehouse import refs
 from lakehouse.exceptions import RefError
 from lakehouse.settings import MAIN_BRANCH
+from lakehouse.table import refs
 
 log = logging.getLogger(__name__)
 

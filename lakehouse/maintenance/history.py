@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
-from lakehouse import refs
+from lakehouse.table import refs
 
 LINEAGE_KEYS = ("aura.run-id", "aura.asset", "aura.partition", "aura.code-version")
 

@@ -41,10 +41,10 @@ from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
 
 from lakehouse.core import Lakehouse
+from lakehouse.ingest.tiering import Key, Tiering, TierResult
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, from_ms, matches, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
-from lakehouse.tiering import Key, Tiering, TierResult
 
 if TYPE_CHECKING:
     from lakehouse.memory.warm import WarmTier
@@ -135,7 +135,7 @@ def _live(tenant_id: str, now_ms: int) -> BooleanExpression:
 
 
 class WarmSource:
-    """The warm tier seen as a :class:`lakehouse.tiering.HotStore` of ``memories`` rows.
+    """The warm tier seen as a :class:`lakehouse.ingest.tiering.HotStore` of ``memories`` rows.
 
     Candidates are the points created before ``older_than`` plus the ids in :attr:`extra`
     (the oldest points past a size limit); expired points are purged before a move, never moved.

@@ -3,7 +3,7 @@
 Every ``store``, ``forget`` and ``forget_tenant`` appends one entry to ``aura:events:memory``
 whose field ``data`` holds a JSON object with ``event_id``, ``ts_ms``, ``tenant_id`` and ``op``
 (plus the memory's fields for a store). An entry that breaks the contract becomes a
-:class:`~lakehouse.streams.DeadLetter` whose reason names the problem.
+:class:`~lakehouse.ingest.streams.DeadLetter` whose reason names the problem.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse import validation as v
 from lakehouse.exceptions import ValidationError
-from lakehouse.memory.model import check_tenant
-from lakehouse.memory.tables import MEMORY_EVENTS
-from lakehouse.streams import (
+from lakehouse.ingest import guards as v
+from lakehouse.ingest.streams import (
     DeadLetter,
     Entry,
     Parsed,
     parse_stream_entries,
     to_arrow_or_dead_letters,
 )
+from lakehouse.memory.model import check_tenant
+from lakehouse.memory.tables import MEMORY_EVENTS
 
 STREAM = "aura:events:memory"
 OPS = ("store", "forget", "forget_tenant")
@@ -48,7 +48,7 @@ def parse_event(raw: str | bytes | None, *, now: datetime | None = None) -> dict
     """Parse and validate one payload into a ``memory_events`` row (without stream fields).
 
     Identifiers are bounded and printable, times lie in the partitioned window, numbers in
-    range, the payload's size bounded (:mod:`lakehouse.validation`).
+    range, the payload's size bounded (:mod:`lakehouse.ingest.guards`).
 
     Raises:
         EventError: with the reason.
@@ -101,8 +101,8 @@ class ParsedBatch:
 
 def parse_entries(entries: Sequence[Entry], now: datetime) -> ParsedBatch:
     """Validate stream entries into ``memory_events`` rows and dead letters; no entry can stop
-    the batch (the shared :func:`~lakehouse.streams.parse_stream_entries` and
-    :func:`~lakehouse.streams.to_arrow_or_dead_letters`: any exception, in parsing or in the
+    the batch (the shared :func:`~lakehouse.ingest.streams.parse_stream_entries` and
+    :func:`~lakehouse.ingest.streams.to_arrow_or_dead_letters`: any exception, in parsing or in the
     Arrow conversion, makes that entry a dead letter with the reason)."""
     parsed, dead = parse_stream_entries(entries, lambda payload: parse_event(payload, now=now))
     records = [

@@ -4,11 +4,12 @@
 Python program (the same steps as routing's, over the shared mechanisms):
 
 1. read every unacknowledged entry of ``aura:events:memory`` (a
-   :class:`~lakehouse.streams.StreamConsumer`);
-2. write-audit-publish the day (:mod:`lakehouse.wap`): merge the day's events into the
-   partition keyed on ``event_id`` (:func:`lakehouse.writer.merge_day`) on an audit branch, run
+   :class:`~lakehouse.ingest.streams.StreamConsumer`);
+2. write-audit-publish the day (:mod:`lakehouse.publish.wap`): merge the day's events into the
+   partition keyed on ``event_id`` (:func:`lakehouse.table.writer.merge_day`) on an audit branch,
+   run
    the given audit, publish only when it passes;
-3. record malformed entries in ``memory_events_rejected`` (:func:`~lakehouse.streams.
+3. record malformed entries in ``memory_events_rejected`` (:func:`~lakehouse.ingest.streams.
    record_dead_letters`);
 4. acknowledge dead letters, and the day's events once published; hand events of other days
    (and of a failed audit) back to the group.
@@ -32,16 +33,16 @@ import pyarrow as pa
 import redis
 from pyiceberg.expressions import In
 
-from lakehouse import refs
 from lakehouse.core import Lakehouse
+from lakehouse.ingest.stream_day import publish_day
+from lakehouse.ingest.streams import EventStream, StreamConsumer
 from lakehouse.memory import tombstones
 from lakehouse.memory.cold import erase_rows
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
-from lakehouse.stream_day import publish_day
-from lakehouse.streams import EventStream, StreamConsumer
-from lakehouse.wap import Audit, WapResult
-from lakehouse.writer import Lineage, WriteResult, day_filter
+from lakehouse.publish.wap import Audit, WapResult
+from lakehouse.table import refs
+from lakehouse.table.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
 

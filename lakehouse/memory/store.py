@@ -718,7 +718,7 @@ class MemoryStore:
     ) -> tuple[int, int, int]:
         """Consolidate, copy to Qdrant (an idempotent upsert by id), verify, only then trim.
 
-        The same copy-verify-trim as :class:`lakehouse.tiering.Tiering`, whose destination is
+        The same copy-verify-trim as :class:`lakehouse.ingest.tiering.Tiering`, whose destination is
         an Iceberg table; here the destination is the warm tier. An absorbed memory leaves its
         tier only once its survivor is verified in Qdrant. Returns (moved, absorbed from hot,
         absorbed from warm).

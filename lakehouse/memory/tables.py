@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from pyiceberg.schema import Schema
 from pyiceberg.types import DoubleType, FloatType, ListType, StringType, TimestamptzType
 
-from lakehouse.expectations import in_set, not_null, unique
-from lakehouse.streams import rejected_table_spec
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.ingest.streams import rejected_table_spec
+from lakehouse.table.expectations import in_set, not_null, unique
+from lakehouse.table.registry import TableSpec, column, register
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table

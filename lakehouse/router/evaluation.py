@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 from lakehouse.exceptions import ValidationError
 from lakehouse.router.features import multi_hot
 from lakehouse.router.model import RouterModel
-from lakehouse.simulate import RoutingTruth
 
 ESTIMATORS = ("ips", "snips", "dr")
 METRICS = ("cost", "quality")
@@ -98,6 +97,22 @@ class Decision:
 
     promote: bool
     reasons: list[str]
+
+
+@dataclass(frozen=True)
+class RoutingTruth:
+    """Ground truth of one day (known for simulated data only): expected outcomes per (request,
+    model).
+
+    Arrays have one row per decision (in :func:`routing_columns` order) and one column per model
+    in ``models``; entries for models outside a request's candidates are filled in too.
+    """
+
+    models: tuple[str, ...]
+    quality: np.ndarray
+    cost: np.ndarray
+    latency: np.ndarray
+    candidates: np.ndarray
 
 
 def ground_truth(truth: RoutingTruth) -> Callable[[np.ndarray], dict[str, float]]:

@@ -37,11 +37,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse import refs
 from lakehouse.exceptions import ValidationError
+from lakehouse.publish.wap import Audit, WapResult, audit_and_publish, write_audit_publish
 from lakehouse.router.evaluation import (
     Decision,
     RouterEvaluation,
+    RoutingTruth,
     evaluate_router,
     price_ranking,
     promote,
@@ -50,9 +51,8 @@ from lakehouse.router.evaluation import (
 from lakehouse.router.features import training_set
 from lakehouse.router.model import RouterModel
 from lakehouse.router.tables import ROUTER_MODELS
-from lakehouse.simulate import RoutingTruth
-from lakehouse.wap import Audit, WapResult, audit_and_publish, write_audit_publish
-from lakehouse.writer import Lineage, WriteResult, conform
+from lakehouse.table import refs
+from lakehouse.table.writer import Lineage, WriteResult, conform
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -347,7 +347,7 @@ def gate(evaluation: RouterEvaluation, quality_floor: float = QUALITY_FLOOR) -> 
 
 @dataclass
 class EvaluationReport:
-    """The audit report of a model evaluation (satisfies ``lakehouse.wap.AuditReport``)."""
+    """The audit report of a model evaluation (satisfies ``lakehouse.publish.wap.AuditReport``)."""
 
     candidate_version: str
     evaluation: RouterEvaluation
@@ -366,7 +366,8 @@ class EvaluationReport:
 class ModelEvaluationAudit:
     """The audit of a ``router_models`` write: evaluate the candidate written on the branch.
 
-    Satisfies :class:`lakehouse.wap.Audit`. The candidate must be on the audit branch with status
+    Satisfies :class:`lakehouse.publish.wap.Audit`. The candidate must be on the audit branch with
+    status
     ``candidate``; it is judged by :func:`evaluate` and :func:`gate` against the champion *on the
     audit branch* (which starts at the target's head): when another retrain published while this
     one trained, or the write is replayed after the target moved, the candidate is judged against

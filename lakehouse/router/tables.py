@@ -18,8 +18,8 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from lakehouse.expectations import between, in_set, not_null, unique
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.table.expectations import between, in_set, not_null, unique
+from lakehouse.table.registry import TableSpec, column, register
 
 ROUTER_TRAINING_SET = register(
     TableSpec(

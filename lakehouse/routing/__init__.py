@@ -4,6 +4,7 @@
 contract, ``ingest`` the one audited ingest path (:func:`ingest_day`).
 """
 
+from lakehouse.ingest.streams import GROUP
 from lakehouse.routing.events import (
     REQUIRED_FIELDS,
     STREAM,
@@ -29,7 +30,6 @@ from lakehouse.routing.tables import (
     ROUTING_DECISIONS_REJECTED,
     ROUTING_MODEL_DAILY,
 )
-from lakehouse.streams import GROUP
 
 __all__ = [
     "GROUP",

@@ -5,8 +5,9 @@ field ``data`` holding the event as a JSON object with the fields of :data:`REQU
 and optionally those of :data:`OPTIONAL_FIELDS`: ``propensity``, the probability in (0, 1] with
 which the router chose ``chosen_model`` (what off-policy evaluation of other routers needs).
 Events without it, older than that field, stay valid and are stored with a null.
-An event that breaks the contract becomes a :class:`~lakehouse.streams.DeadLetter` whose reason
-names the field and the problem. The guards are :mod:`lakehouse.validation`'s: identifiers are
+An event that breaks the contract becomes a :class:`~lakehouse.ingest.streams.DeadLetter` whose
+reason
+names the field and the problem. The guards are :mod:`lakehouse.ingest.guards`'s: identifiers are
 short and printable, ``prompt_tokens`` fits a 64-bit column, numbers are finite, ``ts`` falls
 between the first day partition and now plus a small allowance, the payload is bounded. Nothing
 an entry holds can make parsing raise: :func:`parse_entries` turns any failure into a dead letter.
@@ -22,9 +23,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse import validation as v
+from lakehouse.ingest import guards as v
+from lakehouse.ingest.streams import (
+    DeadLetter,
+    Parsed,
+    parse_stream_entries,
+    to_arrow_or_dead_letters,
+)
 from lakehouse.routing.tables import ROUTING_DECISIONS
-from lakehouse.streams import DeadLetter, Parsed, parse_stream_entries, to_arrow_or_dead_letters
 
 STREAM = "aura:events:routing"
 

@@ -2,18 +2,18 @@
 
 :func:`ingest_day` is the one ingest path, used by the Dagster asset and by any Python program:
 
-1. read every unacknowledged entry of ``aura:events:routing`` (a :class:`~lakehouse.streams.
+1. read every unacknowledged entry of ``aura:events:routing`` (a :class:`~lakehouse.ingest.streams.
    StreamConsumer`: pending entries of crashed runs and of other days included);
-2. write-audit-publish the day (:mod:`lakehouse.wap`): on an audit branch, merge the day's
-   decisions into the partition keyed on ``decision_id`` (:func:`lakehouse.writer.merge_day`),
+2. write-audit-publish the day (:mod:`lakehouse.publish.wap`): on an audit branch, merge the day's
+   decisions into the partition keyed on ``decision_id`` (:func:`lakehouse.table.writer.merge_day`),
    run the audit it is given, and publish only when it passes;
 3. record malformed entries in ``routing_decisions_rejected`` with the reason;
 4. acknowledge the dead letters, and the decisions once published. Entries of other days, and
    decisions whose audit failed, are handed back to the group for a later run.
 
 No entry can stop the run: whatever fails to parse or to convert is a dead letter with its
-reason (:mod:`lakehouse.validation`, :func:`lakehouse.streams.parse_stream_entries`). A
-``decision_id`` is unique across every day (:func:`lakehouse.keys.split_known`): an event
+reason (:mod:`lakehouse.ingest.guards`, :func:`lakehouse.ingest.streams.parse_stream_entries`). A
+``decision_id`` is unique across every day (:func:`lakehouse.table.keys.split_known`): an event
 already stored on any day with the same content is a replay (acknowledged, not written again);
 with other content it is a conflicting duplicate and goes to the dead letters.
 
@@ -32,9 +32,10 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import redis
 
-from lakehouse import refs, writer
 from lakehouse.core import Lakehouse
-from lakehouse.keys import split_known
+from lakehouse.ingest.stream_day import publish_day
+from lakehouse.ingest.streams import DeadLetter, EventStream, StreamConsumer
+from lakehouse.publish.wap import Audit, WapResult
 from lakehouse.routing.events import (
     CONTENT_FIELDS,
     STREAM,
@@ -44,10 +45,9 @@ from lakehouse.routing.events import (
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.stream_day import publish_day
-from lakehouse.streams import DeadLetter, EventStream, StreamConsumer
-from lakehouse.wap import Audit, WapResult
-from lakehouse.writer import Lineage, MergeResult, WriteResult
+from lakehouse.table import refs, writer
+from lakehouse.table.keys import split_known
+from lakehouse.table.writer import Lineage, MergeResult, WriteResult
 
 log = logging.getLogger(__name__)
 

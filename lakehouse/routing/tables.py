@@ -12,9 +12,9 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from lakehouse.expectations import between, not_null, unique
-from lakehouse.streams import rejected_table_spec
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.ingest.streams import rejected_table_spec
+from lakehouse.table.expectations import between, not_null, unique
+from lakehouse.table.registry import TableSpec, column, register
 
 ROUTING_DECISIONS = register(
     TableSpec(

@@ -14,7 +14,7 @@ import re
 import duckdb
 
 from lakehouse.exceptions import ReadOnlyError
-from lakehouse.refs import validate_ref_name
+from lakehouse.table.refs import validate_ref_name
 
 # Table names become SQL identifiers and macro names: plain lower-case identifiers only.
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -65,7 +65,8 @@ def check_table_name(name: str) -> str:
 def check_ref_name(name: str) -> str:
     """Return ``name`` if it is a well-formed branch or tag name, else raise :class:`RefError`.
 
-    The one rule of :func:`lakehouse.refs.validate_ref_name`: any ref that can be created can be
+    The one rule of :func:`lakehouse.table.refs.validate_ref_name`: any ref that can be created can
+    be
     read. Ref names are compared as values, never spliced into SQL unquoted.
     """
     return validate_ref_name(name, user=False)

@@ -24,7 +24,7 @@ from pyiceberg.table import Table
 from lakehouse.exceptions import ConfigurationError, RefError, TimeTravelError
 from lakehouse.settings import MAIN_BRANCH, NAMESPACE
 from lakehouse.sql._guard import TABLE_NAME, check_table_name
-from lakehouse.tables import all_specs
+from lakehouse.table.registry import all_specs
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.schema import Schema
 
-from lakehouse.catalog import open_catalog
 from lakehouse.exceptions import ConfigurationError, ReadOnlyError, RefError, UnknownTableError
 from lakehouse.settings import Settings
 from lakehouse.sql._guard import (
@@ -38,7 +37,8 @@ from lakehouse.sql._state import (
     to_millis,
 )
 from lakehouse.sql._types import UnsupportedTypeError, duckdb_type, has_struct
-from lakehouse.tables import spec_for
+from lakehouse.table.catalog import open_catalog
+from lakehouse.table.registry import spec_for
 
 METADATA_VIEWS = ("aura_snapshots", "aura_refs", "aura_history", "aura_views")
 MACRO_SUFFIXES = ("_at", "_at_snapshot", "_at_ref")

@@ -14,11 +14,11 @@ reason, which the ingestion writes next to the dead letter):
 * the payload is at most :data:`MAX_PAYLOAD_BYTES` of UTF-8 JSON, one object with exactly the
   fields above (no unknown field: a typo must not pass silently);
 * ``run_id``, ``tenant_id``, ``workflow`` (and node ids and kinds) are non-empty printable
-  strings (:func:`lakehouse.validation.check_identifier`: no control or format characters, no
+  strings (:func:`lakehouse.ingest.guards.check_identifier`: no control or format characters, no
   unpaired surrogates) of at most :data:`MAX_NAME_CHARS`;
 * ``ts`` is ISO 8601 with a UTC offset (naive times are ambiguous), year in
   :data:`MIN_YEAR`..:data:`MAX_YEAR`, and inside the partitioned window
-  (:func:`lakehouse.validation.check_time`: from the first day partition to now plus a small
+  (:func:`lakehouse.ingest.guards.check_time`: from the first day partition to now plus a small
   allowance; a run of a day without a partition would stay pending forever); it is normalised
   to UTC;
 * ``status`` is ``ok``, ``error`` or ``interrupted``;
@@ -30,7 +30,7 @@ reason, which the ingestion writes next to the dead letter):
   Self-loops (``tools -> tools``) and cycles are allowed.
 
 NaN and infinities are refused at the JSON level (``NaN`` is not JSON, though Python accepts it).
-The guards shared by every stream are :mod:`lakehouse.validation`'s; this module adds the
+The guards shared by every stream are :mod:`lakehouse.ingest.guards`'s; this module adds the
 workflow-specific ones and keeps its messages (the reason stored with a dead letter).
 """
 
@@ -45,8 +45,8 @@ from typing import Any, NoReturn
 
 import pyarrow as pa
 
-from lakehouse import validation as v
 from lakehouse.exceptions import ValidationError
+from lakehouse.ingest import guards as v
 
 STREAM = "aura:events:workflows"
 FIELD = "data"
@@ -93,7 +93,7 @@ event's order; ``ts`` is microseconds in UTC. Every field is required.
 class WorkflowEventError(ValidationError, v.InvalidEvent):
     """A workflow-trace event violates the contract; ``reason`` says how.
 
-    An :class:`~lakehouse.validation.InvalidEvent` (so a ``ValueError``): the shared stream
+    An :class:`~lakehouse.ingest.guards.InvalidEvent` (so a ``ValueError``): the shared stream
     mechanism stores its message, the reason, with the dead letter.
     """
 

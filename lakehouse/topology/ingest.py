@@ -3,15 +3,18 @@
 Each step is a function of the day, used alike by the Dagster assets and any Python program:
 
 * :func:`ingest_day`: the one ingest path of ``workflow_runs``. It reads every unacknowledged
-  entry of ``aura:events:workflows`` through its own :class:`~lakehouse.streams.StreamConsumer`,
-  merges the day's runs (keyed on ``run_id``, :func:`lakehouse.writer.merge_day`) on an audit
-  branch inside :func:`lakehouse.wap.audit_and_publish`, records malformed entries with their
+  entry of ``aura:events:workflows`` through its own
+  :class:`~lakehouse.ingest.streams.StreamConsumer`,
+  merges the day's runs (keyed on ``run_id``, :func:`lakehouse.table.writer.merge_day`) on an audit
+  branch inside :func:`lakehouse.publish.wap.audit_and_publish`, records malformed entries with
+  their
   reason in ``workflow_runs_rejected``, acknowledges dead letters and, once published, the
   day's runs; runs of other days (and of a failed audit) are handed back to the group. No
   entry can stop it: parsing and the Arrow conversion go through the shared
-  :func:`~lakehouse.streams.parse_stream_entries` and
-  :func:`~lakehouse.streams.to_arrow_or_dead_letters`. A ``run_id`` is unique across every day
-  (:func:`lakehouse.keys.split_known`): a run already stored with equal content is a replay
+  :func:`~lakehouse.ingest.streams.parse_stream_entries` and
+  :func:`~lakehouse.ingest.streams.to_arrow_or_dead_letters`. A ``run_id`` is unique across every
+  day
+  (:func:`lakehouse.table.keys.split_known`): a run already stored with equal content is a replay
   (acknowledged, not written again); with other content it is a conflicting duplicate, a dead
   letter with the reason (the first version is kept).
 * :func:`history_day`: the signatures of the day's runs replace the day of
@@ -37,12 +40,10 @@ import numpy as np
 import pyarrow as pa
 import redis
 
-from lakehouse import refs
 from lakehouse.core import Lakehouse
-from lakehouse.keys import split_known
-from lakehouse.settings import MAIN_BRANCH
-from lakehouse.stream_day import publish_day
-from lakehouse.streams import (
+from lakehouse.ingest.guards import bounded_raw
+from lakehouse.ingest.stream_day import publish_day
+from lakehouse.ingest.streams import (
     DeadLetter,
     EventStream,
     Parsed,
@@ -50,6 +51,11 @@ from lakehouse.streams import (
     parse_stream_entries,
     to_arrow_or_dead_letters,
 )
+from lakehouse.publish.wap import Audit, WapResult, write_audit_publish
+from lakehouse.settings import MAIN_BRANCH
+from lakehouse.table import refs
+from lakehouse.table.keys import split_known
+from lakehouse.table.writer import Lineage, WriteResult
 from lakehouse.topology.drift import (
     DEFAULT_ALPHA,
     DEFAULT_PERMUTATIONS,
@@ -66,9 +72,6 @@ from lakehouse.topology.tables import (
     WORKFLOW_RUNS_REJECTED,
 )
 from lakehouse.topology.tda import TopologySignature, event_signature
-from lakehouse.validation import bounded_raw
-from lakehouse.wap import Audit, WapResult, write_audit_publish
-from lakehouse.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:  # retrieval imports qdrant_client, which this module loads only to index
     from lakehouse.topology.retrieval import Layout

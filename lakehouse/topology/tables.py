@@ -24,9 +24,9 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from lakehouse.expectations import between, in_set, not_null, unique
-from lakehouse.streams import rejected_table_spec
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.ingest.streams import rejected_table_spec
+from lakehouse.table.expectations import between, in_set, not_null, unique
+from lakehouse.table.registry import TableSpec, column, register
 
 STATUSES = ("ok", "error", "interrupted")
 DETECTORS = ("topology", "scalar")

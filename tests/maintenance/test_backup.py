@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from helpers import DAYS, TABLE, Batch
 
 from aura_assets.cli import main
-from lakehouse import Lakehouse, Lineage, Settings, refs
-from lakehouse.catalog import open_catalog
+from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.maintenance.backup import BackupError, backup, load_manifest, restore, verify
 from lakehouse.settings import NAMESPACE
 from lakehouse.sql import connect
+from lakehouse.table import refs
+from lakehouse.table.catalog import open_catalog
 
 QUERY = (
     "SELECT chosen_model, count(*) AS n, sum(prompt_tokens) AS tokens "

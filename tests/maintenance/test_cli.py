@@ -6,7 +6,8 @@ from click.testing import CliRunner
 from helpers import TABLE
 
 from aura_assets.cli import main
-from lakehouse import Lakehouse, refs
+from lakehouse import Lakehouse
+from lakehouse.table import refs
 
 
 def test_maintain_dry_run_then_for_real(in_aura_env, small_files: Lakehouse) -> None:  # type: ignore[no-untyped-def]

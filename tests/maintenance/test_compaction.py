@@ -6,7 +6,8 @@ import pyarrow as pa
 import pytest
 from helpers import DAYS, TABLE, Batch, duckdb_iceberg, sorted_rows
 
-from lakehouse import Lakehouse, Lineage, maintenance, refs
+from lakehouse import Lakehouse, Lineage, maintenance
+from lakehouse.table import refs
 
 
 def _files(lh: Lakehouse, ref: str = "main") -> list[str]:

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from helpers import DAYS, TABLE, Batch, duckdb_iceberg, sorted_rows
 
-from lakehouse import Lakehouse, maintenance, refs
+from lakehouse import Lakehouse, maintenance
+from lakehouse.table import refs
 
 
 def _disk(lh: Lakehouse) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from lakehouse.memory import MemoryStore, ingest_memory_events, new_key
 from lakehouse.memory.crypto import PREFIX, MemoryCipher
 from lakehouse.memory.events import STREAM
 from lakehouse.memory.tables import memory_table
-from lakehouse.wap import accept_all
+from lakehouse.publish.wap import accept_all
 
 EMBEDDED_REDIS = os.environ.get("AURA_TEST_SERVERS") != "1"
 TENANT = "enc-tenant"

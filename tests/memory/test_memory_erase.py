@@ -11,7 +11,7 @@ from helpers import raw_hits as _raw_hits
 from lakehouse.memory import MemoryStore, ingest_memory_events
 from lakehouse.memory.events import STREAM
 from lakehouse.memory.tables import memory_table
-from lakehouse.wap import accept_all
+from lakehouse.publish.wap import accept_all
 
 # On the server pass Redis keeps its data on the server (outside AURA_HOME, no persistence).
 EMBEDDED_REDIS = os.environ.get("AURA_TEST_SERVERS") != "1"

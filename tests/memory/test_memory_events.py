@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from lakehouse.ingest.streams import GROUP
 from lakehouse.memory import STREAM, MemoryStore, ingest_memory_events
 from lakehouse.memory.cold import WarmSource
 from lakehouse.memory.ingest import read_day_events
 from lakehouse.memory.tables import memory_table
-from lakehouse.streams import GROUP
-from lakehouse.wap import accept_all
+from lakehouse.publish.wap import accept_all
 
 
 def test_every_write_is_ingested_exactly_once(mem: MemoryStore) -> None:
@@ -63,7 +63,7 @@ def test_crash_between_copy_and_trim_loses_nothing(mem: MemoryStore) -> None:
     assert report.hot_to_warm == 3 and mem.hot.count("acme") == 0 and mem.warm.count() == 3
     assert mem.compact(now=now + timedelta(hours=2)).hot_to_warm == 0  # idempotent
 
-    # warm → cold through lakehouse.tiering, the process killed before the trim.
+    # warm → cold through lakehouse.ingest.tiering, the process killed before the trim.
     class Killed(WarmSource):
         def delete(self, keys):  # type: ignore[no-untyped-def]
             raise RuntimeError("killed between copy and trim")

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import pytest
 
 from lakehouse.memory import MemoryStore
+from lakehouse.publish.wap import accept_all
 from lakehouse.router import registry
-from lakehouse.simulate import RoutingWorkload, simulate_day
-from lakehouse.wap import accept_all
+from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
 START = date(2026, 11, 1)
 DAYS = [START + timedelta(days=i) for i in range(3)]

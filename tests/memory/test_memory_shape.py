@@ -12,11 +12,11 @@ import redis
 from lakehouse.exceptions import ValidationError
 from lakehouse.memory import MemoryStore, ingest_memory_events
 from lakehouse.memory.shape import MAX_SIGNATURE, ShapeHit
+from lakehouse.publish.wap import accept_all
+from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology import ingest
 from lakehouse.topology.retrieval import similar_runs
-from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology.tda import event_signature
-from lakehouse.wap import accept_all
 
 DAY = date(2026, 11, 20)
 

@@ -12,8 +12,8 @@ from aura_assets.cli import main
 from lakehouse import Settings
 from lakehouse.exceptions import ReadOnlyError
 from lakehouse.memory import MemoryStore, ingest_memory_events
+from lakehouse.publish.wap import accept_all
 from lakehouse.sql import SqlSession, connect
-from lakehouse.wap import accept_all
 
 SECRET = "beta-secret-7f3a"
 

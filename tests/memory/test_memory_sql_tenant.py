@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from aura_assets.cli import main
 from lakehouse import Settings
 from lakehouse.memory import MemoryStore, ingest_memory_events
+from lakehouse.publish.wap import accept_all
 from lakehouse.sql import connect
-from lakehouse.wap import accept_all
 
 
 def test_tenant_session_never_shows_another_tenant(mem: MemoryStore, in_aura_env: Settings) -> None:

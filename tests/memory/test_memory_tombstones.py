@@ -12,8 +12,8 @@ from lakehouse.memory import MemoryStore, ingest_memory_events
 from lakehouse.memory.events import STREAM, publish_event
 from lakehouse.memory.ingest import read_day_events
 from lakehouse.memory.tables import memory_table
-from lakehouse.wap import Accepted, accept_all
-from lakehouse.writer import Lineage
+from lakehouse.publish.wap import Accepted, accept_all
+from lakehouse.table.writer import Lineage
 
 SECRET = "tombstone secret QX-5521"
 

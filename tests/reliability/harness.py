@@ -28,8 +28,8 @@ import pyarrow as pa
 import redis
 from hypothesis import strategies as st
 
+from lakehouse.ingest.streams import raw_text
 from lakehouse.routing import ROUTING_DECISIONS
-from lakehouse.streams import raw_text
 
 SCALE = float(os.environ.get("AURA_RELIABILITY_SCALE", "1"))
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"

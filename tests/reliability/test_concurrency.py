@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from lakehouse import Lakehouse, Lineage, Settings, refs
+from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError
 from lakehouse.routing import ROUTING_DECISIONS
+from lakehouse.table import refs
 from reliability.harness import SCALE, decision_rows, process_context, scaled
 
 pytestmark = pytest.mark.reliability

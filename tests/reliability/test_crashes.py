@@ -21,12 +21,13 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lakehouse import Lakehouse, Lineage, Settings, refs
+from lakehouse import Lakehouse, Lineage, Settings
+from lakehouse.ingest.streams import StreamConsumer
 from lakehouse.maintenance import compact, remove_orphans
+from lakehouse.publish.wap import write_audit_publish
 from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
-from lakehouse.streams import StreamConsumer
-from lakehouse.wap import write_audit_publish
+from lakehouse.table import refs
 from reliability.harness import run_and_kill, run_to_end, scaled
 
 pytestmark = pytest.mark.reliability

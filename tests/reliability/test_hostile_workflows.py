@@ -25,10 +25,10 @@ import pytest
 from hypothesis import strategies as st
 
 from lakehouse import Lakehouse, Settings
+from lakehouse.ingest.guards import MAX_RAW_CHARS
 from lakehouse.stores import open_redis
 from lakehouse.topology.events import STREAM
 from lakehouse.topology.ingest import backlog_days, ingest_day, stream_backlog
-from lakehouse.validation import MAX_RAW_CHARS
 from quality.audit import gx_audit
 from reliability.harness import FRESH, account, any_value, publish_fuzzed, scaled, wild_ts
 

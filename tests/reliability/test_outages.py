@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 
 from lakehouse import Lakehouse, Lineage, Settings
+from lakehouse.ingest.streams import StreamConsumer
 from lakehouse.routing import GROUP, ROUTING_DECISIONS, STREAM, ingest_day, stream_backlog
 from lakehouse.stores import open_redis
-from lakehouse.streams import StreamConsumer
 from reliability.harness import (
     SERVERS,
     PostgresServer,

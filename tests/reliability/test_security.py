@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 import pytest
 from click.testing import CliRunner
 
-from lakehouse import Lakehouse, Settings, refs
+from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
+from lakehouse.table import refs
 from reliability.harness import SERVERS
 
 pytestmark = pytest.mark.reliability
@@ -74,8 +75,8 @@ def _tree(root: Path) -> set[str]:
 def test_hostile_identifiers_are_refused_everywhere(
     lakehouse: Lakehouse, tmp_path: Path, figures
 ) -> None:  # type: ignore[no-untyped-def]
-    from lakehouse import experiments
     from lakehouse.memory.model import check_tenant
+    from lakehouse.publish import experiments
 
     table = lakehouse.table("routing_decisions")
     before = _tree(tmp_path.parent)
@@ -221,7 +222,7 @@ def test_secrets_appear_nowhere(
     from aura_assets.cli import main as cli
     from aura_assets.definitions import defs
     from lakehouse.memory import new_key
-    from lakehouse.simulate import publish
+    from lakehouse.simulate.routing import publish
     from lakehouse.stores import open_redis
 
     password = "Zq7-S3cret-" + os.urandom(4).hex()
@@ -421,10 +422,10 @@ def test_tampered_router_artifacts_are_clear_errors_never_code_execution(
 
     import skops.io as sio
 
+    from lakehouse.publish.wap import accept_all
     from lakehouse.router import registry
     from lakehouse.router.model import ARTIFACT, METADATA, ModelArtifactError, RouterModel
-    from lakehouse.simulate import RoutingWorkload, simulate_day
-    from lakehouse.wap import accept_all
+    from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
     lh = Lakehouse(settings)
     day = date(2026, 11, 2)

@@ -39,12 +39,12 @@ from qdrant_client import QdrantClient
 from lakehouse import Settings
 from lakehouse.exceptions import AuraError
 from lakehouse.memory import MemoryStore, ingest_memory_events, new_key
+from lakehouse.publish.wap import accept_all
+from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.sql import connect
 from lakehouse.topology import ingest as topo
 from lakehouse.topology.retrieval import relayout, similar_runs
-from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology.tda import event_signature
-from lakehouse.wap import accept_all
 from quality.audit import gx_audit
 from reliability.harness import scaled
 

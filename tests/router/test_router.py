@@ -23,7 +23,7 @@ from lakehouse.router.evaluation import (
 from lakehouse.router.features import FeatureEncoder, training_set
 from lakehouse.router.model import ModelArtifactError, RouterModel
 from lakehouse.router.tables import ROUTER_TRAINING_SET
-from lakehouse.simulate import RoutingWorkload, routing_arrow, simulate_day
+from lakehouse.simulate.routing import RoutingWorkload, routing_arrow, simulate_day
 
 START = date(2026, 11, 1)
 WORKLOAD = RoutingWorkload(start=START, per_day=1500, seed=11)

@@ -9,7 +9,7 @@ import dagster as dg
 from aura_assets.definitions import defs
 from lakehouse import Lakehouse
 from lakehouse.router import registry
-from lakehouse.simulate import RoutingWorkload, simulate_day
+from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
 START = date(2026, 11, 1)
 

@@ -13,12 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lakehouse import Lakehouse, Settings, maintenance, refs
+from lakehouse import Lakehouse, Settings, maintenance
 from lakehouse.maintenance import backup as bk
+from lakehouse.publish.wap import accept_all
 from lakehouse.router import registry
 from lakehouse.router.model import RouterModel
-from lakehouse.simulate import RoutingWorkload, simulate_day
-from lakehouse.wap import accept_all
+from lakehouse.simulate.routing import RoutingWorkload, simulate_day
+from lakehouse.table import refs
 
 START = date(2026, 10, 1)
 WORKLOAD = RoutingWorkload(start=START, per_day=900, seed=5)

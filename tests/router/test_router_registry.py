@@ -17,13 +17,14 @@ from click.testing import CliRunner
 from pyiceberg.schema import Schema
 
 from aura_assets.cli import main
-from lakehouse import Lakehouse, Settings, refs
+from lakehouse import Lakehouse, Settings
+from lakehouse.publish.wap import accept_all
 from lakehouse.router import registry
 from lakehouse.router.model import RouterModel
 from lakehouse.routing import EventError, parse_event
 from lakehouse.routing.tables import ROUTING_DECISIONS
-from lakehouse.simulate import RoutingWorkload, expected_truth, simulate_day
-from lakehouse.wap import accept_all
+from lakehouse.simulate.routing import RoutingWorkload, expected_truth, simulate_day
+from lakehouse.table import refs
 
 START = date(2026, 11, 1)
 DRIFT = START + timedelta(days=4)
@@ -76,7 +77,7 @@ def test_propensity_is_optional_and_checked() -> None:
 
 def test_routing_decisions_gains_propensity_additively(lakehouse: Lakehouse) -> None:
     old_schema = Schema(*[f for f in ROUTING_DECISIONS.schema.fields if f.name != "propensity"])
-    old = lakehouse.catalog.create_table(ROUTING_DECISIONS.identifier, schema=old_schema)
+    old = lakehouse.table.catalog.create_table(ROUTING_DECISIONS.identifier, schema=old_schema)
     decisions, _ = simulate_day(WORKLOAD, START, n=30)
     decisions = decisions.drop_columns(["propensity"])
     for name in ("stream_id", "ingested_at"):

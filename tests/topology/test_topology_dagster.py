@@ -16,10 +16,10 @@ from aura_assets.topology.sensors import (
     workflows_stream_sensor,
 )
 from lakehouse import Lakehouse
+from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.stores import open_qdrant
 from lakehouse.topology.events import STREAM
 from lakehouse.topology.retrieval import COLLECTION, similar_runs
-from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 
 START = date(2026, 11, 1)
 DAYS = 5

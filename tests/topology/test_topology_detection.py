@@ -12,9 +12,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from lakehouse.simulate.traces import simulate_workflow_events
 from lakehouse.topology.drift import DriftReport, scalar_drift, topology_drift
 from lakehouse.topology.ingest import DEFAULT_REFERENCE_DAYS, day_seed
-from lakehouse.topology.simulate import simulate_workflow_events
 from lakehouse.topology.tda import event_signature
 
 START = date(2026, 10, 1)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from lakehouse.simulate.traces import simulate_workflow_events
 from lakehouse.topology.drift import scalar_drift, topology_drift
-from lakehouse.topology.simulate import simulate_workflow_events
 from lakehouse.topology.tda import TopologySignature, event_signature
 
 START = date(2026, 11, 1)

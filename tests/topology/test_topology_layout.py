@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient, models
 
+from lakehouse.simulate.traces import perturbed_runs, simulate_workflow_events
 from lakehouse.topology.retrieval import (
     CELL_POINTS,
     COLLECTION,
@@ -24,7 +25,6 @@ from lakehouse.topology.retrieval import (
     remove_runs,
     similar_runs,
 )
-from lakehouse.topology.simulate import perturbed_runs, simulate_workflow_events
 from lakehouse.topology.tda import TopologySignature, event_signature
 
 DAY = date(2026, 11, 1)

@@ -9,10 +9,10 @@ import pytest
 from qdrant_client import QdrantClient
 
 from lakehouse import Lakehouse
+from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology import ingest
 from lakehouse.topology.events import STREAM
 from lakehouse.topology.retrieval import COLLECTION, cell_name, relayout, similar_runs
-from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
+from lakehouse.simulate.traces import simulate_workflow_events
 from lakehouse.topology.retrieval import index_runs, similar_runs
-from lakehouse.topology.simulate import simulate_workflow_events
 from lakehouse.topology.tda import TopologySignature, diagram_distance, event_signature, signature
 
 

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 import redis
 
+from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology.events import FIELD, STREAM, parse_workflow_event
-from lakehouse.topology.simulate import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology.tda import event_signature
 
 START = date(2026, 11, 1)

@@ -1,7 +1,8 @@
 """The Iceberg archive of workflow checkpoints: archive, trim the hot store, read through, restore.
 
 The tables are declared in :mod:`lakehouse.checkpoints.tables`; :mod:`.store` archives and trims
-through :mod:`lakehouse.tiering`, and :mod:`.read` reads the archive back as records. The archive
+through :mod:`lakehouse.ingest.tiering`, and :mod:`.read` reads the archive back as records. The
+archive
 reaches the saver only through its hot store's public interface
 (:class:`~lakehouse.checkpoints.records.CheckpointHotStore`, ``saver.hot``).
 """

@@ -4,7 +4,7 @@ Archiving a day merges the hot records of that day into its partitions (rows alr
 are kept as they are), so re-running it is idempotent and never loses rows already trimmed from
 the hot store. The hot store marks the day's threads as archived *before* the commit, so a saver
 in any process reads through to the archive for them. Trimming goes through
-:class:`lakehouse.tiering.Tiering`: hot checkpoints are deleted only when read back from the
+:class:`lakehouse.ingest.tiering.Tiering`: hot checkpoints are deleted only when read back from the
 committed archive, so a crash between the archive commit and the trim loses nothing.
 
 Archived bytes are decoded with LangGraph's serializer only; a value typed ``pickle`` is refused
@@ -36,8 +36,8 @@ from lakehouse.checkpoints.records import (
     hot_store,
 )
 from lakehouse.checkpoints.tables import ASSET, BLOBS, BLOBS_SPEC, CHECKPOINTS, WRITES
-from lakehouse.tiering import Tiering, merge_into_day
-from lakehouse.writer import Lineage
+from lakehouse.ingest.tiering import Tiering, merge_into_day
+from lakehouse.table.writer import Lineage
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse

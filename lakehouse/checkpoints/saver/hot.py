@@ -1,7 +1,8 @@
 """The saver's hot store as the archive sees it: rows in and out as Arrow :class:`Records`.
 
 :class:`SqlCheckpointStore` implements :class:`~lakehouse.checkpoints.records.CheckpointHotStore`
-(and so the generic :class:`~lakehouse.tiering.HotStore`) over the saver's executor; the archive
+(and so the generic :class:`~lakehouse.ingest.tiering.HotStore`) over the saver's executor; the
+archive
 uses only this public surface, never the executor or the SQL row tuples.
 """
 

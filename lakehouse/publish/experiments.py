@@ -33,13 +33,13 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 from pyiceberg.types import DoubleType, FloatType, IntegerType, LongType
 
-from lakehouse import refs
-from lakehouse.bookkeeping import EXPERIMENTS
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import AuraError, NotFastForwardError, RefError
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import TableSpec, all_specs, data_specs, spec_for
-from lakehouse.writer import Lineage
+from lakehouse.table import refs
+from lakehouse.table.bookkeeping import EXPERIMENTS
+from lakehouse.table.registry import TableSpec, all_specs, data_specs, spec_for
+from lakehouse.table.writer import Lineage
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 Every snapshot carries who wrote it (``aura.asset``, ``aura.partition``, ``aura.run-id``,
 ``aura.code-version``) in its summary. Commits that lose a race against another writer are
-retried on a refreshed table by one :class:`~lakehouse.retry.RetryPolicy`; a failed write leaves
+retried on a refreshed table by one :class:`~lakehouse.table.retry.RetryPolicy`; a failed write
+leaves
 the previous snapshot untouched because Iceberg commits are atomic.
 
 Invariant of :func:`merge_day`: a merge is committed only against the head it was computed
@@ -32,11 +33,11 @@ from pyiceberg.table.snapshots import Operation
 from pyiceberg.transforms import DayTransform
 from pyiceberg.utils.properties import property_as_int
 
-from lakehouse import refs
 from lakehouse.exceptions import CommitConflictError, ValidationError
-from lakehouse.retry import DEFAULT, NO_RETRY, RetryPolicy
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import TableSpec, evolve_schema
+from lakehouse.table import refs
+from lakehouse.table.registry import TableSpec, evolve_schema
+from lakehouse.table.retry import DEFAULT, NO_RETRY, RetryPolicy
 
 
 class TableSource(Protocol):

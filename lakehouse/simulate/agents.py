@@ -8,7 +8,7 @@ LangGraph ``StateGraph`` whose nodes are deterministic functions of the state (n
                                 '--'-------'  (next planned call / revise)
 
 * **plan** reads the user's request and plans 1-4 tool calls.
-* **route** picks a model the way the router does (see :mod:`lakehouse.simulate`).
+* **route** picks a model the way the router does (see :mod:`lakehouse.simulate.routing`).
 * **tools** runs one planned call per visit and loops until the plan is done.
 * **reflect** scores the draft; a low score plans one more call (revise).
 * **answer** writes the reply and adds the turn's cost.
@@ -64,7 +64,7 @@ from langgraph.types import Command, interrupt
 
 from lakehouse.checkpoints import AuraCheckpointSaver
 from lakehouse.settings import Settings
-from lakehouse.simulate import MODELS, TASK_QUALITY, TASK_WEIGHTS, TASKS, TENANTS
+from lakehouse.simulate.routing import MODELS, TASK_QUALITY, TASK_WEIGHTS, TASKS, TENANTS
 
 TOOLS = ("search", "retrieve", "code_exec", "sql", "calculator")
 TOOL_WEIGHTS = (0.30, 0.25, 0.20, 0.15, 0.10)

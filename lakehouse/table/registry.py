@@ -2,13 +2,13 @@
 
 Every table lives in namespace ``aura`` and declares the key that identifies a row (used to
 deduplicate replays), its partitioning (by the day of an event-time column, or none), the
-expectations its rows must satisfy (plain data, see :mod:`lakehouse.expectations`) and the
+expectations its rows must satisfy (plain data, see :mod:`lakehouse.table.expectations`) and the
 metrics an experiment diff shows. Bookkeeping tables (experiments, quality results) record what
 happens on every branch and say so on their spec; experiments and releases leave them out.
 
 Domains register themselves: a domain is a folder ``lakehouse/<domain>/`` whose ``tables.py``
 calls :func:`register`. On the first lookup the registry imports every such module (and the
-library's own :mod:`lakehouse.bookkeeping`); no list of module names is kept anywhere.
+library's own :mod:`lakehouse.table.bookkeeping`); no list of module names is kept anywhere.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pyiceberg.transforms import DayTransform
 from pyiceberg.types import NestedField
 
 from lakehouse.exceptions import ConfigurationError, SchemaEvolutionError, UnknownTableError
-from lakehouse.expectations import Expectation, check_unique_names
 from lakehouse.settings import NAMESPACE
+from lakehouse.table.expectations import Expectation, check_unique_names
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ _REGISTRY: dict[str, TableSpec] = {}
 TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     # AURA's writer owns the retry policy: pyiceberg's own retry would silently rebase a commit
-    # on a head its data was never merged with (lakehouse.writer retries where that is safe).
+    # on a head its data was never merged with (lakehouse.table.writer retries where that is safe).
     "commit.retry.num-retries": "0",
 }
 
@@ -141,7 +141,7 @@ def register(spec: TableSpec) -> TableSpec:
     return spec
 
 
-BOOKKEEPING_MODULE = "lakehouse.bookkeeping"
+BOOKKEEPING_MODULE = "lakehouse.table.bookkeeping"
 TABLES_MODULE = "tables"
 
 

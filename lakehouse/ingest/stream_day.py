@@ -4,9 +4,10 @@ Every stream domain (routing decisions, workflow runs, memory events) ends an in
 way, and :func:`publish_day` does it once for all of them:
 
 1. merge the day's parsed rows into the domain's table on an audit branch, keyed on the table's
-   key (:func:`lakehouse.writer.merge_day`), and publish it if the audit passes
-   (:func:`lakehouse.wap.audit_and_publish`);
-2. record the dead letters with their reasons (:func:`lakehouse.streams.record_dead_letters`);
+   key (:func:`lakehouse.table.writer.merge_day`), and publish it if the audit passes
+   (:func:`lakehouse.publish.wap.audit_and_publish`);
+2. record the dead letters with their reasons
+(:func:`lakehouse.ingest.streams.record_dead_letters`);
 3. settle the stream (:meth:`PublishedDay.settle`): dead letters are acknowledged; the day's
    entries are acknowledged once published, else handed back with the other days' entries, so
    nothing is acknowledged before the commit that holds it.
@@ -21,11 +22,11 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from lakehouse import writer
-from lakehouse.streams import DeadLetter, StreamConsumer, record_dead_letters
-from lakehouse.tables import TableSpec
-from lakehouse.wap import Audit, WapResult, audit_and_publish
-from lakehouse.writer import Lineage, MergeResult, WriteResult
+from lakehouse.ingest.streams import DeadLetter, StreamConsumer, record_dead_letters
+from lakehouse.publish.wap import Audit, WapResult, audit_and_publish
+from lakehouse.table import writer
+from lakehouse.table.registry import TableSpec
+from lakehouse.table.writer import Lineage, MergeResult, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse

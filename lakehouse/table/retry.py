@@ -12,7 +12,7 @@ reply was lost may have committed); it raises :class:`~lakehouse.exceptions.Stor
 naming the variables to check. A commit is one catalog transaction, so it is never half-applied.
 
 An action whose data depends on what it read (a read-merge-write) must do the read inside the
-action, so that each attempt merges with the head it commits against: :func:`lakehouse.writer.
+action, so that each attempt merges with the head it commits against: :func:`lakehouse.table.writer.
 merge_day` does exactly that.
 """
 

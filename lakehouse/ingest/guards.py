@@ -4,7 +4,8 @@ A stream carries whatever a producer (or an attacker) sent. An event is stored o
 value fits its column: identifiers are short printable strings, integers fit a signed 64-bit
 column, numbers are finite, timestamps fall inside the partitioned range, lists are bounded, and
 the whole payload is bounded. Every guard raises :class:`InvalidEvent` whose message names the
-field and the problem; :func:`lakehouse.streams.parse_stream_entries` turns that (and any other
+field and the problem; :func:`lakehouse.ingest.streams.parse_stream_entries` turns that (and any
+other
 exception raised while parsing one entry) into a dead letter, so no event can stop a batch.
 
 Use in a domain's event parser (see ``lakehouse/routing/events.py``)::

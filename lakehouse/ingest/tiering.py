@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, In
 
-from lakehouse import writer
 from lakehouse.exceptions import AuraError
-from lakehouse.writer import Lineage
+from lakehouse.table import writer
+from lakehouse.table.writer import Lineage
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -293,7 +293,7 @@ class Tiering:
         if not isinstance(target, RestorableHotStore):
             raise AuraError(
                 f"{type(target).__name__} cannot take restored rows: give it an insert(rows) "
-                "method (see lakehouse.tiering.RestorableHotStore)"
+                "method (see lakehouse.ingest.tiering.RestorableHotStore)"
             )
         rows = self.read(row_filter)
         return target.insert(rows) if rows.num_rows else 0

@@ -29,10 +29,10 @@ import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from lakehouse import refs
 from lakehouse.exceptions import NotFastForwardError
-from lakehouse.retry import RetryPolicy
-from lakehouse.writer import Lineage, WriteResult
+from lakehouse.table import refs
+from lakehouse.table.retry import RetryPolicy
+from lakehouse.table.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse

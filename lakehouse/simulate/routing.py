@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import redis
 
+from lakehouse.router.evaluation import RoutingTruth
 from lakehouse.routing.events import STREAM
 
 MODELS: dict[str, tuple[float, float, float]] = {
@@ -80,21 +81,6 @@ class RoutingWorkload:
     """A routing policy (decision-shaped rows -> model name per row) that replaces the
     built-in softmax router, e.g. the champion's (``lakehouse.router.registry.champion_policy``);
     exploration, fallback and propensities apply to it the same way."""
-
-
-@dataclass(frozen=True)
-class RoutingTruth:
-    """Ground truth of one simulated day: expected outcomes per (request, model).
-
-    Arrays have one row per decision (in :func:`routing_columns` order) and one column per model
-    in ``models``; entries for models outside a request's candidates are filled in too.
-    """
-
-    models: tuple[str, ...]
-    quality: np.ndarray
-    cost: np.ndarray
-    latency: np.ndarray
-    candidates: np.ndarray
 
 
 def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyiceberg.schema import Schema
 from pyiceberg.types import BooleanType, DoubleType, LongType, StringType, TimestamptzType
 
-from lakehouse.tables import TableSpec, column, register
+from lakehouse.table.registry import TableSpec, column, register
 
 EXPERIMENTS = register(
     TableSpec(

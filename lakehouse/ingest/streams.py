@@ -10,11 +10,11 @@ memory events next), separate from any event contract:
   entries. Entries are acknowledged (:meth:`StreamConsumer.ack`) only after the commits that
   store them, so a crash loses nothing and a replay is deduplicated by the table's key.
 * :func:`parse_stream_entries` applies a domain's event parser to each entry: an entry that is
-  deleted, has no ``data`` field, is larger than :data:`lakehouse.validation.MAX_EVENT_BYTES`, or
+  deleted, has no ``data`` field, is larger than :data:`lakehouse.ingest.guards.MAX_EVENT_BYTES`, or
   makes the parser raise anything at all becomes a :class:`DeadLetter` with the reason; the batch
   goes on. :func:`to_arrow_or_dead_letters` does the same for the Arrow conversion (a value that
   passed validation but does not fit its column costs that event only). The guards themselves
-  (identifiers, 64-bit integers, finite numbers, time window) are in :mod:`lakehouse.validation`.
+  (identifiers, 64-bit integers, finite numbers, time window) are in :mod:`lakehouse.ingest.guards`.
 * :func:`record_dead_letters` stores entries that break the contract, with the reason, in a
   ``<x>_rejected`` table whose schema :func:`rejected_table_spec` gives every domain alike;
   an entry already recorded is not recorded twice.
@@ -37,12 +37,12 @@ from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
 from pyiceberg.schema import Schema
 from pyiceberg.types import StringType, TimestamptzType
 
-from lakehouse import refs
-from lakehouse.expectations import not_null, unique
+from lakehouse.ingest.guards import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.tables import TableSpec, column
-from lakehouse.validation import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
-from lakehouse.writer import Lineage, WriteResult
+from lakehouse.table import refs
+from lakehouse.table.expectations import not_null, unique
+from lakehouse.table.registry import TableSpec, column
+from lakehouse.table.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -327,7 +327,7 @@ class DeadLetter:
     """A stream entry that broke the contract: its id, payload as received, and why.
 
     Built from the whole payload: ``payload_sha256`` is the digest of all of it (unless given),
-    then ``raw`` is cut to :data:`~lakehouse.validation.MAX_RAW_CHARS` (saying so). Two
+    then ``raw`` is cut to :data:`~lakehouse.ingest.guards.MAX_RAW_CHARS` (saying so). Two
     oversized payloads that differ only past the cut keep different digests.
     """
 
@@ -487,7 +487,7 @@ def parse_stream_entries(
 ) -> tuple[list[Parsed[T]], list[DeadLetter]]:
     """Apply ``parse`` to each entry's payload; every failure is a dead letter with a reason.
 
-    ``parse`` raises :class:`~lakehouse.validation.InvalidEvent` for a contract violation; any
+    ``parse`` raises :class:`~lakehouse.ingest.guards.InvalidEvent` for a contract violation; any
     other ``Exception`` it raises is caught too (the reason names it), so one hostile entry
     never stops the batch.
     """

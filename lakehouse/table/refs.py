@@ -26,8 +26,8 @@ from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from lakehouse.exceptions import CommitConflictError, NotFastForwardError, RefError
-from lakehouse.retry import RetryPolicy, is_commit_conflict
 from lakehouse.settings import MAIN_BRANCH
+from lakehouse.table.retry import RetryPolicy, is_commit_conflict
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Keys unique across a whole table: replays recognised, conflicting duplicates refused.
 
-:func:`lakehouse.writer.merge_day` keeps a key unique inside its day partition. An event can
+:func:`lakehouse.table.writer.merge_day` keeps a key unique inside its day partition. An event can
 also come back on another day (a producer replaying its log: same key, same content) or a key
 can be reused with other content (a producer bug, or an attack). :func:`split_known` looks the
 incoming keys up in every partition of the table at one snapshot and in the batch itself:
@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import In
 from pyiceberg.table import Table
 
-from lakehouse.tables import TableSpec
+from lakehouse.table.registry import TableSpec
 
 _SCAN_CHUNK = 1_000  # stored keys per content scan
 

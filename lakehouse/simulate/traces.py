@@ -1,6 +1,6 @@
 """Workflow-trace events from real LangGraph runs of the agent simulator, seeded.
 
-Each run is one thread of :func:`lakehouse.workflows.build_agent_graph` (1-3 turns, each one
+Each run is one thread of :func:`lakehouse.simulate.agents.build_agent_graph` (1-3 turns, each one
 ``stream`` of the compiled graph on LangGraph's in-memory checkpointer, which its ``interrupt``
 needs); the trace is what the run did, read from the graph's ``updates`` stream:
 
@@ -12,7 +12,8 @@ needs); the trace is what the run did, read from the graph's ``updates`` stream:
   mean latency of the destination step: a tool's simulated latency from the run's state, and
   log-normal (median 40 ms, sigma 0.4) for agent steps, drawn from the run's seed.
 * **status**: ``interrupted`` when the run stopped for a human approval that never came (the
-  approval tool of :mod:`lakehouse.workflows`; 80 % are resumed), ``error`` when at least half of
+  approval tool of :mod:`lakehouse.simulate.agents`; 80 % are resumed), ``error`` when at least
+  half of
   its tool calls failed, else ``ok``.
 
 Regimes: before day ``regime_change_at`` the plain graph runs; from that day on the graph has the
@@ -48,20 +49,21 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from lakehouse.simulate import TASK_WEIGHTS, TASKS, TENANTS
-from lakehouse.topology.events import FIELD, STREAM, dump_workflow_event
-from lakehouse.workflows import (
+from lakehouse.simulate.agents import (
     APPROVAL_RATE,
     APPROVE_RATE,
     RESUME_RATE,
     build_agent_graph,
     turn_request,
 )
+from lakehouse.simulate.routing import TASK_WEIGHTS, TASKS, TENANTS
+from lakehouse.topology.events import FIELD, STREAM, dump_workflow_event
 
 AGENT_LATENCY_MEDIAN_MS = 40.0
 AGENT_LATENCY_SIGMA = 0.4
 REGIMES = {"fallback": {"fallback": True}, "replan": {"replan": True}}
-"""The injectable regime changes: :func:`~lakehouse.workflows.build_agent_graph` flags of each."""
+"""The injectable regime changes: :func:`~lakehouse.simulate.agents.build_agent_graph` flags of
+each."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Publishing: write-audit-publish for one table, experiments that span every table."""
