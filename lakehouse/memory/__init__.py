@@ -26,12 +26,24 @@ from lakehouse.memory.ingest import (
     ingest_memory_events,
     stream_backlog,
 )
-from lakehouse.memory.model import HashingEmbedder, Memory, SearchHit, SentenceEmbedder
+from lakehouse.memory.model import (
+    MAX_AGE,
+    MAX_K,
+    MAX_TTL,
+    HashingEmbedder,
+    Memory,
+    SearchHit,
+    SentenceEmbedder,
+    check_metadata,
+)
 from lakehouse.memory.reads import SearchResults, TierStats
 from lakehouse.memory.rotation import RotationReport
 from lakehouse.memory.store import AsyncMemoryStore, MemoryStore
 
 __all__ = [
+    "MAX_AGE",
+    "MAX_K",
+    "MAX_TTL",
     "STREAM",
     "AsyncMemoryStore",
     "CompactionReport",
@@ -47,6 +59,7 @@ __all__ = [
     "SentenceEmbedder",
     "TierStats",
     "backlog_days",
+    "check_metadata",
     "ingest_memory_events",
     "new_key",
     "stream_backlog",

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 import redis
 from pyiceberg.expressions import In
 
+from lakehouse.exceptions import ValidationError
 from lakehouse.memory import consolidate
 from lakehouse.memory.cold import WarmSource, erase_rows
-from lakehouse.memory.model import Memory, from_ms
+from lakehouse.memory.model import MAX_AGE, Memory, from_ms
 from lakehouse.memory.tiers import MemoryTiers, clock_ms
 from lakehouse.memory.warm import WARM_ERRORS
 
@@ -67,6 +68,11 @@ class MemoryCompaction(MemoryTiers):
             TierUnavailableError: Redis or Qdrant does not answer; the moves done before stay
                 done, every other memory stays where it was (nothing is trimmed unverified).
         """
+        for name, age in (("hot_max_age", hot_max_age), ("warm_max_age", warm_max_age)):
+            if not timedelta(0) <= age <= MAX_AGE:
+                raise ValidationError(
+                    f"{name} must lie between 0 and {MAX_AGE.days} days, got {age}"
+                )
         if consolidate_cosine is not None:
             consolidate.check_thresholds(consolidate_cosine, consolidate_text)
         try:

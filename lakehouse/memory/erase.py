@@ -8,6 +8,7 @@ vacuumed), every snapshot and file of ``memories``, ``memory_events`` and
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, In
 
+from lakehouse.exceptions import StreamRefusedError
 from lakehouse.memory.cold import TableErase, erase_rows
 from lakehouse.memory.events import mentions
 from lakehouse.memory.model import check_tenant, parse_id
@@ -22,6 +24,7 @@ from lakehouse.memory.tables import MEMORIES, MEMORY_EVENTS, MEMORY_EVENTS_REJEC
 from lakehouse.memory.tiers import MemoryTiers
 from lakehouse.memory.warm import WARM_ERRORS
 
+log = logging.getLogger(__name__)
 _NOT_ERASED = "not erased yet (its tombstone is recorded: no ingestion or compaction takes it back)"
 
 
@@ -38,6 +41,9 @@ class EraseReceipt:
     qdrant_files_vacuumed: tuple[str, ...]
     iceberg: tuple[TableErase, ...]
     spool_entries_deleted: int = 0
+    event_published: bool = True
+    """Whether the erase's own ``forget`` event reached the stream (the audit record; a stream
+    that refuses entries does not stop the erase)."""
 
     @property
     def found(self) -> bool:
@@ -86,9 +92,18 @@ class MemoryErase(MemoryTiers):
             And(EqualTo("tenant_id", tenant_id), EqualTo("memory_id", mid)), tenant_id, mid
         )
         rewritten = self.hot.rewrite_persistence()
-        self.hot.publish(self._forget_event("forget", tenant_id, mid))
+        published = self._publish(self._forget_event("forget", tenant_id, mid))
         return EraseReceipt(
-            tenant_id, (mid,), keys, entries, rewritten, len(points), vacuumed, iceberg, spooled
+            tenant_id,
+            (mid,),
+            keys,
+            entries,
+            rewritten,
+            len(points),
+            vacuumed,
+            iceberg,
+            spooled,
+            published,
         )
 
     def forget_tenant(self, tenant_id: str) -> EraseReceipt:
@@ -114,7 +129,7 @@ class MemoryErase(MemoryTiers):
         vacuumed = tuple(self.warm.vacuum())
         iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id), tenant_id, None)
         rewritten = self.hot.rewrite_persistence()
-        self.hot.publish(self._forget_event("forget_tenant", tenant_id, None))
+        published = self._publish(self._forget_event("forget_tenant", tenant_id, None))
         return EraseReceipt(
             tenant_id,
             tuple(sorted(ids)),
@@ -125,7 +140,17 @@ class MemoryErase(MemoryTiers):
             vacuumed,
             iceberg,
             spooled,
+            published,
         )
+
+    def _publish(self, event: dict[str, Any]) -> bool:
+        """Publish the erase's event; the erase is done either way (a refusal is logged)."""
+        try:
+            self.hot.publish(event)
+        except StreamRefusedError as exc:
+            log.warning("memory erase done, its %s event not published: %s", event["op"], exc)
+            return False
+        return True
 
     def _erase_iceberg(
         self, predicate: BooleanExpression, tenant_id: str, memory_id: str | None

@@ -17,6 +17,7 @@ import redis
 from lakehouse.exceptions import ValidationError
 from lakehouse.memory import shape
 from lakehouse.memory.model import (
+    MAX_K,
     Memory,
     SearchHit,
     check_filters,
@@ -119,10 +120,19 @@ class MemoryReads(MemoryTiers):
         candidates are ranked by similarity × decayed importance (newer access breaks ties).
         ``filters`` are metadata equalities, always ANDed with the tenant. A tier that does not
         answer is skipped (a warning is logged) and named in the result's ``unavailable``.
+        Only memories with a positive similarity are hits: a query that shares nothing with a
+        memory (cosine 0 or less: for the hashing embedder, not one character 3-gram) does
+        not return it at score 0, so a one-letter query may return nothing.
+
+        Raises:
+            ValidationError: ``k`` above :data:`~lakehouse.memory.model.MAX_K`, an unknown tier
+                or a filter that is not a plain key and scalar.
         """
         check_tenant(tenant_id)
         if k <= 0:
             return SearchResults()
+        if k > MAX_K:
+            raise ValidationError(f"k is {k}; a search returns at most {MAX_K} memories")
         unknown = set(tiers) - set(TIERS)
         if unknown:
             raise ValidationError(f"unknown tier(s) {sorted(unknown)}; tiers are {TIERS}")
@@ -153,6 +163,8 @@ class MemoryReads(MemoryTiers):
                 self._skip("hot", exc, skipped)
         hits = []
         for mid, (memory, sim) in candidates.items():
+            if sim <= 0.0:  # shares nothing with the query: not a hit
+                continue
             if mid in access:
                 memory = Memory(**{**memory.__dict__, "last_access_ms": access[mid]})
             hits.append(SearchHit(memory, score(sim, memory, now_ms, self.half_life), sim))

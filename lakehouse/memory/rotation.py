@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 import redis
 
 from lakehouse.exceptions import ConfigurationError
-from lakehouse.memory.cold import TableReseal, reseal_table, resealed_rows
+from lakehouse.memory.cold import Revector, TableReseal, reseal_table, resealed_rows
+from lakehouse.memory.model import HashingEmbedder, Memory
 from lakehouse.memory.tables import MEMORIES, MEMORY_EVENTS, memory_table
 from lakehouse.memory.tiers import MemoryTiers
 from lakehouse.memory.warm import WARM_ERRORS
@@ -52,13 +55,19 @@ class KeyRotation(MemoryTiers):
                 "AURA_MEMORY_OLD_KEYS); nothing was changed"
             )
         self.drain_spool()  # spooled copies join Redis first, and are re-sealed there
+        revector = self._revector()
         try:
             hot = sum(self.hot.reseal(tenant) for tenant in self.hot.tenants())
+            if revector is not None:
+                for tenant in self.hot.tenants():
+                    self.hot.revector(tenant, revector)
             entries = self.hot.reseal_stream()
         except redis.RedisError as exc:
             raise self._unavailable("hot", exc, "the key was not rotated everywhere") from None
         try:
             points = self.warm.scan()
+            if revector is not None:
+                points = [_with_vector(m, revector(m.content, m.vector)) for m in points]
             self.warm.put(points)
         except WARM_ERRORS as exc:
             raise self._unavailable("warm", exc, "the key was not rotated everywhere") from None
@@ -66,7 +75,7 @@ class KeyRotation(MemoryTiers):
         iceberg = tuple(
             reseal_table(
                 memory_table(self.lakehouse, spec.name),
-                partial(resealed_rows, cipher=self.cipher),
+                partial(resealed_rows, cipher=self.cipher, revector=revector),
             )
             for spec in (MEMORIES, MEMORY_EVENTS)
         )
@@ -74,3 +83,23 @@ class KeyRotation(MemoryTiers):
         report = RotationReport(hot, entries, len(points), iceberg, vacuumed, rewritten)
         log.info("memory key rotation: %s", report)
         return report
+
+    def _revector(self) -> Revector | None:
+        """For the keyed default embedder: a memory's vector made with an old key (or none)
+        remade with the current one, so search keeps working and old keys can be dropped."""
+        if not self.keyed_embedder:
+            return None  # the caller's embedder or vectors: not ours to remake
+        current = self.embedder
+        olds = [HashingEmbedder(self.dim, key=k) for k in self.cipher.old_embedding_keys()]
+
+        def remake(content: str, vector: np.ndarray) -> np.ndarray | None:
+            for old in olds:
+                if np.allclose(old.embed(content), vector, atol=1e-5):
+                    return current.embed(content)
+            return None
+
+        return remake
+
+
+def _with_vector(memory: Memory, vector: np.ndarray | None) -> Memory:
+    return memory if vector is None else dataclasses.replace(memory, vector=vector)

@@ -60,7 +60,10 @@ class MemoryTiers:
         qdrant_client: Any = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self.embedder: Embedder = embedder or HashingEmbedder()
+        self.cipher = MemoryCipher.from_settings(self.settings)
+        # The default embedder is keyed by AURA_MEMORY_KEY: its vectors reveal no content.
+        self.keyed_embedder = embedder is None
+        self.embedder: Embedder = embedder or HashingEmbedder(key=self.cipher.embedding_key())
         self.dim = self.embedder.dim
         self.half_life = half_life
         self._own_redis = redis_client is None
@@ -72,7 +75,6 @@ class MemoryTiers:
         )
         local = None if self.settings.qdrant_url else self.settings.qdrant_path
         self.lakehouse = Lakehouse(self.settings)
-        self.cipher = MemoryCipher.from_settings(self.settings)
         self.hot = HotTier(self.redis, self.cipher)
         self.warm = WarmTier(self.qdrant, self.dim, local, self.cipher)
         self.cold = ColdTier(self.lakehouse, self.cipher)

@@ -11,8 +11,18 @@ import numpy as np
 import redis
 
 from lakehouse.exceptions import ValidationError
-from lakehouse.memory import consolidate, shape
-from lakehouse.memory.model import DEFAULT_IMPORTANCE, Memory, check_tenant, normalise
+from lakehouse.memory import shape
+from lakehouse.memory.events import EventError, encode_event, parse_event
+from lakehouse.memory.model import (
+    DEFAULT_IMPORTANCE,
+    MAX_EPOCH_MS,
+    MAX_TTL,
+    Memory,
+    check_content,
+    check_metadata,
+    check_tenant,
+    normalise,
+)
 from lakehouse.memory.shape import Shape
 from lakehouse.memory.tiers import MemoryTiers, clock_ms
 
@@ -70,28 +80,43 @@ class MemoryWrites(MemoryTiers):
         """The validated memory :meth:`store` writes, its unit vector and its store event
         (nothing is written; a bulk load hands batches of them to ``HotTier.put_many``)."""
         check_tenant(tenant_id)
-        if not isinstance(content, str):
-            raise ValidationError("content must be a string")
-        consolidate.check_metadata(dict(metadata or {}))
+        check_content(content)
+        meta = check_metadata(metadata or {})
         imp = DEFAULT_IMPORTANCE if importance is None else float(importance)
         if not 0.0 <= imp <= 1.0:
             raise ValidationError(f"importance must lie in [0, 1], got {imp}")
-        if ttl is not None and ttl <= timedelta(0):
-            raise ValidationError(f"ttl must be positive, got {ttl}")
-        vec = normalise(self.embedder.embed(content) if vector is None else vector, self.dim)
         created = clock_ms(now)
+        if not 0 <= created <= MAX_EPOCH_MS:
+            raise ValidationError(f"now must lie between 1970 and 9999, got {now}")
+        expires = None
+        if ttl is not None:
+            if not timedelta(0) < ttl <= MAX_TTL:
+                raise ValidationError(
+                    f"ttl must be positive and at most {MAX_TTL.days} days, got {ttl}; "
+                    "store without a ttl for no expiry"
+                )
+            expires = created + int(ttl.total_seconds() * 1000)
+            if expires > MAX_EPOCH_MS:
+                raise ValidationError(
+                    f"ttl {ttl} ends after the year 9999; use a shorter ttl or none (no expiry)"
+                )
+        vec = normalise(self.embedder.embed(content) if vector is None else vector, self.dim)
         memory = Memory(
             id=str(uuid.uuid4()),
             tenant_id=tenant_id,
             content=content,
             vector=vec,
-            metadata=dict(metadata or {}),
+            metadata=meta,
             importance=imp,
             created_ms=created,
-            expires_ms=None if ttl is None else created + int(ttl.total_seconds() * 1000),
+            expires_ms=expires,
             signature=shape.encode(signature),
         )
         event = {"event_id": str(uuid.uuid4()), "ts_ms": created, "op": "store"}
         event |= {"memory_id": memory.id} | self.cipher.seal_record(memory.record())
         event.pop("id")
+        try:  # one validation: what store accepts, ingestion accepts (the same parser)
+            parse_event(encode_event(event), cipher=self.cipher, window=False)
+        except EventError as exc:
+            raise ValidationError(f"memory not stored: ingestion would refuse it ({exc})") from None
         return memory, vec, event
