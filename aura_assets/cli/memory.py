@@ -78,7 +78,13 @@ def memory() -> None:
 @memory.command("store")
 @click.argument("tenant")
 @click.argument("content")
-@click.option("--ttl-hours", "ttl", type=float, callback=_ttl, help="Hard TTL, in hours.")
+@click.option(
+    "--ttl-hours",
+    "ttl",
+    type=click.FloatRange(min=0, max=MAX_TTL.days * 24, min_open=True),
+    callback=_ttl,
+    help="Hard TTL.",
+)
 @click.option("--importance", type=click.FloatRange(0, 1), help="Importance in [0, 1].")
 @click.option("--meta", "metadata", callback=_meta, help="Metadata as a JSON object.")
 def store(
