@@ -53,3 +53,8 @@ class StoreUnavailableError(ConfigurationError):
 class MemoryKeyError(ConfigurationError):
     """Encrypted memories cannot be read with the configured keys (none set, a wrong key, or a
     ciphertext altered or moved to another tenant or memory); the message says what to set."""
+
+
+class StreamRefusedError(AuraError):
+    """Redis answers but refuses an event on a stream (an entry at the maximum id, a key of
+    another type); nothing was written."""

@@ -6,6 +6,7 @@ Each test names the finding it guards against; all run on a real Redis stream an
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -254,7 +255,7 @@ def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redi
             "ts_ms": day_ms + i,
             "tenant_id": "acme",
             "op": "store",
-            "memory_id": f"m{i}",
+            "memory_id": str(uuid.UUID(int=i)),  # memory ids are UUIDs
             "content": "hello",
         }
         return json.dumps(base | changes).encode()

@@ -15,9 +15,7 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
-from lakehouse.memory import MemoryStore
-from lakehouse.memory.ingest import ingest_memory_events
-from lakehouse.memory.store import TierStats
+from lakehouse.memory import MemoryStore, TierStats, ingest_memory_events
 from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
 from quality.checks import check_specs

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -38,6 +39,7 @@ from lakehouse.ingest.stream_day import publish_day
 from lakehouse.ingest.streams import EventStream, StreamConsumer
 from lakehouse.memory import tombstones
 from lakehouse.memory.cold import erase_rows
+from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
 from lakehouse.publish.wap import Audit, WapResult
@@ -102,7 +104,8 @@ def ingest_memory_events(
     branch = branch or lh.settings.branch
     reader = reader or consumer(client)
     entries = list(reader.read_unacked())
-    parsed = parse_entries(entries, datetime.now(UTC))
+    cipher = MemoryCipher.from_settings(lh.settings)  # opens sealed payloads to check them
+    parsed = parse_entries(entries, datetime.now(UTC), cipher, partial(tombstones.recorded, client))
     todays = [r for r in parsed.rows if r["ts"].date() == day]
     buried = _erased(client, todays)
     gone = [r for r in todays if r["op"] == "store" and r["memory_id"] in buried]
