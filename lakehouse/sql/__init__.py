@@ -78,6 +78,8 @@ off and locks the configuration: ``read_csv('/etc/passwd')``, ``read_text``, ``r
 """
 
 from lakehouse.exceptions import TimeTravelError
-from lakehouse.sql.session import SqlSession, ViewInfo, connect, extension_path, parse_time
+from lakehouse.sql._confine import extension_path
+from lakehouse.sql._views import ViewInfo
+from lakehouse.sql.session import SqlSession, connect, parse_time
 
 __all__ = ["SqlSession", "TimeTravelError", "ViewInfo", "connect", "extension_path", "parse_time"]
