@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.exceptions import ConfigurationError
+from lakehouse.settings import MAIN_BRANCH
 from lakehouse.sql._state import TableState, from_millis
 from lakehouse.sql._views import ViewInfo
 
@@ -164,10 +165,33 @@ _PER_TABLE: dict[str, tuple[Callable[[str, TableState], Iterator[Row]], pa.Schem
 METADATA_VIEWS = (*_PER_TABLE, "aura_views")
 
 
+# What a tenant session does not see of the metadata: lineage and ref names are free text
+# (run ids, partition keys, branch and tag names chosen by people) that can name other tenants.
+_TENANT_HIDDEN = ("run_id", "partition")
+
+
+def _for_tenant(view: str, row: Row) -> Row | None:
+    """``row`` as a tenant session shows it: lineage text hidden, refs other than main gone."""
+    if view == "aura_refs":
+        return row if row["ref_name"] == MAIN_BRANCH else None
+    shown = {k: (None if k in _TENANT_HIDDEN else v) for k, v in row.items()}
+    if view == "aura_snapshots":
+        shown["branches"] = [b for b in row["branches"] if b == MAIN_BRANCH]  # type: ignore[attr-defined]
+        shown["tags"] = []
+    return shown
+
+
 def create_metadata(
-    con: duckdb.DuckDBPyConnection, states: Mapping[str, TableState], views: Mapping[str, ViewInfo]
+    con: duckdb.DuckDBPyConnection,
+    states: Mapping[str, TableState],
+    views: Mapping[str, ViewInfo],
+    *,
+    tenant: bool = False,
 ) -> None:
     """Create the metadata views as tables of the session's DuckDB.
+
+    A tenant session (``tenant``) sees no run ids, partition keys, or branch and tag names other
+    than main: free text that can name other tenants.
 
     Raises:
         ConfigurationError: an aura table has the name of a metadata view.
@@ -185,6 +209,10 @@ def create_metadata(
         for view, (rows_of, schema) in _PER_TABLE.items()
     }
     tables["aura_views"] = (view_rows(views), VIEWS_SCHEMA)
+    if tenant:
+        for view, (rows, schema) in list(tables.items()):
+            shown = (_for_tenant(view, row) for row in rows)
+            tables[view] = ([row for row in shown if row is not None], schema)
     for view_name, (rows, schema) in tables.items():
         data = pa.Table.from_pylist(rows, schema=schema)
         con.register("_aura_rows", data)

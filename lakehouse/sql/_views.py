@@ -48,7 +48,7 @@ def create_view(
     ref: str | None,
     pin: int | None,
     read_files: set[str],
-    where: str = "",
+    scope: TenantScope | None = None,
 ) -> ViewInfo:
     name = state.name
     snapshot_id: int | None
@@ -59,13 +59,15 @@ def create_view(
         try:
             snapshot_id = state.snapshot_for_ref(ref) if state.snapshots else None
         except RefError as exc:
+            # A tenant session does not list the table's refs (names people chose).
+            reason = f"{name} has no branch or tag {ref!r}" if scope and scope.tenant else exc
             return ViewInfo(
                 name,
                 source,
                 None,
                 "unavailable",
                 0,
-                f"{exc}; query it with {name}_at_ref(...) or pin it with a snapshot",
+                f"{reason}; query it with {name}_at_ref(...) or pin it with a snapshot",
             )
     elif when is not None:
         source = "as_of"
@@ -81,7 +83,12 @@ def create_view(
         source == "ref" and state.refs.get(ref or "", ("", 0))[0] == "branch"
     )
     schema = state.schema if branch else state.schema_of(snapshot_id)
-    body, reader, files = scan_sql(state, snapshot_id, schema, current=source == "main")
+    # iceberg_scan without a snapshot reads the metadata's current one, which a publish under
+    # way may already have moved (with_main): name the snapshot then.
+    current = source == "main" and (
+        state.table is not None and snapshot_id == state.table.metadata.current_snapshot_id
+    )
+    body, reader, files = scan_sql(state, snapshot_id, schema, current=current)
     if snapshot_id is not None and state.table is not None and reader != "empty":
         read_files.update(
             task.file.file_path for task in state.table.scan(snapshot_id=snapshot_id).plan_files()
@@ -89,7 +96,7 @@ def create_view(
     for database_schema in ("main", "aura"):
         con.execute(
             f"CREATE VIEW {database_schema}.{quote_identifier(name)} AS "
-            + (f"SELECT * FROM ({body}) {where}" if where else body)
+            + (scope or TenantScope()).wrap(body)
         )
     return ViewInfo(name, source, snapshot_id, reader, files)
 
@@ -151,23 +158,60 @@ def fail_sql(kind: str, message_sql: str) -> str:
     return f"error({quote_literal(f'[aura:{kind}] ')} || {message_sql})"
 
 
-def tenant_filter(state: TableState, tenant: str | None) -> str:
-    """The WHERE clause confining a table to ``tenant`` ('' when the session has no tenant).
+@dataclass(frozen=True)
+class TenantScope:
+    """What a tenant session shows of one table: which rows, and which columns as NULL."""
+
+    tenant: bool = False
+    where: str = ""
+    hidden: tuple[tuple[str, str], ...] = ()  # (column, DuckDB type) shown as NULL
+
+    def wrap(self, sql: str) -> str:
+        """``sql`` confined to the scope (unchanged for a session without a tenant)."""
+        if not self.where and not self.hidden:
+            return sql
+        select = "*"
+        if self.hidden:
+            nulls = ", ".join(
+                f"CAST(NULL AS {kind}) AS {quote_identifier(column)}"
+                for column, kind in self.hidden
+            )
+            select = f"* REPLACE ({nulls})"
+        return f"SELECT {select} FROM ({sql}) {self.where}".rstrip()
+
+
+def tenant_scope(state: TableState, tenant: str | None) -> TenantScope:
+    """How a session of ``tenant`` sees a table (everything when the session has no tenant).
 
     A table with a ``tenant_id`` column shows the tenant's rows; a tenant-neutral or
-    bookkeeping table (aggregates, models, quality results) shows all; any other table (dead
-    letters holding raw payloads, checkpoints) shows none.
+    bookkeeping table (aggregates, models, quality results) shows all rows, with the columns
+    its spec marks ``tenant_private`` (values that can name other tenants) as NULL; any other
+    table (dead letters holding raw payloads, checkpoints) shows none.
     """
     if tenant is None:
-        return ""
+        return TenantScope()
     if "tenant_id" in state.schema.column_names:
-        return f"WHERE tenant_id = {quote_literal(tenant)}"
+        return TenantScope(True, where=f"WHERE tenant_id = {quote_literal(tenant)}")
     spec = spec_for(state.name)
-    return "" if spec.tenant_neutral or spec.bookkeeping else "WHERE false"
+    if not (spec.tenant_neutral or spec.bookkeeping):
+        return TenantScope(True, where="WHERE false")
+    hidden = tuple(
+        (field.name, _type_or_varchar(field.field_type))
+        for field in state.schema.fields
+        if field.name in spec.tenant_private
+    )
+    return TenantScope(True, hidden=hidden)
 
 
-def create_macros(con: duckdb.DuckDBPyConnection, state: TableState, where: str = "") -> None:
-    """``<t>_at(ts)``, ``<t>_at_snapshot(id)`` and ``<t>_at_ref(name)`` over iceberg_scan."""
+def create_macros(
+    con: duckdb.DuckDBPyConnection, state: TableState, scope: TenantScope | None = None
+) -> None:
+    """``<t>_at(ts)``, ``<t>_at_snapshot(id)`` and ``<t>_at_ref(name)`` over iceberg_scan.
+
+    In a tenant session (``scope`` with a tenant) the ref macro's error does not list the
+    table's refs: their names are chosen by people and may name tenants.
+    """
+    scope = scope or TenantScope()
     name = state.name
     points = state.boundaries()
     location = state.metadata_location
@@ -184,9 +228,12 @@ def create_macros(con: duckdb.DuckDBPyConnection, state: TableState, where: str 
                 f"SELECT e.* FROM ({empty_sql(state.schema)}) e, range(CAST({no_data} AS BIGINT))"
             )
         return
-    scan = f"SELECT * FROM iceberg_scan({quote_literal(location)}, snapshot_from_id => {{}})"
-    if where:
-        scan = f"SELECT * FROM ({scan}) {where}"
+
+    def scan(snapshot_sql: str) -> str:
+        return scope.wrap(
+            f"SELECT * FROM iceberg_scan({quote_literal(location)}, "
+            f"snapshot_from_id => {snapshot_sql})"
+        )
 
     # As of a time: the newest commit boundary at or before it.
     millis = "epoch_ms(CAST(ts AS TIMESTAMPTZ))"
@@ -197,9 +244,7 @@ def create_macros(con: duckdb.DuckDBPyConnection, state: TableState, where: str 
         f"{quote_literal('; its oldest snapshot on main is from ' + format_ms(points[0][0]))}",
     )
     at_time = f"CASE {whens} ELSE CAST({too_early} AS BIGINT) END"
-    con.execute(
-        f"CREATE MACRO {quote_identifier(name + '_at')}(ts) AS TABLE " + scan.format(at_time)
-    )
+    con.execute(f"CREATE MACRO {quote_identifier(name + '_at')}(ts) AS TABLE " + scan(at_time))
 
     # A snapshot id: any snapshot the table has (main, branches, tags, intermediate).
     ids = ", ".join(str(sid) for sid in state.snapshots)
@@ -213,22 +258,25 @@ def create_macros(con: duckdb.DuckDBPyConnection, state: TableState, where: str 
     )
     con.execute(
         f"CREATE MACRO {quote_identifier(name + '_at_snapshot')}(snapshot_id) AS TABLE "
-        + scan.format(at_id)
+        + scan(at_id)
     )
 
     # A branch or tag, compared as a value.
     refs = dict(state.refs)
     if state.current_snapshot_id is not None:
         refs.setdefault("main", ("branch", state.current_snapshot_id))
-    known = ", ".join(sorted(refs))
+    known = (
+        "; the aura_refs view lists them"
+        if scope.tenant
+        else f" (its refs: {', '.join(sorted(refs))})"
+    )
     whens = " ".join(f"WHEN {quote_literal(r)} THEN {sid}" for r, (_, sid) in sorted(refs.items()))
     unknown_ref = fail_sql(
         "RefError",
         f"{quote_literal(name + ' has no branch or tag ')} || CAST(ref_name AS VARCHAR) || "
-        f"{quote_literal(f' (its refs: {known})')}",
+        f"{quote_literal(known)}",
     )
     at_ref = f"CASE ref_name {whens} ELSE CAST({unknown_ref} AS BIGINT) END"
     con.execute(
-        f"CREATE MACRO {quote_identifier(name + '_at_ref')}(ref_name) AS TABLE "
-        + scan.format(at_ref)
+        f"CREATE MACRO {quote_identifier(name + '_at_ref')}(ref_name) AS TABLE " + scan(at_ref)
     )

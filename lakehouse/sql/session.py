@@ -30,10 +30,12 @@ from lakehouse.sql._views import (
     ViewInfo,
     create_macros,
     create_view,
-    tenant_filter,
+    tenant_scope,
 )
+from lakehouse.table import journal
 from lakehouse.table.catalog import open_catalog
 
+_STABLE_ATTEMPTS = 20
 _ERRORS: dict[str, type[Exception]] = {"TimeTravelError": TimeTravelError, "RefError": RefError}
 _MISSING_TABLE = re.compile(r"Table(?: Function)? with name (\S+) does not exist")
 
@@ -179,14 +181,38 @@ def connect(
     owned = catalog is None
     catalog = catalog or open_catalog(settings or Settings.from_env())
     try:
-        states = load_states(catalog)
+        states, publishing = _states_for_readers(catalog)
+        if when is None and ref is None:
+            for name, before in publishing.before().items():
+                if name in states:
+                    states[name] = states[name].with_main(before)
         allowed = allowed_directories(catalog, states)
-        return _build(
+        session = _build(
             states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed, tenant=tenant
         )
+        if when is None and ref is None and publishing.live():
+            experiments = ", ".join(j.experiment for j in publishing.live())
+            session.description += f"; main as before the publish under way of {experiments}"
+        return session
     finally:
         if owned and isinstance(catalog, SqlCatalog):
             catalog.engine.dispose()
+
+
+def _states_for_readers(catalog: Catalog) -> tuple[dict[str, TableState], journal.Journals]:
+    """Every table's state, and the publishes under way while they were read.
+
+    Publishes whose process died are settled first. The journals are read before and after the
+    tables: when they differ (a publish began or ended meanwhile) the tables are read again, so
+    that a session never holds some tables from before a publish and others from after it.
+    """
+    for _ in range(_STABLE_ATTEMPTS):
+        first = journal.settle_dead(catalog)
+        states = load_states(catalog)
+        last = journal.read(catalog)
+        if (first.generation, first.journals) == (last.generation, last.journals):
+            return states, last
+    return states, last
 
 
 def _build(
@@ -207,9 +233,10 @@ def _build(
         states[short].check_snapshot(int(snapshot_id))
     pins = {name.removeprefix("aura."): int(sid) for name, sid in pins.items()}
     if ref is not None and not any(ref in s.refs or _is_main(s, ref) for s in states.values()):
+        known = sorted({r for s in states.values() for r in s.refs})
+        listed = "" if tenant is not None else f" ({', '.join(known) or 'none yet'})"
         raise RefError(
-            f"no aura table has a branch or tag {ref!r}; the aura_refs view lists them "
-            f"({', '.join(sorted({r for s in states.values() for r in s.refs})) or 'none yet'})"
+            f"no aura table has a branch or tag {ref!r}; the aura_refs view lists them{listed}"
         )
     if when is not None:
         firsts = [s.boundaries()[0][0] for s in states.values() if s.boundaries()]
@@ -225,7 +252,7 @@ def _build(
         views = {}
         read_files: set[str] = set()
         for name, state in states.items():
-            where = tenant_filter(state, tenant)
+            scope = tenant_scope(state, tenant)
             views[name] = create_view(
                 con,
                 state,
@@ -233,10 +260,10 @@ def _build(
                 ref=ref,
                 pin=pins.get(name),
                 read_files=read_files,
-                where=where,
+                scope=scope,
             )
-            create_macros(con, state, where)
-        create_metadata(con, states, views)
+            create_macros(con, state, scope)
+        create_metadata(con, states, views, tenant=tenant is not None)
         confine(con, allowed, outside(read_files, allowed))
     except BaseException:
         con.close()
