@@ -9,7 +9,9 @@ a tenant session, the tenant guard) of :mod:`._guard`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
 
@@ -18,7 +20,13 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 
-from lakehouse.exceptions import ConfigurationError, ReadOnlyError, RefError, UnknownTableError
+from lakehouse.exceptions import (
+    ConfigurationError,
+    QueryTimeoutError,
+    ReadOnlyError,
+    RefError,
+    UnknownTableError,
+)
 from lakehouse.settings import Settings
 from lakehouse.sql._confine import allowed_directories, confine, open_duckdb, outside
 from lakehouse.sql._guard import check_read_only, check_ref_name, check_tenant_query
@@ -34,8 +42,11 @@ from lakehouse.sql._views import (
 )
 from lakehouse.table import journal
 from lakehouse.table.catalog import open_catalog
+from lakehouse.table.tenants import check_tenant
 
 _STABLE_ATTEMPTS = 20
+DEFAULT_STATEMENT_TIMEOUT = 300.0
+"""Seconds a statement may run before it is stopped (``aura sql --timeout``; 0 or None: none)."""
 _ERRORS: dict[str, type[Exception]] = {"TimeTravelError": TimeTravelError, "RefError": RefError}
 _MISSING_TABLE = re.compile(r"Table(?: Function)? with name (\S+) does not exist")
 
@@ -50,8 +61,12 @@ class SqlSession:
         description: str,
         tenant: str | None = None,
         relations: frozenset[str] = frozenset(),
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
     ) -> None:
         self._connection = connection
+        self.statement_timeout = statement_timeout or None
+        self._armed = False
+        self._timed_out = False
         self.views = dict(views)
         self.description = description
         self.tenant = tenant
@@ -73,6 +88,7 @@ class SqlSession:
             UnknownTableError: the query names a table that is not an aura table.
             TimeTravelError: a macro got a time or snapshot id the table has no state for.
             RefError: a ref macro got a branch or tag the table does not have.
+            QueryTimeoutError: the statement ran longer than ``statement_timeout`` seconds.
         """
         self._check(query)
         if len(self._connection.extract_statements(query)) > 1:
@@ -80,10 +96,46 @@ class SqlSession:
                 "one statement per call: SqlSession.statements() splits a script into statements "
                 "to run one by one"
             )
+        with self._deadline():
+            try:
+                return self._connection.execute(query, parameters)
+            except duckdb.Error as exc:
+                raise self._translate(exc) from None
+
+    @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        """Interrupt DuckDB when the statement inside runs past ``statement_timeout``."""
+        if self.statement_timeout is None or self._armed:
+            yield
+            return
+        lock = threading.Lock()
+        running = True
+
+        def stop() -> None:
+            with lock:
+                if running:
+                    self._timed_out = True
+                    self._connection.interrupt()
+
+        timer = threading.Timer(self.statement_timeout, stop)
+        timer.daemon = True
+        self._armed, self._timed_out = True, False
+        timer.start()
         try:
-            return self._connection.execute(query, parameters)
-        except duckdb.Error as exc:
-            raise self._translate(exc) from None
+            yield
+        except duckdb.InterruptException:
+            if not self._timed_out:
+                raise
+            raise QueryTimeoutError(
+                f"the statement ran longer than {self.statement_timeout:g} s and was stopped; "
+                "make it cheaper (a LIMIT, a narrower WHERE) or allow more time with "
+                "--timeout SECONDS (statement_timeout=; 0 means no limit)"
+            ) from None
+        finally:
+            with lock:
+                running = False
+            timer.cancel()
+            self._armed = False
 
     def statements(self, script: str) -> list[str]:
         """The statements of ``script``, split by DuckDB's parser (each checked as read-only).
@@ -105,8 +157,9 @@ class SqlSession:
 
     def arrow(self, query: str, parameters: object | None = None) -> pa.Table:
         """Run a read-only query and return its result as an Arrow table."""
-        result = self.execute(query, parameters)
-        return result.to_arrow_table()
+        with self._deadline():  # the time limit covers fetching the result too
+            result = self.execute(query, parameters)
+            return result.to_arrow_table()
 
     def close(self) -> None:
         self._connection.close()
@@ -151,6 +204,7 @@ def connect(
     ref: str | None = None,
     snapshots: Mapping[str, int] | None = None,
     tenant: str | None = None,
+    statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT,
 ) -> SqlSession:
     """Open a read-only DuckDB session in which every aura table is a view.
 
@@ -164,7 +218,9 @@ def connect(
         tenant: show only this tenant's rows (views and time-travel macros alike): a table with
             a ``tenant_id`` column is filtered on it; a tenant-neutral or bookkeeping table
             (aggregates, models) shows whole; any other table (dead letters, checkpoints)
-            shows none.
+            shows none. It is validated as the memory commands validate tenant ids.
+        statement_timeout: seconds a statement may run before it is stopped with
+            :class:`~lakehouse.exceptions.QueryTimeoutError` (0 or None: no limit).
 
     Raises:
         ConfigurationError: both ``as_of`` and ``ref`` were given, or an extension is missing.
@@ -172,7 +228,10 @@ def connect(
         TimeTravelError: ``as_of`` is before every table's first snapshot, or a pinned snapshot
             does not exist.
         UnknownTableError: a pinned table is not an aura table.
+        ValidationError: ``tenant`` is not a valid tenant id.
     """
+    if tenant is not None:
+        check_tenant(tenant)
     if as_of is not None and ref is not None:
         raise ConfigurationError("give either as_of or ref, not both")
     when = parse_time(as_of) if as_of is not None else None
@@ -190,6 +249,7 @@ def connect(
         session = _build(
             states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed, tenant=tenant
         )
+        session.statement_timeout = statement_timeout or None
         if when is None and ref is None and publishing.live():
             experiments = ", ".join(j.experiment for j in publishing.live())
             session.description += f"; main as before the publish under way of {experiments}"
