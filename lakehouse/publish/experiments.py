@@ -380,8 +380,17 @@ def publish(
                 tag,
             )
         )
-    journal.record_published(lh.catalog, entry)
-    journal.end(lh.catalog, entry)
+    try:
+        journal.record_published(lh.catalog, entry)
+        journal.end(lh.catalog, entry)
+    except (AuraError, CommitFailedException) as exc:
+        # Never leave a live journal behind (readers would keep seeing main as before it): the
+        # settle records the event again, or rolls every table back if it cannot.
+        if journal.settle(lh.catalog, entry) != "published":
+            raise RefError(
+                f"publishing experiment {name!r}: recording it in aura.experiments failed ({exc}); "
+                "every table was rolled back, publish it again"
+            ) from exc
     log.info("published experiment %s (%d tables, tag %s)", name, len(done), tag)
     return done
 
