@@ -1,9 +1,10 @@
 """Publish atomicity: kill -9 during `aura branch publish`; `aura sql` never sees a mix.
 
-An experiment that changed every aura table is published by the `aura branch publish` command in a
-child process, killed at a seeded random moment (uniform over a measured uncrashed publish). The
-raw catalog is then looked at directly (how many tables' mains had moved when the process died:
-the mixed states an engine reading main directly could see), and `aura sql` is asked which
+An experiment that changed every aura table is published by the `aura branch publish` command in
+a child process and killed at a seeded random moment: half the trials uniform over a measured
+uncrashed publish, half while the tables' mains move (a random delay after its journal appears).
+The raw catalog is then looked at directly (how many tables' mains had moved when the process
+died: the mixed states an engine reading main directly could see), and `aura sql` is asked which
 snapshot each table's main view shows: every table before the publish or every table after it,
 never some of each, with the experiment's recorded status agreeing. A deterministic kill after
 the k-th table checks the same promise for `Lakehouse.read` (issue 21 item 12).
@@ -77,6 +78,28 @@ def _prepare(lh: Lakehouse, settings: Settings, name: str, tag: str) -> dict[str
     return heads
 
 
+def _kill_while_moving(lh: Lakehouse, env: dict[str, str], name: str, delay: float) -> bool:
+    """Run the publish; ``delay`` seconds after its journal appears in the catalog, kill -9 it.
+
+    Returns whether it was killed (False: it finished first).
+    """
+    child = process_context().Process(target=_publish_child, args=(env, name))
+    child.start()
+    key = f"aura.publish-journal.{name}"
+    deadline = time.monotonic() + 120
+    while child.is_alive() and time.monotonic() < deadline:
+        if key in lh.catalog.load_namespace_properties("aura"):
+            break
+        time.sleep(0.005)
+    child.join(delay)
+    killed = child.is_alive()
+    if killed:
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+    child.join(120)
+    assert killed or child.exitcode == 0, f"the publish failed on its own (exit {child.exitcode})"
+    return killed
+
+
 def _raw_moved(lh: Lakehouse, heads: dict[str, tuple[int, int]]) -> int:
     """How many tables' main stand at the branch head in the catalog (no journal consulted)."""
     catalog = lh.catalog
@@ -115,10 +138,14 @@ def _classify(seen: dict[str, int | None], heads: dict[str, tuple[int, int]]) ->
     return "mixed"
 
 
-def _publish_seconds(env: dict[str, str], name: str) -> float:
-    started = time.perf_counter()
+def _publish_timing(lh: Lakehouse, env: dict[str, str], name: str) -> tuple[float, float, float]:
+    """One uncrashed publish: its length, and when (seconds after its start) the first and the
+    last table's main moved (each table's last metadata update is its publish commit)."""
+    started = time.time()
     run_to_end(_publish_child, (env, name))
-    return time.perf_counter() - started
+    length = time.time() - started
+    moved = [lh.table(s.name).metadata.last_updated_ms / 1000 for s in experiments.data_specs()]
+    return length, max(0.0, min(moved) - started), max(moved) - started
 
 
 def test_kill_during_branch_publish_is_never_seen_mixed(  # type: ignore[no-untyped-def]
@@ -128,15 +155,20 @@ def test_kill_during_branch_publish_is_never_seen_mixed(  # type: ignore[no-unty
     lh.append(DECISIONS, decision_rows([f"base-{i}" for i in range(20)], DAY))
     trials = scaled(20)
     _prepare(lh, settings, "warm", "warm")
-    _publish_seconds(aura_env, "warm")  # the first run in a fresh process pays for imports
+    _publish_timing(lh, aura_env, "warm")  # the first run in a fresh process pays for imports
     _prepare(lh, settings, "warm2", "warm2")
-    longest = _publish_seconds(aura_env, "warm2") * 1.2
+    length, first_move, last_move = _publish_timing(lh, aura_env, "warm2")
+    longest = length * 1.2
     rng = random.Random(SEED)
+    moving = (last_move - first_move) * 1.2
     killed = raw_mixed = mixed = status_wrong = published = unpublished = 0
     for t in range(trials):
         name = f"exp-{t}"
         heads = _prepare(lh, settings, name, f"t{t}")
-        killed += run_and_kill(_publish_child, (aura_env, name), rng.uniform(0, longest))
+        if t % 2:  # anywhere in the run
+            killed += run_and_kill(_publish_child, (aura_env, name), rng.uniform(0, longest))
+        else:  # while the tables' mains move: from the moment its journal is written
+            killed += _kill_while_moving(lh, aura_env, name, rng.uniform(0, moving))
         raw = _raw_moved(lh, heads)
         raw_mixed += 0 < raw < len(heads)
         outcome = _classify(_sql_views(aura_env), heads)  # settles a killed publish first
@@ -165,6 +197,7 @@ def test_kill_during_branch_publish_is_never_seen_mixed(  # type: ignore[no-unty
         completed=published,
         rolled_back_or_untouched=unpublished,
         max_delay_s=round(longest, 2),
+        moves_s=round(last_move - first_move, 2),
     )
     assert (mixed, status_wrong) == (0, 0)
 
