@@ -13,7 +13,7 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
 from lakehouse.settings import MAIN_BRANCH, Settings
-from lakehouse.table import refs, writer
+from lakehouse.table import journal, refs, writer
 from lakehouse.table.catalog import open_catalog
 from lakehouse.table.registry import TableSpec, all_specs, ensure_table, spec_for
 from lakehouse.table.retry import catalog_calls
@@ -99,11 +99,18 @@ class Lakehouse:
         snapshot_id: int | None = None,
     ) -> pa.Table:
         """Read a table as Arrow: all of it, one day or a ``[start, end)`` window of event time,
-        at the head of main, of a branch or tag, or at a snapshot."""
+        at the head of main, of a branch or tag, or at a snapshot.
+
+        Main is read as AURA's readers see it: while a publish is under way, its tables read as
+        they were before it; a publish whose process died is completed or rolled back first
+        (see :mod:`lakehouse.table.journal`).
+        """
         spec = spec_for(name)
         table = self.table(name)
         if snapshot_id is None and branch and branch != MAIN_BRANCH:
             snapshot_id = refs.require_head(table, branch)
+        if snapshot_id is None:
+            snapshot_id = self._main_for_readers(spec.name, table)
         if snapshot_id is None and table.current_snapshot() is None:
             return spec.arrow_schema.empty_table()
         row_filter: BooleanExpression = AlwaysTrue()
@@ -112,6 +119,13 @@ class Lakehouse:
         elif window is not None:
             row_filter = writer.time_filter(spec, *window)
         return table.scan(row_filter=row_filter, snapshot_id=snapshot_id).to_arrow()
+
+    def _main_for_readers(self, name: str, table: Table) -> int | None:
+        """The snapshot a reader of ``name``'s main reads when a publish is under way, if any."""
+        pending = journal.settle_dead(self.catalog)
+        if pending.settled:
+            table.refresh()  # the settle may have moved it since it was loaded
+        return pending.before().get(name)
 
     def info(self, name: str) -> TableInfo:
         table = self.table(name)

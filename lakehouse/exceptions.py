@@ -37,6 +37,10 @@ class ReadOnlyError(AuraError):
     """A statement would write through a read-only interface."""
 
 
+class QueryTimeoutError(AuraError):
+    """A SQL statement ran past its time limit and was stopped."""
+
+
 class TimeTravelError(AuraError):
     """A time or snapshot id does not name a state of the table (too early, or unknown)."""
 

@@ -13,9 +13,12 @@ what happened on every branch. A table's spec says which metrics a diff shows
 (``diff_metrics``).
 
 A publish first checks that every table's main can fast-forward to its branch and changes
-nothing if one cannot. It then moves the tables' mains one by one, each in one atomic commit that
-also tags the published snapshot; if a commit fails midway (say another writer moved that main
-meanwhile), the mains already moved are moved back and their tags removed.
+nothing if one cannot. It then writes a publish journal (:mod:`lakehouse.table.journal`) and moves
+the tables' mains one by one, each in one atomic commit that also tags the published snapshot;
+if a commit fails midway (say another writer moved that main meanwhile), the mains already moved
+are moved back and their tags removed. While the journal is there, AURA's readers see every table
+as before the publish; a publish killed midway is completed (or rolled back) by the next AURA
+call that sees its journal. See docs/publish.md.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from pyiceberg.types import DoubleType, FloatType, IntegerType, LongType
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import AuraError, NotFastForwardError, RefError
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.table import refs
-from lakehouse.table.bookkeeping import EXPERIMENTS
+from lakehouse.table import journal, refs
+from lakehouse.table.bookkeeping import EXPERIMENTS, experiment_event
 from lakehouse.table.registry import TableSpec, all_specs, data_specs, spec_for
 from lakehouse.table.writer import Lineage
 
@@ -305,23 +308,28 @@ def publish(
 
     Every published snapshot is tagged (``tag``, by default derived from the experiment and
     ``run_id``). ``on_table`` is called with each table's name just before its main moves
-    (progress reporting).
+    (progress reporting). A publish journal (:mod:`lakehouse.table.journal`) is written before
+    the first table moves, so that a killed publish is completed or rolled back by the next
+    AURA call and readers never see some tables published and others not.
 
     Raises:
         NotFastForwardError: some table's main has snapshots its branch lacks; nothing changed.
-        RefError: the experiment is not open, a branch is missing, or a commit failed midway
-            (the mains already moved were moved back).
+        RefError: the experiment is not open, a branch is missing, a publish of it is already
+            under way, or a commit failed midway (the mains already moved were moved back).
     """
+    journal.settle_dead(lh.catalog)
     exp = get(lh, name)
     if exp.status != OPEN:
         raise RefError(f"experiment {name!r} is {exp.status}; only open experiments publish")
     tag = refs.validate_name(tag or publish_tag(name, run_id))
     loaded = {t: lh.table(t) for t in exp.tables}
     problems = []
+    moves = []
     for table_name, table in loaded.items():
         table.refresh()
         try:
-            refs.check_fast_forward(table, name)
+            before, after = refs.check_fast_forward(table, name)
+            moves.append(journal.Move(table_name, before, after))
         except (NotFastForwardError, RefError) as exc:
             problems.append(str(exc))
         if tag in table.metadata.refs:
@@ -330,17 +338,29 @@ def publish(
         raise NotFastForwardError(
             f"experiment {name!r} cannot be published, nothing was changed: " + "; ".join(problems)
         )
+    entry = journal.Journal(
+        experiment=name,
+        moves=tuple(moves),
+        owner=journal.Owner.me(),
+        tag=tag,
+        tag_max_ref_age_ms=tag_max_ref_age_ms,
+        run_id=run_id,
+    )
+    journal.begin(lh.catalog, entry)
     done: list[refs.PublishResult] = []
-    for table_name, table in loaded.items():
+    for move in moves:
         if on_table is not None:
-            on_table(table_name)
+            on_table(move.table)
+        table = loaded[move.table]
         try:
-            done.append(refs.publish(table, name, tag=tag, tag_max_ref_age_ms=tag_max_ref_age_ms))
+            journal.advance(table, move, tag, tag_max_ref_age_ms)
         except (AuraError, CommitFailedException) as exc:
-            failed = _roll_back(loaded, done, tag)
+            entry = journal.mark(lh.catalog, entry, journal.ROLLING_BACK)
+            failed = journal.roll_back(loaded, entry)
+            journal.end(lh.catalog, entry)
             undone = ", ".join(r.table for r in done if r.table not in failed) or "none"
             message = (
-                f"publishing experiment {name!r} failed at {table_name} ({exc}); rolled back the "
+                f"publishing experiment {name!r} failed at {move.table} ({exc}); rolled back the "
                 f"tables already published ({undone})"
             )
             if failed:
@@ -349,8 +369,28 @@ def publish(
                     "inspect them with `aura branch diff`"
                 )
             raise RefError(message) from exc
-    heads = {r.table.split(".")[-1]: r.snapshot_id for r in done}
-    _record(lh, name, "published", heads, tag=tag, run_id=run_id)
+        done.append(
+            refs.PublishResult(
+                ".".join(table.name()),
+                name,
+                MAIN_BRANCH,
+                move.before,
+                move.after,
+                move.before != move.after,
+                tag,
+            )
+        )
+    try:
+        journal.record_published(lh.catalog, entry)
+        journal.end(lh.catalog, entry)
+    except (AuraError, CommitFailedException) as exc:
+        # Never leave a live journal behind (readers would keep seeing main as before it): the
+        # settle records the event again, or rolls every table back if it cannot.
+        if journal.settle(lh.catalog, entry) != "published":
+            raise RefError(
+                f"publishing experiment {name!r}: recording it in aura.experiments failed ({exc}); "
+                "every table was rolled back, publish it again"
+            ) from exc
     log.info("published experiment %s (%d tables, tag %s)", name, len(done), tag)
     return done
 
@@ -361,29 +401,6 @@ def publish_tag(name: str, run_id: str | None = None) -> str:
     # Kept within the one ref-name limit however long the experiment's name is.
     keep = refs.MAX_REF_NAME - len(f"-published-{suffix}")
     return f"{name[:keep]}-published-{suffix}"
-
-
-def _roll_back(loaded: dict[str, Table], done: list[refs.PublishResult], tag: str) -> set[str]:
-    """Move the mains of ``done`` back and remove their tags; returns the tables that failed."""
-    failed: set[str] = set()
-    for result in reversed(done):
-        table = loaded[result.table.split(".")[-1]]
-        table.refresh()
-        try:
-            if result.moved and result.previous_snapshot_id is not None:
-                refs.move_ref(
-                    table,
-                    result.target,
-                    result.previous_snapshot_id,
-                    expected=result.snapshot_id,
-                    drop_tag_name=tag,
-                )
-            else:
-                refs.drop_tag(table, tag, missing_ok=True)
-        except (AuraError, CommitFailedException) as exc:
-            log.error("could not roll back %s: %s", result.table, exc)
-            failed.add(result.table)
-    return failed
 
 
 def drop(lh: Lakehouse, name: str) -> list[str]:
@@ -433,16 +450,7 @@ def _record(
     run_id: str | None = None,
     description: str | None = None,
 ) -> None:
-    row = {
-        "experiment": [name],
-        "event": [event],
-        "event_at": [datetime.now(UTC)],
-        "tables": [json.dumps(tables, sort_keys=True)],
-        "tag": [tag],
-        "run_id": [run_id],
-        "description": [description],
-    }
-    data = pa.Table.from_pydict(row, schema=EXPERIMENTS.arrow_schema)
+    data = experiment_event(name, event, tables, tag=tag, run_id=run_id, description=description)
     lh.append(
         EXPERIMENTS.name,
         data,
