@@ -6,8 +6,8 @@ from datetime import datetime
 import click
 
 from lakehouse import Lakehouse
+from lakehouse import router as registry
 from lakehouse.exceptions import ValidationError
-from lakehouse.router import registry
 from lakehouse.simulate.routing import expected_truth
 
 _DAYS = click.IntRange(min=1, max=366)
