@@ -25,6 +25,7 @@ from dagster import (
 from aura_assets.materialize import audited_result, lineage_of
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
+from aura_resources.presentation import branch_tags, read_metadata
 from lakehouse import router
 from lakehouse.publish.wap import write_audit_publish
 from quality.audit import gx_audit
@@ -147,8 +148,10 @@ def router_model(
             "heldout_days": ", ".join(d.isoformat() for d in heldout),
             "iceberg/snapshot_id": str(models.snapshot_id),
             "dagster/row_count": models.rows,
+            **read_metadata(lh),
         },
         data_version=DataVersion(str(models.snapshot_id)),
+        tags=branch_tags(lh.settings.branch),
     )
     evaluations = lh.info("router_evaluations")
     yield MaterializeResult(
@@ -159,8 +162,10 @@ def router_model(
             "decision": "promoted" if result.published else "refused",
             "curve": MetadataValue.md(router.curve_markdown(result.evaluation)),
             "iceberg/snapshot_id": str(evaluations.snapshot_id),
+            **read_metadata(lh),
         },
         data_version=DataVersion(str(evaluations.snapshot_id)),
+        tags=branch_tags(lh.settings.branch),
     )
 
 

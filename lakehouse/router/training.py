@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 from lakehouse.exceptions import ValidationError
 from lakehouse.publish.wap import Audit, WapResult, write_audit_publish
 from lakehouse.router.features import training_set
-from lakehouse.table import refs
 from lakehouse.table.writer import Lineage
 
 if TYPE_CHECKING:
@@ -52,8 +51,7 @@ def read_training(
     Raises:
         ValidationError: the training set is empty (materialise router_training_set first).
     """
-    table = lh.table(TRAINING)
-    snapshot = refs.head(table, branch or lh.settings.branch)
+    snapshot = lh.head(TRAINING, branch)
     if snapshot is None or not days:
         raise ValidationError(
             "router_training_set is empty; build it first (`aura router train` does, or "
