@@ -62,7 +62,7 @@ class Outcome:
     job_name: str
     partition: str | None
     success: bool
-    metadata: dict[str, dict[str, Any]]  # asset key (a/b) -> metadata values
+    metadata: dict[str, dict[str, Any]]  # asset key (a/b), or an op's step key -> values
 
 
 def workspace_origin(workspace: Path = WORKSPACE) -> CodeLocationOrigin:
@@ -149,6 +149,9 @@ class Launcher:
                 mat = event.step_materialization_data.materialization
                 values = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
                 metadata["/".join(mat.asset_key.path)] = values
+            elif event.is_successful_output and event.step_key and event.step_output_data.metadata:
+                found = event.step_output_data.metadata.items()
+                metadata[event.step_key] = {k: getattr(v, "value", v) for k, v in found}
         final = self.instance.get_run_by_id(run.run_id)
         return Outcome(
             run_id=run.run_id,

@@ -1,14 +1,16 @@
 """CLI commands that materialise launch Dagster runs of the code location: UI and tables agree.
 
-``aura router train`` and ``aura backfill`` write through runs created with the location's
-origin (the runs the UI lists), so every snapshot they commit names a Dagster run of the
-instance and a code version, and the UI's ``router_model`` shows the champion the table holds.
+``aura router train``, ``aura backfill``, ``aura memory compact``, ``aura checkpoints archive``
+and ``aura maintain`` write through runs created with the location's origin (the runs the UI
+lists), so every snapshot they commit names a Dagster run of the instance, and the UI's
+``router_model`` shows the champion the table holds.
 A refused request writes nothing.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -90,3 +92,71 @@ def test_backfill_runs_carry_the_code_locations_origin(in_aura_env: Settings, re
         assert written and all(p["aura.run-id"] == run.run_id for p in written)
     finally:
         instance.dispose()
+
+
+def _cli_run(settings: Settings, command: str):  # type: ignore[no-untyped-def]
+    """The one run ``command`` launched: successful, with the code location's origin."""
+    instance = open_instance(settings)
+    try:
+        (run,) = instance.get_runs(RunsFilter(tags={CLI_TAG: command}))
+    finally:
+        instance.dispose()
+    assert run.is_success and run.remote_job_origin is not None
+    return run
+
+
+def _written_by(lh: Lakehouse, table: str) -> set[str]:
+    """Run ids on the snapshots of ``table`` that a writer recorded (roots carry none)."""
+    return {p["aura.run-id"] for p in _snapshots(lh, table) if p.get("aura.run-id")}
+
+
+def test_memory_compact_runs_in_dagster(in_aura_env: Settings) -> None:
+    from lakehouse.memory import MemoryStore
+
+    with MemoryStore(in_aura_env) as mem:
+        for text in ("prefers tea", "works in Lisbon"):
+            mem.store("acme", text)
+    shown = _aura("memory", "compact", "--hot-max-age-minutes", "0", "--warm-max-age-days", "0")
+    report = json.loads(shown)
+    run = _cli_run(in_aura_env, "memory compact")
+    assert report["run_id"] == run.run_id
+    assert report["report"]["hot_to_warm"] == 2 and report["after"]["cold"] == 2
+    assert _written_by(Lakehouse(in_aura_env), "memories") == {run.run_id}
+
+
+def test_checkpoints_archive_runs_in_dagster(in_aura_env: Settings) -> None:
+    from helpers import graph_builder, thread_config
+
+    from lakehouse.checkpoints import AuraCheckpointSaver
+
+    with AuraCheckpointSaver.from_settings(in_aura_env, archive=False) as saver:
+        graph = graph_builder().compile(checkpointer=saver)
+        graph.invoke(
+            {"messages": [{"role": "user", "content": "hi"}], "step": 0}, thread_config("t-1")
+        )
+    today = datetime.now(UTC).date().isoformat()
+    shown = _aura("checkpoints", "archive", "--day", today, "--keep-last", "1")
+    run = _cli_run(in_aura_env, "checkpoints archive")
+    assert f"by run {run.run_id}" in shown and "trimmed" in shown
+    lh = Lakehouse(in_aura_env)
+    assert lh.read("workflow_checkpoints").num_rows > 0
+    assert _written_by(lh, "workflow_checkpoints") == {run.run_id}
+
+
+def test_maintain_commits_in_a_dagster_run_and_a_dry_run_in_none(in_aura_env: Settings) -> None:
+    from helpers import decisions
+
+    lh = Lakehouse(in_aura_env)
+    for i in range(3):
+        lh.append("routing_decisions", decisions(5, start=10 * i))
+    dry = _aura("maintain", "routing_decisions", "--dry-run")
+    assert "to rewrite" in dry
+    args = ("maintain", "routing_decisions", "--older-than", "0", "--retain-last", "1")
+    shown = _aura(*args)
+    run = _cli_run(in_aura_env, "maintain")
+    assert f"table_maintenance run {run.run_id}" in shown
+    assert "3 small file(s) -> 1 file(s)" in shown
+    head = lh.table("routing_decisions").current_snapshot()
+    assert head is not None and head.summary is not None
+    assert head.summary.additional_properties["aura.run-id"] == run.run_id
+    assert lh.read("routing_decisions").num_rows == 15
