@@ -14,11 +14,20 @@ a branch reads that branch; an input table the branch does not have yet is read 
 ``aura/read_from_main`` names those tables (:func:`read_metadata`).
 """
 
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import pyarrow as pa
-from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
+from dagster import (
+    AssetKey,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+)
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.schema import Schema
 
@@ -101,6 +110,16 @@ def read_metadata(lakehouse: Lakehouse | None) -> dict[str, Any]:
     branch = lakehouse.settings.branch
     tables = ", ".join(sorted(lakehouse.fallbacks))
     return {READ_FROM_MAIN_KEY: f"{tables} (not on branch {branch} yet: read from main)"}
+
+
+def column_lineage(sources: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, Any]:
+    """``dagster/column_lineage`` for a derived table: each column and the ``(table, column)``
+    pairs of the upstream tables (assets of the same name) it is computed from."""
+    deps = {
+        column: [TableColumnDep(asset_key=AssetKey(table), column_name=c) for table, c in found]
+        for column, found in sources.items()
+    }
+    return {"dagster/column_lineage": TableColumnLineage(deps_by_column=deps)}
 
 
 def branch_tags(branch: str) -> dict[str, str]:

@@ -109,7 +109,12 @@ def test_routing_pipeline_and_retrain_on_a_branch_leave_main_untouched(
 
     # Reads of tables the branch did not have yet came from main, and the run says which.
     assert "router_models" in model[READ_FROM_MAIN_KEY]
-    assert READ_FROM_MAIN_KEY not in _metadata(instance, "routing_model_daily")
+    daily = _metadata(instance, "routing_model_daily")
+    assert READ_FROM_MAIN_KEY not in daily
+    # Derived tables carry column lineage to the decisions they are computed from.
+    assert "latency_p95_ms" in daily["dagster/column_lineage"].deps_by_column
+    training_meta = _metadata(instance, "router_training_set")
+    assert "tod_sin" in training_meta["dagster/column_lineage"].deps_by_column
 
 
 def test_a_read_falls_back_to_main_only_for_tables_the_branch_lacks(

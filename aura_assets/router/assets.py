@@ -25,9 +25,10 @@ from dagster import (
 from aura_assets.materialize import audited_result, lineage_of
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
-from aura_resources.presentation import branch_tags, read_metadata
+from aura_resources.presentation import branch_tags, column_lineage, read_metadata
 from lakehouse import router
 from lakehouse.publish.wap import write_audit_publish
+from lakehouse.router.tables import ROUTER_TRAINING_SET
 from quality.audit import gx_audit
 from quality.checks import check_specs
 
@@ -35,6 +36,18 @@ DECISIONS = AssetKey("routing_decisions")
 TRAINING = AssetKey("router_training_set")
 MODEL = AssetKey("router_model")
 EVALUATION = AssetKey("router_evaluation")
+
+# The features lakehouse.router.features.training_set computes; other columns are copied as is.
+_FEATURES = {
+    "log_prompt_tokens": ["prompt_tokens"],
+    "tod_sin": ["ts"],
+    "tod_cos": ["ts"],
+    "n_candidates": ["candidate_models"],
+}
+TRAINING_SOURCES = {
+    f.name: [("routing_decisions", c) for c in _FEATURES.get(f.name, [f.name])]
+    for f in ROUTER_TRAINING_SET.arrow_schema
+}
 
 
 @asset(
@@ -72,7 +85,11 @@ def router_training_set(
     failed = [d for d, w in zip(days, waps, strict=True) if not w.published]
     if failed and len(days) > 1:
         raise Failure(description=f"audit failed for {failed}; those days are unchanged")
-    extra = {"days": len(days), "rows_total": sum(w.write.rows for w in waps)}
+    extra = {
+        "days": len(days),
+        "rows_total": sum(w.write.rows for w in waps),
+        **column_lineage(TRAINING_SOURCES),
+    }
     last_day: date = days[-1]
     return audited_result(context, TRAINING, waps[-1], None, last_day, extra, lakehouse=lh)
 
