@@ -133,3 +133,30 @@ def test_a_read_falls_back_to_main_only_for_tables_the_branch_lacks(
     assert fresh.read("routing_decisions").num_rows == 40  # exp-1 now has the table
     assert fresh.fallbacks == {}
     assert main.read("routing_decisions").num_rows == 20
+
+
+def test_backfill_on_a_branch_summarises_the_branchs_decisions(
+    in_aura_env: Settings,
+    redis_client,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reported case: `AURA_BRANCH=exp-1 aura backfill routing_decisions routing_model_daily`
+    wrote 500 decisions to exp-1 and a summary of 0 rows."""
+    from click.testing import CliRunner
+    from helpers import decision, payload
+
+    from aura_assets.cli import main
+
+    day = date(2026, 11, 20)
+    publish(redis_client, (payload(decision(i, day)) for i in range(50)))
+    monkeypatch.setenv("AURA_BRANCH", BRANCH)
+    args = ["backfill", "routing_decisions", "routing_model_daily", "--from", str(day)]
+    done = CliRunner().invoke(main, [*args, "--to", str(day)])
+    assert done.exit_code == 0, done.output
+
+    branch = Lakehouse(Settings.from_env())
+    assert branch.read("routing_decisions", day=day).num_rows == 50
+    assert sum(r["decisions"] for r in branch.read("routing_model_daily").to_pylist()) == 50
+    main_lh = Lakehouse(in_aura_env)
+    assert main_lh.read("routing_decisions").num_rows == 0
+    assert main_lh.read("routing_model_daily").num_rows == 0
