@@ -160,3 +160,26 @@ def test_backfill_on_a_branch_summarises_the_branchs_decisions(
     main_lh = Lakehouse(in_aura_env)
     assert main_lh.read("routing_decisions").num_rows == 0
     assert main_lh.read("routing_model_daily").num_rows == 0
+
+
+def test_duckdb_resource_on_a_branch_shows_the_branch(in_aura_env: Settings) -> None:
+    from aura_resources import DuckDBResource
+
+    main = Lakehouse(in_aura_env)
+    workload = RoutingWorkload(start=START, per_day=20, seed=1)
+    main.append("routing_decisions", simulate_day(workload, START)[0])
+    Lakehouse(in_aura_env.with_overrides(branch=BRANCH)).append(
+        "routing_decisions", simulate_day(workload, DAYS[1])[0]
+    )
+    session = DuckDBResource(branch=BRANCH).connect()
+    try:
+        counted = session.arrow("SELECT count(*) AS n FROM routing_decisions")
+        assert counted.column("n").to_pylist() == [40]
+    finally:
+        session.close()
+    main_session = DuckDBResource().connect()
+    try:
+        counted = main_session.arrow("SELECT count(*) AS n FROM routing_decisions")
+        assert counted.column("n").to_pylist() == [20]
+    finally:
+        main_session.close()
