@@ -78,7 +78,11 @@ def list_(show_all: bool) -> None:
 @click.option("--no-metrics", is_flag=True, help="Skip reading data for the metrics.")
 def diff(name: str, no_metrics: bool) -> None:
     """Per table: snapshots, and rows NAME adds, removes or changes (net, by the table's key)
-    since it branched from main; the days it holds on NAME; and key metrics."""
+    since it branched from main; and key metrics.
+
+    Also the days each table holds on NAME and which of them main lacks; a changed table
+    without a day another changed table adds is named as incomplete.
+    """
     diffs = experiments.diff(Lakehouse(), name, metrics=not no_metrics)
     rows = [
         (
