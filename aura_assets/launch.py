@@ -144,6 +144,7 @@ class Launcher:
         job = recon_job_from_origin(run.job_code_origin)
         result = execute_run(job, run, self.instance, raise_on_error=False)
         metadata: dict[str, dict[str, Any]] = {}
+        outputs: dict[str, dict[str, Any]] = {}  # of ops that are not assets (maintenance)
         for event in result.all_events:
             if event.is_step_materialization:
                 mat = event.step_materialization_data.materialization
@@ -151,7 +152,9 @@ class Launcher:
                 metadata["/".join(mat.asset_key.path)] = values
             elif event.is_successful_output and event.step_key and event.step_output_data.metadata:
                 found = event.step_output_data.metadata.items()
-                metadata[event.step_key] = {k: getattr(v, "value", v) for k, v in found}
+                outputs[event.step_key] = {k: getattr(v, "value", v) for k, v in found}
+        # An asset's materialisation wins over its step's output (they may share a name).
+        metadata = {**outputs, **metadata}
         final = self.instance.get_run_by_id(run.run_id)
         return Outcome(
             run_id=run.run_id,
