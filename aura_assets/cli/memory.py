@@ -155,19 +155,45 @@ def forget_tenant(tenant: str, yes: bool) -> None:
     "--warm-max-age-days", type=click.IntRange(0, MAX_AGE.days), default=30, show_default=True
 )
 def compact(hot_max_age_minutes: int, warm_max_age_days: int) -> None:
-    """Move memories hot → warm → cold and purge expired ones; prints what moved."""
-    with MemoryStore(Settings.from_env()) as mem:
-        before = mem.stats()
-        report = mem.compact(
-            hot_max_age=timedelta(minutes=hot_max_age_minutes),
-            warm_max_age=timedelta(days=warm_max_age_days),
-        )
-        after = mem.stats()
-    click.echo(
-        _json(
-            {"before": asdict(before), "after": asdict(after), "report": asdict(report)}, indent=2
-        )
+    """Move memories hot → warm → cold and purge expired ones; prints what moved.
+
+    Runs as a Dagster run of ``memory_compaction`` (`aura ui` shows it with the tiers' counts).
+    """
+    from aura_assets.launch import CLI_TAG, launch
+    from aura_assets.memory.assets import WARM
+
+    config = {"hot_max_age_minutes": hot_max_age_minutes, "warm_max_age_days": warm_max_age_days}
+    outcome = launch(
+        Settings.from_env(),
+        "memory_compaction",
+        run_config={"ops": {"memory_tiers": {"config": config}}},
+        tags={CLI_TAG: "memory compact"},
     )
+    if not outcome.success:
+        raise click.ClickException(
+            f"memory_compaction run {outcome.run_id} failed: `aura ui` shows why"
+        )
+    meta = outcome.metadata["/".join(WARM.path)]
+    tiers = {
+        side: {k.split("/", 1)[1]: v for k, v in meta.items() if k.startswith(f"{side}/")}
+        for side in ("before", "after")
+    }
+    report = {name: meta.get(key, 0) for name, key in _REPORT.items()}
+    click.echo(_json({**tiers, "report": report, "run_id": outcome.run_id}, indent=2))
+
+
+# The compaction run's metadata keys behind each figure of the printed report.
+_REPORT = {
+    "hot_to_warm": "moved/hot_to_warm",
+    "warm_to_cold": "moved/warm_to_cold",
+    "expired_hot": "purged/expired_hot",
+    "expired_warm": "purged/expired_warm",
+    "expired_cold": "purged/expired_cold",
+    "tenants": "tenants",
+    "spool_replayed": "spool/replayed",
+    "consolidated_hot": "consolidated/hot",
+    "consolidated_warm": "consolidated/warm",
+}
 
 
 @memory.command("new-key")

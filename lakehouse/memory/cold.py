@@ -197,9 +197,11 @@ class ColdTier:
         memory_table(self.lh, MEMORIES.name)  # the no-stats properties before any write
         return Tiering(self.lh, MEMORIES.name, source, asset=ASSET)
 
-    def archive(self, source: WarmSource, older_than: datetime) -> TierResult:
+    def archive(
+        self, source: WarmSource, older_than: datetime, run_id: str | None = None
+    ) -> TierResult:
         """Copy the warm candidates into their day partitions, verify, then trim the warm tier."""
-        return self.tiering(source).tier(older_than=older_than)
+        return self.tiering(source).tier(older_than=older_than, run_id=run_id)
 
     def put(self, memories: Sequence[Memory]) -> int:
         """Merge memories into their day partitions (idempotent by id); returns rows added."""

@@ -56,13 +56,15 @@ class MemoryCompaction(MemoryTiers):
         warm_max_points: int | None = None,
         consolidate_cosine: float | None = consolidate.COSINE,
         consolidate_text: float = consolidate.TEXT,
+        run_id: str | None = None,
     ) -> CompactionReport:
         """Move hot → warm past an age or count, warm → cold past an age or size; purge expired.
 
         Memories leaving the hot tier are consolidated with their near-duplicates (among
         themselves and in the warm tier; see :mod:`.consolidate`), unless
         ``consolidate_cosine`` is None. Idempotent; each move copies, verifies the copy in
-        the destination, then trims.
+        the destination, then trims. ``run_id`` (e.g. the Dagster run's) is recorded on the
+        cold tier's commits.
 
         Raises:
             TierUnavailableError: Redis or Qdrant does not answer; the moves done before stay
@@ -84,6 +86,7 @@ class MemoryCompaction(MemoryTiers):
                 warm_max_points,
                 consolidate_cosine,
                 consolidate_text,
+                run_id,
             )
         except WARM_ERRORS as exc:
             raise self._unavailable("warm", exc, "compaction stopped, nothing was lost") from None
@@ -97,6 +100,7 @@ class MemoryCompaction(MemoryTiers):
         warm_max_points: int | None,
         consolidate_cosine: float | None,
         consolidate_text: float,
+        run_id: str | None = None,
     ) -> CompactionReport:
         now_ms = clock_ms(now)
         spool_replayed = self.drain_spool()  # first: the spool may add tenants
@@ -135,7 +139,7 @@ class MemoryCompaction(MemoryTiers):
                 oldest = sorted(points, key=lambda m: (m.created_ms, m.id))[:excess]
                 source.extra = {m.id for m in oldest}
         cutoff = now_ms - int(warm_max_age.total_seconds() * 1000)
-        moved = self.cold.archive(source, from_ms(cutoff))  # type: ignore[arg-type]
+        moved = self.cold.archive(source, from_ms(cutoff), run_id)  # type: ignore[arg-type]
         warm_to_cold = moved.trim.trimmed if moved.trim else 0
         late = self._erased(source.chosen)
         if late:  # erased while being archived: the erase may have missed the new cold copy

@@ -43,7 +43,6 @@ from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
 from lakehouse.publish.wap import Audit, WapResult
-from lakehouse.table import refs
 from lakehouse.table.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
@@ -172,7 +171,7 @@ def _erased(client: redis.Redis, rows: list[dict[str, Any]]) -> set[str]:
 def read_day_events(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:
     """The ``memory_events`` rows of ``day`` on ``branch`` (default the settings' branch)."""
     table = lh.table(MEMORY_EVENTS.name)
-    head = refs.head(table, branch or lh.settings.branch)
+    head = lh.head(MEMORY_EVENTS.name, branch)
     if head is None:
         return MEMORY_EVENTS.arrow_schema.empty_table()
     return table.scan(row_filter=day_filter(MEMORY_EVENTS, day), snapshot_id=head).to_arrow()

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -45,6 +45,7 @@ from lakehouse.table.registry import TableSpec, all_specs, data_specs, spec_for
 from lakehouse.table.writer import Lineage
 
 log = logging.getLogger(__name__)
+EPOCH = date(1970, 1, 1)
 
 OPEN, PUBLISHED, DROPPED = "open", "published", "dropped"
 _EVENT_STATUS = {"created": OPEN, "published": PUBLISHED, "dropped": DROPPED}
@@ -91,6 +92,15 @@ class TableDiff:
     branch_rows: int
     metrics: dict[str, tuple[float | None, float | None]]
     rows_changed: int = 0
+    main_days: tuple[date, ...] | None = None
+    """Days with rows at main's head (None: the table has no day partitions)."""
+    branch_days: tuple[date, ...] | None = None
+    """Days with rows at the branch head (None: the table has no day partitions)."""
+
+    @property
+    def days_only_on_branch(self) -> tuple[date, ...]:
+        """Days the branch has and main lacks (what a publish adds to main's partitions)."""
+        return tuple(sorted(set(self.branch_days or ()) - set(self.main_days or ())))
 
     @property
     def fast_forward(self) -> bool:
@@ -176,6 +186,7 @@ def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool)
     main_only = [s for s in main_line if s.snapshot_id not in branch_ids]
     base = next((s.snapshot_id for s in branch_line if s.snapshot_id in main_ids), None)
     spec = spec_for(table_name)
+    main_days = partition_days(table, spec, main_id)
     added, removed, changed = (
         row_changes(table, spec, base, branch_id) if branch_only else (0, 0, 0)
     )
@@ -197,7 +208,36 @@ def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool)
         main_rows=_total_rows(table, main_id),
         branch_rows=_total_rows(table, branch_id),
         metrics=shown,
+        main_days=main_days,
+        branch_days=main_days if branch_id == main_id else partition_days(table, spec, branch_id),
     )
+
+
+def partition_days(
+    table: Table, spec: TableSpec, snapshot_id: int | None
+) -> tuple[date, ...] | None:
+    """The days that hold rows at ``snapshot_id`` (from the manifests: no data file is read).
+
+    None for a table without day partitions.
+    """
+    if not spec.partitioned:
+        return None
+    if snapshot_id is None:
+        return ()
+    files = [task.file for task in table.scan(snapshot_id=snapshot_id).plan_files()]
+    days = {EPOCH + timedelta(days=f.partition[0]) for f in files if f.record_count}
+    return tuple(sorted(days))
+
+
+def day_ranges(days: Sequence[date]) -> str:
+    """Days as runs of consecutive days: ``2026-11-01..2026-11-04, 2026-11-09``."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs) or "none"
 
 
 def row_changes(
