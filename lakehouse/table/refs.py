@@ -115,6 +115,12 @@ def head(table: Table, ref: str = MAIN_BRANCH) -> int | None:
     return found.snapshot_id if found else None
 
 
+def head_or_main(table: Table, branch: str) -> int | None:
+    """The head of ``branch``, or of main while the branch does not exist yet (what a write to
+    ``branch`` would start from)."""
+    return head(table, branch) or head(table, MAIN_BRANCH)
+
+
 def require_head(table: Table, ref: str) -> int:
     """The snapshot id ``ref`` points at; a missing ref (or empty main) is a :class:`RefError`."""
     snapshot_id = head(table, ref)
