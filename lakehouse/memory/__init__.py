@@ -11,7 +11,7 @@ from lakehouse.memory import tables
 from lakehouse.memory.cold import TableErase
 from lakehouse.memory.crypto import new_key
 from lakehouse.memory.events import STREAM
-from lakehouse.memory.ingest import EventIngestReport, ingest_memory_events
+from lakehouse.memory.ingest import IngestReport, ingest_memory_events
 from lakehouse.memory.model import HashingEmbedder, Memory, SearchHit, SentenceEmbedder
 from lakehouse.memory.store import (
     AsyncMemoryStore,
@@ -26,8 +26,8 @@ __all__ = [
     "AsyncMemoryStore",
     "CompactionReport",
     "EraseReceipt",
-    "EventIngestReport",
     "HashingEmbedder",
+    "IngestReport",
     "Memory",
     "MemoryStore",
     "RotationReport",

@@ -9,8 +9,6 @@ whose field ``data`` holds a JSON object with ``event_id``, ``ts_ms``, ``tenant_
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -18,13 +16,6 @@ import pyarrow as pa
 
 from lakehouse.exceptions import ValidationError
 from lakehouse.ingest import guards as v
-from lakehouse.ingest.streams import (
-    DeadLetter,
-    Entry,
-    Parsed,
-    parse_stream_entries,
-    to_arrow_or_dead_letters,
-)
 from lakehouse.memory.model import check_tenant
 from lakehouse.memory.tables import MEMORY_EVENTS
 
@@ -91,41 +82,17 @@ def event_day(payload: bytes) -> date | None:
         return None
 
 
-@dataclass
-class ParsedBatch:
-    """Stream entries split into event rows (dicts in the table's schema) and dead letters."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejections: list[DeadLetter] = field(default_factory=list)
-
-
-def parse_entries(entries: Sequence[Entry], now: datetime) -> ParsedBatch:
-    """Validate stream entries into ``memory_events`` rows and dead letters; no entry can stop
-    the batch (the shared :func:`~lakehouse.ingest.streams.parse_stream_entries` and
-    :func:`~lakehouse.ingest.streams.to_arrow_or_dead_letters`: any exception, in parsing or in the
-    Arrow conversion, makes that entry a dead letter with the reason)."""
-    parsed, dead = parse_stream_entries(entries, lambda payload: parse_event(payload, now=now))
-    records = [
-        Parsed(p.stream_id, p.value | _stream_fields(p.stream_id, now), p.raw) for p in parsed
-    ]
-    _, unfit = to_arrow_or_dead_letters(records, events_to_arrow)
-    refused = {d.stream_id for d in unfit}
-    return ParsedBatch(
-        rows=[r.value for r in records if r.stream_id not in refused], rejections=dead + unfit
-    )
-
-
 _SCHEMA = MEMORY_EVENTS.arrow_schema
 
+CONTENT_FIELDS = tuple(
+    name for name in _SCHEMA.names if name not in ("event_id", "stream_id", "ingested_at")
+)
+"""What makes two events with one ``event_id`` the same event (a replay) or a conflict."""
 
-def _stream_fields(stream_id: str, now: datetime) -> dict[str, Any]:
-    return {"stream_id": stream_id, "ingested_at": now}
 
-
-def events_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
-    """Event rows as an Arrow table of ``memory_events`` (the first row of an event id wins)."""
-    unique = list({r["event_id"]: r for r in reversed(rows)}.values())[::-1]
-    return pa.Table.from_pylist(unique, schema=_SCHEMA)
+def events_to_arrow(rows: list[dict[str, Any]], ingested_at: datetime) -> pa.Table:
+    """Parsed event rows (with ``stream_id``) as an Arrow table of ``memory_events``."""
+    return pa.Table.from_pylist([r | {"ingested_at": ingested_at} for r in rows], schema=_SCHEMA)
 
 
 def mentions(raw: str | None, tenant_id: str, memory_id: str | None) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -28,7 +28,6 @@ from lakehouse.ingest.streams import (
     DeadLetter,
     Parsed,
     parse_stream_entries,
-    to_arrow_or_dead_letters,
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS
 
@@ -137,13 +136,3 @@ def decisions_to_arrow(decisions: list[dict[str, Any]], ingested_at: datetime) -
     columns["stream_id"] = [d.get("stream_id") for d in decisions]
     columns["ingested_at"] = [ingested_at] * len(decisions)
     return pa.Table.from_pydict(columns, schema=schema)
-
-
-def decisions_table(
-    batch: ParsedBatch, decisions: list[dict[str, Any]], ingested_at: datetime | None = None
-) -> tuple[pa.Table, list[DeadLetter]]:
-    """:func:`decisions_to_arrow`, where a decision that does not convert is a dead letter."""
-    now = ingested_at or datetime.now(UTC)
-    return to_arrow_or_dead_letters(
-        batch.records(decisions), lambda ds: decisions_to_arrow(ds, now)
-    )
