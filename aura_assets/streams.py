@@ -21,7 +21,6 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    UnresolvedAssetJobDefinition,
     sensor,
 )
 
@@ -72,11 +71,12 @@ def stream_ingest_specs(
 def stream_sensor(
     name: str,
     contract: StreamContract,
-    job: UnresolvedAssetJobDefinition,
+    job: Any,
     *,
     minimum_interval_seconds: int = 30,
 ) -> SensorDefinition:
-    """A sensor requesting one run of ``job`` per day with unacknowledged entries on the stream.
+    """A sensor requesting one run of ``job`` (a ``define_asset_job``) per day with
+    unacknowledged entries on the stream.
 
     The run key is the day and the stream's last entry id, so a request repeated while nothing
     new arrived is a no-op. When only malformed entries wait (they name no day), today's run is
