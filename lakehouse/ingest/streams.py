@@ -323,11 +323,13 @@ class StreamConsumer:
         return days
 
     def pending_of_day(self, ts_of: Callable[[bytes], date | None], day: date) -> tuple[int, int]:
-        """Entries of ``day`` pending elsewhere: (handed back and waiting, held by other runs).
+        """Entries of ``day`` pending elsewhere: (ready to take, held by other runs).
 
         Another run holds entries between its read and its acknowledgement or release; a run
-        of ``day`` takes the handed-back ones at once and waits for the held ones (see
-        ``lakehouse.routing.ingest_day``) rather than report success while its day is pending.
+        of ``day`` takes the handed-back ones, and those idle for ``claim_idle_ms`` (their
+        holder is presumed dead), at once, and waits for the held ones
+        (:func:`lakehouse.ingest.stream_day.ingest_day`) rather than report success while its
+        day is pending.
         """
         self.ensure_group()
         pending = cast(
@@ -338,6 +340,11 @@ class StreamConsumer:
             text(p["message_id"]): text(p["consumer"])
             for p in pending
             if text(p["consumer"]) != self.consumer
+        }
+        stale = {
+            text(p["message_id"])
+            for p in pending
+            if int(p.get("time_since_delivered") or 0) >= self.claim_idle_ms
         }
         if not holder:
             return 0, 0
@@ -350,7 +357,7 @@ class StreamConsumer:
                 continue
             if ts_of(payload if isinstance(payload, bytes) else payload.encode()) != day:
                 continue
-            if who == self.parked:
+            if who == self.parked or text(entry_id) in stale:
                 released += 1
             else:
                 held += 1
