@@ -16,7 +16,7 @@ an entry holds can make parsing raise: :func:`parse_entries` turns any failure i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -26,7 +26,6 @@ import pyarrow as pa
 from lakehouse.ingest import guards as v
 from lakehouse.ingest.streams import (
     DeadLetter,
-    Parsed,
     parse_stream_entries,
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS
@@ -63,10 +62,6 @@ class ParsedBatch:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[DeadLetter] = field(default_factory=list)
     raw: dict[str, str | None] = field(default_factory=dict)
-
-    def records(self, decisions: Iterable[dict[str, Any]]) -> list[Parsed[dict[str, Any]]]:
-        """``decisions`` (of this batch) with their stream ids and raw payloads."""
-        return [Parsed(d["stream_id"], d, self.raw.get(d["stream_id"])) for d in decisions]
 
 
 def parse_event(raw: str | bytes, *, now: datetime | None = None) -> dict[str, Any]:
