@@ -38,9 +38,18 @@ from lakehouse.table.registry import TableSpec
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
 
-__all__ = ["RowHook", "StreamContract"]
+__all__ = ["EventParser", "RowHook", "StreamContract"]
 
 Row = dict[str, Any]
+
+
+class EventParser(Protocol):
+    """A domain's parser of one payload: a row, or :class:`~lakehouse.exceptions.InvalidEvent`.
+
+    ``now`` is the ingestion time (the end of the accepted time window).
+    """
+
+    def __call__(self, raw: bytes | str, *, now: datetime | None = None) -> Row: ...
 
 
 class RowHook(Protocol):
@@ -62,7 +71,7 @@ class StreamContract:
         table: the table the day's rows go to; its one-column key is unique across every day.
         rejected: the dead-letter table.
         parse: one payload to a row of ``table`` (without ``stream_id``/``ingested_at``), given
-            the ingestion time; raises :class:`~lakehouse.exceptions.InvalidEvent`.
+            the ingestion time as ``now``; raises :class:`~lakehouse.exceptions.InvalidEvent`.
         to_arrow: parsed rows (with ``stream_id``) and the ingestion time to an Arrow table in
             ``table``'s schema.
         compare: the columns that make a repeated key a replay (equal) or a conflict.
@@ -75,7 +84,7 @@ class StreamContract:
     stream: str
     table: TableSpec
     rejected: TableSpec
-    parse: Callable[[bytes | str, datetime], Row]
+    parse: EventParser
     to_arrow: Callable[[list[Row], datetime], pa.Table]
     compare: tuple[str, ...]
     event_day: Callable[[bytes], date | None] | None = None
@@ -116,6 +125,6 @@ class StreamContract:
 
     def _parsed_day(self, payload: bytes) -> date | None:
         try:
-            return self.day_of(self.parse(payload, datetime.now(UTC)))
+            return self.day_of(self.parse(payload, now=datetime.now(UTC)))
         except Exception:  # a sensor never fails on stream content
             return None

@@ -44,7 +44,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 import redis
@@ -67,7 +67,7 @@ from lakehouse.table.writer import Lineage, MergeResult, WriteResult
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
 
-__all__ = ["IngestReport", "PublishedDay", "ingest_day", "publish_day"]
+__all__ = ["DayIngest", "IngestReport", "PublishedDay", "ingest_day", "ingest_of", "publish_day"]
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +238,56 @@ def ingest_day(
     return report
 
 
+class DayIngest(Protocol):
+    """:func:`ingest_day` of one contract, as a domain offers it: ``(lh, client, day, ...)``."""
+
+    def __call__(
+        self,
+        lh: Lakehouse,
+        client: redis.Redis,
+        day: date,
+        *,
+        audit: Audit,
+        lineage: Lineage | None = None,
+        branch: str | None = None,
+        reader: StreamConsumer | None = None,
+        wait_for_others_s: float = WAIT_FOR_OTHERS_S,
+    ) -> IngestReport: ...
+
+
+def ingest_of(contract: StreamContract) -> DayIngest:
+    """:func:`ingest_day` bound to ``contract``: a domain's ``ingest_day(lh, client, day)``."""
+
+    def ingest(
+        lh: Lakehouse,
+        client: redis.Redis,
+        day: date,
+        *,
+        audit: Audit,
+        lineage: Lineage | None = None,
+        branch: str | None = None,
+        reader: StreamConsumer | None = None,
+        wait_for_others_s: float = WAIT_FOR_OTHERS_S,
+    ) -> IngestReport:
+        return ingest_day(
+            lh,
+            contract,
+            day,
+            client,
+            audit=audit,
+            lineage=lineage,
+            branch=branch,
+            reader=reader,
+            wait_for_others_s=wait_for_others_s,
+        )
+
+    ingest.__doc__ = (
+        f"Ingest the entries of ``day`` on {contract.stream} into ``{contract.table.name}`` "
+        "exactly once (:func:`lakehouse.ingest.stream_day.ingest_day`)."
+    )
+    return ingest
+
+
 def _summary(r: IngestReport) -> str:
     return (
         f"read {r.read}, wrote {r.written}, {r.duplicates} duplicates ({r.replays} replays), "
@@ -277,7 +327,7 @@ def _ingest_round(
     entries = list(reader.read_unacked())
     now = datetime.now(UTC)
     parsed, dead = parse_stream_entries(
-        entries, lambda payload: contract.parse(payload, now), max_bytes=contract.max_bytes
+        entries, lambda payload: contract.parse(payload, now=now), max_bytes=contract.max_bytes
     )
     for record in parsed:
         record.value["stream_id"] = record.stream_id

@@ -16,7 +16,7 @@ behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -27,14 +27,12 @@ from lakehouse.core import Lakehouse
 from lakehouse.ingest import stream_day
 from lakehouse.ingest.contract import StreamContract
 from lakehouse.ingest.stream_day import IngestReport
-from lakehouse.ingest.streams import StreamConsumer
 from lakehouse.memory import tombstones
 from lakehouse.memory.cold import erase_rows
 from lakehouse.memory.events import CONTENT_FIELDS, STREAM, event_day, events_to_arrow, parse_event
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
-from lakehouse.publish.wap import Audit
 from lakehouse.table import refs
-from lakehouse.table.writer import Lineage, day_filter
+from lakehouse.table.writer import day_filter
 
 __all__ = [
     "CONTRACT",
@@ -75,15 +73,11 @@ def _erased(client: redis.Redis, rows: Sequence[dict[str, Any]]) -> set[str]:
     return tombstones.erased(client, stores)
 
 
-def _parse(payload: bytes | str, now: datetime) -> dict[str, Any]:
-    return parse_event(payload, now=now)
-
-
 CONTRACT = StreamContract(
     stream=STREAM,
     table=MEMORY_EVENTS,
     rejected=MEMORY_EVENTS_REJECTED,
-    parse=_parse,
+    parse=parse_event,
     to_arrow=events_to_arrow,
     compare=CONTENT_FIELDS,
     event_day=event_day,
@@ -97,30 +91,9 @@ stream_backlog = CONTRACT.backlog
 backlog_days = CONTRACT.backlog_days
 
 
-def ingest_memory_events(
-    lh: Lakehouse,
-    client: redis.Redis,
-    day: date,
-    *,
-    audit: Audit,
-    lineage: Lineage | None = None,
-    branch: str | None = None,
-    reader: StreamConsumer | None = None,
-    wait_for_others_s: float = stream_day.WAIT_FOR_OTHERS_S,
-) -> IngestReport:
-    """Ingest the stream's events of ``day`` into ``memory_events`` exactly once; see
-    :func:`lakehouse.ingest.stream_day.ingest_day` for the arguments."""
-    return stream_day.ingest_day(
-        lh,
-        CONTRACT,
-        day,
-        client,
-        audit=audit,
-        lineage=lineage,
-        branch=branch,
-        reader=reader,
-        wait_for_others_s=wait_for_others_s,
-    )
+ingest_memory_events = stream_day.ingest_of(CONTRACT)
+"""Ingest the stream's entries of a day (``lh, client, day, *, audit, ...``); see
+:func:`lakehouse.ingest.stream_day.ingest_day`."""
 
 
 def read_day_events(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:

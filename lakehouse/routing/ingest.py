@@ -10,18 +10,14 @@ conflicting duplicate (a dead letter; the first version is kept).
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
 import pyarrow as pa
-import redis
 
 from lakehouse.core import Lakehouse
 from lakehouse.ingest import stream_day
 from lakehouse.ingest.contract import StreamContract
 from lakehouse.ingest.stream_day import IngestReport
-from lakehouse.ingest.streams import StreamConsumer
-from lakehouse.publish.wap import Audit
 from lakehouse.routing.events import (
     CONTENT_FIELDS,
     STREAM,
@@ -44,15 +40,11 @@ __all__ = [
 ]
 
 
-def _parse(payload: bytes | str, now: datetime) -> dict[str, Any]:
-    return parse_event(payload, now=now)
-
-
 CONTRACT = StreamContract(
     stream=STREAM,
     table=ROUTING_DECISIONS,
     rejected=ROUTING_DECISIONS_REJECTED,
-    parse=_parse,
+    parse=parse_event,
     to_arrow=decisions_to_arrow,
     compare=CONTENT_FIELDS,
     event_day=event_day,
@@ -64,30 +56,9 @@ stream_backlog = CONTRACT.backlog
 backlog_days = CONTRACT.backlog_days
 
 
-def ingest_day(
-    lh: Lakehouse,
-    client: redis.Redis,
-    day: date,
-    *,
-    audit: Audit,
-    lineage: Lineage | None = None,
-    branch: str | None = None,
-    reader: StreamConsumer | None = None,
-    wait_for_others_s: float = stream_day.WAIT_FOR_OTHERS_S,
-) -> IngestReport:
-    """Ingest the stream's decisions of ``day`` into ``routing_decisions`` (idempotent); see
-    :func:`lakehouse.ingest.stream_day.ingest_day` for the arguments."""
-    return stream_day.ingest_day(
-        lh,
-        CONTRACT,
-        day,
-        client,
-        audit=audit,
-        lineage=lineage,
-        branch=branch,
-        reader=reader,
-        wait_for_others_s=wait_for_others_s,
-    )
+ingest_day = stream_day.ingest_of(CONTRACT)
+"""Ingest the stream's entries of a day (``lh, client, day, *, audit, ...``); see
+:func:`lakehouse.ingest.stream_day.ingest_day`."""
 
 
 def write_decisions(

@@ -19,15 +19,10 @@ from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
-import redis
 
-from lakehouse.core import Lakehouse
 from lakehouse.ingest import stream_day
 from lakehouse.ingest.contract import StreamContract
 from lakehouse.ingest.stream_day import IngestReport
-from lakehouse.ingest.streams import StreamConsumer
-from lakehouse.publish.wap import Audit
-from lakehouse.table.writer import Lineage
 from lakehouse.topology.events import MAX_PAYLOAD_BYTES, STREAM, parse_workflow_event
 from lakehouse.topology.tables import WORKFLOW_RUNS, WORKFLOW_RUNS_REJECTED
 
@@ -66,15 +61,11 @@ def runs_to_arrow(runs: Sequence[dict[str, Any]], ingested_at: datetime) -> pa.T
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-def _parse(payload: bytes | str, now: datetime) -> dict[str, Any]:
-    return parse_workflow_event(payload, now=now)
-
-
 CONTRACT = StreamContract(
     stream=STREAM,
     table=WORKFLOW_RUNS,
     rejected=WORKFLOW_RUNS_REJECTED,
-    parse=_parse,
+    parse=parse_workflow_event,
     to_arrow=runs_to_arrow,
     compare=CONTENT_FIELDS,
     event_day=event_day,
@@ -87,27 +78,6 @@ stream_backlog = CONTRACT.backlog
 backlog_days = CONTRACT.backlog_days
 
 
-def ingest_day(
-    lh: Lakehouse,
-    client: redis.Redis,
-    day: date,
-    *,
-    audit: Audit,
-    lineage: Lineage | None = None,
-    branch: str | None = None,
-    reader: StreamConsumer | None = None,
-    wait_for_others_s: float = stream_day.WAIT_FOR_OTHERS_S,
-) -> IngestReport:
-    """Ingest the stream's runs of ``day`` into ``workflow_runs`` exactly once; see
-    :func:`lakehouse.ingest.stream_day.ingest_day` for the arguments."""
-    return stream_day.ingest_day(
-        lh,
-        CONTRACT,
-        day,
-        client,
-        audit=audit,
-        lineage=lineage,
-        branch=branch,
-        reader=reader,
-        wait_for_others_s=wait_for_others_s,
-    )
+ingest_day = stream_day.ingest_of(CONTRACT)
+"""Ingest the stream's entries of a day (``lh, client, day, *, audit, ...``); see
+:func:`lakehouse.ingest.stream_day.ingest_day`."""
