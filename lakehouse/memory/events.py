@@ -105,7 +105,12 @@ def mentions(raw: str | None, tenant_id: str, memory_id: str | None) -> bool:
         obj = json.loads(raw)
     except ValueError:
         obj = None
-    if isinstance(obj, dict):
+    if isinstance(obj, dict) and "tenant_id" in obj:
         return obj.get("tenant_id") == tenant_id
+    if isinstance(obj, dict):  # an entry's fields (no or repeated 'data'): each value's payload
+        values = (
+            v for value in obj.values() for v in (value if isinstance(value, list) else [value])
+        )
+        return any(mentions(v, tenant_id, None) for v in values if isinstance(v, str))
     compact = raw.replace(" ", "")
     return f'"tenant_id":"{tenant_id}"' in compact

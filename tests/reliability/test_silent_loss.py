@@ -240,3 +240,25 @@ def test_an_invalid_event_is_an_aura_error_in_every_domain() -> None:
     for parse in (routing_event, memory_event, parse_workflow_event):
         with pytest.raises(AuraError, match="JSON"):
             parse(b"{not json")
+
+
+def test_a_dead_letter_holding_two_payloads_is_erased_with_the_tenant_it_names(
+    settings: Any, redis_client: Any, figures: Any
+) -> None:
+    from lakehouse.memory import MemoryStore
+
+    domain = DOMAINS["memory"]
+    mem = MemoryStore(settings, redis_client=redis_client)
+    try:
+        victim = json.dumps(domain.event(1, tenant_id="victim"))
+        other = json.dumps(domain.event(2))
+        redis_client.execute_command("XADD", domain.stream, "*", "data", victim, "data", other)
+        domain.ingest(mem.lakehouse, redis_client)
+        before = [r["raw"] for r in mem.lakehouse.read(domain.rejected).to_pylist()]
+        mem.forget_tenant("victim")
+        after = [r["raw"] for r in mem.lakehouse.read(domain.rejected).to_pylist()]
+    finally:
+        mem.close()
+    figures(dead_letters_before=len(before), dead_letters_after=len(after))
+    assert len(before) == 1 and "victim" in before[0]  # recorded, both payloads kept
+    assert not any("victim" in r for r in after)  # and erased with the tenant
