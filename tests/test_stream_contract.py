@@ -34,7 +34,7 @@ def _event(contract: StreamContract, i: int) -> dict[str, Any]:
             "ts_ms": NOON_MS + i,
             "tenant_id": "acme",
             "op": "store",
-            "memory_id": f"m-{i}",
+            "memory_id": f"00000000-0000-4000-8000-{i:012d}",
             "content": f"note {i}",
         }
     if contract is WORKFLOWS:
