@@ -89,7 +89,9 @@ def stream_sensor(
         minimum_interval_seconds=minimum_interval_seconds,
         description=f"One {job.name} run per day with unacknowledged entries on {contract.stream}.",
     )
-    def _stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
+    def _stream_sensor(
+        context: SensorEvaluationContext, redis: RedisResource
+    ) -> SkipReason | SensorResult:
         client = redis.client()
         if contract.backlog(client) == 0:
             return SkipReason(f"no unacknowledged entries on {contract.stream}")
