@@ -25,6 +25,15 @@ class ValidationError(AuraError):
     """Input data does not satisfy the table contract."""
 
 
+class InvalidEvent(ValidationError, ValueError):
+    """One stream event breaks its domain's contract; the message is the reason stored with its
+    dead letter (say which field is wrong and what a valid value looks like).
+
+    Also a ``ValueError``, so parsers written against the standard library's conventions still
+    catch it.
+    """
+
+
 class RefError(AuraError):
     """A branch or tag is missing, already exists, or cannot be moved as asked."""
 
