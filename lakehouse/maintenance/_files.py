@@ -1,9 +1,9 @@
-"""What a table's metadata references, and what lies under its location.
+"""What a table's metadata references, what lies under its location, and paths in a warehouse.
 
-Shared by snapshot expiry and orphan removal. A file is *referenced* when the current
-metadata file, a metadata file in the metadata log, a snapshot's manifest list, one of its
-manifests or one of their entries (live or deleted) names it. Paths are compared as the
-catalog wrote them (full URIs).
+Shared by snapshot expiry, orphan removal and backup/restore. A file is *referenced* when the
+current metadata file, a metadata file in the metadata log, a snapshot's manifest list, one of
+its manifests or one of their entries (live or deleted) names it. Paths are compared in one form
+(:func:`normalise`: ``file:/x``, ``file:///x`` and ``/x`` are the same path).
 """
 
 from __future__ import annotations
@@ -148,3 +148,34 @@ def directory_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.rglob("*") if p.is_file())
+
+
+# -- paths: one form for comparing, and paths relative to a warehouse ------------------------
+
+
+def normalise(path: str) -> str:
+    """``file:/x``, ``file:///x`` and ``/x`` as one form, without a trailing slash."""
+    if path.startswith("file:"):
+        path = path[len("file:") :]
+        while path.startswith("//"):
+            path = path[1:]
+    return path.rstrip("/")
+
+
+def under(path: str, root: str) -> bool:
+    """Whether ``path`` lies strictly below ``root`` (both in any form :func:`normalise` takes)."""
+    return normalise(path).startswith(normalise(root) + "/")
+
+
+def relative(path: str, root: str) -> str | None:
+    """``path`` relative to ``root`` (POSIX form); None when it does not lie below ``root`` or
+    leaves it through ``..``."""
+    if not under(path, root):
+        return None
+    rel = normalise(path)[len(normalise(root)) + 1 :]
+    return None if ".." in rel.split("/") else rel
+
+
+def join(root: str, rel: str) -> str:
+    """``rel`` below ``root``."""
+    return f"{root.rstrip('/')}/{rel}"

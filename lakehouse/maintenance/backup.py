@@ -345,7 +345,7 @@ def _rebase_artifacts(
         return 0
     rows = table.scan().to_arrow()
     uris = rows.column(column).to_pylist()
-    moved = [_as_uri(rebase(u)) if u and _under(u, source_warehouse) else u for u in uris]
+    moved = [_as_uri(rebase(u)) if u and _files.under(u, source_warehouse) else u for u in uris]
     changed = sum(1 for a, b in zip(uris, moved, strict=True) if a != b)
     if changed:
         index = rows.schema.get_field_index(column)
@@ -442,16 +442,16 @@ def restore(src: str | Path, settings: Settings) -> RestoreReport:
     files: dict[str, dict[str, Any]] = manifest["files"]
     target_io = load_file_io(catalog.properties, settings.warehouse)
     for rel in files:
-        target = _join(settings.warehouse, rel)
+        target = _files.join(settings.warehouse, rel)
         if target_io.new_input(target).exists():
             raise BackupError(f"{target} already exists; restore into an empty warehouse")
 
     source_warehouse = manifest["source"]["warehouse"]
     rebase = None
-    if _norm(source_warehouse) != _norm(settings.warehouse):
+    if _files.normalise(source_warehouse) != _files.normalise(settings.warehouse):
 
         def rebase(path: str) -> str:
-            return _join(settings.warehouse, _relative(path, source_warehouse))
+            return _files.join(settings.warehouse, _relative(path, source_warehouse))
 
     rewriter = _Rewriter(root / FILES, source_warehouse, target_io, rebase)
     rewritten = 0
@@ -464,7 +464,7 @@ def restore(src: str | Path, settings: Settings) -> RestoreReport:
         for rel, entry in files.items():
             if entry["kind"] != kind:
                 continue
-            target = _join(settings.warehouse, rel)
+            target = _files.join(settings.warehouse, rel)
             if rebase is not None and kind == METADATA:
                 rewriter.metadata(rel, target)
                 rewritten += 1
@@ -472,7 +472,9 @@ def restore(src: str | Path, settings: Settings) -> RestoreReport:
                 _copy(PyArrowFileIO(), str(root / FILES / rel), target, target_io)
     tables = []
     for name, table in sorted(manifest["tables"].items()):
-        catalog.register_table((NAMESPACE, name), _join(settings.warehouse, table["metadata"]))
+        catalog.register_table(
+            (NAMESPACE, name), _files.join(settings.warehouse, table["metadata"])
+        )
         tables.append(name)
         if rebase is not None and name in _files.ARTIFACTS:
             rewritten += _rebase_artifacts(catalog, name, source_warehouse, rebase)
@@ -531,7 +533,7 @@ class _Rewriter:
             return {k: self._rebase_json(v) for k, v in value.items()}
         if isinstance(value, list):
             return [self._rebase_json(v) for v in value]
-        if isinstance(value, str) and _under(value, self.source_warehouse):
+        if isinstance(value, str) and _files.under(value, self.source_warehouse):
             return self.rebase(value)
         return value
 
@@ -630,33 +632,14 @@ def _codec(path: str) -> AvroCompressionCodec:
 # --------------------------------------------------------------------------- files and paths
 
 
-def _norm(path: str) -> str:
-    """``file:/x``, ``file:///x`` and ``/x`` as one form, without a trailing slash."""
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return path.rstrip("/")
-
-
-def _under(path: str, warehouse: str) -> bool:
-    return _norm(path).startswith(_norm(warehouse) + "/")
-
-
 def _relative(path: str, warehouse: str) -> str:
-    if not _under(path, warehouse):
+    rel = _files.relative(path, warehouse)
+    if rel is None:
         raise BackupError(
             f"{path} lies outside the warehouse {warehouse}; only tables stored under "
             "AURA_WAREHOUSE can be backed up"
         )
-    rel = _norm(path)[len(_norm(warehouse)) + 1 :]
-    if ".." in rel.split("/"):
-        raise BackupError(f"{path} leaves the warehouse through '..'")
     return rel
-
-
-def _join(warehouse: str, rel: str) -> str:
-    return f"{warehouse.rstrip('/')}/{rel}"
 
 
 def _size(path: Path) -> int | None:

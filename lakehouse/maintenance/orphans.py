@@ -55,11 +55,11 @@ def remove_orphans(
 ) -> OrphanReport:
     """Delete the unreferenced files under ``table``'s location older than ``grace``."""
     stored = _files.list_location(table)  # list before reading metadata: new files look young
-    keep = {_normalise(p) for p in referenced_files(table)}
+    keep = {_files.normalise(p) for p in referenced_files(table)}
     cutoff_ms = int((time.time() - grace.total_seconds()) * 1000)
     report = OrphanReport(".".join(table.name()), dry_run, grace.total_seconds(), len(stored))
     for item in stored:
-        if _normalise(item.path) in keep:
+        if _files.normalise(item.path) in keep:
             continue
         if item.mtime_ms >= cutoff_ms:
             report.too_young += 1
@@ -76,15 +76,6 @@ def remove_orphans(
         " (dry run)" if dry_run else " deleted",
     )
     return report
-
-
-def _normalise(path: str) -> str:
-    """Compare ``file:/x``, ``file:///x`` and ``/x`` as the same path."""
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return path
 
 
 def remove_orphan_artifacts(
@@ -105,12 +96,11 @@ def remove_orphan_artifacts(
     stored = [d for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
     table.refresh()
     keep = {
-        _normalise(str(_files.local_path(u))).rstrip("/")
-        for u in _files.artifact_uris(table, column)
+        _files.normalise(str(_files.local_path(u))) for u in _files.artifact_uris(table, column)
     }
     cutoff = time.time() - grace.total_seconds()
     for directory in stored:
-        if _normalise(str(directory)) in keep:
+        if _files.normalise(str(directory)) in keep:
             continue
         files = _files.directory_files(directory)
         if any(f.stat().st_mtime >= cutoff for f in files):
