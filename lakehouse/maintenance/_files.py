@@ -18,6 +18,10 @@ from pyiceberg.manifest import ManifestFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
+from lakehouse.table.paths import join, normalise, relative, under
+
+__all__ = ["join", "normalise", "relative", "under"]  # the one path helper, re-exported
+
 
 @dataclass
 class FileSet:
@@ -148,34 +152,3 @@ def directory_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.rglob("*") if p.is_file())
-
-
-# -- paths: one form for comparing, and paths relative to a warehouse ------------------------
-
-
-def normalise(path: str) -> str:
-    """``file:/x``, ``file:///x`` and ``/x`` as one form, without a trailing slash."""
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return path.rstrip("/")
-
-
-def under(path: str, root: str) -> bool:
-    """Whether ``path`` lies strictly below ``root`` (both in any form :func:`normalise` takes)."""
-    return normalise(path).startswith(normalise(root) + "/")
-
-
-def relative(path: str, root: str) -> str | None:
-    """``path`` relative to ``root`` (POSIX form); None when it does not lie below ``root`` or
-    leaves it through ``..``."""
-    if not under(path, root):
-        return None
-    rel = normalise(path)[len(normalise(root)) + 1 :]
-    return None if ".." in rel.split("/") else rel
-
-
-def join(root: str, rel: str) -> str:
-    """``rel`` below ``root``."""
-    return f"{root.rstrip('/')}/{rel}"
