@@ -53,3 +53,8 @@ class StoreUnavailableError(ConfigurationError):
 class MemoryKeyError(ConfigurationError):
     """Encrypted memories cannot be read with the configured keys (none set, a wrong key, or a
     ciphertext altered or moved to another tenant or memory); the message says what to set."""
+
+
+class HomeStateError(ConfigurationError):
+    """This AURA_HOME cannot be used as it is: a restore into it did not finish, or its catalog
+    names tables in another home's warehouse (a copied directory); the message says what to do."""

@@ -69,12 +69,15 @@ def maintain(
             lineage=Lineage(asset="aura-maintain"),
         )
         c, e, o = report.compaction, report.expiry, report.orphans
-        click.echo(f"aura.{report.table}{' (dry run)' if dry_run else ''}")
-        outcome = "to rewrite" if dry_run else f"-> {c.files_added} file(s)"
-        click.echo(
-            f"  compaction: {len(c.partitions)} partition(s), "
-            f"{sum(p.files_before for p in c.partitions)} small file(s) {outcome}"
-        )
+        click.echo(f"aura.{report.table}{' (dry run: nothing changed)' if dry_run else ''}")
+        if c.skipped:
+            click.echo(f"  compaction: skipped ({c.skipped})")
+        else:
+            outcome = "to rewrite" if dry_run else f"-> {c.files_added} file(s)"
+            click.echo(
+                f"  compaction: {len(c.partitions)} partition(s), "
+                f"{sum(p.files_before for p in c.partitions)} small file(s) {outcome}"
+            )
         for conflict in c.conflicts:
             click.echo(f"    {conflict.partition}: gave up: {conflict.conflict}")
         click.echo(
@@ -83,9 +86,16 @@ def maintain(
         )
         click.echo(
             f"  orphans: {len(o.orphans)} file(s), {_mib(o.bytes_freed)}"
-            f"{' to delete' if dry_run else ' deleted'} ({o.too_young} within the grace period)"
+            f"{' to delete' if dry_run else ' deleted'} "
+            f"({o.too_young} within the grace period)"
         )
         b, a = report.before, report.after
+        if dry_run:  # nothing changed: show the table as it is, not an unchanged "after"
+            click.echo(
+                f"  now: {b.snapshots} snapshot(s), {b.live_data_files} live file(s), stored "
+                f"{b.stored_files} files / {_mib(b.stored_bytes)}"
+            )
+            continue
         click.echo(
             f"  snapshots {b.snapshots} -> {a.snapshots}, live files {b.live_data_files} -> "
             f"{a.live_data_files}, stored {b.stored_files} files / {_mib(b.stored_bytes)} -> "

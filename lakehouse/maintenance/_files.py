@@ -18,9 +18,9 @@ from pyiceberg.manifest import ManifestFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
-from lakehouse.table.paths import join, normalise, relative, under
+from lakehouse.table.paths import artifact_rel, join, normalise, relative, under
 
-__all__ = ["join", "normalise", "relative", "under"]  # the one path helper, re-exported
+__all__ = ["artifact_rel", "join", "normalise", "relative", "under"]  # re-exported
 
 
 @dataclass
@@ -140,6 +140,13 @@ def artifact_uris(table: Table, column: str) -> set[str]:
         rows = table.scan(snapshot_id=ref.snapshot_id, selected_fields=(column,)).to_arrow()
         uris |= {uri for uri in rows.column(column).to_pylist() if uri}
     return uris
+
+
+def artifact_dirs(table: Table, name: str) -> set[str]:
+    """Warehouse-relative directories of the artifacts rows on any ref of ``name`` name."""
+    column, directory = ARTIFACTS[name]
+    rels = (artifact_rel(directory, uri) for uri in artifact_uris(table, column))
+    return {rel for rel in rels if rel is not None}
 
 
 def local_path(uri: str) -> Path:

@@ -80,14 +80,16 @@ def remove_orphans(
 
 def remove_orphan_artifacts(
     table: Table,
-    column: str,
+    name: str,
     root: Path,
     report: OrphanReport,
     *,
     grace: timedelta = DEFAULT_GRACE,
 ) -> None:
-    """Delete the directories under ``root`` that no row on any branch or tag of ``table`` names
-    in ``column`` and whose newest file is older than ``grace`` (adds them to ``report``).
+    """Delete the directories under ``root`` that no row on any branch or tag of ``table`` (the
+    aura table ``name`` of :data:`_files.ARTIFACTS`) names and whose newest file is older than
+    ``grace`` (adds them to ``report``). Rows name directories as the registry resolves them
+    (:func:`lakehouse.table.paths.artifact_rel`), whatever warehouse an old absolute URI names.
 
     A refused candidate's artifact is named by its audit branch until the branch expires
     (``refs.expire_refs``); a version being trained and not yet registered is younger than the
@@ -95,12 +97,10 @@ def remove_orphan_artifacts(
     """
     stored = [d for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
     table.refresh()
-    keep = {
-        _files.normalise(str(_files.local_path(u))) for u in _files.artifact_uris(table, column)
-    }
+    keep = {rel.rsplit("/", 1)[-1] for rel in _files.artifact_dirs(table, name)}
     cutoff = time.time() - grace.total_seconds()
     for directory in stored:
-        if _files.normalise(str(directory)) in keep:
+        if directory.name in keep:
             continue
         files = _files.directory_files(directory)
         if any(f.stat().st_mtime >= cutoff for f in files):

@@ -33,3 +33,18 @@ def relative(path: str, root: str) -> str | None:
 def join(root: str, rel: str) -> str:
     """``rel`` below ``root``."""
     return f"{root.rstrip('/')}/{rel}"
+
+
+def artifact_rel(directory: str, uri: str) -> str | None:
+    """The warehouse-relative path of the artifact a row names by ``uri``.
+
+    Rows name an artifact directory relative to the warehouse (``router_models/<version>``), so
+    a restored or moved warehouse needs no rewrite and every snapshot keeps its rows. Rows
+    written before that hold an absolute URI (perhaps of another home, restored here); they
+    resolve the same way, by the URI's last part under ``directory``: an artifact is always
+    read from this warehouse. None when the URI has no usable last part.
+    """
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or "\\" in name or ":" in name:
+        return None
+    return f"{directory}/{name}"
