@@ -273,7 +273,7 @@ def _refuse_inside_warehouse(root: Path, settings: Settings) -> None:
     warehouse = settings.warehouse
     if "://" in warehouse and not warehouse.startswith("file:"):
         return  # an object store: a local DEST cannot lie inside it
-    local = _files.normalise(str(_files.local_path(warehouse)))
+    local = _files.normalise(os.path.realpath(_files.local_path(warehouse)))
     here = _files.normalise(str(root))
     if here == local or _files.under(here, local) or _files.under(local, here):
         raise BackupError(

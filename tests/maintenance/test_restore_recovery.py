@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from helpers import graph_builder, thread_config
 
@@ -37,12 +38,12 @@ def test_checkpoints_show_reads_the_restored_archive(tmp_path: Path) -> None:
 
     home = tmp_path / "restored"
     report = restore(dest, Settings.from_env({"AURA_HOME": str(home)}))
-    assert report.archived_threads == 1
     shown = CliRunner().invoke(
         main, ["checkpoints", "show", "thread-1"], env={"AURA_HOME": str(home)}
     )
     assert shown.exit_code == 0, shown.output
     assert "archive" in shown.output and "no checkpoints" not in shown.output
+    assert report.archived_threads == 1
 
 
 def test_topology_similar_rebuilds_its_index_in_a_restored_home(tmp_path: Path) -> None:
@@ -67,3 +68,13 @@ def test_topology_similar_rebuilds_its_index_in_a_restored_home(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "rebuilt it from topology_history (12 run(s))" in result.output
     assert f"closest in shape to {row['run_id']}" in result.output
+
+
+def test_backup_verify_without_dest_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`aura backup verify` alone is a usage error, not a backup into ./verify (issue 22.6)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["backup", "verify"], env={"AURA_HOME": str(tmp_path / "h")})
+    assert result.exit_code == 2 and "aura backup verify DEST" in result.output, result.output
+    assert not (tmp_path / "verify").exists()
