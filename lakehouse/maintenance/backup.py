@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import pyarrow.parquet as pq
 from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.avro.file import AvroFile
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
@@ -57,6 +58,8 @@ from pyiceberg.io import FileIO, load_file_io
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import (
     DataFile,
+    DataFileContent,
+    FileFormat,
     ManifestContent,
     ManifestFile,
     ManifestWriter,
@@ -471,10 +474,22 @@ def _consistency_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
     """What the tables' own metadata contradicts in the manifest, or names outside the backup.
 
     Every file a table's metadata, manifest lists and manifests reference must be listed with
-    its kind (and a data file with the size and row count its manifest entry records); the
+    its kind (and a live data file with the size and row count its manifest entry records); the
     table's location and write paths must lie in the source warehouse; its snapshots and refs
     must be those the manifest describes.
     """
+    problems: list[str] = []
+    for name, described in sorted(manifest["tables"].items()):
+        try:
+            problems += _table_problems(root, manifest, name, described)
+        except Exception as exc:  # pyiceberg and pyarrow raise many types for a malformed file
+            problems.append(f"the metadata of {name} cannot be read ({type(exc).__name__})")
+    return problems
+
+
+def _table_problems(
+    root: Path, manifest: dict[str, Any], name: str, described: dict[str, Any]
+) -> list[str]:
     files: dict[str, dict[str, Any]] = manifest["files"]
     warehouse: str = manifest["source"]["warehouse"]
     local = PyArrowFileIO()
@@ -483,68 +498,69 @@ def _consistency_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
     def listed(path: str, kind: str, what: str) -> str | None:
         rel = _files.relative(path, warehouse)
         if rel is None or not _manifest.safe_rel(rel):
-            problems.append(f"{what} {path} lies outside the source warehouse {warehouse}")
+            problems.append(f"{name}: {what} {path} lies outside the source warehouse")
             return None
         if files.get(rel, {}).get("kind") != kind:
-            problems.append(f"{what} {path} is not a {kind} file of the backup")
+            problems.append(f"{name}: {what} {path} is not a {kind} file of the backup")
             return None
         return str(root / FILES / rel)
 
-    for name, described in sorted(manifest["tables"].items()):
-        try:
-            metadata = FromInputFile.table_metadata(
-                local.new_input(str(root / FILES / described["metadata"]))
-            )
-        except Exception as exc:  # pyiceberg raises many types for a malformed file
-            problems.append(f"the metadata of {name} cannot be read ({type(exc).__name__})")
+    metadata = FromInputFile.table_metadata(
+        local.new_input(str(root / FILES / described["metadata"]))
+    )
+    for what, value in [("location", metadata.location)] + [
+        (key, value)
+        for key, value in metadata.properties.items()
+        if key.startswith("write.") and key.endswith(".path")
+    ]:
+        if _files.relative(value, warehouse) is None:
+            problems.append(f"{name}: its {what} {value} lies outside the source warehouse")
+    refs = {
+        n: {"type": r.snapshot_ref_type.value, "snapshot_id": r.snapshot_id}
+        for n, r in metadata.refs.items()
+    }
+    problems += _manifest.ref_problems(name, refs)
+    if (
+        refs != described.get("refs")
+        or metadata.current_snapshot_id != described.get("current_snapshot_id")
+        or sorted(s.snapshot_id for s in metadata.snapshots)
+        != sorted(described.get("snapshot_ids") or [])
+    ):
+        problems.append(f"{name}: its metadata's snapshots or refs differ from the manifest's")
+    for statistics in metadata.statistics + metadata.partition_statistics:
+        listed(statistics.statistics_path, STATISTICS, "statistics file")
+    seen: set[str] = set()
+    for snapshot in metadata.snapshots:
+        manifest_list = listed(snapshot.manifest_list, MANIFEST_LIST, "manifest list")
+        if manifest_list is None:
             continue
-        before = len(problems)
-        for what, value in [("location", metadata.location)] + [
-            (key, value)
-            for key, value in metadata.properties.items()
-            if key.startswith("write.") and key.endswith(".path")
-        ]:
-            if _files.relative(value, warehouse) is None:
-                problems.append(f"{name}: its {what} {value} lies outside the source warehouse")
-        refs = {
-            n: {"type": r.snapshot_ref_type.value, "snapshot_id": r.snapshot_id}
-            for n, r in metadata.refs.items()
-        }
-        problems += _manifest.ref_problems(name, refs)
-        if (
-            refs != described.get("refs")
-            or metadata.current_snapshot_id != described.get("current_snapshot_id")
-            or sorted(s.snapshot_id for s in metadata.snapshots)
-            != sorted(described.get("snapshot_ids") or [])
-        ):
-            problems.append(f"{name}: its metadata's snapshots or refs differ from the manifest's")
-        for statistics in metadata.statistics + metadata.partition_statistics:
-            listed(statistics.statistics_path, STATISTICS, f"{name}: statistics file")
-        seen: set[str] = set()
-        for snapshot in metadata.snapshots:
-            manifest_list = listed(snapshot.manifest_list, MANIFEST_LIST, f"{name}: manifest list")
-            if manifest_list is None:
+        for mf in read_manifest_list(local.new_input(manifest_list)):
+            if mf.manifest_path in seen:
                 continue
-            for mf in read_manifest_list(local.new_input(manifest_list)):
-                if mf.manifest_path in seen:
+            seen.add(mf.manifest_path)
+            path = listed(mf.manifest_path, MANIFEST_FILE, "manifest")
+            if path is None:
+                continue
+            moved = _clone(mf)
+            _set(moved, "manifest_path", path)
+            for entry in moved.fetch_manifest_entry(local, discard_deleted=True):
+                data = entry.data_file
+                found = listed(data.file_path, DATA, "data file")
+                if found is None:
                     continue
-                seen.add(mf.manifest_path)
-                path = listed(mf.manifest_path, MANIFEST_FILE, f"{name}: manifest")
-                if path is None:
-                    continue
-                moved = _clone(mf)
-                _set(moved, "manifest_path", path)
-                for entry in moved.fetch_manifest_entry(local, discard_deleted=True):
-                    data = entry.data_file
-                    rel = _files.relative(data.file_path, warehouse)
-                    if listed(data.file_path, DATA, f"{name}: data file") is None:
-                        continue
-                    if files[str(rel)]["size"] != data.file_size_in_bytes:
-                        problems.append(
-                            f"{name}: data file {rel} is not the file its manifest names"
-                        )
-        if len(problems) > before:
-            continue
+                rows = (
+                    pq.read_metadata(found).num_rows
+                    if data.file_format == FileFormat.PARQUET
+                    and data.content == DataFileContent.DATA
+                    else data.record_count
+                )
+                if Path(found).stat().st_size != data.file_size_in_bytes or (
+                    rows != data.record_count
+                ):
+                    problems.append(
+                        f"{name}: data file {data.file_path} is not the file its manifest "
+                        "names (size or row count differ)"
+                    )
     return problems
 
 

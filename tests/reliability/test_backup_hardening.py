@@ -168,8 +168,9 @@ def _attacks(settings: Settings, lh: Lakehouse) -> dict[str, Callable[[Path], No
         _reseal(dest, describe)
 
     def swapped(dest: Path) -> None:
-        data = sorted(r for r, f in load_manifest(dest)["files"].items() if f["kind"] == "data")
-        a, b = dest / "files" / data[0], dest / "files" / data[-1]
+        files = load_manifest(dest)["files"]
+        data = sorted((f["size"], r) for r, f in files.items() if f["kind"] == "data")
+        a, b = dest / "files" / data[0][1], dest / "files" / data[-1][1]  # smallest, largest
         content_a, content_b = a.read_bytes(), b.read_bytes()
         a.write_bytes(content_b)
         b.write_bytes(content_a)
@@ -394,3 +395,21 @@ def test_a_copied_home_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "copied AURA_HOME" in result.output, result.output
     assert sorted(p.name for p in _warehouse(original).rglob("*.parquet")) == before
     assert lh.read(TABLE).num_rows == 20
+
+
+def test_without_a_key_swapped_and_escaping_files_are_still_refused(tmp_path: Path) -> None:
+    """What the tables' own metadata contradicts needs no key: swapped data files (sizes and
+    row counts in the manifests), paths leaving the backup, symlinks, hostile names."""
+    settings = _home(tmp_path, "home")
+    lh = _source(settings)
+    lh.append(TABLE, day_decisions(60, DAYS[1], start=7000), lineage=Lineage(asset="t"))
+    dest = tmp_path / "backup"
+    backup(settings, dest)
+    for n, name in enumerate(("data_files_swapped", "dotdot_path", "symlinked_file")):
+        copy = tmp_path / f"tampered-{name}"
+        shutil.copytree(dest, copy, symlinks=True)
+        _attacks(settings, lh)[name](copy)
+        target = _home(tmp_path / f"t{n}", "home")
+        with pytest.raises(BackupError, match="fails verification"):
+            restore(copy, target)
+        assert not open_catalog(target).list_tables(NAMESPACE)
