@@ -71,3 +71,8 @@ class MemoryKeyError(ConfigurationError):
 class StreamRefusedError(AuraError):
     """Redis answers but refuses an event on a stream (an entry at the maximum id, a key of
     another type); nothing was written."""
+
+
+class HomeStateError(ConfigurationError):
+    """This AURA_HOME cannot be used as it is: a restore into it did not finish, or its catalog
+    names tables in another home's warehouse (a copied directory); the message says what to do."""

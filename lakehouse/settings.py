@@ -20,6 +20,9 @@ Environment variables:
                    bytes, urlsafe base64: 44 characters); unset means plaintext memories.
 ``AURA_MEMORY_OLD_KEYS`` Earlier memory keys, comma-separated, accepted for reading until
                    ``aura memory rotate-key`` has re-encrypted everything with the current one.
+``AURA_BACKUP_KEY`` Key that signs backup manifests (HMAC-SHA256; 32 random bytes, urlsafe
+                   base64); restore then refuses a backup whose manifest it did not sign.
+                   Keep it apart from the backups (docs/backup.md).
 ``AURA_PARTITIONS_START`` First day of the Dagster daily partitions (``YYYY-MM-DD``; default
                    ``2026-11-01``, a fixed recent day, so the UI does not show years of empty
                    partitions; set it earlier to backfill older data).
@@ -58,6 +61,7 @@ ENV_VARS: dict[str, str] = {
     "partitions_start": "AURA_PARTITIONS_START",
     "memory_key": "AURA_MEMORY_KEY",
     "memory_old_keys": "AURA_MEMORY_OLD_KEYS",
+    "backup_key": "AURA_BACKUP_KEY",
 }
 """Each :meth:`Settings.from_values` argument and the environment variable that supplies it."""
 
@@ -199,6 +203,8 @@ class Settings:
     """``AURA_MEMORY_KEY`` (validated; never shown: :meth:`describe` says whether it is set)."""
     memory_old_keys: tuple[str, ...] = ()
     """``AURA_MEMORY_OLD_KEYS``: keys accepted for reading only (key rotation)."""
+    backup_key: str | None = None
+    """``AURA_BACKUP_KEY``: signs backup manifests and checks them on restore (never shown)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
@@ -228,6 +234,7 @@ class Settings:
         partitions_start: str | date | None = None,
         memory_key: str | None = None,
         memory_old_keys: str | None = None,
+        backup_key: str | None = None,
     ) -> Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
@@ -259,6 +266,7 @@ class Settings:
                 for k in (memory_old_keys or "").split(",")
                 if k.strip()
             ),
+            backup_key=_key("AURA_BACKUP_KEY", backup_key) if backup_key is not None else None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -294,6 +302,7 @@ class Settings:
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
             "partitions start": self.partitions_start.isoformat(),
+            "backup signing": "on (AURA_BACKUP_KEY set)" if self.backup_key else "off",
             "memory encryption": (
                 f"on (AURA_MEMORY_KEY set, {len(self.memory_old_keys)} old key(s) for reading)"
                 if self.memory_key
@@ -304,7 +313,7 @@ class Settings:
     def passwords(self) -> list[str]:
         """Every secret configured: the passwords in the URLs and the memory keys (so error
         messages and logs can be scrubbed of them)."""
-        keys = [k for k in (self.memory_key, *self.memory_old_keys) if k]
+        keys = [k for k in (self.memory_key, *self.memory_old_keys, self.backup_key) if k]
         return keys + passwords_in(
             self.pg_url, self.catalog_uri, self.redis_url, self.qdrant_url, self.dagster_pg_url
         )
@@ -362,6 +371,29 @@ def _memory_key(variable: str, value: str) -> str:
             "; unset it to store memories in plaintext"
         )
     return value
+
+
+def _key(variable: str, value: str) -> str:
+    """A signing key as configured: 32 bytes in urlsafe base64; set but empty or malformed is an
+    error, never "no key" (the value is never echoed: it is a secret)."""
+    import base64
+    import binascii
+
+    from lakehouse.exceptions import ConfigurationError
+
+    text = value.strip()
+    try:
+        raw = base64.urlsafe_b64decode(text.encode("ascii"))
+        valid = len(raw) == 32 and text == value and re.fullmatch(r"[A-Za-z0-9_-]{43}=", text)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"{variable} is not a key: use 32 random bytes in urlsafe base64 (44 characters), "
+            "e.g. python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32))"
+            ".decode())'; unset it to make unsigned backups"
+        )
+    return text
 
 
 def load_settings() -> Settings:

@@ -115,12 +115,15 @@ def _launch(
 def _echo_report(f: dict[str, Any]) -> None:
     """One table's maintenance figures (``MaintenanceReport.as_dict``) as a few lines."""
     dry_run = bool(f["dry_run"])
-    click.echo(f"aura.{f['table']}{' (dry run)' if dry_run else ''}")
-    outcome = "to rewrite" if dry_run else f"-> {f['compaction.files_added']} file(s)"
-    click.echo(
-        f"  compaction: {f['compaction.partitions']} partition(s), "
-        f"{f['compaction.files_removed']} small file(s) {outcome}"
-    )
+    click.echo(f"aura.{f['table']}{' (dry run: nothing changed)' if dry_run else ''}")
+    if f.get("compaction.skipped"):
+        click.echo(f"  compaction: skipped ({f['compaction.skipped']})")
+    else:
+        outcome = "to rewrite" if dry_run else f"-> {f['compaction.files_added']} file(s)"
+        click.echo(
+            f"  compaction: {f['compaction.partitions']} partition(s), "
+            f"{f['compaction.files_removed']} small file(s) {outcome}"
+        )
     if f["compaction.conflicts"]:
         click.echo(f"    gave up on {f['compaction.conflicts']} partition(s): a writer was first")
     click.echo(
@@ -132,6 +135,13 @@ def _echo_report(f: dict[str, Any]) -> None:
         f"{' to delete' if dry_run else ' deleted'} ({f['orphans.too_young']} within the grace "
         "period)"
     )
+    if dry_run:  # nothing changed: show the table as it is, not an unchanged "after"
+        click.echo(
+            f"  now: {f['before.snapshots']} snapshot(s), {f['before.live_data_files']} live "
+            f"file(s), stored {f['before.stored_files']} files / "
+            f"{_mib(f['before.stored_bytes'])}"
+        )
+        return
     click.echo(
         f"  snapshots {f['before.snapshots']} -> {f['after.snapshots']}, live files "
         f"{f['before.live_data_files']} -> {f['after.live_data_files']}, stored "

@@ -21,13 +21,22 @@ def topology() -> None:
 def similar(run_id: str, tenant: str | None, k: int) -> None:
     """The K runs of the same tenant closest in shape to RUN_ID (exact bottleneck re-ranking)."""
     from lakehouse.stores import open_qdrant
-    from lakehouse.topology.retrieval import similar_runs
+    from lakehouse.topology.ingest import rebuild_index
+    from lakehouse.topology.retrieval import COLLECTION, similar_runs
 
     settings = Settings.from_env()
+    lh = Lakehouse(settings)
     if tenant is None:
-        tenant = _tenant_of(Lakehouse(settings), run_id)
+        tenant = _tenant_of(lh, run_id)
     client = open_qdrant(settings)
     try:
+        if not client.collection_exists(COLLECTION):  # a restored home: Qdrant is not backed up
+            points = rebuild_index(lh, client)
+            click.echo(
+                f"the similarity index was missing; rebuilt it from topology_history "
+                f"({points} run(s))",
+                err=True,
+            )
         hits = similar_runs(client, tenant, run_id=run_id, k=k)
     except KeyError as exc:
         raise AuraError(

@@ -126,9 +126,8 @@ def remove_orphans(
     name = lh.spec(table).name
     warehouse = lh.settings.warehouse
     if name in ARTIFACTS and (warehouse.startswith("file:") or "://" not in warehouse):
-        column, directory = ARTIFACTS[name]
-        root = local_path(warehouse) / directory
-        _orphans.remove_orphan_artifacts(iceberg, column, root, report, grace=grace)
+        root = local_path(warehouse) / ARTIFACTS[name][1]
+        _orphans.remove_orphan_artifacts(iceberg, name, root, report, grace=grace)
     return report
 
 
@@ -182,6 +181,7 @@ class MaintenanceReport:
             "dry_run": self.dry_run,
             **{f"before.{k}": v for k, v in asdict(self.before).items()},
             **{f"after.{k}": v for k, v in asdict(self.after).items()},
+            "compaction.skipped": self.compaction.skipped or "",
             "compaction.partitions": len(self.compaction.partitions),
             "compaction.files_removed": self.compaction.files_removed,
             "compaction.files_added": self.compaction.files_added,
@@ -210,22 +210,33 @@ def maintain(
     lineage: Lineage | None = None,
 ) -> MaintenanceReport:
     """Compact, expire snapshots, then remove orphans; in that order, so compaction's replaced
-    files are freed once their snapshots expire."""
+    files are freed once their snapshots expire.
+
+    Runs on every table of a real home: a table without ``branch`` (an empty table has no
+    ``main`` yet; a table the experiment did not touch has no experiment branch) skips
+    compaction and says so in ``compaction.skipped``; bookkeeping tables, written on main
+    whatever the branch, compact main. Expiry and orphan removal run either way.
+    """
+    spec = lh.spec(table)
+    target = MAIN_BRANCH if spec.bookkeeping else branch
     before = table_stats(lh, table)
-    compacted = compact(
-        lh,
-        table,
-        branch=branch,
-        target_file_bytes=target_file_bytes,
-        min_files=min_files,
-        dry_run=dry_run,
-        lineage=lineage,
-    )
+    if target in lh.table(table).metadata.refs:
+        compacted = compact(
+            lh,
+            table,
+            branch=target,
+            target_file_bytes=target_file_bytes,
+            min_files=min_files,
+            dry_run=dry_run,
+            lineage=lineage,
+        )
+    else:
+        compacted = CompactionReport(
+            f"aura.{spec.name}", target, dry_run, target_file_bytes, skipped=f"no branch {target!r}"
+        )
     expired = expire_snapshots(
         lh, table, older_than=older_than, retain_last=retain_last, dry_run=dry_run
     )
     orphans = remove_orphans(lh, table, grace=orphan_grace, dry_run=dry_run)
-    after = table_stats(lh, table)
-    return MaintenanceReport(
-        lh.spec(table).name, dry_run, before, after, compacted, expired, orphans
-    )
+    after = before if dry_run else table_stats(lh, table)
+    return MaintenanceReport(spec.name, dry_run, before, after, compacted, expired, orphans)

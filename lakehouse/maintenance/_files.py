@@ -1,9 +1,9 @@
-"""What a table's metadata references, and what lies under its location.
+"""What a table's metadata references, what lies under its location, and paths in a warehouse.
 
-Shared by snapshot expiry and orphan removal. A file is *referenced* when the current
-metadata file, a metadata file in the metadata log, a snapshot's manifest list, one of its
-manifests or one of their entries (live or deleted) names it. Paths are compared as the
-catalog wrote them (full URIs).
+Shared by snapshot expiry, orphan removal and backup/restore. A file is *referenced* when the
+current metadata file, a metadata file in the metadata log, a snapshot's manifest list, one of
+its manifests or one of their entries (live or deleted) names it. Paths are compared in one form
+(:func:`normalise`: ``file:/x``, ``file:///x`` and ``/x`` are the same path).
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from pyarrow import fs
 from pyiceberg.manifest import ManifestFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
+
+from lakehouse.table.paths import artifact_rel, join, normalise, relative, under
+
+__all__ = ["artifact_rel", "join", "normalise", "relative", "under"]  # re-exported
 
 
 @dataclass
@@ -136,6 +140,13 @@ def artifact_uris(table: Table, column: str) -> set[str]:
         rows = table.scan(snapshot_id=ref.snapshot_id, selected_fields=(column,)).to_arrow()
         uris |= {uri for uri in rows.column(column).to_pylist() if uri}
     return uris
+
+
+def artifact_dirs(table: Table, name: str) -> set[str]:
+    """Warehouse-relative directories of the artifacts rows on any ref of ``name`` name."""
+    column, directory = ARTIFACTS[name]
+    rels = (artifact_rel(directory, uri) for uri in artifact_uris(table, column))
+    return {rel for rel in rels if rel is not None}
 
 
 def local_path(uri: str) -> Path:

@@ -38,7 +38,6 @@ way leaves the tables registered so far (restore into a fresh catalog again).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import logging
@@ -48,57 +47,43 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import pyarrow as pa
-from pyiceberg.avro.codecs import AvroCompressionCodec
-from pyiceberg.avro.file import AvroFile
+import pyarrow.parquet as pq
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.io import FileIO, load_file_io
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import (
-    DataFile,
-    ManifestContent,
-    ManifestFile,
-    ManifestWriter,
-    ManifestWriterV1,
-    ManifestWriterV2,
+    DataFileContent,
+    FileFormat,
     read_manifest_list,
-    write_manifest_list,
 )
-from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import StaticTable
-from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lakehouse.exceptions import AuraError
-from lakehouse.maintenance import _files
+from lakehouse.maintenance import _files, _manifest, _rebase
+from lakehouse.maintenance._manifest import (
+    ARTIFACT,
+    DATA,
+    FILES,
+    FORMAT,
+    HISTORY,
+    MANIFEST,
+    MANIFEST_FILE,
+    MANIFEST_LIST,
+    METADATA,
+    ORDER,
+    STATISTICS,
+    BackupError,
+)
 from lakehouse.settings import NAMESPACE, Settings, redact_url
-from lakehouse.table.catalog import open_catalog
+from lakehouse.table.catalog import RESTORE_MARKER, forget_checks, open_catalog
 
 log = logging.getLogger(__name__)
 
-FORMAT = "aura-backup/1"
-MANIFEST = "manifest.json"
-FILES = "files"
 _CHUNK = 8 * 1024 * 1024
-
-# Kinds of file, in the order a restore writes them (rewritten Avro before what names it).
-ARTIFACT, DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA = (
-    "artifact",
-    "data",
-    "statistics",
-    "manifest",
-    "manifest_list",
-    "metadata",
-)
-_ORDER = (ARTIFACT, DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA)
-
-
-class BackupError(AuraError):
-    """A backup, verification or restore cannot proceed as asked."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +100,10 @@ class BackupReport:
     copied_bytes: int
     seconds: float
     changed: list[str] = field(default_factory=list)  # same path, different checksum
+    digest: str = ""  # sha256 of the manifest: give it to `aura restore --expect-digest`
+    signed: bool = False  # signed with AURA_BACKUP_KEY
+    removed_files: int = 0  # files of earlier backups the current manifest no longer lists
+    removed_manifests: int = 0  # earlier manifests naming such files
 
 
 @dataclass
@@ -127,10 +116,20 @@ class VerifyReport:
     bytes: int = 0
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)  # hostile paths or names, symlinks
+    unlisted: list[str] = field(default_factory=list)  # files and old manifests not current
+    signature: str = "unsigned"  # signed, unsigned, invalid or unverifiable (no key)
+    digest: str = ""
+    untrusted: str = ""  # why the manifest cannot be trusted ("" when it can)
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.corrupt
+        return self.restorable and not self.unlisted
+
+    @property
+    def restorable(self) -> bool:
+        """Everything a restore reads is present, intact, confined and trusted."""
+        return not (self.missing or self.corrupt or self.unsafe or self.untrusted)
 
 
 @dataclass(frozen=True)
@@ -144,6 +143,10 @@ class RestoreReport:
     bytes: int
     rewritten: int  # metadata, manifest list and manifest files whose paths were rebased
     seconds: float
+    signature: str = "unsigned"  # signed (checked with AURA_BACKUP_KEY) or unsigned
+    digest: str = ""
+    started_over: bool = False  # an interrupted restore into this home was undone first
+    archived_threads: int = 0  # checkpoint threads the hot store now reads through to
 
 
 # --------------------------------------------------------------------------- backup
@@ -167,6 +170,7 @@ def backup(
     """
     started = time.perf_counter()
     root = Path(dest).expanduser().resolve()
+    _refuse_inside_warehouse(root, settings)
     previous = _previous_manifest(root, incremental)
     catalog = open_catalog(settings)
     created_at = datetime.now(UTC).isoformat()
@@ -181,11 +185,11 @@ def backup(
         table = StaticTable.from_metadata(location, properties=catalog.properties)
         tables[name] = _describe(table, location, settings.warehouse)
         for path, kind in _referenced(table):
-            rel = _relative(path, settings.warehouse)
+            rel = _rebase.relative(path, settings.warehouse)
             wanted[rel] = kind
             sources[rel] = path
-        for path in _artifacts(name, table):
-            rel = _relative(path, settings.warehouse)
+        for path in _artifacts(name, table, settings.warehouse):
+            rel = _rebase.relative(path, settings.warehouse)
             wanted[rel] = ARTIFACT
             sources[rel] = path
 
@@ -223,7 +227,9 @@ def backup(
         "tables": tables,
         "files": files,
     }
-    _write_manifest(root, manifest)
+    manifest = _manifest.sign(manifest, settings.backup_key)
+    _manifest.write(root, manifest)
+    pruned = _prune(root, manifest)
     report = BackupReport(
         dest=str(root),
         created_at=created_at,
@@ -235,6 +241,10 @@ def backup(
         copied_bytes=copied_bytes,
         seconds=time.perf_counter() - started,
         changed=changed,
+        digest=_manifest.digest(manifest),
+        signed=settings.backup_key is not None,
+        removed_files=pruned[0],
+        removed_manifests=pruned[1],
     )
     log.info(
         "backup of %d table(s) to %s: %d files, %d copied (%d bytes) in %.2fs",
@@ -246,6 +256,63 @@ def backup(
         report.seconds,
     )
     return report
+
+
+def _refuse_inside_warehouse(root: Path, settings: Settings) -> None:
+    """A destination in the warehouse would be deleted by orphan removal; one that holds the
+    warehouse would copy the backup into itself."""
+    warehouse = settings.warehouse
+    if "://" in warehouse and not warehouse.startswith("file:"):
+        return  # an object store: a local DEST cannot lie inside it
+    local = _files.normalise(os.path.realpath(_files.local_path(warehouse)))
+    here = _files.normalise(str(root))
+    if here == local or _files.under(here, local) or _files.under(local, here):
+        raise BackupError(
+            f"the backup destination {root} overlaps the warehouse {warehouse}: orphan removal "
+            "(`aura maintain`) deletes every file there that no table references, the backup "
+            "included. Give a directory outside the warehouse, ideally on another disk"
+        )
+
+
+def _prune(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
+    """Delete what the current manifest does not list: files of earlier backups (erased data
+    among them) and earlier manifests that name a file or checksum the backup no longer holds.
+
+    Runs after the manifest is written, so a kill leaves the new backup complete and the next
+    backup finishes the pruning. Returns (files, manifests) removed.
+    """
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    removed_files = 0
+    for rel in _manifest.unlisted_files(root / FILES, files):
+        (root / FILES / rel).unlink(missing_ok=True)
+        removed_files += 1
+    for directory in sorted((root / FILES).rglob("*"), key=lambda p: -len(p.parts)):
+        if directory.is_dir() and not directory.is_symlink() and not any(directory.iterdir()):
+            directory.rmdir()
+    removed_manifests = 0
+    current = _manifest.history_name(manifest)
+    for old in sorted((root / HISTORY).glob("*.json")):
+        if old.name == current:
+            continue
+        try:
+            listed = json.loads(old.read_text()).get("files", {})
+            kept = all(
+                files.get(rel, {}).get("sha256") == entry.get("sha256")
+                for rel, entry in listed.items()
+            )
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            kept = False
+        if not kept:
+            old.unlink()
+            removed_manifests += 1
+    if removed_files or removed_manifests:
+        log.info(
+            "backup %s: removed %d file(s) and %d manifest(s) the current backup no longer lists",
+            root,
+            removed_files,
+            removed_manifests,
+        )
+    return removed_files, removed_manifests
 
 
 def _previous_manifest(root: Path, incremental: bool) -> dict[str, Any] | None:
@@ -287,7 +354,7 @@ def _describe(table: StaticTable, location: str, warehouse: str) -> dict[str, An
         rows = int(total) if total is not None else None
     return {
         "metadata_location": location,
-        "metadata": _relative(location, warehouse),
+        "metadata": _rebase.relative(location, warehouse),
         "format_version": metadata.format_version,
         "current_snapshot_id": metadata.current_snapshot_id,
         "snapshot_ids": [s.snapshot_id for s in metadata.snapshots],
@@ -313,62 +380,21 @@ def _referenced(table: StaticTable) -> Iterator[tuple[str, str]]:
         yield path, STATISTICS
 
 
-def _artifacts(name: str, table: StaticTable) -> Iterator[str]:
+def _artifacts(name: str, table: StaticTable, warehouse: str) -> Iterator[str]:
     """The files of the artifact directories that rows on any ref of ``name`` name."""
     if name not in _files.ARTIFACTS:
         return
-    column, _ = _files.ARTIFACTS[name]
-    for uri in sorted(_files.artifact_uris(table, column)):
+    for rel in sorted(_files.artifact_dirs(table, name)):
+        uri = _files.join(warehouse, rel)
         directory = _files.local_path(uri)
         found = _files.directory_files(directory)
         if not found:
             raise BackupError(
-                f"{name} names the artifact {uri}, which is missing or empty; the backup would "
-                "not restore it"
+                f"{name} names the artifact {rel}, which is missing or empty under {warehouse}; "
+                "the backup would not restore it"
             )
         for path in found:
-            yield f"{uri.rstrip('/')}/{path.relative_to(directory).as_posix()}"
-
-
-def _rebase_artifacts(
-    catalog: SqlCatalog, name: str, source_warehouse: str, rebase: Callable[[str], str]
-) -> int:
-    """Commit main's rows of ``name`` with their artifact URIs moved to the target warehouse.
-
-    Branches and tags keep the source URIs (their rows are history); readers resolve those
-    under the target warehouse (``lakehouse.router.versions.artifact_path``). Returns the
-    number of rows rewritten (0: no commit).
-    """
-    column, _ = _files.ARTIFACTS[name]
-    table = catalog.load_table((NAMESPACE, name))
-    if table.current_snapshot() is None:
-        return 0
-    rows = table.scan().to_arrow()
-    uris = rows.column(column).to_pylist()
-    moved = [_as_uri(rebase(u)) if u and _under(u, source_warehouse) else u for u in uris]
-    changed = sum(1 for a, b in zip(uris, moved, strict=True) if a != b)
-    if changed:
-        index = rows.schema.get_field_index(column)
-        rows = rows.set_column(
-            index, rows.schema.field(index), pa.array(moved, rows.schema.field(index).type)
-        )
-        table.overwrite(rows, snapshot_properties={"aura.operation": "restore-rebase-artifacts"})
-    return changed
-
-
-def _as_uri(path: str) -> str:
-    return path if "://" in path else Path(path).as_uri()
-
-
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    text = json.dumps(manifest, indent=1, sort_keys=True)
-    history = root / "manifests"
-    history.mkdir(parents=True, exist_ok=True)
-    stamp = manifest["created_at"].replace(":", "").replace("+0000", "Z")
-    (history / f"{stamp}.json").write_text(text)
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, root / MANIFEST)
+            yield f"{uri}/{path.relative_to(directory).as_posix()}"
 
 
 def load_manifest(root: str | Path) -> dict[str, Any]:
@@ -377,105 +403,235 @@ def load_manifest(root: str | Path) -> dict[str, Any]:
     Raises:
         BackupError: there is no readable aura backup manifest there.
     """
-    path = Path(root) / MANIFEST
-    try:
-        manifest = cast(dict[str, Any], json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise BackupError(f"{root} holds no backup ({MANIFEST} is missing)") from None
-    except json.JSONDecodeError as exc:
-        raise BackupError(f"{path} is not valid JSON ({exc}); the backup is damaged") from None
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"{path} is not an {FORMAT} manifest")
-    return manifest
+    return _manifest.load(root)
 
 
 # --------------------------------------------------------------------------- verify
 
 
-def verify(root: str | Path) -> VerifyReport:
-    """Recompute every file's size and sha256 against the manifest."""
+def verify(
+    root: str | Path, *, key: str | None = None, expect_digest: str | None = None
+) -> VerifyReport:
+    """Check a backup: every listed file present with its size and sha256, paths and names safe,
+    nothing unlisted kept, the manifest signed by ``key`` (or matching ``expect_digest``)."""
     root = Path(root).expanduser().resolve()
     manifest = load_manifest(root)
-    report = VerifyReport(str(root), manifest["created_at"])
-    for rel, entry in sorted(manifest["files"].items()):
+    report = VerifyReport(str(root), str(manifest.get("created_at")))
+    report.digest = _manifest.digest(manifest)
+    report.signature = _manifest.signature_status(manifest, key)
+    report.untrusted = _manifest.trust_problem(manifest, key, expect_digest)
+    report.unsafe = _manifest.structure_problems(manifest)
+    if report.unsafe:
+        return report  # paths and names are not safe to look at
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    report.unsafe += [
+        f"{rel} is a symlink or not a regular file"
+        for rel in _manifest.unsafe_paths(root / FILES, files)
+    ]
+    for rel, entry in sorted(files.items()):
         report.files += 1
         report.bytes += entry["size"]
         path = root / FILES / rel
         if not path.is_file():
             report.missing.append(rel)
             continue
+        if path.is_symlink():
+            continue  # reported as unsafe, never read
         if path.stat().st_size != entry["size"] or _local_checksum(path) != entry["sha256"]:
             report.corrupt.append(rel)
-    for name, table in manifest["tables"].items():
-        if table["metadata"] not in manifest["files"]:
-            report.missing.append(f"{table['metadata']} (metadata of {name})")
+    report.unlisted = _manifest.unlisted_files(root / FILES, files)
+    current = _manifest.history_name(manifest)
+    for old in sorted((root / HISTORY).glob("*.json")):
+        if old.name == current:
+            continue
+        try:
+            listed = json.loads(old.read_text()).get("files", {})
+            stale = any(
+                files.get(r, {}).get("sha256") != e.get("sha256") for r, e in listed.items()
+            )
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            stale = True
+        if stale:
+            report.unlisted.append(f"{HISTORY}/{old.name}")
+    if not report.corrupt and not report.missing and not report.unsafe:
+        report.unsafe += _consistency_problems(root, manifest)
     return report
+
+
+def _consistency_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
+    """What the tables' own metadata contradicts in the manifest, or names outside the backup.
+
+    Every file a table's metadata, manifest lists and manifests reference must be listed with
+    its kind (and a live data file with the size and row count its manifest entry records); the
+    table's location and write paths must lie in the source warehouse; its snapshots and refs
+    must be those the manifest describes.
+    """
+    problems: list[str] = []
+    for name, described in sorted(manifest["tables"].items()):
+        try:
+            problems += _table_problems(root, manifest, name, described)
+        except Exception as exc:  # pyiceberg and pyarrow raise many types for a malformed file
+            problems.append(f"the metadata of {name} cannot be read ({type(exc).__name__})")
+    return problems
+
+
+def _table_problems(
+    root: Path, manifest: dict[str, Any], name: str, described: dict[str, Any]
+) -> list[str]:
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    warehouse: str = manifest["source"]["warehouse"]
+    local = PyArrowFileIO()
+    problems: list[str] = []
+
+    def listed(path: str, kind: str, what: str) -> str | None:
+        rel = _files.relative(path, warehouse)
+        if rel is None or not _manifest.safe_rel(rel):
+            problems.append(f"{name}: {what} {path} lies outside the source warehouse")
+            return None
+        if files.get(rel, {}).get("kind") != kind:
+            problems.append(f"{name}: {what} {path} is not a {kind} file of the backup")
+            return None
+        return str(root / FILES / rel)
+
+    metadata = FromInputFile.table_metadata(
+        local.new_input(str(root / FILES / described["metadata"]))
+    )
+    for what, value in [("location", metadata.location)] + [
+        (key, value)
+        for key, value in metadata.properties.items()
+        if key.startswith("write.") and key.endswith(".path")
+    ]:
+        if _files.relative(value, warehouse) is None:
+            problems.append(f"{name}: its {what} {value} lies outside the source warehouse")
+    refs = {
+        n: {"type": r.snapshot_ref_type.value, "snapshot_id": r.snapshot_id}
+        for n, r in metadata.refs.items()
+    }
+    problems += _manifest.ref_problems(name, refs)
+    if (
+        refs != described.get("refs")
+        or metadata.current_snapshot_id != described.get("current_snapshot_id")
+        or sorted(s.snapshot_id for s in metadata.snapshots)
+        != sorted(described.get("snapshot_ids") or [])
+    ):
+        problems.append(f"{name}: its metadata's snapshots or refs differ from the manifest's")
+    for statistics in metadata.statistics + metadata.partition_statistics:
+        listed(statistics.statistics_path, STATISTICS, "statistics file")
+    seen: set[str] = set()
+    for snapshot in metadata.snapshots:
+        manifest_list = listed(snapshot.manifest_list, MANIFEST_LIST, "manifest list")
+        if manifest_list is None:
+            continue
+        for mf in read_manifest_list(local.new_input(manifest_list)):
+            if mf.manifest_path in seen:
+                continue
+            seen.add(mf.manifest_path)
+            path = listed(mf.manifest_path, MANIFEST_FILE, "manifest")
+            if path is None:
+                continue
+            moved = _rebase.clone(mf)
+            _rebase.set_field(moved, "manifest_path", path)
+            for entry in moved.fetch_manifest_entry(local, discard_deleted=True):
+                data = entry.data_file
+                found = listed(data.file_path, DATA, "data file")
+                if found is None:
+                    continue
+                rows = (
+                    pq.read_metadata(found).num_rows
+                    if data.file_format == FileFormat.PARQUET
+                    and data.content == DataFileContent.DATA
+                    else data.record_count
+                )
+                if Path(found).stat().st_size != data.file_size_in_bytes or (
+                    rows != data.record_count
+                ):
+                    problems.append(
+                        f"{name}: data file {data.file_path} is not the file its manifest "
+                        "names (size or row count differ)"
+                    )
+    return problems
 
 
 # --------------------------------------------------------------------------- restore
 
 
-def restore(src: str | Path, settings: Settings) -> RestoreReport:
+def restore(
+    src: str | Path,
+    settings: Settings,
+    *,
+    expect_digest: str | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> RestoreReport:
     """Restore the backup in ``src`` into the (empty) catalog and warehouse of ``settings``.
 
+    Nothing in the backup is trusted: it must pass :func:`verify` (paths, names, checksums, the
+    signature with ``AURA_BACKUP_KEY`` or ``expect_digest``, and the tables' own metadata)
+    before anything is written. The target catalog is marked before the first write and
+    unmarked after the last table is registered: until then every command refuses the home
+    (:func:`lakehouse.table.catalog.check_home`), and running the same restore again undoes the
+    unfinished one and starts over. ``on_progress`` is called after each step (tests kill there).
+
     Raises:
-        BackupError: the backup fails verification, the target catalog already holds tables, or
-            a target file already exists.
+        BackupError: the backup fails verification, the target catalog already holds tables
+            (and no unfinished restore of this backup), or a target file already exists.
     """
     started = time.perf_counter()
     root = Path(src).expanduser().resolve()
-    checked = verify(root)
-    if not checked.ok:
+    checked = verify(root, key=settings.backup_key, expect_digest=expect_digest)
+    if not checked.restorable:
+        first = (checked.untrusted and [checked.untrusted]) or checked.unsafe[:3]
         raise BackupError(
             f"backup {root} fails verification ({len(checked.missing)} missing, "
-            f"{len(checked.corrupt)} corrupt file(s)); run `aura backup verify {root}`"
+            f"{len(checked.corrupt)} corrupt, {len(checked.unsafe)} unsafe file(s) or name(s)"
+            + (f": {'; '.join(first)}" if first else "")
+            + f"); nothing was restored. `aura backup verify {root}` lists every problem"
         )
     manifest = load_manifest(root)
-    catalog = open_catalog(settings)
-    existing = catalog.list_tables(NAMESPACE)
-    if existing:
-        names = ", ".join(".".join(t) for t in existing)
-        raise BackupError(
-            f"the target catalog {settings.catalog_name!r} at {redact_url(settings.catalog_uri)} "
-            f"is not empty ({names}); restore into a new AURA_HOME (--home) or catalog name"
-        )
+    if _manifest.digest(manifest) != checked.digest:
+        raise BackupError(f"{root}/{MANIFEST} changed while it was checked; run restore again")
+    progress = on_progress or (lambda step: None)
+    catalog = open_catalog(settings, check=False)
+    forget_checks(settings)
     files: dict[str, dict[str, Any]] = manifest["files"]
     target_io = load_file_io(catalog.properties, settings.warehouse)
-    for rel in files:
-        target = _join(settings.warehouse, rel)
-        if target_io.new_input(target).exists():
-            raise BackupError(f"{target} already exists; restore into an empty warehouse")
+    started_over = _claim(catalog, settings, root, checked.digest, files, target_io)
+    progress("claimed")
 
     source_warehouse = manifest["source"]["warehouse"]
     rebase = None
-    if _norm(source_warehouse) != _norm(settings.warehouse):
+    if _files.normalise(source_warehouse) != _files.normalise(settings.warehouse):
 
         def rebase(path: str) -> str:
-            return _join(settings.warehouse, _relative(path, source_warehouse))
+            return _files.join(settings.warehouse, _rebase.relative(path, source_warehouse))
 
-    rewriter = _Rewriter(root / FILES, source_warehouse, target_io, rebase)
+    rewriter = _rebase.Rewriter(root / FILES, source_warehouse, target_io, rebase)
     rewritten = 0
-    for kind in _ORDER:
+    for kind in ORDER:
         if rebase is not None and kind == MANIFEST_FILE:
             continue  # written with the manifest lists that name them
         if rebase is not None and kind == MANIFEST_LIST:
             rewritten += rewriter.manifest_lists(manifest["tables"])
+            progress(kind)
             continue
         for rel, entry in files.items():
             if entry["kind"] != kind:
                 continue
-            target = _join(settings.warehouse, rel)
+            target = _files.join(settings.warehouse, rel)
             if rebase is not None and kind == METADATA:
                 rewriter.metadata(rel, target)
                 rewritten += 1
             else:
                 _copy(PyArrowFileIO(), str(root / FILES / rel), target, target_io)
+            progress(kind)
     tables = []
     for name, table in sorted(manifest["tables"].items()):
-        catalog.register_table((NAMESPACE, name), _join(settings.warehouse, table["metadata"]))
+        metadata = _files.join(settings.warehouse, table["metadata"])
+        catalog.register_table((NAMESPACE, name), metadata)
         tables.append(name)
-        if rebase is not None and name in _files.ARTIFACTS:
-            rewritten += _rebase_artifacts(catalog, name, source_warehouse, rebase)
+        progress("registered")
+    catalog.update_namespace_properties(NAMESPACE, removals={RESTORE_MARKER})
+    forget_checks(settings)
+    threads = _mark_archived_threads(settings) if _CHECKPOINTS in manifest["tables"] else 0
     report = RestoreReport(
         home=str(settings.home),
         warehouse=settings.warehouse,
@@ -484,179 +640,81 @@ def restore(src: str | Path, settings: Settings) -> RestoreReport:
         bytes=checked.bytes,
         rewritten=rewritten,
         seconds=time.perf_counter() - started,
+        signature=checked.signature,
+        digest=checked.digest,
+        started_over=started_over,
+        archived_threads=threads,
     )
     log.info("restored %d table(s) from %s into %s", len(tables), root, settings.warehouse)
     return report
 
 
-class _DeleteManifestWriterV2(ManifestWriterV2):
-    def content(self) -> ManifestContent:
-        return ManifestContent.DELETES
-
-    @property
-    def _meta(self) -> dict[str, str]:
-        return {**super()._meta, "content": "deletes"}
+_CHECKPOINTS = "workflow_checkpoints"
 
 
-class _Rewriter:
-    """Writes a backup's metadata, manifest lists and manifests with rebased paths."""
+def _mark_archived_threads(settings: Settings) -> int:
+    """Mark the threads the restored checkpoint archive holds in the target's hot store, so
+    ``aura checkpoints show`` reads through to the archive (it reads it only for marked
+    threads); returns how many."""
+    from lakehouse.checkpoints import AuraCheckpointSaver, CheckpointArchive
+    from lakehouse.core import Lakehouse
 
-    def __init__(
-        self,
-        files: Path,
-        source_warehouse: str,
-        target_io: FileIO,
-        rebase: Callable[[str], str] | None,
-    ) -> None:
-        self.files = files
-        self.source_warehouse = source_warehouse
-        self.io = target_io
-        self.local = PyArrowFileIO()
-        self.rebase = rebase or (lambda path: path)
-        self.lengths: dict[str, int] = {}  # rewritten manifest (source path) -> new length
+    with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
+        return CheckpointArchive(Lakehouse(settings)).mark_threads(saver)
 
-    def local_path(self, path: str) -> str:
-        return str(self.files / _relative(path, self.source_warehouse))
 
-    def metadata(self, rel: str, target: str) -> None:
-        raw = (self.files / rel).read_bytes()
-        compressed = raw[:2] == b"\x1f\x8b"
-        document = json.loads(gzip.decompress(raw) if compressed else raw)
-        text = json.dumps(self._rebase_json(document)).encode()
-        with self.io.new_output(target).create(overwrite=False) as out:
-            out.write(gzip.compress(text) if compressed else text)
+def _claim(
+    catalog: SqlCatalog,
+    settings: Settings,
+    root: Path,
+    digest: str,
+    files: dict[str, dict[str, Any]],
+    target_io: FileIO,
+) -> bool:
+    """Mark the target as being restored from this backup; returns whether an unfinished
+    restore of the same backup was undone first.
 
-    def _rebase_json(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: self._rebase_json(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._rebase_json(v) for v in value]
-        if isinstance(value, str) and _under(value, self.source_warehouse):
-            return self.rebase(value)
-        return value
-
-    def manifest_lists(self, tables: dict[str, Any]) -> int:
-        """Rewrite every snapshot's manifest list (and, once each, its manifests)."""
-        count = 0
-        for table in tables.values():
-            metadata = FromInputFile.table_metadata(
-                self.local.new_input(str(self.files / table["metadata"]))
-            )
-            for snapshot in metadata.snapshots:
-                manifests = [
-                    self._manifest(metadata, mf)
-                    for mf in read_manifest_list(
-                        self.local.new_input(self.local_path(snapshot.manifest_list))
-                    )
-                ]
-                source = self.local_path(snapshot.manifest_list)
-                out = self.io.new_output(self.rebase(snapshot.manifest_list))
-                with write_manifest_list(
-                    format_version=metadata.format_version,  # type: ignore[arg-type]
-                    output_file=out,
-                    snapshot_id=snapshot.snapshot_id,
-                    parent_snapshot_id=snapshot.parent_snapshot_id,
-                    sequence_number=snapshot.sequence_number,
-                    avro_compression=_codec(source),
-                ) as writer:
-                    writer.add_manifests(manifests)
-                count += 1
-        return count + len(self.lengths)
-
-    def _manifest(self, metadata: TableMetadata, manifest: ManifestFile) -> ManifestFile:
-        path = manifest.manifest_path
-        if path not in self.lengths:
-            self.lengths[path] = self._write_manifest(metadata, manifest)
-        moved = _clone(manifest)
-        _set(moved, "manifest_path", self.rebase(path))
-        _set(moved, "manifest_length", self.lengths[path])
-        return moved
-
-    def _write_manifest(self, metadata: TableMetadata, manifest: ManifestFile) -> int:
-        source = self.local_path(manifest.manifest_path)
-        local = _clone(manifest)
-        _set(local, "manifest_path", source)
-        entries = local.fetch_manifest_entry(self.local, discard_deleted=False)
-        with AvroFile[Any](self.local.new_input(source)) as reader:
-            meta = reader.header.meta
-        schema = Schema.model_validate_json(meta["schema"]) if "schema" in meta else None
-        spec = metadata.specs()[manifest.partition_spec_id]
-        target = self.rebase(manifest.manifest_path)
-        writer_type: type[ManifestWriter]
-        if metadata.format_version == 1:
-            writer_type = ManifestWriterV1
-        elif metadata.format_version == 2:
-            deletes = manifest.content == ManifestContent.DELETES
-            writer_type = _DeleteManifestWriterV2 if deletes else ManifestWriterV2
-        else:
+    Raises:
+        BackupError: the catalog holds tables (or an unfinished restore of another backup), or
+            a target file exists that no unfinished restore of this backup wrote.
+    """
+    marker = catalog.load_namespace_properties(NAMESPACE).get(RESTORE_MARKER)
+    existing = catalog.list_tables(NAMESPACE)
+    if marker is not None:
+        try:
+            prior = json.loads(marker)
+        except ValueError:
+            prior = {}
+        if prior.get("digest") != digest:
             raise BackupError(
-                f"cannot rewrite manifests of format version {metadata.format_version}; "
-                "restore into the same warehouse path as the source"
+                f"AURA_HOME {settings.home} holds an unfinished restore from "
+                f"{prior.get('source', 'another backup')}; run that restore again to finish it, "
+                "or restore into a new AURA_HOME (--home)"
             )
-        writer = writer_type(
-            spec,
-            schema or metadata.schema(),
-            self.io.new_output(target),
-            manifest.added_snapshot_id or 0,  # only read back by to_manifest_file (unused)
-            cast(AvroCompressionCodec, meta.get("avro.codec", "deflate")),
-        )
-        with writer:
-            for entry in entries:
-                _set(entry.data_file, "file_path", self.rebase(entry.data_file.file_path))
-                writer.add_entry(entry)
-        return len(self.io.new_input(target))
-
-
-# Positions of the fields rebased in pyiceberg's records (their properties have no setters).
-_POSITIONS = {"manifest_path": 0, "manifest_length": 1, "file_path": 1}
-
-
-def _clone(manifest: ManifestFile) -> ManifestFile:
-    """A copy that does not share its fields with ``manifest`` (``copy.copy`` would)."""
-    return ManifestFile(*(manifest[i] for i in range(len(manifest))))
-
-
-def _set(record: ManifestFile | DataFile, name: str, value: object) -> None:
-    record[_POSITIONS[name]] = value
-    if getattr(record, name) != value:  # a pyiceberg upgrade moved the field
-        raise BackupError(f"cannot set {name} in pyiceberg's {type(record).__name__}")
-
-
-def _codec(path: str) -> AvroCompressionCodec:
-    with AvroFile[Any](PyArrowFileIO().new_input(path)) as reader:
-        return cast(AvroCompressionCodec, reader.header.meta.get("avro.codec", "deflate"))
+        for identifier in existing:  # what the interrupted run registered
+            catalog.drop_table(identifier)
+        for rel in files:  # and what it wrote: every target path is one of the backup's
+            with contextlib.suppress(FileNotFoundError):
+                target_io.delete(_files.join(settings.warehouse, rel))
+        log.info("undid an unfinished restore of %s into %s", root, settings.home)
+    else:
+        if existing:
+            names = ", ".join(".".join(t) for t in existing)
+            raise BackupError(
+                f"the target catalog {settings.catalog_name!r} at "
+                f"{redact_url(settings.catalog_uri)} is not empty ({names}); restore into a new "
+                "AURA_HOME (--home) or catalog name"
+            )
+        for rel in files:
+            target = _files.join(settings.warehouse, rel)
+            if target_io.new_input(target).exists():
+                raise BackupError(f"{target} already exists; restore into an empty warehouse")
+    value = {"source": str(root), "digest": digest, "started_at": datetime.now(UTC).isoformat()}
+    catalog.update_namespace_properties(NAMESPACE, updates={RESTORE_MARKER: json.dumps(value)})
+    return marker is not None
 
 
 # --------------------------------------------------------------------------- files and paths
-
-
-def _norm(path: str) -> str:
-    """``file:/x``, ``file:///x`` and ``/x`` as one form, without a trailing slash."""
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return path.rstrip("/")
-
-
-def _under(path: str, warehouse: str) -> bool:
-    return _norm(path).startswith(_norm(warehouse) + "/")
-
-
-def _relative(path: str, warehouse: str) -> str:
-    if not _under(path, warehouse):
-        raise BackupError(
-            f"{path} lies outside the warehouse {warehouse}; only tables stored under "
-            "AURA_WAREHOUSE can be backed up"
-        )
-    rel = _norm(path)[len(_norm(warehouse)) + 1 :]
-    if ".." in rel.split("/"):
-        raise BackupError(f"{path} leaves the warehouse through '..'")
-    return rel
-
-
-def _join(warehouse: str, rel: str) -> str:
-    return f"{warehouse.rstrip('/')}/{rel}"
 
 
 def _size(path: Path) -> int | None:

@@ -94,6 +94,7 @@ class CompactionReport:
     target_file_bytes: int
     partitions: list[PartitionResult] = field(default_factory=list)
     seconds: float = 0.0
+    skipped: str | None = None  # why nothing was planned (the table has no such branch)
 
     @property
     def files_removed(self) -> int:

@@ -55,11 +55,11 @@ def remove_orphans(
 ) -> OrphanReport:
     """Delete the unreferenced files under ``table``'s location older than ``grace``."""
     stored = _files.list_location(table)  # list before reading metadata: new files look young
-    keep = {_normalise(p) for p in referenced_files(table)}
+    keep = {_files.normalise(p) for p in referenced_files(table)}
     cutoff_ms = int((time.time() - grace.total_seconds()) * 1000)
     report = OrphanReport(".".join(table.name()), dry_run, grace.total_seconds(), len(stored))
     for item in stored:
-        if _normalise(item.path) in keep:
+        if _files.normalise(item.path) in keep:
             continue
         if item.mtime_ms >= cutoff_ms:
             report.too_young += 1
@@ -78,25 +78,18 @@ def remove_orphans(
     return report
 
 
-def _normalise(path: str) -> str:
-    """Compare ``file:/x``, ``file:///x`` and ``/x`` as the same path."""
-    if path.startswith("file:"):
-        path = path[len("file:") :]
-        while path.startswith("//"):
-            path = path[1:]
-    return path
-
-
 def remove_orphan_artifacts(
     table: Table,
-    column: str,
+    name: str,
     root: Path,
     report: OrphanReport,
     *,
     grace: timedelta = DEFAULT_GRACE,
 ) -> None:
-    """Delete the directories under ``root`` that no row on any branch or tag of ``table`` names
-    in ``column`` and whose newest file is older than ``grace`` (adds them to ``report``).
+    """Delete the directories under ``root`` that no row on any branch or tag of ``table`` (the
+    aura table ``name`` of :data:`_files.ARTIFACTS`) names and whose newest file is older than
+    ``grace`` (adds them to ``report``). Rows name directories as the registry resolves them
+    (:func:`lakehouse.table.paths.artifact_rel`), whatever warehouse an old absolute URI names.
 
     A refused candidate's artifact is named by its audit branch until the branch expires
     (``refs.expire_refs``); a version being trained and not yet registered is younger than the
@@ -104,13 +97,10 @@ def remove_orphan_artifacts(
     """
     stored = [d for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
     table.refresh()
-    keep = {
-        _normalise(str(_files.local_path(u))).rstrip("/")
-        for u in _files.artifact_uris(table, column)
-    }
+    keep = {rel.rsplit("/", 1)[-1] for rel in _files.artifact_dirs(table, name)}
     cutoff = time.time() - grace.total_seconds()
     for directory in stored:
-        if _normalise(str(directory)) in keep:
+        if directory.name in keep:
             continue
         files = _files.directory_files(directory)
         if any(f.stat().st_mtime >= cutoff for f in files):

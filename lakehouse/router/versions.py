@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +27,7 @@ from lakehouse.exceptions import ValidationError
 from lakehouse.router.features import training_set
 from lakehouse.router.model import RouterModel
 from lakehouse.router.training import read_training
+from lakehouse.table.paths import artifact_rel
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -51,11 +51,13 @@ def artifact_root(lh: Lakehouse) -> Path:
 
 
 def save_artifact(lh: Lakehouse, model: RouterModel) -> str:
-    """Store ``model`` in the warehouse (idempotent: a version is its content); returns the URI."""
+    """Store ``model`` in the warehouse (idempotent: a version is its content); returns its path
+    relative to the warehouse (``router_models/<version>``), what rows store, so a restored or
+    moved warehouse needs no rewrite."""
     directory = artifact_root(lh) / model.version
     if not (directory / "model.json").exists():
         model.save(directory)
-    return directory.as_uri()
+    return f"{ARTIFACT_DIR}/{model.version}"
 
 
 def model_row(model: RouterModel, artifact_uri: str, status: str = "candidate") -> dict[str, Any]:
@@ -116,16 +118,14 @@ def champion_row(lh: Lakehouse) -> dict[str, Any] | None:
 
 
 def artifact_path(lh: Lakehouse, row: dict[str, Any]) -> Path:
-    """The directory of a ``router_models`` row's artifact.
+    """The directory of a ``router_models`` row's artifact, always in this warehouse.
 
-    The row's ``artifact_uri`` when it exists; otherwise (a row restored from a backup into
-    another warehouse, on a branch the restore did not rebase) ``<warehouse>/router_models/
-    <version>``. Loading verifies the content either way.
+    Rows name it relative to the warehouse; older rows hold an absolute URI, perhaps of the home
+    a backup came from, which resolves by its last part (:func:`lakehouse.table.paths.
+    artifact_rel`). Loading verifies the content (its hash is the version) either way.
     """
-    path = Path(unquote(urlparse(row["artifact_uri"]).path))
-    if path.exists():
-        return path
-    return artifact_root(lh) / row["version"]
+    rel = artifact_rel(ARTIFACT_DIR, row["artifact_uri"] or "")
+    return artifact_root(lh).parent / (rel or f"{ARTIFACT_DIR}/{row['version']}")
 
 
 def load_version(lh: Lakehouse, version: str, branch: str | None = None) -> RouterModel:

@@ -1,20 +1,30 @@
-"""Access to the Iceberg SQL catalog that holds every aura table."""
+"""Access to the Iceberg SQL catalog that holds every aura table.
+
+Before a process uses a catalog, :func:`open_catalog` checks that the home is usable
+(:func:`check_home`): no restore into it is unfinished (``aura restore`` marks the namespace
+before it writes anything and clears the mark when every table is registered), and every table
+the catalog names lies under ``AURA_WAREHOUSE`` (a copied AURA_HOME's catalog still names the
+original's files, so its writes would land in the original's warehouse).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session
 
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import ConfigurationError, HomeStateError
 from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
+from lakehouse.table.paths import normalise
 
 # A catalog server that does not answer within this many seconds is reported as unreachable.
 CONNECT_TIMEOUT_S = 5
@@ -22,15 +32,80 @@ CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 60_000
 
 
-def open_catalog(settings: Settings) -> SqlCatalog:
+RESTORE_MARKER = "aura.restore-in-progress"
+"""Namespace property ``aura restore`` sets before it writes and removes when it has finished."""
+
+_CHECKED: set[tuple[str, str, str]] = set()  # catalogs this process found usable
+
+
+def open_catalog(settings: Settings, *, check: bool = True) -> SqlCatalog:
     """Open (and initialise on first use) the SQL catalog named by ``settings``.
 
     The SQLite catalog file and the file warehouse are created under ``AURA_HOME`` when needed.
-    Catalogs are cached per process and share one connection pool per database URL.
+    Catalogs are cached per process and share one connection pool per database URL. The first
+    open in a process checks the home (:func:`check_home`); ``check=False`` is for ``aura
+    restore`` alone, which repairs what the check refuses.
+
+    Raises:
+        HomeStateError: a restore into this catalog did not finish, or the catalog names tables
+            outside ``AURA_WAREHOUSE``.
     """
-    return _open_catalog(
-        with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse
+    key = (with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse)
+    catalog = _open_catalog(*key)
+    if check and key not in _CHECKED:
+        check_home(catalog, settings)
+        _CHECKED.add(key)
+    return catalog
+
+
+def forget_checks(settings: Settings) -> None:
+    """Make the next :func:`open_catalog` of ``settings`` check the home again."""
+    _CHECKED.discard(
+        (with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse)
     )
+
+
+def check_home(catalog: SqlCatalog, settings: Settings) -> None:
+    """Refuse a home whose restore did not finish, or whose tables lie in another warehouse.
+
+    Raises:
+        HomeStateError: what is wrong and the command that repairs it.
+    """
+    marker = catalog.load_namespace_properties(NAMESPACE).get(RESTORE_MARKER)
+    if marker is not None:
+        try:
+            found = json.loads(marker)
+            source, started = found["source"], found["started_at"]
+        except (ValueError, KeyError, TypeError):
+            source, started = "BACKUP", "an unknown time"
+        raise HomeStateError(
+            f"a restore from {source} into AURA_HOME {settings.home} started at {started} and "
+            f"did not finish; its tables are incomplete. Run `aura restore {source} --home "
+            f"{settings.home}` again: it starts over and finishes"
+        )
+    query = (
+        select(IcebergTables.table_name, IcebergTables.metadata_location)
+        .where(IcebergTables.catalog_name == catalog.name)
+        .where(IcebergTables.table_namespace == NAMESPACE)
+    )
+    with Session(catalog.engine) as session:
+        rows = session.execute(query).all()
+    root = normalise(settings.warehouse) + "/"
+    foreign = sorted(
+        (name, location)
+        for name, location in rows
+        if location and not normalise(location).startswith(root)
+    )
+    if foreign:
+        name, location = foreign[0]
+        raise HomeStateError(
+            f"the catalog {settings.catalog_name!r} at {redact_url(settings.catalog_uri)} keeps "
+            f"{len(foreign)} table(s) outside AURA_WAREHOUSE {settings.warehouse} (aura.{name} "
+            f"at {location}); writes would land in that other warehouse. A copied AURA_HOME "
+            "still names the original's files: copy a home with `aura backup DEST` and `aura "
+            "restore DEST --home NEW` instead, or set AURA_WAREHOUSE to the warehouse the "
+            "catalog names"
+        )
 
 
 def with_timeouts(uri: str) -> str:

@@ -73,8 +73,12 @@ def test_backup_restore_keeps_router_artifacts(world: dict[str, Any], tmp_path: 
     restored = Lakehouse(target)
     row = registry.champion_row(restored)
     assert row is not None and row["version"] == version
+    # the restore adds no commit: router_models is the backed-up table, snapshot for snapshot
+    before, after = lh.table("router_models"), restored.table("router_models")
+    assert after.metadata.current_snapshot_id == before.metadata.current_snapshot_id
+    assert [s.snapshot_id for s in after.snapshots()] == [s.snapshot_id for s in before.snapshots()]
     moved = Path(target.warehouse.removeprefix("file://")) / "router_models" / version
-    assert row["artifact_uri"] == moved.as_uri() and (moved / "model.skops").is_file()
+    assert registry.artifact_path(restored, row) == moved and (moved / "model.skops").is_file()
     registry._CACHE.clear()  # load from the restored home, not the source's cache
     model, why = registry.best_model_for(restored, *ASK)
     assert model in ASK[3] and why.startswith(f"champion {version}")
