@@ -6,19 +6,26 @@ runs, with the tag ``aura/backfill``. Every AURA asset overwrites or merges its 
 re-running a range changes no row count and no content.
 """
 
+import multiprocessing
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 from dagster import AssetKey, AssetSelection, Definitions
 
-from lakehouse.exceptions import ConfigurationError
+from aura_assets.concurrency import worker_tags
+from lakehouse.exceptions import AuraError, ConfigurationError
 from lakehouse.settings import Settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 BACKFILL_TAG = "aura/backfill"
 MAX_DAYS = 3660
+
+
+class BackfillError(AuraError):
+    """A backfill day could not be run at all (not a failed run: the run never started)."""
 
 
 @dataclass(frozen=True)
@@ -81,34 +88,78 @@ def backfill(
     names: Sequence[str],
     first: date,
     last: date,
+    parallel: int = 1,
 ) -> Iterator[DayRun]:
-    """Run the assets ``names`` for each day from ``first`` to ``last``, in order.
+    """Run the assets ``names`` for each day from ``first`` to ``last``.
 
-    Everything is validated before the first run. A failed day stops the backfill (its run is
-    yielded with ``success=False``): later days may depend on it.
+    Everything is validated before the first run. With ``parallel`` > 1, up to that many days
+    run at once, each in its own process (runs of the instance like any other); commits to one
+    table still take turns through the table's pool (:mod:`aura_assets.concurrency`). Days are
+    started in order and yielded as they finish. A failed day stops the backfill: no later day
+    is started (runs already going finish and are yielded), since later days may depend on it.
     """
     from aura_assets.definitions import defs
-    from aura_assets.instance import open_instance
 
     days = days_between(first, last)
     check_days(settings, days)
-    keys = resolve_selection(defs, names)
-    job = defs.resolve_implicit_global_asset_job_def()
+    resolve_selection(defs, names)
     backfill_id = uuid4().hex[:8]
-    instance = open_instance(settings)
-    try:
+    if parallel <= 1:
         for day in days:
-            result = job.execute_in_process(
-                partition_key=day.isoformat(),
-                instance=instance,
-                asset_selection=keys,
-                run_config=QUIET,
-                tags={BACKFILL_TAG: backfill_id},
-                raise_on_error=False,
-            )
-            run = DayRun(day, result.run_id, result.success, backfill_id)
+            run = _run_day(settings, tuple(names), day, backfill_id)
             yield run
             if not run.success:
                 return
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+        pending = iter(days)
+        running: set[Future[DayRun]] = set()
+        failed = False
+        while True:
+            while not failed and len(running) < parallel:
+                following = next(pending, None)
+                if following is None:
+                    break
+                running.add(
+                    pool.submit(_run_day_worker, settings, tuple(names), following, backfill_id)
+                )
+            if not running:
+                return
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: f.result().day):
+                run = future.result()
+                failed = failed or not run.success
+                yield run
+
+
+def _run_day_worker(
+    settings: Settings, names: tuple[str, ...], day: date, backfill_id: str
+) -> DayRun:
+    """:func:`_run_day` in a worker process: an error comes back as one that pickles."""
+    try:
+        return _run_day(settings, names, day, backfill_id)
+    except Exception as exc:
+        raise BackfillError(f"{day}: {type(exc).__name__}: {exc}") from None
+
+
+def _run_day(settings: Settings, names: tuple[str, ...], day: date, backfill_id: str) -> DayRun:
+    """One day's run of a backfill, executed in this process."""
+    from aura_assets.definitions import defs
+    from aura_assets.instance import open_instance
+
+    keys = resolve_selection(defs, names)
+    job = defs.resolve_implicit_global_asset_job_def()
+    instance = open_instance(settings)
+    try:
+        result = job.execute_in_process(
+            partition_key=day.isoformat(),
+            instance=instance,
+            asset_selection=keys,
+            run_config=QUIET,
+            tags={BACKFILL_TAG: backfill_id, **worker_tags()},
+            raise_on_error=False,
+        )
+        return DayRun(day, result.run_id, result.success, backfill_id)
     finally:
         instance.dispose()

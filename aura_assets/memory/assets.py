@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
 
+from aura_assets.concurrency import table_pool
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
@@ -39,6 +40,7 @@ def safe_preview(rows: pa.Table, columns: tuple[str, ...] = PREVIEW_COLUMNS) -> 
 
 
 @multi_asset(
+    pool=table_pool("memory_events"),
     specs=stream_ingest_specs(
         EVENTS,
         REJECTED,
@@ -101,6 +103,7 @@ def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
 
 
 @multi_asset(
+    pool=table_pool("memories"),
     specs=[
         AssetSpec(
             WARM,
