@@ -7,18 +7,30 @@ and asset pages show them, with the tag ``aura/backfill``. Every AURA asset over
 its day by key, so re-running a range changes no row count and no content.
 """
 
+import atexit
+import multiprocessing
 from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import uuid4
 
 from dagster import AssetKey, AssetSelection, Definitions
 
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import AuraError, ConfigurationError
 from lakehouse.settings import Settings
+
+if TYPE_CHECKING:
+    from aura_assets.launch import Launcher
 
 BACKFILL_TAG = "aura/backfill"
 MAX_DAYS = 3660
+
+
+class BackfillError(AuraError):
+    """A backfill day could not be run at all (not a failed run: the run never started)."""
 
 
 @dataclass(frozen=True)
@@ -81,34 +93,91 @@ def backfill(
     names: Sequence[str],
     first: date,
     last: date,
+    parallel: int = 1,
 ) -> Iterator[DayRun]:
-    """Run the assets ``names`` for each day from ``first`` to ``last``, in order.
+    """Run the assets ``names`` for each day from ``first`` to ``last``.
 
-    Everything is validated before the first run. A failed day stops the backfill (its run is
-    yielded with ``success=False``): later days may depend on it.
+    Everything is validated before the first run. With ``parallel`` > 1, up to that many days
+    run at once, each in its own process (runs of the instance like any other); commits to one
+    table still take turns through the table's pool (:mod:`aura_assets.concurrency`). Days are
+    started in order and yielded as they finish. A failed day stops the backfill: no later day
+    is started (runs already going finish and are yielded), since later days may depend on it.
     """
     from aura_assets.definitions import defs
-    from aura_assets.instance import open_instance
-    from aura_assets.launch import CLI_TAG, launcher
 
     days = days_between(first, last)
     check_days(settings, days)
+    resolve_selection(defs, names)
+    backfill_id = uuid4().hex[:8]
+    if parallel <= 1:
+        for day in days:
+            run = _run_day(settings, tuple(names), day, backfill_id)
+            yield run
+            if not run.success:
+                return
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+        pending = iter(days)
+        running: set[Future[DayRun]] = set()
+        failed = False
+        while True:
+            while not failed and len(running) < parallel:
+                following = next(pending, None)
+                if following is None:
+                    break
+                running.add(
+                    pool.submit(_run_day_worker, settings, tuple(names), following, backfill_id)
+                )
+            if not running:
+                return
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: f.result().day):
+                run = future.result()
+                failed = failed or not run.success
+                yield run
+
+
+def _run_day_worker(
+    settings: Settings, names: tuple[str, ...], day: date, backfill_id: str
+) -> DayRun:
+    """:func:`_run_day` in a worker process: an error comes back as one that pickles."""
+    try:
+        return _run_day(settings, names, day, backfill_id)
+    except Exception as exc:
+        raise BackfillError(f"{day}: {type(exc).__name__}: {exc}") from None
+
+
+def _run_day(settings: Settings, names: tuple[str, ...], day: date, backfill_id: str) -> DayRun:
+    """One day's run of a backfill, launched with the code location's origin by this process's
+    launcher (loaded once per process)."""
+    from aura_assets.definitions import defs
+    from aura_assets.launch import CLI_TAG
+
     keys = resolve_selection(defs, names)
     job = defs.resolve_implicit_global_asset_job_def()
-    backfill_id = uuid4().hex[:8]
-    instance = open_instance(settings)
-    try:
-        with launcher(instance) as launch:
-            for day in days:
-                outcome = launch.run(
-                    job.name,
-                    day.isoformat(),
-                    tags={BACKFILL_TAG: backfill_id, CLI_TAG: "backfill"},
-                    asset_selection=keys,
-                )
-                run = DayRun(day, outcome.run_id, outcome.success, backfill_id)
-                yield run
-                if not run.success:
-                    return
-    finally:
-        instance.dispose()
+    outcome = _launcher(settings).run(
+        job.name,
+        day.isoformat(),
+        tags={BACKFILL_TAG: backfill_id, CLI_TAG: "backfill"},
+        asset_selection=keys,
+    )
+    return DayRun(day, outcome.run_id, outcome.success, backfill_id)
+
+
+_LAUNCHERS: dict[Settings, "Launcher"] = {}
+
+
+def _launcher(settings: Settings) -> "Launcher":
+    """This process's launcher for ``settings``' instance, opened on first use and kept (the
+    code location loads once per process, not once per day); closed when the process exits."""
+    if settings not in _LAUNCHERS:
+        from aura_assets.instance import open_instance
+        from aura_assets.launch import launcher
+
+        stack = ExitStack()
+        instance = open_instance(settings)
+        stack.callback(instance.dispose)
+        _LAUNCHERS[settings] = stack.enter_context(launcher(instance))
+        atexit.register(stack.close)
+    return _LAUNCHERS[settings]

@@ -17,6 +17,7 @@ from dagster import DagsterInstance
 from dagster import __version__ as dagster_version
 from dagster._core.instance.ref import InstanceRef
 
+from aura_assets.concurrency import release_dead_runs
 from lakehouse.settings import Settings, postgres_urls
 
 BASE_CONFIG = """\
@@ -27,11 +28,17 @@ telemetry:
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
-  config:
+# The run queue: at most 4 runs at once (4 per backfill). One slot per pool: the steps that
+# commit to one Iceberg table (pool `iceberg/<table>`) take turns across all runs
+# (aura_assets/concurrency.py).
+concurrency:
+  runs:
     max_concurrent_runs: 4
     tag_concurrency_limits:
       - key: dagster/partition_set
         limit: 4
+  pools:
+    default_limit: 1
 # The daemon (started by `aura ui` / `dagster dev`) fails runs that never start, never finish
 # cancelling, or outlive max_runtime_seconds: a run whose process was killed cannot hold a queue
 # slot forever. (Dagster's default launcher cannot check a run worker's health directly.)
@@ -102,8 +109,14 @@ def prepare_dagster_home(settings: Settings) -> Path:
 
 
 def open_instance(settings: Settings) -> DagsterInstance:
-    """The persistent Dagster instance of this AURA_HOME (storage migrated before first use)."""
-    return _instance(settings, prepare_dagster_home(settings))
+    """The persistent Dagster instance of this AURA_HOME (storage migrated before first use).
+
+    Pool slots held by runs whose process died on this host are freed first
+    (:func:`aura_assets.concurrency.release_dead_runs`).
+    """
+    instance = _instance(settings, prepare_dagster_home(settings))
+    release_dead_runs(instance)
+    return instance
 
 
 def _instance(settings: Settings, home: Path) -> DagsterInstance:

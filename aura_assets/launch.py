@@ -40,6 +40,7 @@ from dagster._core.workspace.load import (
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._utils.hosted_user_process import recon_job_from_origin
 
+from aura_assets.concurrency import worker_tags
 from aura_assets.instance import open_instance
 from lakehouse.settings import Settings
 
@@ -108,7 +109,7 @@ class Launcher:
         plan = self._location.get_execution_plan(
             remote_job, config, step_keys_to_execute=None, known_state=None, instance=self.instance
         )
-        run_tags = {**remote_job.tags, **(tags or {})}
+        run_tags = {**remote_job.tags, **worker_tags(), **(tags or {})}
         if partition is not None:
             run_tags[PARTITION_NAME_TAG] = partition
         # The origin the UI records for a run it launches: workspace.yaml's location, not the

@@ -12,6 +12,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from aura_assets.concurrency import table_pool
 from aura_assets.materialize import partition_day, snapshot_result
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
@@ -73,6 +74,7 @@ def _spec(key: AssetKey, description: str) -> AssetSpec:
 
 
 @multi_asset(
+    pool=table_pool(CHECKPOINTS),
     specs=[
         _spec(
             CHECKPOINTS_KEY,

@@ -11,7 +11,14 @@ from lakehouse.settings import Settings
 @click.argument("assets", nargs=-1, required=True)
 @click.option("--from", "first", required=True, type=click.DateTime(["%Y-%m-%d"]))
 @click.option("--to", "last", required=True, type=click.DateTime(["%Y-%m-%d"]))
-def backfill(assets: tuple[str, ...], first: datetime, last: datetime) -> None:
+@click.option(
+    "--parallel",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Days run at once, each in its own process (commits to one table still take turns).",
+)
+def backfill(assets: tuple[str, ...], first: datetime, last: datetime, parallel: int) -> None:
     """Materialise ASSETS (e.g. routing_decisions routing_model_daily) for every day of a range.
 
     Each day is one run in the Dagster instance (`aura ui` shows them); re-running a range
@@ -34,7 +41,7 @@ def backfill(assets: tuple[str, ...], first: datetime, last: datetime) -> None:
         transient=False,
     ) as progress:
         task = progress.add_task("backfill", total=total)
-        for run in run_backfill(settings, assets, first.date(), last.date()):
+        for run in run_backfill(settings, assets, first.date(), last.date(), parallel):
             progress.update(task, advance=1, description=f"{run.day}")
             tag = f"{BACKFILL_TAG}={run.backfill_id}"
             if not run.success:

@@ -21,7 +21,7 @@ def topology() -> None:
 def similar(run_id: str, tenant: str | None, k: int) -> None:
     """The K runs of the same tenant closest in shape to RUN_ID (exact bottleneck re-ranking)."""
     from lakehouse.stores import open_qdrant
-    from lakehouse.topology.ingest import rebuild_index
+    from lakehouse.topology.index import rebuild_index
     from lakehouse.topology.retrieval import COLLECTION, similar_runs
 
     settings = Settings.from_env()

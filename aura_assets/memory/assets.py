@@ -20,6 +20,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from aura_assets.concurrency import table_pool
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
 from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
@@ -45,6 +46,7 @@ def safe_preview(rows: pa.Table, columns: tuple[str, ...] = PREVIEW_COLUMNS) -> 
 
 
 @multi_asset(
+    pool=table_pool("memory_events"),
     specs=stream_ingest_specs(
         EVENTS,
         REJECTED,
@@ -107,6 +109,7 @@ def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
 
 
 @multi_asset(
+    pool=table_pool("memories"),
     specs=[
         AssetSpec(
             WARM,

@@ -22,6 +22,7 @@ from dagster import (
     multi_asset,
 )
 
+from aura_assets.concurrency import table_pool
 from aura_assets.materialize import audited_result, lineage_of
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
@@ -51,6 +52,7 @@ TRAINING_SOURCES = {
 
 
 @asset(
+    pool=table_pool("router_training_set"),
     key=TRAINING,
     partitions_def=DAILY,
     backfill_policy=BackfillPolicy.single_run(),
@@ -104,6 +106,7 @@ class RetrainConfig(Config):
 
 
 @multi_asset(
+    pool=table_pool("router_models"),
     specs=[
         AssetSpec(
             MODEL,

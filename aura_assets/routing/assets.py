@@ -13,6 +13,7 @@ from dagster import (
     multi_asset,
 )
 
+from aura_assets.concurrency import table_pool
 from aura_assets.materialize import (
     audited_result,
     lineage_of,
@@ -39,6 +40,7 @@ INGEST_CODE_VERSION = "routing-ingest-2"
 
 
 @multi_asset(
+    pool=table_pool("routing_decisions"),
     specs=stream_ingest_specs(
         DECISIONS,
         REJECTED,
@@ -131,6 +133,7 @@ def _head(lh: Lakehouse, key: AssetKey) -> int | None:
 
 
 @asset(
+    pool=table_pool("routing_model_daily"),
     partitions_def=DAILY,
     code_version="routing-model-daily-1",
     group_name="routing",

@@ -21,6 +21,7 @@ from dagster import (
     multi_asset,
 )
 
+from aura_assets.concurrency import table_pool
 from aura_assets.materialize import audited_result, partition_day, snapshot_result
 from aura_assets.partitions import DAILY
 from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
@@ -132,6 +133,7 @@ def _current(
 
 
 @multi_asset(
+    pool=table_pool("workflow_runs"),
     specs=stream_ingest_specs(
         RUNS,
         REJECTED,
@@ -177,6 +179,7 @@ def workflow_runs(
 
 
 @asset(
+    pool=table_pool("topology_history"),
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
     code_version="topology-history-1",
@@ -204,6 +207,7 @@ def topology_history(
 
 
 @asset(
+    pool=f"qdrant/{COLLECTION}",
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
     code_version="topology-index-2",
@@ -250,6 +254,7 @@ class DriftConfig(Config):
 
 
 @asset(
+    pool=table_pool(DRIFT_TABLE),
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
     code_version="topology-drift-1",
