@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
+    DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -40,7 +41,12 @@ def _last_id(client: Any) -> str:
     return last.decode() if isinstance(last, bytes) else str(last)
 
 
-@sensor(job=memory_ingest_job, minimum_interval_seconds=60)
+@sensor(
+    job=memory_ingest_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Ingest each day that has unacknowledged memory events (on by default).",
+)
 def memory_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
     """One ingest run per day that has unacknowledged memory events."""
     client = redis.client()
@@ -77,7 +83,13 @@ def compaction_reasons(
     return reasons
 
 
-@sensor(job=memory_compaction_job, minimum_interval_seconds=120)
+@sensor(
+    job=memory_compaction_job,
+    minimum_interval_seconds=120,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Compact the memory tiers when one passes its thresholds or memories have "
+    "expired (on by default).",
+)
 def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
     """Request a compaction when a tier passes its thresholds or memories have expired."""
     client = redis.client()

@@ -2,14 +2,27 @@
 
 from datetime import UTC, datetime
 
-from dagster import RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
 
 from aura_assets.routing.jobs import routing_ingest_job
 from aura_resources.lakehouse import RedisResource
 from lakehouse import routing
 
 
-@sensor(job=routing_ingest_job, minimum_interval_seconds=30)
+@sensor(
+    job=routing_ingest_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Ingest each day that has unacknowledged events on aura:events:routing "
+    "(one run per day; on by default).",
+)
 def routing_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
     """One run per day that has unacknowledged events; the run key makes repeats no-ops."""
     client = redis.client()

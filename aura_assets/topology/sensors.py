@@ -7,6 +7,7 @@ from typing import Any
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -26,7 +27,13 @@ P_VALUE_TAG = "aura/p-value"
 REASON_TAG = "aura/reason"
 
 
-@sensor(job=topology_daily_job, minimum_interval_seconds=30)
+@sensor(
+    job=topology_daily_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Run the topology job for each day that has unacknowledged workflow traces "
+    "(one run per day; on by default).",
+)
 def workflows_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
     """One run per day that has unacknowledged workflow traces; the run key makes repeats no-ops."""
     client = redis.client()
@@ -42,7 +49,11 @@ def workflows_stream_sensor(context: SensorEvaluationContext, redis: RedisResour
     )
 
 
-@sensor(minimum_interval_seconds=60, description="Request a router retraining per drifted day.")
+@sensor(
+    minimum_interval_seconds=60,
+    description="Request a router retraining once per day topology_drift flagged (off by "
+    "default: it trains a model; turn it on in the UI's Automation page).",
+)
 def drift_sensor(context: SensorEvaluationContext):  # type: ignore[no-untyped-def]
     """For each day ``topology_drift`` flagged, request a ``router_retrain`` run once.
 
