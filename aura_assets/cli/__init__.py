@@ -170,8 +170,9 @@ def simulate(
     lh = Lakehouse(settings)
     policy = champion_policy(lh)
     if policy is not None:  # once a router is trained, the simulated platform routes with it
-        workload = replace(workload, router=policy)
-        click.echo(f"routing with champion router {champion_row(lh)['version']}")  # type: ignore[index]
+        version = champion_row(lh)["version"]  # type: ignore[index]
+        workload = replace(workload, router=policy, router_name=version)
+        click.echo(f"routing with champion router {version}")
     written = _publish(settings, workload)
     click.echo(
         f"published {written} routing events for {workload.start} .. "
@@ -229,7 +230,11 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
 
 @main.command()
 @click.option(
-    "--days", default=3, type=_DAYS, show_default=True, help="Days of traffic to simulate."
+    "--days",
+    default=3,
+    type=_DAYS,
+    show_default=True,
+    help="Closed days of hand-tuned traffic before the last closed day (the champion's).",
 )
 @click.option(
     "--per-day", default=2000, type=_PER_DAY, show_default=True, help="Routing decisions per day."
@@ -250,40 +255,43 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
     show_default=True,
     help="Workflow traces per day for the topology assets (0: none).",
 )
+@click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    hidden=True,
+    help="The clock in UTC (tests): the demo simulates the days closed at this time.",
+)
 def demo(
-    days: int, per_day: int, seed: int, malformed_rate: float, workflows: int, traces_per_day: int
+    days: int,
+    per_day: int,
+    seed: int,
+    malformed_rate: float,
+    workflows: int,
+    traces_per_day: int,
+    now: datetime | None,
 ) -> None:
-    """Simulate traffic, materialise it through Dagster, and summarise the tables."""
-    from aura_assets.demo import run_demo
+    """Simulate traffic, materialise it through Dagster, and summarise the tables.
+
+    Only closed days are simulated (the last one routed by the champion router), then a memory
+    story and a branch experiment; a second run changes no row count (docs/demo.md).
+    """
+    from aura_assets.demo import tell
 
     settings = Settings.from_env()
     click.echo(f"AURA_HOME {settings.home}")
-    workload = _workload(None, days, per_day, seed, malformed_rate, None)
     started = time.perf_counter()
-    written = _publish(settings, workload)
-    click.echo(
-        f"[1/4] published {written} routing events ({malformed_rate:.0%} malformed) "
-        f"for {days} days from {workload.start}"
-    )
-    if traces_per_day:
-        click.echo(f"[1/4] published {_publish_traces(settings, workload, traces_per_day)}")
-    if workflows:
-        click.echo(f"[2/4] ran {_run_workflows(settings, workflows, seed)}")
-    else:
-        click.echo("[2/4] no workflow threads (--workflows 0)")
-    days_list = [workload.start + timedelta(days=i) for i in range(days)]
-    today = datetime.now(UTC).date() if workflows else None
-    topology_days = days_list if traces_per_day else None
-    runs = len(days_list) + (1 if today else 0) + (1 if topology_days else 0)
-    with progress("Dagster runs", runs) as bar:
-        for step in run_demo(
-            settings, days_list, checkpoint_day=today, topology_days=topology_days
-        ):
-            bar.advance()
-            click.echo(f"[3/4] {step}")
-    if days >= 2:
-        _demo_router(settings, workload, days_list)
-    click.echo("[4/4] tables")
+    for line in tell(
+        settings,
+        days=days,
+        per_day=per_day,
+        seed=seed,
+        malformed_rate=malformed_rate,
+        workflows=workflows,
+        traces_per_day=traces_per_day,
+        now=now.replace(tzinfo=UTC) if now else None,
+    ):
+        click.echo(line)
+    click.echo("tables")
     lh = Lakehouse(settings)
     _print_tables(lh)
     snap = lh.table("routing_decisions").current_snapshot()
@@ -293,40 +301,6 @@ def demo(
         }
         click.echo(f"routing_decisions head {snap.snapshot_id}: {json.dumps(props)}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s; `aura ui` shows the runs")
-
-
-def _demo_router(settings: Settings, workload, days_list: list) -> None:  # type: ignore[no-untyped-def]
-    """Train the router through Dagster; with a champion, route one more day with it and show
-    the cost per day before and after."""
-    import dataclasses
-
-    import pyarrow.compute as pc
-
-    from aura_assets.demo import run_demo, train_router
-    from lakehouse.router import registry
-
-    for step in train_router(settings, days_list):
-        click.echo(f"[3/4] {step}")
-    lh = Lakehouse(settings)
-    policy = registry.champion_policy(lh)
-    if policy is None:
-        click.echo("[3/4] no champion router: traffic stays on the hand-tuned router")
-        return
-    routed_day = days_list[-1] + timedelta(days=1)
-    routed = dataclasses.replace(
-        workload, start=routed_day, days=1, seed=workload.seed + 1, router=policy
-    )
-    _publish(settings, routed)
-    for step in run_demo(settings, [routed_day]):
-        click.echo(f"[3/4] {step} (routed by the champion)")
-    rows = lh.read("routing_decisions").select(["ts", "cost_usd"])
-    day_col = pc.strftime(rows.column("ts"), format="%Y-%m-%d")
-    costs = (
-        rows.append_column("day", day_col).group_by("day").aggregate([("cost_usd", "sum")])
-    ).to_pylist()
-    for item in sorted(costs, key=lambda r: r["day"]):
-        who = "champion router" if item["day"] == routed_day.isoformat() else "hand-tuned router"
-        click.echo(f"cost per day {item['day']}: ${item['cost_usd_sum']:.2f} ({who})")
 
 
 @main.command()

@@ -6,11 +6,18 @@ storage.
 """
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    multi_asset,
+)
 
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
 from aura_assets.streams import stream_ingest_specs
@@ -100,6 +107,15 @@ def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
     return {f"{prefix}/{name}": value for name, value in asdict(stats).items() if value is not None}
 
 
+class CompactionConfig(Config):
+    """When memories move on (the library's defaults; ``aura memory compact`` takes the same)."""
+
+    hot_max_age_minutes: float = 60
+    """Memories older than this leave Redis for Qdrant."""
+    warm_max_age_days: float = 30
+    """Memories older than this leave Qdrant for the Iceberg table ``memories``."""
+
+
 @multi_asset(
     specs=[
         AssetSpec(
@@ -131,6 +147,7 @@ def memory_tiers(  # type: ignore[no-untyped-def]
     lakehouse: LakehouseResource,
     redis: RedisResource,
     qdrant: QdrantResource,
+    config: CompactionConfig,
 ):
     """Move hot → warm → cold, purge expired memories; metadata gives each tier before/after."""
     settings = lakehouse.settings()
@@ -138,7 +155,11 @@ def memory_tiers(  # type: ignore[no-untyped-def]
     mem = MemoryStore(settings, redis_client=redis.client(), qdrant_client=qclient)
     try:
         before = mem.stats()
-        report = mem.compact(now=datetime.now(UTC))
+        report = mem.compact(
+            now=datetime.now(UTC),
+            hot_max_age=timedelta(minutes=config.hot_max_age_minutes),
+            warm_max_age=timedelta(days=config.warm_max_age_days),
+        )
         after = mem.stats()
     finally:
         mem.close()
