@@ -4,13 +4,24 @@ A stream ingest is one multi-asset of two specs (the day's published rows and th
 of the entries that broke the event contract), each backed by an aura Iceberg table, daily
 partitioned, sharing one code version. :func:`stream_ingest_specs` declares both, so routing,
 topology and memory (and the next stream domain) state only what differs.
+
+:func:`dead_letter_check` is the warning each ingest adds: the run's dead-letter share against
+the usual share of earlier runs of other days (``quality.checks.dead_letter_result``).
 """
 
-from dagster import AssetKey, AssetSpec
+from typing import Any
+
+from dagster import AssetCheckResult, AssetKey, AssetRecordsFilter, AssetSpec
 
 from aura_assets.partitions import DAILY
+from quality.checks import dead_letter_result
 
-__all__ = ["stream_ingest_specs"]
+__all__ = ["dead_letter_check", "stream_ingest_specs"]
+
+READ = "stream/entries_read"
+REJECTED = "stream/rejected"
+HISTORY_RUNS = 30
+"""How many earlier materialisations (other days) make the usual level."""
 
 
 def stream_ingest_specs(
@@ -41,3 +52,28 @@ def stream_ingest_specs(
         spec(table, description, {"iceberg", "redis"}),
         spec(rejected, rejected_description, {"iceberg"}),
     ]
+
+
+def dead_letter_check(context: Any, key: AssetKey, read: int, rejected: int) -> AssetCheckResult:
+    """The dead-letter check of ``key``'s run: ``rejected`` of ``read`` entries against the
+    shares recorded (metadata ``stream/entries_read`` and ``stream/rejected``) by the latest
+    earlier run of each other day."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key), limit=HISTORY_RUNS * 3, ascending=False
+    ).records
+    shares: dict[str, float] = {}
+    for record in records:
+        event = record.asset_materialization
+        if event is None or event.partition in (None, context.partition_key):
+            continue
+        if event.partition in shares:  # the latest run of each day only
+            continue
+        meta = event.metadata
+        seen = meta.get(READ)
+        dead = meta.get(REJECTED)
+        if seen is None or dead is None or not seen.value:
+            continue
+        shares[event.partition] = float(dead.value) / float(seen.value)
+        if len(shares) == HISTORY_RUNS:
+            break
+    return dead_letter_result(key, read, rejected, shares.values())
