@@ -137,9 +137,14 @@ def archive(day_: datetime | None, keep_last: int | None, max_age_days: float | 
     lakehouse = Lakehouse(settings)
     with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
         result = archive_checkpoints(lakehouse, saver, day)
+        size = (
+            f"{result.archive_bytes} bytes in Iceberg for {result.raw_bytes} raw bytes"
+            if result.checkpoints or result.writes or result.blobs
+            else "nothing new: the day's checkpoints were already archived"
+        )
         click.echo(
             f"{day}: archived {result.checkpoints} checkpoints, {result.writes} writes, "
-            f"{result.blobs} blobs ({result.archive_bytes} bytes for {result.raw_bytes} raw)"
+            f"{result.blobs} blobs ({size})"
         )
         if keep_last is not None or max_age_days is not None:
             trim = apply_retention(
