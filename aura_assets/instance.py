@@ -6,7 +6,10 @@ Dagster processes it starts (the configured URL with the psycopg2 driver that da
 needs: under psycopg 3, its ``NOTIFY`` statements fail). In-process, the URL is passed in memory.
 """
 
+import contextlib
 import fcntl
+import io
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +19,8 @@ from dagster import __version__ as dagster_version
 from dagster._core.instance.ref import InstanceRef
 
 from lakehouse.settings import Settings, postgres_urls
+
+log = logging.getLogger(__name__)
 
 BASE_CONFIG = """\
 # Dagster instance of the AURA lakehouse (written by `aura`; embedded default shown in the repo's
@@ -89,7 +94,12 @@ def prepare_dagster_home(settings: Settings) -> Path:
         if not marker.exists():
             instance = _instance(settings, home)
             try:
-                instance.upgrade()
+                # Dagster's SQLite storage prints "Updating event log storage..." to stdout;
+                # it is routine here, so it goes to the debug log instead of the terminal.
+                with contextlib.redirect_stdout(io.StringIO()) as said:
+                    instance.upgrade()
+                if said.getvalue().strip():
+                    log.debug("dagster storage upgrade: %s", said.getvalue().strip())
             finally:
                 instance.dispose()
             marker.write_text("storage created or upgraded by aura\n")
