@@ -1,6 +1,7 @@
 """``aura demo`` is honest at any hour: closed days only, the same counts on a second run, the
 rejected share is the malformed share, cost per 1,000 decisions per router, memory and a branch."""
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -111,3 +112,24 @@ def test_demo_at_0030_and_2330_gives_the_same_counts(demo_home: Settings) -> Non
     finally:
         instance.dispose()
     assert lh.info("memories").rows == len(MEMORY_FACTS) - 1
+
+
+def test_each_decision_records_the_router_that_made_it() -> None:
+    """`aura simulate` with a champion labels its events, so the demo's report (grouped by the
+    `router` column) never calls a champion's day hand-tuned."""
+    from lakehouse.routing.events import decisions_to_arrow, parse_event
+    from lakehouse.simulate.routing import HAND_TUNED, RoutingWorkload, routing_events
+
+    day = date(2026, 11, 20)
+    later = datetime(2026, 12, 1, tzinfo=UTC)
+    hand = RoutingWorkload(start=day, days=1, per_day=5)
+    learned = RoutingWorkload(start=day, days=1, per_day=5, router_name="0123456789abcdef")
+    for workload, name in ((hand, HAND_TUNED), (learned, "0123456789abcdef")):
+        parsed = [parse_event(e, now=later) for e in routing_events(workload)]
+        assert {p["router"] for p in parsed} == {name}
+        table = decisions_to_arrow([{**p, "stream_id": "1-0"} for p in parsed], later)
+        assert set(table.column("router").to_pylist()) == {name}
+    # An event from before the field stays valid, with no router.
+    old = {**json.loads(next(routing_events(hand)))}
+    old.pop("router")
+    assert parse_event(json.dumps(old), now=later)["router"] is None
