@@ -282,7 +282,7 @@ def _router_story(settings: Settings, lh: Any, plan: DemoPlan, base: Any) -> Ite
     """Train the router once; route the last closed day with the champion."""
     import dataclasses
 
-    from lakehouse.router import registry
+    from lakehouse import router as registry
     from lakehouse.simulate.routing import publish, routing_events
     from lakehouse.stores import open_redis
 

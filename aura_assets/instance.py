@@ -9,7 +9,6 @@ needs: under psycopg 3, its ``NOTIFY`` statements fail). In-process, the URL is 
 import contextlib
 import fcntl
 import io
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +18,6 @@ from dagster import __version__ as dagster_version
 from dagster._core.instance.ref import InstanceRef
 
 from lakehouse.settings import Settings, postgres_urls
-
-log = logging.getLogger(__name__)
 
 BASE_CONFIG = """\
 # Dagster instance of the AURA lakehouse (written by `aura`; embedded default shown in the repo's
@@ -94,12 +91,10 @@ def prepare_dagster_home(settings: Settings) -> Path:
         if not marker.exists():
             instance = _instance(settings, home)
             try:
-                # Dagster's SQLite storage prints "Updating event log storage..." to stdout;
-                # it is routine here, so it goes to the debug log instead of the terminal.
-                with contextlib.redirect_stdout(io.StringIO()) as said:
+                # Dagster prints its migration steps to stdout, which would land in a command's
+                # output (e.g. the JSON of `aura memory compact` on a fresh home): keep them out.
+                with contextlib.redirect_stdout(io.StringIO()):
                     instance.upgrade()
-                if said.getvalue().strip():
-                    log.debug("dagster storage upgrade: %s", said.getvalue().strip())
             finally:
                 instance.dispose()
             marker.write_text("storage created or upgraded by aura\n")

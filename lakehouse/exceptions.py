@@ -25,6 +25,15 @@ class ValidationError(AuraError):
     """Input data does not satisfy the table contract."""
 
 
+class InvalidEvent(ValidationError, ValueError):
+    """One stream event breaks its domain's contract; the message is the reason stored with its
+    dead letter (say which field is wrong and what a valid value looks like).
+
+    Also a ``ValueError``, so parsers written against the standard library's conventions still
+    catch it.
+    """
+
+
 class RefError(AuraError):
     """A branch or tag is missing, already exists, or cannot be moved as asked."""
 
@@ -35,6 +44,10 @@ class NotFastForwardError(RefError):
 
 class ReadOnlyError(AuraError):
     """A statement would write through a read-only interface."""
+
+
+class QueryTimeoutError(AuraError):
+    """A SQL statement ran past its time limit and was stopped."""
 
 
 class TimeTravelError(AuraError):
@@ -53,3 +66,8 @@ class StoreUnavailableError(ConfigurationError):
 class MemoryKeyError(ConfigurationError):
     """Encrypted memories cannot be read with the configured keys (none set, a wrong key, or a
     ciphertext altered or moved to another tenant or memory); the message says what to set."""
+
+
+class StreamRefusedError(AuraError):
+    """Redis answers but refuses an event on a stream (an entry at the maximum id, a key of
+    another type); nothing was written."""

@@ -6,6 +6,7 @@ Each test names the finding it guards against; all run on a real Redis stream an
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -45,7 +46,7 @@ def test_A_overflowing_timestamps_are_dead_letters_and_the_day_is_ingested(
         payload(decision(91, ts="9999-12-31T23:30:00-01:00")),
     ]
     report, rejected = _ingest_with(lakehouse, redis_client, bad)
-    assert (report.new_decisions, report.rejected) == (5, 2)  # type: ignore[attr-defined]
+    assert (report.written, report.rejected) == (5, 2)  # type: ignore[attr-defined]
     assert "outside the representable range" in rejected[bad[0]]
     assert "outside the representable range" in rejected[bad[1]]
     assert stream_backlog(redis_client) == 0
@@ -165,7 +166,7 @@ def test_L_decision_id_is_unique_across_days(lakehouse: Lakehouse, redis_client)
     later = decision(1, day=DAY + timedelta(days=1), decision_id=first["decision_id"])
     publish(redis_client, [payload(later)])
     report = ingest_day(lakehouse, redis_client, DAY + timedelta(days=1), audit=gx_audit)
-    assert (report.new_decisions, report.conflicts, report.rejected) == (0, 1, 1)
+    assert (report.written, report.conflicts, report.rejected) == (0, 1, 1)
     reason = _rejected(lakehouse)
     assert any("conflicting duplicate" in r and "differs in ts" in r for r in reason.values())
     assert lakehouse.read("routing_decisions").num_rows == 1
@@ -180,8 +181,8 @@ def test_L_an_exact_replay_is_recognised_and_acknowledged(
     ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     publish(redis_client, [payload(e) for e in events])
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (report.replays, report.conflicts, report.new_decisions) == (3, 0, 0)
-    assert report.decisions_write is None
+    assert (report.replays, report.conflicts, report.written) == (3, 0, 0)
+    assert report.write is None
     assert stream_backlog(redis_client) == 0
 
 
@@ -225,7 +226,7 @@ def test_E_a_run_does_not_succeed_while_another_run_holds_its_day(
         report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=30)
     finally:
         releaser.join()
-    assert (report.new_decisions, report.held_elsewhere) == (6, 0)
+    assert (report.written, report.held_elsewhere) == (6, 0)
     assert stream_backlog(redis_client) == 0
 
 
@@ -238,7 +239,7 @@ def test_E_entries_held_too_long_are_reported_not_hidden(
     publish(redis_client, [payload(decision(i)) for i in range(3)])
     list(StreamConsumer(redis_client, STREAM, GROUP, consumer="run-slow").read_unacked())
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=0.5)
-    assert (report.new_decisions, report.held_elsewhere) == (0, 3)
+    assert (report.written, report.held_elsewhere) == (0, 3)
 
 
 def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
@@ -254,7 +255,7 @@ def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redi
             "ts_ms": day_ms + i,
             "tenant_id": "acme",
             "op": "store",
-            "memory_id": f"m{i}",
+            "memory_id": str(uuid.UUID(int=i)),  # memory ids are UUIDs
             "content": "hello",
         }
         return json.dumps(base | changes).encode()

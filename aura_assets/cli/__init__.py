@@ -258,7 +258,7 @@ def simulate(
     from dataclasses import replace
 
     from lakehouse.core import Lakehouse
-    from lakehouse.router.registry import champion_policy, champion_row
+    from lakehouse.router import champion_policy, champion_row
 
     settings = Settings.from_env()
     workload = _workload(start, days, per_day, seed, malformed_rate, regime_change_at)

@@ -18,13 +18,17 @@ from dagster import (
     MaterializeResult,
     multi_asset,
 )
+from pydantic import Field
 
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
-from aura_assets.streams import dead_letter_check, stream_ingest_specs
+from aura_assets.streams import (
+    dead_letter_check,
+    ingest_log_line,
+    ingest_metadata,
+    stream_ingest_specs,
+)
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
-from lakehouse.memory import MemoryStore
-from lakehouse.memory.ingest import ingest_memory_events
-from lakehouse.memory.store import TierStats
+from lakehouse.memory import MemoryStore, TierStats, ingest_memory_events
 from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
 from quality.checks import DEAD_LETTER_CHECK, check_specs, dead_letter_check_spec
@@ -70,22 +74,11 @@ def memory_events_ingest(
     report = ingest_memory_events(
         lh, redis.client(), day, audit=gx_audit, lineage=lineage_of(context, EVENTS)
     )
-    context.log.info(
-        f"{day}: read {report.read} entries, {report.written} new events, "
-        f"{report.duplicates} duplicates, {report.rejected} rejected, {report.deferred} deferred"
-    )
-    stats = {
-        "stream/entries_read": report.read,
-        "stream/new_events": report.written,
-        "stream/duplicates": report.duplicates,
-        "stream/rejected": report.rejected,
-        "stream/deferred_other_days": report.deferred,
-    }
+    context.log.info(ingest_log_line(report, "events"))
+    stats = ingest_metadata([report], "events")
     if EVENTS in context.selected_asset_keys:
         if report.wap is not None:
-            yield audited_result(
-                context, EVENTS, report.wap, safe_preview(report.events), day, stats
-            )
+            yield audited_result(context, EVENTS, report.wap, safe_preview(report.rows), day, stats)
         else:
             yield _current(lh, EVENTS, None, day, stats)
         if any(k.name == DEAD_LETTER_CHECK for k in context.selected_asset_check_keys):
@@ -104,18 +97,20 @@ def _current(
     return snapshot_result(key, write, None, day, extra)
 
 
+class MemoryCompactionConfig(Config):
+    """When memories move between tiers."""
+
+    hot_max_age_minutes: int = Field(
+        default=60, ge=0, description="Hot memories older than this move to the warm tier."
+    )
+    warm_max_age_days: int = Field(
+        default=30, ge=0, description="Warm memories older than this move to the cold tier."
+    )
+
+
 def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
     """Per-tier counts and times, for run metadata and the compaction sensor."""
     return {f"{prefix}/{name}": value for name, value in asdict(stats).items() if value is not None}
-
-
-class CompactionConfig(Config):
-    """When memories move on (the library's defaults; ``aura memory compact`` takes the same)."""
-
-    hot_max_age_minutes: float = 60
-    """Memories older than this leave Redis for Qdrant."""
-    warm_max_age_days: float = 30
-    """Memories older than this leave Qdrant for the Iceberg table ``memories``."""
 
 
 @multi_asset(
@@ -146,10 +141,10 @@ class CompactionConfig(Config):
 )
 def memory_tiers(  # type: ignore[no-untyped-def]
     context: AssetExecutionContext,
+    config: MemoryCompactionConfig,
     lakehouse: LakehouseResource,
     redis: RedisResource,
     qdrant: QdrantResource,
-    config: CompactionConfig,
 ):
     """Move hot → warm → cold, purge expired memories; metadata gives each tier before/after."""
     settings = lakehouse.settings()
@@ -161,6 +156,7 @@ def memory_tiers(  # type: ignore[no-untyped-def]
             now=datetime.now(UTC),
             hot_max_age=timedelta(minutes=config.hot_max_age_minutes),
             warm_max_age=timedelta(days=config.warm_max_age_days),
+            run_id=context.run.run_id,
         )
         after = mem.stats()
     finally:

@@ -21,8 +21,14 @@ from aura_assets.materialize import (
     snapshot_result,
 )
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
-from aura_assets.streams import dead_letter_check, stream_ingest_specs
+from aura_assets.streams import (
+    dead_letter_check,
+    ingest_log_line,
+    ingest_metadata,
+    stream_ingest_specs,
+)
 from aura_resources.lakehouse import LakehouseResource, RedisResource
+from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse, routing
 from lakehouse.publish.wap import WapResult
 from lakehouse.table import refs
@@ -74,20 +80,8 @@ def routing_decisions(
     report = routing.ingest_day(
         lh, redis.client(), day, audit=gx_audit, lineage=lineage_of(context, DECISIONS)
     )
-    context.log.info(
-        f"{day}: read {report.read} entries, {report.new_decisions} new decisions, "
-        f"{report.duplicates} duplicates, {report.rejected} rejected, "
-        f"{report.deferred} of other days left pending"
-        + ("" if report.published else "; audit FAILED, decisions left pending")
-    )
-    stats = {
-        "stream/entries_read": report.read,
-        "stream/new_decisions": report.new_decisions,
-        "stream/duplicates": report.duplicates,
-        "stream/rejected": report.rejected,
-        "stream/deferred_other_days": report.deferred,
-        "stream/acknowledged_decisions": report.acknowledged_decisions,
-    }
+    context.log.info(ingest_log_line(report, "decisions"))
+    stats = ingest_metadata([report], "decisions")
     if DECISIONS in context.selected_asset_keys:
         yield _decisions_result(context, lh, report.wap, day, stats)
         if any(k.name == DEAD_LETTER_CHECK for k in context.selected_asset_check_keys):
@@ -168,7 +162,23 @@ def routing_model_daily(
     day = partition_day(context.partition_key)
     decisions = pl.from_arrow(lh.read("routing_decisions", day=day))
     summary = summarize_models(decisions)  # type: ignore[arg-type]
-    return materialize(context, lh, summary)
+    return materialize(context, lh, summary, extra_metadata=column_lineage(SUMMARY_SOURCES))
+
+
+# Each column of routing_model_daily and the routing_decisions columns summarize_models reads.
+SUMMARY_SOURCES = {
+    name: [("routing_decisions", c) for c in columns]
+    for name, columns in {
+        "day": ["ts"],
+        "chosen_model": ["chosen_model"],
+        "decisions": ["decision_id"],
+        "cost_usd": ["cost_usd"],
+        "latency_p50_ms": ["latency_ms"],
+        "latency_p95_ms": ["latency_ms"],
+        "quality_mean": ["quality_score"],
+        "fallback_rate": ["fallback_used"],
+    }.items()
+}
 
 
 def summarize_models(decisions: pl.DataFrame) -> pl.DataFrame:

@@ -1,8 +1,8 @@
 """Topology assets: workflow runs from Redis, their signatures, the Qdrant index, daily drift.
 
 Every asset is daily with a single-run backfill policy: a run over a partition range handles
-its days in order, each through the library's one path (:mod:`lakehouse.topology.ingest`), so
-re-running a range rewrites the same rows.
+its days in order, each through the library's one path (:mod:`lakehouse.topology.ingest`,
+``history``, ``index``, ``drift_reports``), so re-running a range rewrites the same rows.
 """
 
 from datetime import date, timedelta
@@ -23,13 +23,15 @@ from dagster import (
 
 from aura_assets.materialize import audited_result, partition_day, snapshot_result
 from aura_assets.partitions import DAILY
-from aura_assets.streams import stream_ingest_specs
+from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
+from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse
 from lakehouse.publish.wap import WapResult
 from lakehouse.table.writer import Lineage, WriteResult
-from lakehouse.topology import ingest
+from lakehouse.topology import drift_reports, history, index, ingest
 from lakehouse.topology.retrieval import COLLECTION
+from lakehouse.topology.tables import TOPOLOGY_HISTORY
 from quality.audit import gx_audit
 from quality.checks import check_results, check_specs, quality_metadata
 from quality.validate import validate_ref
@@ -44,6 +46,15 @@ GROUP = "topology"
 INGEST_CODE_VERSION = "workflow-ingest-1"
 SINGLE_RUN = BackfillPolicy.single_run()
 RECENT_DAYS = 14
+
+# topology_history copies a run's identity from workflow_runs and computes the rest (sizes,
+# latency, error rate, the persistence signature) from its call graph; computed_at is the clock.
+_COPIED = ("run_id", "ts", "tenant_id", "workflow", "status")
+HISTORY_SOURCES = {
+    f.name: [(RUNS.path[-1], c) for c in ((f.name,) if f.name in _COPIED else ("nodes", "edges"))]
+    for f in TOPOLOGY_HISTORY.arrow_schema
+    if f.name != "computed_at"
+}
 
 
 def run_days(context: AssetExecutionContext) -> list[date]:
@@ -149,18 +160,8 @@ def workflow_runs(
         for d in days
     ]
     for r in reports:
-        context.log.info(
-            f"{r.day}: read {r.read}, {r.new_runs} new runs, {r.duplicates} duplicates, "
-            f"{r.rejected} rejected, {r.deferred} of other days left pending"
-            + ("" if r.published else "; audit FAILED, runs left pending")
-        )
-    stats = {
-        "stream/entries_read": sum(r.read for r in reports),
-        "stream/new_runs": sum(r.new_runs for r in reports),
-        "stream/duplicates": sum(r.duplicates for r in reports),
-        "stream/rejected": sum(r.rejected for r in reports),
-        "stream/deferred_other_days": reports[-1].deferred,
-    }
+        context.log.info(ingest_log_line(r, "runs"))
+    stats = ingest_metadata(reports, "runs")
     if RUNS in context.selected_asset_keys:
         yield _audited(context, lh, RUNS, RUNS.path[-1], [(r.day, r.wap) for r in reports], stats)
     if REJECTED in context.selected_asset_keys:
@@ -194,11 +195,12 @@ def topology_history(
     lh = lakehouse.lakehouse()
     days = run_days(context)
     waps: list[tuple[date, WapResult | None]] = [
-        (d, ingest.history_day(lh, d, audit=gx_audit, lineage=_lineage(context, HISTORY, d)))
+        (d, history.history_day(lh, d, audit=gx_audit, lineage=_lineage(context, HISTORY, d)))
         for d in days
     ]
     rows = sum(w.write.rows for _, w in waps if w is not None)
-    return _audited(context, lh, HISTORY, HISTORY.path[-1], waps, {"runs": rows})
+    stats = {"runs": rows, **column_lineage(HISTORY_SOURCES)}
+    return _audited(context, lh, HISTORY, HISTORY.path[-1], waps, stats)
 
 
 @asset(
@@ -212,7 +214,7 @@ def topology_history(
     description=f"The Qdrant collection `{COLLECTION}`: one point per run of topology_history "
     "(named vectors `image` and `betti`, tenant in the payload), replaced day by day; in Qdrant "
     "local mode also its cell layout (k-means cells of the `image` vectors, retrained as it "
-    "grows); `lakehouse.topology.ingest.rebuild_index` rebuilds it from the table.",
+    "grows); `lakehouse.topology.index.rebuild_index` rebuilds it from the table.",
 )
 def topology_index(
     context: AssetExecutionContext, lakehouse: LakehouseResource, qdrant: QdrantResource
@@ -220,7 +222,7 @@ def topology_index(
     lh = lakehouse.lakehouse()
     client = qdrant.client()
     try:
-        reports = [ingest.index_day(lh, client, d) for d in run_days(context)]
+        reports = [index.index_day(lh, client, d) for d in run_days(context)]
     finally:
         client.close()  # local mode locks its directory until closed
     last = reports[-1]
@@ -241,7 +243,7 @@ def topology_index(
 class DriftConfig(Config):
     """How the daily drift test is run."""
 
-    reference_days: int = ingest.DEFAULT_REFERENCE_DAYS
+    reference_days: int = drift_reports.DEFAULT_REFERENCE_DAYS
     seed: int = 0
     alpha: float = 0.01
     n_permutations: int = 999
@@ -267,7 +269,7 @@ def topology_drift(
 ) -> MaterializeResult:
     lh = lakehouse.lakehouse()
     results = [
-        ingest.drift_day(
+        drift_reports.drift_day(
             lh,
             d,
             audit=gx_audit,
