@@ -2,13 +2,22 @@
 
 A domain is a sub-package with a ``definitions.py`` exposing ``defs``; it is found here without
 a hand-kept list, so adding a domain edits nothing outside its folder.
+
+Global policy applied here: the automation-condition sensor (declarative automation of every
+asset, e.g. ``routing_model_daily`` following its decisions) runs by default, as the stream
+sensors and the closed-day schedules do (``docs/automation.md``).
 """
 
 import importlib
 import pkgutil
 from pathlib import Path
 
-from dagster import Definitions
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+)
 
 from aura_assets.resources import RESOURCES
 
@@ -24,4 +33,14 @@ def domain_definitions() -> list[Definitions]:
     ]
 
 
-defs = Definitions.merge(*domain_definitions(), Definitions(resources=RESOURCES))
+AUTOMATION_SENSOR = AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Evaluates every asset's automation condition (e.g. routing_model_daily "
+    "follows its decisions' partitions); on by default.",
+)
+
+defs = Definitions.merge(
+    *domain_definitions(), Definitions(resources=RESOURCES, sensors=[AUTOMATION_SENSOR])
+)

@@ -16,6 +16,7 @@ from typing import Any
 from dagster import (
     AutomationCondition,
     DailyPartitionsDefinition,
+    DefaultScheduleStatus,
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
@@ -43,7 +44,8 @@ from today's partition to the recent ones."""
 def closed_day_schedule(job: Any, hour: int = 0, minute: int = 30) -> ScheduleDefinition:
     """Run ``job`` (daily partitioned) at ``hour:minute`` UTC for the day that has just closed.
 
-    The run key is the day, so a tick evaluated twice starts one run.
+    The run key is the day, so a tick evaluated twice starts one run. On by default: closing a
+    day (late events, the archive, the day's topology) is what a running AURA does.
     """
 
     @schedule(
@@ -51,7 +53,12 @@ def closed_day_schedule(job: Any, hour: int = 0, minute: int = 30) -> ScheduleDe
         job=job,
         cron_schedule=f"{minute} {hour} * * *",
         execution_timezone="UTC",
-        description=f"{job.name} for each day once it has closed ({hour:02d}:{minute:02d} UTC).",
+        description=(
+            f"{job.name} for the partition of the day that has just closed "
+            f"({hour:02d}:{minute:02d} UTC; on by default)."
+        ),
+        default_status=DefaultScheduleStatus.RUNNING,
+        tags={"aura/partitions": "daily, the closed day"},
     )
     def _closed_day(context: ScheduleEvaluationContext) -> RunRequest:
         day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()

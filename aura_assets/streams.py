@@ -6,7 +6,9 @@ partitioned, sharing one code version (:func:`stream_ingest_specs`); a sensor th
 run per day with unacknowledged entries (:func:`stream_sensor`); and the run's figures from the
 library's one :class:`~lakehouse.ingest.stream_day.IngestReport` (:func:`ingest_metadata`).
 Routing, topology and memory (and the next stream domain) state only what differs: their
-:class:`~lakehouse.ingest.contract.StreamContract`.
+:class:`~lakehouse.ingest.contract.StreamContract`. :func:`dead_letter_check` is the warning
+each ingest adds: the run's dead-letter share against the usual share of earlier runs of other
+days (``quality.checks.dead_letter_result``).
 """
 
 from collections.abc import Sequence
@@ -14,8 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
     AssetKey,
+    AssetRecordsFilter,
     AssetSpec,
+    DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
@@ -28,14 +33,21 @@ from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import RedisResource
 from lakehouse.ingest.contract import StreamContract
 from lakehouse.ingest.stream_day import IngestReport
+from quality.checks import dead_letter_result
 
 __all__ = [
+    "dead_letter_check",
     "ingest_log_line",
     "ingest_metadata",
     "last_entry_id",
     "stream_ingest_specs",
     "stream_sensor",
 ]
+
+READ = "stream/entries_read"
+REJECTED = "stream/rejected"
+HISTORY_RUNS = 30
+"""How many earlier materialisations (other days) make the usual level."""
 
 
 def stream_ingest_specs(
@@ -68,6 +80,31 @@ def stream_ingest_specs(
     ]
 
 
+def dead_letter_check(context: Any, key: AssetKey, read: int, rejected: int) -> AssetCheckResult:
+    """The dead-letter check of ``key``'s run: ``rejected`` of ``read`` entries against the
+    shares recorded (metadata ``stream/entries_read`` and ``stream/rejected``) by the latest
+    earlier run of each other day."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key), limit=HISTORY_RUNS * 3, ascending=False
+    ).records
+    shares: dict[str, float] = {}
+    for record in records:
+        event = record.asset_materialization
+        if event is None or event.partition in (None, context.partition_key):
+            continue
+        if event.partition in shares:  # the latest run of each day only
+            continue
+        meta = event.metadata
+        seen = meta.get(READ)
+        dead = meta.get(REJECTED)
+        if seen is None or dead is None or not seen.value:
+            continue
+        shares[event.partition] = float(dead.value) / float(seen.value)
+        if len(shares) == HISTORY_RUNS:
+            break
+    return dead_letter_result(key, read, rejected, shares.values())
+
+
 def stream_sensor(
     name: str,
     contract: StreamContract,
@@ -87,7 +124,9 @@ def stream_sensor(
         name=name,
         job=job,
         minimum_interval_seconds=minimum_interval_seconds,
-        description=f"One {job.name} run per day with unacknowledged entries on {contract.stream}.",
+        description=f"One {job.name} run per day with unacknowledged entries on "
+        f"{contract.stream} (on by default).",
+        default_status=DefaultSensorStatus.RUNNING,
     )
     def _stream_sensor(
         context: SensorEvaluationContext, redis: RedisResource

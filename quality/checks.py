@@ -11,8 +11,14 @@ failed. Two ways to use them:
   key (:data:`LAKEHOUSE_RESOURCE_KEY`);
 * other assets get standalone checks from :func:`build_quality_checks`, which validate the
   table's current main after materialisation.
+
+One check is not an expectation but a warning: :func:`dead_letter_check_spec` /
+:func:`dead_letter_result` say when a stream ingest's dead-letter share jumps above its usual
+level (non-blocking, WARN severity: the day's good rows are still published, and the UI shows
+the day in yellow instead of green).
 """
 
+import statistics
 from collections.abc import Iterable
 from typing import Any
 
@@ -152,3 +158,64 @@ def _standalone(key: AssetKey) -> AssetChecksDefinition:
         yield from check_results(key, result)
 
     return _check
+
+
+DEAD_LETTER_CHECK = "dead_letter_share"
+DEAD_LETTER_FACTOR = 3.0
+"""A share more than this many times its usual level is a jump ..."""
+DEAD_LETTER_MARGIN = 0.05
+"""... unless it stays within this many points of it (small days are noisy)."""
+
+
+def dead_letter_check_spec(asset_key: AssetKey | str) -> AssetCheckSpec:
+    """The non-blocking check that a run's dead-letter share stays near its usual level."""
+    return AssetCheckSpec(
+        name=DEAD_LETTER_CHECK,
+        asset=AssetKey.from_coercible(asset_key),
+        description=(
+            "The share of stream entries dead-lettered by this run stays near its usual level "
+            f"(the median of earlier runs): at most {DEAD_LETTER_FACTOR:g}x it and at most "
+            f"{DEAD_LETTER_MARGIN:.0%} above it. Warns, never blocks."
+        ),
+        blocking=False,
+    )
+
+
+def dead_letter_limit(usual: float | None) -> float:
+    """The highest share that is not a jump above ``usual`` (None: no earlier runs)."""
+    base = usual or 0.0
+    return max(DEAD_LETTER_FACTOR * base, base + DEAD_LETTER_MARGIN)
+
+
+def dead_letter_result(
+    asset_key: AssetKey | str, read: int, rejected: int, earlier_shares: Iterable[float]
+) -> AssetCheckResult:
+    """WARN when ``rejected`` of ``read`` entries is a jump above the median of
+    ``earlier_shares`` (the shares of earlier runs, other days)."""
+    earlier = list(earlier_shares)
+    usual = statistics.median(earlier) if earlier else None
+    limit = dead_letter_limit(usual)
+    share = rejected / read if read else 0.0
+    passed = share <= limit
+    usual_text = f"{usual:.1%} (median of {len(earlier)} earlier runs)" if earlier else "unknown"
+    description = (
+        f"{rejected} of {read} entries dead-lettered ({share:.1%}); usual {usual_text}, "
+        f"limit {limit:.1%}"
+    )
+    if not passed:
+        description += ": look at the dead letters' reasons (`aura sql`) before trusting the day"
+    return AssetCheckResult(
+        asset_key=AssetKey.from_coercible(asset_key),
+        check_name=DEAD_LETTER_CHECK,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "entries_read": read,
+            "dead_letters": rejected,
+            "share": share,
+            "usual_share": usual if usual is not None else MetadataValue.null(),
+            "limit": limit,
+            "earlier_runs": len(earlier),
+        },
+    )

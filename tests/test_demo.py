@@ -70,17 +70,17 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     assert rows["routing_decisions"] + rows["routing_decisions_rejected"] == (
         900 if champion else 600
     )
-    costs = [
-        (float(m[1]), m[2])
-        for m in re.finditer(r"cost per day \S+: \$([\d.]+) \(([\w -]+)\)", out.output)
-    ]
+    costs = {
+        m[1]: float(m[2])
+        for m in re.finditer(r"\[5/6\] (.+?): \$([\d.]+) per 1,000 decisions", out.output)
+    }
     if champion:
-        before = [c for c, who in costs if who == "hand-tuned router"]
-        after = [c for c, who in costs if who == "champion router"]
-        assert len(before) == 2 and len(after) == 1
-        assert after[0] < min(before), costs
+        assert len(costs) == 2 and "hand-tuned router" in costs, costs
+        learned = next(k for k in costs if k != "hand-tuned router")
+        assert costs[learned] < costs["hand-tuned router"], costs
     else:
         assert "no champion router" in out.output
+        assert list(costs) == ["hand-tuned router"]
 
     # The routing head's lineage names a run recorded in the instance under AURA_HOME/dagster.
     snap = lh.table("routing_decisions").current_snapshot()
@@ -99,6 +99,8 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     assert sorted(r.job_name for r in shown) == sorted(
         ["checkpoint_archive", "router_retrain", "topology_daily", *["router_training"] * 2]
         + ["routing_ingest"] * (3 if champion else 2)
+        + ["memory_ingest"] * 2
+        + ["memory_compaction"] * 2
     )
     assert rows["workflow_runs"] == rows["topology_history"] == 30
 

@@ -23,6 +23,7 @@ from lakehouse.checkpoints import (
     archive_checkpoints,
 )
 from lakehouse.checkpoints.archive import BLOBS, CHECKPOINTS, WRITES, ArchiveResult
+from lakehouse.settings import Settings, is_postgres_url
 from lakehouse.table import refs
 from lakehouse.table.writer import WriteResult
 from quality.checks import check_results, check_specs
@@ -48,13 +49,19 @@ class CheckpointArchiveConfig(Config):
 
 # The source of the archived tables: LangGraph workflows checkpointed by AuraCheckpointSaver
 # into the hot store. External (no Dagster run produces it): it gives the lineage its origin.
+def hot_store_kind(settings: Settings) -> str:
+    """The checkpoint hot store's kind under ``settings``: ``postgres`` or ``sqlite``."""
+    return "postgres" if is_postgres_url(settings.checkpoint_url) else "sqlite"
+
+
 WORKFLOWS = AssetSpec(
     AssetKey("agent_workflows"),
     description="LangGraph agent workflow threads checkpointed by `AuraCheckpointSaver` into "
     "the hot store (PostgreSQL, or SQLite under AURA_HOME); `aura simulate --workflows N` and "
     "the demo run simulated ones (`lakehouse/simulate/agents.py`).",
     group_name="checkpoints",
-    kinds={"langgraph", "postgres"},
+    # The kind shown is the store this code location is configured with, not always Postgres.
+    kinds={"langgraph", hot_store_kind(Settings.from_env())},
     owners=["team:agents"],
 )
 

@@ -1,26 +1,118 @@
-"""The ``aura`` command line."""
+"""The ``aura`` command line.
 
+Starting it is cheap: the domains' command groups (:data:`LAZY_COMMANDS`) are imported only when
+one of them runs, and nothing here imports Dagster, pyiceberg, Qdrant or the topology code at
+the top, so ``aura --help`` and ``aura config`` answer in well under a second. Warnings a user
+cannot act on (Dagster's beta/preview notices) are filtered by ``aura_assets`` itself.
+"""
+
+import importlib
 import json
 import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from aura_assets.cli._output import configure_logging, progress
-from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import AuraError
-from lakehouse.settings import redact_text
+from lakehouse.settings import Settings, redact_text
+
+if TYPE_CHECKING:
+    from lakehouse.core import Lakehouse
+
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, the first paragraph of its help, shown by `aura --help` without importing)
+    "backfill": (
+        "aura_assets.cli.backfill",
+        "Materialise ASSETS (e.g. routing_decisions routing_model_daily) for every day of a range.",
+    ),
+    "backup": (
+        "aura_assets.cli.backup",
+        "Back up every aura table to the directory DEST, or check a backup (`verify DEST`).",
+    ),
+    "branch": (
+        "aura_assets.cli.branch",
+        "Experiments: one branch across every aura table, diffed and published all or nothing.",
+    ),
+    "checkpoints": (
+        "aura_assets.cli.checkpoints",
+        "LangGraph workflow checkpoints: hot store plus Iceberg archive.",
+    ),
+    "doctor": (
+        "aura_assets.cli.doctor",
+        "Check the configuration and reach every store; exit 1 if anything is wrong.",
+    ),
+    "history": (
+        "aura_assets.cli.maintain",
+        "Every snapshot of TABLE: time, operation, lineage and row/file deltas.",
+    ),
+    "maintain": (
+        "aura_assets.cli.maintain",
+        "Compact small files, expire snapshots (freeing their files) and remove orphan files.",
+    ),
+    "memory": (
+        "aura_assets.cli.memory",
+        "Agent memory over hot Redis, warm Qdrant and cold Iceberg.",
+    ),
+    "restore": (
+        "aura_assets.cli.backup",
+        "Restore the backup in SRC into an empty catalog and warehouse.",
+    ),
+    "router": (
+        "aura_assets.cli.router",
+        "Train, evaluate and list the learned model router's versions.",
+    ),
+    "sql": (
+        "aura_assets.cli.sql",
+        "Run a read-only SQL QUERY over the aura tables (an interactive shell without QUERY).",
+    ),
+    "tag": ("aura_assets.cli.branch", "Releases: tag every aura table's current main."),
+    "topology": (
+        "aura_assets.cli.topology",
+        "Shape-aware retrieval of workflow runs and drift of their topology.",
+    ),
+}
+"""The command groups each domain contributes, imported when used (``tests/test_cli_start.py``
+checks the help shown here is the command's own)."""
 
 
 class _AuraGroup(click.Group):
     """Turns AURA's domain errors into one clear line and exit status 1; never shows a password.
 
     Any other error whose message holds a password (a driver quoting a malformed URL back) is
-    shown as one redacted line instead of a traceback that would print it.
+    shown as one redacted line instead of a traceback that would print it. The commands of
+    :data:`LAZY_COMMANDS` are imported when looked up, not when listed.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name][0])
+            self.add_command(getattr(module, cmd_name.replace("-", "_")), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, with the lazy commands' help from :data:`LAZY_COMMANDS`."""
+        names = self.list_commands(ctx)
+        shown = [n for n in names if n in LAZY_COMMANDS or not self.commands[n].hidden]
+        if not shown:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in shown)
+        rows: list[tuple[str, str]] = []
+        for name in shown:
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit)))
+            else:
+                stub = click.Command(name, help=LAZY_COMMANDS[name][1])  # click's own shortening
+                rows.append((name, stub.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
@@ -94,10 +186,12 @@ def config() -> None:
 @main.command()
 def tables() -> None:
     """List the aura tables with row counts and current snapshot."""
+    from lakehouse.core import Lakehouse
+
     _print_tables(Lakehouse())
 
 
-def _print_tables(lh: Lakehouse) -> None:
+def _print_tables(lh: "Lakehouse") -> None:
     rows = [("table", "rows", "snapshots", "current snapshot", "refs")]
     for info in lh.tables():
         refs = ",".join(info.branches) + (f" +{len(info.tags)} tags" if info.tags else "")
@@ -163,6 +257,7 @@ def simulate(
     """Publish a seeded routing workload and workflow traces to their Redis streams."""
     from dataclasses import replace
 
+    from lakehouse.core import Lakehouse
     from lakehouse.router import champion_policy, champion_row
 
     settings = Settings.from_env()
@@ -170,8 +265,9 @@ def simulate(
     lh = Lakehouse(settings)
     policy = champion_policy(lh)
     if policy is not None:  # once a router is trained, the simulated platform routes with it
-        workload = replace(workload, router=policy)
-        click.echo(f"routing with champion router {champion_row(lh)['version']}")  # type: ignore[index]
+        version = champion_row(lh)["version"]  # type: ignore[index]
+        workload = replace(workload, router=policy, router_name=version)
+        click.echo(f"routing with champion router {version}")
     written = _publish(settings, workload)
     click.echo(
         f"published {written} routing events for {workload.start} .. "
@@ -229,7 +325,11 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
 
 @main.command()
 @click.option(
-    "--days", default=3, type=_DAYS, show_default=True, help="Days of traffic to simulate."
+    "--days",
+    default=3,
+    type=_DAYS,
+    show_default=True,
+    help="Closed days of hand-tuned traffic before the last closed day (the champion's).",
 )
 @click.option(
     "--per-day", default=2000, type=_PER_DAY, show_default=True, help="Routing decisions per day."
@@ -250,40 +350,44 @@ def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-de
     show_default=True,
     help="Workflow traces per day for the topology assets (0: none).",
 )
+@click.option(
+    "--now",
+    type=click.DateTime(["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    hidden=True,
+    help="The clock in UTC (tests): the demo simulates the days closed at this time.",
+)
 def demo(
-    days: int, per_day: int, seed: int, malformed_rate: float, workflows: int, traces_per_day: int
+    days: int,
+    per_day: int,
+    seed: int,
+    malformed_rate: float,
+    workflows: int,
+    traces_per_day: int,
+    now: datetime | None,
 ) -> None:
-    """Simulate traffic, materialise it through Dagster, and summarise the tables."""
-    from aura_assets.demo import run_demo
+    """Simulate traffic, materialise it through Dagster, and summarise the tables.
+
+    Only closed days are simulated (the last one routed by the champion router), then a memory
+    story and a branch experiment; a second run changes no row count (docs/demo.md).
+    """
+    from aura_assets.demo import tell
+    from lakehouse.core import Lakehouse
 
     settings = Settings.from_env()
     click.echo(f"AURA_HOME {settings.home}")
-    workload = _workload(None, days, per_day, seed, malformed_rate, None)
     started = time.perf_counter()
-    written = _publish(settings, workload)
-    click.echo(
-        f"[1/4] published {written} routing events ({malformed_rate:.0%} malformed) "
-        f"for {days} days from {workload.start}"
-    )
-    if traces_per_day:
-        click.echo(f"[1/4] published {_publish_traces(settings, workload, traces_per_day)}")
-    if workflows:
-        click.echo(f"[2/4] ran {_run_workflows(settings, workflows, seed)}")
-    else:
-        click.echo("[2/4] no workflow threads (--workflows 0)")
-    days_list = [workload.start + timedelta(days=i) for i in range(days)]
-    today = datetime.now(UTC).date() if workflows else None
-    topology_days = days_list if traces_per_day else None
-    runs = len(days_list) + (1 if today else 0) + (1 if topology_days else 0)
-    with progress("Dagster runs", runs) as bar:
-        for step in run_demo(
-            settings, days_list, checkpoint_day=today, topology_days=topology_days
-        ):
-            bar.advance()
-            click.echo(f"[3/4] {step}")
-    if days >= 2:
-        _demo_router(settings, workload, days_list)
-    click.echo("[4/4] tables")
+    for line in tell(
+        settings,
+        days=days,
+        per_day=per_day,
+        seed=seed,
+        malformed_rate=malformed_rate,
+        workflows=workflows,
+        traces_per_day=traces_per_day,
+        now=now.replace(tzinfo=UTC) if now else None,
+    ):
+        click.echo(line)
+    click.echo("tables")
     lh = Lakehouse(settings)
     _print_tables(lh)
     snap = lh.table("routing_decisions").current_snapshot()
@@ -293,40 +397,6 @@ def demo(
         }
         click.echo(f"routing_decisions head {snap.snapshot_id}: {json.dumps(props)}")
     click.echo(f"done in {time.perf_counter() - started:.1f}s; `aura ui` shows the runs")
-
-
-def _demo_router(settings: Settings, workload, days_list: list) -> None:  # type: ignore[no-untyped-def]
-    """Train the router through Dagster; with a champion, route one more day with it and show
-    the cost per day before and after."""
-    import dataclasses
-
-    import pyarrow.compute as pc
-
-    from aura_assets.demo import run_demo, train_router
-    from lakehouse import router as registry
-
-    for step in train_router(settings, days_list):
-        click.echo(f"[3/4] {step}")
-    lh = Lakehouse(settings)
-    policy = registry.champion_policy(lh)
-    if policy is None:
-        click.echo("[3/4] no champion router: traffic stays on the hand-tuned router")
-        return
-    routed_day = days_list[-1] + timedelta(days=1)
-    routed = dataclasses.replace(
-        workload, start=routed_day, days=1, seed=workload.seed + 1, router=policy
-    )
-    _publish(settings, routed)
-    for step in run_demo(settings, [routed_day]):
-        click.echo(f"[3/4] {step} (routed by the champion)")
-    rows = lh.read("routing_decisions").select(["ts", "cost_usd"])
-    day_col = pc.strftime(rows.column("ts"), format="%Y-%m-%d")
-    costs = (
-        rows.append_column("day", day_col).group_by("day").aggregate([("cost_usd", "sum")])
-    ).to_pylist()
-    for item in sorted(costs, key=lambda r: r["day"]):
-        who = "champion router" if item["day"] == routed_day.isoformat() else "hand-tuned router"
-        click.echo(f"cost per day {item['day']}: ${item['cost_usd_sum']:.2f} ({who})")
 
 
 @main.command()
@@ -347,35 +417,3 @@ def ui(port: int) -> None:
     from aura_assets.process import supervise
 
     raise SystemExit(supervise(args, env, home))
-
-
-def _register_optional_commands() -> None:
-    """Attach the command groups other domains contribute."""
-    # Each domain module defines one click command or group; registered here in one place.
-    from aura_assets.cli.backfill import backfill
-    from aura_assets.cli.backup import backup, restore
-    from aura_assets.cli.branch import branch, tag
-    from aura_assets.cli.checkpoints import checkpoints
-    from aura_assets.cli.doctor import doctor
-    from aura_assets.cli.maintain import history, maintain
-    from aura_assets.cli.memory import memory
-    from aura_assets.cli.router import router
-    from aura_assets.cli.sql import sql
-    from aura_assets.cli.topology import topology
-
-    main.add_command(sql)
-    main.add_command(topology)
-    main.add_command(checkpoints)
-    main.add_command(branch)
-    main.add_command(tag)
-    main.add_command(maintain)
-    main.add_command(history)
-    main.add_command(doctor)
-    main.add_command(backup)
-    main.add_command(restore)
-    main.add_command(memory)
-    main.add_command(router)
-    main.add_command(backfill)
-
-
-_register_optional_commands()

@@ -152,10 +152,16 @@ def archive(day_: datetime | None, keep_last: int | None, max_age_days: float | 
         )
     meta = {key: outcome.metadata["/".join(key.path)] for key in (CHECKPOINTS_KEY, WRITES_KEY)}
     blobs, first = outcome.metadata["/".join(BLOBS_KEY.path)], meta[CHECKPOINTS_KEY]
+    added = (first["rows_added"], meta[WRITES_KEY]["rows_added"], blobs["rows_added"])
+    size = (
+        f"{first['archive/bytes_added']} bytes in Iceberg for {first['archive/raw_bytes']} "
+        "raw bytes"
+        if any(added)
+        else "nothing new: the day's checkpoints were already archived"
+    )
     click.echo(
-        f"{day}: archived {first['rows_added']} checkpoints, {meta[WRITES_KEY]['rows_added']} "
-        f"writes, {blobs['rows_added']} blobs ({first['archive/bytes_added']} bytes for "
-        f"{first['archive/raw_bytes']} raw) by run {outcome.run_id}"
+        f"{day}: archived {added[0]} checkpoints, {added[1]} writes, {added[2]} blobs "
+        f"({size}) by run {outcome.run_id}"
     )
     if trim:
         click.echo(

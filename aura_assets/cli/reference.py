@@ -38,8 +38,11 @@ def _rows(path: str, command: click.Command) -> list[tuple[str, str]]:
         rows = []
         if any(isinstance(p, click.Option) for p in command.params) and path != "aura":
             rows.append((_usage(path, command), _help(command)))
-        for name in sorted(command.commands):
-            rows += _rows(f"{path} {name}", command.commands[name])
+        ctx = click.Context(command)  # list_commands / get_command: lazy commands included
+        for name in sorted(command.list_commands(ctx)):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                rows += _rows(f"{path} {name}", sub)
         return rows
     return [(_usage(path, command), _help(command))]
 

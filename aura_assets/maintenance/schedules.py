@@ -5,7 +5,13 @@ from dagster import ScheduleDefinition
 from aura_assets.maintenance.jobs import ref_retention_job, table_maintenance_job
 
 ref_retention_schedule = ScheduleDefinition(
-    job=ref_retention_job, cron_schedule="15 2 * * *", execution_timezone="UTC"
+    job=ref_retention_job,
+    cron_schedule="15 2 * * *",
+    execution_timezone="UTC",
+    description=(
+        "Remove expired audit branches and tags from every table, nightly at 02:15 UTC (off by "
+        "default: it deletes refs; turn it on in the UI's Automation page)."
+    ),
 )
 
 table_maintenance_schedule = ScheduleDefinition(
@@ -13,5 +19,8 @@ table_maintenance_schedule = ScheduleDefinition(
     job=table_maintenance_job,
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
-    description="Every aura table, nightly at 03:00 UTC (after ref retention).",
+    description=(
+        "Compact and clean every aura table, nightly at 03:00 UTC, after ref retention "
+        "(off by default; turn it on in the UI's Automation page)."
+    ),
 )

@@ -25,7 +25,12 @@ def tables_to_compact(
     return found
 
 
-@sensor(job=table_maintenance_job, minimum_interval_seconds=600)
+@sensor(
+    job=table_maintenance_job,
+    minimum_interval_seconds=600,
+    description="Run table maintenance for a table whose partition gathered many small files "
+    "(off by default: the nightly schedule covers it).",
+)
 def small_files_sensor(
     context: SensorEvaluationContext, lakehouse: LakehouseResource
 ) -> SensorResult | SkipReason:

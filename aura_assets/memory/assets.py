@@ -22,12 +22,17 @@ from pydantic import Field
 
 from aura_assets.concurrency import table_pool
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
-from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
+from aura_assets.streams import (
+    dead_letter_check,
+    ingest_log_line,
+    ingest_metadata,
+    stream_ingest_specs,
+)
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from lakehouse.memory import MemoryStore, TierStats, ingest_memory_events
 from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
-from quality.checks import check_specs
+from quality.checks import DEAD_LETTER_CHECK, check_specs, dead_letter_check_spec
 
 EVENTS = AssetKey("memory_events")
 REJECTED = AssetKey("memory_events_rejected")
@@ -58,7 +63,7 @@ def safe_preview(rows: pa.Table, columns: tuple[str, ...] = PREVIEW_COLUMNS) -> 
         group="memory",
         owner="team:agents",
     ),
-    check_specs=check_specs(EVENTS),
+    check_specs=[*check_specs(EVENTS), dead_letter_check_spec(EVENTS)],
     can_subset=True,
 )
 def memory_events_ingest(
@@ -78,6 +83,8 @@ def memory_events_ingest(
             yield audited_result(context, EVENTS, report.wap, safe_preview(report.rows), day, stats)
         else:
             yield _current(lh, EVENTS, None, day, stats)
+        if any(k.name == DEAD_LETTER_CHECK for k in context.selected_asset_check_keys):
+            yield dead_letter_check(context, EVENTS, report.read, report.rejected)
     if REJECTED in context.selected_asset_keys:
         yield _current(lh, REJECTED, report.rejected_write, day, {"rejected": report.rejected})
 

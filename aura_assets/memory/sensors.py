@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from dagster import (
+    DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
@@ -58,7 +59,13 @@ def compaction_reasons(
     return reasons
 
 
-@sensor(job=memory_compaction_job, minimum_interval_seconds=120)
+@sensor(
+    job=memory_compaction_job,
+    minimum_interval_seconds=120,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Compact the memory tiers when one passes its thresholds or memories have "
+    "expired (on by default).",
+)
 def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
     """Request a compaction when a tier passes its thresholds or memories have expired."""
     client = redis.client()

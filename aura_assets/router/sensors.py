@@ -2,6 +2,7 @@
 
 from dagster import (
     AssetKey,
+    DefaultSensorStatus,
     EventLogEntry,
     RunRequest,
     SensorEvaluationContext,
@@ -13,7 +14,12 @@ from aura_assets.router.jobs import router_training_job
 
 
 @asset_sensor(
-    asset_key=AssetKey("routing_decisions"), job=router_training_job, minimum_interval_seconds=60
+    asset_key=AssetKey("routing_decisions"),
+    job=router_training_job,
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Build the router's training set for each day whose routing_decisions were "
+    "materialised (on by default).",
 )
 def router_training_sensor(
     context: SensorEvaluationContext, asset_event: EventLogEntry

@@ -22,7 +22,12 @@ from aura_assets.materialize import (
     snapshot_result,
 )
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
-from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
+from aura_assets.streams import (
+    dead_letter_check,
+    ingest_log_line,
+    ingest_metadata,
+    stream_ingest_specs,
+)
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse, routing
@@ -30,7 +35,13 @@ from lakehouse.publish.wap import WapResult
 from lakehouse.table import refs
 from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
-from quality.checks import check_results, check_specs, quality_metadata
+from quality.checks import (
+    DEAD_LETTER_CHECK,
+    check_results,
+    check_specs,
+    dead_letter_check_spec,
+    quality_metadata,
+)
 from quality.validate import validate_ref
 
 DECISIONS = AssetKey("routing_decisions")
@@ -53,7 +64,7 @@ INGEST_CODE_VERSION = "routing-ingest-2"
         group="routing",
         owner="team:routing",
     ),
-    check_specs=check_specs(DECISIONS),
+    check_specs=[*check_specs(DECISIONS), dead_letter_check_spec(DECISIONS)],
     can_subset=True,
 )
 def routing_decisions(
@@ -75,6 +86,8 @@ def routing_decisions(
     stats = ingest_metadata([report], "decisions")
     if DECISIONS in context.selected_asset_keys:
         yield _decisions_result(context, lh, report.wap, day, stats)
+        if any(k.name == DEAD_LETTER_CHECK for k in context.selected_asset_check_keys):
+            yield dead_letter_check(context, DECISIONS, report.read, report.rejected)
     if REJECTED in context.selected_asset_keys:
         # Dead letters are partitioned by the day they were rejected (a malformed event has no
         # trustworthy event day), so the count shown is the whole table's.

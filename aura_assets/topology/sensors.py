@@ -27,7 +27,11 @@ REASON_TAG = "aura/reason"
 workflows_stream_sensor = stream_sensor("workflows_stream_sensor", CONTRACT, topology_daily_job)
 
 
-@sensor(minimum_interval_seconds=60, description="Request a router retraining per drifted day.")
+@sensor(
+    minimum_interval_seconds=60,
+    description="Request a router retraining once per day topology_drift flagged (off by "
+    "default: it trains a model; turn it on in the UI's Automation page).",
+)
 def drift_sensor(context: SensorEvaluationContext):  # type: ignore[no-untyped-def]
     """For each day ``topology_drift`` flagged, request a ``router_retrain`` run once.
 

@@ -3,8 +3,10 @@
 The router publishes one entry per decision to ``aura:events:routing``; each entry has one
 field ``data`` holding the event as a JSON object with the fields of :data:`REQUIRED_FIELDS`
 and optionally those of :data:`OPTIONAL_FIELDS`: ``propensity``, the probability in (0, 1] with
-which the router chose ``chosen_model`` (what off-policy evaluation of other routers needs).
-Events without it, older than that field, stay valid and are stored with a null.
+which the router chose ``chosen_model`` (what off-policy evaluation of other routers needs), and
+``router``, which router decided (``hand-tuned`` or a learned model's version), so a day's
+figures are attributed to the router that produced them. Events without them, older than those
+fields, stay valid and are stored with nulls.
 An event that breaks the contract becomes a :class:`~lakehouse.ingest.streams.DeadLetter` whose
 reason
 names the field and the problem. The guards are :mod:`lakehouse.ingest.guards`'s: identifiers are
@@ -47,7 +49,7 @@ REQUIRED_FIELDS = (
     "quality_score",
     "fallback_used",
 )
-OPTIONAL_FIELDS = ("propensity",)
+OPTIONAL_FIELDS = ("propensity", "router")
 CONTENT_FIELDS = tuple(name for name in REQUIRED_FIELDS if name != "decision_id")
 """What makes two events with one ``decision_id`` the same decision (a replay) or a conflict."""
 
@@ -93,7 +95,14 @@ def parse_event(raw: str | bytes, *, now: datetime | None = None) -> dict[str, A
         ):
             raise EventError(f"propensity must be a number in (0, 1], got {str(propensity)[:40]}")
         propensity = float(propensity)
-    return {**{name: out[name] for name in REQUIRED_FIELDS}, "propensity": propensity}
+    router = event.get("router")
+    if router is not None:
+        router = v.check_identifier("router", router)
+    return {
+        **{name: out[name] for name in REQUIRED_FIELDS},
+        "propensity": propensity,
+        "router": router,
+    }
 
 
 def parse_ts(value: object) -> datetime:
@@ -128,6 +137,7 @@ def decisions_to_arrow(decisions: list[dict[str, Any]], ingested_at: datetime) -
     schema = ROUTING_DECISIONS.arrow_schema
     columns = {name: [d[name] for d in decisions] for name in REQUIRED_FIELDS}
     columns["propensity"] = [d.get("propensity") for d in decisions]
+    columns["router"] = [d.get("router") for d in decisions]
     columns["stream_id"] = [d.get("stream_id") for d in decisions]
     columns["ingested_at"] = [ingested_at] * len(decisions)
     return pa.Table.from_pydict(columns, schema=schema)

@@ -40,6 +40,14 @@ ROUTING_DECISIONS = register(
                 required=False,
                 doc="Probability with which the router chose chosen_model; null for old events",
             ),
+            column(
+                15,
+                "router",
+                StringType(),
+                required=False,
+                doc="Which router decided: 'hand-tuned' or the learned model's version; null for "
+                "old events",
+            ),
         ),
         time_column="ts",
         key=("decision_id",),

@@ -64,6 +64,8 @@ FALLBACK_RATE = 0.04
 QUALITY_SD = 0.05
 COST_SIGMA = 0.1
 LATENCY_SIGMA = 0.3
+HAND_TUNED = "hand-tuned"
+"""The ``router`` of decisions made by the simulator's built-in softmax router."""
 MALFORMED_KINDS = ("bad_json", "missing", "wrong_type", "out_of_range", "naive_ts", "bad_choice")
 
 
@@ -81,6 +83,9 @@ class RoutingWorkload:
     """A routing policy (decision-shaped rows -> model name per row) that replaces the
     built-in softmax router, e.g. the champion's (``lakehouse.router.champion_policy``);
     exploration, fallback and propensities apply to it the same way."""
+    router_name: str = HAND_TUNED
+    """What the events record as the ``router`` that decided (the champion's version when
+    ``router`` is the champion's policy)."""
 
 
 def routing_columns(workload: RoutingWorkload, day: date, n: int | None = None) -> dict:
@@ -283,6 +288,7 @@ def routing_arrow(workload: RoutingWorkload, day: date, n: int | None = None) ->
     from lakehouse.routing.tables import ROUTING_DECISIONS
 
     columns = routing_columns(workload, day, n)
+    columns["router"] = [workload.router_name] * len(columns["ts"])
     schema = ROUTING_DECISIONS.arrow_schema
     arrays = [
         pa.array(columns.get(f.name), type=f.type)
@@ -294,14 +300,19 @@ def routing_arrow(workload: RoutingWorkload, day: date, n: int | None = None) ->
 
 
 def routing_events(workload: RoutingWorkload) -> Iterator[str]:
-    """The workload's events as JSON payloads, in time order, malformed ones included."""
-    rng = np.random.default_rng([workload.seed, 1])
+    """The workload's events as JSON payloads, in time order, malformed ones included.
+
+    A day's events depend only on the seed and the day (not on the workload's first day), so
+    publishing a range at once or day by day gives the same events.
+    """
     for offset in range(workload.days):
         day = workload.start + timedelta(days=offset)
+        rng = np.random.default_rng([workload.seed, 1, day.toordinal()])
         columns = routing_columns(workload, day)
         for i in range(len(columns["ts"])):
             event = {name: _plain(values[i]) for name, values in columns.items()}
             event["ts"] = columns["ts"][i].isoformat()
+            event["router"] = workload.router_name
             if workload.malformed_rate and rng.uniform() < workload.malformed_rate:
                 yield _malform(event, MALFORMED_KINDS[rng.integers(len(MALFORMED_KINDS))])
             else:

@@ -221,6 +221,7 @@ def decision_rows(ids: list[str], day: date) -> pa.Table:
             "quality_score": [0.5] * n,
             "fallback_used": [False] * n,
             "propensity": [None] * n,
+            "router": [None] * n,
             "stream_id": [None] * n,
             "ingested_at": [None] * n,
         },

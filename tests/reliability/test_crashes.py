@@ -87,6 +87,7 @@ def _rows(ids: list[str], day: date = DAY) -> pa.Table:
         "quality_score": [0.5] * n,
         "fallback_used": [False] * n,
         "propensity": [None] * n,
+        "router": [None] * n,
         "stream_id": [None] * n,
         "ingested_at": [None] * n,
     }

@@ -76,7 +76,9 @@ def test_propensity_is_optional_and_checked() -> None:
 
 
 def test_routing_decisions_gains_propensity_additively(lakehouse: Lakehouse) -> None:
-    old_schema = Schema(*[f for f in ROUTING_DECISIONS.schema.fields if f.name != "propensity"])
+    old_schema = Schema(
+        *[f for f in ROUTING_DECISIONS.schema.fields if f.name not in ("propensity", "router")]
+    )
     old = lakehouse.catalog.create_table(ROUTING_DECISIONS.identifier, schema=old_schema)
     decisions, _ = simulate_day(WORKLOAD, START, n=30)
     decisions = decisions.drop_columns(["propensity"])

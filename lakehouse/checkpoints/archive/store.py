@@ -18,8 +18,9 @@ import json
 import uuid
 import warnings
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -68,6 +69,7 @@ class CheckpointArchive(ArchiveReader):
         """Copy the hot checkpoints created on ``day`` (UTC) into the archive, idempotently."""
         hot = hot_store(source)
         records = hot.export_day(day)
+        archived = self._archived_checkpoints(records)  # before the merges: what is new
         if records.checkpoints.num_rows:
             hot.mark_archived(records.thread_ids)  # before the commit: read-through finds them
         lineage = Lineage(asset=ASSET, partition=day.isoformat(), run_id=run_id)
@@ -80,9 +82,20 @@ class CheckpointArchive(ArchiveReader):
             checkpoints=cps.added,
             writes=writes.added,
             blobs=blobs.added,
-            raw_bytes=_raw_bytes(records),
+            raw_bytes=_raw_bytes(records, skip=archived),
             archive_bytes=blobs.bytes + writes.bytes + cps.bytes,
         )
+
+    def _archived_checkpoints(self, records: Records) -> set[tuple[Any, ...]]:
+        """Keys (thread, namespace, checkpoint id) of ``records``' checkpoints the archive
+        already holds."""
+        threads = sorted(set(records.checkpoints.column("thread_id").to_pylist()))
+        if not threads:
+            return set()
+        held = self.scan(
+            CHECKPOINTS, In("thread_id", threads), ("thread_id", "checkpoint_ns", "checkpoint_id")
+        )
+        return set(key_tuples(held))
 
     def _blob_rows(self, records: Records) -> pa.Table:
         """Blob rows not archived yet (under any day), with bytes only for new content."""
@@ -235,18 +248,27 @@ class CheckpointArchive(ArchiveReader):
         }
 
 
-def _raw_bytes(records: Records) -> int:
-    """Bytes a store keeping every checkpoint whole would hold (values repeated per checkpoint)."""
+def _raw_bytes(records: Records, skip: AbstractSet[tuple[Any, ...]] = frozenset()) -> int:
+    """Bytes a store keeping every checkpoint whole would hold (values repeated per checkpoint),
+    for the checkpoints (and their writes) whose key is not in ``skip`` (already archived: a
+    re-run compares what it added with what it added, not with the whole day)."""
     sizes = {
         (b["thread_id"], b["checkpoint_ns"], b["channel"], b["version"]): len(b["blob"] or b"")
         for b in records.blobs.to_pylist()
     }
     total = 0
     for c in records.checkpoints.to_pylist():
+        if (c["thread_id"], c["checkpoint_ns"], c["checkpoint_id"]) in skip:
+            continue
         total += len(c["checkpoint"]) + len(c["metadata"].encode())
         for channel, version in json.loads(c["blob_versions"]).items():
             total += sizes.get((c["thread_id"], c["checkpoint_ns"], channel, version), 0)
-    return total + sum(len(b) for b in records.writes.column("blob").to_pylist())
+    writes = records.writes.select(["thread_id", "checkpoint_ns", "checkpoint_id", "blob"])
+    return total + sum(
+        len(w["blob"])
+        for w in writes.to_pylist()
+        if (w["thread_id"], w["checkpoint_ns"], w["checkpoint_id"]) not in skip
+    )
 
 
 def archive_bytes(lakehouse: Lakehouse) -> int:
