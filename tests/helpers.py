@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from langgraph.graph import END, START, StateGraph
 
+# The repository root (tests run subprocesses there and read its files).
+ROOT = Path(__file__).resolve().parent.parent
+
 # The second test pass (AURA_TEST_SERVERS=1) runs against these servers.
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
 PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

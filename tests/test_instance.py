@@ -9,11 +9,11 @@ from pathlib import Path
 
 import yaml
 from dagster import DagsterInstance, asset, materialize
+from helpers import ROOT
 
 from aura_assets.instance import instance_yaml, open_instance
 from lakehouse import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 USE_INSTANCE = """
 from aura_assets.instance import open_instance
 from lakehouse import Settings

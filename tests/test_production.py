@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from aura_assets.cli import reference
 
-ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```(bash|python) runnable\n(.*?)```", re.S)
 
 

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import silent_server
+from helpers import ROOT, silent_server
 
 from lakehouse.table.catalog import with_timeouts
 
-ROOT = Path(__file__).resolve().parents[1]
 # Generous bound for a loaded 2-core machine; the configured timeouts are 5 s (connect) and
 # 5 s (Redis reply). Without them each command hangs for minutes.
 HANG = 30
