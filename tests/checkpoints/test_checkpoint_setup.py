@@ -1,4 +1,4 @@
-"""Issue 9 J and H: the checkpointer's setup() under concurrent callers, and its connect timeout."""
+"""The checkpointer's setup() under concurrent callers, and its connect timeout."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _setup(schema: str, barrier, errors) -> None:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.skipif(not SERVERS, reason="needs PostgreSQL (the server pass)")
-def test_J_eight_concurrent_setups_on_a_fresh_schema_all_succeed() -> None:
+def test_eight_concurrent_setups_on_a_fresh_schema_all_succeed() -> None:
     import psycopg
 
     schema = f"cp_{uuid.uuid4().hex[:10]}"
@@ -61,7 +61,7 @@ def test_checkpoint_urls_get_a_connect_timeout_unless_set() -> None:
     assert pg_conninfo("postgresql://u@db/a?connect_timeout=2").count("connect_timeout") == 1
 
 
-def test_H_checkpoint_store_on_a_silent_postgres_fails_fast() -> None:
+def test_checkpoint_store_on_a_silent_postgres_fails_fast() -> None:
     with silent_server() as port:
         started = time.monotonic()
         with (
