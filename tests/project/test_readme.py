@@ -29,6 +29,7 @@ def test_readme_has_runnable_examples_of_both_kinds() -> None:
     assert "bash" in kinds and "python" in kinds
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"

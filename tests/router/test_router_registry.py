@@ -77,7 +77,7 @@ def test_propensity_is_optional_and_checked() -> None:
 
 def test_routing_decisions_gains_propensity_additively(lakehouse: Lakehouse) -> None:
     old_schema = Schema(*[f for f in ROUTING_DECISIONS.schema.fields if f.name != "propensity"])
-    old = lakehouse.table.catalog.create_table(ROUTING_DECISIONS.identifier, schema=old_schema)
+    old = lakehouse.catalog.create_table(ROUTING_DECISIONS.identifier, schema=old_schema)
     decisions, _ = simulate_day(WORKLOAD, START, n=30)
     decisions = decisions.drop_columns(["propensity"])
     for name in ("stream_id", "ingested_at"):

@@ -75,7 +75,7 @@ def rows(table: pa.Table, key: str = "decision_id") -> list[dict[str, object]]:
 @pytest.fixture
 def lh(lakehouse: Lakehouse) -> Iterator[Lakehouse]:
     yield lakehouse
-    lakehouse.table.catalog.engine.dispose()
+    lakehouse.catalog.engine.dispose()
 
 
 def session(lh: Lakehouse, **options: object) -> SqlSession:

@@ -106,6 +106,7 @@ def test_groups_owners_descriptions_and_checkpoint_lineage() -> None:
         assert graph.get_check_keys_for_assets({key}), f"{table} has no checks"
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_dg_loads_the_code_location(in_aura_env) -> None:  # type: ignore[no-untyped-def]
     dg_cli = Path(sys.executable).with_name("dg")
