@@ -1,7 +1,7 @@
 """Redis Streams consumption into Iceberg: the consumer-group reader and dead letters.
 
-The mechanism every stream-fed domain shares (routing decisions today; workflow traces and
-memory events next), separate from any event contract:
+The mechanism every stream-fed domain shares (routing decisions, workflow traces, memory
+events), separate from any event contract:
 
 * :class:`StreamConsumer` reads a stream through a consumer group. Each run is its own consumer.
   It reads, in order: its own pending entries, entries that earlier runs handed back
