@@ -22,7 +22,7 @@ class _AuraGroup(click.Group):
     shown as one redacted line instead of a traceback that would print it.
     """
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except AuraError as exc:
@@ -189,7 +189,7 @@ def _run_workflows(settings: Settings, threads: int, seed: int) -> str:
     return run_workflows(settings, threads, seed).summary()
 
 
-def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # type: ignore[no-untyped-def]
+def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):
     from lakehouse.simulate.routing import RoutingWorkload
 
     first = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
@@ -203,7 +203,7 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
     )
 
 
-def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type: ignore[no-untyped-def]
+def _publish_traces(settings: Settings, workload, per_day: int) -> str:
     from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
     from lakehouse.stores import open_redis
 
@@ -218,7 +218,7 @@ def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type:
     )
 
 
-def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-def]
+def _publish(settings: Settings, workload) -> int:
     from lakehouse.simulate.routing import publish, routing_events
     from lakehouse.stores import open_redis
 
@@ -295,7 +295,7 @@ def demo(
     click.echo(f"done in {time.perf_counter() - started:.1f}s; `aura ui` shows the runs")
 
 
-def _demo_router(settings: Settings, workload, days_list: list) -> None:  # type: ignore[no-untyped-def]
+def _demo_router(settings: Settings, workload, days_list: list) -> None:
     """Train the router through Dagster; with a champion, route one more day with it and show
     the cost per day before and after."""
     import dataclasses

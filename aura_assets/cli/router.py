@@ -18,7 +18,7 @@ def router() -> None:
     """Train, evaluate and list the learned model router's versions."""
 
 
-def _truth(simulated: bool, regime_change_at: datetime | None):  # type: ignore[no-untyped-def]
+def _truth(simulated: bool, regime_change_at: datetime | None):
     if not simulated:
         return None
     change = regime_change_at.date() if regime_change_at else None
@@ -91,7 +91,7 @@ def evaluate(
     _echo_summary(summary)
 
 
-def _echo_summary(summary: dict) -> None:  # type: ignore[type-arg]
+def _echo_summary(summary: dict) -> None:
     click.echo(
         f"cost saving vs always-strongest {summary['cost_saving']:.1%} "
         f"[{summary['cost_saving_low']:.1%}, {summary['cost_saving_high']:.1%}], "

@@ -41,7 +41,7 @@ def _last_id(client: Any) -> str:
 
 
 @sensor(job=memory_ingest_job, minimum_interval_seconds=60)
-def memory_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
+def memory_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):
     """One ingest run per day that has unacknowledged memory events."""
     client = redis.client()
     if stream_backlog(client) == 0:
@@ -78,7 +78,7 @@ def compaction_reasons(
 
 
 @sensor(job=memory_compaction_job, minimum_interval_seconds=120)
-def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
+def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResource):
     """Request a compaction when a tier passes its thresholds or memories have expired."""
     client = redis.client()
     hot = HotTier(client)

@@ -10,7 +10,7 @@ from lakehouse import routing
 
 
 @sensor(job=routing_ingest_job, minimum_interval_seconds=30)
-def routing_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
+def routing_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):
     """One run per day that has unacknowledged events; the run key makes repeats no-ops."""
     client = redis.client()
     backlog = routing.stream_backlog(client)

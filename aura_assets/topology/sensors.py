@@ -27,7 +27,7 @@ REASON_TAG = "aura/reason"
 
 
 @sensor(job=topology_daily_job, minimum_interval_seconds=30)
-def workflows_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
+def workflows_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):
     """One run per day that has unacknowledged workflow traces; the run key makes repeats no-ops."""
     client = redis.client()
     if ingest.stream_backlog(client) == 0:
@@ -43,7 +43,7 @@ def workflows_stream_sensor(context: SensorEvaluationContext, redis: RedisResour
 
 
 @sensor(minimum_interval_seconds=60, description="Request a router retraining per drifted day.")
-def drift_sensor(context: SensorEvaluationContext):  # type: ignore[no-untyped-def]
+def drift_sensor(context: SensorEvaluationContext):
     """For each day ``topology_drift`` flagged, request a ``router_retrain`` run once.
 
     Reads the drift materialisations recorded after the cursor; each flagged day becomes a run

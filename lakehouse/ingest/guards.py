@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from lakehouse.exceptions import InvalidEvent
 from lakehouse.settings import partitions_start
 
 """The first day partition (Dagster's daily partitions start here too)."""
@@ -41,10 +42,6 @@ MAX_LIST_ITEMS = 64
 """Most items in a list-valued field."""
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-
-
-class InvalidEvent(ValueError):
-    """One event breaks its contract; the message is the reason stored with the dead letter."""
 
 
 def load_object(raw: str | bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import StoreUnavailableError
 from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
 
 # A catalog server that does not answer within this many seconds is reported as unreachable.
@@ -68,7 +68,7 @@ def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
             pass
         catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, init_catalog_tables="true")
     except Exception as exc:  # SQLAlchemy raises many driver-specific types
-        raise ConfigurationError(
+        raise StoreUnavailableError(
             f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__} "
             f"({_reason(exc)}). Check AURA_CATALOG_URI / AURA_PG_URL and that the database is "
             "reachable."

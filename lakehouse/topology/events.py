@@ -45,7 +45,6 @@ from typing import Any, NoReturn
 
 import pyarrow as pa
 
-from lakehouse.exceptions import ValidationError
 from lakehouse.ingest import guards as v
 
 STREAM = "aura:events:workflows"
@@ -90,11 +89,12 @@ event's order; ``ts`` is microseconds in UTC. Every field is required.
 """
 
 
-class WorkflowEventError(ValidationError, v.InvalidEvent):
+class WorkflowEventError(v.InvalidEvent):
     """A workflow-trace event violates the contract; ``reason`` says how.
 
-    An :class:`~lakehouse.ingest.guards.InvalidEvent` (so a ``ValueError``): the shared stream
-    mechanism stores its message, the reason, with the dead letter.
+    An :class:`~lakehouse.exceptions.InvalidEvent` (so a ``ValidationError`` and a
+    ``ValueError``): the shared stream mechanism stores its message, the reason, with the dead
+    letter.
     """
 
     def __init__(self, reason: str) -> None:
