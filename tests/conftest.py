@@ -31,6 +31,35 @@ def pytest_configure(config: pytest.Config) -> None:
     ensure_worker_database()
 
 
+# Fixtures through which a test reaches the stores the pass configures (embedded or servers).
+STORE_FIXTURES = {"aura_env", "settings", "in_aura_env", "lakehouse", "redis_client"}
+# A test module naming these chooses its stores itself (it may behave differently per pass).
+_SERVER_WORDS = ("SERVERS", "PG_URL", "REDIS_URL", "AURA_TEST_SERVERS", "pg_unreachable_reason")
+
+
+def _reaches_stores(item: pytest.Item) -> bool:
+    if STORE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    if item.get_closest_marker("servers") or item.get_closest_marker("reliability"):
+        return True
+    source = Path(str(item.fspath)).read_text()
+    return any(word in source for word in _SERVER_WORDS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the server pass, run only tests that reach the stores it configures.
+
+    A test that uses none of the store fixtures, no ``servers`` marker and never looks at the
+    server settings runs identically on both passes; the embedded pass has run it already.
+    """
+    if not SERVERS:
+        return
+    kept = [item for item in items if _reaches_stores(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
 def make_env(home: Path) -> dict[str, str]:
     """AURA_* variables for one test: embedded stores in ``home``, or the servers (pass two)."""
     env = {"AURA_HOME": str(home)}
