@@ -28,8 +28,8 @@ demo: install
 ui: install
 	$(VENV)/bin/aura ui
 
-# Lint, the suite on embedded defaults, then the same suite against PostgreSQL and Redis when
-# they answer.
+# Lint, the suite on embedded defaults, then against PostgreSQL and Redis when they answer (the
+# tests that reach a store; conftest.py deselects the others there).
 test: install lint
 	$(PYTEST)
 	@if $(SERVERS_UP) 2>/dev/null; then \
