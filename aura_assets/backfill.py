@@ -2,8 +2,9 @@
 
 Each day is one run of the selected assets (plus the assets they cannot be split from, such as
 the other outputs of a multi-asset), recorded in the instance under ``AURA_HOME`` like the demo's
-runs, with the tag ``aura/backfill``. Every AURA asset overwrites or merges its day by key, so
-re-running a range changes no row count and no content.
+runs and launched with the code location's origin (:mod:`aura_assets.launch`), so the UI's Runs
+and asset pages show them, with the tag ``aura/backfill``. Every AURA asset overwrites or merges
+its day by key, so re-running a range changes no row count and no content.
 """
 
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,6 @@ from dagster import AssetKey, AssetSelection, Definitions
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.settings import Settings
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 BACKFILL_TAG = "aura/backfill"
 MAX_DAYS = 3660
 
@@ -89,6 +89,7 @@ def backfill(
     """
     from aura_assets.definitions import defs
     from aura_assets.instance import open_instance
+    from aura_assets.launch import CLI_TAG, launcher
 
     days = days_between(first, last)
     check_days(settings, days)
@@ -97,18 +98,17 @@ def backfill(
     backfill_id = uuid4().hex[:8]
     instance = open_instance(settings)
     try:
-        for day in days:
-            result = job.execute_in_process(
-                partition_key=day.isoformat(),
-                instance=instance,
-                asset_selection=keys,
-                run_config=QUIET,
-                tags={BACKFILL_TAG: backfill_id},
-                raise_on_error=False,
-            )
-            run = DayRun(day, result.run_id, result.success, backfill_id)
-            yield run
-            if not run.success:
-                return
+        with launcher(instance) as launch:
+            for day in days:
+                outcome = launch.run(
+                    job.name,
+                    day.isoformat(),
+                    tags={BACKFILL_TAG: backfill_id, CLI_TAG: "backfill"},
+                    asset_selection=keys,
+                )
+                run = DayRun(day, outcome.run_id, outcome.success, backfill_id)
+                yield run
+                if not run.success:
+                    return
     finally:
         instance.dispose()

@@ -6,7 +6,9 @@ Dagster processes it starts (the configured URL with the psycopg2 driver that da
 needs: under psycopg 3, its ``NOTIFY`` statements fail). In-process, the URL is passed in memory.
 """
 
+import contextlib
 import fcntl
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,7 +91,10 @@ def prepare_dagster_home(settings: Settings) -> Path:
         if not marker.exists():
             instance = _instance(settings, home)
             try:
-                instance.upgrade()
+                # Dagster prints its migration steps to stdout, which would land in a command's
+                # output (e.g. the JSON of `aura memory compact` on a fresh home): keep them out.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    instance.upgrade()
             finally:
                 instance.dispose()
             marker.write_text("storage created or upgraded by aura\n")

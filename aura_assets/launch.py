@@ -7,15 +7,19 @@ instance with the job's remote origin (the same origin a run launched from the U
 location, repository, job) and its Python origin, then executed in this process by Dagster's own
 run executor, one step after another. The run is an ordinary run of the instance: the UI can
 re-execute it, and the run history, timeline and asset health show it.
+
+Every ``aura`` command that materialises (``backfill``, ``router train``, ``memory compact``,
+``checkpoints archive``) runs its work this way (:func:`launch`), so every commit it makes
+carries a Dagster run id and code version and the UI shows what the tables hold.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, DagsterRun
+from dagster import AssetKey, DagsterInstance, DagsterRun
 from dagster import __version__ as dagster_version
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.execution.api import execute_run
@@ -36,12 +40,18 @@ from dagster._core.workspace.load import (
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._utils.hosted_user_process import recon_job_from_origin
 
+from aura_assets.instance import open_instance
+from lakehouse.settings import Settings
+
 LOCATION = "aura"
 MODULE = "aura_assets.definitions"
 WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 # One step after another in this process (the multiprocess executor would start a Python per step).
 IN_PROCESS: Mapping[str, Any] = {"execution": {"config": {"in_process": {}}}}
 QUIET: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+CLI_TAG = "aura/cli"
+ASSET_JOB = "__ASSET_JOB"
+"""The code location's implicit job of every asset: a run of any asset selection."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class Outcome:
     job_name: str
     partition: str | None
     success: bool
-    metadata: dict[str, dict[str, Any]]  # asset key (a/b) -> metadata values
+    metadata: dict[str, dict[str, Any]]  # asset key (a/b), or an op's step key -> values
 
 
 def workspace_origin(workspace: Path = WORKSPACE) -> CodeLocationOrigin:
@@ -82,13 +92,16 @@ class Launcher:
         partition: str | None = None,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        asset_selection: Sequence[AssetKey] | None = None,
     ) -> DagsterRun:
-        """Create a NOT_STARTED run of ``job_name`` that carries the code location's origin."""
+        """Create a NOT_STARTED run of ``job_name`` (of ``asset_selection`` only, if given) that
+        carries the code location's origin."""
         selector = JobSubsetSelector(
             location_name=self._location.name,
             repository_name=self._repo.name,
             job_name=job_name,
             op_selection=None,
+            asset_selection=asset_selection,
         )
         remote_job = self._location.get_job(selector)
         config = {**IN_PROCESS, **QUIET, **(run_config or {})}
@@ -120,7 +133,7 @@ class Launcher:
             parent_job_snapshot=remote_job.parent_job_snapshot,
             remote_job_origin=origin,
             job_code_origin=remote_job.get_python_origin(),
-            asset_selection=None,
+            asset_selection=frozenset(asset_selection) if asset_selection else None,
             asset_check_selection=None,
             asset_graph=self._repo.asset_graph,
         )
@@ -131,11 +144,17 @@ class Launcher:
         job = recon_job_from_origin(run.job_code_origin)
         result = execute_run(job, run, self.instance, raise_on_error=False)
         metadata: dict[str, dict[str, Any]] = {}
+        outputs: dict[str, dict[str, Any]] = {}  # of ops that are not assets (maintenance)
         for event in result.all_events:
             if event.is_step_materialization:
                 mat = event.step_materialization_data.materialization
                 values = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
                 metadata["/".join(mat.asset_key.path)] = values
+            elif event.is_successful_output and event.step_key and event.step_output_data.metadata:
+                found = event.step_output_data.metadata.items()
+                outputs[event.step_key] = {k: getattr(v, "value", v) for k, v in found}
+        # An asset's materialisation wins over its step's output (they may share a name).
+        metadata = {**outputs, **metadata}
         final = self.instance.get_run_by_id(run.run_id)
         return Outcome(
             run_id=run.run_id,
@@ -151,9 +170,10 @@ class Launcher:
         partition: str | None = None,
         run_config: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
+        asset_selection: Sequence[AssetKey] | None = None,
     ) -> Outcome:
         """Create and execute one run."""
-        return self.execute(self.create(job_name, partition, run_config, tags))
+        return self.execute(self.create(job_name, partition, run_config, tags, asset_selection))
 
 
 @contextmanager
@@ -175,3 +195,28 @@ def launcher(instance: DagsterInstance, workspace: Path = WORKSPACE) -> Iterator
         if error is not None:
             raise RuntimeError(f"code location {LOCATION!r} failed to load: {error.message}")
         yield Launcher(instance, context.get_code_location(LOCATION), origin)
+
+
+def launch(
+    settings: Settings,
+    job_name: str,
+    partition: str | None = None,
+    run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    asset_selection: Sequence[AssetKey] | None = None,
+) -> Outcome:
+    """One run of ``job_name`` in the instance under ``AURA_HOME``, with the location's origin."""
+    instance = open_instance(settings)
+    try:
+        with launcher(instance) as launch_:
+            return launch_.run(job_name, partition, run_config, tags, asset_selection)
+    finally:
+        instance.dispose()
+
+
+def partition_range(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run cover the partitions ``first`` .. ``last``."""
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }

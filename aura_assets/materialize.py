@@ -35,7 +35,7 @@ from aura_resources.metadata import (
     wap_snapshot,
     write_audited,
 )
-from aura_resources.presentation import branch_tags, snapshot_metadata
+from aura_resources.presentation import branch_tags, read_metadata, snapshot_metadata
 from lakehouse import Lakehouse, WriteResult
 from lakehouse.publish.wap import WapResult
 from quality.checks import check_results
@@ -78,7 +78,7 @@ def snapshot_result(
         )
     return MaterializeResult(
         asset_key=asset_key,
-        metadata={**metadata, **(extra or {})},
+        metadata={**metadata, **read_metadata(lakehouse), **(extra or {})},
         data_version=DataVersion(str(result.snapshot_id)),
         tags=branch_tags(result.branch),
     )
@@ -127,7 +127,7 @@ def audited_result(
     )
     shown = data if lakehouse is None else None  # else the snapshot read shows the data
     metadata = {**metadata_for(wap.write, shown, day), **wap_snapshot(lakehouse, wap, day)}
-    metadata |= {**wap_metadata(wap), **(extra_metadata or {})}
+    metadata |= {**wap_metadata(wap), **read_metadata(lakehouse), **(extra_metadata or {})}
     if not wap.published and not any(not c.passed for c in checks):
         raise Failure(description=wap.audit.summary(), metadata=metadata)
     return MaterializeResult(

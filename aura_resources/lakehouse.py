@@ -79,12 +79,25 @@ class LakehouseResource(_LakehouseConfig):
 
 
 class DuckDBResource(_LakehouseConfig):
-    """A read-only DuckDB connection in which every aura table is a view."""
+    """A read-only DuckDB connection in which every aura table is a view.
+
+    On a branch other than main, each view shows the table at the head
+    :meth:`lakehouse.Lakehouse.head` reads (the branch's, or main's for a table the branch does
+    not have yet), like every other read of a run on that branch.
+    """
 
     def connect(self) -> Any:
+        from lakehouse.settings import MAIN_BRANCH
         from lakehouse.sql import connect
+        from lakehouse.table.registry import all_specs
 
-        return connect(self.settings())
+        settings = self.settings()
+        if settings.branch == MAIN_BRANCH:
+            return connect(settings)
+        lh = Lakehouse(settings)
+        heads = {spec.name: lh.head(spec.name) for spec in all_specs()}
+        pins = {name: head for name, head in heads.items() if head is not None}
+        return connect(settings, catalog=lh.catalog, snapshots=pins)
 
 
 class RedisResource(ConfigurableResource):

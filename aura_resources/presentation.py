@@ -9,14 +9,25 @@ first rows), ``iceberg/snapshot_id``, ``aura/branch``, ``aura/changed`` and the 
 Writes to a branch other than main are recorded as materialisations of the same partition (the
 run succeeded and wrote that data), but labelled so nobody mistakes them for main: the event
 carries the tag ``aura/branch=<name>`` and the metadata ``aura/branch`` plus a line
-``aura/not_main`` saying main did not change; the run has the tag ``aura/branch`` too.
+``aura/not_main`` saying main did not change; the run has the tag ``aura/branch`` too. A run on
+a branch reads that branch; an input table the branch does not have yet is read from main, and
+``aura/read_from_main`` names those tables (:func:`read_metadata`).
 """
 
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import pyarrow as pa
-from dagster import MetadataValue, TableColumn, TableColumnConstraints, TableSchema
+from dagster import (
+    AssetKey,
+    MetadataValue,
+    TableColumn,
+    TableColumnConstraints,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
+)
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.schema import Schema
 
@@ -26,6 +37,7 @@ from lakehouse.table.registry import spec_for
 from lakehouse.table.writer import day_filter
 
 BRANCH_KEY = "aura/branch"
+READ_FROM_MAIN_KEY = "aura/read_from_main"
 PREVIEW_ROWS = 5
 
 
@@ -89,6 +101,25 @@ def snapshot_metadata(
     head = iceberg.scan(row_filter=row_filter, snapshot_id=snapshot_id, limit=PREVIEW_ROWS)
     meta["preview"] = MetadataValue.md(snapshot_preview(head.to_arrow()))
     return meta
+
+
+def read_metadata(lakehouse: Lakehouse | None) -> dict[str, Any]:
+    """``aura/read_from_main``: tables this run read from main because its branch lacked them."""
+    if lakehouse is None or not lakehouse.fallbacks:
+        return {}
+    branch = lakehouse.settings.branch
+    tables = ", ".join(sorted(lakehouse.fallbacks))
+    return {READ_FROM_MAIN_KEY: f"{tables} (not on branch {branch} yet: read from main)"}
+
+
+def column_lineage(sources: Mapping[str, Sequence[tuple[str, str]]]) -> dict[str, Any]:
+    """``dagster/column_lineage`` for a derived table: each column and the ``(table, column)``
+    pairs of the upstream tables (assets of the same name) it is computed from."""
+    deps = {
+        column: [TableColumnDep(asset_key=AssetKey(table), column_name=c) for table, c in found]
+        for column, found in sources.items()
+    }
+    return {"dagster/column_lineage": TableColumnLineage(deps_by_column=deps)}
 
 
 def branch_tags(branch: str) -> dict[str, str]:

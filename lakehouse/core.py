@@ -13,7 +13,7 @@ from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
 from lakehouse.settings import MAIN_BRANCH, Settings
-from lakehouse.table import refs, writer
+from lakehouse.table import journal, refs, writer
 from lakehouse.table.catalog import open_catalog
 from lakehouse.table.registry import TableSpec, all_specs, ensure_table, spec_for
 from lakehouse.table.retry import catalog_calls
@@ -46,6 +46,9 @@ class Lakehouse:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
+        # Tables read from main because the configured branch does not have them (name -> that
+        # branch); a Dagster asset reports them in its materialisation.
+        self.fallbacks: dict[str, str] = {}
 
     @cached_property
     def catalog(self) -> SqlCatalog:
@@ -89,6 +92,29 @@ class Lakehouse:
             spec, self.table(name), data, day, lineage or Lineage(), branch or self.settings.branch
         )
 
+    def head(self, name: str, branch: str | None = None) -> int | None:
+        """The snapshot id reads of ``name`` on ``branch`` (default: the configured one) use.
+
+        Reads follow the branch writes go to, so a run on branch B reads what it wrote. When B
+        does not have the table yet (nothing wrote it there), this is main's head, exactly what
+        a first write to B starts from, and the table is recorded in :attr:`fallbacks`. ``None``
+        means there is nothing to read (an empty table).
+        """
+        wanted = branch or self.settings.branch
+        table = self.table(name)
+        if wanted == MAIN_BRANCH:
+            return self._main_head(name, table)
+        found = refs.head(table, wanted)
+        if found is None:
+            self.fallbacks[spec_for(name).name] = wanted
+            return self._main_head(name, table)
+        return found
+
+    def _main_head(self, name: str, table: Table) -> int | None:
+        """Main's head as AURA's readers see it (before a publish under way, see :meth:`read`)."""
+        before = self._main_for_readers(spec_for(name).name, table)
+        return before if before is not None else refs.head(table)
+
     def read(
         self,
         name: str,
@@ -99,13 +125,25 @@ class Lakehouse:
         snapshot_id: int | None = None,
     ) -> pa.Table:
         """Read a table as Arrow: all of it, one day or a ``[start, end)`` window of event time,
-        at the head of main, of a branch or tag, or at a snapshot."""
+        at a snapshot, at the head of ``branch`` (a branch or tag that must exist), or by default
+        at the head of the configured branch (main's when that branch lacks the table; see
+        :meth:`head`).
+
+        Main is read as AURA's readers see it: while a publish is under way, its tables read as
+        they were before it; a publish whose process died is completed or rolled back first
+        (see :mod:`lakehouse.table.journal`).
+
+        Raises:
+            RefError: ``branch`` is given and the table has no such branch or tag.
+        """
         spec = spec_for(name)
         table = self.table(name)
-        if snapshot_id is None and branch and branch != MAIN_BRANCH:
+        if snapshot_id is None and branch is not None and branch != MAIN_BRANCH:
             snapshot_id = refs.require_head(table, branch)
-        if snapshot_id is None and table.current_snapshot() is None:
-            return spec.arrow_schema.empty_table()
+        if snapshot_id is None:
+            snapshot_id = self.head(name, branch)
+            if snapshot_id is None:
+                return spec.arrow_schema.empty_table()
         row_filter: BooleanExpression = AlwaysTrue()
         if day is not None:
             row_filter = writer.day_filter(spec, day)
@@ -113,9 +151,18 @@ class Lakehouse:
             row_filter = writer.time_filter(spec, *window)
         return table.scan(row_filter=row_filter, snapshot_id=snapshot_id).to_arrow()
 
+    def _main_for_readers(self, name: str, table: Table) -> int | None:
+        """The snapshot a reader of ``name``'s main reads when a publish is under way, if any."""
+        pending = journal.settle_dead(self.catalog)
+        if pending.settled:
+            table.refresh()  # the settle may have moved it since it was loaded
+        return pending.before().get(name)
+
     def info(self, name: str) -> TableInfo:
+        """The table at the head reads use (see :meth:`head`): rows, snapshot, refs."""
         table = self.table(name)
-        snapshot = table.current_snapshot()
+        head = self.head(name)
+        snapshot = table.snapshot_by_id(head) if head is not None else None
         rows = int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
         refs = table.metadata.refs
         return TableInfo(

@@ -57,6 +57,10 @@ class ReadOnlyError(AuraError):
     """A statement would write through a read-only interface."""
 
 
+class QueryTimeoutError(AuraError):
+    """A SQL statement ran past its time limit and was stopped."""
+
+
 class TimeTravelError(AuraError):
     """A time or snapshot id does not name a state of the table (too early, or unknown)."""
 
@@ -73,3 +77,8 @@ class TierUnavailableError(StoreUnavailableError):
 class MemoryKeyError(ConfigurationError):
     """Encrypted memories cannot be read with the configured keys (none set, a wrong key, or a
     ciphertext altered or moved to another tenant or memory); the message says what to set."""
+
+
+class StreamRefusedError(AuraError):
+    """Redis answers but refuses an event on a stream (an entry at the maximum id, a key of
+    another type); nothing was written."""

@@ -252,7 +252,9 @@ class Settings:
             dagster_pg_url=dagster_pg_url or pg,
             branch=branch or MAIN_BRANCH,
             partitions_start=_day(partitions_start),
-            memory_key=_memory_key("AURA_MEMORY_KEY", memory_key) if memory_key else None,
+            # Set but empty is an error, not "no key": a store meant to be encrypted must not
+            # silently write plaintext.
+            memory_key=None if memory_key is None else _memory_key("AURA_MEMORY_KEY", memory_key),
             memory_old_keys=tuple(
                 _memory_key("AURA_MEMORY_OLD_KEYS", k.strip())
                 for k in (memory_old_keys or "").split(",")
@@ -345,18 +347,22 @@ def _memory_key(variable: str, value: str) -> str:
 
     from lakehouse.exceptions import ConfigurationError
 
+    # Only the canonical encoding is a key: the decoder would ignore whatever follows padding
+    # ("$K$K", "$K=junk") and surrounding blanks, taking a mistyped value for the key.
     try:
-        raw = base64.urlsafe_b64decode(value.strip().encode("ascii"))
-        valid = len(raw) == MEMORY_KEY_BYTES and not re.search(r"[^A-Za-z0-9_=-]", value.strip())
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+        valid = len(raw) == MEMORY_KEY_BYTES and base64.urlsafe_b64encode(raw).decode() == value
     except (binascii.Error, UnicodeEncodeError, ValueError):
         valid = False
     if not valid:
+        what = "is set but empty" if not value.strip() else "is not a memory key"
         raise ConfigurationError(
-            f"{variable} is not a memory key: use {MEMORY_KEY_BYTES} random bytes in urlsafe "
-            "base64 (44 characters), e.g. the output of `aura memory new-key` or python -c "
-            "'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+            f"{variable} {what}: use exactly {MEMORY_KEY_BYTES} random bytes in urlsafe "
+            "base64 (44 characters, no blanks), e.g. the output of `aura memory new-key` or "
+            "python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+            "; unset it to store memories in plaintext"
         )
-    return value.strip()
+    return value
 
 
 def load_settings() -> Settings:

@@ -163,7 +163,7 @@ def simulate(
     """Publish a seeded routing workload and workflow traces to their Redis streams."""
     from dataclasses import replace
 
-    from lakehouse.router.registry import champion_policy, champion_row
+    from lakehouse.router import champion_policy, champion_row
 
     settings = Settings.from_env()
     workload = _workload(start, days, per_day, seed, malformed_rate, regime_change_at)
@@ -303,7 +303,7 @@ def _demo_router(settings: Settings, workload, days_list: list) -> None:
     import pyarrow.compute as pc
 
     from aura_assets.demo import run_demo, train_router
-    from lakehouse.router import registry
+    from lakehouse import router as registry
 
     for step in train_router(settings, days_list):
         click.echo(f"[3/4] {step}")

@@ -78,7 +78,11 @@ def list_(show_all: bool) -> None:
 @click.option("--no-metrics", is_flag=True, help="Skip reading data for the metrics.")
 def diff(name: str, no_metrics: bool) -> None:
     """Per table: snapshots, and rows NAME adds, removes or changes (net, by the table's key)
-    since it branched from main; and key metrics."""
+    since it branched from main; and key metrics.
+
+    Also the days each table holds on NAME and which of them main lacks; a changed table
+    without a day another changed table adds is named as incomplete.
+    """
     diffs = experiments.diff(Lakehouse(), name, metrics=not no_metrics)
     rows = [
         (
@@ -90,6 +94,8 @@ def diff(name: str, no_metrics: bool) -> None:
             "rows~",
             "main rows",
             "branch rows",
+            f"days on {name}",
+            "days not on main",
             "publish",
         )
     ]
@@ -108,10 +114,13 @@ def diff(name: str, no_metrics: bool) -> None:
                 str(d.rows_changed),
                 str(d.main_rows),
                 str(d.branch_rows),
+                "-" if d.branch_days is None else experiments.day_ranges(d.branch_days),
+                "-" if d.branch_days is None else experiments.day_ranges(d.days_only_on_branch),
                 state,
             )
         )
     _table(rows)
+    _echo_incomplete(name, diffs)
     metric_rows = [("table", "metric", "main", name, "change")]
     for d in diffs:
         if not d.changed:
@@ -122,6 +131,19 @@ def diff(name: str, no_metrics: bool) -> None:
     if len(metric_rows) > 1:
         click.echo()
         _table(metric_rows)
+
+
+def _echo_incomplete(name: str, diffs: Sequence[experiments.TableDiff]) -> None:
+    """Name the changed tables that lack a day another changed table adds on the branch."""
+    changed = [d for d in diffs if d.changed and d.branch_days is not None]
+    added = {day for d in changed for day in d.days_only_on_branch}
+    for d in changed:
+        missing = sorted(added - set(d.branch_days or ()))
+        if missing:
+            click.echo(
+                f"incomplete: {d.table} on {name} lacks {experiments.day_ranges(missing)}, "
+                "which other tables add; materialise it on the branch before publishing"
+            )
 
 
 @branch.command("publish")

@@ -11,9 +11,6 @@ from langchain_core.runnables import RunnableConfig
 from lakehouse import Lakehouse, Settings
 from lakehouse.checkpoints import (
     AuraCheckpointSaver,
-    RetentionPolicy,
-    apply_retention,
-    archive_checkpoints,
     restore_thread,
 )
 from lakehouse.exceptions import AuraError
@@ -131,21 +128,37 @@ def restore(thread: str, as_of: str | None) -> None:
     help="Then trim hot checkpoints older than this many days.",
 )
 def archive(day_: datetime | None, keep_last: int | None, max_age_days: float | None) -> None:
-    """Archive one day of checkpoints into Iceberg, then optionally trim the hot store."""
+    """Archive one day of checkpoints into Iceberg, then optionally trim the hot store.
+
+    Runs as a Dagster run of ``checkpoint_archive`` for the day (`aura ui` shows it).
+    """
+    from aura_assets.checkpoints.assets import BLOBS_KEY, CHECKPOINTS_KEY, WRITES_KEY
+    from aura_assets.launch import CLI_TAG, launch
+
     settings = Settings.from_env()
     day = day_.date() if day_ else datetime.now(UTC).date()
-    lakehouse = Lakehouse(settings)
-    with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
-        result = archive_checkpoints(lakehouse, saver, day)
-        click.echo(
-            f"{day}: archived {result.checkpoints} checkpoints, {result.writes} writes, "
-            f"{result.blobs} blobs ({result.archive_bytes} bytes for {result.raw_bytes} raw)"
+    trim = keep_last is not None or max_age_days is not None
+    config = {"trim": trim, "keep_last": keep_last, "max_age_days": max_age_days}
+    outcome = launch(
+        settings,
+        "checkpoint_archive",
+        day.isoformat(),
+        run_config={"ops": {"workflow_checkpoints": {"config": config}}},
+        tags={CLI_TAG: "checkpoints archive"},
+    )
+    if not outcome.success:
+        raise AuraError(
+            f"checkpoint_archive run {outcome.run_id} for {day} failed: `aura ui` shows why"
         )
-        if keep_last is not None or max_age_days is not None:
-            trim = apply_retention(
-                lakehouse, saver, RetentionPolicy(keep_last=keep_last, max_age_days=max_age_days)
-            )
-            click.echo(
-                f"trimmed {trim.trimmed} hot checkpoints ({trim.not_archived} not yet "
-                "archived were kept)"
-            )
+    meta = {key: outcome.metadata["/".join(key.path)] for key in (CHECKPOINTS_KEY, WRITES_KEY)}
+    blobs, first = outcome.metadata["/".join(BLOBS_KEY.path)], meta[CHECKPOINTS_KEY]
+    click.echo(
+        f"{day}: archived {first['rows_added']} checkpoints, {meta[WRITES_KEY]['rows_added']} "
+        f"writes, {blobs['rows_added']} blobs ({first['archive/bytes_added']} bytes for "
+        f"{first['archive/raw_bytes']} raw) by run {outcome.run_id}"
+    )
+    if trim:
+        click.echo(
+            f"trimmed {first.get('hot/trimmed', 0)} hot checkpoints "
+            f"({first.get('hot/kept_not_archived', 0)} not yet archived were kept)"
+        )

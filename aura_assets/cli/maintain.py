@@ -2,10 +2,11 @@
 
 import re
 from datetime import UTC, timedelta
+from typing import Any
 
 import click
 
-from lakehouse import Lakehouse, Lineage, maintenance
+from lakehouse import Lakehouse, Settings, maintenance
 from lakehouse.table.registry import all_specs
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -52,45 +53,91 @@ def maintain(
 ) -> None:
     """Compact small files, expire snapshots (freeing their files) and remove orphan files.
 
-    Runs on TABLE, or on every aura table when none is given.
+    Runs on TABLE, or on every aura table when none is given. The real run is a Dagster run of
+    ``table_maintenance`` (its commits carry the run id; `aura ui` shows it); ``--dry-run``
+    commits nothing and runs here.
     """
-    lh = Lakehouse()
     names = [table] if table else [spec.name for spec in all_specs()]
+    expire_before, grace = parse_duration(older_than), parse_duration(orphan_grace)
+    if not dry_run:
+        for figures in _launch(names, branch, target_mib, expire_before, retain_last, grace):
+            _echo_report(figures)
+        return
+    lh = Lakehouse()
     for name in names:
         report = maintenance.maintain(
             lh,
             name,
             branch=branch,
             target_file_bytes=target_mib * 1024 * 1024,
-            older_than=parse_duration(older_than),
+            older_than=expire_before,
             retain_last=retain_last,
-            orphan_grace=parse_duration(orphan_grace),
-            dry_run=dry_run,
-            lineage=Lineage(asset="aura-maintain"),
+            orphan_grace=grace,
+            dry_run=True,
         )
-        c, e, o = report.compaction, report.expiry, report.orphans
-        click.echo(f"aura.{report.table}{' (dry run)' if dry_run else ''}")
-        outcome = "to rewrite" if dry_run else f"-> {c.files_added} file(s)"
-        click.echo(
-            f"  compaction: {len(c.partitions)} partition(s), "
-            f"{sum(p.files_before for p in c.partitions)} small file(s) {outcome}"
+        _echo_report(report.as_dict())
+
+
+def _launch(
+    names: list[str],
+    branch: str,
+    target_mib: int,
+    older_than: timedelta,
+    retain_last: int,
+    orphan_grace: timedelta,
+) -> list[dict[str, Any]]:
+    """Run ``table_maintenance`` on ``names``; each table's figures from the run's metadata."""
+    from aura_assets.launch import CLI_TAG, launch
+
+    config = {
+        "tables": names,
+        "branch": branch,
+        "target_mib": target_mib,
+        "older_than_hours": older_than.total_seconds() / 3600,
+        "retain_last": retain_last,
+        "orphan_grace_hours": orphan_grace.total_seconds() / 3600,
+    }
+    outcome = launch(
+        Settings.from_env(),
+        "table_maintenance",
+        run_config={"ops": {"maintain_tables_op": {"config": config}}},
+        tags={CLI_TAG: "maintain"},
+    )
+    if not outcome.success:
+        raise click.ClickException(
+            f"table_maintenance run {outcome.run_id} failed: `aura ui` shows why"
         )
-        for conflict in c.conflicts:
-            click.echo(f"    {conflict.partition}: gave up: {conflict.conflict}")
-        click.echo(
-            f"  expiry: {len(e.expired_snapshot_ids)} snapshot(s), {e.files_deleted} file(s), "
-            f"{_mib(e.bytes_freed)}{' to free' if dry_run else ' freed'}"
-        )
-        click.echo(
-            f"  orphans: {len(o.orphans)} file(s), {_mib(o.bytes_freed)}"
-            f"{' to delete' if dry_run else ' deleted'} ({o.too_young} within the grace period)"
-        )
-        b, a = report.before, report.after
-        click.echo(
-            f"  snapshots {b.snapshots} -> {a.snapshots}, live files {b.live_data_files} -> "
-            f"{a.live_data_files}, stored {b.stored_files} files / {_mib(b.stored_bytes)} -> "
-            f"{a.stored_files} files / {_mib(a.stored_bytes)}"
-        )
+    meta = outcome.metadata["maintain_tables_op"]
+    click.echo(f"table_maintenance run {outcome.run_id}")
+    return [meta[name] for name in names]
+
+
+def _echo_report(f: dict[str, Any]) -> None:
+    """One table's maintenance figures (``MaintenanceReport.as_dict``) as a few lines."""
+    dry_run = bool(f["dry_run"])
+    click.echo(f"aura.{f['table']}{' (dry run)' if dry_run else ''}")
+    outcome = "to rewrite" if dry_run else f"-> {f['compaction.files_added']} file(s)"
+    click.echo(
+        f"  compaction: {f['compaction.partitions']} partition(s), "
+        f"{f['compaction.files_removed']} small file(s) {outcome}"
+    )
+    if f["compaction.conflicts"]:
+        click.echo(f"    gave up on {f['compaction.conflicts']} partition(s): a writer was first")
+    click.echo(
+        f"  expiry: {f['expiry.snapshots_expired']} snapshot(s), {f['expiry.files_deleted']} "
+        f"file(s), {_mib(f['expiry.bytes_freed'])}{' to free' if dry_run else ' freed'}"
+    )
+    click.echo(
+        f"  orphans: {f['orphans.files']} file(s), {_mib(f['orphans.bytes'])}"
+        f"{' to delete' if dry_run else ' deleted'} ({f['orphans.too_young']} within the grace "
+        "period)"
+    )
+    click.echo(
+        f"  snapshots {f['before.snapshots']} -> {f['after.snapshots']}, live files "
+        f"{f['before.live_data_files']} -> {f['after.live_data_files']}, stored "
+        f"{f['before.stored_files']} files / {_mib(f['before.stored_bytes'])} -> "
+        f"{f['after.stored_files']} files / {_mib(f['after.stored_bytes'])}"
+    )
 
 
 @click.command("history")

@@ -1,13 +1,18 @@
-"""``aura router train | evaluate | models``: the learned router from the command line."""
+"""``aura router train | evaluate | models``: the learned router from the command line.
+
+``train`` launches the code location's ``router_training`` and ``router_retrain`` runs
+(:mod:`aura_assets.launch`), so the new snapshots carry a Dagster run id and code version and
+the UI's ``router_model`` shows the champion ``aura router models`` lists.
+"""
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import click
 
-from lakehouse import Lakehouse
-from lakehouse.exceptions import ValidationError
-from lakehouse.router import registry
+from lakehouse import Lakehouse, Settings
+from lakehouse import router as registry
+from lakehouse.exceptions import AuraError, ValidationError
 from lakehouse.simulate.routing import expected_truth
 
 _DAYS = click.IntRange(min=1, max=366)
@@ -45,23 +50,74 @@ _REGIME = click.option(
 def train(
     train_days: int, heldout_days: int, simulated: bool, regime_change_at: datetime | None
 ) -> None:
-    """Build the training set, train a candidate and promote it only if it beats the champion."""
-    from quality.audit import gx_audit
+    """Build the training set, train a candidate and promote it only if it beats the champion.
 
-    lh = Lakehouse()
-    days = registry.training_days(lh, registry.DECISIONS)[-(train_days + heldout_days) :]
-    if not days:
-        raise ValidationError("routing_decisions is empty: run `aura simulate` and ingest first")
-    registry.build_training_set(lh, days, audit=gx_audit)
-    train_on, heldout = registry.split_days(lh, train_days, heldout_days)
-    result = registry.retrain(lh, train_on, heldout, truth=_truth(simulated, regime_change_at))
-    verdict = "published as champion" if result.published else "REFUSED (kept on its branch)"
+    Runs as two Dagster runs (router_training over the days, then router_retrain); days are
+    checked first, so a refused request writes nothing.
+    """
+    from aura_assets.instance import open_instance
+    from aura_assets.launch import CLI_TAG, launcher, partition_range
+
+    settings = Settings.from_env()
+    lh = Lakehouse(settings)
+    needed = train_days + heldout_days
+    days = registry.training_days(lh, registry.DECISIONS)[-needed:]
+    if len(days) < needed:
+        raise ValidationError(
+            f"routing_decisions has {len(days)} day(s) on {settings.branch}; training on "
+            f"{train_days} and holding out {heldout_days} needs {needed}: ingest more days or "
+            "ask for fewer (nothing was written)"
+        )
+    tags = {CLI_TAG: "router train"}
+    config = {"train_days": train_days, "heldout_days": heldout_days}
+    instance = open_instance(settings)
+    try:
+        with launcher(instance) as launch:
+            span = partition_range(days[0].isoformat(), days[-1].isoformat())
+            built = launch.run("router_training", tags={**tags, **span})
+            if not built.success:
+                raise AuraError(f"router_training run {built.run_id} failed: `aura ui` shows why")
+            outcome = launch.run(
+                "router_retrain",
+                run_config={"ops": {"router_model": {"config": config}}},
+                tags=tags,
+            )
+            if not outcome.success:
+                raise AuraError(f"router_retrain run {outcome.run_id} failed: `aura ui` shows why")
+    finally:
+        instance.dispose()
+    model, figures = outcome.metadata["router_model"], outcome.metadata["router_evaluation"]
+    verdict = "published as champion" if model["published"] else "REFUSED (kept on its branch)"
     click.echo(
-        f"candidate {result.candidate.version} {verdict}; audit branch {result.audit_branch}"
+        f"candidate {model['candidate_version']} {verdict} by run {outcome.run_id}; "
+        f"audit branch {model['audit_branch']}"
     )
-    for reason in result.decision.reasons:
+    for reason in str(model["reasons"]).split("; "):
         click.echo(f"  {reason}")
-    _echo_summary(registry.summary(result.evaluation))
+    summary = {**figures, **_truth_figures(lh, model, figures, simulated, regime_change_at)}
+    _echo_summary(summary, against="previous champion")
+    click.echo(f"champion now: {model['champion_version'] or '-'}")
+
+
+def _truth_figures(
+    lh: Lakehouse,
+    model: dict,
+    figures: dict,
+    simulated: bool,
+    regime_change_at: datetime | None,
+) -> dict:
+    """With ``--simulated``, the simulator's ground truth for the run's candidate (a read only)."""
+    truth = _truth(simulated, regime_change_at)
+    if truth is None:
+        return {}
+    branch = None if model["published"] else model["audit_branch"]
+    candidate = registry.load_version(lh, model["candidate_version"], branch)
+    judged = figures.get("champion_version") or None
+    champion = registry.load_version(lh, judged, branch) if judged else None
+    heldout = [date.fromisoformat(d) for d in str(model["heldout_days"]).split(", ")]
+    evaluation = registry.evaluate(lh, candidate, champion, heldout, truth=truth, n_boot=20)
+    found = registry.summary(evaluation)
+    return {k: v for k, v in found.items() if k.startswith("truth_")}
 
 
 @router.command("evaluate")
@@ -91,13 +147,13 @@ def evaluate(
     _echo_summary(summary)
 
 
-def _echo_summary(summary: dict) -> None:
+def _echo_summary(summary: dict, against: str = "champion") -> None:
     click.echo(
         f"cost saving vs always-strongest {summary['cost_saving']:.1%} "
         f"[{summary['cost_saving_low']:.1%}, {summary['cost_saving_high']:.1%}], "
         f"quality ratio {summary['quality_ratio']:.1%} "
         f"[{summary['quality_ratio_low']:.1%}, {summary['quality_ratio_high']:.1%}], "
-        f"APGR {summary['apgr']:.3f}, champion {summary['champion_version'] or '-'}"
+        f"APGR {summary['apgr']:.3f}, {against} {summary['champion_version'] or '-'}"
     )
     if "truth_cost_saving" in summary:
         click.echo(

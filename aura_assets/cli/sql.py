@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse.exceptions import AuraError
-from lakehouse.sql import SqlSession, connect
+from lakehouse.sql import DEFAULT_STATEMENT_TIMEOUT, SqlSession, connect
 
 SHELL_HELP = """\
 Statements end with ';'. Every aura table is a view; <table>_at(TIMESTAMP '...'),
@@ -62,6 +62,14 @@ Commands: .tables  .help  .exit"""
     metavar="FILE.parquet",
     help="Write the result to a Parquet file instead of printing it.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_STATEMENT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Stop a statement that runs longer than this (0: no limit).",
+)
 def sql(
     query: str | None,
     as_of: str | None,
@@ -70,6 +78,7 @@ def sql(
     tenant: str | None,
     fmt: str,
     output: Path | None,
+    timeout: float,
 ) -> None:
     """Run a read-only SQL QUERY over the aura tables (an interactive shell without QUERY).
 
@@ -83,7 +92,13 @@ def sql(
       aura sql "SELECT count(*) FROM routing_decisions_at_ref('exp-1')"
     """
     try:
-        session = connect(as_of=as_of, ref=ref, snapshots=_pins(snapshots), tenant=tenant)
+        session = connect(
+            as_of=as_of,
+            ref=ref,
+            snapshots=_pins(snapshots),
+            tenant=tenant,
+            statement_timeout=timeout,
+        )
     except AuraError as exc:
         raise click.ClickException(str(exc)) from None
     with session:
@@ -99,7 +114,7 @@ def sql(
             for index, statement in enumerate(statements):
                 result = session.arrow(statement)
                 if output is not None:
-                    pq.write_table(result, output)
+                    _write(result, output)
                     click.echo(f"wrote {result.num_rows} row(s) to {output}", err=True)
                 else:
                     if index:
@@ -107,6 +122,22 @@ def sql(
                     _print(result, fmt)
         except (AuraError, duckdb.Error) as exc:
             raise click.ClickException(_one_line(exc)) from None
+
+
+def _write(result: pa.Table, output: Path) -> None:
+    """Write ``result`` to ``output`` as Parquet; a path that cannot be written is one line."""
+    try:
+        pq.write_table(result, output)
+    except OSError as exc:
+        if output.is_file():
+            output.unlink(missing_ok=True)  # no partial file left behind
+        reason = exc.strerror or _one_line(exc)
+        if not output.parent.is_dir():
+            reason = f"the directory {output.parent} does not exist"
+        raise click.ClickException(
+            f"cannot write {output}: {reason}; choose a --output FILE in an existing, writable "
+            "directory with free space"
+        ) from None
 
 
 def _one_line(exc: Exception) -> str:

@@ -60,6 +60,9 @@ class MaintenanceConfig(Config):
         default=maintenance.DEFAULT_GRACE.total_seconds() / 3600,
         description="Unreferenced files younger than this are kept (in-flight writes).",
     )
+    branch: str | None = Field(
+        default=None, description="Branch to compact (default: the resource's, AURA_BRANCH)."
+    )
 
 
 REPORT_COLUMNS = (
@@ -94,7 +97,7 @@ def maintain_tables_op(
         report = maintenance.maintain(
             lh,
             name,
-            branch=lh.settings.branch,
+            branch=config.branch or lh.settings.branch,
             target_file_bytes=config.target_mib * 1024 * 1024,
             older_than=timedelta(hours=config.older_than_hours),
             retain_last=config.retain_last,

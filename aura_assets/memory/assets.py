@@ -6,18 +6,24 @@ storage.
 """
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, multi_asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    multi_asset,
+)
+from pydantic import Field
 
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
-from lakehouse.memory import MemoryStore
-from lakehouse.memory.ingest import ingest_memory_events
-from lakehouse.memory.store import TierStats
+from lakehouse.memory import MemoryStore, TierStats, ingest_memory_events
 from lakehouse.table.writer import WriteResult
 from quality.audit import gx_audit
 from quality.checks import check_specs
@@ -95,6 +101,17 @@ def _current(
     return snapshot_result(key, write, None, day, extra)
 
 
+class MemoryCompactionConfig(Config):
+    """When memories move between tiers."""
+
+    hot_max_age_minutes: int = Field(
+        default=60, ge=0, description="Hot memories older than this move to the warm tier."
+    )
+    warm_max_age_days: int = Field(
+        default=30, ge=0, description="Warm memories older than this move to the cold tier."
+    )
+
+
 def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
     """Per-tier counts and times, for run metadata and the compaction sensor."""
     return {f"{prefix}/{name}": value for name, value in asdict(stats).items() if value is not None}
@@ -128,6 +145,7 @@ def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
 )
 def memory_tiers(
     context: AssetExecutionContext,
+    config: MemoryCompactionConfig,
     lakehouse: LakehouseResource,
     redis: RedisResource,
     qdrant: QdrantResource,
@@ -138,7 +156,12 @@ def memory_tiers(
     mem = MemoryStore(settings, redis_client=redis.client(), qdrant_client=qclient)
     try:
         before = mem.stats()
-        report = mem.compact(now=datetime.now(UTC))
+        report = mem.compact(
+            now=datetime.now(UTC),
+            hot_max_age=timedelta(minutes=config.hot_max_age_minutes),
+            warm_max_age=timedelta(days=config.warm_max_age_days),
+            run_id=context.run.run_id,
+        )
         after = mem.stats()
     finally:
         mem.close()

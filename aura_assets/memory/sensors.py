@@ -23,9 +23,7 @@ from dagster import (
 from aura_assets.memory.assets import WARM
 from aura_assets.memory.jobs import memory_compaction_job, memory_ingest_job
 from aura_resources.lakehouse import RedisResource
-from lakehouse.memory.events import STREAM
-from lakehouse.memory.hot import HotTier
-from lakehouse.memory.ingest import backlog_days, stream_backlog
+from lakehouse.memory import STREAM, HotTier, backlog_days, stream_backlog
 
 HOT_MAX_MEMORIES = 10_000
 HOT_MAX_AGE_MS = 3_600_000

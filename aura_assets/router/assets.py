@@ -1,6 +1,6 @@
 """Router assets: the daily training set, and the gated retraining with its evaluation.
 
-``router_model`` and ``router_evaluation`` are one step: :func:`lakehouse.router.registry.retrain`
+``router_model`` and ``router_evaluation`` are one step: :func:`lakehouse.router.retrain`
 trains a candidate, writes it to an audit branch of ``router_models``, evaluates it (the audit)
 and publishes it as champion only if it wins; the evaluation is recorded either way.
 """
@@ -25,8 +25,10 @@ from dagster import (
 from aura_assets.materialize import audited_result, lineage_of
 from aura_assets.partitions import DAILY
 from aura_resources.lakehouse import LakehouseResource
+from aura_resources.presentation import branch_tags, column_lineage, read_metadata
+from lakehouse import router
 from lakehouse.publish.wap import write_audit_publish
-from lakehouse.router import registry
+from lakehouse.router.tables import ROUTER_TRAINING_SET
 from quality.audit import gx_audit
 from quality.checks import check_specs
 
@@ -34,6 +36,18 @@ DECISIONS = AssetKey("routing_decisions")
 TRAINING = AssetKey("router_training_set")
 MODEL = AssetKey("router_model")
 EVALUATION = AssetKey("router_evaluation")
+
+# The features lakehouse.router.features.training_set computes; other columns are copied as is.
+_FEATURES = {
+    "log_prompt_tokens": ["prompt_tokens"],
+    "tod_sin": ["ts"],
+    "tod_cos": ["ts"],
+    "n_candidates": ["candidate_models"],
+}
+TRAINING_SOURCES = {
+    f.name: [("routing_decisions", c) for c in _FEATURES.get(f.name, [f.name])]
+    for f in ROUTER_TRAINING_SET.arrow_schema
+}
 
 
 @asset(
@@ -62,7 +76,7 @@ def router_training_set(
     lineage = lineage_of(context, TRAINING)
     waps = []
     for day in days:
-        rows = registry.training_day(lh, day)
+        rows = router.training_day(lh, day)
         waps.append(
             write_audit_publish(
                 lh, "router_training_set", rows, audit=gx_audit, day=day, lineage=lineage
@@ -71,7 +85,11 @@ def router_training_set(
     failed = [d for d, w in zip(days, waps, strict=True) if not w.published]
     if failed and len(days) > 1:
         raise Failure(description=f"audit failed for {failed}; those days are unchanged")
-    extra = {"days": len(days), "rows_total": sum(w.write.rows for w in waps)}
+    extra = {
+        "days": len(days),
+        "rows_total": sum(w.write.rows for w in waps),
+        **column_lineage(TRAINING_SOURCES),
+    }
     last_day: date = days[-1]
     return audited_result(context, TRAINING, waps[-1], None, last_day, extra, lakehouse=lh)
 
@@ -81,8 +99,8 @@ class RetrainConfig(Config):
 
     train_days: int = 3
     heldout_days: int = 1
-    quality_floor: float = registry.QUALITY_FLOOR
-    threshold: float = registry.DEFAULT_THRESHOLD
+    quality_floor: float = router.QUALITY_FLOOR
+    threshold: float = router.DEFAULT_THRESHOLD
 
 
 @multi_asset(
@@ -119,8 +137,8 @@ def router_model(
 ):
     """Gated retraining: train, audit by evaluation, publish only a winner."""
     lh = lakehouse.lakehouse()
-    train_days, heldout = registry.split_days(lh, config.train_days, config.heldout_days)
-    result = registry.retrain(
+    train_days, heldout = router.split_days(lh, config.train_days, config.heldout_days)
+    result = router.retrain(
         lh,
         train_days,
         heldout,
@@ -134,7 +152,7 @@ def router_model(
         + "; ".join(result.decision.reasons)
     )
     models = lh.info("router_models")
-    champion = registry.champion_row(lh)
+    champion = router.champion_row(lh)
     yield MaterializeResult(
         asset_key=MODEL,
         metadata={
@@ -147,20 +165,24 @@ def router_model(
             "heldout_days": ", ".join(d.isoformat() for d in heldout),
             "iceberg/snapshot_id": str(models.snapshot_id),
             "dagster/row_count": models.rows,
+            **read_metadata(lh),
         },
         data_version=DataVersion(str(models.snapshot_id)),
+        tags=branch_tags(lh.settings.branch),
     )
     evaluations = lh.info("router_evaluations")
     yield MaterializeResult(
         asset_key=EVALUATION,
         metadata={
-            **_figures(registry.summary(result.evaluation)),
+            **_figures(router.summary(result.evaluation)),
             "evaluation_id": result.evaluation_id,
             "decision": "promoted" if result.published else "refused",
-            "curve": MetadataValue.md(registry.curve_markdown(result.evaluation)),
+            "curve": MetadataValue.md(router.curve_markdown(result.evaluation)),
             "iceberg/snapshot_id": str(evaluations.snapshot_id),
+            **read_metadata(lh),
         },
         data_version=DataVersion(str(evaluations.snapshot_id)),
+        tags=branch_tags(lh.settings.branch),
     )
 
 

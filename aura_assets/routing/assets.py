@@ -23,6 +23,7 @@ from aura_assets.materialize import (
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, RedisResource
+from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse, routing
 from lakehouse.publish.wap import WapResult
 from lakehouse.table import refs
@@ -160,7 +161,23 @@ def routing_model_daily(
     day = partition_day(context.partition_key)
     decisions = pl.from_arrow(lh.read("routing_decisions", day=day))
     summary = summarize_models(decisions)  # type: ignore[arg-type]
-    return materialize(context, lh, summary)
+    return materialize(context, lh, summary, extra_metadata=column_lineage(SUMMARY_SOURCES))
+
+
+# Each column of routing_model_daily and the routing_decisions columns summarize_models reads.
+SUMMARY_SOURCES = {
+    name: [("routing_decisions", c) for c in columns]
+    for name, columns in {
+        "day": ["ts"],
+        "chosen_model": ["chosen_model"],
+        "decisions": ["decision_id"],
+        "cost_usd": ["cost_usd"],
+        "latency_p50_ms": ["latency_ms"],
+        "latency_p95_ms": ["latency_ms"],
+        "quality_mean": ["quality_score"],
+        "fallback_rate": ["fallback_used"],
+    }.items()
+}
 
 
 def summarize_models(decisions: pl.DataFrame) -> pl.DataFrame:

@@ -25,11 +25,13 @@ from aura_assets.materialize import audited_result, partition_day, snapshot_resu
 from aura_assets.partitions import DAILY
 from aura_assets.streams import stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
+from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse
 from lakehouse.publish.wap import WapResult
 from lakehouse.table.writer import Lineage, WriteResult
 from lakehouse.topology import ingest
 from lakehouse.topology.retrieval import COLLECTION
+from lakehouse.topology.tables import TOPOLOGY_HISTORY
 from quality.audit import gx_audit
 from quality.checks import check_results, check_specs, quality_metadata
 from quality.validate import validate_ref
@@ -44,6 +46,15 @@ GROUP = "topology"
 INGEST_CODE_VERSION = "workflow-ingest-1"
 SINGLE_RUN = BackfillPolicy.single_run()
 RECENT_DAYS = 14
+
+# topology_history copies a run's identity from workflow_runs and computes the rest (sizes,
+# latency, error rate, the persistence signature) from its call graph; computed_at is the clock.
+_COPIED = ("run_id", "ts", "tenant_id", "workflow", "status")
+HISTORY_SOURCES = {
+    f.name: [(RUNS.path[-1], c) for c in ((f.name,) if f.name in _COPIED else ("nodes", "edges"))]
+    for f in TOPOLOGY_HISTORY.arrow_schema
+    if f.name != "computed_at"
+}
 
 
 def run_days(context: AssetExecutionContext) -> list[date]:
@@ -198,7 +209,8 @@ def topology_history(
         for d in days
     ]
     rows = sum(w.write.rows for _, w in waps if w is not None)
-    return _audited(context, lh, HISTORY, HISTORY.path[-1], waps, {"runs": rows})
+    stats = {"runs": rows, **column_lineage(HISTORY_SOURCES)}
+    return _audited(context, lh, HISTORY, HISTORY.path[-1], waps, stats)
 
 
 @asset(

@@ -38,8 +38,6 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import StringType, TimestamptzType
 
 from lakehouse.ingest.guards import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
-from lakehouse.settings import MAIN_BRANCH
-from lakehouse.table import refs
 from lakehouse.table.expectations import not_null, unique
 from lakehouse.table.registry import TableSpec, column
 from lakehouse.table.writer import Lineage, WriteResult
@@ -436,7 +434,7 @@ def _known(
 ) -> tuple[set[str], set[str]]:
     """Entry ids and payload hashes among ``ids`` / ``hashes`` already recorded for ``stream``."""
     table = lh.table(table_name)
-    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    snapshot_id = lh.head(table_name, branch)
     if snapshot_id is None:
         return set(), set()
     names = {f.name for f in table.schema().fields}

@@ -192,6 +192,7 @@ class MaintenanceReport:
             "orphans.files": len(self.orphans.orphans),
             "orphans.bytes": self.orphans.bytes_freed,
             "orphans.artifacts": len(self.orphans.artifacts),
+            "orphans.too_young": self.orphans.too_young,
         }
 
 

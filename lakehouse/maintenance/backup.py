@@ -336,7 +336,7 @@ def _rebase_artifacts(
     """Commit main's rows of ``name`` with their artifact URIs moved to the target warehouse.
 
     Branches and tags keep the source URIs (their rows are history); readers resolve those
-    under the target warehouse (``lakehouse.router.registry.artifact_path``). Returns the
+    under the target warehouse (``lakehouse.router.versions.artifact_path``). Returns the
     number of rows rewritten (0: no commit).
     """
     column, _ = _files.ARTIFACTS[name]

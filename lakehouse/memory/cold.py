@@ -20,7 +20,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,13 +44,15 @@ from pyiceberg.table.refs import SnapshotRefType
 from lakehouse.core import Lakehouse
 from lakehouse.ingest.tiering import Key, Tiering, TierResult
 from lakehouse.memory.crypto import MemoryCipher
-from lakehouse.memory.model import Memory, from_ms, matches, to_ms
+from lakehouse.memory.model import Memory, from_ms, matches, read_records, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
 
 if TYPE_CHECKING:
     from lakehouse.memory.warm import WarmTier
 
 ASSET = "memory_cold_archive"
+Revector = Callable[[str, np.ndarray], "np.ndarray | None"]
+"""A memory's new vector from its content and stored vector, or None to keep it."""
 
 
 @dataclass(frozen=True)
@@ -87,27 +90,30 @@ def _rows(memories: Sequence[Memory], now: datetime, cipher: MemoryCipher) -> pa
 
 
 def _memories(rows: pa.Table, cipher: MemoryCipher) -> list[Memory]:
-    out = []
-    for row in rows.to_pylist():
-        meta = json.loads(row["metadata"] or "{}")
-        r = cipher.open_record(row | {"metadata": meta})
-        last = r["last_access"]
-        out.append(
-            Memory(
-                id=r["memory_id"],
-                tenant_id=r["tenant_id"],
-                content=r["content"],
-                vector=np.asarray(r["vector"], dtype=np.float32),
-                metadata=r["metadata"],
-                importance=r["importance"],
-                created_ms=to_ms(r["created_at"]),
-                expires_ms=None if r["expires_at"] is None else to_ms(r["expires_at"]),
-                last_access_ms=None if last is None else to_ms(last),
-                signature=r["signature"],
-                tier="cold",
-            )
-        )
-    return out
+    """The readable memories of ``rows`` (see :func:`.model.read_records`)."""
+    return read_records(
+        ((str(row["memory_id"]), partial(_decode, row, cipher)) for row in rows.to_pylist()),
+        "cold",
+    )
+
+
+def _decode(row: dict[str, Any], cipher: MemoryCipher) -> Memory:
+    meta = json.loads(row["metadata"] or "{}")
+    r = cipher.open_record(row | {"metadata": meta})
+    last = r["last_access"]
+    return Memory(
+        id=r["memory_id"],
+        tenant_id=r["tenant_id"],
+        content=r["content"],
+        vector=np.asarray(r["vector"], dtype=np.float32),
+        metadata=r["metadata"],
+        importance=r["importance"],
+        created_ms=to_ms(r["created_at"]),
+        expires_ms=None if r["expires_at"] is None else to_ms(r["expires_at"]),
+        last_access_ms=None if last is None else to_ms(last),
+        signature=r["signature"],
+        tier="cold",
+    )
 
 
 class _NoHot:
@@ -191,9 +197,11 @@ class ColdTier:
         memory_table(self.lh, MEMORIES.name)  # the no-stats properties before any write
         return Tiering(self.lh, MEMORIES.name, source, asset=ASSET)
 
-    def archive(self, source: WarmSource, older_than: datetime) -> TierResult:
+    def archive(
+        self, source: WarmSource, older_than: datetime, run_id: str | None = None
+    ) -> TierResult:
         """Copy the warm candidates into their day partitions, verify, then trim the warm tier."""
-        return self.tiering(source).tier(older_than=older_than)
+        return self.tiering(source).tier(older_than=older_than, run_id=run_id)
 
     def put(self, memories: Sequence[Memory]) -> int:
         """Merge memories into their day partitions (idempotent by id); returns rows added."""
@@ -274,17 +282,33 @@ class ColdTier:
         return n
 
 
-def resealed_rows(rows: pa.Table, cipher: MemoryCipher) -> pa.Table:
+def resealed_rows(
+    rows: pa.Table, cipher: MemoryCipher, revector: Revector | None = None
+) -> pa.Table:
     """Rows of ``memories`` or ``memory_events`` with content and metadata sealed by the
-    current key (opened with any configured key; plaintext rows get sealed)."""
+    current key (opened with any configured key; plaintext rows get sealed), and the vectors
+    ``revector`` remakes (key rotation of the keyed embedder) replaced."""
     content: list[str | None] = []
     metadata: list[str | None] = []
+    vectors: list[Any] = []
+    revector = revector if "vector" in rows.column_names else None
     for r in rows.select(["tenant_id", "memory_id", "content", "metadata"]).to_pylist():
         meta = None if r["metadata"] is None else json.loads(r["metadata"])
         rec = cipher.reseal_record(r | {"metadata": meta})
         content.append(rec["content"])
         metadata.append(None if rec["metadata"] is None else json.dumps(rec["metadata"]))
-    for name, values in (("content", content), ("metadata", metadata)):
+    if revector is not None:
+        opened = (
+            cipher.open_record(r)
+            for r in rows.select(["tenant_id", "memory_id", "content"]).to_pylist()
+        )
+        for rec, vector in zip(opened, rows.column("vector").to_pylist(), strict=True):
+            new = revector(rec["content"], np.asarray(vector, dtype=np.float32))
+            vectors.append(vector if new is None else new.tolist())
+    columns: list[tuple[str, list[Any]]] = [("content", content), ("metadata", metadata)]
+    if revector is not None:
+        columns.append(("vector", vectors))
+    for name, values in columns:
         at = rows.schema.get_field_index(name)
         field = rows.schema.field(at)
         rows = rows.set_column(at, field, pa.array(values, field.type))

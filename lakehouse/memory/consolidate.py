@@ -26,27 +26,16 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
 from lakehouse.exceptions import ValidationError
-from lakehouse.memory.model import Memory
+from lakehouse.memory.model import PROVENANCE, Memory
 
-PROVENANCE = "consolidated_from"
 COSINE = 0.97
 TEXT = 0.95
 _PUNCTUATION = re.compile(r"[^\w\s]+")
 _NUMBER = re.compile(r"\d+")
-
-
-def check_metadata(metadata: dict[str, Any]) -> None:
-    """Refuse caller metadata that claims the provenance key compaction writes."""
-    if PROVENANCE in metadata:
-        raise ValidationError(
-            f"metadata key {PROVENANCE!r} is reserved for the ids a consolidated memory "
-            "absorbed; use another key"
-        )
 
 
 def check_thresholds(cosine: float, text: float) -> None:

@@ -57,6 +57,10 @@ def key_id(key: bytes) -> bytes:
     return hashlib.sha256(b"aura-memory-key-id\x00" + key).digest()[:_KID]
 
 
+def _embedding_key(key: bytes) -> bytes:
+    return hashlib.blake2b(key, digest_size=32, person=b"aura-embed-v1").digest()
+
+
 def _aad(tenant_id: str, memory_id: str, name: str) -> bytes:
     return f"aura-memory\x00v1\x00{tenant_id}\x00{memory_id}\x00{name}".encode()
 
@@ -75,6 +79,17 @@ class MemoryCipher:
         self._current = AESGCM(key) if key else None
         self._kid = key_id(key) if key else b""
         self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, *([key] if key else []))}
+        self._embedding_keys = [_embedding_key(key)] if key else []
+        self._old_embedding_keys = [_embedding_key(k) for k in old_keys]
+
+    def embedding_key(self) -> bytes | None:
+        """The key of the hashing embedder's vectors (derived from the current key), or None
+        without a key: vectors stored in the clear then reveal no text to a guesser."""
+        return self._embedding_keys[0] if self._embedding_keys else None
+
+    def old_embedding_keys(self) -> list[bytes | None]:
+        """The embedding keys of the old keys, and None (vectors made without a key)."""
+        return [*self._old_embedding_keys, None]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryCipher:

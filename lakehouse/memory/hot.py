@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, cast
 
 import numpy as np
 import orjson
 import redis
 
+from lakehouse.exceptions import StreamRefusedError
+from lakehouse.ingest.streams import field_of, raw_text
 from lakehouse.memory.crypto import MemoryCipher
-from lakehouse.memory.events import STREAM, publish_event
-from lakehouse.memory.model import Memory, matches
+from lakehouse.memory.events import STREAM, encode_event, mentions, publish_event
+from lakehouse.memory.model import Memory, matches, parse_id, read_record, read_records
 from lakehouse.stores import round_trip
 
 TENANTS = "aura:mem:tenants"
@@ -43,8 +46,19 @@ for i, key in ipairs(KEYS) do
 end
 return {table.concat(out), gone}
 """
+# One memory with its event: the event first, so a stream that refuses it (an entry at the
+# maximum id, a key of another type) fails the script before the memory is written.
+# KEYS: stream, memory key, index, tenants. ARGV: event, rec, vec, expires_ms or '', memory id,
+# created_ms, tenant.
+_PUT = """
+redis.call('XADD', KEYS[1], '*', 'data', ARGV[1])
+redis.call('HSET', KEYS[2], 'rec', ARGV[2], 'vec', ARGV[3])
+if ARGV[4] ~= '' then redis.call('PEXPIREAT', KEYS[2], ARGV[4]) end
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+redis.call('SADD', KEYS[4], ARGV[7])
+"""
 _SET_IF_EXISTS = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'rec', ARGV[1]) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 """
 
 # Rebuild a stream without some entries (ARGV: pairs of entry id and its new ``data`` field, an
@@ -106,6 +120,21 @@ return dropped
 """
 
 
+def _refused(exc: redis.ResponseError) -> str:
+    """What to do when Redis refuses an event on the memory stream."""
+    if "exhausted" in str(exc):
+        return (
+            f"Redis refuses new entries on {STREAM}: an entry sits at the maximum stream id "
+            "(18446744073709551615-18446744073709551615), which no entry can follow. Ingest "
+            "the stream (the memory_ingest job) so every entry reaches memory_events, then "
+            f"delete the key {STREAM} in Redis (DEL) and retry; nothing was written"
+        )
+    return (
+        f"Redis refuses new entries on {STREAM} ({str(exc)[:200]}); check that the key is a "
+        "stream AURA writes, then retry; nothing was written"
+    )
+
+
 def _loads(rec: bytes) -> dict[str, Any]:
     """A record's JSON (orjson; ``json`` for the NaN and Infinity tokens orjson refuses)."""
     try:
@@ -126,6 +155,7 @@ class HotTier:
         self.cipher = cipher or MemoryCipher()
         self._rebuild = client.register_script(_REBUILD)
         self._vectors = client.register_script(_VECTORS)
+        self._put = client.register_script(_PUT)
 
     @staticmethod
     def key(tenant_id: str, memory_id: str) -> str:
@@ -144,23 +174,36 @@ class HotTier:
         self.put_many([(memory, vector, event)])
 
     def put_many(self, items: Sequence[tuple[Memory, np.ndarray, dict[str, Any]]]) -> None:
-        """Store memories with their events, :meth:`put` for each, in pipelined batches (each
-        batch one MULTI/EXEC, so every memory is written together with its event)."""
+        """Store memories with their events, :meth:`put` for each, in pipelined batches.
+
+        Each memory is one script that appends its event first and writes the memory only
+        once the stream took it: a memory is never in Redis without its event.
+
+        Raises:
+            StreamRefusedError: the stream refused an event (those memories were not written;
+                the others of the batch were).
+            redis.ConnectionError: Redis does not answer.
+        """
         for start in range(0, len(items), _SCAN_BATCH):
             pipe = self.client.pipeline(transaction=True)
             for memory, vector, event in items[start : start + _SCAN_BATCH]:
-                key = self.key(memory.tenant_id, memory.id)
                 rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
-                pipe.hset(key, mapping={"rec": rec, "vec": vector.tobytes()})
-                if memory.expires_ms is not None:
-                    pipe.pexpireat(key, memory.expires_ms)
-                pipe.zadd(self.index(memory.tenant_id), {memory.id: memory.created_ms})
-                pipe.sadd(TENANTS, memory.tenant_id)
-                publish_event(self.client, event, pipe)
-            pipe.execute()
+                keys = [STREAM, self.key(memory.tenant_id, memory.id)]
+                keys += [self.index(memory.tenant_id), TENANTS]
+                expires = "" if memory.expires_ms is None else str(memory.expires_ms)
+                args: list[str | bytes | int] = [encode_event(event), rec, vector.tobytes()]
+                args += [expires, memory.id, memory.created_ms, memory.tenant_id]
+                self._put(keys=keys, args=args, client=pipe)
+            try:
+                pipe.execute()
+            except redis.ResponseError as exc:
+                raise StreamRefusedError(_refused(exc)) from None
 
     def publish(self, event: dict[str, Any]) -> None:
-        publish_event(self.client, event)
+        try:
+            publish_event(self.client, event)
+        except redis.ResponseError as exc:
+            raise StreamRefusedError(_refused(exc)) from None
 
     def get(self, tenant_id: str, memory_id: str, now_ms: int) -> Memory | None:
         """The memory, or None; Redis itself enforces the TTL.
@@ -175,28 +218,28 @@ class HotTier:
         )
         if rec is None or vec is None:
             return None
-        opened = self.cipher.open_record(_loads(rec))
-        memory = Memory.from_record(opened, np.frombuffer(vec, dtype=np.float32), "hot")
+        memory = read_record(memory_id, "hot", partial(self._decode, rec, vec))
         if memory.tenant_id != tenant_id or memory.expired(now_ms):
             return None
         return memory
 
+    def _decode(self, rec: bytes, vec: bytes) -> Memory:
+        opened = self.cipher.open_record(_loads(rec))
+        return Memory.from_record(opened, np.frombuffer(vec, dtype=np.float32), "hot")
+
     def load(self, tenant_id: str, ids: Sequence[str]) -> list[Memory]:
-        """The memories of ``ids`` still present (an id whose key expired is skipped)."""
-        out: list[Memory] = []
+        """The memories of ``ids`` still present (an id whose key expired is skipped, and so is
+        a record that cannot be read, with a logged reason: see :func:`.model.read_records`)."""
+        found: list[tuple[str, Any]] = []
         for start in range(0, len(ids), _SCAN_BATCH):
             chunk = ids[start : start + _SCAN_BATCH]
             pipe = self.client.pipeline(transaction=False)
             for memory_id in chunk:
                 pipe.hmget(self.key(tenant_id, memory_id), "rec", "vec")
-            for rec, vec in pipe.execute():
-                if rec is None:
-                    continue
-                opened = self.cipher.open_record(json.loads(rec))
-                memory = Memory.from_record(opened, np.frombuffer(vec, dtype=np.float32), "hot")
-                if memory.tenant_id == tenant_id:
-                    out.append(memory)
-        return out
+            for memory_id, (rec, vec) in zip(chunk, pipe.execute(), strict=True):
+                if rec is not None and vec is not None:
+                    found.append((memory_id, partial(self._decode, rec, vec)))
+        return [m for m in read_records(found, "hot") if m.tenant_id == tenant_id]
 
     def search(
         self,
@@ -344,7 +387,24 @@ class HotTier:
                 old = None if rec is None else json.loads(rec)
                 new = None if old is None else self.cipher.reseal_record(old)
                 if new is not None and new != old:
-                    pipe.eval(_SET_IF_EXISTS, 1, key, json.dumps(new, separators=(",", ":")))
+                    pipe.eval(_SET_IF_EXISTS, 1, key, "rec", json.dumps(new, separators=(",", ":")))
+                    done += 1
+            pipe.execute()
+        return done
+
+    def revector(self, tenant_id: str, revector: Callable[[str, np.ndarray], Any]) -> int:
+        """Replace the vectors ``revector`` remakes (key rotation of the keyed embedder), only
+        while the key exists; returns how many changed."""
+        done = 0
+        ids = self.ids(tenant_id)
+        for start in range(0, len(ids), _SCAN_BATCH):
+            pipe = self.client.pipeline(transaction=False)
+            for memory in self.load(tenant_id, ids[start : start + _SCAN_BATCH]):
+                new = revector(memory.content, memory.vector)
+                if new is not None:
+                    key = self.key(tenant_id, memory.id)
+                    vec = np.asarray(new, dtype=np.float32).tobytes()
+                    pipe.eval(_SET_IF_EXISTS, 1, key, "vec", vec)
                     done += 1
             pipe.execute()
         return done
@@ -385,17 +445,27 @@ class HotTier:
 
     @staticmethod
     def _holds(fields: dict[bytes, bytes] | None, tenant_id: str, ids: set[str] | None) -> bool:
-        raw = (fields or {}).get(b"data")
-        if raw is None:
-            return False
+        """Whether an entry holds content of the tenant (of ``ids`` when given).
+
+        A well-formed event says so by its fields (a memory id in any spelling of its UUID);
+        a malformed entry, or one without ``data``, when its raw text names the tenant (and an
+        id). ``forget`` events hold no content: they stay, the record of the erase.
+        """
+        raw = field_of(fields)
         try:
-            event = json.loads(raw)
-        except ValueError:  # malformed: erase it when it merely mentions the tenant or id
-            text = raw.decode(errors="replace")
-            return tenant_id in text and (ids is None or any(i in text for i in ids))
-        if not isinstance(event, dict) or event.get("tenant_id") != tenant_id:
-            return False
-        return ids is None or event.get("memory_id") in ids
+            event = json.loads(raw) if raw is not None else None
+        except (ValueError, RecursionError):
+            event = None
+        if isinstance(event, dict) and isinstance(event.get("tenant_id"), str):
+            if event.get("op") in ("forget", "forget_tenant"):
+                return False
+            if event["tenant_id"] != tenant_id:
+                return False
+            return ids is None or parse_id(event.get("memory_id")) in ids
+        text = raw_text(raw if raw is not None else fields) or ""
+        if ids is None:
+            return mentions(text, tenant_id, None)
+        return tenant_id in text and any(mentions(text, tenant_id, i) for i in ids)
 
     def rewrite_persistence(self, timeout: float = 60.0) -> bool:
         """Rewrite the AOF and the RDB so erased values leave the files; False if no persistence.

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -38,10 +39,10 @@ from lakehouse.ingest.stream_day import publish_day
 from lakehouse.ingest.streams import EventStream, StreamConsumer
 from lakehouse.memory import tombstones
 from lakehouse.memory.cold import erase_rows
+from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, event_day, events_to_arrow, parse_entries
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
 from lakehouse.publish.wap import Audit, WapResult
-from lakehouse.table import refs
 from lakehouse.table.writer import Lineage, WriteResult, day_filter
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def ingest_memory_events(
     branch = branch or lh.settings.branch
     reader = reader or consumer(client)
     entries = list(reader.read_unacked())
-    parsed = parse_entries(entries, datetime.now(UTC))
+    cipher = MemoryCipher.from_settings(lh.settings)  # opens sealed payloads to check them
+    parsed = parse_entries(entries, datetime.now(UTC), cipher, partial(tombstones.recorded, client))
     todays = [r for r in parsed.rows if r["ts"].date() == day]
     buried = _erased(client, todays)
     gone = [r for r in todays if r["op"] == "store" and r["memory_id"] in buried]
@@ -169,7 +171,7 @@ def _erased(client: redis.Redis, rows: list[dict[str, Any]]) -> set[str]:
 def read_day_events(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:
     """The ``memory_events`` rows of ``day`` on ``branch`` (default the settings' branch)."""
     table = lh.table(MEMORY_EVENTS.name)
-    head = refs.head(table, branch or lh.settings.branch)
+    head = lh.head(MEMORY_EVENTS.name, branch)
     if head is None:
         return MEMORY_EVENTS.arrow_schema.empty_table()
     return table.scan(row_filter=day_filter(MEMORY_EVENTS, day), snapshot_id=head).to_arrow()

@@ -24,13 +24,14 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lakehouse.memory.crypto import MemoryCipher
-from lakehouse.memory.model import Memory, matches
+from lakehouse.memory.model import Memory, matches, read_record, read_records
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -107,7 +108,7 @@ class Spool:
             (memory_id, tenant_id),
         )
         for record, vector in rows:
-            memory = self._memory(record, vector)
+            memory = read_record(memory_id, "spool", partial(self._memory, record, vector))
             if memory.tenant_id == tenant_id and not memory.expired(now_ms):
                 return memory
         return None
@@ -117,9 +118,10 @@ class Spool:
     ) -> list[Memory]:
         """The tenant's live spooled memories (matching metadata ``filters``)."""
         rows = self._rows(
-            "SELECT record, vector FROM spool WHERE tenant_id = ? ORDER BY seq", (tenant_id,)
+            "SELECT memory_id, record, vector FROM spool WHERE tenant_id = ? ORDER BY seq",
+            (tenant_id,),
         )
-        out = [self._memory(r, v) for r, v in rows]
+        out = read_records(((i, partial(self._memory, r, v)) for i, r, v in rows), "spool")
         return [
             m
             for m in out
@@ -165,11 +167,19 @@ class Spool:
             con.execute("BEGIN IMMEDIATE")  # one drainer at a time, across processes
             try:
                 rows = con.execute(
-                    "SELECT seq, record, vector, event FROM spool ORDER BY seq"
+                    "SELECT seq, memory_id, record, vector, event FROM spool ORDER BY seq"
                 ).fetchall()
-                memories = [self._memory(r, v) for _, r, v, _ in rows]
-                buried = erased(memories)
-                for (seq, _, vector, event), memory in zip(rows, memories, strict=True):
+                readable = {
+                    m.id: m
+                    for m in read_records(
+                        ((i, partial(self._memory, r, v)) for _, i, r, v, _ in rows), "spool"
+                    )
+                }
+                buried = erased(list(readable.values()))
+                for seq, memory_id, _, vector, event in rows:
+                    memory = readable.get(memory_id)
+                    if memory is None:
+                        continue  # unreadable (logged): kept in the spool, never replayed
                     if memory.id in buried:
                         dropped += 1
                     elif not held(memory):

@@ -52,3 +52,9 @@ def erased(client: Any, items: Iterable[tuple[str, str, int]]) -> set[str]:
         if value is not None or (whole is not None and created_ms <= whole):
             out.add(memory_id)
     return out
+
+
+def recorded(client: Any, tenant_id: str, memory_id: str | None) -> bool:
+    """Whether an erase of ``memory_id`` of the tenant (of the whole tenant when None) was
+    recorded: a ``forget`` event without its tombstone was not published by an erase."""
+    return bool(client.hexists(TOMBSTONES, _field(tenant_id, memory_id)))

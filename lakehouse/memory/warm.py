@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ApiException
 
 from lakehouse.memory.crypto import MemoryCipher
-from lakehouse.memory.model import Memory, matches
+from lakehouse.memory.model import Memory, matches, read_record, read_records
 
 COLLECTION = "aura_memory"
 VECTOR = "dense"
@@ -38,11 +39,21 @@ def _payload(memory: Memory, cipher: MemoryCipher) -> dict[str, Any]:
     return rec
 
 
-def _memory(point: Any, cipher: MemoryCipher) -> Memory:
+def _decode(point: Any, cipher: MemoryCipher) -> Memory:
     payload = dict(point.payload or {})
     vector = point.vector[VECTOR] if isinstance(point.vector, dict) else point.vector or []
     rec = cipher.open_record({"id": str(point.id), **payload})
     return Memory.from_record(rec, vector, "warm")
+
+
+def _memory(point: Any, cipher: MemoryCipher) -> Memory:
+    """The memory of the point asked for (an unreadable one is a clear error)."""
+    return read_record(str(point.id), "warm", partial(_decode, point, cipher))
+
+
+def _memories(points: Sequence[Any], cipher: MemoryCipher) -> list[Memory]:
+    """The readable memories of ``points`` (see :func:`.model.read_records`)."""
+    return read_records(((str(p.id), partial(_decode, p, cipher)) for p in points), "warm")
 
 
 class WarmTier:
@@ -156,11 +167,12 @@ class WarmTier:
                 with_payload=True,
                 with_vectors=True,
             )
-            hits = []
-            for point in result.points:
-                memory = _memory(point, self.cipher)
-                if memory.tenant_id == tenant_id and matches(memory.metadata, filters):
-                    hits.append((memory, float(point.score)))  # tenant: defence in depth
+            scores = {str(p.id): float(p.score) for p in result.points}
+            hits = [
+                (memory, scores[memory.id])  # tenant: defence in depth
+                for memory in _memories(result.points, self.cipher)
+                if memory.tenant_id == tenant_id and matches(memory.metadata, filters)
+            ]
             if not sealed or len(hits) >= k or len(result.points) < limit:
                 return hits[:k]
             limit *= 4
@@ -181,7 +193,7 @@ class WarmTier:
                 offset=offset,
                 with_vectors=True,
             )
-            out.extend(_memory(p, self.cipher) for p in points)
+            out.extend(_memories(points, self.cipher))
             if offset is None:
                 return out
 
@@ -224,7 +236,7 @@ class WarmTier:
             for answer in self.client.query_batch_points(
                 COLLECTION, requests=requests[start : start + _PAGE]
             ):
-                found = [_memory(p, self.cipher) for p in answer.points]
+                found = _memories(answer.points, self.cipher)
                 out.append([m for m in found if m.tenant_id == tenant_id])
         return out
 

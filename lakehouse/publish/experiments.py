@@ -13,18 +13,21 @@ what happened on every branch. A table's spec says which metrics a diff shows
 (``diff_metrics``).
 
 A publish first checks that every table's main can fast-forward to its branch and changes
-nothing if one cannot. It then moves the tables' mains one by one, each in one atomic commit that
-also tags the published snapshot; if a commit fails midway (say another writer moved that main
-meanwhile), the mains already moved are moved back and their tags removed.
+nothing if one cannot. It then writes a publish journal (:mod:`lakehouse.table.journal`) and moves
+the tables' mains one by one, each in one atomic commit that also tags the published snapshot;
+if a commit fails midway (say another writer moved that main meanwhile), the mains already moved
+are moved back and their tags removed. While the journal is there, AURA's readers see every table
+as before the publish; a publish killed midway is completed (or rolled back) by the next AURA
+call that sees its journal. See docs/publish.md.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -36,12 +39,13 @@ from pyiceberg.types import DoubleType, FloatType, IntegerType, LongType
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import AuraError, NotFastForwardError, RefError
 from lakehouse.settings import MAIN_BRANCH
-from lakehouse.table import refs
-from lakehouse.table.bookkeeping import EXPERIMENTS
+from lakehouse.table import journal, refs
+from lakehouse.table.bookkeeping import EXPERIMENTS, experiment_event
 from lakehouse.table.registry import TableSpec, all_specs, data_specs, spec_for
 from lakehouse.table.writer import Lineage
 
 log = logging.getLogger(__name__)
+EPOCH = date(1970, 1, 1)
 
 OPEN, PUBLISHED, DROPPED = "open", "published", "dropped"
 _EVENT_STATUS = {"created": OPEN, "published": PUBLISHED, "dropped": DROPPED}
@@ -88,6 +92,15 @@ class TableDiff:
     branch_rows: int
     metrics: dict[str, tuple[float | None, float | None]]
     rows_changed: int = 0
+    main_days: tuple[date, ...] | None = None
+    """Days with rows at main's head (None: the table has no day partitions)."""
+    branch_days: tuple[date, ...] | None = None
+    """Days with rows at the branch head (None: the table has no day partitions)."""
+
+    @property
+    def days_only_on_branch(self) -> tuple[date, ...]:
+        """Days the branch has and main lacks (what a publish adds to main's partitions)."""
+        return tuple(sorted(set(self.branch_days or ()) - set(self.main_days or ())))
 
     @property
     def fast_forward(self) -> bool:
@@ -173,6 +186,7 @@ def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool)
     main_only = [s for s in main_line if s.snapshot_id not in branch_ids]
     base = next((s.snapshot_id for s in branch_line if s.snapshot_id in main_ids), None)
     spec = spec_for(table_name)
+    main_days = partition_days(table, spec, main_id)
     added, removed, changed = (
         row_changes(table, spec, base, branch_id) if branch_only else (0, 0, 0)
     )
@@ -194,7 +208,36 @@ def _diff_table(lh: Lakehouse, table_name: str, branch: str, with_metrics: bool)
         main_rows=_total_rows(table, main_id),
         branch_rows=_total_rows(table, branch_id),
         metrics=shown,
+        main_days=main_days,
+        branch_days=main_days if branch_id == main_id else partition_days(table, spec, branch_id),
     )
+
+
+def partition_days(
+    table: Table, spec: TableSpec, snapshot_id: int | None
+) -> tuple[date, ...] | None:
+    """The days that hold rows at ``snapshot_id`` (from the manifests: no data file is read).
+
+    None for a table without day partitions.
+    """
+    if not spec.partitioned:
+        return None
+    if snapshot_id is None:
+        return ()
+    files = [task.file for task in table.scan(snapshot_id=snapshot_id).plan_files()]
+    days = {EPOCH + timedelta(days=f.partition[0]) for f in files if f.record_count}
+    return tuple(sorted(days))
+
+
+def day_ranges(days: Sequence[date]) -> str:
+    """Days as runs of consecutive days: ``2026-11-01..2026-11-04, 2026-11-09``."""
+    runs: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs) or "none"
 
 
 def row_changes(
@@ -305,23 +348,28 @@ def publish(
 
     Every published snapshot is tagged (``tag``, by default derived from the experiment and
     ``run_id``). ``on_table`` is called with each table's name just before its main moves
-    (progress reporting).
+    (progress reporting). A publish journal (:mod:`lakehouse.table.journal`) is written before
+    the first table moves, so that a killed publish is completed or rolled back by the next
+    AURA call and readers never see some tables published and others not.
 
     Raises:
         NotFastForwardError: some table's main has snapshots its branch lacks; nothing changed.
-        RefError: the experiment is not open, a branch is missing, or a commit failed midway
-            (the mains already moved were moved back).
+        RefError: the experiment is not open, a branch is missing, a publish of it is already
+            under way, or a commit failed midway (the mains already moved were moved back).
     """
+    journal.settle_dead(lh.catalog)
     exp = get(lh, name)
     if exp.status != OPEN:
         raise RefError(f"experiment {name!r} is {exp.status}; only open experiments publish")
     tag = refs.validate_name(tag or publish_tag(name, run_id))
     loaded = {t: lh.table(t) for t in exp.tables}
     problems = []
+    moves = []
     for table_name, table in loaded.items():
         table.refresh()
         try:
-            refs.check_fast_forward(table, name)
+            before, after = refs.check_fast_forward(table, name)
+            moves.append(journal.Move(table_name, before, after))
         except (NotFastForwardError, RefError) as exc:
             problems.append(str(exc))
         if tag in table.metadata.refs:
@@ -330,17 +378,29 @@ def publish(
         raise NotFastForwardError(
             f"experiment {name!r} cannot be published, nothing was changed: " + "; ".join(problems)
         )
+    entry = journal.Journal(
+        experiment=name,
+        moves=tuple(moves),
+        owner=journal.Owner.me(),
+        tag=tag,
+        tag_max_ref_age_ms=tag_max_ref_age_ms,
+        run_id=run_id,
+    )
+    journal.begin(lh.catalog, entry)
     done: list[refs.PublishResult] = []
-    for table_name, table in loaded.items():
+    for move in moves:
         if on_table is not None:
-            on_table(table_name)
+            on_table(move.table)
+        table = loaded[move.table]
         try:
-            done.append(refs.publish(table, name, tag=tag, tag_max_ref_age_ms=tag_max_ref_age_ms))
+            journal.advance(table, move, tag, tag_max_ref_age_ms)
         except (AuraError, CommitFailedException) as exc:
-            failed = _roll_back(loaded, done, tag)
+            entry = journal.mark(lh.catalog, entry, journal.ROLLING_BACK)
+            failed = journal.roll_back(loaded, entry)
+            journal.end(lh.catalog, entry)
             undone = ", ".join(r.table for r in done if r.table not in failed) or "none"
             message = (
-                f"publishing experiment {name!r} failed at {table_name} ({exc}); rolled back the "
+                f"publishing experiment {name!r} failed at {move.table} ({exc}); rolled back the "
                 f"tables already published ({undone})"
             )
             if failed:
@@ -349,8 +409,28 @@ def publish(
                     "inspect them with `aura branch diff`"
                 )
             raise RefError(message) from exc
-    heads = {r.table.split(".")[-1]: r.snapshot_id for r in done}
-    _record(lh, name, "published", heads, tag=tag, run_id=run_id)
+        done.append(
+            refs.PublishResult(
+                ".".join(table.name()),
+                name,
+                MAIN_BRANCH,
+                move.before,
+                move.after,
+                move.before != move.after,
+                tag,
+            )
+        )
+    try:
+        journal.record_published(lh.catalog, entry)
+        journal.end(lh.catalog, entry)
+    except (AuraError, CommitFailedException) as exc:
+        # Never leave a live journal behind (readers would keep seeing main as before it): the
+        # settle records the event again, or rolls every table back if it cannot.
+        if journal.settle(lh.catalog, entry) != "published":
+            raise RefError(
+                f"publishing experiment {name!r}: recording it in aura.experiments failed ({exc}); "
+                "every table was rolled back, publish it again"
+            ) from exc
     log.info("published experiment %s (%d tables, tag %s)", name, len(done), tag)
     return done
 
@@ -361,29 +441,6 @@ def publish_tag(name: str, run_id: str | None = None) -> str:
     # Kept within the one ref-name limit however long the experiment's name is.
     keep = refs.MAX_REF_NAME - len(f"-published-{suffix}")
     return f"{name[:keep]}-published-{suffix}"
-
-
-def _roll_back(loaded: dict[str, Table], done: list[refs.PublishResult], tag: str) -> set[str]:
-    """Move the mains of ``done`` back and remove their tags; returns the tables that failed."""
-    failed: set[str] = set()
-    for result in reversed(done):
-        table = loaded[result.table.split(".")[-1]]
-        table.refresh()
-        try:
-            if result.moved and result.previous_snapshot_id is not None:
-                refs.move_ref(
-                    table,
-                    result.target,
-                    result.previous_snapshot_id,
-                    expected=result.snapshot_id,
-                    drop_tag_name=tag,
-                )
-            else:
-                refs.drop_tag(table, tag, missing_ok=True)
-        except (AuraError, CommitFailedException) as exc:
-            log.error("could not roll back %s: %s", result.table, exc)
-            failed.add(result.table)
-    return failed
 
 
 def drop(lh: Lakehouse, name: str) -> list[str]:
@@ -433,16 +490,7 @@ def _record(
     run_id: str | None = None,
     description: str | None = None,
 ) -> None:
-    row = {
-        "experiment": [name],
-        "event": [event],
-        "event_at": [datetime.now(UTC)],
-        "tables": [json.dumps(tables, sort_keys=True)],
-        "tag": [tag],
-        "run_id": [run_id],
-        "description": [description],
-    }
-    data = pa.Table.from_pydict(row, schema=EXPERIMENTS.arrow_schema)
+    data = experiment_event(name, event, tables, tag=tag, run_id=run_id, description=description)
     lh.append(
         EXPERIMENTS.name,
         data,

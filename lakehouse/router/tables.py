@@ -90,6 +90,7 @@ ROUTER_MODELS = register(
             in_set("status", ("candidate", "champion", "retired")),
         ),
         tenant_neutral=True,  # one row per day/model/policy across tenants
+        tenant_private=("features",),  # one-hot names every tenant seen: "tenant=<id>"
     )
 )
 

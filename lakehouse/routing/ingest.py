@@ -44,8 +44,7 @@ from lakehouse.routing.events import (
     parse_entries,
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
-from lakehouse.settings import MAIN_BRANCH
-from lakehouse.table import refs, writer
+from lakehouse.table import writer
 from lakehouse.table.keys import split_known
 from lakehouse.table.writer import Lineage, MergeResult, WriteResult
 
@@ -134,7 +133,7 @@ def drop_known(lh: Lakehouse, batch: StreamBatch, branch: str) -> tuple[StreamBa
     if batch.decisions.num_rows == 0:
         return batch, 0, 0
     table = lh.table(ROUTING_DECISIONS.name)
-    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    snapshot_id = lh.head(ROUTING_DECISIONS.name, branch)
     split = split_known(
         ROUTING_DECISIONS, table, batch.decisions, snapshot_id, compare=CONTENT_FIELDS
     )

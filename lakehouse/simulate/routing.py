@@ -79,7 +79,7 @@ class RoutingWorkload:
     regime_change_at: date | None = None
     router: Callable[[pa.Table], np.ndarray] | None = field(default=None, compare=False)
     """A routing policy (decision-shaped rows -> model name per row) that replaces the
-    built-in softmax router, e.g. the champion's (``lakehouse.router.registry.champion_policy``);
+    built-in softmax router, e.g. the champion's (``lakehouse.router.champion_policy``);
     exploration, fallback and propensities apply to it the same way."""
 
 

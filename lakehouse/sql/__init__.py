@@ -58,6 +58,12 @@ else raises :class:`~lakehouse.exceptions.ReadOnlyError`. One statement per ``ex
 Table names must be plain identifiers and ref names are compared as values, so nothing can be
 injected through them.
 
+Time limit
+----------
+A statement that runs longer than ``statement_timeout`` seconds (default
+:data:`DEFAULT_STATEMENT_TIMEOUT`, ``aura sql --timeout``) is interrupted and raises
+:class:`~lakehouse.exceptions.QueryTimeoutError`; the session stays usable.
+
 Tenant sessions
 ---------------
 ``connect(tenant=T)`` (``aura sql --tenant T``) filters every memory table's view and macros to
@@ -67,7 +73,10 @@ view or a CTE in scope, and a table function an aura macro or a generator (``ran
 ``unnest``, ...). File readers (``read_parquet``, ``iceberg_scan``, ``glob``, ``read_text``,
 ``FROM 'file.parquet'``...), catalog functions (``duckdb_views()``), ``query()`` and statements
 DuckDB cannot serialize raise :class:`~lakehouse.exceptions.ReadOnlyError`. The filter on the
-tenant runs inside the scan, before a query's own predicates.
+tenant runs inside the scan, before a query's own predicates. Nothing names another tenant:
+columns a spec marks ``tenant_private`` (a model's one-hot feature names, sampled values) show as
+NULL, the metadata views hide run ids, partition keys and ref names other than main, and errors
+do not list refs. The tenant id is validated as the memory commands validate it.
 
 Confined to the warehouse
 -------------------------
@@ -78,6 +87,16 @@ off and locks the configuration: ``read_csv('/etc/passwd')``, ``read_text``, ``r
 """
 
 from lakehouse.exceptions import TimeTravelError
-from lakehouse.sql.session import SqlSession, ViewInfo, connect, extension_path, parse_time
+from lakehouse.sql._confine import extension_path
+from lakehouse.sql._views import ViewInfo
+from lakehouse.sql.session import DEFAULT_STATEMENT_TIMEOUT, SqlSession, connect, parse_time
 
-__all__ = ["SqlSession", "TimeTravelError", "ViewInfo", "connect", "extension_path", "parse_time"]
+__all__ = [
+    "DEFAULT_STATEMENT_TIMEOUT",
+    "SqlSession",
+    "TimeTravelError",
+    "ViewInfo",
+    "connect",
+    "extension_path",
+    "parse_time",
+]

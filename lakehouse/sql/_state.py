@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from pyiceberg.catalog import Catalog
@@ -123,6 +123,16 @@ class TableState:
                 f"{self.name} has no snapshot {snapshot_id}; the aura_snapshots view lists them"
             )
         return snapshot_id
+
+    def with_main(self, snapshot_id: int) -> TableState:
+        """This state with main at ``snapshot_id`` (a publish under way is not shown yet)."""
+        if snapshot_id not in self.snapshots or snapshot_id == self.current_snapshot_id:
+            return self
+        return replace(
+            self,
+            current_snapshot_id=snapshot_id,
+            refs={**self.refs, MAIN_BRANCH: ("branch", snapshot_id)},
+        )
 
     def schema_of(self, snapshot_id: int | None) -> Schema:
         """The schema a read of ``snapshot_id`` uses (the snapshot's own, as pyiceberg does)."""

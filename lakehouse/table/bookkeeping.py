@@ -9,6 +9,10 @@ that the library never imports ``quality``.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
 from pyiceberg.schema import Schema
 from pyiceberg.types import BooleanType, DoubleType, LongType, StringType, TimestamptzType
 
@@ -35,6 +39,7 @@ EXPERIMENTS = register(
         key=("experiment", "event", "event_at"),
         description="Experiment branches across all aura tables: created, published, dropped",
         bookkeeping=True,
+        tenant_private=("description",),  # free text
     )
 )
 
@@ -66,5 +71,28 @@ QUALITY_RESULTS = register(
         key=("validation_id", "expectation_index"),
         description="Great-expectations validations of aura tables, one row per expectation",
         bookkeeping=True,
+        tenant_private=("kwargs", "unexpected_sample"),  # values taken from any tenant's rows
     )
 )
+
+
+def experiment_event(
+    name: str,
+    event: str,
+    tables: dict[str, int],
+    *,
+    tag: str | None = None,
+    run_id: str | None = None,
+    description: str | None = None,
+) -> pa.Table:
+    """One row of ``aura.experiments``: an experiment was created, published or dropped."""
+    row = {
+        "experiment": [name],
+        "event": [event],
+        "event_at": [datetime.now(UTC)],
+        "tables": [json.dumps(tables, sort_keys=True)],
+        "tag": [tag],
+        "run_id": [run_id],
+        "description": [description],
+    }
+    return pa.Table.from_pydict(row, schema=EXPERIMENTS.arrow_schema)

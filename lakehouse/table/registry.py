@@ -56,6 +56,10 @@ class TableSpec:
         tenant_neutral: its rows hold no tenant's data (aggregates, models), so a tenant SQL
             session shows it whole; a table without ``tenant_id`` that is not neutral (dead
             letters, checkpoints) shows no rows to a tenant session.
+        tenant_private: columns of a table a tenant session shows whole (tenant-neutral or
+            bookkeeping) whose values can name tenants or hold their rows (a model's one-hot
+            feature names, sampled values of a failed expectation); a tenant session shows
+            them as NULL.
     """
 
     name: str
@@ -67,6 +71,7 @@ class TableSpec:
     expectations: tuple[Expectation, ...] = ()
     diff_metrics: Mapping[str, tuple[str, str]] | None = None
     tenant_neutral: bool = False
+    tenant_private: tuple[str, ...] = ()
 
     @property
     def identifier(self) -> tuple[str, str]:

@@ -52,8 +52,6 @@ from lakehouse.ingest.streams import (
     to_arrow_or_dead_letters,
 )
 from lakehouse.publish.wap import Audit, WapResult, write_audit_publish
-from lakehouse.settings import MAIN_BRANCH
-from lakehouse.table import refs
 from lakehouse.table.keys import split_known
 from lakehouse.table.writer import Lineage, WriteResult
 from lakehouse.topology.drift import (
@@ -141,7 +139,7 @@ def _drop_known(
     if incoming.num_rows == 0:
         return incoming, 0, []
     table = lh.table(WORKFLOW_RUNS.name)
-    snapshot_id = refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    snapshot_id = lh.head(WORKFLOW_RUNS.name, branch)
     split = split_known(WORKFLOW_RUNS, table, incoming, snapshot_id, compare=CONTENT_FIELDS)
     ids = incoming.column("stream_id").to_pylist()
     conflicts = [
@@ -519,8 +517,7 @@ def drift_day(
 
 def _head(lh: Lakehouse, name: str, branch: str) -> int | None:
     """The head of ``branch``, or of main when the branch does not exist yet."""
-    table = lh.table(name)
-    return refs.head(table, branch) or refs.head(table, MAIN_BRANCH)
+    return lh.head(name, branch)
 
 
 def _day_rows(lh: Lakehouse, name: str, day: date, branch: str) -> int:

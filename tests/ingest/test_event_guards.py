@@ -6,6 +6,7 @@ Each test names the behaviour it guards; all run on a real Redis stream and real
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -250,7 +251,7 @@ def test_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_clie
             "ts_ms": day_ms + i,
             "tenant_id": "acme",
             "op": "store",
-            "memory_id": f"m{i}",
+            "memory_id": str(uuid.UUID(int=i)),  # memory ids are UUIDs
             "content": "hello",
         }
         return json.dumps(base | changes).encode()

@@ -32,7 +32,7 @@ def test_maintain_dry_run_then_for_real(in_aura_env, small_files: Lakehouse) -> 
 
     history = runner.invoke(main, ["history", TABLE])  # the ingest snapshots were expired
     assert history.exit_code == 0, history.output
-    assert history.output.count("overwrite/compact  aura-maintain") == 1  # retain_last 1
+    assert history.output.count("overwrite/compact  table_maintenance") == 1  # retain_last 1
 
     bad = runner.invoke(main, ["maintain", TABLE, "--orphan-grace", "soon"])
     assert bad.exit_code == 2 and "not a duration" in bad.output

@@ -347,6 +347,6 @@ def test_token_lookalikes_are_refused(
     keyed = _keyed(settings, new_key() if sealed_mode else None)
     with MemoryStore(keyed, redis_client=redis_client) as mem:
         for content, metadata in ((PREFIX + "abc", None), ("x", {"aura_sealed": "abc"})):
-            with pytest.raises(ValidationError, match="reserved prefix"):
+            with pytest.raises(ValidationError, match="reserved"):
                 mem.store(TENANT, content, metadata=metadata)
         assert mem.redis.xlen(STREAM) == 0  # nothing was written

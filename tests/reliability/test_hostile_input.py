@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -327,7 +328,7 @@ def test_fuzzed_memory_events_are_ingested_or_dead_lettered(
             if again == 0 and sent:
                 fields = list(sent.values())[len(sent) // 2]
             elif b"data" in fields:
-                fresh = f'"m-{len(sent)}"'.encode()
+                fresh = f'"{uuid.UUID(int=len(sent) + 1)}"'.encode()  # memory ids are UUIDs
                 fields = {b"data": fields[b"data"].replace(f'"{FRESH}"'.encode(), fresh)}
             sent[client.xadd(MEMORY_STREAM, fields).decode()] = fields
             if len(sent) % INGEST_EVERY == 0:
