@@ -42,7 +42,12 @@ class ValidationError(AuraError):
 
 
 class InvalidEvent(ValidationError, ValueError):
-    """One stream event breaks its contract; the reason becomes its dead letter's reason."""
+    """One stream event breaks its domain's contract; the message is the reason stored with its
+    dead letter (say which field is wrong and what a valid value looks like).
+
+    Also a ``ValueError``, so parsers written against the standard library's conventions still
+    catch it.
+    """
 
 
 class RefError(AuraError):

@@ -21,7 +21,7 @@ from dagster import (
 from pydantic import Field
 
 from aura_assets.materialize import audited_result, lineage_of, partition_day, snapshot_result
-from aura_assets.streams import stream_ingest_specs
+from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from lakehouse.memory import MemoryStore, TierStats, ingest_memory_events
 from lakehouse.table.writer import WriteResult
@@ -69,22 +69,11 @@ def memory_events_ingest(
     report = ingest_memory_events(
         lh, redis.client(), day, audit=gx_audit, lineage=lineage_of(context, EVENTS)
     )
-    context.log.info(
-        f"{day}: read {report.read} entries, {report.written} new events, "
-        f"{report.duplicates} duplicates, {report.rejected} rejected, {report.deferred} deferred"
-    )
-    stats = {
-        "stream/entries_read": report.read,
-        "stream/new_events": report.written,
-        "stream/duplicates": report.duplicates,
-        "stream/rejected": report.rejected,
-        "stream/deferred_other_days": report.deferred,
-    }
+    context.log.info(ingest_log_line(report, "events"))
+    stats = ingest_metadata([report], "events")
     if EVENTS in context.selected_asset_keys:
         if report.wap is not None:
-            yield audited_result(
-                context, EVENTS, report.wap, safe_preview(report.events), day, stats
-            )
+            yield audited_result(context, EVENTS, report.wap, safe_preview(report.rows), day, stats)
         else:
             yield _current(lh, EVENTS, None, day, stats)
     if REJECTED in context.selected_asset_keys:

@@ -9,7 +9,6 @@ request means the same key, and Dagster skips it.
 """
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -22,8 +21,9 @@ from dagster import (
 
 from aura_assets.memory.assets import WARM
 from aura_assets.memory.jobs import memory_compaction_job, memory_ingest_job
+from aura_assets.streams import last_entry_id, stream_sensor
 from aura_resources.lakehouse import RedisResource
-from lakehouse.memory import STREAM, HotTier, backlog_days, stream_backlog
+from lakehouse.memory import CONTRACT, STREAM, HotTier
 
 HOT_MAX_MEMORIES = 10_000
 HOT_MAX_AGE_MS = 3_600_000
@@ -31,26 +31,9 @@ WARM_MAX_POINTS = 100_000
 WARM_MAX_AGE_MS = 30 * 86_400_000
 
 
-def _last_id(client: Any) -> str:
-    if not client.exists(STREAM):
-        return "0-0"
-    last = client.xinfo_stream(STREAM)["last-generated-id"]
-    return last.decode() if isinstance(last, bytes) else str(last)
-
-
-@sensor(job=memory_ingest_job, minimum_interval_seconds=60)
-def memory_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):
-    """One ingest run per day that has unacknowledged memory events."""
-    client = redis.client()
-    if stream_backlog(client) == 0:
-        return SkipReason(f"no unacknowledged entries on {STREAM}")
-    last = _last_id(client)
-    days = sorted(backlog_days(client)) or [datetime.now(UTC).date()]
-    return SensorResult(
-        run_requests=[
-            RunRequest(run_key=f"{day}@{last}", partition_key=day.isoformat()) for day in days
-        ]
-    )
+memory_stream_sensor = stream_sensor(
+    "memory_stream_sensor", CONTRACT, memory_ingest_job, minimum_interval_seconds=60
+)
 
 
 def compaction_reasons(
@@ -93,7 +76,7 @@ def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResourc
     reasons = compaction_reasons(count, oldest, meta, int(time.time() * 1000))
     if not reasons:
         return SkipReason(f"hot tier {count} memories, nothing past its thresholds")
-    last = _last_id(client)
+    last = last_entry_id(client, STREAM)
     key = f"{'+'.join(reasons)}@{last}"
     if context.cursor == key:
         return SkipReason(f"compaction already requested for {key}")

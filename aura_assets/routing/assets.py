@@ -21,7 +21,7 @@ from aura_assets.materialize import (
     snapshot_result,
 )
 from aura_assets.partitions import DAILY, FOLLOW_UPSTREAM
-from aura_assets.streams import stream_ingest_specs
+from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, RedisResource
 from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse, routing
@@ -69,20 +69,8 @@ def routing_decisions(
     report = routing.ingest_day(
         lh, redis.client(), day, audit=gx_audit, lineage=lineage_of(context, DECISIONS)
     )
-    context.log.info(
-        f"{day}: read {report.read} entries, {report.new_decisions} new decisions, "
-        f"{report.duplicates} duplicates, {report.rejected} rejected, "
-        f"{report.deferred} of other days left pending"
-        + ("" if report.published else "; audit FAILED, decisions left pending")
-    )
-    stats = {
-        "stream/entries_read": report.read,
-        "stream/new_decisions": report.new_decisions,
-        "stream/duplicates": report.duplicates,
-        "stream/rejected": report.rejected,
-        "stream/deferred_other_days": report.deferred,
-        "stream/acknowledged_decisions": report.acknowledged_decisions,
-    }
+    context.log.info(ingest_log_line(report, "decisions"))
+    stats = ingest_metadata([report], "decisions")
     if DECISIONS in context.selected_asset_keys:
         yield _decisions_result(context, lh, report.wap, day, stats)
     if REJECTED in context.selected_asset_keys:

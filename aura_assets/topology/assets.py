@@ -1,8 +1,8 @@
 """Topology assets: workflow runs from Redis, their signatures, the Qdrant index, daily drift.
 
 Every asset is daily with a single-run backfill policy: a run over a partition range handles
-its days in order, each through the library's one path (:mod:`lakehouse.topology.ingest`), so
-re-running a range rewrites the same rows.
+its days in order, each through the library's one path (:mod:`lakehouse.topology.ingest`,
+``history``, ``index``, ``drift_reports``), so re-running a range rewrites the same rows.
 """
 
 from datetime import date, timedelta
@@ -23,13 +23,13 @@ from dagster import (
 
 from aura_assets.materialize import audited_result, partition_day, snapshot_result
 from aura_assets.partitions import DAILY
-from aura_assets.streams import stream_ingest_specs
+from aura_assets.streams import ingest_log_line, ingest_metadata, stream_ingest_specs
 from aura_resources.lakehouse import LakehouseResource, QdrantResource, RedisResource
 from aura_resources.presentation import column_lineage
 from lakehouse import Lakehouse
 from lakehouse.publish.wap import WapResult
 from lakehouse.table.writer import Lineage, WriteResult
-from lakehouse.topology import ingest
+from lakehouse.topology import drift_reports, history, index, ingest
 from lakehouse.topology.retrieval import COLLECTION
 from lakehouse.topology.tables import TOPOLOGY_HISTORY
 from quality.audit import gx_audit
@@ -160,18 +160,8 @@ def workflow_runs(
         for d in days
     ]
     for r in reports:
-        context.log.info(
-            f"{r.day}: read {r.read}, {r.new_runs} new runs, {r.duplicates} duplicates, "
-            f"{r.rejected} rejected, {r.deferred} of other days left pending"
-            + ("" if r.published else "; audit FAILED, runs left pending")
-        )
-    stats = {
-        "stream/entries_read": sum(r.read for r in reports),
-        "stream/new_runs": sum(r.new_runs for r in reports),
-        "stream/duplicates": sum(r.duplicates for r in reports),
-        "stream/rejected": sum(r.rejected for r in reports),
-        "stream/deferred_other_days": reports[-1].deferred,
-    }
+        context.log.info(ingest_log_line(r, "runs"))
+    stats = ingest_metadata(reports, "runs")
     if RUNS in context.selected_asset_keys:
         yield _audited(context, lh, RUNS, RUNS.path[-1], [(r.day, r.wap) for r in reports], stats)
     if REJECTED in context.selected_asset_keys:
@@ -205,7 +195,7 @@ def topology_history(
     lh = lakehouse.lakehouse()
     days = run_days(context)
     waps: list[tuple[date, WapResult | None]] = [
-        (d, ingest.history_day(lh, d, audit=gx_audit, lineage=_lineage(context, HISTORY, d)))
+        (d, history.history_day(lh, d, audit=gx_audit, lineage=_lineage(context, HISTORY, d)))
         for d in days
     ]
     rows = sum(w.write.rows for _, w in waps if w is not None)
@@ -224,7 +214,7 @@ def topology_history(
     description=f"The Qdrant collection `{COLLECTION}`: one point per run of topology_history "
     "(named vectors `image` and `betti`, tenant in the payload), replaced day by day; in Qdrant "
     "local mode also its cell layout (k-means cells of the `image` vectors, retrained as it "
-    "grows); `lakehouse.topology.ingest.rebuild_index` rebuilds it from the table.",
+    "grows); `lakehouse.topology.index.rebuild_index` rebuilds it from the table.",
 )
 def topology_index(
     context: AssetExecutionContext, lakehouse: LakehouseResource, qdrant: QdrantResource
@@ -232,7 +222,7 @@ def topology_index(
     lh = lakehouse.lakehouse()
     client = qdrant.client()
     try:
-        reports = [ingest.index_day(lh, client, d) for d in run_days(context)]
+        reports = [index.index_day(lh, client, d) for d in run_days(context)]
     finally:
         client.close()  # local mode locks its directory until closed
     last = reports[-1]
@@ -253,7 +243,7 @@ def topology_index(
 class DriftConfig(Config):
     """How the daily drift test is run."""
 
-    reference_days: int = ingest.DEFAULT_REFERENCE_DAYS
+    reference_days: int = drift_reports.DEFAULT_REFERENCE_DAYS
     seed: int = 0
     alpha: float = 0.01
     n_permutations: int = 999
@@ -279,7 +269,7 @@ def topology_drift(
 ) -> MaterializeResult:
     lh = lakehouse.lakehouse()
     results = [
-        ingest.drift_day(
+        drift_reports.drift_day(
             lh,
             d,
             audit=gx_audit,

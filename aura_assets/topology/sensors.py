@@ -1,7 +1,6 @@
 """Sensors: start the topology job for days with new traces; retrain the router on drift."""
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -14,11 +13,10 @@ from dagster import (
     sensor,
 )
 
+from aura_assets.streams import stream_sensor
 from aura_assets.topology.assets import DRIFT
 from aura_assets.topology.jobs import topology_daily_job
-from aura_resources.lakehouse import RedisResource
-from lakehouse.topology import ingest
-from lakehouse.topology.events import STREAM
+from lakehouse.topology.ingest import CONTRACT
 
 RETRAIN_JOB = "router_retrain"
 DRIFT_DAY_TAG = "aura/drift-day"
@@ -26,20 +24,7 @@ P_VALUE_TAG = "aura/p-value"
 REASON_TAG = "aura/reason"
 
 
-@sensor(job=topology_daily_job, minimum_interval_seconds=30)
-def workflows_stream_sensor(context: SensorEvaluationContext, redis: RedisResource):
-    """One run per day that has unacknowledged workflow traces; the run key makes repeats no-ops."""
-    client = redis.client()
-    if ingest.stream_backlog(client) == 0:
-        return SkipReason(f"no unacknowledged entries on {STREAM}")
-    last_id = client.xinfo_stream(STREAM)["last-generated-id"]
-    last = last_id.decode() if isinstance(last_id, bytes) else str(last_id)
-    days = sorted(ingest.backlog_days(client)) or [datetime.now(UTC).date()]
-    return SensorResult(
-        run_requests=[
-            RunRequest(run_key=f"{day}@{last}", partition_key=day.isoformat()) for day in days
-        ]
-    )
+workflows_stream_sensor = stream_sensor("workflows_stream_sensor", CONTRACT, topology_daily_job)
 
 
 @sensor(minimum_interval_seconds=60, description="Request a router retraining per drifted day.")

@@ -18,7 +18,9 @@ Use in a domain's event parser (see ``lakehouse/routing/events.py``)::
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -27,7 +29,6 @@ import orjson
 from lakehouse.exceptions import InvalidEvent
 from lakehouse.settings import partitions_start
 
-"""The first day partition (Dagster's daily partitions start here too)."""
 FUTURE_ALLOWANCE = timedelta(hours=1)
 """How far past now an event time may be (producer clock skew)."""
 MAX_EVENT_BYTES = 64 * 1024
@@ -55,7 +56,66 @@ def load_object(raw: str | bytes, *, max_bytes: int = MAX_EVENT_BYTES) -> dict[s
         raise InvalidEvent(f"invalid JSON: {getattr(exc, 'msg', None) or exc}") from None
     if not isinstance(event, dict):
         raise InvalidEvent(f"event must be a JSON object, got {type(event).__name__}")
+    check_unique_keys(raw, event)
     return event
+
+
+def unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, refusing a key given twice (``object_pairs_hook``).
+
+    JSON parsers keep the last of two equal keys and drop the other value silently; a payload
+    whose meaning depends on which parser reads it is refused instead.
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidEvent(
+                    f"duplicate key {_short(key, 40)} in a JSON object: send each key once"
+                )
+            seen.add(key)
+    return obj
+
+
+_KEY_END = re.compile(rb'"\s*:')
+"""Where a key can end: every key's closing quote is followed by optional blanks and a colon
+(inside strings a quote is escaped, so matches there only add to the count)."""
+
+
+def _keys(value: object) -> int:
+    """How many keys the objects of a parsed JSON value hold, at every depth."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def check_unique_keys(raw: str | bytes, parsed: object = None) -> None:
+    """Refuse a JSON payload in which any object, at any depth, repeats a key.
+
+    With ``parsed`` (the payload already parsed), a payload whose parsed objects hold as many
+    keys as the text has places where a key can end has no key twice (parsed keys <= keys in
+    the text <= those places), and is not parsed again; the rest is parsed with a hook that
+    refuses a repeated key.
+    """
+    if parsed is not None:
+        data = raw.encode("utf-8", errors="surrogatepass") if isinstance(raw, str) else raw
+        if _keys(parsed) == len(_KEY_END.findall(data)):
+            return
+    try:
+        json.loads(raw, object_pairs_hook=unique_object)
+    except InvalidEvent:
+        raise
+    except RecursionError:
+        raise InvalidEvent("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # what orjson accepted but the standard parser does not
+        raise InvalidEvent(f"invalid JSON: {str(exc)[:120]}") from None
 
 
 def require(event: dict[str, Any], names: tuple[str, ...]) -> None:

@@ -10,10 +10,11 @@ events), separate from any event contract:
   entries. Entries are acknowledged (:meth:`StreamConsumer.ack`) only after the commits that
   store them, so a crash loses nothing and a replay is deduplicated by the table's key.
 * :func:`parse_stream_entries` applies a domain's event parser to each entry: an entry that is
-  deleted, has no ``data`` field, is larger than :data:`lakehouse.ingest.guards.MAX_EVENT_BYTES`, or
-  makes the parser raise anything at all becomes a :class:`DeadLetter` with the reason; the batch
-  goes on. :func:`to_arrow_or_dead_letters` does the same for the Arrow conversion (a value that
-  passed validation but does not fit its column costs that event only). The guards themselves
+  deleted, has no ``data`` field or more than one, is larger than
+  :data:`lakehouse.ingest.guards.MAX_EVENT_BYTES`, or makes the parser raise anything at all
+  becomes a :class:`DeadLetter` with the reason; the batch goes on.
+  :func:`to_arrow_or_dead_letters` does the same for the Arrow conversion (a value that passed
+  validation but does not fit its column costs that event only). The guards themselves
   (identifiers, 64-bit integers, finite numbers, time window) are in :mod:`lakehouse.ingest.guards`.
 * :func:`record_dead_letters` stores entries that break the contract, with the reason, in a
   ``<x>_rejected`` table whose schema :func:`rejected_table_spec` gives every domain alike;
@@ -52,8 +53,10 @@ READ_BATCH = 10_000
 CLAIM_IDLE_MS = 60_000
 PAYLOAD_FIELD = "data"
 
-Entry = tuple[bytes, dict[bytes, bytes] | None]
-"""A stream entry as redis-py returns it: (entry id, fields), fields None once deleted."""
+Entry = tuple[bytes, dict[bytes, Any] | None]
+"""A stream entry as :class:`StreamConsumer` reads it: (entry id, fields), fields None once
+deleted. A field the producer gave more than once (Redis keeps every pair) maps to the list of
+its values, in order, where redis-py would keep only the last (see :func:`entry_fields`)."""
 T = TypeVar("T")
 
 
@@ -62,22 +65,95 @@ def text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def field_of(fields: dict | None, name: str = PAYLOAD_FIELD) -> bytes | str | None:
-    """One field of an entry (bytes or str keys), None if absent or deleted."""
+def payloads_of(fields: dict | None, name: str = PAYLOAD_FIELD) -> list[bytes | str]:
+    """Every value of one field of an entry (bytes or str keys), in order; [] if absent."""
     if not fields:
-        return None
-    return cast(bytes | str | None, fields.get(name.encode(), fields.get(name)))
+        return []
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def field_of(fields: dict | None, name: str = PAYLOAD_FIELD) -> bytes | str | None:
+    """One field of an entry, None if absent, deleted or given more than once."""
+    values = payloads_of(fields, name)
+    return values[0] if len(values) == 1 else None
 
 
 def raw_text(value: object) -> str | None:
-    """A payload or a whole entry as text, exactly as received (undecodable bytes escaped)."""
+    """A payload or a whole entry as text, exactly as received (undecodable bytes escaped).
+
+    An entry's fields become a JSON object; a field given more than once, a list of its values.
+    """
     if value is None:
         return None
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
     if isinstance(value, dict):
-        return json.dumps({raw_text(k): raw_text(v) for k, v in value.items()})
+        return json.dumps(
+            {
+                raw_text(k): [raw_text(x) for x in v] if isinstance(v, list) else raw_text(v)
+                for k, v in value.items()
+            }
+        )
     return str(value)
+
+
+def entry_fields(flat: Sequence[Any] | None) -> dict[Any, Any] | None:
+    """An entry's flat ``[field, value, ...]`` reply as a dict that loses no value.
+
+    Redis keeps every pair of an ``XADD``, repeated field names included; redis-py's own reply
+    parsing keeps the last value of a repeated field and drops the others without a trace. Here
+    a repeated field maps to the list of all its values, so the ingestion can refuse the entry
+    with a reason instead of storing one payload and losing the other.
+    """
+    if flat is None:
+        return None
+    fields: dict[Any, Any] = {}
+    for name, value in zip(flat[::2], flat[1::2], strict=True):
+        if name in fields:
+            before = fields[name]
+            fields[name] = [*before, value] if isinstance(before, list) else [before, value]
+        else:
+            fields[name] = value
+    return fields
+
+
+def _entries(reply: Sequence[Any] | None) -> list[Any]:
+    return [(e[0], entry_fields(e[1])) if e is not None else (None, None) for e in (reply or [])]
+
+
+def _streams(reply: Any, **_: Any) -> list[Any]:
+    items = reply.items() if isinstance(reply, dict) else (reply or [])
+    return [[name, _entries(entries)] for name, entries in items]
+
+
+def _claimed(reply: Any, **options: Any) -> Any:
+    return reply if options.get("parse_justid") else _entries(reply)
+
+
+def _autoclaimed(reply: Any, **options: Any) -> Any:
+    if options.get("parse_justid"):
+        return reply[1]
+    return [reply[0], _entries(reply[1]), *reply[2:]]
+
+
+_ENTRY_REPLIES: dict[str, Callable[..., Any]] = {
+    "XREADGROUP": _streams,
+    "XRANGE": lambda reply, **_: _entries(reply),
+    "XCLAIM": _claimed,
+    "XAUTOCLAIM": _autoclaimed,
+}
+
+
+def entry_reader(client: redis.Redis) -> redis.Redis:
+    """A client on ``client``'s connection pool whose stream replies keep repeated fields
+    (:func:`entry_fields`); ``client`` itself is left as it is."""
+    reader = redis.Redis(connection_pool=client.connection_pool)
+    for command, callback in _ENTRY_REPLIES.items():
+        reader.set_response_callback(command, callback)
+    return reader
 
 
 class StreamConsumer:
@@ -104,6 +180,7 @@ class StreamConsumer:
         batch: int = READ_BATCH,
     ) -> None:
         self.client = client
+        self._entries = entry_reader(client)
         self.stream = stream
         self.group = group
         self.consumer = consumer or f"run-{uuid.uuid4().hex[:12]}"
@@ -136,7 +213,7 @@ class StreamConsumer:
         while True:
             reply = cast(
                 list[Any],
-                self.client.xreadgroup(
+                self._entries.xreadgroup(
                     self.group, self.consumer, {self.stream: last}, count=self.batch
                 ),
             )
@@ -159,7 +236,7 @@ class StreamConsumer:
                 return
             ids = [p["message_id"] for p in pending]
             reply = cast(
-                list[Any], self.client.xclaim(self.stream, self.group, self.consumer, 0, ids)
+                list[Any], self._entries.xclaim(self.stream, self.group, self.consumer, 0, ids)
             )
             claimed: list[Entry] = [e for e in reply if e is not None and e[0] is not None]
             yield from claimed
@@ -171,7 +248,7 @@ class StreamConsumer:
         while True:
             reply = cast(
                 list[Any],
-                self.client.xautoclaim(
+                self._entries.xautoclaim(
                     self.stream,
                     self.group,
                     self.consumer,
@@ -245,11 +322,13 @@ class StreamConsumer:
         return days
 
     def pending_of_day(self, ts_of: Callable[[bytes], date | None], day: date) -> tuple[int, int]:
-        """Entries of ``day`` pending elsewhere: (handed back and waiting, held by other runs).
+        """Entries of ``day`` pending elsewhere: (ready to take, held by other runs).
 
         Another run holds entries between its read and its acknowledgement or release; a run
-        of ``day`` takes the handed-back ones at once and waits for the held ones (see
-        ``lakehouse.routing.ingest_day``) rather than report success while its day is pending.
+        of ``day`` takes the handed-back ones, and those idle for ``claim_idle_ms`` (their
+        holder is presumed dead), at once, and waits for the held ones
+        (:func:`lakehouse.ingest.stream_day.ingest_day`) rather than report success while its
+        day is pending.
         """
         self.ensure_group()
         pending = cast(
@@ -260,6 +339,11 @@ class StreamConsumer:
             text(p["message_id"]): text(p["consumer"])
             for p in pending
             if text(p["consumer"]) != self.consumer
+        }
+        stale = {
+            text(p["message_id"])
+            for p in pending
+            if int(p.get("time_since_delivered") or 0) >= self.claim_idle_ms
         }
         if not holder:
             return 0, 0
@@ -272,7 +356,7 @@ class StreamConsumer:
                 continue
             if ts_of(payload if isinstance(payload, bytes) else payload.encode()) != day:
                 continue
-            if who == self.parked:
+            if who == self.parked or text(entry_id) in stale:
                 released += 1
             else:
                 held += 1
@@ -283,7 +367,7 @@ class StreamConsumer:
         return next((g for g in groups if text(g.get("name")) == self.group), None)
 
     def _xrange(self, start: str, end: str = "+") -> list[Entry]:
-        return cast(list[Entry], self.client.xrange(self.stream, min=start, max=end))
+        return cast(list[Entry], self._entries.xrange(self.stream, min=start, max=end))
 
 
 @dataclass(frozen=True)
@@ -493,15 +577,20 @@ def parse_stream_entries(
     dead: list[DeadLetter] = []
     for entry_id, fields in entries:
         sid = text(entry_id)
-        payload = field_of(fields, PAYLOAD_FIELD)
-        if payload is None:
-            reason = (
-                "entry was deleted from the stream before ingestion"
-                if fields is None
-                else f"entry has no {PAYLOAD_FIELD!r} field"
-            )
+        payloads = payloads_of(fields, PAYLOAD_FIELD)
+        if len(payloads) != 1:
+            if fields is None:
+                reason = "entry was deleted from the stream before ingestion"
+            elif payloads:
+                reason = (
+                    f"entry has {len(payloads)} {PAYLOAD_FIELD!r} fields; send one payload per "
+                    "entry (each payload in its own XADD)"
+                )
+            else:
+                reason = f"entry has no {PAYLOAD_FIELD!r} field"
             dead.append(DeadLetter(sid, raw_text(fields), reason))
             continue
+        payload = payloads[0]
         size = len(payload) if isinstance(payload, bytes) else len(payload.encode(errors="replace"))
         if size > max_bytes:
             reason = f"event is {size} bytes, more than the {max_bytes} allowed"

@@ -21,7 +21,8 @@ from lakehouse.memory.erase import EraseReceipt
 from lakehouse.memory.events import STREAM
 from lakehouse.memory.hot import HotTier
 from lakehouse.memory.ingest import (
-    EventIngestReport,
+    CONTRACT,
+    IngestReport,
     backlog_days,
     ingest_memory_events,
     stream_backlog,
@@ -44,13 +45,14 @@ __all__ = [
     "MAX_AGE",
     "MAX_K",
     "MAX_TTL",
+    "CONTRACT",
     "STREAM",
     "AsyncMemoryStore",
     "CompactionReport",
     "EraseReceipt",
-    "EventIngestReport",
     "HashingEmbedder",
     "HotTier",
+    "IngestReport",
     "Memory",
     "MemoryStore",
     "RotationReport",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -19,16 +18,7 @@ import pyarrow as pa
 
 from lakehouse.exceptions import MemoryKeyError, ValidationError
 from lakehouse.ingest import guards as v
-from lakehouse.ingest.streams import (
-    DeadLetter,
-    Entry,
-    Parsed,
-    field_of,
-    parse_stream_entries,
-    raw_text,
-    text,
-    to_arrow_or_dead_letters,
-)
+from lakehouse.ingest.streams import DeadLetter, Entry, field_of, raw_text, text
 from lakehouse.memory.crypto import MemoryCipher, is_sealed
 from lakehouse.memory.model import check_content, check_metadata, check_tenant, parse_id
 from lakehouse.memory.tables import MEMORY_EVENTS
@@ -168,54 +158,28 @@ def event_day(payload: bytes) -> date | None:
         return None
 
 
-@dataclass
-class ParsedBatch:
-    """Stream entries split into event rows (dicts in the table's schema) and dead letters."""
+def bound_parser(
+    cipher: MemoryCipher | None, erase_recorded: Callable[[str, str | None], bool] | None
+) -> Callable[..., dict[str, Any]]:
+    """The ingestion's parser of one payload: :func:`parse_event` with the home's ``cipher``
+    (sealed payloads must open), and ``erase_recorded(tenant, memory_id)``, which says whether
+    an erase was recorded (its tombstone): a ``forget`` or ``forget_tenant`` event without one
+    is forged, and a dead letter."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejections: list[DeadLetter] = field(default_factory=list)
-
-
-def parse_entries(
-    entries: Sequence[Entry],
-    now: datetime,
-    cipher: MemoryCipher | None = None,
-    erase_recorded: Callable[[str, str | None], bool] | None = None,
-) -> ParsedBatch:
-    """Validate stream entries into ``memory_events`` rows and dead letters; no entry can stop
-    the batch (the shared :func:`~lakehouse.ingest.streams.parse_stream_entries` and
-    :func:`~lakehouse.ingest.streams.to_arrow_or_dead_letters`: any exception, in parsing or in the
-    Arrow conversion, makes that entry a dead letter with the reason).
-
-    ``cipher`` opens sealed payloads (:func:`parse_event`); ``erase_recorded(tenant,
-    memory_id)`` says whether that erase was recorded (its tombstone): a ``forget`` or
-    ``forget_tenant`` event without one is forged, and a dead letter. A dead letter whose payload
-    names a tenant past the cut of its stored ``raw`` keeps that name (:func:`_keep_tenants`),
-    so an erase of the tenant finds it.
-    """
-
-    def parse(payload: bytes | str) -> dict[str, Any]:
+    def parse(payload: bytes | str, *, now: datetime | None = None) -> dict[str, Any]:
         row = parse_event(payload, now=now, cipher=cipher)
         recorded = erase_recorded
         if recorded and row["op"] != "store" and not recorded(row["tenant_id"], row["memory_id"]):
             raise EventError(f"{row['op']} event without a recorded erase (forged)")
         return row
 
-    parsed, dead = parse_stream_entries(entries, parse)
-    records = [
-        Parsed(p.stream_id, p.value | _stream_fields(p.stream_id, now), p.raw) for p in parsed
-    ]
-    _, unfit = to_arrow_or_dead_letters(records, events_to_arrow)
-    refused = {d.stream_id for d in unfit}
-    return ParsedBatch(
-        rows=[r.value for r in records if r.stream_id not in refused],
-        rejections=_keep_tenants(entries, dead + unfit),
-    )
+    return parse
 
 
-def _keep_tenants(entries: Sequence[Entry], dead: list[DeadLetter]) -> list[DeadLetter]:
+def keep_tenants(entries: Sequence[Entry], dead: list[DeadLetter]) -> list[DeadLetter]:
     """Dead letters whose stored ``raw`` (cut at :data:`~lakehouse.ingest.guards.MAX_RAW_CHARS`)
-    lost a tenant the whole payload names: the cut is moved so its note names them."""
+    lost a tenant the whole payload names: the cut is moved so its note names them, so an erase
+    of the tenant finds it."""
     whole = {text(sid): raw_text(field_of(fields) or fields) for sid, fields in entries}
     out = []
     for letter in dead:
@@ -233,15 +197,15 @@ def _keep_tenants(entries: Sequence[Entry], dead: list[DeadLetter]) -> list[Dead
 
 _SCHEMA = MEMORY_EVENTS.arrow_schema
 
+CONTENT_FIELDS = tuple(
+    name for name in _SCHEMA.names if name not in ("event_id", "stream_id", "ingested_at")
+)
+"""What makes two events with one ``event_id`` the same event (a replay) or a conflict."""
 
-def _stream_fields(stream_id: str, now: datetime) -> dict[str, Any]:
-    return {"stream_id": stream_id, "ingested_at": now}
 
-
-def events_to_arrow(rows: list[dict[str, Any]]) -> pa.Table:
-    """Event rows as an Arrow table of ``memory_events`` (the first row of an event id wins)."""
-    unique = list({r["event_id"]: r for r in reversed(rows)}.values())[::-1]
-    return pa.Table.from_pylist(unique, schema=_SCHEMA)
+def events_to_arrow(rows: list[dict[str, Any]], ingested_at: datetime) -> pa.Table:
+    """Parsed event rows (with ``stream_id``) as an Arrow table of ``memory_events``."""
+    return pa.Table.from_pylist([r | {"ingested_at": ingested_at} for r in rows], schema=_SCHEMA)
 
 
 # A tenant named in a payload: ``"tenant_id": "x"`` with any JSON whitespace around the colon,
@@ -274,4 +238,10 @@ def mentions(raw: str | None, tenant_id: str, memory_id: str | None) -> bool:
         obj = None
     if isinstance(obj, dict) and obj.get("tenant_id") == tenant_id:
         return True
+    if isinstance(obj, dict) and "tenant_id" not in obj:  # an entry's fields (no or repeated
+        values = (  # 'data'): each value's payload
+            v for value in obj.values() for v in (value if isinstance(value, list) else [value])
+        )
+        if any(mentions(v, tenant_id, None) for v in values if isinstance(v, str)):
+            return True
     return tenant_id in named_tenants(raw)

@@ -119,7 +119,7 @@ def query_diagrams(client: Any, tenant_id: str, query: Shape) -> Diagrams:
         if query not in found:
             raise ValidationError(
                 f"run {query!r} of tenant {tenant_id!r} is not in the topology index; "
-                "index it first (asset topology_index, or lakehouse.topology.ingest.index_day)"
+                "index it first (asset topology_index, or lakehouse.topology.index.index_day)"
             )
         return found[query]
     return _diagrams(query)

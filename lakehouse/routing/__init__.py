@@ -16,10 +16,9 @@ from lakehouse.routing.events import (
     parse_event,
 )
 from lakehouse.routing.ingest import (
+    CONTRACT,
     IngestReport,
-    StreamBatch,
     backlog_days,
-    collect,
     consumer,
     ingest_day,
     stream_backlog,
@@ -32,6 +31,7 @@ from lakehouse.routing.tables import (
 )
 
 __all__ = [
+    "CONTRACT",
     "GROUP",
     "REQUIRED_FIELDS",
     "ROUTING_DECISIONS",
@@ -41,9 +41,7 @@ __all__ = [
     "EventError",
     "IngestReport",
     "ParsedBatch",
-    "StreamBatch",
     "backlog_days",
-    "collect",
     "consumer",
     "decisions_to_arrow",
     "event_day",

@@ -16,9 +16,9 @@ an entry holds can make parsing raise: :func:`parse_entries` turns any failure i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -26,9 +26,7 @@ import pyarrow as pa
 from lakehouse.ingest import guards as v
 from lakehouse.ingest.streams import (
     DeadLetter,
-    Parsed,
     parse_stream_entries,
-    to_arrow_or_dead_letters,
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS
 
@@ -64,10 +62,6 @@ class ParsedBatch:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     rejections: list[DeadLetter] = field(default_factory=list)
     raw: dict[str, str | None] = field(default_factory=dict)
-
-    def records(self, decisions: Iterable[dict[str, Any]]) -> list[Parsed[dict[str, Any]]]:
-        """``decisions`` (of this batch) with their stream ids and raw payloads."""
-        return [Parsed(d["stream_id"], d, self.raw.get(d["stream_id"])) for d in decisions]
 
 
 def parse_event(raw: str | bytes, *, now: datetime | None = None) -> dict[str, Any]:
@@ -137,13 +131,3 @@ def decisions_to_arrow(decisions: list[dict[str, Any]], ingested_at: datetime) -
     columns["stream_id"] = [d.get("stream_id") for d in decisions]
     columns["ingested_at"] = [ingested_at] * len(decisions)
     return pa.Table.from_pydict(columns, schema=schema)
-
-
-def decisions_table(
-    batch: ParsedBatch, decisions: list[dict[str, Any]], ingested_at: datetime | None = None
-) -> tuple[pa.Table, list[DeadLetter]]:
-    """:func:`decisions_to_arrow`, where a decision that does not convert is a dead letter."""
-    now = ingested_at or datetime.now(UTC)
-    return to_arrow_or_dead_letters(
-        batch.records(decisions), lambda ds: decisions_to_arrow(ds, now)
-    )

@@ -12,7 +12,8 @@ Invariants a parsed event satisfies (anything else raises :class:`WorkflowEventE
 reason, which the ingestion writes next to the dead letter):
 
 * the payload is at most :data:`MAX_PAYLOAD_BYTES` of UTF-8 JSON, one object with exactly the
-  fields above (no unknown field: a typo must not pass silently);
+  fields above (no unknown field: a typo must not pass silently), no key twice in any object
+  (a parser would keep one value and drop the other silently);
 * ``run_id``, ``tenant_id``, ``workflow`` (and node ids and kinds) are non-empty printable
   strings (:func:`lakehouse.ingest.guards.check_identifier`: no control or format characters, no
   unpaired surrogates) of at most :data:`MAX_NAME_CHARS`;
@@ -25,8 +26,9 @@ reason, which the ingestion writes next to the dead letter):
 * ``nodes`` is a non-empty list of ``{id, kind}`` with unique ids;
 * ``edges`` are directed and unique per ``(src, dst)`` (a caller aggregates repeated transitions
   into ``calls``), both ends are declared nodes, ``calls >= 1`` and ``0 <= errors <= calls`` are
-  integers up to ``2**62`` (booleans refused), ``latency_ms`` is a finite number ``>= 0`` that a
-  double holds (the mean per call).
+  integers up to ``2**62`` (booleans refused), ``latency_ms`` is a finite number in
+  ``[0, MAX_LATENCY_MS]`` (the mean per call; the bound keeps every sum and mean over a run's
+  edges finite, so a valid event never turns into an infinite ``mean_latency_ms``).
   Self-loops (``tools -> tools``) and cycles are allowed.
 
 NaN and infinities are refused at the JSON level (``NaN`` is not JSON, though Python accepts it).
@@ -55,6 +57,9 @@ MAX_NODES = 10_000
 MAX_EDGES = 100_000
 MAX_NAME_CHARS = 256
 MAX_COUNT = 2**62
+MAX_LATENCY_MS = 1e12
+"""Largest mean latency per call (about 30 years): the sum over :data:`MAX_EDGES` edges of
+such values stays a finite double, so a run's mean latency never overflows to infinity."""
 MIN_YEAR = 2000
 MAX_YEAR = 2100
 _FIELDS = frozenset({"run_id", "ts", "tenant_id", "workflow", "status", "nodes", "edges"})
@@ -92,9 +97,8 @@ event's order; ``ts`` is microseconds in UTC. Every field is required.
 class WorkflowEventError(v.InvalidEvent):
     """A workflow-trace event violates the contract; ``reason`` says how.
 
-    An :class:`~lakehouse.exceptions.InvalidEvent` (so a ``ValidationError`` and a
-    ``ValueError``): the shared stream mechanism stores its message, the reason, with the dead
-    letter.
+    An :class:`~lakehouse.exceptions.InvalidEvent` (an ``AuraError``): the shared stream
+    mechanism stores its message, the reason, with the dead letter.
     """
 
     def __init__(self, reason: str) -> None:
@@ -222,6 +226,11 @@ def _edges(value: Any, ids: set[str]) -> list[dict[str, Any]]:
         if not math.isfinite(latency) or latency < 0:
             shown = str(edge.get("latency_ms"))[:40]
             raise WorkflowEventError(f"{where}.latency_ms must be finite and >= 0, got {shown}")
+        if latency > MAX_LATENCY_MS:
+            raise WorkflowEventError(
+                f"{where}.latency_ms {latency:.6g} is more than {MAX_LATENCY_MS:.0e} ms (about "
+                "30 years) per call: send milliseconds, and a measured mean"
+            )
         edges.append(
             {"src": src, "dst": dst, "calls": calls, "latency_ms": latency, "errors": errors}
         )
@@ -246,9 +255,11 @@ def parse_workflow_event(raw: bytes | str, *, now: datetime | None = None) -> di
         except UnicodeDecodeError:
             raise WorkflowEventError("payload is not UTF-8") from None
     try:
-        event = json.loads(raw, parse_constant=_refuse_constant)
+        event = json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=v.unique_object)
     except WorkflowEventError:
         raise
+    except v.InvalidEvent as exc:  # a key given twice
+        _refused(exc)
     except (ValueError, RecursionError) as exc:
         raise WorkflowEventError(f"payload is not JSON ({str(exc)[:80]})") from None
     if not isinstance(event, dict):

@@ -46,7 +46,7 @@ def test_overflowing_timestamps_are_dead_letters_and_the_day_is_ingested(
         payload(decision(91, ts="9999-12-31T23:30:00-01:00")),
     ]
     report, rejected = _ingest_with(lakehouse, redis_client, bad)
-    assert (report.new_decisions, report.rejected) == (5, 2)  # type: ignore[attr-defined]
+    assert (report.written, report.rejected) == (5, 2)  # type: ignore[attr-defined]
     assert "outside the representable range" in rejected[bad[0]]
     assert "outside the representable range" in rejected[bad[1]]
     assert stream_backlog(redis_client) == 0
@@ -166,7 +166,7 @@ def test_decision_id_is_unique_across_days(lakehouse: Lakehouse, redis_client) -
     later = decision(1, day=DAY + timedelta(days=1), decision_id=first["decision_id"])
     publish(redis_client, [payload(later)])
     report = ingest_day(lakehouse, redis_client, DAY + timedelta(days=1), audit=gx_audit)
-    assert (report.new_decisions, report.conflicts, report.rejected) == (0, 1, 1)
+    assert (report.written, report.conflicts, report.rejected) == (0, 1, 1)
     reason = _rejected(lakehouse)
     assert any("conflicting duplicate" in r and "differs in ts" in r for r in reason.values())
     assert lakehouse.read("routing_decisions").num_rows == 1
@@ -179,8 +179,8 @@ def test_an_exact_replay_is_recognised_and_acknowledged(lakehouse: Lakehouse, re
     ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
     publish(redis_client, [payload(e) for e in events])
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (report.replays, report.conflicts, report.new_decisions) == (3, 0, 0)
-    assert report.decisions_write is None
+    assert (report.replays, report.conflicts, report.written) == (3, 0, 0)
+    assert report.write is None
     assert stream_backlog(redis_client) == 0
 
 
@@ -224,7 +224,7 @@ def test_a_run_does_not_succeed_while_another_run_holds_its_day(
         report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=30)
     finally:
         releaser.join()
-    assert (report.new_decisions, report.held_elsewhere) == (6, 0)
+    assert (report.written, report.held_elsewhere) == (6, 0)
     assert stream_backlog(redis_client) == 0
 
 
@@ -235,7 +235,7 @@ def test_entries_held_too_long_are_reported_not_hidden(lakehouse: Lakehouse, red
     publish(redis_client, [payload(decision(i)) for i in range(3)])
     list(StreamConsumer(redis_client, STREAM, GROUP, consumer="run-slow").read_unacked())
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit, wait_for_others_s=0.5)
-    assert (report.new_decisions, report.held_elsewhere) == (0, 3)
+    assert (report.written, report.held_elsewhere) == (0, 3)
 
 
 def test_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]

@@ -236,9 +236,7 @@ def test_rotation_needs_a_key(mem: MemoryStore) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad",
-    ["short", "x" * 44, base64.b64encode(os.urandom(32)).decode() + "+/", "é" * 44],
-    ids=["short", "not-base64", "too-long", "not-ascii"],
+    "bad", ["short", "x" * 44, base64.b64encode(bytes(range(32))).decode() + "+/", "é" * 44]
 )
 def test_a_malformed_key_is_refused_without_echoing_it(aura_env: dict[str, str], bad: str) -> None:
     for variable in ("AURA_MEMORY_KEY", "AURA_MEMORY_OLD_KEYS"):

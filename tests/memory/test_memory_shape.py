@@ -15,6 +15,8 @@ from lakehouse.memory.shape import MAX_SIGNATURE, ShapeHit
 from lakehouse.publish.wap import accept_all
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology import ingest
+from lakehouse.topology.history import history_day
+from lakehouse.topology.index import index_day
 from lakehouse.topology.retrieval import similar_runs
 from lakehouse.topology.tda import event_signature
 
@@ -34,8 +36,8 @@ def test_workflow_runs_remembered_and_found_by_shape_per_tenant(
     events = list(simulate_workflow_events(DAY, 1, 30, seed=9))
     publish_workflow_events(redis_client, events)
     ingest.ingest_day(mem.lakehouse, redis_client, DAY, audit=accept_all)
-    ingest.history_day(mem.lakehouse, DAY, audit=accept_all)
-    assert ingest.index_day(mem.lakehouse, mem.qdrant, DAY).indexed == 30
+    history_day(mem.lakehouse, DAY, audit=accept_all)
+    assert index_day(mem.lakehouse, mem.qdrant, DAY).indexed == 30
     (a, _), (b, _) = Counter(e["tenant_id"] for e in events).most_common(2)
     runs = {e["run_id"]: e for e in events}
     memory_of = {

@@ -47,7 +47,7 @@ def test_event_published_after_forget_is_not_ingested(mem: MemoryStore) -> None:
     report = ingest_memory_events(mem.lakehouse, mem.redis, today, audit=accept_all)
     contents = _event_contents(mem, today)
     assert SECRET not in contents and "kept memory" in contents
-    assert report.erased == 1
+    assert report.dropped == 1
     assert mem.get("acme", mid) is None and mem.get("acme", keep) is not None
     # The dropped entry is acknowledged: a second ingestion does not see it again.
     assert ingest_memory_events(mem.lakehouse, mem.redis, today, audit=accept_all).read == 0
@@ -69,7 +69,7 @@ def test_forget_during_ingestion_is_not_undone(mem: MemoryStore) -> None:
         return accept_all(lh, table, branch, day, lineage)
 
     report = ingest_memory_events(mem.lakehouse, mem.redis, today, audit=forget_then_accept)
-    assert report.erased == 1
+    assert report.dropped == 1
     contents = _event_contents(mem, today)
     assert SECRET not in contents and "kept memory" in contents
     table = memory_table(mem.lakehouse, "memory_events")

@@ -43,6 +43,8 @@ from lakehouse.publish.wap import accept_all
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.sql import connect
 from lakehouse.topology import ingest as topo
+from lakehouse.topology.history import history_day
+from lakehouse.topology.index import index_day
 from lakehouse.topology.retrieval import relayout, similar_runs
 from lakehouse.topology.tda import event_signature
 from quality.audit import gx_audit
@@ -147,8 +149,8 @@ def _runs(lh: Any, redis_client: Any, client: QdrantClient, n: int) -> list[dict
         event["run_id"] = f"{event['tenant_id']}-run-{i}"
     publish_workflow_events(redis_client, events)
     topo.ingest_day(lh, redis_client, DAY, audit=gx_audit)
-    topo.history_day(lh, DAY, audit=gx_audit)
-    assert topo.index_day(lh, client, DAY).indexed == len(events)
+    history_day(lh, DAY, audit=gx_audit)
+    assert index_day(lh, client, DAY).indexed == len(events)
     return events
 
 

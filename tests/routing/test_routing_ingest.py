@@ -28,7 +28,7 @@ def test_ingested_rows_match_what_was_sent_read_by_duckdb(
     sent = [decision(i) for i in range(50)]
     _publish(redis_client, sent)
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (report.new_decisions, report.rejected, report.deferred) == (50, 0, 0)
+    assert (report.written, report.rejected, report.deferred) == (50, 0, 0)
 
     table = lakehouse.table("routing_decisions")
     con = duckdb_iceberg()
@@ -50,13 +50,13 @@ def test_replay_never_duplicates(lakehouse: Lakehouse, redis_client) -> None:  #
 
     _publish(redis_client, events + [decision(20)])  # the router re-sent everything, plus one
     second = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (first.new_decisions, second.new_decisions, second.duplicates) == (20, 1, 20)
+    assert (first.written, second.written, second.duplicates) == (20, 1, 20)
     assert lakehouse.read("routing_decisions").num_rows == 21
 
     third = ingest_day(
         lakehouse, redis_client, DAY, audit=gx_audit
     )  # nothing new: no new snapshot either
-    assert third.read == 0 and third.decisions_write is None
+    assert third.read == 0 and third.write is None
     assert lakehouse.table("routing_decisions").current_snapshot().snapshot_id != head.snapshot_id
     assert lakehouse.info("routing_decisions").rows == 21
 
@@ -96,7 +96,7 @@ def test_malformed_events_land_in_dead_letters_with_reasons(
     ]
     _publish(redis_client, good + bad)
     report = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (report.new_decisions, report.rejected) == (5, len(bad))
+    assert (report.written, report.rejected) == (5, len(bad))
 
     rejected = lakehouse.read("routing_decisions_rejected").to_pylist()
     reasons = {row["raw"]: row["reason"] for row in rejected}
@@ -121,10 +121,10 @@ def test_other_days_wait_for_their_own_partition(lakehouse: Lakehouse, redis_cli
     other = date(2026, 11, 21)
     _publish(redis_client, [decision(i) for i in range(3)] + [decision(i, other) for i in range(4)])
     first = ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (first.new_decisions, first.deferred) == (3, 4)
+    assert (first.written, first.deferred) == (3, 4)
     assert stream_backlog(redis_client) == 4
     second = ingest_day(lakehouse, redis_client, other, audit=gx_audit)
-    assert second.new_decisions == 4 and stream_backlog(redis_client) == 0
+    assert second.written == 4 and stream_backlog(redis_client) == 0
     assert lakehouse.read("routing_decisions", day=other).num_rows == 4
     assert lakehouse.read("routing_decisions", day=DAY).num_rows == 3
 

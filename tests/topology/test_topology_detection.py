@@ -1,9 +1,10 @@
 """The issue's detection claim on simulated traffic, with the daily window drift_day uses.
 
 Each tested day's runs are compared with the ``REFERENCE_DAYS`` days before it (the default of
-:func:`lakehouse.topology.ingest.drift_day`), permutation seed :func:`~lakehouse.topology.ingest.
-day_seed`. Claim: the retry-loop regime change is flagged (p < 0.01) on its day or the next, and
-over 30 stationary days at most 5 % of days are flagged, across several seeds (none chosen).
+:func:`lakehouse.topology.drift_reports.drift_day`), permutation seed
+:func:`~lakehouse.topology.drift_reports.day_seed`. Claim: the retry-loop regime change is
+flagged (p < 0.01) on its day or the next, and over 30 stationary days at most 5 % of days are
+flagged, across several seeds (none chosen).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from lakehouse.simulate.traces import simulate_workflow_events
 from lakehouse.topology.drift import DriftReport, scalar_drift, topology_drift
-from lakehouse.topology.ingest import DEFAULT_REFERENCE_DAYS, day_seed
+from lakehouse.topology.drift_reports import DEFAULT_REFERENCE_DAYS, day_seed
 from lakehouse.topology.tda import event_signature
 
 START = date(2026, 10, 1)

@@ -11,7 +11,10 @@ from qdrant_client import QdrantClient
 from lakehouse import Lakehouse
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.topology import ingest
+from lakehouse.topology.drift_reports import drift_day
 from lakehouse.topology.events import STREAM
+from lakehouse.topology.history import history_day
+from lakehouse.topology.index import index_day, rebuild_index
 from lakehouse.topology.retrieval import COLLECTION, cell_name, relayout, similar_runs
 from quality.audit import gx_audit
 
@@ -43,7 +46,7 @@ def test_ingest_is_exactly_once_and_dead_letters_carry_reasons(
     publish_workflow_events(redis_client, [events[1]])  # a replayed event: same run_id
 
     first = ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (first.new_runs, first.duplicates, first.rejected, first.deferred) == (8, 1, 4, 8)
+    assert (first.written, first.duplicates, first.rejected, first.deferred) == (8, 1, 4, 8)
     assert first.published and first.rows_in_partition == 8
     reasons = sorted(r["reason"] for r in lakehouse.read("workflow_runs_rejected").to_pylist())
     assert any("not JSON" in r for r in reasons)
@@ -55,9 +58,9 @@ def test_ingest_is_exactly_once_and_dead_letters_carry_reasons(
     assert ingest.backlog_days(redis_client) == {DAY + timedelta(days=1)}
 
     again = ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (again.new_runs, again.rejected, again.deferred) == (0, 0, 8)
+    assert (again.written, again.rejected, again.deferred) == (0, 0, 8)
     second = ingest.ingest_day(lakehouse, redis_client, DAY + timedelta(days=1), audit=gx_audit)
-    assert second.new_runs == 8 and second.deferred == 0
+    assert second.written == 8 and second.deferred == 0
     assert _pending(redis_client) == 0 and ingest.stream_backlog(redis_client) == 0
     runs = lakehouse.read("workflow_runs")
     assert runs.num_rows == 16 and len(set(runs.column("run_id").to_pylist())) == 16
@@ -76,7 +79,7 @@ def test_a_run_id_is_unique_across_days_replays_acknowledged_conflicts_dead_lett
     publish_workflow_events(redis_client, [first, dict(first, ts=later, status="error")])
     report = ingest.ingest_day(lakehouse, redis_client, DAY + timedelta(days=1), audit=gx_audit)
     again = ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    assert (report.new_runs, report.conflicts, again.replays) == (0, 1, 1)
+    assert (report.written, report.conflicts, again.replays) == (0, 1, 1)
     assert lakehouse.read("workflow_runs").column("status").to_pylist() == [first["status"]]
     (reason,) = lakehouse.read("workflow_runs_rejected").column("reason").to_pylist()
     assert "conflicting duplicate: run_id" in reason and "the first version is kept" in reason
@@ -97,10 +100,10 @@ def test_history_index_and_tenant_filtered_retrieval(
     events = _events(days=1, per_day=40, seed=9)
     publish_workflow_events(redis_client, events)
     ingest.ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
-    wap = ingest.history_day(lakehouse, DAY, audit=gx_audit)
+    wap = history_day(lakehouse, DAY, audit=gx_audit)
     assert wap is not None and wap.published and wap.write.rows == 40
-    ingest.history_day(lakehouse, DAY, audit=gx_audit)  # idempotent overwrite of the day
-    assert ingest.history_day(lakehouse, DAY - timedelta(days=1), audit=gx_audit) is None
+    history_day(lakehouse, DAY, audit=gx_audit)  # idempotent overwrite of the day
+    assert history_day(lakehouse, DAY - timedelta(days=1), audit=gx_audit) is None
     history = lakehouse.read("topology_history").to_pylist()
     assert len(history) == 40
     row = history[0]
@@ -108,9 +111,9 @@ def test_history_index_and_tenant_filtered_retrieval(
 
     client = QdrantClient(path=str(tmp_path / "qdrant"))
     try:
-        report = ingest.index_day(lakehouse, client, DAY)
+        report = index_day(lakehouse, client, DAY)
         assert (report.indexed, report.removed, report.points) == (40, 0, 40)
-        again = ingest.index_day(lakehouse, client, DAY)
+        again = index_day(lakehouse, client, DAY)
         assert (again.removed, again.points) == (40, 40)
         tenants = {e["tenant_id"] for e in events}
         assert len(tenants) > 1
@@ -128,7 +131,7 @@ def test_history_index_and_tenant_filtered_retrieval(
         # The cell layout (local mode, trained here on 40 points): replacing the day replaces
         # the cells' points too, and answers with every cell probed are the flat answers.
         assert relayout(client, cells=4).cells == 4
-        celled = ingest.index_day(lakehouse, client, DAY)
+        celled = index_day(lakehouse, client, DAY)
         assert (celled.removed, celled.indexed, celled.points, celled.cells) == (40, 40, 40, 4)
         in_cells = [client.count(cell_name(COLLECTION, c), exact=True).count for c in range(4)]
         assert sum(in_cells) == 40
@@ -136,7 +139,7 @@ def test_history_index_and_tenant_filtered_retrieval(
             assert similar_runs(client, tenant, run_id=run_id, k=50, nprobe=4) == flat[tenant]
 
         client.delete_collection(COLLECTION)
-        assert ingest.rebuild_index(lakehouse, client) == 40  # below TRAIN_AT: flat again
+        assert rebuild_index(lakehouse, client) == 40  # below TRAIN_AT: flat again
         assert client.count(COLLECTION, exact=True).count == 40
         assert [c.name for c in client.get_collections().collections] == [COLLECTION]
     finally:
@@ -152,10 +155,10 @@ def test_drift_day_writes_both_detectors_with_the_snapshots_read(
     days = [DAY + timedelta(days=i) for i in range(3)]
     for d in days:
         ingest.ingest_day(lakehouse, redis_client, d, audit=gx_audit)
-        ingest.history_day(lakehouse, d, audit=gx_audit)
-    first = ingest.drift_day(lakehouse, days[0], audit=gx_audit, reference_days=2)
+        history_day(lakehouse, d, audit=gx_audit)
+    first = drift_day(lakehouse, days[0], audit=gx_audit, reference_days=2)
     assert first.topology is None and "at least 2" in first.reason and first.wap is None
-    result = ingest.drift_day(
+    result = drift_day(
         lakehouse, days[2], audit=gx_audit, reference_days=2, seed=1, n_permutations=199
     )
     assert result.wap is not None and result.wap.published
@@ -175,7 +178,7 @@ def test_drift_day_writes_both_detectors_with_the_snapshots_read(
     assert (
         topo["runs_snapshot_id"] == lakehouse.table("workflow_runs").current_snapshot().snapshot_id
     )
-    rerun = ingest.drift_day(
+    rerun = drift_day(
         lakehouse, days[2], audit=gx_audit, reference_days=2, seed=1, n_permutations=199
     )
     assert rerun.topology == result.topology
