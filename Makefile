@@ -2,9 +2,15 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Tests run on JOBS pytest-xdist workers, a test file per worker at a time (module fixtures
+# once); on the server pass each worker has its own PostgreSQL database and Redis db.
+JOBS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(JOBS) --dist loadfile
+# What `make test-fast` leaves out: processes, the UI and browser, the demo, the attack suite.
+FAST := not slow and not process and not browser and not reliability
 SERVERS_UP := $(PY) -c "import socket; [socket.create_connection(('127.0.0.1', p), 1).close() for p in (5432, 6379)]"
 
-.PHONY: install demo test test-embedded test-servers reliability reliability-full bench lint ui clean
+.PHONY: install demo test test-fast test-embedded test-servers reliability reliability-full bench lint ui clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +28,13 @@ demo: install
 ui: install
 	$(VENV)/bin/aura ui
 
-# Lint, the suite on embedded defaults, then the same suite against PostgreSQL and Redis when
-# they answer.
+# Lint, the suite on embedded defaults, then against PostgreSQL and Redis when they answer (the
+# tests that reach a store; conftest.py deselects the others there).
 test: install lint
-	$(PY) -m pytest -q
+	$(PYTEST)
 	@if $(SERVERS_UP) 2>/dev/null; then \
 		echo "== server pass: PostgreSQL catalog + Redis server"; \
-		AURA_TEST_SERVERS=1 $(PY) -m pytest -q; \
+		AURA_TEST_SERVERS=1 $(PYTEST); \
 	else \
 		echo "== server pass skipped: no PostgreSQL on 127.0.0.1:5432 or Redis on 127.0.0.1:6379"; \
 	fi
@@ -48,11 +54,15 @@ reliability: install
 reliability-full: install
 	@export AURA_RELIABILITY_SCALE=4.2; $(RELIABILITY_RUN)
 
+# The quick loop while coding: the embedded pass without process, UI, demo or reliability tests.
+test-fast: install
+	$(PYTEST) -m "$(FAST)"
+
 test-embedded: install
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-servers: install
-	AURA_TEST_SERVERS=1 $(PY) -m pytest -q
+	AURA_TEST_SERVERS=1 $(PYTEST)
 
 bench: install
 	$(PY) -m bench

@@ -66,7 +66,7 @@ def snapshot_result(
     With ``lakehouse``, the metadata is read from the table at that snapshot
     (:mod:`aura_resources.presentation`): the partition's real row count, schema and preview.
     """
-    metadata = metadata_for(result, data, day)
+    metadata = metadata_for(result, data if lakehouse is None else None, day)
     if lakehouse is not None:
         metadata |= snapshot_metadata(
             lakehouse,
@@ -125,7 +125,8 @@ def audited_result(
         if isinstance(wap.audit, QualityResult)
         else []
     )
-    metadata = {**metadata_for(wap.write, data, day), **wap_snapshot(lakehouse, wap, day)}
+    shown = data if lakehouse is None else None  # else the snapshot read shows the data
+    metadata = {**metadata_for(wap.write, shown, day), **wap_snapshot(lakehouse, wap, day)}
     metadata |= {**wap_metadata(wap), **read_metadata(lakehouse), **(extra_metadata or {})}
     if not wap.published and not any(not c.passed for c in checks):
         raise Failure(description=wap.audit.summary(), metadata=metadata)

@@ -44,7 +44,7 @@ class IcebergIOManager(ConfigurableIOManager):
         )
         tag_run(context.step_context.instance, context.run_id, wap.target)
         metadata = {
-            **metadata_for(wap.write, arrow, day),
+            **metadata_for(wap.write, None, day),  # the snapshot read below shows the data
             **wap_snapshot(self.lakehouse.lakehouse(), wap, day),
             **wap_metadata(wap),
         }
@@ -61,5 +61,5 @@ class IcebergIOManager(ConfigurableIOManager):
         else:
             data = lakehouse.read(table)
         if context.dagster_type.typing_type is pl.DataFrame:
-            return pl.from_arrow(data)  # type: ignore[return-value]
+            return pl.from_arrow(data)
         return data

@@ -88,7 +88,11 @@ def tag_run(instance: Any, run_id: str, branch: str) -> None:
 
 
 def metadata_for(result: WriteResult, data: pa.Table | None, day: date | None) -> dict[str, Any]:
-    """Materialisation metadata: rows, snapshot, table, partition, preview and schema."""
+    """Materialisation metadata: rows, snapshot, table, partition, preview and schema.
+
+    Pass ``data`` only when the table is not read back afterwards: with a snapshot read
+    (:func:`aura_resources.presentation.snapshot_metadata`) its schema and preview replace these.
+    """
     meta: dict[str, Any] = {
         "dagster/row_count": result.rows,
         "iceberg/table": f"aura.{result.table}",
@@ -102,12 +106,12 @@ def metadata_for(result: WriteResult, data: pa.Table | None, day: date | None) -
         meta["dagster/column_schema"] = TableSchema(
             columns=[TableColumn(f.name, str(f.type)) for f in data.schema]
         )
-        meta["preview"] = MetadataValue.md(markdown_preview(data))
+        meta["preview"] = MetadataValue.md(batch_preview(data))
     return meta
 
 
-def markdown_preview(data: pa.Table, rows: int = PREVIEW_ROWS) -> str:
-    """The first rows of ``data`` as a Markdown table (the asset's preview)."""
+def batch_preview(data: pa.Table, rows: int = PREVIEW_ROWS) -> str:
+    """The first rows of the written batch as a Markdown table (when no snapshot is read)."""
     head = data.slice(0, rows).to_pylist()
     names = data.column_names
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]

@@ -99,7 +99,7 @@ def snapshot_metadata(
     else:
         meta["dagster/row_count"] = _count(scan)
     head = iceberg.scan(row_filter=row_filter, snapshot_id=snapshot_id, limit=PREVIEW_ROWS)
-    meta["preview"] = MetadataValue.md(markdown_preview(head.to_arrow()))
+    meta["preview"] = MetadataValue.md(snapshot_preview(head.to_arrow()))
     return meta
 
 
@@ -133,7 +133,7 @@ def _count(scan: Any) -> int:
     return int(scan.select(first).to_arrow().num_rows)
 
 
-def markdown_preview(data: pa.Table, rows: int = PREVIEW_ROWS) -> str:
+def snapshot_preview(data: pa.Table, rows: int = PREVIEW_ROWS) -> str:
     """The first ``rows`` rows as a markdown table (long binary and text cells shortened)."""
     names = data.column_names
     lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]

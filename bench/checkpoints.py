@@ -71,7 +71,7 @@ async def _latency() -> None:
                 options=f"-c search_path={theirs_schema}",
             ) as conn,
         ):
-            theirs = AsyncPostgresSaver(conn)  # type: ignore[arg-type]
+            theirs = AsyncPostgresSaver(conn)
             await ours.setup()
             await theirs.setup()
             savers = {"aura": ours, "langgraph": theirs}
@@ -158,7 +158,7 @@ async def _list_hot_thread() -> None:
                     options=f"-c search_path={theirs_schema}",
                 ) as conn,
             ):
-                theirs = AsyncPostgresSaver(conn)  # type: ignore[arg-type]
+                theirs = AsyncPostgresSaver(conn)
                 await ours.setup()
                 await theirs.setup()
                 savers = {"aura": ours, "langgraph": theirs}

@@ -1,4 +1,20 @@
-"""Domain errors of the AURA lakehouse. Each message says what was wrong and what to do."""
+"""Domain errors of the AURA lakehouse. Each message says what was wrong and what to do.
+
+One class per failure a caller handles differently, all under :class:`AuraError`:
+
+* :class:`ConfigurationError`: a setting or an argument is missing or malformed (fix it);
+  :class:`MemoryKeyError` for memory keys.
+* :class:`StoreUnavailableError`: a store (catalog database, Redis, Qdrant) did not answer (start
+  it, or retry once it answers); :class:`TierUnavailableError` for a memory tier.
+* :class:`ValidationError`: data breaks a table's or a stream's contract
+  (:class:`InvalidEvent` for one stream event).
+* Tables and refs: :class:`UnknownTableError`, :class:`SchemaEvolutionError`,
+  :class:`CommitConflictError`, :class:`RefError` / :class:`NotFastForwardError`.
+* Reads: :class:`ReadOnlyError`, :class:`TimeTravelError`.
+
+Domain modules add their own leaves (``CheckpointDecodeError``, ``ModelArtifactError``,
+``BackupError``), always under :class:`AuraError`.
+"""
 
 
 class AuraError(Exception):
@@ -54,13 +70,13 @@ class TimeTravelError(AuraError):
     """A time or snapshot id does not name a state of the table (too early, or unknown)."""
 
 
-class TierUnavailableError(AuraError):
-    """A store a write needs (Redis, Qdrant) does not answer; nothing was written."""
-
-
-class StoreUnavailableError(ConfigurationError):
+class StoreUnavailableError(AuraError):
     """A store (the catalog database, Redis, Qdrant) did not answer; the message names the
     variable that configures it."""
+
+
+class TierUnavailableError(StoreUnavailableError):
+    """A memory tier a call needs (Redis, Qdrant) does not answer; nothing was written."""
 
 
 class MemoryKeyError(ConfigurationError):

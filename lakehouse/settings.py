@@ -132,6 +132,7 @@ class PostgresUrls:
 
 
 def is_postgres_url(url: str) -> bool:
+    """Whether ``url`` names PostgreSQL, in any of its URL forms."""
     return url.startswith(_PG_SCHEMES)
 
 

@@ -22,7 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
 from lakehouse.settings import Settings, redact_url
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def open_redis(settings: Settings, *, check: bool = True) -> redis.Redis:
         try:
             client.ping()
         except redis.RedisError as exc:
-            raise ConfigurationError(
+            raise StoreUnavailableError(
                 f"cannot reach Redis at {redact_url(settings.redis_url)} ({type(exc).__name__}: "
                 f"{redact_url(str(exc))}); check AURA_REDIS_URL and start the server, or unset "
                 "AURA_REDIS_URL to use the embedded one"
@@ -155,8 +155,8 @@ def open_qdrant(settings: Settings, *, check: bool = True) -> QdrantClient:
     degrades (the memory store skips its warm tier) until it answers.
 
     Raises:
-        ConfigurationError: qdrant-client is not installed, or (``check``) the server does not
-            answer.
+        ConfigurationError: qdrant-client is not installed.
+        StoreUnavailableError: (``check``) the server does not answer.
     """
     try:
         from qdrant_client import QdrantClient
@@ -172,7 +172,7 @@ def open_qdrant(settings: Settings, *, check: bool = True) -> QdrantClient:
         try:
             client.get_collections()
         except Exception as exc:  # qdrant-client raises transport-specific errors
-            raise ConfigurationError(
+            raise StoreUnavailableError(
                 f"cannot reach Qdrant at {redact_url(settings.qdrant_url)} "
                 f"({type(exc).__name__}); start the server or unset AURA_QDRANT_URL to use "
                 "local mode"

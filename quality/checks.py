@@ -152,7 +152,7 @@ def _standalone(key: AssetKey) -> AssetChecksDefinition:
         description=f"great-expectations suite of aura.{table} on main",
         required_resource_keys={LAKEHOUSE_RESOURCE_KEY},
     )
-    def _check(context: AssetCheckExecutionContext):  # type: ignore[no-untyped-def]
+    def _check(context: AssetCheckExecutionContext):
         resource = getattr(context.resources, LAKEHOUSE_RESOURCE_KEY)
         result = validate_ref(resource.lakehouse(), table, run_id=context.run.run_id)
         yield from check_results(key, result)

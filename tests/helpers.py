@@ -12,10 +12,11 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
+from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
 import duckdb_extension_avro
@@ -24,10 +25,56 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from langgraph.graph import END, START, StateGraph
 
+# The repository root (tests run subprocesses there and read its files).
+ROOT = Path(__file__).resolve().parent.parent
+
 # The second test pass (AURA_TEST_SERVERS=1) runs against these servers.
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
-PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BASE_PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BASE_REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# pytest-xdist names its workers gw0, gw1, ...; a plain run has no worker.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def worker_urls(pg_url: str, redis_url: str, worker: str) -> tuple[str, str]:
+    """The PostgreSQL database and Redis db index of one xdist worker, so workers never meet.
+
+    Worker ``gwN`` uses database ``<db>_gwN`` and Redis db ``(<index> - N) mod 16`` (15, 14, ...
+    from the default 15); without a worker the URLs are unchanged.
+    """
+    if not worker:
+        return pg_url, redis_url
+    n = int(worker.removeprefix("gw"))
+    pg = urlsplit(pg_url)
+    pg_url = urlunsplit(pg._replace(path=f"/{pg.path.lstrip('/') or 'postgres'}_{worker}"))
+    rd = urlsplit(redis_url)
+    redis_url = urlunsplit(rd._replace(path=f"/{(int(rd.path.lstrip('/') or 0) - n) % 16}"))
+    return pg_url, redis_url
+
+
+PG_URL, REDIS_URL = worker_urls(BASE_PG_URL, BASE_REDIS_URL, WORKER)
+
+
+def ensure_worker_database() -> None:
+    """Create this xdist worker's PostgreSQL database (``PG_URL``) when it is missing.
+
+    Without PostgreSQL this does nothing: the tests that need it skip and say why.
+    """
+    import psycopg
+    from psycopg import sql
+
+    if PG_URL == BASE_PG_URL:
+        return
+    name = urlsplit(PG_URL).path.lstrip("/")
+    try:
+        conn = psycopg.connect(BASE_PG_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError:
+        return
+    with conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:  # a run of the same worker id may create it meanwhile
+            with suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def decision(i: int, day: date = date(2026, 11, 20), **changes: object) -> dict[str, object]:

@@ -99,7 +99,7 @@ def _spec(key: AssetKey, description: str) -> AssetSpec:
 )
 def workflow_checkpoints(
     context: AssetExecutionContext, config: CheckpointArchiveConfig, lakehouse: LakehouseResource
-):  # type: ignore[no-untyped-def]
+):
     """Archive the partition's day of checkpoints, idempotently; then trim the hot store."""
     day = partition_day(context.partition_key)
     assert day is not None  # daily partitioned

@@ -114,7 +114,7 @@ class _AuraGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except AuraError as exc:
@@ -285,7 +285,7 @@ def _run_workflows(settings: Settings, threads: int, seed: int) -> str:
     return run_workflows(settings, threads, seed).summary()
 
 
-def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # type: ignore[no-untyped-def]
+def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):
     from lakehouse.simulate.routing import RoutingWorkload
 
     first = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
@@ -299,7 +299,7 @@ def _workload(start, days, per_day, seed, malformed_rate, regime_change_at):  # 
     )
 
 
-def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type: ignore[no-untyped-def]
+def _publish_traces(settings: Settings, workload, per_day: int) -> str:
     from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
     from lakehouse.stores import open_redis
 
@@ -314,7 +314,7 @@ def _publish_traces(settings: Settings, workload, per_day: int) -> str:  # type:
     )
 
 
-def _publish(settings: Settings, workload) -> int:  # type: ignore[no-untyped-def]
+def _publish(settings: Settings, workload) -> int:
     from lakehouse.simulate.routing import publish, routing_events
     from lakehouse.stores import open_redis
 

@@ -1,8 +1,8 @@
-"""README's command table, generated from the CLI's own definitions (the source of truth).
+"""The command table of docs/cli.md, generated from the CLI's own definitions (the source of truth).
 
 ``python -m aura_assets.cli.reference`` rewrites the table between the markers
-``<!-- cli-table:start -->`` and ``<!-- cli-table:end -->`` in README.md; ``--check`` exits 1
-when README differs (a test runs it). Every command, its arguments and every option appear.
+``<!-- cli-table:start -->`` and ``<!-- cli-table:end -->`` in docs/cli.md; ``--check`` exits 1
+when the file differs (a test runs it). Every command, its arguments and every option appear.
 """
 
 import re
@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 START, END = "<!-- cli-table:start -->", "<!-- cli-table:end -->"
-README = Path(__file__).resolve().parents[2] / "README.md"
+CLI_DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
 def _option(param: click.Option) -> str:
@@ -63,24 +63,24 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def render(readme: str) -> str:
-    """``readme`` with its generated section replaced by the current table."""
+def render(doc: str) -> str:
+    """``doc`` with its generated section replaced by the current table."""
     pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(readme):
-        raise SystemExit(f"README has no {START} ... {END} section")
-    return pattern.sub(lambda _: f"{START}\n{table()}\n{END}", readme)
+    if not pattern.search(doc):
+        raise SystemExit(f"{CLI_DOC.name} has no {START} ... {END} section")
+    return pattern.sub(lambda _: f"{START}\n{table()}\n{END}", doc)
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite README's table, or with ``--check`` report whether it is current."""
-    current = README.read_text()
+    """Rewrite docs/cli.md's table, or with ``--check`` report whether it is current."""
+    current = CLI_DOC.read_text()
     wanted = render(current)
     if "--check" in argv:
         if current != wanted:
-            print("README's command table is stale: python -m aura_assets.cli.reference")
+            print("docs/cli.md's command table is stale: python -m aura_assets.cli.reference")
             return 1
         return 0
-    README.write_text(wanted)
+    CLI_DOC.write_text(wanted)
     return 0
 
 

@@ -23,7 +23,7 @@ def router() -> None:
     """Train, evaluate and list the learned model router's versions."""
 
 
-def _truth(simulated: bool, regime_change_at: datetime | None):  # type: ignore[no-untyped-def]
+def _truth(simulated: bool, regime_change_at: datetime | None):
     if not simulated:
         return None
     change = regime_change_at.date() if regime_change_at else None
@@ -101,11 +101,11 @@ def train(
 
 def _truth_figures(
     lh: Lakehouse,
-    model: dict,  # type: ignore[type-arg]
-    figures: dict,  # type: ignore[type-arg]
+    model: dict,
+    figures: dict,
     simulated: bool,
     regime_change_at: datetime | None,
-) -> dict:  # type: ignore[type-arg]
+) -> dict:
     """With ``--simulated``, the simulator's ground truth for the run's candidate (a read only)."""
     truth = _truth(simulated, regime_change_at)
     if truth is None:
@@ -147,7 +147,7 @@ def evaluate(
     _echo_summary(summary)
 
 
-def _echo_summary(summary: dict, against: str = "champion") -> None:  # type: ignore[type-arg]
+def _echo_summary(summary: dict, against: str = "champion") -> None:
     click.echo(
         f"cost saving vs always-strongest {summary['cost_saving']:.1%} "
         f"[{summary['cost_saving_low']:.1%}, {summary['cost_saving_high']:.1%}], "

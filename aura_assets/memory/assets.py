@@ -68,7 +68,7 @@ def safe_preview(rows: pa.Table, columns: tuple[str, ...] = PREVIEW_COLUMNS) -> 
 )
 def memory_events_ingest(
     context: AssetExecutionContext, lakehouse: LakehouseResource, redis: RedisResource
-):  # type: ignore[no-untyped-def]
+):
     """Drain the memory stream's events of the day through write-audit-publish."""
     lh = lakehouse.lakehouse()
     day = partition_day(context.partition_key)
@@ -142,7 +142,7 @@ def tier_metadata(prefix: str, stats: TierStats) -> dict[str, Any]:
     ],
     can_subset=False,
 )
-def memory_tiers(  # type: ignore[no-untyped-def]
+def memory_tiers(
     context: AssetExecutionContext,
     config: MemoryCompactionConfig,
     lakehouse: LakehouseResource,

@@ -66,7 +66,7 @@ def compaction_reasons(
     description="Compact the memory tiers when one passes its thresholds or memories have "
     "expired (on by default).",
 )
-def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResource):  # type: ignore[no-untyped-def]
+def tier_compaction_sensor(context: SensorEvaluationContext, redis: RedisResource):
     """Request a compaction when a tier passes its thresholds or memories have expired."""
     client = redis.client()
     hot = HotTier(client)

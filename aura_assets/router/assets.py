@@ -137,7 +137,7 @@ class RetrainConfig(Config):
 )
 def router_model(
     context: AssetExecutionContext, config: RetrainConfig, lakehouse: LakehouseResource
-):  # type: ignore[no-untyped-def]
+):
     """Gated retraining: train, audit by evaluation, publish only a winner."""
     lh = lakehouse.lakehouse()
     train_days, heldout = router.split_days(lh, config.train_days, config.heldout_days)

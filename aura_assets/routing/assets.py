@@ -69,7 +69,7 @@ INGEST_CODE_VERSION = "routing-ingest-2"
 )
 def routing_decisions(
     context: AssetExecutionContext, lakehouse: LakehouseResource, redis: RedisResource
-):  # type: ignore[no-untyped-def]
+):
     """Drain the routing stream into the day's partition through write-audit-publish.
 
     Decisions are acknowledged only once published; a failed audit keeps them pending in the

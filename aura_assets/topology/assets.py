@@ -152,7 +152,7 @@ def _current(
 )
 def workflow_runs(
     context: AssetExecutionContext, lakehouse: LakehouseResource, redis: RedisResource
-):  # type: ignore[no-untyped-def]
+):
     """Drain the workflows stream, day by day, into ``workflow_runs`` (audited)."""
     lh = lakehouse.lakehouse()
     client = redis.client()

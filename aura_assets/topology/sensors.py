@@ -32,7 +32,7 @@ workflows_stream_sensor = stream_sensor("workflows_stream_sensor", CONTRACT, top
     description="Request a router retraining once per day topology_drift flagged (off by "
     "default: it trains a model; turn it on in the UI's Automation page).",
 )
-def drift_sensor(context: SensorEvaluationContext):  # type: ignore[no-untyped-def]
+def drift_sensor(context: SensorEvaluationContext):
     """For each day ``topology_drift`` flagged, request a ``router_retrain`` run once.
 
     Reads the drift materialisations recorded after the cursor; each flagged day becomes a run

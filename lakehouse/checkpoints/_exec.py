@@ -58,7 +58,7 @@ def drive(op: Op[T], execute: Any) -> T:
         while True:
             stmt = op.send(execute(stmt))
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 async def adrive(op: Op[T], execute: Any) -> T:
@@ -68,14 +68,10 @@ async def adrive(op: Op[T], execute: Any) -> T:
         while True:
             stmt = op.send(await execute(stmt))
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 # --------------------------------------------------------------------------------------- URLs
-
-
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://", "postgresql+"))
 
 
 def sqlite_path(url: str) -> str:

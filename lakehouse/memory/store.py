@@ -76,35 +76,35 @@ class AsyncMemoryStore:
         return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
 
     async def store(self, tenant_id: str, content: str, **options: Any) -> str:
-        return await self._run(self._sync.store, tenant_id, content, **options)  # type: ignore[no-any-return]
+        return await self._run(self._sync.store, tenant_id, content, **options)
 
     async def get(self, tenant_id: str, memory_id: str, **options: Any) -> Memory | None:
-        return await self._run(self._sync.get, tenant_id, memory_id, **options)  # type: ignore[no-any-return]
+        return await self._run(self._sync.get, tenant_id, memory_id, **options)
 
     async def search(
         self, tenant_id: str, query: Any, k: int = 10, filters: Any = None, **options: Any
     ) -> list[SearchHit]:
-        return await self._run(self._sync.search, tenant_id, query, k, filters, **options)  # type: ignore[no-any-return]
+        return await self._run(self._sync.search, tenant_id, query, k, filters, **options)
 
     async def search_by_shape(
         self, tenant_id: str, query: Shape, k: int = 10, **options: Any
     ) -> list[ShapeHit]:
-        return await self._run(self._sync.search_by_shape, tenant_id, query, k, **options)  # type: ignore[no-any-return]
+        return await self._run(self._sync.search_by_shape, tenant_id, query, k, **options)
 
     async def forget(self, tenant_id: str, memory_id: str) -> EraseReceipt:
-        return await self._run(self._sync.forget, tenant_id, memory_id)  # type: ignore[no-any-return]
+        return await self._run(self._sync.forget, tenant_id, memory_id)
 
     async def forget_tenant(self, tenant_id: str) -> EraseReceipt:
-        return await self._run(self._sync.forget_tenant, tenant_id)  # type: ignore[no-any-return]
+        return await self._run(self._sync.forget_tenant, tenant_id)
 
     async def drain_spool(self) -> int:
-        return await self._run(self._sync.drain_spool)  # type: ignore[no-any-return]
+        return await self._run(self._sync.drain_spool)
 
     async def rotate_key(self) -> RotationReport:
-        return await self._run(self._sync.rotate_key)  # type: ignore[no-any-return]
+        return await self._run(self._sync.rotate_key)
 
     async def compact(self, **options: Any) -> CompactionReport:
-        return await self._run(self._sync.compact, **options)  # type: ignore[no-any-return]
+        return await self._run(self._sync.compact, **options)
 
     async def aclose(self) -> None:
         await self._run(self._sync.close)

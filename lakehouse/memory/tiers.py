@@ -22,7 +22,7 @@ import numpy as np
 import redis
 
 from lakehouse.core import Lakehouse
-from lakehouse.exceptions import ConfigurationError, TierUnavailableError
+from lakehouse.exceptions import StoreUnavailableError, TierUnavailableError
 from lakehouse.memory import tombstones
 from lakehouse.memory.cold import ColdTier
 from lakehouse.memory.crypto import MemoryCipher
@@ -87,7 +87,7 @@ class MemoryTiers:
         """The configured Redis; a server that is down now is reconnected to once it answers."""
         try:
             return open_redis(self.settings)
-        except ConfigurationError as exc:
+        except StoreUnavailableError as exc:
             log.warning("memory: %s; stores go to the local spool until it answers", exc)
             return open_redis(self.settings, check=False)
 

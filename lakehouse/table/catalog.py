@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from lakehouse.exceptions import ConfigurationError, HomeStateError
+from lakehouse.exceptions import HomeStateError, StoreUnavailableError
 from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
 from lakehouse.table.paths import normalise
 
@@ -143,7 +143,7 @@ def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
             pass
         catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, init_catalog_tables="true")
     except Exception as exc:  # SQLAlchemy raises many driver-specific types
-        raise ConfigurationError(
+        raise StoreUnavailableError(
             f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__} "
             f"({_reason(exc)}). Check AURA_CATALOG_URI / AURA_PG_URL and that the database is "
             "reachable."

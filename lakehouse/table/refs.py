@@ -365,7 +365,7 @@ def list_refs(table: Table, kind: RefKind | None = None) -> list[RefInfo]:
             RefInfo(
                 table=name,
                 name=ref_name,
-                kind=ref.snapshot_ref_type.value,  # type: ignore[arg-type]
+                kind=ref.snapshot_ref_type.value,
                 snapshot_id=ref.snapshot_id,
                 snapshot_timestamp_ms=snapshot.timestamp_ms if snapshot else 0,
                 max_ref_age_ms=ref.max_ref_age_ms,

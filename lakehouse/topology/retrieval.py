@@ -2,61 +2,27 @@
 
 Each run is one Qdrant point (id: a UUID5 of ``tenant_id/run_id``) of the collection of record
 ``aura_topology_runs``, with two named vectors, ``image`` (persistence images of H0 and H1) and
-``betti`` (Betti curves), Euclidean distance, and a payload holding ``tenant_id``, ``run_id``,
-``workflow``, ``ts``, ``day`` (the UTC date of ``ts``, so a day's points can be replaced), the
-capped diagrams and, in the cell layout, ``cell``.
+``betti`` (Betti curves), and a payload holding ``tenant_id``, ``run_id``, ``workflow``, ``ts``,
+``day`` (so a day's points can be replaced), the capped diagrams and, in the cell layout,
+``cell``. :func:`similar_runs` takes a shortlist by vector, then orders it by
+:func:`~lakehouse.topology.tda.diagram_distance` on the stored diagrams, so the answer is exact
+within the shortlist.
+
 Invariant: every read of runs filters on ``tenant_id`` (a keyword index marked ``is_tenant``) or
-fetches point ids that encode the tenant and re-checks the payload; no function of this module
-can search across tenants, and an empty tenant id is refused. (Maintenance, :func:`remove_runs`
-and :func:`relayout`, reads every tenant's points but answers only counts.)
+fetches point ids that encode the tenant and re-checks the payload; no function here searches
+across tenants, and an empty tenant id is refused. (:func:`remove_runs` and :func:`relayout`
+read every tenant's points but answer only counts.)
 
-:func:`similar_runs` gets a shortlist of ``shortlist`` points by ``using`` vector, then orders
-it by :func:`~lakehouse.topology.tda.diagram_distance` (bottleneck H0 + H1) on the stored
-diagrams, so the answer is exact within the shortlist.
-
-**Layouts.** ``flat``: the shortlist is one tenant-filtered query of the collection of record;
-a Qdrant server answers it from its HNSW graph and the tenant index. ``cells``: an inverted-file
-layout inside Qdrant for local mode (``QdrantClient(path=...)`` or ``":memory:"``), which has no
-index and scans every point of a collection. k-means centroids of the ``image`` vectors
-(scikit-learn ``MiniBatchKMeans``, seeded) live in ``<collection>__centroids`` (derived
-centroids only, no tenant data; its metadata says how many points they were trained on), and
-each run's ``image`` vector, ``tenant_id`` and ``run_id`` live in the cell of its nearest
-centroid, ``<collection>__cell_NNNN`` (tenant index as on the record). A query asks the
-centroids for the nearest ``nprobe`` cells, queries each of them with the tenant filter, merges
-the hits by vector distance into the shortlist and fetches the shortlisted diagrams from the
-collection of record by point id (payload tenant re-checked). ``layout="auto"`` (the default
-everywhere) picks ``cells`` for a local-mode client and ``flat`` for a server; pass ``"flat"`` or
-``"cells"`` to force one. Queries by ``betti`` always use the collection of record (flat).
-
-The collection of record keeps both vectors (a ``run_id`` query reads its vector there, and a
-re-layout retrains from them without recomputing signatures), so the cell layout stores each
-``image`` vector twice: at 100,000 points in memory the cells' vectors take about 120 MB next to
-the record's 150 MB (process RSS: about 540 MB after indexing, 390 MB more after laying out).
-Until the collection holds :data:`TRAIN_AT` points there are no cells and queries are flat.
-Indexing assigns new points to the nearest existing centroid (a re-indexed point that changes
-cell leaves its old one) and re-lays out, from the record's vectors, when the collection first
-reaches :data:`TRAIN_AT` points or outgrows its layout (more than :data:`GROWTH` times the points
-it was trained on); :func:`relayout` does it on demand, with about :data:`CELL_POINTS` points a
-cell. A query that runs while a re-layout replaces the cells can miss points; indexing with the
-flat layout drops the cells, which would go stale.
-
-**Cost.** The re-rank is ``shortlist`` bottleneck distances (5-15 ms for 50 on a 2-core
-machine, by load) whatever the collection's size. Local mode scans a collection at about 1 us a
-point for the distances plus about 8 us a point for the tenant filter (evaluated in Python),
-plus 1-2 ms a query: flat at 100,000 points the shortlist alone takes 1.6 s (2.5-3.7 s under
-load), and ``similar_runs`` is only a few times faster than an exact scan. With cells,
-``bench topology`` at 100,000 stored diagrams of one tenant (500 cells, nprobe 8, load average
-1-3, two runs) measured the centroid query at 0.8 ms, the 8 cell queries at 29-33 ms over
-2,600-3,300 points and the re-rank at 5 ms: ``similar_runs`` p50 38-41 ms against 5.8-6.2 s for
-the exact scan (141-165x), recall@10 1.00 over 10 queries (over 30 queries 0.98, no higher
-with 12 cells probed, so the misses come from the vector shortlist, not the cells); at 10,000
-diagrams (50 cells) 30 ms and 1.00. Right after an exact scan (the bench's order) the cells
-are cold in the CPU caches and the tenant filter costs 15-25 us a point: at nprobe 8 one run
-gave 75 ms (93x); nprobe 6 (the default) gave 61 ms over about 1,500 points (145x, 20 queries,
-recall 1.00), nprobe 4 67 ms (139x, recall 1.00). Indexing 100,000 runs in memory took 20 s into the
-collection of record and 16-19 s to lay out (indexing them into existing cells: 24 s). A local
-path also commits each upserted point to SQLite on its own (about 8 ms a point here, twice with
-cells), so indexing a large day is slow there.
+Layouts, because Qdrant's local mode has no index and scans every point: ``flat`` is one
+tenant-filtered query of the collection of record (a Qdrant server answers it from HNSW);
+``cells`` is an inverted-file layout for local mode: seeded k-means centroids of the ``image``
+vectors in ``<collection>__centroids`` and each run in the cell of its nearest centroid
+(``<collection>__cell_NNNN``); a query probes the nearest ``nprobe`` cells with the tenant
+filter and fetches the shortlisted diagrams from the record by id. ``layout="auto"`` picks
+``cells`` for a local client and ``flat`` for a server; ``betti`` queries are always flat. Cells
+exist once the collection reaches :data:`TRAIN_AT` points and are re-laid out when it outgrows
+them (:data:`GROWTH`); a query during a re-layout can miss points. ``python -m bench topology``
+measures the layouts against an exact scan (latency, recall@10).
 """
 
 from __future__ import annotations

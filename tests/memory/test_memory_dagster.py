@@ -1,4 +1,4 @@
-"""Memory in Dagster: definitions, ingest and compaction runs, the sensor, and erase coverage."""
+"""Memory in Dagster: ingest and compaction runs, the sensor, and erase coverage."""
 
 from __future__ import annotations
 
@@ -13,22 +13,6 @@ from aura_assets.memory.sensors import tier_compaction_sensor
 from aura_assets.resources import RESOURCES
 from lakehouse import Settings
 from lakehouse.memory import MemoryStore
-
-
-def test_definitions_load() -> None:
-    dg.Definitions.validate_loadable(defs)
-    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert {
-        "memory_events",
-        "memory_events_rejected",
-        "memory_warm_index",
-        "memory_cold_archive",
-    } <= keys
-    assert defs.resolve_job_def("memory_compaction") is not None
-    assert {s.name for s in defs.sensors or []} >= {
-        "tier_compaction_sensor",
-        "memory_stream_sensor",
-    }
 
 
 def _files_holding(root: Path, needle: str) -> list[str]:

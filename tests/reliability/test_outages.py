@@ -321,7 +321,7 @@ def test_qdrant_unreachable_degrades_as_documented_and_loses_nothing(
     from click.testing import CliRunner
 
     from aura_assets.cli import main
-    from lakehouse.exceptions import ConfigurationError, TierUnavailableError
+    from lakehouse.exceptions import StoreUnavailableError, TierUnavailableError
     from lakehouse.memory import MemoryStore
     from lakehouse.stores import open_qdrant
 
@@ -358,7 +358,7 @@ def test_qdrant_unreachable_degrades_as_documented_and_loses_nothing(
             refusals.append((what, time.perf_counter() - started, str(refused.value)))
         still_readable = {m for m in tier_of if mem.get("acme", m) is not None}
     started = time.perf_counter()
-    with pytest.raises(ConfigurationError) as topo_error:
+    with pytest.raises(StoreUnavailableError) as topo_error:
         open_qdrant(dead)
     topo_s = time.perf_counter() - started
     cli = CliRunner().invoke(main, ["topology", "similar", "w-1", "--tenant", "acme"], env=dead_env)

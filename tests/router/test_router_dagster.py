@@ -1,4 +1,4 @@
-"""Router assets in Dagster: definitions load, a training-set range and router_retrain run."""
+"""Router assets in Dagster: a training-set range and router_retrain run."""
 
 from __future__ import annotations
 
@@ -12,18 +12,6 @@ from lakehouse.router import registry
 from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
 START = date(2026, 11, 1)
-
-
-def test_router_definitions_load() -> None:
-    dg.Definitions.validate_loadable(defs)
-    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
-    assert {"router_training_set", "router_model", "router_evaluation"} <= keys
-    job = defs.resolve_job_def("router_retrain")
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} >= {
-        "router_model",
-        "router_evaluation",
-    }
-    assert defs.resolve_schedule_def("router_weekly_schedule").job_name == "router_retrain"
 
 
 def test_training_range_and_retrain_materialise(in_aura_env) -> None:  # type: ignore[no-untyped-def]

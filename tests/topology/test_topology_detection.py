@@ -42,6 +42,7 @@ def daily_reports(
     return out
 
 
+@pytest.mark.slow
 def test_change_is_flagged_on_its_day_or_the_next_and_stable_days_are_not() -> None:
     reports = daily_reports(seed=31, days=8, change_at=6)
     stable = [t.p_value for t, _ in reports[: 6 - REFERENCE_DAYS]]

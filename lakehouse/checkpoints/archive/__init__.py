@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from langchain_core.runnables import RunnableConfig
 
-from lakehouse.checkpoints.archive.results import ArchiveResult, RetentionPolicy, TrimResult
+from lakehouse.checkpoints.archive.results import ArchiveResult, RetentionPolicy, RetentionResult
 from lakehouse.checkpoints.archive.store import CheckpointArchive, HotSource, archive_bytes
 from lakehouse.checkpoints.tables import (
     ASSET,
@@ -41,7 +41,7 @@ __all__ = [
     "ArchiveResult",
     "CheckpointArchive",
     "RetentionPolicy",
-    "TrimResult",
+    "RetentionResult",
     "apply_retention",
     "archive_and_trim",
     "archive_bytes",
@@ -57,7 +57,9 @@ def archive_checkpoints(
     return CheckpointArchive(lakehouse).archive_day(saver, day, run_id=run_id)
 
 
-def apply_retention(lakehouse: Lakehouse, saver: HotSource, policy: RetentionPolicy) -> TrimResult:
+def apply_retention(
+    lakehouse: Lakehouse, saver: HotSource, policy: RetentionPolicy
+) -> RetentionResult:
     """Trim the hot store to ``policy``, deleting only checkpoints the archive already holds."""
     return CheckpointArchive(lakehouse).trim(saver, policy)
 
@@ -70,7 +72,7 @@ def archive_and_trim(
     *,
     run_id: str | None = None,
     on_archived: Callable[[ArchiveResult], None] | None = None,
-) -> tuple[ArchiveResult, TrimResult]:
+) -> tuple[ArchiveResult, RetentionResult]:
     """Archive ``day``, then trim the hot store; the trim runs only after the commit succeeded.
 
     ``on_archived`` is called between the two steps (for logging or progress reporting).

@@ -154,7 +154,7 @@ class ArchiveReader:
         ws = self.scan(WRITES, In("thread_id", threads), KEY_FIELDS)
         counts: dict[CheckpointKey, int] = {}
         for key in key_tuples(ws):
-            counts[key] = counts.get(key, 0) + 1  # type: ignore[index]
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
     def thread_ids(self) -> list[str]:

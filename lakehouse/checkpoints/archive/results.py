@@ -41,7 +41,7 @@ class ArchiveResult:
 
 
 @dataclass(frozen=True)
-class TrimResult:
+class RetentionResult:
     """What a retention pass removed from the hot store."""
 
     candidates: int

@@ -28,7 +28,7 @@ from langchain_core.runnables import RunnableConfig
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, LessThanOrEqual
 
 from lakehouse.checkpoints.archive.read import KEY_FIELDS, ArchiveReader, key_tuples
-from lakehouse.checkpoints.archive.results import ArchiveResult, RetentionPolicy, TrimResult
+from lakehouse.checkpoints.archive.results import ArchiveResult, RetentionPolicy, RetentionResult
 from lakehouse.checkpoints.records import (
     CheckpointHotStore,
     CheckpointKey,
@@ -146,7 +146,7 @@ class CheckpointArchive(ArchiveReader):
 
     def trim(
         self, source: HotSource, policy: RetentionPolicy, *, now: datetime | None = None
-    ) -> TrimResult:
+    ) -> RetentionResult:
         """Delete hot checkpoints outside ``policy`` that the committed archive holds."""
         hot = hot_store(source)
         now = now or datetime.now(UTC)
@@ -165,14 +165,14 @@ class CheckpointArchive(ArchiveReader):
             if outside_k and too_old:
                 candidates.append((thread_id, ns, checkpoint_id))
         if not candidates:
-            return TrimResult(0, 0, 0)
+            return RetentionResult(0, 0, 0)
         threads = sorted({c[0] for c in candidates})
         archived_writes = self.write_counts(threads)
         hot_writes = hot.write_counts(threads)
         # A checkpoint whose writes grew after it was archived waits for the next archive run.
         ready = [c for c in candidates if hot_writes.get(c, 0) <= archived_writes.get(c, 0)]
         result = self.tiering(hot).trim(ready)
-        return TrimResult(len(candidates), result.trimmed, len(candidates) - result.trimmed)
+        return RetentionResult(len(candidates), result.trimmed, len(candidates) - result.trimmed)
 
     # ---------------------------------------------------------------------------- deleting
 
@@ -188,7 +188,7 @@ class CheckpointArchive(ArchiveReader):
         if run_ids:
             cps = self.scan(CHECKPOINTS, In("run_id", list(run_ids)), KEY_FIELDS)
             for key in key_tuples(cps):
-                self._delete_checkpoint_rows([key], lineage)  # type: ignore[list-item]
+                self._delete_checkpoint_rows([key], lineage)
         if thread_ids:
             if keep is None:
                 expr = In("thread_id", list(thread_ids))
@@ -198,7 +198,7 @@ class CheckpointArchive(ArchiveReader):
                 kept = {k[2] for k in keep}
                 cps = self.scan(CHECKPOINTS, In("thread_id", list(thread_ids)), KEY_FIELDS)
                 doomed = [k for k in key_tuples(cps) if k[2] not in kept]
-                self._delete_checkpoint_rows(doomed, lineage)  # type: ignore[arg-type]
+                self._delete_checkpoint_rows(doomed, lineage)
 
     def _delete_checkpoint_rows(
         self, keys: Sequence[CheckpointKey], lineage: dict[str, str]

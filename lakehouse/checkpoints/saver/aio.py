@@ -11,13 +11,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from lakehouse.checkpoints._exec import (
     AsyncPostgresExecutor,
     connect_sqlite,
-    is_postgres_url,
     pg_conninfo,
 )
 from lakehouse.checkpoints.records import ColdCheckpoints
 from lakehouse.checkpoints.saver.base import _AuraSaverBase, open_error
 from lakehouse.checkpoints.saver.sync import archive_for
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, is_postgres_url
 
 
 class AsyncAuraCheckpointSaver(_AuraSaverBase):

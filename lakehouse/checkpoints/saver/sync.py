@@ -16,12 +16,11 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from lakehouse.checkpoints._exec import (
     PostgresExecutor,
     connect_sqlite,
-    is_postgres_url,
     pg_conninfo,
 )
 from lakehouse.checkpoints.records import ColdCheckpoints
 from lakehouse.checkpoints.saver.base import _AuraSaverBase, open_error
-from lakehouse.settings import Settings
+from lakehouse.settings import Settings, is_postgres_url
 
 
 class AuraCheckpointSaver(_AuraSaverBase):

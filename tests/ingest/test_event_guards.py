@@ -1,6 +1,6 @@
-"""Issue 9 A, B, C, item 1 and L: no stream event can stop the routing pipeline.
+"""No stream event can stop the routing pipeline: hostile values, out-of-range days, duplicates.
 
-Each test names the finding it guards against; all run on a real Redis stream and real Iceberg.
+Each test names the behaviour it guards; all run on a real Redis stream and real Iceberg.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _ingest_with(lh: Lakehouse, client, bad: list[str]) -> tuple[object, dict[st
     return report, _rejected(lh)
 
 
-def test_A_overflowing_timestamps_are_dead_letters_and_the_day_is_ingested(
+def test_overflowing_timestamps_are_dead_letters_and_the_day_is_ingested(
     lakehouse: Lakehouse, redis_client
 ) -> None:  # type: ignore[no-untyped-def]
     bad = [
@@ -52,7 +52,7 @@ def test_A_overflowing_timestamps_are_dead_letters_and_the_day_is_ingested(
     assert stream_backlog(redis_client) == 0
 
 
-def test_B_prompt_tokens_beyond_int64_is_a_dead_letter(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_prompt_tokens_beyond_int64_is_a_dead_letter(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     bad = [payload(decision(90, prompt_tokens=2**63)), payload(decision(91, prompt_tokens=10**30))]
     report, rejected = _ingest_with(lakehouse, redis_client, bad)
     assert report.rejected == 2  # type: ignore[attr-defined]
@@ -62,7 +62,7 @@ def test_B_prompt_tokens_beyond_int64_is_a_dead_letter(lakehouse: Lakehouse, red
 
 
 @pytest.mark.parametrize("year", [1, 1900, 2023, 2200, 9999])
-def test_C_valid_events_outside_the_partitions_are_dead_letters_never_pending(
+def test_valid_events_outside_the_partitions_are_dead_letters_never_pending(
     lakehouse: Lakehouse, redis_client, year: int
 ) -> None:  # type: ignore[no-untyped-def]
     event = payload(decision(90, ts=f"{year:04d}-06-01T12:00:00+00:00"))
@@ -109,7 +109,7 @@ def test_hostile_values_are_dead_letters_with_reasons(
     assert len(batch.rejections[0].raw or "") <= guards.MAX_RAW_CHARS + 100
 
 
-def test_item1_no_entry_content_makes_parsing_raise() -> None:
+def test_no_entry_content_makes_parsing_raise() -> None:
     hostile: list[tuple[bytes, dict | None]] = [
         (b"1-0", None),
         (b"2-0", {b"other": b"x"}),
@@ -128,7 +128,7 @@ def test_item1_no_entry_content_makes_parsing_raise() -> None:
     assert all(r.reason for r in batch.rejections)
 
 
-def test_item1_a_record_that_does_not_convert_costs_only_itself() -> None:
+def test_a_record_that_does_not_convert_costs_only_itself() -> None:
     good = {**decision(1), "ts": datetime(2026, 11, 20, tzinfo=UTC), "stream_id": "1-0"}
     bad = {**good, "decision_id": "d-x", "prompt_tokens": 2**64, "stream_id": "2-0"}
     now = datetime.now(UTC)
@@ -141,7 +141,7 @@ def test_item1_a_record_that_does_not_convert_costs_only_itself() -> None:
     assert "does not fit the table" in dead[0].reason
 
 
-def test_item1_sensor_never_raises_on_stream_content(in_aura_env, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_sensor_never_raises_on_stream_content(in_aura_env, redis_client) -> None:  # type: ignore[no-untyped-def]
     publish(
         redis_client,
         [
@@ -158,7 +158,7 @@ def test_item1_sensor_never_raises_on_stream_content(in_aura_env, redis_client) 
     assert [r.partition_key for r in result.run_requests] == [DAY.isoformat()]
 
 
-def test_L_decision_id_is_unique_across_days(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_decision_id_is_unique_across_days(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     first = decision(1)
     publish(redis_client, [payload(first)])
     ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
@@ -173,9 +173,7 @@ def test_L_decision_id_is_unique_across_days(lakehouse: Lakehouse, redis_client)
     assert stream_backlog(redis_client) == 0
 
 
-def test_L_an_exact_replay_is_recognised_and_acknowledged(
-    lakehouse: Lakehouse, redis_client
-) -> None:  # type: ignore[no-untyped-def]
+def test_an_exact_replay_is_recognised_and_acknowledged(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     events = [decision(i) for i in range(3)]
     publish(redis_client, [payload(e) for e in events])
     ingest_day(lakehouse, redis_client, DAY, audit=gx_audit)
@@ -187,7 +185,7 @@ def test_L_an_exact_replay_is_recognised_and_acknowledged(
 
 
 @pytest.mark.parametrize("stored_first", [True, False])
-def test_L_conflicting_duplicate_goes_to_dead_letters(
+def test_conflicting_duplicate_goes_to_dead_letters(
     lakehouse: Lakehouse, redis_client, stored_first: bool
 ) -> None:  # type: ignore[no-untyped-def]
     original = decision(1)
@@ -207,7 +205,7 @@ def test_L_conflicting_duplicate_goes_to_dead_letters(
     assert stream_backlog(redis_client) == 0
 
 
-def test_E_a_run_does_not_succeed_while_another_run_holds_its_day(
+def test_a_run_does_not_succeed_while_another_run_holds_its_day(
     lakehouse: Lakehouse, redis_client
 ) -> None:  # type: ignore[no-untyped-def]
     import threading
@@ -230,9 +228,7 @@ def test_E_a_run_does_not_succeed_while_another_run_holds_its_day(
     assert stream_backlog(redis_client) == 0
 
 
-def test_E_entries_held_too_long_are_reported_not_hidden(
-    lakehouse: Lakehouse, redis_client
-) -> None:  # type: ignore[no-untyped-def]
+def test_entries_held_too_long_are_reported_not_hidden(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     from lakehouse.ingest.streams import StreamConsumer
     from lakehouse.routing import GROUP
 
@@ -242,7 +238,7 @@ def test_E_entries_held_too_long_are_reported_not_hidden(
     assert (report.written, report.held_elsewhere) == (0, 3)
 
 
-def test_item1_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_memory_ingest_survives_hostile_entries(lakehouse: Lakehouse, redis_client) -> None:  # type: ignore[no-untyped-def]
     from lakehouse.ingest.streams import GROUP
     from lakehouse.memory import ingest_memory_events
     from quality.audit import gx_audit

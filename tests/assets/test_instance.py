@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from dagster import DagsterInstance, asset, materialize
+from helpers import ROOT
 
 from aura_assets.instance import instance_yaml, open_instance
 from lakehouse import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 USE_INSTANCE = """
 from aura_assets.instance import open_instance
 from lakehouse import Settings
@@ -23,6 +24,7 @@ instance.dispose()
 """
 
 
+@pytest.mark.process
 def test_concurrent_first_use_of_a_fresh_home_then_runs_succeed(
     in_aura_env: Settings, tmp_path: Path
 ) -> None:

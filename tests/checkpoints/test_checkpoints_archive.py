@@ -214,6 +214,7 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
+@pytest.mark.process
 def test_crash_between_archive_commit_and_trim_loses_nothing(
     tmp_path: Path, saver: AuraCheckpointSaver, lakehouse: Lakehouse, settings: Settings
 ) -> None:
@@ -286,6 +287,7 @@ _ARCHIVE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.process
 def test_list_sees_history_another_process_archived(
     tmp_path: Path, saver: AuraCheckpointSaver, lakehouse: Lakehouse, settings: Settings
 ) -> None:

@@ -1,23 +1,19 @@
-"""Issue 9 J and H: the checkpointer's setup() under concurrent callers, and its connect timeout."""
+"""The checkpointer's setup() under concurrent callers, and its connect timeout."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 import uuid
 
 import pytest
-from helpers import silent_server
+from helpers import PG_URL, SERVERS, silent_server
 
 from lakehouse.checkpoints._exec import CONNECT_TIMEOUT_S, pg_conninfo
 from lakehouse.checkpoints.saver.sync import AuraCheckpointSaver
 from lakehouse.exceptions import AuraError
 
 WORKERS = 8
-# As in conftest.py (not imported: another directory's conftest may shadow it at collection).
-SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
-PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _setup(schema: str, barrier, errors) -> None:  # type: ignore[no-untyped-def]
@@ -29,8 +25,9 @@ def _setup(schema: str, barrier, errors) -> None:  # type: ignore[no-untyped-def
         errors.put(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not SERVERS, reason="needs PostgreSQL (the server pass)")
-def test_J_eight_concurrent_setups_on_a_fresh_schema_all_succeed() -> None:
+def test_eight_concurrent_setups_on_a_fresh_schema_all_succeed() -> None:
     import psycopg
 
     schema = f"cp_{uuid.uuid4().hex[:10]}"
@@ -61,7 +58,8 @@ def test_checkpoint_urls_get_a_connect_timeout_unless_set() -> None:
     assert pg_conninfo("postgresql://u@db/a?connect_timeout=2").count("connect_timeout") == 1
 
 
-def test_H_checkpoint_store_on_a_silent_postgres_fails_fast() -> None:
+@pytest.mark.process
+def test_checkpoint_store_on_a_silent_postgres_fails_fast() -> None:
     with silent_server() as port:
         started = time.monotonic()
         with (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from click.testing import CliRunner
 from dagster import RunsFilter
 from helpers import decision, payload
@@ -41,6 +42,7 @@ def _backfill_id(output: str) -> str:
     return output.rsplit(f"{BACKFILL_TAG}=", 1)[1].split(")")[0]
 
 
+@pytest.mark.slow
 def test_backfill_runs_each_day_and_a_rerun_changes_nothing(in_aura_env, redis_client) -> None:  # type: ignore[no-untyped-def]
     publish(redis_client, [payload(decision(i, day)) for day in DAYS for i in range(25)])
     runner = CliRunner()

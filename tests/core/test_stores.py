@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lakehouse import Settings
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
 from lakehouse.settings import libpq_url, postgres_urls, sqlalchemy_url
 from lakehouse.stores import open_qdrant
 
@@ -45,5 +45,5 @@ def test_qdrant_local_mode_in_aura_home_keeps_points(settings: Settings) -> None
 
 def test_an_unreachable_qdrant_url_says_what_to_do(settings: Settings) -> None:
     bad = settings.with_overrides(qdrant_url="http://127.0.0.1:9")
-    with pytest.raises(ConfigurationError, match="unset AURA_QDRANT_URL"):
+    with pytest.raises(StoreUnavailableError, match="unset AURA_QDRANT_URL"):
         open_qdrant(bad)

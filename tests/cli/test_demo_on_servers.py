@@ -17,10 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-
-ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+from helpers import PG_URL, REDIS_URL, ROOT, SERVERS
 
 
 def _unreachable() -> str | None:
@@ -36,10 +33,11 @@ def _unreachable() -> str | None:
     return None
 
 
+@pytest.mark.process
 @pytest.mark.servers
 @pytest.mark.slow
 def test_demo_runs_on_postgres_and_redis(tmp_path: Path) -> None:
-    if os.environ.get("AURA_TEST_SERVERS") != "1":
+    if not SERVERS:
         pytest.skip("production mode runs in the server pass (AURA_TEST_SERVERS=1)")
     if reason := _unreachable():
         pytest.skip(f"{reason}: start the servers (see .ci/run) to test production mode")

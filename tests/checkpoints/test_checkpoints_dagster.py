@@ -15,7 +15,6 @@ from helpers import graph_builder as _builder
 from helpers import thread_config as _cfg
 
 from aura_assets.checkpoints.assets import workflow_checkpoints
-from aura_assets.checkpoints.definitions import defs as checkpoint_defs
 from aura_assets.cli.checkpoints import checkpoints
 from aura_assets.resources import RESOURCES
 from lakehouse import Lakehouse, Settings
@@ -42,12 +41,6 @@ def threads(in_aura_env: Settings) -> Iterator[list[str]]:
 def _hot_ids(settings: Settings, thread: str) -> list[str]:
     with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
         return [t.config["configurable"]["checkpoint_id"] for t in saver.list(_cfg(thread))]
-
-
-def test_definitions_load() -> None:
-    defs = dg.Definitions.merge(checkpoint_defs, dg.Definitions(resources=RESOURCES))
-    dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_assets_def("workflow_checkpoints").partitions_def is not None
 
 
 def test_asset_archives_the_day_then_trims_hot(in_aura_env: Settings, threads: list[str]) -> None:

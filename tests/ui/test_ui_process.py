@@ -8,12 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 
 
 def _free_port() -> int:
@@ -39,6 +37,7 @@ def _wait_for_descendants(
     return list(found.values())
 
 
+@pytest.mark.process
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_aura_ui_leaves_no_process_behind(in_aura_env, sig: signal.Signals) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT
 
 from aura_assets.instance import BASE_CONFIG, instance_yaml, storage_url
 from lakehouse.settings import Settings, redact_text, redact_url
@@ -52,7 +53,7 @@ def test_passwords_never_shown(tmp_path: Path) -> None:
 
 
 def test_repo_dagster_yaml_is_the_embedded_instance_config(tmp_path: Path) -> None:
-    repo_yaml = Path(__file__).resolve().parents[1] / "dagster.yaml"
+    repo_yaml = ROOT / "dagster.yaml"
     assert repo_yaml.read_text() == BASE_CONFIG
     assert instance_yaml(Settings.from_env({"AURA_HOME": str(tmp_path)})) == BASE_CONFIG
 
@@ -129,13 +130,14 @@ def test_from_values_resolves_like_the_environment(tmp_path: Path) -> None:
         Settings.from_env({"AURA_PARTITIONS_START": "yesterday"})
 
 
+@pytest.mark.process
 def test_partitions_start_from_the_environment(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
 
     code = "from aura_assets.partitions import DAILY; print(DAILY.start.date())"
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     env = {**os.environ, "AURA_PARTITIONS_START": "2026-10-05", "PYTHONPATH": str(root)}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import silent_server
+from helpers import ROOT, silent_server
 
 from lakehouse.table.catalog import with_timeouts
 
-ROOT = Path(__file__).resolve().parents[1]
 # Generous bound for a loaded 2-core machine; the configured timeouts are 5 s (connect) and
 # 5 s (Redis reply). Without them each command hangs for minutes.
 HANG = 30
@@ -31,6 +30,7 @@ def aura(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.process
 def test_catalog_on_a_silent_postgres_fails_fast(tmp_path: Path) -> None:
     with silent_server() as port:
         url = f"postgresql://aura:pw@127.0.0.1:{port}/aura"
@@ -41,6 +41,7 @@ def test_catalog_on_a_silent_postgres_fails_fast(tmp_path: Path) -> None:
     assert len(error) == 1 and "AURA_PG_URL" in error[0] and "timeout" in error[0], error
 
 
+@pytest.mark.process
 def test_redis_on_a_silent_server_fails_fast(tmp_path: Path) -> None:
     with silent_server() as port:
         env = {"AURA_HOME": str(tmp_path), "AURA_REDIS_URL": f"redis://127.0.0.1:{port}/0"}

@@ -17,6 +17,7 @@ from lakehouse.table.registry import TableSpec, all_specs, column, data_specs, r
 from quality.suites import suite_for
 
 
+@pytest.mark.process
 def test_a_fresh_process_discovers_every_domain_without_a_list() -> None:
     code = textwrap.dedent(
         """

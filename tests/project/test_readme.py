@@ -1,4 +1,4 @@
-"""README is true: its command table matches the CLI, its runnable examples run after a demo."""
+"""README and docs/ are true: the CLI table is current, runnable examples run after a demo."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from aura_assets.cli import reference
 
-ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```(bash|python) runnable\n(.*?)```", re.S)
+# Every file whose blocks marked `runnable` must run after a demo.
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(((?:docs/)?[\w.-]+\.md)\)")
 
 
 def test_command_table_matches_the_cli() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert reference.render(readme) == readme, (
-        "README's command table is stale: run `python -m aura_assets.cli.reference`"
+    doc = reference.CLI_DOC.read_text()
+    assert reference.render(doc) == doc, (
+        "docs/cli.md's command table is stale: run `python -m aura_assets.cli.reference`"
     )
 
 
@@ -29,6 +32,17 @@ def test_readme_has_runnable_examples_of_both_kinds() -> None:
     assert "bash" in kinds and "python" in kinds
 
 
+def test_links_between_readme_and_docs_resolve() -> None:
+    broken = [
+        f"{doc.relative_to(ROOT)} -> {target}"
+        for doc in DOCS
+        for target in LINK.findall(doc.read_text())
+        if not (doc.parent / target).exists()
+    ]
+    assert not broken, broken
+
+
+@pytest.mark.process
 @pytest.mark.slow
 def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
@@ -45,8 +59,8 @@ def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
     demo = ["aura", "demo", "--days", "2", "--per-day", "200", "--workflows", "2"]
     done = subprocess.run(demo, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    blocks = BLOCK.findall((ROOT / "README.md").read_text())
-    for kind, code in blocks:
+    blocks = [(doc, *block) for doc in DOCS for block in BLOCK.findall(doc.read_text())]
+    for doc, kind, code in blocks:
         args = ["bash", "-euo", "pipefail", "-c", code] if kind == "bash" else [sys.executable]
         out = subprocess.run(
             args,
@@ -57,4 +71,6 @@ def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
             text=True,
             timeout=300,
         )
-        assert out.returncode == 0, f"README {kind} block failed:\n{code}\n{out.stdout}{out.stderr}"
+        where = doc.relative_to(ROOT)
+        failed = f"{where} {kind} block failed:\n{code}\n{out.stdout}{out.stderr}"
+        assert out.returncode == 0, failed

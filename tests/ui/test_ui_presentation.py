@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from helpers import decision, payload
+from helpers import ROOT, decision, payload
 
 from aura_assets.checkpoints.assets import WORKFLOWS
 from aura_assets.definitions import defs
@@ -106,12 +106,13 @@ def test_groups_owners_descriptions_and_checkpoint_lineage() -> None:
         assert graph.get_check_keys_for_assets({key}), f"{table} has no checks"
 
 
+@pytest.mark.process
 @pytest.mark.slow
 def test_dg_loads_the_code_location(in_aura_env) -> None:  # type: ignore[no-untyped-def]
     dg_cli = Path(sys.executable).with_name("dg")
     if not dg_cli.exists():
         pytest.fail(f"dg is not installed next to {sys.executable}: pip install dagster-dg-cli")
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     env = {**os.environ, "PATH": f"{dg_cli.parent}:{os.environ['PATH']}", "COLUMNS": "200"}
     out = subprocess.run(
         [str(dg_cli), "list", "defs", "--json"],
