@@ -4,18 +4,17 @@ or the topology code, and say nothing a user cannot act on."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT
 
 from aura_assets.cli import LAZY_COMMANDS, main
 from aura_assets.cli.reference import _help
 from aura_assets.instance import prepare_dagster_home
 from lakehouse import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("dagster", "qdrant_client", "gudhi", "pyiceberg", "pyarrow", "langgraph", "duckdb")
 
 

@@ -6,13 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from lakehouse import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import atexit, time
 from lakehouse.settings import Settings

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config_schema
+from helpers import ROOT
 
 from aura_assets.concurrency import table_pool
 from aura_assets.definitions import defs
 from lakehouse.settings import ENV_VARS
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = ROOT / "deploy"
 VALUES = yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
 
 
