@@ -19,7 +19,7 @@ from lakehouse.checkpoints import AuraCheckpointSaver, archive_checkpoints
 from lakehouse.maintenance.backup import backup, restore
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 from lakehouse.stores import close_redis, open_redis
-from lakehouse.topology import ingest
+from lakehouse.topology import history, ingest
 from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)
@@ -55,7 +55,7 @@ def test_topology_similar_rebuilds_its_index_in_a_restored_home(tmp_path: Path) 
         ingest.ingest_day(lh, client, DAY, audit=gx_audit)
     finally:
         close_redis(client)
-    assert ingest.history_day(lh, DAY, audit=gx_audit) is not None
+    assert history.history_day(lh, DAY, audit=gx_audit) is not None
     row = lh.read("topology_history").to_pylist()[0]
     dest = tmp_path / "backup"
     backup(settings, dest)
