@@ -19,10 +19,11 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 from lakehouse.exceptions import StreamRefusedError
 from lakehouse.memory.cold import TableErase, erase_rows
 from lakehouse.memory.events import mentions
-from lakehouse.memory.model import check_tenant, parse_id
+from lakehouse.memory.model import parse_id
 from lakehouse.memory.tables import MEMORIES, MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, memory_table
 from lakehouse.memory.tiers import MemoryTiers
 from lakehouse.memory.warm import WARM_ERRORS
+from lakehouse.table.tenants import check_tenant
 
 log = logging.getLogger(__name__)
 _NOT_ERASED = "not erased yet (its tombstone is recorded: no ingestion or compaction takes it back)"

@@ -20,8 +20,9 @@ from lakehouse.exceptions import MemoryKeyError, ValidationError
 from lakehouse.ingest import guards as v
 from lakehouse.ingest.streams import DeadLetter, Entry, field_of, raw_text, text
 from lakehouse.memory.crypto import MemoryCipher, is_sealed
-from lakehouse.memory.model import check_content, check_metadata, check_tenant, parse_id
+from lakehouse.memory.model import check_content, check_metadata, parse_id
 from lakehouse.memory.tables import MEMORY_EVENTS
+from lakehouse.table.tenants import check_tenant
 
 STREAM = "aura:events:memory"
 OPS = ("store", "forget", "forget_tenant")

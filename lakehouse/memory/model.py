@@ -52,19 +52,8 @@ PROVENANCE = "consolidated_from"
 RESERVED_METADATA = (PROVENANCE, SEALED)
 """Metadata keys only AURA writes (consolidation provenance, a sealed metadata token)."""
 
-_TENANT = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$")  # no leading dot, no ".."
 _CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def check_tenant(tenant_id: str) -> str:
-    """Refuse tenant ids that could alias another tenant's keys (``:``, glob characters)."""
-    if not isinstance(tenant_id, str) or not _TENANT.match(tenant_id):
-        raise ValidationError(
-            f"tenant_id {tenant_id!r} is not valid: use 1-128 letters, digits or '_.@-', "
-            "starting with a letter, digit or _, without '..'"
-        )
-    return tenant_id
 
 
 def parse_id(memory_id: object) -> str | None:

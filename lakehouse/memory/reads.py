@@ -21,7 +21,6 @@ from lakehouse.memory.model import (
     Memory,
     SearchHit,
     check_filters,
-    check_tenant,
     normalise,
     parse_id,
     score,
@@ -30,6 +29,7 @@ from lakehouse.memory.model import (
 from lakehouse.memory.shape import Shape, ShapeHit
 from lakehouse.memory.tiers import DOWN, TIERS, MemoryTiers, clock_ms
 from lakehouse.memory.warm import WARM_ERRORS
+from lakehouse.table.tenants import check_tenant
 
 
 class SearchResults(list[SearchHit]):

@@ -20,11 +20,11 @@ from lakehouse.memory.model import (
     Memory,
     check_content,
     check_metadata,
-    check_tenant,
     normalise,
 )
 from lakehouse.memory.shape import Shape
 from lakehouse.memory.tiers import MemoryTiers, clock_ms
+from lakehouse.table.tenants import check_tenant
 
 
 class MemoryWrites(MemoryTiers):

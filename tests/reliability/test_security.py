@@ -75,8 +75,8 @@ def _tree(root: Path) -> set[str]:
 def test_hostile_identifiers_are_refused_everywhere(
     lakehouse: Lakehouse, tmp_path: Path, figures
 ) -> None:  # type: ignore[no-untyped-def]
-    from lakehouse.memory.model import check_tenant
     from lakehouse.publish import experiments
+    from lakehouse.table.tenants import check_tenant
 
     table = lakehouse.table("routing_decisions")
     before = _tree(tmp_path.parent)
