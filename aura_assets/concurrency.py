@@ -31,6 +31,32 @@ def table_pool(table: str) -> str:
     return f"iceberg/{table}"
 
 
+def declared_pools() -> list[str]:
+    """Every pool AURA's assets use: one per registered table, and the topology index's."""
+    from lakehouse.table.registry import all_specs
+    from lakehouse.topology.retrieval import COLLECTION
+
+    return [table_pool(spec.name) for spec in all_specs()] + [f"qdrant/{COLLECTION}"]
+
+
+def ensure_pools(instance: DagsterInstance) -> None:
+    """Give every declared pool its default limit now, one process at a time (the caller holds
+    the instance's lock), not at the first step that claims it: on PostgreSQL, Dagster 1.13
+    initialises a pool inside the claim, and two steps claiming a new pool at once fail one of
+    them (a unique-key violation aborts the transaction its fallback update then runs in)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    known = set(storage.get_concurrency_keys())
+    for pool in declared_pools():
+        if pool not in known:
+            try:
+                storage.initialize_concurrency_limit_to_default(pool)
+            except Exception:  # another host initialised it first: it exists now
+                if pool not in set(storage.get_concurrency_keys()):
+                    raise
+
+
 def worker_tags() -> dict[str, str]:
     """Tags naming the process that executes a run in-process (see :func:`release_dead_runs`)."""
     return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}

@@ -17,7 +17,7 @@ from dagster import DagsterInstance
 from dagster import __version__ as dagster_version
 from dagster._core.instance.ref import InstanceRef
 
-from aura_assets.concurrency import release_dead_runs
+from aura_assets.concurrency import ensure_pools, release_dead_runs
 from lakehouse.settings import Settings, postgres_urls
 
 BASE_CONFIG = """\
@@ -111,11 +111,14 @@ def prepare_dagster_home(settings: Settings) -> Path:
 def open_instance(settings: Settings) -> DagsterInstance:
     """The persistent Dagster instance of this AURA_HOME (storage migrated before first use).
 
-    Pool slots held by runs whose process died on this host are freed first
-    (:func:`aura_assets.concurrency.release_dead_runs`).
+    Pool slots held by runs whose process died on this host are freed first, and every pool gets
+    its limit before any step claims it (:mod:`aura_assets.concurrency`).
     """
-    instance = _instance(settings, prepare_dagster_home(settings))
+    home = prepare_dagster_home(settings)
+    instance = _instance(settings, home)
     release_dead_runs(instance)
+    with _locked(home / ".aura-instance.lock"):
+        ensure_pools(instance)
     return instance
 
 
