@@ -26,6 +26,7 @@ from bench import emit
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.sql import connect
 from lakehouse.sql._guard import quote_literal
+from lakehouse.table.catalog import close_catalog
 
 TABLE = "routing_decisions"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -139,7 +140,7 @@ def main() -> None:
                     if round_:  # round 0 warms the file cache and the metadata
                         runs.setdefault((query, name), []).append(time.perf_counter() - began)
         session.close()
-        lh.catalog.engine.dispose()
+        close_catalog(lh.catalog)
 
     total = sum(row[2] for row in results["aggregate", "read_parquet"])  # type: ignore[attr-defined]
     assert total == rows, f"time travel saw {total} rows, expected {rows}"

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import PG_URL, REDIS_URL, SERVERS
+from helpers import OBJSTORE, PG_URL, REDIS_URL, SERVERS, objstore_env
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.stores import close_redis, open_redis
@@ -28,7 +28,17 @@ def make_env(home: Path) -> dict[str, str]:
             "AURA_CATALOG_NAME": f"t_{uuid.uuid4().hex[:12]}",
             "AURA_REDIS_URL": REDIS_URL,
         }
-    return env
+    return env | objstore_env()
+
+
+OBJSTORE_VARIABLES = (
+    "AURA_CATALOG_CREDENTIAL",
+    "AURA_CATALOG_WAREHOUSE",
+    "AURA_S3_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+)
 
 
 @pytest.fixture
@@ -39,6 +49,8 @@ def aura_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def settings(aura_env: dict[str, str]) -> Iterator[Settings]:
     s = Settings.from_env(aura_env)
+    if OBJSTORE:  # the REST catalog is shared by every test: start from an empty namespace
+        _drop_catalog(s)
     yield s
     if SERVERS:
         _drop_catalog(s)
@@ -56,6 +68,7 @@ def in_aura_env(aura_env: dict[str, str], settings: Settings, monkeypatch: pytes
         "AURA_QDRANT_URL",
         "AURA_DAGSTER_PG_URL",
         "AURA_BRANCH",
+        *OBJSTORE_VARIABLES,
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in aura_env.items():
@@ -82,6 +95,10 @@ def _drop_catalog(settings: Settings) -> None:
     from lakehouse.table.catalog import open_catalog
 
     catalog = open_catalog(settings)
+    if OBJSTORE:  # one shared REST catalog: drop (and purge) the tables, keep the namespace
+        for identifier in catalog.list_tables("aura"):
+            catalog.purge_table(identifier)
+        return
     for namespace in catalog.list_namespaces():
         for identifier in catalog.list_tables(namespace):
             catalog.drop_table(identifier)

@@ -76,7 +76,7 @@ from sqlalchemy.orm import Session
 from lakehouse.exceptions import AuraError
 from lakehouse.maintenance import _files
 from lakehouse.settings import NAMESPACE, Settings, redact_url
-from lakehouse.table.catalog import open_catalog
+from lakehouse.table.catalog import open_sql_catalog
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def backup(
     started = time.perf_counter()
     root = Path(dest).expanduser().resolve()
     previous = _previous_manifest(root, incremental)
-    catalog = open_catalog(settings)
+    catalog = open_sql_catalog(settings, "backup and restore")
     created_at = datetime.now(UTC).isoformat()
     rows = _catalog_rows(catalog)  # first: this read is the moment the backup shows
     if on_captured is not None:
@@ -431,7 +431,7 @@ def restore(src: str | Path, settings: Settings) -> RestoreReport:
             f"{len(checked.corrupt)} corrupt file(s)); run `aura backup verify {root}`"
         )
     manifest = load_manifest(root)
-    catalog = open_catalog(settings)
+    catalog = open_sql_catalog(settings, "backup and restore")
     existing = catalog.list_tables(NAMESPACE)
     if existing:
         names = ", ".join(".".join(t) for t in existing)

@@ -28,6 +28,7 @@ from lakehouse.sql._guard import (
     quote_identifier,
     quote_literal,
 )
+from lakehouse.sql._remote import Remote, object_prefix, remote_for
 from lakehouse.sql._state import (
     TableState,
     TimeTravelError,
@@ -56,7 +57,7 @@ class ViewInfo:
     table: str
     source: str  # main | as_of | ref | snapshot
     snapshot_id: int | None
-    reader: str  # read_parquet | iceberg_scan | empty | unavailable
+    reader: str  # read_parquet | iceberg_scan | attached | empty | unavailable
     data_files: int
     error: str | None = None
 
@@ -95,7 +96,7 @@ def _open_duckdb() -> duckdb.DuckDBPyConnection:
         },
     )
     # LOAD '<file>' checks the signature and copies nothing into ~/.duckdb.
-    for name in ("avro", "iceberg"):
+    for name in ("avro", "iceberg"):  # httpfs too when the warehouse is in S3 (_remote)
         con.execute(f"LOAD {quote_literal(str(extension_path(name)))}")
     con.execute("LOAD icu")  # built in; needed for TIMESTAMPTZ and the UTC session time zone
     con.execute("SET TimeZone = 'UTC'")
@@ -245,8 +246,15 @@ def connect(
     try:
         states = load_states(catalog)
         allowed = _allowed_directories(catalog, states)
+        remote = remote_for(catalog, _locations(catalog, states))
         return _build(
-            states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed, tenant=tenant
+            states,
+            when=when,
+            ref=ref,
+            pins=snapshots or {},
+            allowed=allowed,
+            tenant=tenant,
+            remote=remote,
         )
     finally:
         if owned and isinstance(catalog, SqlCatalog):
@@ -261,6 +269,7 @@ def _build(
     pins: Mapping[str, int],
     allowed: list[str],
     tenant: str | None = None,
+    remote: Remote | None = None,
 ) -> SqlSession:
     for name, snapshot_id in pins.items():
         short = name.removeprefix("aura.")
@@ -285,6 +294,8 @@ def _build(
 
     con = _open_duckdb()
     try:
+        if remote is not None:
+            remote.prepare(con, str(extension_path("httpfs")))
         con.execute("CREATE SCHEMA aura")
         views = {}
         read_files: set[str] = set()
@@ -298,6 +309,7 @@ def _build(
                 pin=pins.get(name),
                 read_files=read_files,
                 where=where,
+                remote=remote,
             )
             _create_macros(con, state, where)
         _create_metadata(con, states, views)
@@ -331,13 +343,21 @@ def _local_dir(location: str) -> str | None:
     return str(path).rstrip("/") + "/"
 
 
-def _allowed_directories(catalog: Catalog, states: Mapping[str, TableState]) -> list[str]:
-    """The warehouse and every table's location: the only places a session may read."""
+def _locations(catalog: Catalog, states: Mapping[str, TableState]) -> list[str]:
+    """The warehouse and every table's location."""
     locations = [str(catalog.properties.get("warehouse") or "")]
     locations += [s.table.location() for s in states.values() if s.table is not None]
-    found = {d for d in (_local_dir(loc) for loc in locations if loc) if d}
+    return [loc for loc in locations if loc]
+
+
+def _allowed_directories(catalog: Catalog, states: Mapping[str, TableState]) -> list[str]:
+    """The warehouse and every table's location: the only places a session may read (in an
+    object store, those prefixes of their bucket)."""
+    locations = _locations(catalog, states)
+    found = {d for d in (_local_dir(loc) for loc in locations) if d}
     # The same directories through any symlink, as DuckDB may see either spelling.
     found |= {str(Path(d).resolve()).rstrip("/") + "/" for d in found}
+    found |= {object_prefix(loc) for loc in locations if loc.startswith(("s3://", "s3a://"))}
     return sorted(found)
 
 
@@ -396,6 +416,7 @@ def _create_view(
     pin: int | None,
     read_files: set[str],
     where: str = "",
+    remote: Remote | None = None,
 ) -> ViewInfo:
     name = state.name
     snapshot_id: int | None
@@ -428,7 +449,9 @@ def _create_view(
         source == "ref" and state.refs.get(ref or "", ("", 0))[0] == "branch"
     )
     schema = state.schema if branch else state.schema_of(snapshot_id)
-    body, reader, files = _scan_sql(state, snapshot_id, schema, current=source == "main")
+    body, reader, files = _scan_sql(
+        state, snapshot_id, schema, current=source == "main", remote=remote
+    )
     if snapshot_id is not None and state.table is not None and reader != "empty":
         read_files.update(
             task.file.file_path for task in state.table.scan(snapshot_id=snapshot_id).plan_files()
@@ -442,14 +465,24 @@ def _create_view(
 
 
 def _scan_sql(
-    state: TableState, snapshot_id: int | None, schema: Schema, *, current: bool
+    state: TableState,
+    snapshot_id: int | None,
+    schema: Schema,
+    *,
+    current: bool,
+    remote: Remote | None = None,
 ) -> tuple[str, str, int]:
-    """SQL that reads one snapshot: Parquet files directly when possible, else iceberg_scan."""
+    """SQL that reads one snapshot: from an attached REST catalog, else Parquet files directly
+    when possible, else iceberg_scan."""
     if snapshot_id is None or state.table is None:
         return _empty_sql(schema), "empty", 0
     tasks = list(state.table.scan(snapshot_id=snapshot_id).plan_files())
     if not tasks:
         return _empty_sql(schema), "empty", 0
+    # DuckDB reads a snapshot with that snapshot's schema; a branch after a schema change reads
+    # with the table's (Iceberg's rule), which the field-id mapped read below gives.
+    if remote is not None and remote.attached and state.schema_of(snapshot_id) == schema:
+        return remote.table_sql(state.name, snapshot_id), "attached", len(tasks)
     at = "" if current else f", snapshot_from_id => {snapshot_id}"
     fallback = f"SELECT * FROM iceberg_scan({quote_literal(state.metadata_location or '')}{at})"
     # Files added without Iceberg field ids (add_files sets a name mapping) can only be read by

@@ -1,4 +1,11 @@
-"""Access to the Iceberg SQL catalog that holds every aura table."""
+"""Access to the Iceberg catalog that holds every aura table: a SQL catalog (SQLite or
+PostgreSQL) or a REST catalog (``AURA_CATALOG_URI=http(s)://...``).
+
+Data and metadata files are read and written only through the catalog's FileIO (pyiceberg's
+pyarrow file systems), with the S3 endpoint and credentials of :meth:`Settings.s3_properties`,
+so a ``file://`` and an ``s3://`` warehouse take the same code path. Secrets go to the clients
+only; errors show the catalog URL with passwords redacted and never a credential.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,14 @@ import functools
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from lakehouse.exceptions import ConfigurationError
+from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
 from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
 
 # A catalog server that does not answer within this many seconds is reported as unreachable.
@@ -22,15 +30,57 @@ CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 60_000
 
 
-def open_catalog(settings: Settings) -> SqlCatalog:
-    """Open (and initialise on first use) the SQL catalog named by ``settings``.
+def open_catalog(settings: Settings) -> Catalog:
+    """Open (and initialise on first use) the catalog named by ``settings``.
 
     The SQLite catalog file and the file warehouse are created under ``AURA_HOME`` when needed.
-    Catalogs are cached per process and share one connection pool per database URL.
+    Catalogs are cached per process; SQL catalogs share one connection pool per database URL.
+
+    Raises:
+        StoreUnavailableError: the catalog (or, for a REST catalog, its token endpoint) does
+            not answer or refuses the credential.
     """
+    io = tuple(sorted(settings.s3_properties().items())) if _needs_s3(settings) else ()
+    if settings.rest_catalog:
+        from lakehouse.table._rest import open_rest_catalog
+
+        return open_rest_catalog(
+            settings.catalog_uri,
+            settings.catalog_name,
+            settings.catalog_warehouse or settings.warehouse,
+            settings.catalog_credential,
+            io,
+        )
     return _open_catalog(
-        with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse
+        with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse, io
     )
+
+
+def open_sql_catalog(settings: Settings, purpose: str) -> SqlCatalog:
+    """The SQL catalog of ``settings``, for ``purpose`` (e.g. "backup"), which reads the
+    catalog's own database.
+
+    Raises:
+        ConfigurationError: ``AURA_CATALOG_URI`` names a REST catalog.
+    """
+    catalog = open_catalog(settings)
+    if not isinstance(catalog, SqlCatalog):
+        raise ConfigurationError(
+            f"{purpose} needs a SQL catalog (SQLite or PostgreSQL) and AURA_CATALOG_URI names a "
+            f"REST catalog ({redact_url(settings.catalog_uri)}); run it with a SQL catalog "
+            "configured (AURA_CATALOG_URI=postgresql://... or unset)"
+        )
+    return catalog
+
+
+def close_catalog(catalog: Catalog) -> None:
+    """Release a catalog's connections (a SQL catalog's pool; a REST catalog holds none)."""
+    if isinstance(catalog, SqlCatalog):
+        catalog.engine.dispose()
+
+
+def _needs_s3(settings: Settings) -> bool:
+    return settings.object_store or settings.rest_catalog or bool(settings.s3_endpoint)
 
 
 def with_timeouts(uri: str) -> str:
@@ -58,7 +108,9 @@ def _engine(uri: str) -> Engine:
 
 
 @functools.cache
-def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
+def _open_catalog(
+    uri: str, name: str, warehouse: str, io: tuple[tuple[str, str], ...] = ()
+) -> SqlCatalog:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if warehouse.startswith("file:"):
@@ -66,9 +118,11 @@ def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
     try:
         with _engine(uri).connect():  # one attempt, bounded by connect_timeout, before pyiceberg's
             pass
-        catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, init_catalog_tables="true")
+        catalog = SqlCatalog(
+            name, uri=uri, warehouse=warehouse, init_catalog_tables="true", **dict(io)
+        )
     except Exception as exc:  # SQLAlchemy raises many driver-specific types
-        raise ConfigurationError(
+        raise StoreUnavailableError(
             f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__} "
             f"({_reason(exc)}). Check AURA_CATALOG_URI / AURA_PG_URL and that the database is "
             "reachable."
