@@ -297,6 +297,7 @@ def objstore_env() -> dict[str, str]:
         "AURA_CATALOG_URI": os.environ["AURA_TEST_CATALOG_URI"],
         "AURA_CATALOG_CREDENTIAL": os.environ["AURA_TEST_CATALOG_CREDENTIAL"],
         "AURA_WAREHOUSE": os.environ["AURA_TEST_WAREHOUSE"],
+        "AURA_CATALOG_WAREHOUSE": os.environ["AURA_TEST_CATALOG_WAREHOUSE"],
         "AURA_S3_ENDPOINT": os.environ["AURA_TEST_S3_ENDPOINT"],
         "AWS_ACCESS_KEY_ID": os.environ["AURA_TEST_S3_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": os.environ["AURA_TEST_S3_SECRET"],

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from pyiceberg.io import FileIO, load_file_io
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -71,6 +72,12 @@ def open_sql_catalog(settings: Settings, purpose: str) -> SqlCatalog:
             "configured (AURA_CATALOG_URI=postgresql://... or unset)"
         )
     return catalog
+
+
+def warehouse_io(settings: Settings) -> FileIO:
+    """The file-system layer of the warehouse (pyiceberg's FileIO for ``file:`` and ``s3://``),
+    configured with the S3 endpoint and credentials."""
+    return load_file_io(settings.s3_properties() if _needs_s3(settings) else {}, settings.warehouse)
 
 
 def close_catalog(catalog: Catalog) -> None:
