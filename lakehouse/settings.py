@@ -275,9 +275,8 @@ class Settings:
         catalog = catalog_uri or (sqlalchemy_url(pg) if pg else f"sqlite:///{root / 'catalog.db'}")
         warehouse = warehouse or (root / "warehouse").as_uri()
         _object_store(
-            warehouse, catalog, catalog_credential, s3_endpoint, aws_access_key_id,
-            aws_secret_access_key,
-        )  # fmt: skip
+            warehouse, catalog_credential, s3_endpoint, aws_access_key_id, aws_secret_access_key
+        )
         return cls(
             home=root,
             catalog_uri=sqlalchemy_url(catalog),
@@ -424,7 +423,6 @@ def is_object_store(location: str) -> bool:
 
 def _object_store(
     warehouse: str,
-    catalog_uri: str,
     credential: str | None,
     endpoint: str | None,
     key_id: str | None,
@@ -459,11 +457,6 @@ def _object_store(
         raise ConfigurationError(
             "AURA_CATALOG_CREDENTIAL is not client_id:client_secret; write the OAuth2 client "
             "id, a colon, then the secret"
-        )
-    if credential and not is_rest_uri(catalog_uri):
-        raise ConfigurationError(
-            "AURA_CATALOG_CREDENTIAL is set but AURA_CATALOG_URI is not a REST catalog "
-            "(http(s)://HOST:PORT); set AURA_CATALOG_URI or unset AURA_CATALOG_CREDENTIAL"
         )
 
 

@@ -77,7 +77,6 @@ def test_the_issue_names_configure_s3_and_a_rest_catalog(tmp_path: Path) -> None
         ({"AURA_CATALOG_CREDENTIAL": CLIENT_SECRET}, "client_id:client_secret"),
         ({"AURA_WAREHOUSE": "gs://bucket/x"}, "s3://BUCKET/PREFIX"),
         ({"AURA_S3_ENDPOINT": "127.0.0.1:8333"}, "http://HOST:PORT"),
-        ({"AURA_CATALOG_URI": ""}, "not a REST catalog"),
     ],
 )
 def test_malformed_settings_say_what_to_write(
