@@ -6,6 +6,8 @@
 #
 #   .ci/objstore.sh                   # the selection below
 #   .ci/objstore.sh tests/test_refs.py -k publish    # any pytest arguments instead
+#   .ci/objstore.sh --run CMD ...     # CMD with AURA_* set to the object store, e.g. the S3 bench:
+#   AURA_BENCH_S3=1 .ci/objstore.sh --run .venv/bin/python -m bench ingest timetravel
 #
 # Needs PostgreSQL and Redis as the server pass does (AURA_TEST_PG_URL, AURA_TEST_REDIS_URL).
 set -euo pipefail
@@ -89,6 +91,15 @@ for port in (s3, iceberg):
             time.sleep(0.5)
 PY
 echo "== object-store pass: weed mini S3 127.0.0.1:$S3, REST catalog 127.0.0.1:$ICEBERG ($DATA)"
+
+if [ "${1:-}" = "--run" ]; then
+  shift
+  AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$SECRET" AWS_REGION=us-east-1 \
+    AURA_HOME="$DATA/home" AURA_CATALOG_URI="http://127.0.0.1:$ICEBERG" \
+    AURA_CATALOG_CREDENTIAL="$KEY_ID:$SECRET" AURA_CATALOG_WAREHOUSE="s3://warehouse" \
+    AURA_WAREHOUSE="s3://aura/lake" AURA_S3_ENDPOINT="http://127.0.0.1:$S3" "$@"
+  exit $?
+fi
 
 export AURA_TEST_OBJSTORE=1 AURA_TEST_SERVERS=1
 export AURA_TEST_CATALOG_URI="http://127.0.0.1:$ICEBERG"
