@@ -32,6 +32,18 @@ SELECTION=(
   tests/test_experiments.py
   tests/test_dagster_wap.py
   tests/test_dagster_routing.py
+  tests/test_workflows.py
+  tests/test_backfill.py
+  tests/test_routing_ingest.py
+  tests/test_tiering.py
+  tests/test_quality.py
+  tests/test_cli_output.py
+  tests/test_cli_input.py
+  tests/test_doctor.py
+  tests/test_resources.py
+  tests/test_streams.py
+  tests/test_timeouts.py
+  tests/test_event_guards.py
 )
 
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/aura-objstore.XXXXXX")"
