@@ -245,3 +245,25 @@ def test_polars_reads_main_a_tag_and_a_branch_like_aura_sql(
         with lakehouse.sql(ref=ref) as s:
             sql_ids = _ids(s.arrow(f"SELECT decision_id FROM {DECISIONS}"))
         assert polars_ids == sql_ids and len(sql_ids) == {"main": 5, "v1": 2, "exp": 9}[ref]
+
+
+@needs_objstore
+def test_a_sql_catalog_with_an_s3_warehouse(tmp_path: Path) -> None:
+    import uuid
+
+    env = objstore_env()
+    env |= {"AURA_HOME": str(tmp_path), "AURA_WAREHOUSE": f"s3://aura/sql-{uuid.uuid4().hex[:8]}"}
+    del env["AURA_CATALOG_URI"], env["AURA_CATALOG_CREDENTIAL"], env["AURA_CATALOG_WAREHOUSE"]
+    lh = Lakehouse(Settings.from_env(env))  # SQLite catalog in AURA_HOME, files in the bucket
+    assert not lh.settings.rest_catalog and lh.settings.object_store
+    lh.append(DECISIONS, decisions(3))
+    refs.create_tag(lh.table(DECISIONS), "t")
+    lh.append(DECISIONS, decisions(2, start=10))
+    assert lh.table(DECISIONS).location().startswith(env["AURA_WAREHOUSE"])
+    assert lh.read(DECISIONS, branch="t").num_rows == 3
+    with lh.sql() as s:
+        assert s.views[DECISIONS].reader == "read_parquet"
+        assert s.execute(f"SELECT count(*) FROM {DECISIONS}").fetchall() == [(5,)]
+        assert s.execute(f"SELECT count(*) FROM {DECISIONS}_at_ref('t')").fetchall() == [(3,)]
+        with pytest.raises(duckdb.PermissionException):
+            s.execute("SELECT * FROM glob('s3://elsewhere/*')").fetchall()
