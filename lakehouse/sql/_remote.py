@@ -22,6 +22,7 @@ from pyiceberg.catalog.rest import RestCatalog
 
 from lakehouse.settings import DEFAULT_REGION, NAMESPACE, is_object_store
 from lakehouse.sql._guard import quote_identifier, quote_literal
+from lakehouse.table.rest import client_credential
 
 ATTACHED = "aura_lake"
 """The name of the attached REST catalog inside a session."""
@@ -96,8 +97,12 @@ def remote_for(catalog: Catalog, locations: list[str]) -> Remote | None:
         buckets=tuple(buckets),
         rest_uri=str(catalog.properties["uri"]) if rest else None,
         rest_warehouse=str(catalog.properties.get("warehouse") or "") if rest else None,
-        credential=str(catalog.properties.get("credential") or "") or None if rest else None,
+        credential=_credential(catalog) if isinstance(catalog, RestCatalog) else None,
     )
+
+
+def _credential(catalog: RestCatalog) -> str | None:
+    return client_credential(catalog) or catalog.properties.get("credential") or None
 
 
 def bucket_of(location: str) -> str:

@@ -43,7 +43,7 @@ def open_catalog(settings: Settings) -> Catalog:
     """
     io = tuple(sorted(settings.s3_properties().items())) if _needs_s3(settings) else ()
     if settings.rest_catalog:
-        from lakehouse.table._rest import open_rest_catalog
+        from lakehouse.table.rest import open_rest_catalog
 
         return open_rest_catalog(
             settings.catalog_uri,

@@ -20,6 +20,15 @@ from lakehouse.settings import NAMESPACE, redact_text, redact_url
 REQUEST_TIMEOUT_S = 30
 
 
+def client_credential(catalog: RestCatalog) -> str | None:
+    """The ``client_id:client_secret`` a catalog opened here authenticates with (or None)."""
+    auth = catalog.properties.get("auth")
+    oauth2 = auth.get("oauth2") if isinstance(auth, dict) else None
+    if not isinstance(oauth2, dict):
+        return None
+    return f"{oauth2['client_id']}:{oauth2['client_secret']}"
+
+
 def oauth2_server_uri(uri: str) -> str:
     """The REST catalog's OAuth2 token endpoint (the spec's ``/v1/oauth/tokens``)."""
     return f"{uri.rstrip('/')}/v1/oauth/tokens"
@@ -42,22 +51,31 @@ def open_rest_catalog(
         StoreUnavailableError: the catalog does not answer, or refuses the credential.
     """
     props = dict(io)
-    options: dict[str, str] = {
+    options: dict[str, object] = {
         "uri": uri,
         "warehouse": warehouse,
         "timeout": str(REQUEST_TIMEOUT_S),
         **props,
     }
     if credential:
-        options["credential"] = credential
-        options["oauth2-server-uri"] = oauth2_server_uri(uri)
+        # pyiceberg's OAuth2 manager renews the token before it expires (the legacy
+        # ``credential`` property does not: a process running past the token's life would fail).
+        client_id, _, client_secret = credential.partition(":")
+        options["auth"] = {
+            "type": "oauth2",
+            "oauth2": {
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "token_url": oauth2_server_uri(uri),
+            },
+        }
     elif "s3.access-key-id" in props:
         options["rest.sigv4-enabled"] = "true"
         options["rest.signing-region"] = props.get("s3.region", "us-east-1")
     secrets = [s for s in (credential, props.get("s3.secret-access-key")) if s]
     secrets += [p for s in secrets for p in s.split(":") if len(p) >= 4]
     try:
-        catalog = RestCatalog(name, **options)
+        catalog = RestCatalog(name, **options)  # type: ignore[arg-type]
         with contextlib.suppress(NamespaceAlreadyExistsError):
             catalog.create_namespace(NAMESPACE)
     except Exception as exc:  # requests, OAuth and REST errors have many types
