@@ -303,3 +303,19 @@ def objstore_env() -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": os.environ["AURA_TEST_S3_SECRET"],
         "AWS_REGION": "us-east-1",
     }
+
+
+_PART_2 = "not on object storage yet (issue 23, part 2)"
+OBJSTORE_NOT_YET: dict[str, str] = {
+    "tests/maintenance/": f"expiry, orphans, compaction and backup/restore are {_PART_2}",
+    "tests/memory/test_memory_erase.py": (
+        f"it scans local files for erased bytes; erase on S3 is {_PART_2}"
+    ),
+    "tests/memory/test_encryption.py::test_every_copy_is_sealed_and_reads_open": (
+        f"it scans local files for ciphertext; scanning the bucket is {_PART_2}"
+    ),
+    "tests/memory/test_encryption.py::test_forget_removes_the_ciphertext_too": (
+        f"it scans local files for erased bytes; erase on S3 is {_PART_2}"
+    ),
+}
+"""Tests (node id prefixes) that the object-store pass skips, and why."""
