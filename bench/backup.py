@@ -23,6 +23,7 @@ from bench import emit
 from bench.timetravel import decisions
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.maintenance.backup import backup, restore, verify
+from lakehouse.table.catalog import close_catalog
 
 TABLE = "routing_decisions"
 
@@ -87,8 +88,8 @@ def main() -> None:
         assert [s.snapshot_id for s in again.table(TABLE).metadata.snapshots] == [
             s.snapshot_id for s in lh.table(TABLE).metadata.snapshots
         ], "restore changed the snapshots"
-        lh.catalog.engine.dispose()
-        again.catalog.engine.dispose()
+        close_catalog(lh.catalog)
+        close_catalog(again.catalog)
 
 
 if __name__ == "__main__":

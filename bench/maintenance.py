@@ -22,6 +22,7 @@ from bench import emit
 from bench.timetravel import decisions
 from lakehouse import Lakehouse, Lineage, Settings, maintenance
 from lakehouse.sql._guard import quote_literal
+from lakehouse.table.catalog import close_catalog
 
 TABLE = "routing_decisions"
 QUERY = (
@@ -70,7 +71,7 @@ def main() -> None:
         report = maintenance.compact(lh, TABLE)
         compact_s = time.perf_counter() - began
         after_runs, after = _scan(lh, repeat)
-        lh.catalog.engine.dispose()
+        close_catalog(lh.catalog)
 
     assert after == before, "compaction changed the query's answer"
     assert sum(row[2] for row in after) == base.num_rows  # type: ignore[misc]

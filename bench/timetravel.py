@@ -22,10 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bench import emit
+from bench import _s3, emit
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.sql import connect
 from lakehouse.sql._guard import quote_literal
+from lakehouse.table.catalog import close_catalog
 
 TABLE = "routing_decisions"
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -90,56 +91,65 @@ def main() -> None:
     rows = int(os.environ.get("AURA_BENCH_ROWS", "10000000"))
     repeat = int(os.environ.get("AURA_BENCH_REPEAT", "15"))
     with tempfile.TemporaryDirectory(prefix="aura-bench-timetravel-") as home:
-        lh = Lakehouse(Settings.from_env({"AURA_HOME": home}))
-        began = time.perf_counter()
-        days = 10  # one append (one snapshot, one day partition) per day
-        base = decisions(rows // days, seed=1)
-        for day in range(days):
-            lh.append(TABLE, shifted(base, day, day * base.num_rows), lineage=Lineage("bench"))
-        table = lh.table(TABLE)
-        snapshot = table.current_snapshot()
-        assert snapshot is not None
-        later = shifted(base, days, days * base.num_rows)  # must not be seen as of `snapshot`
-        lh.append(TABLE, later, lineage=Lineage("bench"))
-        rows = days * base.num_rows
-        emit("timetravel.build", time.perf_counter() - began, "s", rows=rows + later.num_rows)
+        _run(Lakehouse(Settings.from_env({"AURA_HOME": home})), rows, repeat, "timetravel")
+    if _s3.enabled():
+        # The configured object store and REST catalog (a scratch one: .ci/objstore.sh --run);
+        # the same query over the same bucket, read_parquet reading the snapshot's S3 files.
+        rows = int(os.environ.get("AURA_BENCH_S3_ROWS", str(rows)))
+        lh = Lakehouse(Settings.from_env())
+        _s3.fresh_table(lh, TABLE)
+        _run(lh, rows, repeat, "timetravel.s3")
 
-        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=snapshot.timestamp_ms)
-        files = [
-            task.file.file_path
-            for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()
-        ]
-        file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
 
-        began = time.perf_counter()
-        session = connect(lh.settings, catalog=lh.catalog, as_of=when)
-        emit("timetravel.connect", time.perf_counter() - began, "s", tables=len(session.views))
-        view = session.views[TABLE]
-        assert view.snapshot_id == snapshot.snapshot_id, "as_of resolved the wrong snapshot"
+def _run(lh: Lakehouse, rows: int, repeat: int, prefix: str) -> None:
+    began = time.perf_counter()
+    days = 10  # one append (one snapshot, one day partition) per day
+    base = decisions(rows // days, seed=1)
+    for day in range(days):
+        lh.append(TABLE, shifted(base, day, day * base.num_rows), lineage=Lineage("bench"))
+    table = lh.table(TABLE)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    later = shifted(base, days, days * base.num_rows)  # must not be seen as of `snapshot`
+    lh.append(TABLE, later, lineage=Lineage("bench"))
+    rows = days * base.num_rows
+    emit(f"{prefix}.build", time.perf_counter() - began, "s", rows=rows + later.num_rows)
 
-        con = session.connection
-        sources = {
-            "view": TABLE,
-            "macro": f"{TABLE}_at(TIMESTAMPTZ '{when.isoformat()}')",
-            "iceberg_scan": (
-                f"iceberg_scan({quote_literal(table.metadata_location)}, "
-                f"snapshot_from_id => {snapshot.snapshot_id})"
-            ),
-            "read_parquet": f"read_parquet({file_list})",
-        }
-        runs: dict[tuple[str, str], list[float]] = {}
-        results: dict[tuple[str, str], object] = {}
-        for round_ in range(repeat + 1):  # interleaved, so load changes hit every source alike
-            for query, template in QUERIES.items():
-                for name, source in sources.items():
-                    sql = template.format(source=source)
-                    began = time.perf_counter()
-                    run = con.execute if name == "read_parquet" else session.execute
-                    results[query, name] = run(sql).fetchall()
-                    if round_:  # round 0 warms the file cache and the metadata
-                        runs.setdefault((query, name), []).append(time.perf_counter() - began)
-        session.close()
-        lh.catalog.engine.dispose()
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=snapshot.timestamp_ms)
+    files = [
+        task.file.file_path for task in table.scan(snapshot_id=snapshot.snapshot_id).plan_files()
+    ]
+    file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+
+    began = time.perf_counter()
+    session = connect(lh.settings, catalog=lh.catalog, as_of=when)
+    emit(f"{prefix}.connect", time.perf_counter() - began, "s", tables=len(session.views))
+    view = session.views[TABLE]
+    assert view.snapshot_id == snapshot.snapshot_id, "as_of resolved the wrong snapshot"
+
+    con = session.connection
+    sources = {
+        "view": TABLE,
+        "macro": f"{TABLE}_at(TIMESTAMPTZ '{when.isoformat()}')",
+        "iceberg_scan": (
+            f"iceberg_scan({quote_literal(table.metadata_location)}, "
+            f"snapshot_from_id => {snapshot.snapshot_id})"
+        ),
+        "read_parquet": f"read_parquet({file_list})",
+    }
+    runs: dict[tuple[str, str], list[float]] = {}
+    results: dict[tuple[str, str], object] = {}
+    for round_ in range(repeat + 1):  # interleaved, so load changes hit every source alike
+        for query, template in QUERIES.items():
+            for name, source in sources.items():
+                sql = template.format(source=source)
+                began = time.perf_counter()
+                run = con.execute if name == "read_parquet" else session.execute
+                results[query, name] = run(sql).fetchall()
+                if round_:  # round 0 warms the file cache and the metadata
+                    runs.setdefault((query, name), []).append(time.perf_counter() - began)
+    session.close()
+    close_catalog(lh.catalog)
 
     total = sum(row[2] for row in results["aggregate", "read_parquet"])  # type: ignore[attr-defined]
     assert total == rows, f"time travel saw {total} rows, expected {rows}"
@@ -151,7 +161,7 @@ def main() -> None:
         base_runs = runs[query, "read_parquet"]
         base = statistics.median(base_runs)
         emit(
-            f"timetravel.{query}.read_parquet",
+            f"{prefix}.{query}.read_parquet",
             base,
             "s",
             rows=rows,
@@ -167,7 +177,7 @@ def main() -> None:
                 {"reader": view.reader, "goal_ratio": 1.3} if name == "view" else {}
             )
             emit(
-                f"timetravel.{query}.{label}",
+                f"{prefix}.{query}.{label}",
                 statistics.median(runs[query, name]),
                 "s",
                 baseline=base,

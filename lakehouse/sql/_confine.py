@@ -19,6 +19,7 @@ from pyiceberg.catalog import Catalog
 
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.sql._guard import quote_literal
+from lakehouse.sql._remote import object_prefix
 from lakehouse.sql._state import TableState
 
 
@@ -56,7 +57,7 @@ def open_duckdb() -> duckdb.DuckDBPyConnection:
         },
     )
     # LOAD '<file>' checks the signature and copies nothing into ~/.duckdb.
-    for name in ("avro", "iceberg"):
+    for name in ("avro", "iceberg"):  # httpfs too when the warehouse is in S3 (_remote)
         con.execute(f"LOAD {quote_literal(str(extension_path(name)))}")
     con.execute("LOAD icu")  # built in; needed for TIMESTAMPTZ and the UTC session time zone
     con.execute("SET TimeZone = 'UTC'")
@@ -74,13 +75,21 @@ def local_dir(location: str) -> str | None:
     return str(path).rstrip("/") + "/"
 
 
+def locations(catalog: Catalog, states: Mapping[str, TableState]) -> list[str]:
+    """The warehouse and every table's location."""
+    found = [str(catalog.properties.get("warehouse") or "")]
+    found += [s.table.location() for s in states.values() if s.table is not None]
+    return [loc for loc in found if loc]
+
+
 def allowed_directories(catalog: Catalog, states: Mapping[str, TableState]) -> list[str]:
-    """The warehouse and every table's location: the only places a session may read."""
-    locations = [str(catalog.properties.get("warehouse") or "")]
-    locations += [s.table.location() for s in states.values() if s.table is not None]
-    found = {d for d in (local_dir(loc) for loc in locations if loc) if d}
+    """The warehouse and every table's location: the only places a session may read (in an
+    object store, those prefixes of their bucket)."""
+    places = locations(catalog, states)
+    found = {d for d in (local_dir(loc) for loc in places) if d}
     # The same directories through any symlink, as DuckDB may see either spelling.
     found |= {str(Path(d).resolve()).rstrip("/") + "/" for d in found}
+    found |= {object_prefix(loc) for loc in places if loc.startswith(("s3://", "s3a://"))}
     return sorted(found)
 
 

@@ -19,6 +19,7 @@ from pyiceberg.schema import Schema
 
 from lakehouse.exceptions import RefError
 from lakehouse.sql._guard import quote_identifier, quote_literal
+from lakehouse.sql._remote import Remote
 from lakehouse.sql._state import TableState, TimeTravelError, format_ms
 from lakehouse.sql._types import UnsupportedTypeError, duckdb_type, has_struct
 from lakehouse.table.registry import spec_for
@@ -35,7 +36,7 @@ class ViewInfo:
     table: str
     source: str  # main | as_of | ref | snapshot
     snapshot_id: int | None
-    reader: str  # read_parquet | iceberg_scan | empty | unavailable
+    reader: str  # read_parquet | iceberg_scan | attached | empty | unavailable
     data_files: int
     error: str | None = None
 
@@ -49,6 +50,7 @@ def create_view(
     pin: int | None,
     read_files: set[str],
     scope: TenantScope | None = None,
+    remote: Remote | None = None,
 ) -> ViewInfo:
     name = state.name
     snapshot_id: int | None
@@ -88,7 +90,7 @@ def create_view(
     current = source == "main" and (
         state.table is not None and snapshot_id == state.table.metadata.current_snapshot_id
     )
-    body, reader, files = scan_sql(state, snapshot_id, schema, current=current)
+    body, reader, files = scan_sql(state, snapshot_id, schema, current=current, remote=remote)
     if snapshot_id is not None and state.table is not None and reader != "empty":
         read_files.update(
             task.file.file_path for task in state.table.scan(snapshot_id=snapshot_id).plan_files()
@@ -102,14 +104,24 @@ def create_view(
 
 
 def scan_sql(
-    state: TableState, snapshot_id: int | None, schema: Schema, *, current: bool
+    state: TableState,
+    snapshot_id: int | None,
+    schema: Schema,
+    *,
+    current: bool,
+    remote: Remote | None = None,
 ) -> tuple[str, str, int]:
-    """SQL that reads one snapshot: Parquet files directly when possible, else iceberg_scan."""
+    """SQL that reads one snapshot: from an attached REST catalog, else Parquet files directly
+    when possible, else iceberg_scan."""
     if snapshot_id is None or state.table is None:
         return empty_sql(schema), "empty", 0
     tasks = list(state.table.scan(snapshot_id=snapshot_id).plan_files())
     if not tasks:
         return empty_sql(schema), "empty", 0
+    # DuckDB reads a snapshot with that snapshot's schema; a branch after a schema change reads
+    # with the table's (Iceberg's rule), which the field-id mapped read below gives.
+    if remote is not None and remote.attached and state.schema_of(snapshot_id) == schema:
+        return remote.table_sql(state.name, snapshot_id), "attached", len(tasks)
     at = "" if current else f", snapshot_from_id => {snapshot_id}"
     fallback = f"SELECT * FROM iceberg_scan({quote_literal(state.metadata_location or '')}{at})"
     # Files added without Iceberg field ids (add_files sets a name mapping) can only be read by

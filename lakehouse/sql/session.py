@@ -28,9 +28,17 @@ from lakehouse.exceptions import (
     UnknownTableError,
 )
 from lakehouse.settings import Settings
-from lakehouse.sql._confine import allowed_directories, confine, open_duckdb, outside
+from lakehouse.sql._confine import (
+    allowed_directories,
+    confine,
+    extension_path,
+    locations,
+    open_duckdb,
+    outside,
+)
 from lakehouse.sql._guard import check_read_only, check_ref_name, check_tenant_query
 from lakehouse.sql._metadata import METADATA_VIEWS, create_metadata
+from lakehouse.sql._remote import Remote, remote_for
 from lakehouse.sql._state import TableState, TimeTravelError, format_ms, load_states, to_millis
 from lakehouse.sql._views import (
     MACRO_SUFFIXES,
@@ -247,7 +255,13 @@ def connect(
                     states[name] = states[name].with_main(before)
         allowed = allowed_directories(catalog, states)
         session = _build(
-            states, when=when, ref=ref, pins=snapshots or {}, allowed=allowed, tenant=tenant
+            states,
+            when=when,
+            ref=ref,
+            pins=snapshots or {},
+            allowed=allowed,
+            tenant=tenant,
+            remote=remote_for(catalog, locations(catalog, states)),
         )
         session.statement_timeout = statement_timeout or None
         if when is None and ref is None and publishing.live():
@@ -283,6 +297,7 @@ def _build(
     pins: Mapping[str, int],
     allowed: list[str],
     tenant: str | None = None,
+    remote: Remote | None = None,
 ) -> SqlSession:
     for name, snapshot_id in pins.items():
         short = name.removeprefix("aura.")
@@ -308,6 +323,8 @@ def _build(
 
     con = open_duckdb()
     try:
+        if remote is not None:
+            remote.prepare(con, str(extension_path("httpfs")))
         con.execute("CREATE SCHEMA aura")
         views = {}
         read_files: set[str] = set()
@@ -321,6 +338,7 @@ def _build(
                 pin=pins.get(name),
                 read_files=read_files,
                 scope=scope,
+                remote=remote,
             )
             create_macros(con, state, scope)
         create_metadata(con, states, views, tenant=tenant is not None)

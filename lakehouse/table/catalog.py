@@ -1,10 +1,18 @@
-"""Access to the Iceberg SQL catalog that holds every aura table.
+"""Access to the Iceberg catalog that holds every aura table: a SQL catalog (SQLite or
+PostgreSQL) or a REST catalog (``AURA_CATALOG_URI=http(s)://...``).
 
-Before a process uses a catalog, :func:`open_catalog` checks that the home is usable
+Data and metadata files are read and written only through the catalog's FileIO (pyiceberg's
+pyarrow file systems), with the S3 endpoint and credentials of :meth:`Settings.s3_properties`,
+so a ``file://`` and an ``s3://`` warehouse take the same code path. Secrets go to the clients
+only; errors show the catalog URL with passwords redacted and never a credential.
+
+Before a process uses a SQL catalog, :func:`open_catalog` checks that the home is usable
 (:func:`check_home`): no restore into it is unfinished (``aura restore`` marks the namespace
 before it writes anything and clears the mark when every table is registered), and every table
 the catalog names lies under ``AURA_WAREHOUSE`` (a copied AURA_HOME's catalog still names the
-original's files, so its writes would land in the original's warehouse).
+original's files, so its writes would land in the original's warehouse). A REST catalog is not
+checked: it is not part of an AURA_HOME (``aura backup``/``restore`` refuse it) and its server
+decides where tables lie.
 """
 
 from __future__ import annotations
@@ -15,14 +23,16 @@ import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from pyiceberg.io import FileIO, load_file_io
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from lakehouse.exceptions import HomeStateError, StoreUnavailableError
+from lakehouse.exceptions import ConfigurationError, HomeStateError, StoreUnavailableError
 from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
 from lakehouse.table.paths import normalise
 
@@ -38,23 +48,54 @@ RESTORE_MARKER = "aura.restore-in-progress"
 _CHECKED: set[tuple[str, str, str]] = set()  # catalogs this process found usable
 
 
-def open_catalog(settings: Settings, *, check: bool = True) -> SqlCatalog:
-    """Open (and initialise on first use) the SQL catalog named by ``settings``.
+def open_catalog(settings: Settings, *, check: bool = True) -> Catalog:
+    """Open (and initialise on first use) the catalog named by ``settings``.
 
     The SQLite catalog file and the file warehouse are created under ``AURA_HOME`` when needed.
-    Catalogs are cached per process and share one connection pool per database URL. The first
-    open in a process checks the home (:func:`check_home`); ``check=False`` is for ``aura
-    restore`` alone, which repairs what the check refuses.
+    Catalogs are cached per process; SQL catalogs share one connection pool per database URL.
+    The first open of a SQL catalog in a process checks the home (:func:`check_home`);
+    ``check=False`` is for ``aura restore`` alone, which repairs what the check refuses.
 
     Raises:
-        HomeStateError: a restore into this catalog did not finish, or the catalog names tables
-            outside ``AURA_WAREHOUSE``.
+        StoreUnavailableError: the catalog (or, for a REST catalog, its token endpoint) does
+            not answer or refuses the credential.
+        HomeStateError: a restore into this SQL catalog did not finish, or the catalog names
+            tables outside ``AURA_WAREHOUSE``.
     """
+    io = tuple(sorted(settings.s3_properties().items())) if _needs_s3(settings) else ()
+    if settings.rest_catalog:
+        from lakehouse.table.rest import open_rest_catalog
+
+        return open_rest_catalog(
+            settings.catalog_uri,
+            settings.catalog_name,
+            settings.catalog_warehouse or settings.warehouse,
+            settings.catalog_credential,
+            io,
+        )
     key = (with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse)
-    catalog = _open_catalog(*key)
+    catalog = _open_catalog(*key, io)
     if check and key not in _CHECKED:
         check_home(catalog, settings)
         _CHECKED.add(key)
+    return catalog
+
+
+def open_sql_catalog(settings: Settings, purpose: str, *, check: bool = True) -> SqlCatalog:
+    """The SQL catalog of ``settings``, for ``purpose`` (e.g. "backup"), which reads the
+    catalog's own database; ``check`` as for :func:`open_catalog`.
+
+    Raises:
+        ConfigurationError: ``AURA_CATALOG_URI`` names a REST catalog.
+    """
+    if settings.rest_catalog:
+        raise ConfigurationError(
+            f"{purpose} needs a SQL catalog (SQLite or PostgreSQL) and AURA_CATALOG_URI names a "
+            f"REST catalog ({redact_url(settings.catalog_uri)}); run it with a SQL catalog "
+            "configured (AURA_CATALOG_URI=postgresql://... or unset)"
+        )
+    catalog = open_catalog(settings, check=check)
+    assert isinstance(catalog, SqlCatalog)  # not REST, so _open_catalog made it
     return catalog
 
 
@@ -108,6 +149,22 @@ def check_home(catalog: SqlCatalog, settings: Settings) -> None:
         )
 
 
+def warehouse_io(settings: Settings) -> FileIO:
+    """The file-system layer of the warehouse (pyiceberg's FileIO for ``file:`` and ``s3://``),
+    configured with the S3 endpoint and credentials."""
+    return load_file_io(settings.s3_properties() if _needs_s3(settings) else {}, settings.warehouse)
+
+
+def close_catalog(catalog: Catalog) -> None:
+    """Release a catalog's connections (a SQL catalog's pool; a REST catalog holds none)."""
+    if isinstance(catalog, SqlCatalog):
+        catalog.engine.dispose()
+
+
+def _needs_s3(settings: Settings) -> bool:
+    return settings.object_store or settings.rest_catalog or bool(settings.s3_endpoint)
+
+
 def with_timeouts(uri: str) -> str:
     """A PostgreSQL URL with a connect timeout and a statement timeout unless it sets them.
 
@@ -133,7 +190,9 @@ def _engine(uri: str) -> Engine:
 
 
 @functools.cache
-def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
+def _open_catalog(
+    uri: str, name: str, warehouse: str, io: tuple[tuple[str, str], ...] = ()
+) -> SqlCatalog:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if warehouse.startswith("file:"):
@@ -141,7 +200,9 @@ def _open_catalog(uri: str, name: str, warehouse: str) -> SqlCatalog:
     try:
         with _engine(uri).connect():  # one attempt, bounded by connect_timeout, before pyiceberg's
             pass
-        catalog = SqlCatalog(name, uri=uri, warehouse=warehouse, init_catalog_tables="true")
+        catalog = SqlCatalog(
+            name, uri=uri, warehouse=warehouse, init_catalog_tables="true", **dict(io)
+        )
     except Exception as exc:  # SQLAlchemy raises many driver-specific types
         raise StoreUnavailableError(
             f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__} "

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import BadRequestError, CommitFailedException
 from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
@@ -140,7 +140,7 @@ def as_commit_conflict(commit: Callable[[], object]) -> None:
     """
     try:
         commit()
-    except ValueError as exc:
+    except (ValueError, BadRequestError) as exc:  # BadRequestError: a REST catalog's refusal
         if not is_commit_conflict(exc):
             raise
         raise CommitFailedException(f"another branch committed meanwhile: {exc}") from exc

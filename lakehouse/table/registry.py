@@ -197,12 +197,15 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
     try:
         table = catalog.load_table(spec.identifier)
     except NoSuchTableError:
-        return catalog.create_table_if_not_exists(
+        catalog.create_table_if_not_exists(
             spec.identifier,
             schema=spec.schema,
             partition_spec=spec.partition_spec,
             properties={**TABLE_PROPERTIES, "comment": spec.description},
         )
+        # The table the catalog kept: a REST catalog may answer two racing creates with two
+        # tables and keep one (SeaweedFS does), and a handle on the other never commits.
+        return catalog.load_table(spec.identifier)
     stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
     if stale:
         with table.transaction() as tx:

@@ -2,7 +2,8 @@
 
 Only lost commit races are retried: pyiceberg's ``CommitFailedException`` (a requirement such as
 ``AssertRefSnapshotId`` no longer held) and the stale-sequence ``ValueError`` the catalog raises
-when another branch of the same table committed meanwhile (:func:`is_commit_conflict`). Any
+when another branch of the same table committed meanwhile (a REST catalog's ``BadRequestError``
+saying the same; :func:`is_commit_conflict`). Any
 other error propagates at once. Between attempts the policy calls ``on_conflict`` (typically
 ``table.refresh``) and sleeps an exponentially growing, jittered delay. When every attempt lost,
 it raises :class:`~lakehouse.exceptions.CommitConflictError` saying what to do.
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import BadRequestError, CommitFailedException
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from lakehouse.exceptions import CommitConflictError, StoreUnavailableError
@@ -38,10 +39,17 @@ T = TypeVar("T")
 STALE_SEQUENCE = "older than last sequence number"
 
 
+REST_STALE_SEQUENCE = "must be > than last sequence number"
+"""A REST catalog's (SeaweedFS) refusal of a snapshot whose sequence number another branch's
+commit overtook: the same lost race, reported as a 400 Bad Request."""
+
+
 def is_commit_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` reports a lost commit race (and only that)."""
     if isinstance(exc, CommitFailedException):
         return True
+    if isinstance(exc, BadRequestError):
+        return REST_STALE_SEQUENCE in str(exc)
     return isinstance(exc, ValueError) and STALE_SEQUENCE in str(exc)
 
 
@@ -116,7 +124,7 @@ class RetryPolicy:
                 return action()
             except (OperationalError, InterfaceError) as exc:
                 raise catalog_unavailable(exc, what) from None
-            except (CommitFailedException, ValueError) as exc:
+            except (CommitFailedException, BadRequestError, ValueError) as exc:
                 if not is_commit_conflict(exc):
                     raise
                 if attempt == self.attempts:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from helpers import GRAPH_RUNS, graph_builder, thread_config
+from helpers import GRAPH_RUNS, graph_builder, objstore_env, thread_config
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.checkpoints import (
@@ -211,7 +211,7 @@ def _env(settings: Settings) -> dict[str, str]:
         AURA_CATALOG_NAME=settings.catalog_name,
         AURA_WAREHOUSE=settings.warehouse,
     )
-    return env
+    return env | objstore_env()  # the object-store pass: the same S3 warehouse and REST catalog
 
 
 @pytest.mark.process

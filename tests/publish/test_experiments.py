@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
-from helpers import decisions
+from helpers import decisions, objstore_env
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import NotFastForwardError, RefError
@@ -175,7 +175,7 @@ def test_cli_branch_and_tag_round_trip(lakehouse: Lakehouse, settings: Settings)
         "AURA_CATALOG_URI": settings.catalog_uri,
         "AURA_CATALOG_NAME": settings.catalog_name,
         "AURA_WAREHOUSE": settings.warehouse,
-    }
+    } | objstore_env()
     runner = CliRunner(env=env)
 
     def aura(*args: str) -> str:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import OBJSTORE, OBJSTORE_SKIP
 from pyiceberg.types import StringType
 
 from lakehouse import Lakehouse, Lineage
@@ -22,6 +23,7 @@ from lakehouse.exceptions import (
     UnknownTableError,
 )
 from lakehouse.sql import SqlSession, TimeTravelError, connect
+from lakehouse.table.catalog import close_catalog
 from lakehouse.table.writer import conform
 
 DAY1 = date(2026, 11, 20)
@@ -75,7 +77,7 @@ def rows(table: pa.Table, key: str = "decision_id") -> list[dict[str, object]]:
 @pytest.fixture
 def lh(lakehouse: Lakehouse) -> Iterator[Lakehouse]:
     yield lakehouse
-    lakehouse.catalog.engine.dispose()
+    close_catalog(lakehouse.catalog)
 
 
 def session(lh: Lakehouse, **options: object) -> SqlSession:
@@ -102,7 +104,7 @@ def test_current_main_and_empty_tables(lh: Lakehouse, history: dict[str, int]) -
         got = s.arrow(f"SELECT * FROM {DECISIONS}")
         assert rows(got) == rows(lh.table(DECISIONS).scan().to_arrow())
         assert s.execute(f"SELECT count(*) FROM aura.{DECISIONS}").fetchone() == (7,)
-        assert s.views[DECISIONS].reader == "read_parquet"
+        assert s.views[DECISIONS].reader == ("attached" if OBJSTORE else "read_parquet")
         assert s.views[DECISIONS].snapshot_id == history["last"]
         # A registered table without any snapshot is an empty view with its columns.
         empty = s.arrow(f"SELECT * FROM {REJECTED}")
@@ -143,12 +145,17 @@ def test_as_of_never_lands_inside_a_commit(lh: Lakehouse, history: dict[str, int
         flags = s.execute(
             "SELECT snapshot_id, intermediate FROM aura_history WHERE table_name = ?", [DECISIONS]
         ).fetchall()
-        assert dict(flags) == {
+        expected_flags = {
             history["first"]: False,
             history["second"]: False,
             history["delete"]: True,
             history["last"]: False,
         }
+        if OBJSTORE and history["delete"] not in dict(flags):
+            # SeaweedFS's REST catalog logs only the commit's last snapshot in main's history:
+            # the DELETE was never current there, so it is no state to land on either.
+            del expected_flags[history["delete"]]
+        assert dict(flags) == expected_flags
 
 
 def test_join_across_tables_as_of(lh: Lakehouse) -> None:
@@ -264,12 +271,15 @@ def test_schema_evolution_read_by_field_id(lh: Lakehouse, history: dict[str, int
     expected = table.scan().to_arrow()
     with session(lh) as s:
         got = s.arrow(f"SELECT * FROM {DECISIONS}")
-        assert s.views[DECISIONS].reader == "read_parquet"
+        # On the REST catalog the view reads the files too (DuckDB's attached catalog would
+        # read the snapshot's old schema).
+        assert s.views[DECISIONS].reader in (("iceberg_scan",) if OBJSTORE else ("read_parquet",))
     assert got.column_names == expected.column_names
     assert rows(got) == rows(expected)
     assert {r["tenant"] for r in got.to_pylist()} == {"acme"}
 
 
+@OBJSTORE_SKIP  # it adds a local file: an object-store session reads only the bucket
 def test_files_added_without_field_ids(lh: Lakehouse, tmp_path: Path) -> None:
     table = lh.table(DECISIONS)
     data = conform(lh.spec(DECISIONS), table, decisions(4, DAY1))
