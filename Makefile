@@ -34,8 +34,8 @@ test: install lint
 	$(PYTEST)
 	@if $(SERVERS_UP) 2>/dev/null; then \
 		echo "== server pass: PostgreSQL catalog + Redis server"; \
-		AURA_TEST_SERVERS=1 $(PYTEST); \
-		echo "== object-store pass (selection): S3 warehouse + Iceberg REST catalog on SeaweedFS"; \
+		AURA_TEST_SERVERS=1 $(PYTEST) && \
+		echo "== object-store pass (selection): S3 warehouse + Iceberg REST catalog on SeaweedFS" && \
 		PY=$(PY) bash .ci/objstore.sh --quick; \
 	else \
 		echo "== server pass skipped: no PostgreSQL on 127.0.0.1:5432 or Redis on 127.0.0.1:6379"; \

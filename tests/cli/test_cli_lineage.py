@@ -60,7 +60,9 @@ def test_router_train_runs_in_dagster_and_a_refused_request_writes_nothing(
 
     instance = open_instance(in_aura_env)
     try:
-        runs = instance.get_runs(RunsFilter(tags={CLI_TAG: "router train"}))
+        # The newest runs: on the server pass the instance's storage is shared by the worker's
+        # tests, one after another.
+        runs = instance.get_runs(RunsFilter(tags={CLI_TAG: "router train"}), limit=2)
         assert sorted(r.job_name for r in runs) == ["router_retrain", "router_training"]
         assert all(r.is_success and r.remote_job_origin is not None for r in runs)
         run_ids = {r.run_id for r in runs}
@@ -84,7 +86,7 @@ def test_backfill_runs_carry_the_code_locations_origin(in_aura_env: Settings, re
     _aura("backfill", "routing_decisions", "--from", day.isoformat(), "--to", day.isoformat())
     instance = open_instance(in_aura_env)
     try:
-        (run,) = instance.get_runs(RunsFilter(tags={CLI_TAG: "backfill"}))
+        (run,) = instance.get_runs(RunsFilter(tags={CLI_TAG: "backfill"}), limit=1)
         assert run.is_success and run.remote_job_origin is not None
         assert run.remote_job_origin.location_name == "aura"
         lh = Lakehouse(in_aura_env)
@@ -95,10 +97,12 @@ def test_backfill_runs_carry_the_code_locations_origin(in_aura_env: Settings, re
 
 
 def _cli_run(settings: Settings, command: str):  # type: ignore[no-untyped-def]
-    """The one run ``command`` launched: successful, with the code location's origin."""
+    """The run ``command`` launched (the newest with its tag: on the server pass the storage is
+    shared by the worker's tests, one after another): successful, with the code location's
+    origin."""
     instance = open_instance(settings)
     try:
-        (run,) = instance.get_runs(RunsFilter(tags={CLI_TAG: command}))
+        (run,) = instance.get_runs(RunsFilter(tags={CLI_TAG: command}), limit=1)
     finally:
         instance.dispose()
     assert run.is_success and run.remote_job_origin is not None
