@@ -173,6 +173,28 @@ def _start_of(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else ""
 
 
+# pyiceberg's SQL catalog keeps a namespace property's value in VARCHAR(1000) (PostgreSQL enforces
+# it): a journal is stored as its part count under its key and its JSON in parts of this size.
+_PART_CHARS = 900
+_PART = "#part-"
+
+
+def _encoded(journal: Journal) -> dict[str, str]:
+    """The namespace properties holding ``journal``: its key names the number of parts."""
+    text = journal.to_json()
+    parts = [text[i : i + _PART_CHARS] for i in range(0, len(text), _PART_CHARS)]
+    return {journal.key: str(len(parts))} | {
+        f"{journal.key}{_PART}{i}": part for i, part in enumerate(parts)
+    }
+
+
+def _decoded(properties: Mapping[str, str], key: str, value: str) -> str:
+    """A journal's JSON from its parts (or, as written before parts, whole under its key)."""
+    if value.startswith("{"):
+        return value
+    return "".join(properties[f"{key}{_PART}{i}"] for i in range(int(value)))
+
+
 def read(catalog: Catalog) -> Journals:
     """The journals in the catalog (one catalog query)."""
     try:
@@ -181,10 +203,10 @@ def read(catalog: Catalog) -> Journals:
         return Journals(0)
     journals = []
     for key, value in sorted(properties.items()):
-        if not key.startswith(PREFIX):
+        if not key.startswith(PREFIX) or _PART in key:
             continue
         try:
-            journals.append(Journal.from_json(value))
+            journals.append(Journal.from_json(_decoded(properties, key, value)))
         except (ValueError, KeyError, TypeError):
             log.error("ignoring an unreadable publish journal %s: %r", key, value[:200])
     return Journals(int(properties.get(GENERATION, "0") or 0), tuple(journals))
@@ -204,20 +226,22 @@ def begin(catalog: Catalog, journal: Journal) -> None:
         )
     catalog.update_namespace_properties(
         NAMESPACE,
-        updates={journal.key: journal.to_json(), GENERATION: str(current.generation + 1)},
+        updates={**_encoded(journal), GENERATION: str(current.generation + 1)},
     )
 
 
 def mark(catalog: Catalog, journal: Journal, state: str) -> Journal:
     """Record that ``journal`` changed state (e.g. it is rolling back)."""
     changed = replace(journal, state=state)
-    catalog.update_namespace_properties(NAMESPACE, updates={changed.key: changed.to_json()})
+    catalog.update_namespace_properties(NAMESPACE, updates=_encoded(changed))
     return changed
 
 
 def end(catalog: Catalog, journal: Journal) -> None:
     """Remove the journal: every table is published, or every table is back where it was."""
-    catalog.update_namespace_properties(NAMESPACE, removals={journal.key})
+    properties = catalog.load_namespace_properties(NAMESPACE)
+    parts = {k for k in properties if k.startswith(journal.key + _PART)}
+    catalog.update_namespace_properties(NAMESPACE, removals={journal.key, *parts})
 
 
 def advance(table: Table, move: Move, tag: str | None, tag_max_ref_age_ms: int | None) -> None:
@@ -332,7 +356,7 @@ def settle(catalog: Catalog, journal: Journal) -> str:
     """
     # Take the journal over, so that readers wait for this settle rather than start another.
     journal = replace(journal, owner=Owner.me())
-    catalog.update_namespace_properties(NAMESPACE, updates={journal.key: journal.to_json()})
+    catalog.update_namespace_properties(NAMESPACE, updates=_encoded(journal))
     tables = {m.table: _load(catalog, m) for m in journal.moves}
     forward = journal.state == PUBLISHING and all(
         _can_advance(tables[m.table], m) for m in journal.moves
