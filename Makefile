@@ -46,7 +46,7 @@ test: install lint
 # PostgreSQL when it answers. Figures go to .reliability.jsonl and the table of RELIABILITY.md.
 RELIABILITY_RUN = rm -f .reliability.jsonl; \
 	if $(SERVERS_UP) 2>/dev/null; then export AURA_TEST_SERVERS=1; fi; \
-	AURA_RELIABILITY_OUT=$(CURDIR)/.reliability.jsonl $(PY) -m pytest -q -m reliability tests/reliability \
+	AURA_RELIABILITY_OUT=$(CURDIR)/.reliability.jsonl $(PYTEST) -m reliability tests/reliability \
 	&& $(PY) tests/reliability/report.py .reliability.jsonl RELIABILITY.md
 reliability: install
 	@echo "== reliability suite"

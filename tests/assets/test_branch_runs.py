@@ -62,6 +62,7 @@ def _metadata(instance: dg.DagsterInstance, key: str) -> dict:  # type: ignore[t
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
+@pytest.mark.slow
 def test_routing_pipeline_and_retrain_on_a_branch_leave_main_untouched(
     in_aura_env: Settings,
     redis_client,  # type: ignore[no-untyped-def]
@@ -135,6 +136,7 @@ def test_a_read_falls_back_to_main_only_for_tables_the_branch_lacks(
     assert main.read("routing_decisions").num_rows == 20
 
 
+@pytest.mark.slow
 def test_backfill_on_a_branch_summarises_the_branchs_decisions(
     in_aura_env: Settings,
     redis_client,  # type: ignore[no-untyped-def]

@@ -67,6 +67,7 @@ def test_asset_archives_the_day_then_trims_hot(in_aura_env: Settings, threads: l
         ] == before[threads[0]]
 
 
+@pytest.mark.slow
 def test_cli_show_and_restore(in_aura_env: Settings, threads: list[str]) -> None:
     runner = CliRunner()
     day = datetime.now(UTC).date().isoformat()

@@ -4,6 +4,7 @@ like, and the hot store is labelled with the database it really is."""
 import re
 from datetime import UTC, datetime
 
+import pytest
 from click.testing import CliRunner
 
 from aura_assets.checkpoints.assets import WORKFLOWS, hot_store_kind
@@ -13,6 +14,7 @@ from lakehouse.checkpoints import AuraCheckpointSaver, archive_checkpoints
 from lakehouse.simulate.agents import run_workflows
 
 
+@pytest.mark.slow
 def test_archive_bytes_compare_what_was_added(in_aura_env: Settings) -> None:
     report = run_workflows(in_aura_env, 2, 7, prefix="figures")
     try:

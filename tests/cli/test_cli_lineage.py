@@ -39,6 +39,7 @@ def _aura(*args: str) -> str:
     return done.output
 
 
+@pytest.mark.slow
 def test_router_train_runs_in_dagster_and_a_refused_request_writes_nothing(
     in_aura_env: Settings,
 ) -> None:
@@ -114,6 +115,7 @@ def _written_by(lh: Lakehouse, table: str) -> set[str]:
     return {p["aura.run-id"] for p in _snapshots(lh, table) if p.get("aura.run-id")}
 
 
+@pytest.mark.slow
 def test_memory_compact_runs_in_dagster(in_aura_env: Settings) -> None:
     from lakehouse.memory import MemoryStore
 
@@ -128,6 +130,7 @@ def test_memory_compact_runs_in_dagster(in_aura_env: Settings) -> None:
     assert _written_by(Lakehouse(in_aura_env), "memories") == {run.run_id}
 
 
+@pytest.mark.slow
 def test_checkpoints_archive_runs_in_dagster(in_aura_env: Settings) -> None:
     from helpers import graph_builder, thread_config
 
@@ -147,6 +150,7 @@ def test_checkpoints_archive_runs_in_dagster(in_aura_env: Settings) -> None:
     assert _written_by(lh, "workflow_checkpoints") == {run.run_id}
 
 
+@pytest.mark.slow
 def test_maintain_commits_in_a_dagster_run_and_a_dry_run_in_none(in_aura_env: Settings) -> None:
     from helpers import decisions
 

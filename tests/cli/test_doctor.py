@@ -17,6 +17,7 @@ def test_doctor_passes_on_the_embedded_defaults(in_aura_env: Settings) -> None:
         assert any(line.startswith("ok") and store in line for line in result.output.splitlines())
 
 
+@pytest.mark.slow
 def test_doctor_names_dead_stores_and_their_variables(
     in_aura_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

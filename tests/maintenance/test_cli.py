@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from helpers import TABLE
 
@@ -10,6 +11,7 @@ from lakehouse import Lakehouse
 from lakehouse.table import refs
 
 
+@pytest.mark.slow
 def test_maintain_dry_run_then_for_real(in_aura_env, small_files: Lakehouse) -> None:  # type: ignore[no-untyped-def]
     lh = small_files
     head = refs.head(lh.table(TABLE))

@@ -246,6 +246,7 @@ def test_a_malformed_key_is_refused_without_echoing_it(aura_env: dict[str, str],
         assert "urlsafe base64" in str(exc.value)
 
 
+@pytest.mark.slow
 def test_cli_never_shows_the_key(in_aura_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
     old, new = new_key(), new_key()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from aura_assets.cli import main
 from lakehouse import Settings
 
 
+@pytest.mark.slow
 def test_cli_round_trip(in_aura_env: Settings) -> None:
     runner = CliRunner()
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from helpers import dagster_dump, run_memory_ingest
 
 from aura_assets.definitions import defs
@@ -20,6 +21,7 @@ def _files_holding(root: Path, needle: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
 
 
+@pytest.mark.slow
 def test_runs_move_tiers_and_forget_leaves_nothing_in_dagster(
     in_aura_env: Settings, redis_client, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ def embedder() -> SentenceEmbedder:
     return SentenceEmbedder()
 
 
+@pytest.mark.slow
 def test_sentence_vectors_are_unit_length_and_semantic(embedder: SentenceEmbedder) -> None:
     vectors = {k: embedder.embed(v) for k, v in MEMORIES.items()}
     assert all(v.shape == (384,) and v.dtype == np.float32 for v in vectors.values())
@@ -44,6 +45,7 @@ def test_sentence_vectors_are_unit_length_and_semantic(embedder: SentenceEmbedde
         assert best == topic, (query, {k: float(v @ q) for k, v in vectors.items()})
 
 
+@pytest.mark.slow
 def test_text_search_finds_paraphrases_the_hashing_embedder_misses(
     tmp_path, embedder: SentenceEmbedder
 ) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse.memory import MemoryStore
 from lakehouse.publish.wap import accept_all
-from lakehouse.router import registry
+from lakehouse.router import promotion, training, versions
 from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
 START = date(2026, 11, 1)
@@ -23,8 +23,8 @@ def test_remembered_routing_outcomes_feed_best_model_for(mem: MemoryStore) -> No
     workload = RoutingWorkload(start=START, per_day=400, seed=21)
     for day in DAYS:
         lh.append("routing_decisions", simulate_day(workload, day)[0])
-    registry.build_training_set(lh, DAYS, audit=accept_all)
-    assert registry.retrain(lh, DAYS[:2], DAYS[2:], n_boot=50).published
+    training.build_training_set(lh, DAYS, audit=accept_all)
+    assert promotion.retrain(lh, DAYS[:2], DAYS[2:], n_boot=50).published
 
     # An agent remembers what its routing decisions gave (one memory per outcome).
     decisions = simulate_day(workload, DAYS[2])[0].to_pylist()
@@ -59,7 +59,7 @@ def test_remembered_routing_outcomes_feed_best_model_for(mem: MemoryStore) -> No
         {h.memory.metadata["model"] for h in recalled if h.memory.metadata["quality"] >= GOOD}
     )
     assert good
-    model, why = registry.best_model_for(lh, tenant, "code", 900, good)
+    model, why = versions.best_model_for(lh, tenant, "code", 900, good)
     assert model in good  # never a model the tenant's memory holds only bad outcomes of
     assert why.startswith("champion ")
     theirs = mem.search(other, "code request routed", k=100, filters={"kind": "routing_outcome"})

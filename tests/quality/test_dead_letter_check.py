@@ -38,6 +38,7 @@ def _dead_letter_evaluation(result: dg.ExecuteInProcessResult):  # type: ignore[
     return found[0]
 
 
+@pytest.mark.slow
 def test_a_day_that_jumps_warns_without_blocking(in_aura_env, redis_client) -> None:  # type: ignore[no-untyped-def]
     instance = dg.DagsterInstance.ephemeral()
     usual_day, bad_day = date(2026, 11, 20), date(2026, 11, 21)

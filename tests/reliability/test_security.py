@@ -423,16 +423,16 @@ def test_tampered_router_artifacts_are_clear_errors_never_code_execution(
     import skops.io as sio
 
     from lakehouse.publish.wap import accept_all
-    from lakehouse.router import registry
+    from lakehouse.router import training, versions
     from lakehouse.router.model import ARTIFACT, METADATA, ModelArtifactError, RouterModel
     from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
     lh = Lakehouse(settings)
     day = date(2026, 11, 2)
     lh.append("routing_decisions", simulate_day(RoutingWorkload(start=day, seed=5), day, n=300)[0])
-    registry.build_training_set(lh, [day], audit=accept_all)
-    model = registry.train(lh, [day], max_iter=10)
-    good = registry.artifact_root(lh) / model.version
+    training.build_training_set(lh, [day], audit=accept_all)
+    model = versions.train(lh, [day], max_iter=10)
+    good = versions.artifact_root(lh) / model.version
     marker = tmp_path / "executed"
     hostile = {
         "pickle": pickle.dumps(_Trap(marker)),

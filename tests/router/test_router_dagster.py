@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import dagster as dg
+import pytest
 
 from aura_assets.definitions import defs
 from lakehouse import Lakehouse
-from lakehouse.router import registry
+from lakehouse.router import versions
 from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 
 START = date(2026, 11, 1)
 
 
+@pytest.mark.slow
 def test_training_range_and_retrain_materialise(in_aura_env) -> None:  # type: ignore[no-untyped-def]
     lh = Lakehouse(in_aura_env)
     workload = RoutingWorkload(start=START, per_day=800, seed=4)
@@ -40,4 +42,4 @@ def test_training_range_and_retrain_materialise(in_aura_env) -> None:  # type: i
         dg.AssetKey("router_model")
     ).asset_materialization.metadata
     assert model_meta["published"].value is True
-    assert model_meta["champion_version"].value == registry.champion_row(lh)["version"]  # type: ignore[index]
+    assert model_meta["champion_version"].value == versions.champion_row(lh)["version"]  # type: ignore[index]

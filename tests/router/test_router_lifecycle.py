@@ -16,7 +16,7 @@ import pytest
 from lakehouse import Lakehouse, Settings, maintenance
 from lakehouse.maintenance import backup as bk
 from lakehouse.publish.wap import accept_all
-from lakehouse.router import registry
+from lakehouse.router import promotion, training, versions
 from lakehouse.router.model import RouterModel
 from lakehouse.simulate.routing import RoutingWorkload, simulate_day
 from lakehouse.table import refs
@@ -34,18 +34,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     lh = Lakehouse(Settings.from_env({"AURA_HOME": str(home)}))
     for day in DAYS:
         lh.append("routing_decisions", simulate_day(WORKLOAD, day)[0])
-    registry.build_training_set(lh, DAYS, audit=accept_all)
-    first = registry.retrain(lh, DAYS[:3], DAYS[3:], threshold=0.99, n_boot=100)
+    training.build_training_set(lh, DAYS, audit=accept_all)
+    first = promotion.retrain(lh, DAYS[:3], DAYS[3:], threshold=0.99, n_boot=100)
     assert first.published
     return {"lh": lh, "home": home, "first": first}
 
 
 def _champions(lh: Lakehouse) -> list[str]:
-    return [r["version"] for r in registry.models(lh).to_pylist() if r["status"] == "champion"]
+    return [r["version"] for r in versions.models(lh).to_pylist() if r["status"] == "champion"]
 
 
 def _worse(lh: Lakehouse) -> RouterModel:
-    rows, snapshot = registry.read_training(lh, DAYS[:3])
+    rows, snapshot = training.read_training(lh, DAYS[:3])
     shuffled = np.random.default_rng(1).permutation(rows.num_rows)
     noisy = rows.set_column(
         rows.schema.get_field_index("quality_score"),
@@ -71,28 +71,29 @@ def test_backup_restore_keeps_router_artifacts(world: dict[str, Any], tmp_path: 
     target = Settings.from_env({"AURA_HOME": str(tmp_path / "restored")})
     bk.restore(dest, target)
     restored = Lakehouse(target)
-    row = registry.champion_row(restored)
+    row = versions.champion_row(restored)
     assert row is not None and row["version"] == version
     # the restore adds no commit: router_models is the backed-up table, snapshot for snapshot
     before, after = lh.table("router_models"), restored.table("router_models")
     assert after.metadata.current_snapshot_id == before.metadata.current_snapshot_id
     assert [s.snapshot_id for s in after.snapshots()] == [s.snapshot_id for s in before.snapshots()]
     moved = Path(target.warehouse.removeprefix("file://")) / "router_models" / version
-    assert registry.artifact_path(restored, row) == moved and (moved / "model.skops").is_file()
-    registry._CACHE.clear()  # load from the restored home, not the source's cache
-    model, why = registry.best_model_for(restored, *ASK)
+    assert versions.artifact_path(restored, row) == moved and (moved / "model.skops").is_file()
+    versions._CACHE.clear()  # load from the restored home, not the source's cache
+    model, why = versions.best_model_for(restored, *ASK)
     assert model in ASK[3] and why.startswith(f"champion {version}")
-    assert registry.load_version(restored, version).version == version
+    assert versions.load_version(restored, version).version == version
 
 
+@pytest.mark.slow
 def test_orphaned_artifact_of_refused_candidate_is_removed_after_grace(
     world: dict[str, Any],
 ) -> None:
     lh: Lakehouse = world["lh"]
     worse = _worse(lh)
-    result = registry.retrain(lh, DAYS[:3], DAYS[3:], candidate=worse, n_boot=100)
+    result = promotion.retrain(lh, DAYS[:3], DAYS[3:], candidate=worse, n_boot=100)
     assert not result.published
-    root = registry.artifact_root(lh)
+    root = versions.artifact_root(lh)
     orphan, kept = root / worse.version, root / world["first"].candidate.version
     assert (orphan / "model.skops").is_file()
 
@@ -115,22 +116,23 @@ def test_orphaned_artifact_of_refused_candidate_is_removed_after_grace(
     report = maintenance.remove_orphans(lh, "router_models")
     assert report.artifacts == [str(orphan)] and report.bytes_freed > 0
     assert not orphan.exists() and (kept / "model.skops").is_file()
-    registry._CACHE.clear()
-    assert registry.best_model_for(lh, *ASK)[1].startswith(f"champion {kept.name}")
+    versions._CACHE.clear()
+    assert versions.best_model_for(lh, *ASK)[1].startswith(f"champion {kept.name}")
 
 
+@pytest.mark.slow
 def test_failed_publish_after_staged_promotion_keeps_one_champion(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lh: Lakehouse = world["lh"]
     before = _champions(lh)
     assert len(before) == 1
-    champion = registry.champion(lh)
+    champion = versions.champion(lh)
     winners = []  # a candidate the gate promotes: a little less cautious than the champion
     for threshold in (0.98, 0.97, 0.95, 0.9):
-        model = registry.train(lh, DAYS[:3], threshold=threshold)
-        judged = registry.evaluate(lh, model, champion, DAYS[3:], n_boot=100)
-        if registry.gate(judged).promote:
+        model = versions.train(lh, DAYS[:3], threshold=threshold)
+        judged = promotion.evaluate(lh, model, champion, DAYS[3:], n_boot=100)
+        if promotion.gate(judged).promote:
             winners.append(model)
             break
     assert winners, "no candidate beats the cautious champion"
@@ -141,20 +143,20 @@ def test_failed_publish_after_staged_promotion_keeps_one_champion(
 
     monkeypatch.setattr(refs, "publish", crash)
     with pytest.raises(RuntimeError, match="killed"):
-        registry.retrain(lh, DAYS[:3], DAYS[3:], candidate=candidate, n_boot=100)
+        promotion.retrain(lh, DAYS[:3], DAYS[3:], candidate=candidate, n_boot=100)
     monkeypatch.undo()
     assert _champions(lh) == before  # main untouched: the status change is on the branch only
     table = lh.table("router_models")
     staged = [r.name for r in refs.list_refs(table, "branch") if r.name != "main"]
     assert staged
     statuses = {
-        r["version"]: r["status"] for r in registry.models(lh, branch=staged[-1]).to_pylist()
+        r["version"]: r["status"] for r in versions.models(lh, branch=staged[-1]).to_pylist()
     }
     assert statuses[candidate.version] == "champion" and statuses[before[0]] == "retired"
 
-    result = registry.retrain(lh, DAYS[:3], DAYS[3:], candidate=candidate, n_boot=100)
+    result = promotion.retrain(lh, DAYS[:3], DAYS[3:], candidate=candidate, n_boot=100)
     assert result.published, result.decision.reasons
     assert result.previous_champion == before[0]
     assert _champions(lh) == [candidate.version]
-    statuses = {r["version"]: r["status"] for r in registry.models(lh).to_pylist()}
+    statuses = {r["version"]: r["status"] for r in versions.models(lh).to_pylist()}
     assert statuses[before[0]] == "retired"

@@ -19,7 +19,7 @@ from pyiceberg.schema import Schema
 from aura_assets.cli import main
 from lakehouse import Lakehouse, Settings
 from lakehouse.publish.wap import accept_all
-from lakehouse.router import registry
+from lakehouse.router import promotion, reports, training, versions
 from lakehouse.router.model import RouterModel
 from lakehouse.routing import EventError, parse_event
 from lakehouse.routing.tables import ROUTING_DECISIONS
@@ -40,7 +40,7 @@ def _truth(rows: pa.Table) -> Any:
 def _ingest(lh: Lakehouse, workload: RoutingWorkload, days: list[date]) -> None:
     for day in days:
         lh.append("routing_decisions", simulate_day(workload, day)[0])
-    registry.build_training_set(lh, days, audit=accept_all)
+    training.build_training_set(lh, days, audit=accept_all)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("router") / "aura"
     lh = Lakehouse(Settings.from_env({"AURA_HOME": str(home)}))
     _ingest(lh, WORKLOAD, NORMAL)
-    first = registry.retrain(lh, NORMAL[:3], NORMAL[3:], truth=_truth, n_boot=200)
+    first = promotion.retrain(lh, NORMAL[:3], NORMAL[3:], truth=_truth, n_boot=200)
     return {"lh": lh, "home": home, "first": first}
 
 
@@ -97,7 +97,7 @@ def test_routing_decisions_gains_propensity_additively(lakehouse: Lakehouse) -> 
 def test_training_set_is_idempotent(world: dict[str, Any]) -> None:
     lh: Lakehouse = world["lh"]
     before = lh.read("router_training_set").num_rows
-    registry.build_training_set(lh, NORMAL[:2], audit=accept_all)
+    training.build_training_set(lh, NORMAL[:2], audit=accept_all)
     rows = lh.read("router_training_set")
     assert rows.num_rows == before == 4 * WORKLOAD.per_day
     assert pc.count_distinct(rows.column("decision_id")).as_py() == before
@@ -107,29 +107,29 @@ def test_first_model_is_versioned_and_champion(world: dict[str, Any]) -> None:
     lh: Lakehouse = world["lh"]
     first = world["first"]
     assert first.published and first.previous_champion is None
-    row = registry.champion_row(lh)
+    row = versions.champion_row(lh)
     assert row is not None and row["version"] == first.candidate.version
-    training = lh.table("router_training_set")
-    assert row["training_snapshot_ids"][0] in {s.snapshot_id for s in training.snapshots()}
+    training_table = lh.table("router_training_set")
+    assert row["training_snapshot_ids"][0] in {s.snapshot_id for s in training_table.snapshots()}
     assert row["training_rows"] == 3 * WORKLOAD.per_day
     artifact = Path(world["home"]) / "warehouse" / "router_models" / row["version"]
     # named relative to the warehouse: a restored or moved warehouse needs no rewrite
     assert row["artifact_uri"] == f"router_models/{row['version']}"
     assert (artifact / "model.skops").exists()
     # The target: >= 40 % saving at >= 95 % quality, off-policy and in truth.
-    figures = registry.summary(first.evaluation)
+    figures = reports.summary(first.evaluation)
     assert figures["cost_saving"] >= 0.40 and figures["quality_ratio"] >= 0.95
     assert figures["truth_cost_saving"] >= 0.40 and figures["truth_quality_ratio"] >= 0.95
     evaluations = lh.read("router_evaluations").to_pylist()
     assert {r["decision"] for r in evaluations} == {"promoted"}
-    model, why = registry.best_model_for(lh, "tenant-03", "code", 900, ["large", "small", "mid"])
+    model, why = versions.best_model_for(lh, "tenant-03", "code", 900, ["large", "small", "mid"])
     assert model in {"large", "small", "mid"} and why.startswith(f"champion {row['version']}")
 
 
 def test_model_loads_without_unpickling(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    row = registry.champion_row(world["lh"])
+    row = versions.champion_row(world["lh"])
     assert row is not None
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -138,14 +138,14 @@ def test_model_loads_without_unpickling(
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
-    model = RouterModel.load(registry.artifact_path(world["lh"], row))
+    model = RouterModel.load(versions.artifact_path(world["lh"], row))
     assert model.version == row["version"]
 
 
 def test_worse_candidate_is_refused_and_kept_on_its_branch(world: dict[str, Any]) -> None:
     lh: Lakehouse = world["lh"]
-    champion_before = registry.champion_row(lh)
-    rows, snapshot = registry.read_training(lh, NORMAL[:3])
+    champion_before = versions.champion_row(lh)
+    rows, snapshot = training.read_training(lh, NORMAL[:3])
     shuffled = np.random.default_rng(0).permutation(rows.num_rows)
     noisy = rows.set_column(
         rows.schema.get_field_index("quality_score"),
@@ -153,11 +153,11 @@ def test_worse_candidate_is_refused_and_kept_on_its_branch(world: dict[str, Any]
         rows.column("quality_score").take(pa.array(shuffled)),
     )
     worse = RouterModel.train(noisy, training_snapshot_ids=[snapshot], max_iter=30)
-    result = registry.retrain(lh, NORMAL[:3], NORMAL[3:], candidate=worse, n_boot=200)
+    result = promotion.retrain(lh, NORMAL[:3], NORMAL[3:], candidate=worse, n_boot=200)
     assert not result.published and any("quality" in r for r in result.decision.reasons)
-    assert registry.champion_row(lh) == champion_before
-    assert worse.version not in registry.models(lh).column("version").to_pylist()
-    on_branch = registry.models(lh, branch=result.audit_branch).to_pylist()
+    assert versions.champion_row(lh) == champion_before
+    assert worse.version not in versions.models(lh).column("version").to_pylist()
+    on_branch = versions.models(lh, branch=result.audit_branch).to_pylist()
     assert {r["version"]: r["status"] for r in on_branch}[worse.version] == "candidate"
     assert refs.head(lh.table("router_models"), result.audit_branch) is not None
     refused = [r for r in lh.read("router_evaluations").to_pylist() if r["decision"] == "refused"]
@@ -167,9 +167,9 @@ def test_worse_candidate_is_refused_and_kept_on_its_branch(world: dict[str, Any]
 
 def test_regime_change_retrain_publishes_only_a_winner(world: dict[str, Any]) -> None:
     lh: Lakehouse = world["lh"]
-    before = registry.champion_row(lh)
+    before = versions.champion_row(lh)
     assert before is not None
-    policy = registry.champion_policy(lh)
+    policy = versions.champion_policy(lh)
     assert policy is not None
     routed = replace(WORKLOAD, router=policy)
     # Once a champion exists the simulator routes with it: cost per day falls.
@@ -179,12 +179,12 @@ def test_regime_change_retrain_publishes_only_a_winner(world: dict[str, Any]) ->
         < 0.9 * pc.sum(simulate_day(WORKLOAD, day)[0].column("cost_usd")).as_py()
     )
     _ingest(lh, routed, DRIFTED)  # the "large" model degrades from DRIFT on
-    result = registry.retrain(lh, DRIFTED[:2], DRIFTED[2:], truth=_truth, n_boot=200)
+    result = promotion.retrain(lh, DRIFTED[:2], DRIFTED[2:], truth=_truth, n_boot=200)
     candidate = result.evaluation.policies["candidate"]
     champion = result.evaluation.policies["champion"]
     assert result.decision.promote == result.published
-    after = registry.champion_row(lh)
-    statuses = {r["version"]: r["status"] for r in registry.models(lh).to_pylist()}
+    after = versions.champion_row(lh)
+    statuses = {r["version"]: r["status"] for r in versions.models(lh).to_pylist()}
     if result.published:
         assert candidate.cost.value < champion.cost.value
         assert after is not None and after["version"] == result.candidate.version
@@ -216,6 +216,6 @@ def test_cli_evaluate_json_and_models(world: dict[str, Any]) -> None:
     ):
         assert name in figures
     assert figures["cost_saving_low"] <= figures["cost_saving"] <= figures["cost_saving_high"]
-    assert figures["champion_version"] == registry.champion_row(world["lh"])["version"]  # type: ignore[index]
+    assert figures["champion_version"] == versions.champion_row(world["lh"])["version"]  # type: ignore[index]
     listed = runner.invoke(main, ["router", "models"], env=env)
     assert listed.exit_code == 0 and "champion" in listed.output

@@ -94,6 +94,7 @@ def _first_runs(events: list[dict]) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 def test_history_index_and_tenant_filtered_retrieval(
     lakehouse: Lakehouse, redis_client, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -146,6 +147,7 @@ def test_history_index_and_tenant_filtered_retrieval(
         client.close()
 
 
+@pytest.mark.slow
 def test_drift_day_writes_both_detectors_with_the_snapshots_read(
     lakehouse: Lakehouse, redis_client
 ) -> None:  # type: ignore[no-untyped-def]

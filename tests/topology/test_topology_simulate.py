@@ -57,6 +57,7 @@ def test_publish_to_the_stream_one_data_field(redis_client: redis.Redis) -> None
     ]
 
 
+@pytest.mark.slow
 def test_the_cycle_only_regime_rewires_revisions_and_keeps_the_counts() -> None:
     plain = list(simulate_workflow_events(START, 2, 60, seed=3, regime_change_at=None))
     replan = list(

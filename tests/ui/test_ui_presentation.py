@@ -38,6 +38,7 @@ def _run(instance: dg.DagsterInstance, branch: str | None = None) -> dg.ExecuteI
     return result
 
 
+@pytest.mark.slow
 def test_every_routing_asset_shows_rows_schema_preview_and_snapshot(
     in_aura_env, redis_client
 ) -> None:  # type: ignore[no-untyped-def]
@@ -67,6 +68,7 @@ def test_every_routing_asset_shows_rows_schema_preview_and_snapshot(
     assert rejected["dagster/row_count"].value == 2 and rejected["aura/changed"].value is False
 
 
+@pytest.mark.slow
 def test_a_branch_write_is_labelled_not_main(in_aura_env, redis_client) -> None:  # type: ignore[no-untyped-def]
     publish(redis_client, [payload(decision(i)) for i in range(5)])
     instance = dg.DagsterInstance.ephemeral()
