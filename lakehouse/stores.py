@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import psutil
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException
+from redis.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import RedisClusterException, RedisClusterUnreachableError
 from redis.retry import Retry
 
 from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
@@ -37,6 +37,35 @@ CONNECT_TIMEOUT_S = 5
 # No reply within this many seconds fails a command (blocking reads must block for less; a
 # ``socket_timeout`` in AURA_REDIS_URL's query string wins).
 SOCKET_TIMEOUT_S = 5
+
+
+class _ClusterPipeline(ClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except RedisClusterUnreachableError as exc:
+            raise redis.ConnectionError(str(exc)) from None
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, except that "no node answers" is a ``redis.ConnectionError``.
+
+    redis-py raises ``RedisClusterUnreachableError``, which is no ``redis.RedisError``, when
+    every node is down; callers that degrade while Redis is down (the memory store's spool)
+    catch ``redis.RedisError``, as for one server.
+    """
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterUnreachableError as exc:
+            raise redis.ConnectionError(str(exc)) from None
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        pipe.__class__ = _ClusterPipeline  # the same object; only ``execute`` differs
+        return pipe
+
 
 RedisClient: TypeAlias = "redis.Redis | RedisCluster"
 """What :func:`open_redis` returns: one server, or a Redis Cluster (``redis+cluster://``)."""
@@ -90,7 +119,7 @@ def _open_cluster(url: str) -> RedisCluster:
         StoreUnavailableError: no node answers, or the cluster is not in ``cluster_state:ok``.
     """
     try:
-        client = RedisCluster.from_url(
+        client = _Cluster.from_url(
             redis_node_url(url),
             decode_responses=False,
             socket_connect_timeout=CONNECT_TIMEOUT_S,

@@ -1,11 +1,17 @@
-"""Memory keys: one hash slot for the whole memory domain (Redis Cluster), and the names written
-before the hash tag renamed when a store opens on one Redis server."""
+"""Memory keys: one hash slot for the whole memory domain (Redis Cluster), the names written
+before the hash tag renamed when a store opens on one Redis server, and a cluster outage."""
 
 from __future__ import annotations
 
+import os
+import random
+import socket
+import subprocess
+from pathlib import Path
+
 import pytest
 import redis
-from helpers import REDIS_CLUSTER, needs_redis_cluster
+from helpers import REDIS_CLUSTER, ROOT, needs_redis_cluster
 
 from lakehouse import Settings
 from lakehouse.memory import MemoryStore, keys, tombstones
@@ -95,3 +101,39 @@ def test_the_three_domain_streams_are_served_by_three_masters(
     assert memory_keys >= 3  # the memory, its index, the tenants set
     assert sizes[holders[STREAM]] == memory_keys + 1  # and the stream, all on one master
     assert sizes[holders[ROUTING_STREAM]] == sizes[holders[WORKFLOW_STREAM]] == 1
+
+
+def _free_base_port() -> int:
+    """A port P with P, P+1, P+2 and their cluster bus ports (+10000) all free."""
+    for _ in range(50):
+        base = random.randrange(21000, 29000)
+        try:
+            for port in (base, base + 1, base + 2, base + 10000, base + 10001, base + 10002):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free range of ports for a second Redis Cluster")
+
+
+@needs_redis_cluster
+def test_a_cluster_that_goes_down_sends_stores_to_the_spool_and_they_replay(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = {**os.environ, "AURA_RCLUSTER_PORT": str(_free_base_port())}
+    env["AURA_RCLUSTER_DIR"] = str(tmp_path / "cluster")
+    script = [str(ROOT / ".ci" / "redis-cluster.sh")]
+    url = subprocess.run([*script, "start"], env=env, check=True, capture_output=True, text=True)
+    try:
+        with MemoryStore(settings.with_overrides(redis_url=url.stdout.strip())) as mem:
+            subprocess.run([*script, "stop"], env=env, check=True)
+            during = mem.store("acme", "stored while every node is down")
+            assert mem.spool.count() == 1
+            assert mem.get("acme", during) is not None  # read from the spool
+            subprocess.run([*script, "start"], env=env, check=True, capture_output=True)
+            after = mem.store("acme", "stored once the cluster is back")
+            assert mem.spool.count() == 0
+            assert set(mem.hot.ids("acme")) == {during, after}
+    finally:
+        subprocess.run([*script, "stop"], env=env, check=True)
