@@ -72,11 +72,13 @@ test-servers: install
 test-objstore: install
 	PY=$(PY) bash .ci/objstore.sh
 
-# The Redis Cluster pass: the suites that use Redis, on a 3-master cluster of its own
-# (.ci/redis-cluster.sh: ports 7101-7103 or AURA_RCLUSTER_PORT.., no persistence, stopped at the
-# end). One worker: a cluster has only database 0, which each test flushes.
-RCLUSTER_TESTS := tests/memory tests/ingest tests/routing tests/topology tests/core/test_stores.py \
-	tests/cli/test_doctor.py
+# The Redis Cluster pass: the memory and ingest suites and the routing/topology stream tests, on
+# a 3-master cluster of its own (.ci/redis-cluster.sh: ports 7101-7103 or AURA_RCLUSTER_PORT..,
+# no persistence, stopped at the end). One worker: a cluster has only database 0, which each
+# test flushes.
+RCLUSTER_TESTS := tests/memory tests/ingest tests/routing/test_routing_ingest.py \
+	tests/topology/test_topology_pipeline.py tests/topology/test_topology_simulate.py \
+	tests/core/test_stores.py tests/cli/test_doctor.py
 test-rcluster: install
 	@echo "== Redis Cluster pass: 3 masters, AURA_REDIS_URL=redis+cluster://"
 	@trap 'bash .ci/redis-cluster.sh stop' EXIT; url=$$(bash .ci/redis-cluster.sh start) && \
