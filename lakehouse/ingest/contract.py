@@ -29,10 +29,10 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
-import redis
 
 from lakehouse.ingest.guards import MAX_EVENT_BYTES
 from lakehouse.ingest.streams import GROUP, DeadLetter, Entry, EventStream, StreamConsumer
+from lakehouse.stores import RedisClient
 from lakehouse.table.registry import TableSpec
 
 if TYPE_CHECKING:
@@ -55,10 +55,10 @@ class EventParser(Protocol):
 class RowHook(Protocol):
     """A domain's say over rows that passed the contract (memory: its erase tombstones)."""
 
-    def drop(self, client: redis.Redis, rows: Sequence[Row]) -> set[str]:
+    def drop(self, client: RedisClient, rows: Sequence[Row]) -> set[str]:
         """Stream ids of ``rows`` to acknowledge without writing them."""
 
-    def after_publish(self, lh: Lakehouse, client: redis.Redis, rows: Sequence[Row]) -> int:
+    def after_publish(self, lh: Lakehouse, client: RedisClient, rows: Sequence[Row]) -> int:
         """Called once ``rows`` are published; returns how many it removed again."""
 
 
@@ -95,7 +95,7 @@ class StreamContract:
     max_bytes: int = MAX_EVENT_BYTES
     hook: RowHook | None = None
     prepare: Callable[[Lakehouse], None] | None = None
-    bind: Callable[[Lakehouse, redis.Redis], EventParser] | None = None
+    bind: Callable[[Lakehouse, RedisClient], EventParser] | None = None
     dead_letters: Callable[[Sequence[Entry], list[DeadLetter]], list[DeadLetter]] | None = None
     group: str = GROUP
 
@@ -117,15 +117,15 @@ class StreamContract:
         ts: datetime = row[self.table.time_column or ""]
         return ts.date()
 
-    def consumer(self, client: redis.Redis) -> StreamConsumer:
+    def consumer(self, client: RedisClient) -> StreamConsumer:
         """A fresh consumer of the stream in the ingestion group (each run is its own)."""
         return self.events.consumer(client)
 
-    def backlog(self, client: redis.Redis) -> int:
+    def backlog(self, client: RedisClient) -> int:
         """Entries not yet acknowledged by the ingestion group."""
         return self.events.backlog(client)
 
-    def backlog_days(self, client: redis.Redis) -> set[date]:
+    def backlog_days(self, client: RedisClient) -> set[date]:
         """Days of the unacknowledged entries, without claiming them (for sensors)."""
         return self.events.backlog_days(client)
 

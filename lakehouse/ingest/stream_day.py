@@ -47,7 +47,6 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
-import redis
 
 from lakehouse.ingest.contract import StreamContract
 from lakehouse.ingest.streams import (
@@ -59,6 +58,7 @@ from lakehouse.ingest.streams import (
     to_arrow_or_dead_letters,
 )
 from lakehouse.publish.wap import Audit, WapResult, audit_and_publish
+from lakehouse.stores import RedisClient
 from lakehouse.table import writer
 from lakehouse.table.keys import split_known
 from lakehouse.table.registry import TableSpec
@@ -182,7 +182,7 @@ def ingest_day(
     lh: Lakehouse,
     contract: StreamContract,
     day: date,
-    client: redis.Redis,
+    client: RedisClient,
     *,
     audit: Audit,
     lineage: Lineage | None = None,
@@ -244,7 +244,7 @@ class DayIngest(Protocol):
     def __call__(
         self,
         lh: Lakehouse,
-        client: redis.Redis,
+        client: RedisClient,
         day: date,
         *,
         audit: Audit,
@@ -260,7 +260,7 @@ def ingest_of(contract: StreamContract) -> DayIngest:
 
     def ingest(
         lh: Lakehouse,
-        client: redis.Redis,
+        client: RedisClient,
         day: date,
         *,
         audit: Audit,
@@ -317,7 +317,7 @@ def _combine(a: IngestReport, b: IngestReport) -> IngestReport:
 def _ingest_round(
     lh: Lakehouse,
     contract: StreamContract,
-    client: redis.Redis,
+    client: RedisClient,
     reader: StreamConsumer,
     day: date,
     audit: Audit,

@@ -37,8 +37,10 @@ import redis
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
 from pyiceberg.schema import Schema
 from pyiceberg.types import StringType, TimestamptzType
+from redis.cluster import RedisCluster
 
 from lakehouse.ingest.guards import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
+from lakehouse.stores import RedisClient
 from lakehouse.table.expectations import not_null, unique
 from lakehouse.table.registry import TableSpec, column
 from lakehouse.table.writer import Lineage, WriteResult
@@ -147,10 +149,21 @@ _ENTRY_REPLIES: dict[str, Callable[..., Any]] = {
 }
 
 
-def entry_reader(client: redis.Redis) -> redis.Redis:
+def entry_reader(client: RedisClient, stream: str) -> RedisClient:
     """A client on ``client``'s connection pool whose stream replies keep repeated fields
-    (:func:`entry_fields`); ``client`` itself is left as it is."""
-    reader = redis.Redis(connection_pool=client.connection_pool)
+    (:func:`entry_fields`); ``client`` itself is left as it is.
+
+    On a Redis Cluster it is the pool of the master that serves ``stream``'s slot: a reshard
+    while a run reads makes its reads fail (MOVED), and the next run reads from the new master.
+    """
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(stream)
+        if node is None or node.redis_connection is None:
+            raise redis.ConnectionError(f"no Redis Cluster node serves the slot of {stream}")
+        server = node.redis_connection
+    else:
+        server = client
+    reader = redis.Redis(connection_pool=server.connection_pool)
     for command, callback in _ENTRY_REPLIES.items():
         reader.set_response_callback(command, callback)
     return reader
@@ -171,7 +184,7 @@ class StreamConsumer:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         stream: str,
         group: str = GROUP,
         consumer: str | None = None,
@@ -180,7 +193,7 @@ class StreamConsumer:
         batch: int = READ_BATCH,
     ) -> None:
         self.client = client
-        self._entries = entry_reader(client)
+        self._entries = entry_reader(client, stream)
         self.stream = stream
         self.group = group
         self.consumer = consumer or f"run-{uuid.uuid4().hex[:12]}"
@@ -382,15 +395,15 @@ class EventStream:
     event_day: Callable[[bytes], date | None]
     group: str = GROUP
 
-    def consumer(self, client: redis.Redis) -> StreamConsumer:
+    def consumer(self, client: RedisClient) -> StreamConsumer:
         """A fresh consumer of the stream in the ingestion group (each run is its own)."""
         return StreamConsumer(client, self.name, self.group)
 
-    def backlog(self, client: redis.Redis) -> int:
+    def backlog(self, client: RedisClient) -> int:
         """Entries not yet acknowledged by the ingestion group (pending plus never delivered)."""
         return self.consumer(client).backlog()
 
-    def backlog_days(self, client: redis.Redis) -> set[date]:
+    def backlog_days(self, client: RedisClient) -> set[date]:
         """Days of the unacknowledged events, without claiming them (for sensors)."""
         return self.consumer(client).backlog_days(self.event_day)
 

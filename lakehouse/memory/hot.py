@@ -1,12 +1,13 @@
 """Hot tier: Redis hashes per memory, a per-tenant index, and the event stream.
 
-Keys (``T`` a validated tenant id, which cannot contain ``:`` or glob characters)::
+Keys (``T`` a validated tenant id, which cannot contain ``:``, braces or glob characters; the
+full names, hash-tagged into the stream's cluster slot, are in :mod:`.keys`)::
 
-    aura:mem:T:m:<id>   hash {rec: JSON without vector, vec: float32 bytes}; PEXPIREAT = hard TTL
-                        (``rec``'s content and metadata sealed with AURA_MEMORY_KEY, if set)
-    aura:mem:T:idx      sorted set id → created_ms (age-based compaction, search scan)
-    aura:mem:T:acc      hash id → last access ms (decay refresh for memories in every tier)
-    aura:mem:tenants    set of tenants with memories
+    ...:T:m:<id>   hash {rec: JSON without vector, vec: float32 bytes}; PEXPIREAT = hard TTL
+                   (``rec``'s content and metadata sealed with AURA_MEMORY_KEY, if set)
+    ...:T:idx      sorted set id → created_ms (age-based compaction, search scan)
+    ...:T:acc      hash id → last access ms (decay refresh for memories in every tier)
+    ...:tenants    set of tenants with memories
 
 A store writes the hash, the index and its stream event in one MULTI/EXEC (a bulk load
 :meth:`HotTier.put_many` batches of them); a get reads the hash
@@ -15,6 +16,7 @@ and refreshes the access time in one round trip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,15 +26,17 @@ from typing import Any, cast
 import numpy as np
 import orjson
 import redis
+from redis.commands.core import Script
 
 from lakehouse.exceptions import StreamRefusedError
 from lakehouse.ingest.streams import field_of, raw_text
+from lakehouse.memory import keys as names
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, encode_event, mentions, publish_event
 from lakehouse.memory.model import Memory, matches, parse_id, read_record, read_records
-from lakehouse.stores import round_trip
+from lakehouse.stores import RedisClient, round_trip
 
-TENANTS = "aura:mem:tenants"
+TENANTS = names.TENANTS
 _SCAN_BATCH = 500
 _VECTOR_BATCH = 5000
 # The ``vec`` fields of KEYS, concatenated into one reply, and the (1-based) positions of the
@@ -150,24 +154,38 @@ def _text(value: object) -> str:
 class HotTier:
     """The Redis side of a memory store."""
 
-    def __init__(self, client: redis.Redis, cipher: MemoryCipher | None = None) -> None:
+    def __init__(self, client: RedisClient, cipher: MemoryCipher | None = None) -> None:
         self.client = client
         self.cipher = cipher or MemoryCipher()
         self._rebuild = client.register_script(_REBUILD)
         self._vectors = client.register_script(_VECTORS)
         self._put = client.register_script(_PUT)
+        self._set_if_exists = client.register_script(_SET_IF_EXISTS)
+        with contextlib.suppress(redis.ConnectionError):  # a server down: renamed on next use
+            names.rename_untagged(client)
+
+    def _queue(self, pipe: Any, script: Script, keys: list[str], args: list[Any]) -> None:
+        """Add a script's run to a pipeline.
+
+        A cluster pipeline would send ``EVALSHA`` without loading the script on the node (a
+        node restarted without it would refuse part of a batch): there it is sent whole.
+        """
+        if isinstance(self.client, redis.RedisCluster):
+            pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
+        else:
+            script(keys=keys, args=args, client=pipe)
 
     @staticmethod
     def key(tenant_id: str, memory_id: str) -> str:
-        return f"aura:mem:{tenant_id}:m:{memory_id}"
+        return names.memory(tenant_id, memory_id)
 
     @staticmethod
     def index(tenant_id: str) -> str:
-        return f"aura:mem:{tenant_id}:idx"
+        return names.index(tenant_id)
 
     @staticmethod
     def access(tenant_id: str) -> str:
-        return f"aura:mem:{tenant_id}:acc"
+        return names.access(tenant_id)
 
     def put(self, memory: Memory, vector: np.ndarray, event: dict[str, Any]) -> None:
         """Store a memory and publish its event atomically."""
@@ -193,7 +211,7 @@ class HotTier:
                 expires = "" if memory.expires_ms is None else str(memory.expires_ms)
                 args: list[str | bytes | int] = [encode_event(event), rec, vector.tobytes()]
                 args += [expires, memory.id, memory.created_ms, memory.tenant_id]
-                self._put(keys=keys, args=args, client=pipe)
+                self._queue(pipe, self._put, keys, args)
             try:
                 pipe.execute()
             except redis.ResponseError as exc:
@@ -339,7 +357,7 @@ class HotTier:
         """Delete every key of the tenant (validated ids cannot contain glob characters)."""
         deleted = 0
         batch: list[bytes] = []
-        for key in self.client.scan_iter(match=f"aura:mem:{tenant_id}:*", count=_SCAN_BATCH):
+        for key in self.client.scan_iter(match=names.tenant_pattern(tenant_id), count=_SCAN_BATCH):
             batch.append(key)
             if len(batch) >= _SCAN_BATCH:
                 deleted += int(cast(int, self.client.delete(*batch)))
@@ -366,7 +384,7 @@ class HotTier:
         args: list[bytes | str] = []
         for sid, data in changes.items():
             args += [sid, data or b""]
-        return int(self._rebuild(keys=[STREAM, f"{STREAM}:rebuild"], args=args))
+        return int(self._rebuild(keys=[STREAM, names.REBUILD], args=args))
 
     def reseal(self, tenant_id: str) -> int:
         """Seal the tenant's hot records with the current key (key rotation); returns how many
@@ -387,7 +405,8 @@ class HotTier:
                 old = None if rec is None else json.loads(rec)
                 new = None if old is None else self.cipher.reseal_record(old)
                 if new is not None and new != old:
-                    pipe.eval(_SET_IF_EXISTS, 1, key, "rec", json.dumps(new, separators=(",", ":")))
+                    rec = json.dumps(new, separators=(",", ":"))
+                    self._queue(pipe, self._set_if_exists, [key], ["rec", rec])
                     done += 1
             pipe.execute()
         return done
@@ -404,7 +423,7 @@ class HotTier:
                 if new is not None:
                     key = self.key(tenant_id, memory.id)
                     vec = np.asarray(new, dtype=np.float32).tobytes()
-                    pipe.eval(_SET_IF_EXISTS, 1, key, "vec", vec)
+                    self._queue(pipe, self._set_if_exists, [key], ["vec", vec])
                     done += 1
             pipe.execute()
         return done
@@ -471,29 +490,42 @@ class HotTier:
         """Rewrite the AOF and the RDB so erased values leave the files; False if no persistence.
 
         Only a server with persistence configured is asked (a shared server with
-        ``appendonly no`` and ``save ""`` keeps nothing on disk); waits for both to finish.
+        ``appendonly no`` and ``save ""`` keeps nothing on disk); waits for both to finish. On
+        a Redis Cluster that is the master of the memory slot (its replicas rewrite their
+        files on their own schedule).
         """
+        server = self._server()
         try:
-            config = cast(dict[str, str], self.client.config_get("appendonly"))
-            config |= cast(dict[str, str], self.client.config_get("save"))
+            config = cast(dict[str, str], server.config_get("appendonly"))
+            config |= cast(dict[str, str], server.config_get("save"))
         except redis.ResponseError:  # managed servers may forbid CONFIG
             return False
         aof = _text(config.get("appendonly", "no")) == "yes"
         rdb = bool(_text(config.get("save", "")).strip())
         if not aof and not rdb:
             return False
-        self._wait_idle(timeout)
+        self._wait_idle(server, timeout)
         if aof:
-            self.client.bgrewriteaof()
-            self._wait_idle(timeout)
-        self.client.bgsave(schedule=True)
-        self._wait_idle(timeout)
+            server.bgrewriteaof()
+            self._wait_idle(server, timeout)
+        server.bgsave(schedule=True)
+        self._wait_idle(server, timeout)
         return True
 
-    def _wait_idle(self, timeout: float) -> None:
+    def _server(self) -> redis.Redis:
+        """The server holding the memory keys (on a cluster, the master of their slot)."""
+        if not isinstance(self.client, redis.RedisCluster):
+            return self.client
+        node = self.client.get_node_from_key(STREAM)
+        if node is None or node.redis_connection is None:
+            raise redis.ConnectionError(f"no Redis Cluster node serves the slot of {STREAM}")
+        return node.redis_connection
+
+    @staticmethod
+    def _wait_idle(server: redis.Redis, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            info = cast(dict[str, Any], self.client.info("persistence"))
+            info = cast(dict[str, Any], server.info("persistence"))
             busy = (
                 info.get("aof_rewrite_in_progress")
                 or info.get("aof_rewrite_scheduled")

@@ -24,7 +24,6 @@ from functools import partial
 from typing import Any
 
 import pyarrow as pa
-import redis
 from pyiceberg.expressions import In
 
 from lakehouse.core import Lakehouse
@@ -44,6 +43,7 @@ from lakehouse.memory.events import (
     parse_event,
 )
 from lakehouse.memory.tables import MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, ensure_tables
+from lakehouse.stores import RedisClient
 from lakehouse.table.writer import day_filter
 
 __all__ = [
@@ -60,13 +60,13 @@ __all__ = [
 class ErasedMemories:
     """The contract's hook: memories erased before (or while) their events are ingested."""
 
-    def drop(self, client: redis.Redis, rows: Sequence[dict[str, Any]]) -> set[str]:
+    def drop(self, client: RedisClient, rows: Sequence[dict[str, Any]]) -> set[str]:
         """Stream ids of ``store`` events whose memory a tombstone covers."""
         buried = _erased(client, rows)
         return {r["stream_id"] for r in rows if r["op"] == "store" and r["memory_id"] in buried}
 
     def after_publish(
-        self, lh: Lakehouse, client: redis.Redis, rows: Sequence[dict[str, Any]]
+        self, lh: Lakehouse, client: RedisClient, rows: Sequence[dict[str, Any]]
     ) -> int:
         """Erase again the published events of memories erased while this ingestion wrote."""
         late = _erased(client, rows)
@@ -75,7 +75,7 @@ class ErasedMemories:
         return len(late)
 
 
-def _erased(client: redis.Redis, rows: Sequence[dict[str, Any]]) -> set[str]:
+def _erased(client: RedisClient, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Memory ids of ``store`` rows that a tombstone covers."""
     stores = [
         (r["tenant_id"], r["memory_id"], round(r["ts"].timestamp() * 1000))

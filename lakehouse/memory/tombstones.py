@@ -1,9 +1,9 @@
 """Erase tombstones: erased memory ids (and erased tenants) that no later write may resurrect.
 
 ``forget`` records its memory id, and ``forget_tenant`` its tenant with the erase time, in the
-Redis hash ``aura:mem:tombstones`` *before* it erases anything. Every writer that copies
-memories between places checks the tombstones twice: before it writes (skip erased ones) and
-after (erase what an erase that ran in between did not see):
+Redis hash :data:`.keys.TOMBSTONES` (in the memory stream's slot) *before* it erases anything.
+Every writer that copies memories between places checks the tombstones twice: before it writes
+(skip erased ones) and after (erase what an erase that ran in between did not see):
 
 - event ingestion (:func:`lakehouse.memory.ingest.ingest_memory_events`) drops erased
   ``store`` events, and after publishing erases from ``memory_events`` any it wrote that were
@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, cast
 
-TOMBSTONES = "aura:mem:tombstones"
+from lakehouse.memory.keys import TOMBSTONES, rename_untagged
+
 _ALL = "*"  # the field suffix of a whole-tenant tombstone (memory ids are UUIDs)
 
 
@@ -40,6 +41,7 @@ def erased(client: Any, items: Iterable[tuple[str, str, int]]) -> set[str]:
     items = list(items)
     if not items:
         return set()
+    rename_untagged(client)  # tombstones written before the hash tag are read too
     tenants = sorted({t for t, _, _ in items})
     fields = [_field(t, m) for t, m, _ in items] + [_field(t, None) for t in tenants]
     values = cast(list[bytes | None], client.hmget(TOMBSTONES, fields))
@@ -57,4 +59,5 @@ def erased(client: Any, items: Iterable[tuple[str, str, int]]) -> set[str]:
 def recorded(client: Any, tenant_id: str, memory_id: str | None) -> bool:
     """Whether an erase of ``memory_id`` of the tenant (of the whole tenant when None) was
     recorded: a ``forget`` event without its tombstone was not published by an erase."""
+    rename_untagged(client)
     return bool(client.hexists(TOMBSTONES, _field(tenant_id, memory_id)))

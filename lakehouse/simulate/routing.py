@@ -38,10 +38,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
-import redis
 
 from lakehouse.router.evaluation import RoutingTruth
 from lakehouse.routing.events import STREAM
+from lakehouse.stores import RedisClient
 
 MODELS: dict[str, tuple[float, float, float]] = {
     # name: (USD per 1k prompt tokens, base latency ms, base quality)
@@ -340,7 +340,7 @@ def _malform(event: dict, kind: str) -> str:
 
 
 def publish(
-    client: redis.Redis, payloads: Iterator[str], stream: str = STREAM, chunk: int = 2000
+    client: RedisClient, payloads: Iterator[str], stream: str = STREAM, chunk: int = 2000
 ) -> int:
     """XADD each payload as one entry ``{data: payload}``; returns how many were written."""
     written = 0

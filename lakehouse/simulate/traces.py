@@ -43,7 +43,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import redis
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.state import CompiledStateGraph
@@ -57,6 +56,7 @@ from lakehouse.simulate.agents import (
     turn_request,
 )
 from lakehouse.simulate.routing import TASK_WEIGHTS, TASKS, TENANTS
+from lakehouse.stores import RedisClient
 from lakehouse.topology.events import FIELD, STREAM, dump_workflow_event
 
 AGENT_LATENCY_MEDIAN_MS = 40.0
@@ -248,7 +248,7 @@ def perturbed_runs(
 
 
 def publish_workflow_events(
-    client: redis.Redis, events: Iterable[Mapping[str, Any]], *, stream: str = STREAM
+    client: RedisClient, events: Iterable[Mapping[str, Any]], *, stream: str = STREAM
 ) -> int:
     """``XADD`` each event to ``stream`` (one field ``data``) in pipelined batches; the count."""
     sent = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from helpers import dead_port
+from helpers import dead_port, needs_redis_cluster
 
 from aura_assets.cli import main
 from lakehouse import Settings
@@ -32,3 +32,13 @@ def test_doctor_names_dead_stores_and_their_variables(
     assert "AURA_REDIS_URL" in result.output and "AURA_PG_URL" in result.output
     assert "s3cretpw" not in result.output
     assert "Traceback" not in result.output
+
+
+@needs_redis_cluster
+def test_doctor_and_config_show_the_redis_cluster(in_aura_env: Settings) -> None:
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.split()[1] == "redis")
+    assert line.startswith("ok") and "cluster_state:ok, 3 masters" in line, line
+    shown = CliRunner().invoke(main, ["config"])
+    assert shown.exit_code == 0 and "(Redis Cluster, from this node)" in shown.output, shown.output

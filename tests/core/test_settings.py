@@ -152,3 +152,36 @@ def test_a_keyword_dsn_is_refused_without_echoing_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="AURA_PG_URL is not a postgresql:// URL") as err:
         Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_PG_URL": dsn})
     assert SECRET not in str(err.value)
+
+
+def test_a_redis_cluster_url_selects_cluster_mode_and_hides_its_password(tmp_path: Path) -> None:
+    from lakehouse.settings import redis_node_url
+
+    for url in ("redis+cluster://127.0.0.1:7101", f"rediss+cluster://aura:{SECRET}@node:6380/0"):
+        settings = Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_REDIS_URL": url})
+        assert settings.redis_cluster
+        assert "Redis Cluster" in settings.describe()["redis"]
+        assert SECRET not in repr(settings)
+    assert redis_node_url(f"rediss+cluster://aura:{SECRET}@node:6380") == (
+        f"rediss://aura:{SECRET}@node:6380"
+    )
+    plain = Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_REDIS_URL": "redis://h:6379/2"})
+    assert not plain.redis_cluster and redis_node_url("redis://h:6379/2") == "redis://h:6379/2"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis+cluster://aura:{SECRET}@node:6380/3",  # a cluster has only database 0
+        f"redis+cluster://aura:{SECRET}@node",  # no port
+        f"rediss+cluster://aura:{SECRET}@node:port",
+    ],
+)
+def test_a_redis_cluster_url_it_cannot_use_is_refused_without_echoing_it(
+    tmp_path: Path, url: str
+) -> None:
+    from lakehouse.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="database 0") as err:
+        Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_REDIS_URL": url})
+    assert SECRET not in str(err.value)

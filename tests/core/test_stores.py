@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers import dead_port
 
 from lakehouse import Settings
 from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
 from lakehouse.settings import libpq_url, postgres_urls, sqlalchemy_url
-from lakehouse.stores import open_qdrant
+from lakehouse.stores import open_qdrant, open_redis
 
 
 def test_every_postgres_url_form_from_any_form() -> None:
@@ -47,3 +48,10 @@ def test_an_unreachable_qdrant_url_says_what_to_do(settings: Settings) -> None:
     bad = settings.with_overrides(qdrant_url="http://127.0.0.1:9")
     with pytest.raises(StoreUnavailableError, match="unset AURA_QDRANT_URL"):
         open_qdrant(bad)
+
+
+def test_an_unreachable_redis_cluster_is_named_without_its_password(settings: Settings) -> None:
+    url = f"redis+cluster://aura:s3cretpw@127.0.0.1:{dead_port()}"
+    with pytest.raises(StoreUnavailableError, match="cannot reach the Redis Cluster") as err:
+        open_redis(settings.with_overrides(redis_url=url))
+    assert "s3cretpw" not in str(err.value) and "AURA_REDIS_URL" in str(err.value)

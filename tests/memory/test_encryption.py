@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import dagster_dump, parquet_hits, raw_hits, run_memory_ingest
+from helpers import EMBEDDED_REDIS, dagster_dump, parquet_hits, raw_hits, run_memory_ingest
 
 from aura_assets.cli import main
 from aura_assets.definitions import defs
@@ -33,7 +32,6 @@ from lakehouse.memory.events import STREAM
 from lakehouse.memory.tables import memory_table
 from lakehouse.publish.wap import accept_all
 
-EMBEDDED_REDIS = os.environ.get("AURA_TEST_SERVERS") != "1"
 TENANT = "enc-tenant"
 SECRETS = {  # content → a metadata value; every one must stay out of every store
     "cold": ("cold memory CIPHER-COLD-1187 about the merger", "META-COLD-5521"),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
+from helpers import EMBEDDED_REDIS
 from helpers import parquet_hits as _parquet_hits
 from helpers import raw_hits as _raw_hits
 
@@ -12,9 +12,6 @@ from lakehouse.memory import MemoryStore, ingest_memory_events
 from lakehouse.memory.events import STREAM
 from lakehouse.memory.tables import memory_table
 from lakehouse.publish.wap import accept_all
-
-# On the server pass Redis keeps its data on the server (outside AURA_HOME, no persistence).
-EMBEDDED_REDIS = os.environ.get("AURA_TEST_SERVERS") != "1"
 
 
 def _spread(mem: MemoryStore, tenant: str, secret: str, control: str) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from lakehouse import Settings
 from lakehouse.exceptions import AuraError, ConfigurationError, ValidationError
 from lakehouse.memory import STREAM, HashingEmbedder, MemoryStore, ingest_memory_events, new_key
 from lakehouse.memory.crypto import MemoryCipher
-from lakehouse.memory.hot import HotTier
+from lakehouse.memory.hot import TENANTS, HotTier
 from lakehouse.memory.model import Memory
 from lakehouse.memory.tables import memory_table
 from lakehouse.publish.wap import accept_all
@@ -150,7 +150,7 @@ def _plant(mem: MemoryStore, tenant: str, rec: str, vec: np.ndarray, created_ms:
     key = HotTier.key(tenant, memory_id)
     mem.redis.hset(key, mapping={"rec": rec, "vec": vec.astype(np.float32).tobytes()})
     mem.redis.zadd(HotTier.index(tenant), {memory_id: created_ms})
-    mem.redis.sadd("aura:mem:tenants", tenant)
+    mem.redis.sadd(TENANTS, tenant)
     return memory_id
 
 
