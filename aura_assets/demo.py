@@ -457,6 +457,7 @@ def _branch_experiment(lh: Any, plan: DemoPlan, base: Any) -> Iterator[str]:
             branch=name,
             lineage=Lineage(asset="routing_decisions", run_id=f"demo-{plan.routed_day}"),
         )
+        yield f"[6/6] branch experiment {name}: {_aggregate_on_branch(lh.settings, name, plan)}"
     for diff in experiments.diff(lh, name):
         cost = diff.metrics.get("cost_usd sum", (None, None))
         quality = diff.metrics.get("quality_score mean", (None, None))
@@ -467,3 +468,30 @@ def _branch_experiment(lh: Any, plan: DemoPlan, base: Any) -> Iterator[str]:
             f"`aura branch diff {name}`, "
             f"then `aura branch publish` or `aura branch drop`"
         )
+
+
+def _aggregate_on_branch(settings: Settings, branch: str, plan: DemoPlan) -> str:
+    """Materialise ``routing_model_daily`` of the re-routed day on the experiment's branch in a
+    Dagster run (it reads the branch's decisions), so the UI shows the experiment."""
+    from dagster import AssetKey
+
+    from aura_assets.instance import open_instance
+    from aura_assets.launch import launcher
+    from aura_resources.presentation import BRANCH_KEY
+
+    day = plan.routed_day.isoformat()
+    instance = open_instance(settings)
+    try:
+        with launcher(instance) as launch:
+            outcome = launch.run(
+                "routing_ingest",
+                day,
+                run_config={"resources": {"lakehouse": {"config": {"branch": branch}}}},
+                tags={BRANCH_KEY: branch},
+                asset_selection=[AssetKey("routing_model_daily")],
+            )
+    finally:
+        instance.dispose()
+    if not outcome.success:
+        raise RuntimeError(_failed(outcome))
+    return f"routing_model_daily {day} run {outcome.run_id} on the branch succeeded"

@@ -50,6 +50,11 @@ def backup(words: tuple[str, ...], incremental: bool, expect_digest: str | None)
         f"{_mib(report.bytes)}; copied {report.copied_files} file(s), "
         f"{_mib(report.copied_bytes)} in {report.seconds:.2f}s"
     )
+    state = report.state
+    click.echo(
+        f"  with {state.hot_memories} hot and {state.warm_memories} warm memories, "
+        f"{state.spooled_memories} spooled, {state.hot_checkpoints} hot checkpoint(s)"
+    )
     for rel in report.changed:
         click.echo(f"  changed since the last backup (copied again): {rel}")
     if report.removed_files or report.removed_manifests:
@@ -112,6 +117,11 @@ def restore(src: str, home: str | None, expect_digest: str | None) -> None:
         f"restored {len(report.tables)} table(s) ({', '.join(report.tables)}) into "
         f"{report.warehouse}: {report.files} file(s), {_mib(report.bytes)}, "
         f"{report.rewritten} metadata file(s) rebased, in {report.seconds:.2f}s"
+    )
+    state = report.state
+    click.echo(
+        f"  {state.warm_memories} memories into the warm tier, {state.spooled_memories} into "
+        f"the spool (replayed into Redis), {state.hot_checkpoints} hot checkpoint(s)"
     )
     if report.signature != "signed" and not expect_digest:
         click.echo(

@@ -112,6 +112,55 @@ def _duckdb(settings: Settings) -> str:
     return ", ".join(extension_path(name).name for name in names)
 
 
+_DAEMON_STALE_S = 300.0  # a daemon without a heartbeat for this long is not running
+
+
+def automation_warnings(settings: Settings) -> list[str]:
+    """What stops the automation that runs by default: a default-on sensor or schedule that
+    was stopped in this instance, and no Dagster daemon to tick them; each says what to run."""
+    import time
+
+    from dagster import DefaultScheduleStatus, DefaultSensorStatus
+    from dagster._core.scheduler.instigation import InstigatorStatus
+
+    from aura_assets.definitions import defs
+    from aura_assets.instance import open_instance
+
+    repo = defs.get_repository_def()
+    on = {
+        s.name: "sensor"
+        for s in repo.sensor_defs
+        if s.default_status == DefaultSensorStatus.RUNNING
+    }
+    on |= {
+        s.name: "schedule"
+        for s in repo.schedule_defs
+        if s.default_status == DefaultScheduleStatus.RUNNING
+    }
+    instance = open_instance(settings)
+    try:
+        states = [s for s in instance.all_instigator_state() if s.name in on]
+        beats = instance.get_daemon_heartbeats()
+    finally:
+        instance.dispose()
+    running = {s.name for s in states if s.status != InstigatorStatus.STOPPED}
+    stopped = sorted({s.name for s in states if s.status == InstigatorStatus.STOPPED} - running)
+    home = f"DAGSTER_HOME={settings.dagster_home}"
+    warnings = [
+        f"{on[name]} {name} runs by default but was stopped in this instance; start it: "
+        f"{home} dagster {on[name]} start {name} -w workspace.yaml (or its toggle in the UI)"
+        for name in stopped
+    ]
+    now = time.time()
+    if not any(now - beat.timestamp < _DAEMON_STALE_S for beat in beats.values()):
+        warnings.append(
+            "no Dagster daemon is running, so no sensor or schedule ticks (stream ingest, "
+            "compaction, the nightly schedules); start one: `aura ui` (or "
+            f"{home} dagster-daemon run -w workspace.yaml)"
+        )
+    return warnings
+
+
 # (store, check, the variables that configure it, how to fix a failure)
 CHECKS: list[tuple[str, Check, str, str]] = [
     ("postgres", _postgres, "AURA_PG_URL", "start PostgreSQL or fix/unset AURA_PG_URL"),
@@ -168,5 +217,8 @@ def doctor() -> None:
             click.echo(f"     {'':18} fix: check {variables}; {fix}")
         else:
             click.echo(f"ok   {store:18} {redact_text(detail, secrets)}")
+    if not failed:
+        for warning in automation_warnings(settings):
+            click.echo(f"WARN {'automation':18} {redact_text(warning, secrets)}")
     if failed:
         raise click.ClickException(f"{failed} check(s) failed")

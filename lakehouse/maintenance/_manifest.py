@@ -49,6 +49,9 @@ ARTIFACT, DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA = (
     "metadata",
 )
 ORDER = (ARTIFACT, DATA, STATISTICS, MANIFEST_FILE, MANIFEST_LIST, METADATA)
+# State outside the tables (memories, the spool, checkpoint hot rows): imported, never copied
+# into the warehouse (:mod:`lakehouse.maintenance._state`).
+STATE = "state"
 
 
 class BackupError(AuraError):
@@ -193,7 +196,7 @@ def structure_problems(manifest: dict[str, Any]) -> list[str]:
             problems.append(f"file path {rel!r} is absolute or leaves the backup")
         elif (
             not isinstance(entry, dict)
-            or entry.get("kind") not in ORDER
+            or entry.get("kind") not in (*ORDER, STATE)
             or not isinstance(entry.get("size"), int)
             or not isinstance(entry.get("sha256"), str)
         ):

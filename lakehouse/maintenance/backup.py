@@ -29,6 +29,9 @@ Invariants:
   by rows on any branch or tag of a captured table are copied and checksummed with the tables'
   files (kind ``artifact``) and restored to the same relative paths; when the warehouse moves,
   main's rows are rewritten (one commit) to name the restored directories.
+* **State outside the tables** (hot and warm memories, the memory spool, checkpoint hot rows)
+  is exported through the tiers' public functions into ``files/_state`` (kind ``state``) and
+  imported by restore once the tables are registered (:mod:`._state`).
 
 Both need a SQL catalog (SQLite or PostgreSQL, :func:`~lakehouse.table.catalog.open_sql_catalog`):
 the backup reads the catalog's own rows in one statement, and restore marks and checks the
@@ -68,7 +71,7 @@ from pyiceberg.table import StaticTable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lakehouse.maintenance import _files, _manifest, _rebase
+from lakehouse.maintenance import _files, _manifest, _rebase, _state
 from lakehouse.maintenance._manifest import (
     ARTIFACT,
     DATA,
@@ -80,6 +83,7 @@ from lakehouse.maintenance._manifest import (
     MANIFEST_LIST,
     METADATA,
     ORDER,
+    STATE,
     STATISTICS,
     BackupError,
 )
@@ -109,6 +113,7 @@ class BackupReport:
     signed: bool = False  # signed with AURA_BACKUP_KEY
     removed_files: int = 0  # files of earlier backups the current manifest no longer lists
     removed_manifests: int = 0  # earlier manifests naming such files
+    state: _state.StateCounts = field(default_factory=_state.StateCounts)
 
 
 @dataclass
@@ -152,6 +157,7 @@ class RestoreReport:
     digest: str = ""
     started_over: bool = False  # an interrupted restore into this home was undone first
     archived_threads: int = 0  # checkpoint threads the hot store now reads through to
+    state: _state.StateCounts = field(default_factory=_state.StateCounts)
 
 
 # --------------------------------------------------------------------------- backup
@@ -217,6 +223,13 @@ def backup(
             copied_files += 1
             copied_bytes += size
         files[rel] = {"sha256": digest, "size": size, "kind": wanted[rel]}
+    state_parts, state = _state.export(settings, root / FILES)
+    for rel in state_parts.values():
+        size = (root / FILES / rel).stat().st_size
+        if rel not in old_files:
+            copied_files += 1
+            copied_bytes += size
+        files[rel] = {"sha256": _local_checksum(root / FILES / rel), "size": size, "kind": STATE}
 
     manifest = {
         "format": FORMAT,
@@ -231,6 +244,7 @@ def backup(
         },
         "tables": tables,
         "files": files,
+        "state": {"files": state_parts, "counts": asdict(state)},
     }
     manifest = _manifest.sign(manifest, settings.backup_key)
     _manifest.write(root, manifest)
@@ -250,6 +264,7 @@ def backup(
         signed=settings.backup_key is not None,
         removed_files=pruned[0],
         removed_manifests=pruned[1],
+        state=state,
     )
     log.info(
         "backup of %d table(s) to %s: %d files, %d copied (%d bytes) in %.2fs",
@@ -594,6 +609,7 @@ def restore(
     manifest = load_manifest(root)
     if _manifest.digest(manifest) != checked.digest:
         raise BackupError(f"{root}/{MANIFEST} changed while it was checked; run restore again")
+    _state.checked_parts(manifest)  # before anything is written
     progress = on_progress or (lambda step: None)
     catalog = open_sql_catalog(settings, "backup and restore", check=False)
     forget_checks(settings)
@@ -637,6 +653,7 @@ def restore(
     catalog.update_namespace_properties(NAMESPACE, removals={RESTORE_MARKER})
     forget_checks(settings)
     threads = _mark_archived_threads(settings) if _CHECKPOINTS in manifest["tables"] else 0
+    state = _state.restore(settings, root / FILES, manifest)
     report = RestoreReport(
         home=str(settings.home),
         warehouse=settings.warehouse,
@@ -649,6 +666,7 @@ def restore(
         digest=checked.digest,
         started_over=started_over,
         archived_threads=threads,
+        state=state,
     )
     log.info("restored %d table(s) from %s into %s", len(tables), root, settings.warehouse)
     return report

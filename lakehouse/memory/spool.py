@@ -91,6 +91,46 @@ class Spool:
                 ),
             )
 
+    def copy_to(self, target: Path) -> int:
+        """Write a consistent copy of the spool to ``target`` (a new file); returns its rows.
+
+        Nothing is written when the spool is empty or absent (returns 0).
+        """
+        if self.count() == 0:
+            return 0
+        with self._connect() as con:
+            assert con is not None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            copy = sqlite3.connect(str(target))
+            try:
+                con.backup(copy)
+                return int(copy.execute("SELECT count(*) FROM spool").fetchone()[0])
+            finally:
+                copy.close()
+
+    def adopt(self, source: Path) -> int:
+        """Add the rows of another spool file (a backup's) that this spool lacks; returns how
+        many were added. They are replayed, with their events, by the next drain."""
+        other = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        try:
+            rows = other.execute(
+                "SELECT memory_id, tenant_id, created_ms, record, vector, event FROM spool "
+                "ORDER BY seq"
+            ).fetchall()
+        finally:
+            other.close()
+        if not rows:
+            return 0
+        with self._connect(create=True) as con:
+            assert con is not None
+            before = con.total_changes
+            con.executemany(
+                "INSERT OR IGNORE INTO spool "
+                "(memory_id, tenant_id, created_ms, record, vector, event) VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+            return con.total_changes - before
+
     def _rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._connect() as con:
             return [] if con is None else con.execute(sql, tuple(args)).fetchall()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
-from helpers import dead_port, needs_redis_cluster
+from helpers import ROOT, dead_port, needs_redis_cluster
 
 from aura_assets.cli import main
+from aura_assets.instance import dagster_env, prepare_dagster_home
 from lakehouse import Settings
 
 
@@ -42,3 +47,25 @@ def test_doctor_and_config_show_the_redis_cluster(in_aura_env: Settings) -> None
     assert line.startswith("ok") and "cluster_state:ok, 3 masters" in line, line
     shown = CliRunner().invoke(main, ["config"])
     assert shown.exit_code == 0 and "(Redis Cluster, from this node)" in shown.output, shown.output
+
+
+@pytest.mark.process
+def test_doctor_warns_when_default_automation_is_stopped(in_aura_env: Settings) -> None:
+    """A stream sensor stopped in the instance, and no daemon: doctor says what to start."""
+    prepare_dagster_home(in_aura_env)
+    env = {**os.environ, **dagster_env(in_aura_env), "PYTHONPATH": str(ROOT)}
+    stop = [sys.executable, "-m", "dagster", "sensor", "stop", "routing_stream_sensor"]
+    done = subprocess.run(
+        [*stop, "-w", "workspace.yaml"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output  # warnings, not failures
+    warns = [line for line in result.output.splitlines() if line.startswith("WARN")]
+    assert any(
+        "routing_stream_sensor" in w and "dagster sensor start routing_stream_sensor" in w
+        for w in warns
+    ), result.output
+    assert any("no Dagster daemon is running" in w and "aura ui" in w for w in warns), warns
+    assert not any("memory_stream_sensor" in w for w in warns)  # still on by default

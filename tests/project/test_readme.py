@@ -44,7 +44,8 @@ def test_links_between_readme_and_docs_resolve() -> None:
 
 @pytest.mark.process
 @pytest.mark.slow
-def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
+@pytest.mark.timeout(1800)  # a demo, every block twice, a backup and a restore
+def test_runnable_examples_run_after_a_demo_and_after_its_restore(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     aura = bin_dir / "aura"
@@ -59,6 +60,33 @@ def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
     demo = ["aura", "demo", "--days", "2", "--per-day", "200", "--workflows", "2"]
     done = subprocess.run(demo, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    _run_blocks(env, tmp_path)
+
+    # After a restore into a new home every block runs too, and what lives outside the tables
+    # (memories, the topology index) answers there.
+    restored = {**env, "AURA_HOME": str(tmp_path / "restored")}
+    for command in (
+        ["aura", "backup", str(tmp_path / "backup")],
+        ["aura", "restore", str(tmp_path / "backup"), "--home", restored["AURA_HOME"]],
+    ):
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+    _run_blocks(restored, tmp_path)
+    run_id = _aura(restored, "sql", "SELECT min(run_id) FROM topology_history", "--format", "csv")
+    similar = _aura(restored, "topology", "similar", run_id.splitlines()[-1].strip(), "-k", "2")
+    assert "closest in shape" in similar, similar
+    found = _aura(restored, "memory", "search", "demo-agent", "ledger database", "-k", "1")
+    assert "PostgreSQL 16" in found, found
+
+
+def _aura(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(["aura", *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"aura {' '.join(args)}:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def _run_blocks(env: dict[str, str], cwd: Path) -> None:
+    """Every block marked `runnable` in README.md and docs/, in the home of ``env``."""
     blocks = [(doc, *block) for doc in DOCS for block in BLOCK.findall(doc.read_text())]
     for doc, kind, code in blocks:
         args = ["bash", "-euo", "pipefail", "-c", code] if kind == "bash" else [sys.executable]
@@ -66,11 +94,11 @@ def test_runnable_examples_run_after_a_demo(tmp_path: Path) -> None:
             args,
             input=code if kind == "python" else None,
             env=env,
-            cwd=tmp_path,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=300,
         )
         where = doc.relative_to(ROOT)
-        failed = f"{where} {kind} block failed:\n{code}\n{out.stdout}{out.stderr}"
-        assert out.returncode == 0, failed
+        failed = f"{where} {kind} block failed in {env['AURA_HOME']}:\n{code}\n"
+        assert out.returncode == 0, failed + out.stdout + out.stderr

@@ -34,7 +34,7 @@ FLAGS = [
     "--no-first-run",
 ]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def _require_browser() -> None:
@@ -58,14 +58,15 @@ def demo(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
     _require_browser()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AURA_")}
     env |= {"AURA_HOME": str(tmp_path / "aura"), "PYTHONPATH": str(ROOT)}
-    args = ["demo", "--days", "2", "--per-day", "200", "--workflows", "2"]
+    # The default days and traffic (what `make demo` shows): enough for a champion router.
+    args = ["demo", "--workflows", "2"]
     out = subprocess.run(
         [sys.executable, "-m", "aura_assets.cli", *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1500,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     yield env, out.stdout
@@ -135,21 +136,25 @@ def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_ui_shows_assets_materialisation_and_job_runs(
+def test_ui_shows_assets_runs_champion_memory_and_branch_experiment(
     demo: tuple[dict[str, str], str], webserver: str
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    from lakehouse import Lakehouse, Settings
+    from lakehouse import Lakehouse, Settings, router
 
     env, output = demo
     lh = Lakehouse(Settings.from_env(env))
     snapshot_id = str(lh.table("routing_decisions").current_snapshot().snapshot_id)
     run_ids = re.findall(r"routing_ingest run ([0-9a-f-]{36})", output)
-    # Two demo days, plus the day routed by the champion when the demo's router was published.
-    assert len(run_ids) in (2, 3), output
+    # Three demo days, and the day the champion routed.
+    assert len(run_ids) == 4, output
     last_day = re.findall(r"(\d{4}-\d{2}-\d{2}): routing_ingest", output)[-1]
     day_rows = lh.read("routing_decisions", day=date.fromisoformat(last_day))
+    champion_version = router.champion_row(lh)["version"]  # type: ignore[index]
+    branch, branch_run = re.findall(
+        r"branch experiment (\S+): routing_model_daily \S+ run ([0-9a-f-]{36})", output
+    )[0]
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
@@ -186,5 +191,29 @@ def test_ui_shows_assets_materialisation_and_job_runs(
             for run_id in run_ids:
                 expect(page.get_by_text(run_id[:8], exact=True).first).to_be_visible()
             _shot(page, "4-routing_ingest-runs")
+
+            # The champion: the router's promotion names it.
+            page.goto(f"{webserver}/assets/router_model?view=events")
+            _dismiss_dialogs(page)
+            champion = rows.filter(has_text="champion_version").first.get_by_role("cell").nth(1)
+            expect(champion).to_have_text(champion_version)
+            _shot(page, "5-router_model-champion")
+
+            # The memory story's assets, materialised by its runs.
+            for asset in ("memory_events", "memory_warm_index", "memory_cold_archive"):
+                page.goto(f"{webserver}/assets/{asset}?view=events")
+                _dismiss_dialogs(page)
+                expect(
+                    page.get_by_text(re.compile(r"materialized in run", re.I)).first
+                ).to_be_visible()
+            _shot(page, "6-memory_cold_archive")
+
+            # The branch experiment: its aggregate materialised on the branch, in its own run.
+            page.goto(f"{webserver}/assets/routing_model_daily?view=events")
+            _dismiss_dialogs(page)
+            on = rows.filter(has_text="iceberg/branch").first.get_by_role("cell").nth(1)
+            expect(on).to_have_text(branch)
+            expect(page.get_by_text(f"materialized in run {branch_run[:8]}")).to_be_visible()
+            _shot(page, "7-branch-experiment")
         finally:
             browser.close()
