@@ -63,3 +63,28 @@ def test_hot_and_cold_search_match_a_full_scan(mem: MemoryStore) -> None:
     assert mem.cold.search("a", query, 1, {}, now)[0][0].id == memories[0].id
     assert mem.hot.search("nobody", query, 3, {}, now) == []
     assert mem.cold.search("nobody", query, 3, {}, now) == []
+
+
+def test_hot_search_sees_what_another_store_wrote_since(mem: MemoryStore) -> None:
+    """Each store caches its tenants' hot vectors: another store's stores, trims and in-place
+    vector changes (key rotation) reach its next search."""
+    other = MemoryStore(mem.settings, redis_client=mem.redis, qdrant_client=mem.qdrant)
+    try:
+        memories, vectors = _load(mem, 200)
+        rng = np.random.default_rng(11)
+        query = rng.normal(size=mem.dim).astype(np.float32)
+        query /= np.linalg.norm(query)
+        now = int(time.time() * 1000)
+        live = [m for m in memories if not m.expired(now)]
+        assert [m.id for m, _ in mem.hot.search("a", query, 5, {}, now)] == _brute(live, query, 5)
+
+        new = other.store("a", "the closest one", vector=query)
+        assert mem.hot.search("a", query, 1, {}, now)[0][0].id == new
+        other.hot.trim("a", [new])
+        assert new not in {m.id for m, _ in mem.hot.search("a", query, 5, {}, now)}
+
+        moved = memories[-1].id  # rotation rewrites a vector in place: it becomes the closest
+        assert other.hot.revector("a", lambda _c, v: query if _c == "memory 199" else None) == 1
+        assert mem.hot.search("a", query, 1, {}, now)[0][0].id == moved
+    finally:
+        other.close()
