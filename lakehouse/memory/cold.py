@@ -48,9 +48,20 @@ from lakehouse.memory.model import Memory, from_ms, matches, read_records, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
 
 if TYPE_CHECKING:
+    from lakehouse.memory.coldindex import ColdIndex
     from lakehouse.memory.warm import WarmTier
 
 ASSET = "memory_cold_archive"
+INDEX_FIELDS = (
+    "memory_id",
+    "tenant_id",
+    "vector",
+    "importance",
+    "created_at",
+    "expires_at",
+    "last_access",
+)
+"""The columns of ``memories`` the vector index is built from."""
 Revector = Callable[[str, np.ndarray], "np.ndarray | None"]
 """A memory's new vector from its content and stored vector, or None to keep it."""
 
@@ -165,9 +176,13 @@ class WarmSource:
     """
 
     def __init__(
-        self, warm: WarmTier, erased: Callable[[Sequence[Memory]], set[str]] | None = None
+        self,
+        warm: WarmTier,
+        erased: Callable[[Sequence[Memory]], set[str]] | None = None,
+        index: ColdIndex | None = None,
     ) -> None:
         self.warm = warm
+        self.index = index
         self.extra: set[str] = set()
         self.erased = erased
         self.chosen: list[Memory] = []
@@ -187,6 +202,8 @@ class WarmSource:
             self.warm.delete(sorted(buried))
             ordered = [m for m in ordered if m.id not in buried]
         self.chosen = ordered
+        if self.index is not None:  # indexed before the copy: never an unsearchable cold row
+            self.index.put(ordered)
         return _rows(ordered, datetime.now(UTC), self.warm.cipher)
 
     def delete(self, keys: Sequence[Key]) -> int:
@@ -201,10 +218,13 @@ class WarmSource:
 class ColdTier:
     """The Iceberg side of a memory store; moves into it go through :class:`Tiering`."""
 
-    def __init__(self, lh: Lakehouse, cipher: MemoryCipher | None = None) -> None:
+    def __init__(
+        self, lh: Lakehouse, cipher: MemoryCipher | None = None, index: ColdIndex | None = None
+    ) -> None:
         self.lh = lh
         self.cipher = cipher or MemoryCipher()
         self.rows = ColdRows(lambda: self.table)
+        self.index = index
 
     @property
     def table(self) -> Table:
@@ -224,6 +244,8 @@ class ColdTier:
     def put(self, memories: Sequence[Memory]) -> int:
         """Merge memories into their day partitions (idempotent by id); returns rows added."""
         memory_table(self.lh, MEMORIES.name)
+        if self.index is not None:
+            self.index.put(memories)
         tiers = Tiering(self.lh, MEMORIES.name, _NoHot(), asset=ASSET)
         return sum(m.added for m in tiers.copy(_rows(memories, datetime.now(UTC), self.cipher)))
 
@@ -278,8 +300,11 @@ class ColdTier:
         """The tenant's ``k`` live memories most similar to ``vector``, as ranking stubs.
 
         A stub carries what ranking needs (id, vector, importance, times) and no content:
-        :meth:`fetch` reads the rows of the stubs that make the final ranking.
+        :meth:`fetch` reads the rows of the stubs that make the final ranking. They come from
+        the vector index (:mod:`.coldindex`); a store without one scans the table's vectors.
         """
+        if self.index is not None:
+            return self.index.candidates(tenant_id, vector, k, now_ms)
         table = self.table
         if table.current_snapshot() is None:
             return []
@@ -330,7 +355,33 @@ class ColdTier:
         n = _count(table, predicate, None)
         if n:
             table.delete(predicate, snapshot_properties={"aura.asset": "memory-ttl-purge"})
+        if self.index is not None:
+            self.index.purge_expired(now_ms)
         return n
+
+    def reindex(self) -> int:
+        """Make the vector index hold exactly the table's memories; returns how many it holds."""
+        if self.index is None:
+            return 0
+        table = self.table
+        rows = (
+            table.scan(selected_fields=(*INDEX_FIELDS,)).to_arrow()
+            if table.current_snapshot() is not None
+            else MEMORIES.arrow_schema.empty_table().select(list(INDEX_FIELDS))
+        )
+        stale = self.index.ids() - set(rows.column("memory_id").to_pylist())
+        self.index.delete(sorted(stale))
+        return self.index.put_rows(rows)
+
+    def indexed(self) -> bool:
+        """Whether the vector index holds as many memories as the table (a cheap check)."""
+        if self.index is None:
+            return True
+        table = self.table
+        held = 0
+        if table.current_snapshot() is not None:
+            held = table.scan(selected_fields=("memory_id",)).to_arrow().num_rows
+        return self.index.count() == held
 
 
 def resealed_rows(
