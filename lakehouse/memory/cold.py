@@ -32,7 +32,6 @@ from pyiceberg.expressions import (
     BooleanExpression,
     EqualTo,
     GreaterThan,
-    In,
     IsNull,
     LessThanOrEqual,
     NotNull,
@@ -43,14 +42,26 @@ from pyiceberg.table.refs import SnapshotRefType
 
 from lakehouse.core import Lakehouse
 from lakehouse.ingest.tiering import Key, Tiering, TierResult
+from lakehouse.memory.coldrows import ColdRows
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, from_ms, matches, read_records, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
 
 if TYPE_CHECKING:
+    from lakehouse.memory.coldindex import ColdIndex
     from lakehouse.memory.warm import WarmTier
 
 ASSET = "memory_cold_archive"
+INDEX_FIELDS = (
+    "memory_id",
+    "tenant_id",
+    "vector",
+    "importance",
+    "created_at",
+    "expires_at",
+    "last_access",
+)
+"""The columns of ``memories`` the vector index is built from."""
 Revector = Callable[[str, np.ndarray], "np.ndarray | None"]
 """A memory's new vector from its content and stored vector, or None to keep it."""
 
@@ -116,6 +127,23 @@ def _decode(row: dict[str, Any], cipher: MemoryCipher) -> Memory:
     )
 
 
+def stub(tenant_id: str, row: Mapping[str, Any], vector: np.ndarray) -> Memory:
+    """A cold memory without content or metadata, for ranking (see :meth:`ColdTier.fetch`)."""
+    last = row.get("last_access")
+    expires = row.get("expires_at")
+    return Memory(
+        id=str(row["memory_id"]),
+        tenant_id=tenant_id,
+        content="",
+        vector=vector,
+        importance=float(row["importance"]),
+        created_ms=to_ms(row["created_at"]),
+        expires_ms=None if expires is None else to_ms(expires),
+        last_access_ms=None if last is None else to_ms(last),
+        tier="cold",
+    )
+
+
 class _NoHot:
     """A hot store with nothing in it (for copies and reads that trim nothing)."""
 
@@ -148,9 +176,13 @@ class WarmSource:
     """
 
     def __init__(
-        self, warm: WarmTier, erased: Callable[[Sequence[Memory]], set[str]] | None = None
+        self,
+        warm: WarmTier,
+        erased: Callable[[Sequence[Memory]], set[str]] | None = None,
+        index: ColdIndex | None = None,
     ) -> None:
         self.warm = warm
+        self.index = index
         self.extra: set[str] = set()
         self.erased = erased
         self.chosen: list[Memory] = []
@@ -170,6 +202,8 @@ class WarmSource:
             self.warm.delete(sorted(buried))
             ordered = [m for m in ordered if m.id not in buried]
         self.chosen = ordered
+        if self.index is not None:  # indexed before the copy: never an unsearchable cold row
+            self.index.put(ordered)
         return _rows(ordered, datetime.now(UTC), self.warm.cipher)
 
     def delete(self, keys: Sequence[Key]) -> int:
@@ -184,9 +218,13 @@ class WarmSource:
 class ColdTier:
     """The Iceberg side of a memory store; moves into it go through :class:`Tiering`."""
 
-    def __init__(self, lh: Lakehouse, cipher: MemoryCipher | None = None) -> None:
+    def __init__(
+        self, lh: Lakehouse, cipher: MemoryCipher | None = None, index: ColdIndex | None = None
+    ) -> None:
         self.lh = lh
         self.cipher = cipher or MemoryCipher()
+        self.rows = ColdRows(lambda: self.table)
+        self.index = index
 
     @property
     def table(self) -> Table:
@@ -206,6 +244,8 @@ class ColdTier:
     def put(self, memories: Sequence[Memory]) -> int:
         """Merge memories into their day partitions (idempotent by id); returns rows added."""
         memory_table(self.lh, MEMORIES.name)
+        if self.index is not None:
+            self.index.put(memories)
         tiers = Tiering(self.lh, MEMORIES.name, _NoHot(), asset=ASSET)
         return sum(m.added for m in tiers.copy(_rows(memories, datetime.now(UTC), self.cipher)))
 
@@ -250,24 +290,60 @@ class ColdTier:
             sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vector
             top = np.argsort(-sims, kind="stable")[:k]
             return [(found[i], float(sims[i])) for i in top]
-        # No filter: rank on the ids and vectors alone, then read the top rows whole.
+        ranked = self.candidates(tenant_id, vector, k, now_ms)
+        whole = self.fetch(tenant_id, [m for m, _ in ranked], now_ms)
+        return [(whole[m.id], sim) for m, sim in ranked if m.id in whole]
+
+    def candidates(
+        self, tenant_id: str, vector: np.ndarray, k: int, now_ms: int
+    ) -> list[tuple[Memory, float]]:
+        """The tenant's ``k`` live memories most similar to ``vector``, as ranking stubs.
+
+        A stub carries what ranking needs (id, vector, importance, times) and no content:
+        :meth:`fetch` reads the rows of the stubs that make the final ranking. They come from
+        the vector index (:mod:`.coldindex`); a store without one scans the table's vectors.
+        """
+        if self.index is not None:
+            return self.index.candidates(tenant_id, vector, k, now_ms)
         table = self.table
         if table.current_snapshot() is None:
             return []
-        live = _live(tenant_id, now_ms)
-        rows = table.scan(row_filter=live, selected_fields=("memory_id", "vector")).to_arrow()
+        fields = ("memory_id", "vector", "importance", "created_at", "expires_at", "last_access")
+        rows = table.scan(row_filter=_live(tenant_id, now_ms), selected_fields=fields).to_arrow()
         if rows.num_rows == 0:
             return []
         flat = pc.list_flatten(rows.column("vector")).to_numpy()
-        sims = flat.astype(np.float32).reshape(rows.num_rows, -1) @ vector
-        ids = rows.column("memory_id").to_pylist()
-        ranked = {ids[i]: float(sims[i]) for i in np.argsort(-sims, kind="stable")[:k]}
-        whole = {m.id: m for m in self._scan(And(live, In("memory_id", list(ranked))))}
+        matrix = flat.astype(np.float32).reshape(rows.num_rows, -1)
+        sims = matrix @ vector
+        top = np.argsort(-sims, kind="stable")[:k]
+        picked = rows.take(pa.array(top)).drop_columns(["vector"]).to_pylist()
         return [
-            (whole[i], sim)
-            for i, sim in ranked.items()
-            if i in whole and whole[i].tenant_id == tenant_id
+            (stub(tenant_id, row, matrix[i]), float(sims[i]))
+            for i, row in zip(top, picked, strict=True)
         ]
+
+    def fetch(self, tenant_id: str, stubs: Sequence[Memory], now_ms: int) -> dict[str, Memory]:
+        """The whole memories of ``stubs`` (of :meth:`candidates`) by id, live and the tenant's.
+
+        Reads only the row groups that can hold them (:class:`.coldrows.ColdRows`); a stub
+        whose row is gone (erased, expired, moved back) is absent from the answer.
+        """
+        if not stubs:
+            return {}
+        by_id = {m.id: m for m in stubs}
+        rows = self.rows.lookup([(m.id, m.created_ms) for m in stubs]).to_pylist()
+        found = read_records(
+            (
+                (
+                    str(r["memory_id"]),
+                    partial(_decode, r | {"vector": by_id[r["memory_id"]].vector}, self.cipher),
+                )
+                for r in rows
+                if r["memory_id"] in by_id
+            ),
+            "cold",
+        )
+        return {m.id: m for m in found if m.tenant_id == tenant_id and not m.expired(now_ms)}
 
     def purge_expired(self, now_ms: int) -> int:
         table = self.table
@@ -279,7 +355,33 @@ class ColdTier:
         n = _count(table, predicate, None)
         if n:
             table.delete(predicate, snapshot_properties={"aura.asset": "memory-ttl-purge"})
+        if self.index is not None:
+            self.index.purge_expired(now_ms)
         return n
+
+    def reindex(self) -> int:
+        """Make the vector index hold exactly the table's memories; returns how many it holds."""
+        if self.index is None:
+            return 0
+        table = self.table
+        rows = (
+            table.scan(selected_fields=(*INDEX_FIELDS,)).to_arrow()
+            if table.current_snapshot() is not None
+            else MEMORIES.arrow_schema.empty_table().select(list(INDEX_FIELDS))
+        )
+        stale = self.index.ids() - set(rows.column("memory_id").to_pylist())
+        self.index.delete(sorted(stale))
+        return self.index.put_rows(rows)
+
+    def indexed(self) -> bool:
+        """Whether the vector index holds as many memories as the table (a cheap check)."""
+        if self.index is None:
+            return True
+        table = self.table
+        held = 0
+        if table.current_snapshot() is not None:
+            held = table.scan(selected_fields=("memory_id",)).to_arrow().num_rows
+        return self.index.count() == held
 
 
 def resealed_rows(

@@ -18,6 +18,7 @@ from pyiceberg.expressions import In
 from lakehouse.exceptions import ValidationError
 from lakehouse.memory import consolidate
 from lakehouse.memory.cold import WarmSource, erase_rows
+from lakehouse.memory.coldindex import INDEX_ERRORS
 from lakehouse.memory.model import MAX_AGE, Memory, from_ms
 from lakehouse.memory.tiers import MemoryTiers, clock_ms
 from lakehouse.memory.warm import WARM_ERRORS
@@ -88,8 +89,11 @@ class MemoryCompaction(MemoryTiers):
                 consolidate_text,
                 run_id,
             )
-        except WARM_ERRORS as exc:
+        except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
             raise self._unavailable("warm", exc, "compaction stopped, nothing was lost") from None
+        finally:
+            for collection in self._collections:  # other processes may have the shards now
+                collection.idle()
 
     def _compact(
         self,
@@ -131,7 +135,9 @@ class MemoryCompaction(MemoryTiers):
             absorbed_hot += merged_hot
             absorbed_warm += merged_warm
         expired_warm = self.warm.purge_expired(now_ms)
-        source = WarmSource(self.warm, self._erased)
+        if not self.cold.indexed():  # a new or lost shard: index what the table holds
+            self.cold.reindex()
+        source = WarmSource(self.warm, self._erased, self.cold.index)
         if warm_max_points is not None:
             points = self.warm.scan()
             excess = len(points) - warm_max_points
@@ -145,7 +151,12 @@ class MemoryCompaction(MemoryTiers):
         if late:  # erased while being archived: the erase may have missed the new cold copy
             erase_rows(self.cold.table, In("memory_id", sorted(late)))
             self.warm.delete(sorted(late))
+            if self.cold.index is not None:
+                self.cold.index.delete(sorted(late))
         expired_cold = self.cold.purge_expired(now_ms)
+        # Build the cold index's HNSW graph and vacuum deleted points (blocks: compaction only).
+        if self.cold.index is not None:
+            self.cold.index.vacuum()
         report = CompactionReport(
             hot_to_warm,
             warm_to_cold,

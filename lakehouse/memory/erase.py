@@ -18,6 +18,7 @@ from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, EqualTo, 
 
 from lakehouse.exceptions import StreamRefusedError
 from lakehouse.memory.cold import TableErase, erase_rows
+from lakehouse.memory.coldindex import INDEX_ERRORS
 from lakehouse.memory.events import mentions
 from lakehouse.memory.model import parse_id
 from lakehouse.memory.tables import MEMORIES, MEMORY_EVENTS, MEMORY_EVENTS_REJECTED, memory_table
@@ -80,15 +81,20 @@ class MemoryErase(MemoryTiers):
             return EraseReceipt(tenant_id, (), 0, 0, False, 0, (), ())
         # Tenant-qualified: another tenant's forget of this id buries nothing of theirs.
         self._bury(tenant_id, mid)
+        index = self.cold.index
         try:
             points = [mid] if self.warm.owner(mid) == tenant_id else []  # expired ones too
-        except WARM_ERRORS as exc:
+            cold_points = [mid] if index is not None and index.owner(mid) == tenant_id else []
+        except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
             raise self._unavailable("warm", exc, _NOT_ERASED) from None
         spooled = self.spool.erase(tenant_id, [mid])
         keys = self.hot.trim(tenant_id, [mid], keep_access=False)
         entries = self.hot.erase_stream(tenant_id, {mid})
         self.warm.delete(points)
         vacuumed = tuple(self.warm.vacuum())
+        if index is not None and cold_points:
+            index.delete(cold_points)
+            vacuumed += tuple(index.vacuum())
         iceberg = self._erase_iceberg(
             And(EqualTo("tenant_id", tenant_id), EqualTo("memory_id", mid)), tenant_id, mid
         )
@@ -128,6 +134,8 @@ class MemoryErase(MemoryTiers):
         entries = self.hot.erase_stream(tenant_id, None)
         points = self.warm.delete_tenant(tenant_id)
         vacuumed = tuple(self.warm.vacuum())
+        if self.cold.index is not None and self.cold.index.delete_tenant(tenant_id):
+            vacuumed += tuple(self.cold.index.vacuum())
         iceberg = self._erase_iceberg(EqualTo("tenant_id", tenant_id), tenant_id, None)
         rewritten = self.hot.rewrite_persistence()
         published = self._publish(self._forget_event("forget_tenant", tenant_id, None))

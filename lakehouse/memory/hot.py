@@ -7,11 +7,19 @@ full names, hash-tagged into the stream's cluster slot, are in :mod:`.keys`)::
                    (``rec``'s content and metadata sealed with AURA_MEMORY_KEY, if set)
     ...:T:idx      sorted set id → created_ms (age-based compaction, search scan)
     ...:T:acc      hash id → last access ms (decay refresh for memories in every tier)
+    ...:T:gen      hash {n: bumped when a memory enters or leaves, reset: bumped when
+                   vectors change in place}: what a process's vector cache checks
     ...:tenants    set of tenants with memories
 
 A store writes the hash, the index and its stream event in one MULTI/EXEC (a bulk load
 :meth:`HotTier.put_many` batches of them); a get reads the hash
 and refreshes the access time in one round trip.
+
+Search reads no vectors out of Redis per query: each process keeps the tenant's hot vectors in a
+bounded cache (:class:`_VectorCache`), checked against ``gen`` in one round trip and brought up
+to date by reading only the vectors of memories that entered since (a ``reset`` reloads all).
+The cache only picks candidates: their similarity is recomputed from the records loaded, so a
+stale cache can cost recall for a moment, never a wrong score or another tenant's memory.
 """
 
 from __future__ import annotations
@@ -19,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -39,6 +49,7 @@ from lakehouse.stores import RedisClient, round_trip
 TENANTS = names.TENANTS
 _SCAN_BATCH = 500
 _VECTOR_BATCH = 5000
+_CACHED_TENANTS = 64  # tenants whose hot vectors a process keeps (least recently searched go)
 # The ``vec`` fields of KEYS, concatenated into one reply, and the (1-based) positions of the
 # keys that are gone (expired since the index was read): one bulk string instead of a reply per
 # memory, which redis-py would parse one by one.
@@ -52,14 +63,15 @@ return {table.concat(out), gone}
 """
 # One memory with its event: the event first, so a stream that refuses it (an entry at the
 # maximum id, a key of another type) fails the script before the memory is written.
-# KEYS: stream, memory key, index, tenants. ARGV: event, rec, vec, expires_ms or '', memory id,
-# created_ms, tenant.
+# KEYS: stream, memory key, index, tenants, generation. ARGV: event, rec, vec, expires_ms or '',
+# memory id, created_ms, tenant.
 _PUT = """
 redis.call('XADD', KEYS[1], '*', 'data', ARGV[1])
 redis.call('HSET', KEYS[2], 'rec', ARGV[2], 'vec', ARGV[3])
 if ARGV[4] ~= '' then redis.call('PEXPIREAT', KEYS[2], ARGV[4]) end
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[7])
+redis.call('HINCRBY', KEYS[5], 'n', 1)
 """
 _SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
@@ -151,6 +163,25 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+@dataclass
+class _Cached:
+    """One tenant's hot vectors as of generation ``gen`` (row i is the vector of ``ids[i]``)."""
+
+    gen: tuple[bytes | None, bytes | None]
+    ids: list[str]
+    matrix: np.ndarray
+
+
+class _VectorCache(OrderedDict[str, _Cached]):
+    """The hot vectors of the most recently searched tenants (at most ``_CACHED_TENANTS``)."""
+
+    def keep(self, tenant_id: str, entry: _Cached) -> None:
+        self[tenant_id] = entry
+        self.move_to_end(tenant_id)
+        while len(self) > _CACHED_TENANTS:
+            self.popitem(last=False)
+
+
 class HotTier:
     """The Redis side of a memory store."""
 
@@ -174,10 +205,15 @@ class HotTier:
             pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
         else:
             script(keys=keys, args=args, client=pipe)
+        self._cache = _VectorCache()
 
     @staticmethod
     def key(tenant_id: str, memory_id: str) -> str:
         return names.memory(tenant_id, memory_id)
+
+    @staticmethod
+    def generation(tenant_id: str) -> str:
+        return names.generation(tenant_id)
 
     @staticmethod
     def index(tenant_id: str) -> str:
@@ -207,7 +243,7 @@ class HotTier:
             for memory, vector, event in items[start : start + _SCAN_BATCH]:
                 rec = json.dumps(self.cipher.seal_record(memory.record()), separators=(",", ":"))
                 keys = [STREAM, self.key(memory.tenant_id, memory.id)]
-                keys += [self.index(memory.tenant_id), TENANTS]
+                keys += [self.index(memory.tenant_id), TENANTS, self.generation(memory.tenant_id)]
                 expires = "" if memory.expires_ms is None else str(memory.expires_ms)
                 args: list[str | bytes | int] = [encode_event(event), rec, vector.tobytes()]
                 args += [expires, memory.id, memory.created_ms, memory.tenant_id]
@@ -269,35 +305,59 @@ class HotTier:
     ) -> list[tuple[Memory, float]]:
         """The ``k`` live memories of the tenant most similar to ``vector`` (with ``filters``).
 
-        Only the vectors of every hot memory are read (one concatenated reply per batch of
-        keys, from a script); the records are then loaded and opened in similarity order, in
-        growing batches, until ``k`` of them are live and match the filters.
+        Candidates come from this process's cache of the tenant's hot vectors (one round trip
+        checks it is current; see the module docstring); their records are then loaded and
+        opened in similarity order, in growing batches, until ``k`` of them are live and match
+        the filters, each scored on the vector its record holds.
         """
-        ids = self.ids(tenant_id)
-        present: list[str] = []
-        blobs: list[bytes] = []
-        for start in range(0, len(ids), _VECTOR_BATCH):
-            chunk = ids[start : start + _VECTOR_BATCH]
-            blob, gone = self._vectors(keys=[self.key(tenant_id, i) for i in chunk])
-            missing = {int(i) - 1 for i in gone}
-            present += [memory_id for at, memory_id in enumerate(chunk) if at not in missing]
-            blobs.append(blob)
+        present, matrix = self._vectors_of(tenant_id)
         if not present:
             return []
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(present), -1)
         sims = matrix @ vector
         order = np.argsort(-sims, kind="stable")
         hits: list[tuple[Memory, float]] = []
         step, at = max(k, 32), 0
         while at < len(order) and len(hits) < k:
-            chosen = order[at : at + step]
-            wanted = {present[i]: float(sims[i]) for i in chosen}
-            for memory in self.load(tenant_id, list(wanted)):
+            chosen = [present[i] for i in order[at : at + step]]
+            for memory in self.load(tenant_id, chosen):
                 if not memory.expired(now_ms) and matches(memory.metadata, filters):
-                    hits.append((memory, wanted[memory.id]))
+                    hits.append((memory, float(memory.vector @ vector)))
             at += len(chosen)
             step = min(step * 4, _VECTOR_BATCH)
+        hits.sort(key=lambda hit: -hit[1])
         return hits[:k]
+
+    def _vectors_of(self, tenant_id: str) -> tuple[list[str], np.ndarray]:
+        """The tenant's hot ids and vectors, from the cache brought up to date.
+
+        Reads the generation (one round trip); when it moved, the index's ids, and the vectors
+        of the ids the cache lacks (all of them after a ``reset``).
+        """
+        raw = cast(list[bytes | None], self.client.hmget(self.generation(tenant_id), "n", "reset"))
+        gen = (raw[0], raw[1])
+        cached = self._cache.get(tenant_id)
+        if cached is not None and cached.gen == gen and gen[0] is not None:
+            self._cache.move_to_end(tenant_id)
+            return cached.ids, cached.matrix
+        ids = self.ids(tenant_id)
+        known: dict[str, int] = {}
+        if cached is not None and cached.gen[1] == gen[1] and gen[0] is not None:
+            known = {memory_id: row for row, memory_id in enumerate(cached.ids)}
+        wanted = [i for i in ids if i not in known]
+        fetched: dict[str, np.ndarray] = {}
+        for start in range(0, len(wanted), _VECTOR_BATCH):
+            chunk = wanted[start : start + _VECTOR_BATCH]
+            blob, gone = self._vectors(keys=[self.key(tenant_id, i) for i in chunk])
+            missing = {int(i) - 1 for i in gone}
+            alive = [memory_id for at, memory_id in enumerate(chunk) if at not in missing]
+            if alive:
+                block = np.frombuffer(blob, dtype=np.float32).reshape(len(alive), -1)
+                fetched.update(zip(alive, block, strict=True))
+        present = [i for i in ids if i in known or i in fetched]
+        rows = [cached.matrix[known[i]] if i in known else fetched[i] for i in present]  # type: ignore[union-attr]
+        matrix = np.vstack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+        self._cache.keep(tenant_id, _Cached(gen, present, matrix))
+        return present, matrix
 
     def ids(self, tenant_id: str, max_created_ms: float = float("inf")) -> list[str]:
         upper = "+inf" if max_created_ms == float("inf") else int(max_created_ms)
@@ -337,6 +397,7 @@ class HotTier:
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(*[self.key(tenant_id, i) for i in ids])
         pipe.zrem(self.index(tenant_id), *ids)
+        pipe.hincrby(self.generation(tenant_id), "n", 1)
         if not keep_access:
             pipe.hdel(self.access(tenant_id), *ids)
         return int(pipe.execute()[0])
@@ -351,6 +412,7 @@ class HotTier:
         if gone:
             self.client.zrem(self.index(tenant_id), *gone)
             self.client.hdel(self.access(tenant_id), *gone)
+            self.client.hincrby(self.generation(tenant_id), "n", 1)
         return len(gone)
 
     def delete_tenant_keys(self, tenant_id: str) -> int:
@@ -425,6 +487,7 @@ class HotTier:
                     vec = np.asarray(new, dtype=np.float32).tobytes()
                     self._queue(pipe, self._set_if_exists, [key], ["vec", vec])
                     done += 1
+            pipe.hincrby(self.generation(tenant_id), "reset", 1)  # caches reload every vector
             pipe.execute()
         return done
 

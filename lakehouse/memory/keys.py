@@ -10,6 +10,7 @@ validated tenant id (no ``:``, braces or glob characters)::
     aura:mem:{aura:events:memory}:T:m:<id>      hash {rec, vec} of one memory
     aura:mem:{aura:events:memory}:T:idx         sorted set id -> created_ms
     aura:mem:{aura:events:memory}:T:acc         hash id -> last access ms
+    aura:mem:{aura:events:memory}:T:gen         hash of the tenant's cache generations
     aura:mem:{aura:events:memory}:tenants       set of tenants with memories
     aura:mem:{aura:events:memory}:tombstones    hash of erased ids and tenants
     aura:mem:{aura:events:memory}:rebuild       scratch copy while the stream is rebuilt
@@ -53,6 +54,11 @@ def index(tenant_id: str) -> str:
 def access(tenant_id: str) -> str:
     """The tenant's hash of last access times."""
     return f"{_PREFIX}{tenant_id}:acc"
+
+
+def generation(tenant_id: str) -> str:
+    """The tenant's hash of cache generations (what a process's hot-vector cache checks)."""
+    return f"{_PREFIX}{tenant_id}:gen"
 
 
 def tenant_pattern(tenant_id: str) -> str:

@@ -8,7 +8,7 @@ against the caller's tenant, and an expired memory is absent from every read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -141,6 +141,7 @@ class MemoryReads(MemoryTiers):
         now_ms = clock_ms(now)
         pool = max(k * 4, 20)
         candidates: dict[str, tuple[Memory, float]] = {}
+        stubs: set[str] = set()  # cold candidates without content yet (see ColdTier.fetch)
         skipped: list[str] = []
         self._drain_quietly()
         for tier in TIERS:
@@ -154,6 +155,8 @@ class MemoryReads(MemoryTiers):
             if tier == "hot":  # with what Redis will hold once the spool is replayed
                 found += _ranked(self.spool.memories(tenant_id, now_ms, flt), vec, pool)
             for memory, sim in found:
+                if memory.id not in candidates and tier == "cold" and not flt:
+                    stubs.add(memory.id)
                 candidates.setdefault(memory.id, (memory, sim))
         access: dict[str, int] = {}
         if "hot" not in skipped:
@@ -171,7 +174,7 @@ class MemoryReads(MemoryTiers):
         hits.sort(
             key=lambda h: (-h.score, -(h.memory.last_access_ms or h.memory.created_ms), h.memory.id)
         )
-        top = hits[:k]
+        top = self._whole(tenant_id, hits, k, stubs, now_ms)
         if "hot" not in skipped:
             self._touch(tenant_id, [h.memory.id for h in top], now_ms)
         return SearchResults(top, skipped)
@@ -187,9 +190,36 @@ class MemoryReads(MemoryTiers):
     ) -> list[tuple[Memory, float]]:
         if tier == "warm":
             return self.warm.search(tenant_id, vec, pool, flt, now_ms)
-        if tier == "cold":
-            return self.cold.search(tenant_id, vec, pool, flt, now_ms)
+        if tier == "cold":  # unfiltered: ranking stubs, the top ones read whole by _whole
+            if flt:
+                return self.cold.search(tenant_id, vec, pool, flt, now_ms)
+            return self.cold.candidates(tenant_id, vec, pool, now_ms)
         return self.hot.search(tenant_id, vec, pool, flt, now_ms)
+
+    def _whole(
+        self, tenant_id: str, hits: list[SearchHit], k: int, stubs: set[str], now_ms: int
+    ) -> list[SearchHit]:
+        """The best ``k`` of ranked ``hits`` with every cold stub read whole (by id).
+
+        A stub whose row is gone by now (erased or moved meanwhile) is dropped and the next
+        hit takes its place: the order of the others is the ranking's.
+        """
+        out: list[SearchHit] = []
+        at = 0
+        while len(out) < k and at < len(hits):
+            batch = hits[at : at + k - len(out)]
+            at += len(batch)
+            wanted = [h.memory for h in batch if h.memory.id in stubs]
+            whole = self.cold.fetch(tenant_id, wanted, now_ms) if wanted else {}
+            for hit in batch:
+                if hit.memory.id in stubs:
+                    row = whole.get(hit.memory.id)
+                    if row is None:
+                        continue
+                    memory = replace(row, last_access_ms=hit.memory.last_access_ms)
+                    hit = SearchHit(memory, hit.score, hit.similarity)
+                out.append(hit)
+        return out
 
     def search_by_shape(
         self, tenant_id: str, query: Shape, k: int = 10, *, now: datetime | None = None

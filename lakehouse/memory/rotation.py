@@ -12,6 +12,7 @@ import redis
 
 from lakehouse.exceptions import ConfigurationError
 from lakehouse.memory.cold import Revector, TableReseal, reseal_table, resealed_rows
+from lakehouse.memory.coldindex import INDEX_ERRORS
 from lakehouse.memory.model import HashingEmbedder, Memory
 from lakehouse.memory.tables import MEMORIES, MEMORY_EVENTS, memory_table
 from lakehouse.memory.tiers import MemoryTiers
@@ -79,6 +80,12 @@ class KeyRotation(MemoryTiers):
             )
             for spec in (MEMORIES, MEMORY_EVENTS)
         )
+        if revector is not None:  # the cold tier's vectors changed with its rows
+            try:
+                self.cold.reindex()
+                vacuumed += tuple(self.cold.index.vacuum()) if self.cold.index else ()
+            except INDEX_ERRORS as exc:
+                raise self._unavailable("warm", exc, "the cold vector index is stale") from None
         rewritten = self.hot.rewrite_persistence()
         report = RotationReport(hot, entries, len(points), iceberg, vacuumed, rewritten)
         log.info("memory key rotation: %s", report)

@@ -4,6 +4,10 @@ Content and metadata columns are written without column statistics
 (``write.metadata.metrics.column.<name> = none``, see :data:`NO_STATS_COLUMNS`): Iceberg
 manifests would otherwise keep a prefix of the text as lower/upper bounds, and an erase that
 rewrites the data files would still leave those bytes in manifests.
+
+``memories`` is written sorted by ``memory_id`` in row groups of :data:`ROW_GROUP_ROWS` rows, so
+the cold tier reads a memory by id from the one row group whose ``memory_id`` statistics hold
+it (:mod:`lakehouse.memory.coldrows`), not by scanning its day.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ MEMORIES = register(
         time_column="created_at",
         key=("memory_id",),
         description="Cold memory tier: memories moved out of the warm tier (Qdrant)",
+        sort_by=("memory_id",),
     )
 )
 
@@ -81,6 +86,9 @@ MEMORY_EVENTS_REJECTED = register(
     )
 )
 
+ROW_GROUP_ROWS = 1024
+"""Rows per Parquet row group of ``memories``: what one lookup by id reads (without vectors)."""
+
 MEMORY_TABLES = (MEMORIES, MEMORY_EVENTS, MEMORY_EVENTS_REJECTED)
 
 # Columns that may hold memory text: no min/max statistics in manifests (see module docstring).
@@ -99,6 +107,8 @@ def memory_table(lh: Lakehouse, name: str) -> Table:
     """
     table = lh.table(name)
     wanted = {f"write.metadata.metrics.column.{c}": "none" for c in NO_STATS_COLUMNS[name]}
+    if name == MEMORIES.name:
+        wanted["write.parquet.row-group-limit"] = str(ROW_GROUP_ROWS)
     stale = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
     if stale:
         with table.transaction() as tx:

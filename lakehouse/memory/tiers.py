@@ -23,9 +23,11 @@ import redis
 
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import StoreUnavailableError, TierUnavailableError
-from lakehouse.memory import tombstones
+from lakehouse.memory import coldindex, tombstones
 from lakehouse.memory.cold import ColdTier
+from lakehouse.memory.coldindex import INDEX_ERRORS, ColdIndex
 from lakehouse.memory.crypto import MemoryCipher
+from lakehouse.memory.engine import Collection
 from lakehouse.memory.hot import HotTier
 from lakehouse.memory.model import DEFAULT_HALF_LIFE, Embedder, HashingEmbedder, Memory, to_ms
 from lakehouse.memory.spool import Spool, spool_path
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 TIERS = ("hot", "warm", "cold")
 # What a tier that does not answer raises (Redis, Qdrant).
-DOWN: tuple[type[Exception], ...] = (redis.RedisError, *WARM_ERRORS)
+DOWN: tuple[type[Exception], ...] = (redis.RedisError, *WARM_ERRORS, *INDEX_ERRORS)
 
 
 def clock_ms(now: datetime | None) -> int:
@@ -58,6 +60,7 @@ class MemoryTiers:
         half_life: timedelta = DEFAULT_HALF_LIFE,
         redis_client: Any = None,
         qdrant_client: Any = None,
+        vector_lock_timeout: float = 10.0,
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.cipher = MemoryCipher.from_settings(self.settings)
@@ -77,7 +80,12 @@ class MemoryTiers:
         self.lakehouse = Lakehouse(self.settings)
         self.hot = HotTier(self.redis, self.cipher)
         self.warm = WarmTier(self.qdrant, self.dim, local, self.cipher)
-        self.cold = ColdTier(self.lakehouse, self.cipher)
+        # The cold tier's vectors: a collection of the vector engine, opened on first use and
+        # shared by the stores of this process (see .engine and .coldindex).
+        self._collections = [
+            Collection(self.settings, coldindex.spec(self.dim), vector_lock_timeout)
+        ]
+        self.cold = ColdTier(self.lakehouse, self.cipher, ColdIndex(self._collections[0]))
         self.spool = Spool(spool_path(self.settings.home), self.cipher)
         ensure_tables(self.lakehouse)
         self._spool_pending = self.spool.count() > 0
@@ -93,6 +101,8 @@ class MemoryTiers:
 
     def close(self) -> None:
         """Close the clients this store opened (an embedded Redis is saved and stopped)."""
+        for collection in self._collections:
+            collection.release()
         if self._own_qdrant:
             self.qdrant.close()
         if self._own_redis:

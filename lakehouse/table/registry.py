@@ -60,6 +60,9 @@ class TableSpec:
             bookkeeping) whose values can name tenants or hold their rows (a model's one-hot
             feature names, sampled values of a failed expectation); a tenant session shows
             them as NULL.
+        sort_by: columns a day write sorts its rows by, so each data file is ordered on them and
+            a reader prunes row groups by their statistics (the cold memory tier's lookups by
+            ``memory_id``); empty: rows keep the order they came in.
     """
 
     name: str
@@ -72,6 +75,7 @@ class TableSpec:
     diff_metrics: Mapping[str, tuple[str, str]] | None = None
     tenant_neutral: bool = False
     tenant_private: tuple[str, ...] = ()
+    sort_by: tuple[str, ...] = ()
 
     @property
     def identifier(self) -> tuple[str, str]:

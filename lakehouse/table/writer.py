@@ -204,6 +204,8 @@ def overwrite_day(
     """Replace the rows of ``day`` with ``data`` in one atomic commit (idempotent re-writes)."""
     rows = conform(spec, table, data)
     check_within_day(spec, rows, day)
+    if spec.sort_by:
+        rows = rows.sort_by([(column, "ascending") for column in spec.sort_by])
     refs.ensure_branch(table, branch)
     predicate = day_filter(spec, day)
 

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from helpers import ROOT
 
 from aura_assets.instance import BASE_CONFIG, instance_yaml, storage_url
+from lakehouse.exceptions import ConfigurationError
 from lakehouse.settings import Settings, redact_text, redact_url
 
 
@@ -185,3 +186,28 @@ def test_a_redis_cluster_url_it_cannot_use_is_refused_without_echoing_it(
     with pytest.raises(ConfigurationError, match="database 0") as err:
         Settings.from_env({"AURA_HOME": str(tmp_path), "AURA_REDIS_URL": url})
     assert SECRET not in str(err.value)
+
+
+def test_qdrant_cluster_settings(tmp_path: Path) -> None:
+    home = {"AURA_HOME": str(tmp_path)}
+    unset = Settings.from_env(home)
+    assert unset.qdrant_replication is None and unset.qdrant_write_consistency is None
+    assert unset.vectors_path == tmp_path / "vectors"
+    assert "Qdrant Edge shards" in unset.describe()["vectors"]
+    cluster = Settings.from_env(
+        {
+            **home,
+            "AURA_QDRANT_URL": "http://q:6333",
+            "AURA_QDRANT_REPLICATION": "3",
+            "AURA_QDRANT_WRITE_CONSISTENCY": "2",
+        }
+    )
+    assert (cluster.qdrant_replication, cluster.qdrant_write_consistency) == (3, 2)
+    assert "replication 3, write consistency 2" in cluster.describe()["vectors"]
+    for bad in ({"AURA_QDRANT_REPLICATION": "0"}, {"AURA_QDRANT_WRITE_CONSISTENCY": "two"}):
+        with pytest.raises(ConfigurationError, match="not a positive integer"):
+            Settings.from_env({**home, **bad})
+    with pytest.raises(ConfigurationError, match="at most as many replicas"):
+        Settings.from_env(
+            {**home, "AURA_QDRANT_REPLICATION": "2", "AURA_QDRANT_WRITE_CONSISTENCY": "3"}
+        )

@@ -94,3 +94,33 @@ def test_forget_tenant_erases_only_that_tenant(mem: MemoryStore) -> None:
     assert mem.get("beta", keep) is not None
     assert mem.search("alpha", "alpha private note", k=10) == []
     assert _parquet_hits(home, "beta keeps this BETA-7")
+
+
+def test_forget_leaves_no_bytes_in_the_vector_engine(mem: MemoryStore) -> None:
+    """Memories forgotten while in the warm tier or in the cold tier and its vector index (a
+    Qdrant Edge shard): a byte scan of AURA_HOME finds none of their markers and finds the kept
+    ones; the index holds exactly the cold memories left."""
+    home = mem.settings.home
+    if EMBEDDED_REDIS:
+        mem.redis.config_set("rdbcompression", "no")
+    now = datetime.now(UTC)
+    ids = {}
+    for i in range(80):  # interleaved: the oldest 40 go cold, half of them to forget
+        marker = f"{'GONE' if i % 4 == 0 else 'KEEP'}-{i:03d}-MARK"
+        ids[marker] = mem.store("acme", f"note {marker}", now=now + timedelta(milliseconds=i))
+    later = now + timedelta(hours=2)
+    mem.compact(now=later, consolidate_cosine=None)  # all to the warm tier
+    mem.compact(now=later, warm_max_points=40, consolidate_cosine=None)  # the oldest 40 to cold
+    assert _raw_hits(home, "GONE-004-MARK")  # the scan can find
+    assert mem.cold.index is not None and mem.cold.index.count() == 40
+    gone = [m for m in ids if m.startswith("GONE")]
+    assert {mem.get("acme", ids[m]).tier for m in gone} == {"warm", "cold"}  # type: ignore[union-attr]
+    for marker in gone:
+        assert mem.forget("acme", ids[marker]).found
+    assert {m: _raw_hits(home, m) for m in gone if _raw_hits(home, m)} == {}
+    assert [m for m in gone if _parquet_hits(home, m)] == []
+    kept = [m for m in ids if m.startswith("KEEP")]
+    assert all(mem.get("acme", ids[m]) is not None for m in kept)
+    assert _raw_hits(home, "KEEP-079-MARK") and _parquet_hits(home, "KEEP-001-MARK")
+    assert mem.cold.index.count() + mem.warm.count() == len(kept)
+    assert mem.cold.index.ids() == {ids[m] for m in kept if int(m[5:8]) < 40}

@@ -63,3 +63,61 @@ def test_hot_and_cold_search_match_a_full_scan(mem: MemoryStore) -> None:
     assert mem.cold.search("a", query, 1, {}, now)[0][0].id == memories[0].id
     assert mem.hot.search("nobody", query, 3, {}, now) == []
     assert mem.cold.search("nobody", query, 3, {}, now) == []
+
+
+def test_hot_search_sees_what_another_store_wrote_since(mem: MemoryStore) -> None:
+    """Each store caches its tenants' hot vectors: another store's stores, trims and in-place
+    vector changes (key rotation) reach its next search."""
+    other = MemoryStore(mem.settings, redis_client=mem.redis, qdrant_client=mem.qdrant)
+    try:
+        memories, vectors = _load(mem, 200)
+        rng = np.random.default_rng(11)
+        query = rng.normal(size=mem.dim).astype(np.float32)
+        query /= np.linalg.norm(query)
+        now = int(time.time() * 1000)
+        live = [m for m in memories if not m.expired(now)]
+        assert [m.id for m, _ in mem.hot.search("a", query, 5, {}, now)] == _brute(live, query, 5)
+
+        new = other.store("a", "the closest one", vector=query)
+        assert mem.hot.search("a", query, 1, {}, now)[0][0].id == new
+        other.hot.trim("a", [new])
+        assert new not in {m.id for m, _ in mem.hot.search("a", query, 5, {}, now)}
+
+        moved = memories[-1].id  # rotation rewrites a vector in place: it becomes the closest
+        assert other.hot.revector("a", lambda _c, v: query if _c == "memory 199" else None) == 1
+        assert mem.hot.search("a", query, 1, {}, now)[0][0].id == moved
+    finally:
+        other.close()
+
+
+def test_cold_rows_are_read_by_id_from_sorted_row_groups(mem: MemoryStore) -> None:
+    """The cold tier writes each day sorted by id in small row groups and reads memories by id
+    from the row groups that hold them, also after an erase rewrote the day under its index."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(5)
+    days = [datetime(2026, 11, d, 12, tzinfo=UTC) for d in (1, 2, 3)]
+    built = [
+        mem.new_memory("a", f"cold {i}", vector=rng.normal(size=mem.dim), now=days[i % 3])[0]
+        for i in range(6300)
+    ]
+    mem.cold.put(built)
+    table = mem.cold.table
+    files = [t.file.file_path for t in table.scan().plan_files()]
+    assert len(files) == 3
+    for path in files:
+        meta = pq.ParquetFile(path.removeprefix("file://")).metadata
+        assert meta.num_row_groups > 1  # small row groups: a lookup reads one, not the day
+        ids = pq.read_table(path.removeprefix("file://"), columns=["memory_id"])["memory_id"]
+        assert ids.to_pylist() == sorted(ids.to_pylist())
+    now = int(time.time() * 1000)
+    wanted = [built[i] for i in (0, 1, 2, 1000, 6299)]
+    got = mem.cold.fetch("a", wanted, now)
+    assert {i: (m.content, m.created_ms) for i, m in got.items()} == {
+        m.id: (m.content, m.created_ms) for m in wanted
+    }
+    assert mem.cold.fetch("b", wanted, now) == {}  # another tenant's ids read as absent
+
+    mem.forget("a", built[0].id)  # rewrites day 1: the index's file of that day is gone
+    got = mem.cold.fetch("a", wanted, now)
+    assert set(got) == {m.id for m in wanted[1:]}

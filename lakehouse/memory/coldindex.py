@@ -1,0 +1,180 @@
+"""The cold tier's vector index: each cold memory's vector and ranking fields, no content.
+
+A collection of the vector engine (:mod:`lakehouse.vectors`: a Qdrant Edge shard in
+``AURA_HOME/vectors/aura_memory_cold``, or that collection on ``AURA_QDRANT_URL``) holds, per
+memory in ``memories``, its vector and the payload ranking needs (tenant, importance, creation,
+expiry and access times). A search asks it for the best candidates (an HNSW query filtered by
+tenant and TTL), ranks them with the other tiers' and reads from Iceberg only the rows of the
+cold hits that make the final top k (:meth:`ColdTier.fetch`).
+
+Invariants: a memory enters the index before its row is copied into ``memories`` and leaves it
+with the row (erase, TTL purge), so no cold memory is ever unsearchable; an indexed id whose row
+is not (yet) in the table is dropped from a search's answer. :meth:`ColdIndex.rebuild` remakes
+the index from the table (a new or lost shard, key rotation, a count that differs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from qdrant_client import models as qm
+
+from lakehouse.exceptions import VectorStoreBusyError, VectorStoreError
+from lakehouse.memory.model import Memory, to_ms
+from lakehouse.vectors import CollectionSpec, Record, VectorStore
+
+COLLECTION = "aura_memory_cold"
+VECTOR = "dense"
+# What the index raises when it cannot answer (a shard another process holds past the wait, an
+# engine that refused): reads skip the cold tier, erase and compaction stop.
+INDEX_ERRORS: tuple[type[Exception], ...] = (VectorStoreBusyError, VectorStoreError)
+_BATCH = 2000
+_FIELDS = ("memory_id", "tenant_id", "vector", "importance", "created_at", "expires_at")
+_RANKING = ("importance", "created_ms", "expires_ms", "last_access_ms")
+
+
+def spec(dim: int) -> CollectionSpec:
+    """The index's design: one cosine vector, the tenant and the times indexed."""
+    return CollectionSpec(
+        COLLECTION,
+        {VECTOR: (dim, "cosine")},
+        tenant_field="tenant_id",
+        indexes={"created_ms": "integer", "expires_ms": "integer"},
+    )
+
+
+def _live(now_ms: int) -> qm.Filter:
+    """Points whose hard TTL has not passed at ``now_ms``."""
+    return qm.Filter(
+        should=[
+            qm.IsNullCondition(is_null=qm.PayloadField(key="expires_ms")),
+            qm.FieldCondition(key="expires_ms", range=qm.Range(gt=now_ms)),
+        ]
+    )
+
+
+def _payload(memory: Memory) -> dict[str, Any]:
+    return {
+        "tenant_id": memory.tenant_id,
+        "importance": memory.importance,
+        "created_ms": memory.created_ms,
+        "expires_ms": memory.expires_ms,
+        "last_access_ms": memory.last_access_ms,
+    }
+
+
+def _stub(point: Any) -> Memory:
+    """A cold memory without content or metadata, for ranking."""
+    p = point.payload
+    return Memory(
+        id=str(point.id),
+        tenant_id=str(p["tenant_id"]),
+        content="",
+        vector=np.asarray(point.vectors.get(VECTOR, []), dtype=np.float32),
+        importance=float(p["importance"]),
+        created_ms=int(p["created_ms"]),
+        expires_ms=p.get("expires_ms"),
+        last_access_ms=p.get("last_access_ms"),
+        tier="cold",
+    )
+
+
+class ColdIndex:
+    """The cold tier's vectors in the vector engine (see the module docstring)."""
+
+    def __init__(self, store: Callable[[], VectorStore]) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> VectorStore:
+        return self._store()
+
+    def put(self, memories: Sequence[Memory]) -> None:
+        """Index memories (idempotent by id)."""
+        points = [
+            Record(id=m.id, vectors={VECTOR: m.vector.tolist()}, payload=_payload(m))
+            for m in memories
+        ]
+        for start in range(0, len(points), _BATCH):
+            self.store.upsert(points[start : start + _BATCH])
+
+    def put_rows(self, rows: pa.Table) -> int:
+        """Index rows of ``memories`` (:data:`_FIELDS` and optionally ``last_access``)."""
+        n = 0
+        for batch in rows.to_batches(_BATCH):
+            flat = pc.list_flatten(batch.column("vector")).to_numpy(zero_copy_only=False)
+            matrix = flat.astype(np.float32).reshape(batch.num_rows, -1)
+            cols = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+            points = []
+            for i in range(batch.num_rows):
+                last = cols.get("last_access", [None] * batch.num_rows)[i]
+                expires = cols["expires_at"][i]
+                points.append(
+                    Record(
+                        id=cols["memory_id"][i],
+                        vectors={VECTOR: matrix[i].tolist()},
+                        payload={
+                            "tenant_id": cols["tenant_id"][i],
+                            "importance": cols["importance"][i],
+                            "created_ms": to_ms(cols["created_at"][i]),
+                            "expires_ms": None if expires is None else to_ms(expires),
+                            "last_access_ms": None if last is None else to_ms(last),
+                        },
+                    )
+                )
+            self.store.upsert(points)
+            n += len(points)
+        return n
+
+    def candidates(
+        self, tenant_id: str, vector: np.ndarray, k: int, now_ms: int
+    ) -> list[tuple[Memory, float]]:
+        """The tenant's ``k`` live cold memories most similar to ``vector``, as ranking stubs."""
+        points = self.store.search(
+            vector.tolist(),
+            tenant=tenant_id,
+            using=VECTOR,
+            limit=k,
+            filter=_live(now_ms),
+            with_payload=["tenant_id", *_RANKING],
+            with_vectors=True,
+        )
+        return [
+            (_stub(p), float(p.score)) for p in points if p.payload.get("tenant_id") == tenant_id
+        ]
+
+    def owner(self, memory_id: str) -> str | None:
+        found = self.store.retrieve([memory_id], with_payload=["tenant_id"])
+        return str(found[0].payload.get("tenant_id")) if found and found[0].payload else None
+
+    def ids(self) -> set[str]:
+        return {str(r.id) for r in self.store.scroll(with_payload=False)}
+
+    def count(self) -> int:
+        return self.store.count()
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            self.store.delete(ids)
+
+    def delete_tenant(self, tenant_id: str) -> int:
+        flt = qm.Filter(
+            must=[qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
+        )
+        return self.store.delete_where(flt)
+
+    def purge_expired(self, now_ms: int) -> int:
+        flt = qm.Filter(must=[qm.FieldCondition(key="expires_ms", range=qm.Range(lte=now_ms))])
+        return self.store.delete_where(flt)
+
+    def vacuum(self) -> list[str]:
+        """Run the engine's optimizer so deleted points leave no bytes; names what it rewrote."""
+        store = self.store
+        store.optimize()
+        path = getattr(store, "path", None)
+        return [] if path is None else [str(path)]
