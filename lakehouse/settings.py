@@ -31,6 +31,9 @@ Environment variables:
 ``AURA_BACKUP_KEY`` Key that signs backup manifests (HMAC-SHA256; 32 random bytes, urlsafe
                    base64); restore then refuses a backup whose manifest it did not sign.
                    Keep it apart from the backups (docs/backup.md).
+``AURA_CELERY_BROKER`` Redis URL of the Celery broker (e.g. ``redis://host:6379/9``); when set,
+                   ``aura`` runs the steps of its runs on Celery workers listening there
+                   (docs/distributed-runs.md); unset means steps run in the launching process.
 ``AURA_PARTITIONS_START`` First day of the Dagster daily partitions (``YYYY-MM-DD``; default
                    ``2026-11-01``, a fixed recent day, so the UI does not show years of empty
                    partitions; set it earlier to backfill older data).
@@ -78,6 +81,7 @@ ENV_VARS: dict[str, str] = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_region": "AWS_REGION",
+    "celery_broker": "AURA_CELERY_BROKER",
 }
 """Each :meth:`Settings.from_values` argument and the environment variable that supplies it."""
 
@@ -232,6 +236,9 @@ class Settings:
     aws_secret_access_key: str | None = None
     """``AWS_SECRET_ACCESS_KEY`` (never shown)."""
     aws_region: str = DEFAULT_REGION
+    celery_broker: str | None = None
+    """``AURA_CELERY_BROKER``: the Celery workers' Redis broker (a password in it is never
+    shown)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
@@ -268,6 +275,7 @@ class Settings:
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_region: str | None = None,
+        celery_broker: str | None = None,
     ) -> Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
@@ -311,6 +319,7 @@ class Settings:
             aws_access_key_id=aws_access_key_id or None,
             aws_secret_access_key=aws_secret_access_key or None,
             aws_region=aws_region or DEFAULT_REGION,
+            celery_broker=_celery_broker(celery_broker),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -387,6 +396,7 @@ class Settings:
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
             "partitions start": self.partitions_start.isoformat(),
+            "celery broker": redact_url(self.celery_broker) or "none (steps run in-process)",
             "backup signing": "on (AURA_BACKUP_KEY set)" if self.backup_key else "off",
             "memory encryption": (
                 f"on (AURA_MEMORY_KEY set, {len(self.memory_old_keys)} old key(s) for reading)"
@@ -405,7 +415,12 @@ class Settings:
         keys = [k for k in (self.memory_key, *self.memory_old_keys, self.backup_key) if k]
         keys += [s for s in (self.aws_secret_access_key, self.catalog_secret) if s]
         return keys + passwords_in(
-            self.pg_url, self.catalog_uri, self.redis_url, self.qdrant_url, self.dagster_pg_url
+            self.pg_url,
+            self.catalog_uri,
+            self.redis_url,
+            self.qdrant_url,
+            self.dagster_pg_url,
+            self.celery_broker,
         )
 
     @property
@@ -470,6 +485,22 @@ def _object_store(
             "AURA_CATALOG_CREDENTIAL is not client_id:client_secret; write the OAuth2 client "
             "id, a colon, then the secret"
         )
+
+
+def _celery_broker(url: str | None) -> str | None:
+    """``AURA_CELERY_BROKER`` if it is a Redis URL (the value is never echoed: it may hold a
+    password)."""
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://")):
+        from lakehouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            "AURA_CELERY_BROKER is not a redis:// URL; write it as "
+            "redis://[:PASSWORD@]HOST:PORT/DB (a Redis db index of its own: the broker's keys "
+            "must not share the data's db)"
+        )
+    return url
 
 
 def configured(environ: Mapping[str, str] | None = None) -> dict[str, str]:
