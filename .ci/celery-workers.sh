@@ -56,6 +56,11 @@ with psycopg.connect(urlunsplit(url._replace(path="/postgres")), autocommit=True
     conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 for db in (settings.redis_url, settings.celery_broker):
     redis.Redis.from_url(db).flushdb()
+from celery import Celery
+
+already = Celery(broker=settings.celery_broker).control.ping(timeout=1.0)
+if already:  # e.g. left by a start whose stop never ran: their code and home may be stale
+    raise SystemExit(f"== workers already listen on this broker: {already}; stop them first")
 open_instance(settings).dispose()
 PYTHON
   for i in $(seq "$count"); do

@@ -69,7 +69,6 @@ def celery_config_source() -> dict[str, Any]:
         **DEFAULT_CONFIG,
         "result_expires": RESULT_EXPIRES_SECONDS,
         "broker_connection_retry_on_startup": True,
-        "worker_hijack_root_logger": False,
     }
 
 
