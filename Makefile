@@ -35,6 +35,8 @@ test: install lint
 	@if $(SERVERS_UP) 2>/dev/null; then \
 		echo "== server pass: PostgreSQL catalog + Redis server"; \
 		AURA_TEST_SERVERS=1 $(PYTEST) && \
+		echo "== celery pass: two Celery workers run the routing and memory pipelines' steps" && \
+		PY=$(PY) bash .ci/celery-workers.sh test && \
 		echo "== object-store pass (selection): S3 warehouse + Iceberg REST catalog on SeaweedFS" && \
 		PY=$(PY) bash .ci/objstore.sh --quick; \
 	else \

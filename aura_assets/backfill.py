@@ -173,11 +173,13 @@ def _launcher(settings: Settings) -> "Launcher":
     code location loads once per process, not once per day); closed when the process exits."""
     if settings not in _LAUNCHERS:
         from aura_assets.instance import open_instance
-        from aura_assets.launch import launcher
+        from aura_assets.launch import execution_config, launcher
 
         stack = ExitStack()
         instance = open_instance(settings)
         stack.callback(instance.dispose)
-        _LAUNCHERS[settings] = stack.enter_context(launcher(instance))
+        _LAUNCHERS[settings] = stack.enter_context(
+            launcher(instance, execution=execution_config(settings))
+        )
         atexit.register(stack.close)
     return _LAUNCHERS[settings]

@@ -5,7 +5,9 @@ a hand-kept list, so adding a domain edits nothing outside its folder.
 
 Global policy applied here: the automation-condition sensor (declarative automation of every
 asset, e.g. ``routing_model_daily`` following its decisions) runs by default, as the stream
-sensors and the closed-day schedules do (``docs/automation.md``).
+sensors and the closed-day schedules do (``docs/automation.md``). Every job has AURA's executor
+(:mod:`aura_assets.executors`): a multi-asset run executes its steps in parallel processes by
+default, or on Celery workers when ``AURA_CELERY_BROKER`` is set (``docs/distributed-runs.md``).
 """
 
 import importlib
@@ -19,6 +21,7 @@ from dagster import (
     Definitions,
 )
 
+from aura_assets.executors import aura_executor
 from aura_assets.resources import RESOURCES
 
 _PACKAGE = Path(__file__).parent
@@ -42,5 +45,6 @@ AUTOMATION_SENSOR = AutomationConditionSensorDefinition(
 )
 
 defs = Definitions.merge(
-    *domain_definitions(), Definitions(resources=RESOURCES, sensors=[AUTOMATION_SENSOR])
+    *domain_definitions(),
+    Definitions(resources=RESOURCES, sensors=[AUTOMATION_SENSOR], executor=aura_executor),
 )

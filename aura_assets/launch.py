@@ -5,8 +5,10 @@ the UI's Jobs page, a job's Runs tab and the Overview timeline never show it. He
 location is loaded from ``workspace.yaml`` (location ``aura``), each run is created in the
 instance with the job's remote origin (the same origin a run launched from the UI records:
 location, repository, job) and its Python origin, then executed in this process by Dagster's own
-run executor, one step after another. The run is an ordinary run of the instance: the UI can
-re-execute it, and the run history, timeline and asset health show it.
+run executor, one step after another, or, with ``AURA_CELERY_BROKER`` set, orchestrated in this
+process while Celery workers execute the steps (:mod:`aura_assets.executors`). The run is an
+ordinary run of the instance: the UI can re-execute it, and the run history, timeline and asset
+health show it.
 
 Every ``aura`` command that materialises (``backfill``, ``router train``, ``memory compact``,
 ``checkpoints archive``) runs its work this way (:func:`launch`), so every commit it makes
@@ -41,14 +43,13 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._utils.hosted_user_process import recon_job_from_origin
 
 from aura_assets.concurrency import worker_tags
+from aura_assets.executors import CELERY, IN_PROCESS
 from aura_assets.instance import open_instance
 from lakehouse.settings import Settings
 
 LOCATION = "aura"
 MODULE = "aura_assets.definitions"
 WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
-# One step after another in this process (the multiprocess executor would start a Python per step).
-IN_PROCESS: Mapping[str, Any] = {"execution": {"config": {"in_process": {}}}}
 QUIET: Mapping[str, Any] = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 CLI_TAG = "aura/cli"
 ASSET_JOB = "__ASSET_JOB"
@@ -80,9 +81,14 @@ class Launcher:
     """Creates and executes runs of the ``aura`` code location in one instance."""
 
     def __init__(
-        self, instance: DagsterInstance, location: CodeLocation, origin: CodeLocationOrigin
+        self,
+        instance: DagsterInstance,
+        location: CodeLocation,
+        origin: CodeLocationOrigin,
+        execution: Mapping[str, Any] = IN_PROCESS,
     ):
         self.instance = instance
+        self.execution = execution
         self._location = location
         self._origin = origin
         self._repo = next(iter(location.get_repositories().values()))
@@ -105,7 +111,7 @@ class Launcher:
             asset_selection=asset_selection,
         )
         remote_job = self._location.get_job(selector)
-        config = {**IN_PROCESS, **QUIET, **(run_config or {})}
+        config = {**self.execution, **QUIET, **(run_config or {})}
         plan = self._location.get_execution_plan(
             remote_job, config, step_keys_to_execute=None, known_state=None, instance=self.instance
         )
@@ -177,9 +183,21 @@ class Launcher:
         return self.execute(self.create(job_name, partition, run_config, tags, asset_selection))
 
 
+def execution_config(settings: Settings) -> Mapping[str, Any]:
+    """How ``aura`` executes a run's steps: on the Celery workers when ``AURA_CELERY_BROKER`` is
+    set, else one after another in its own process (a Python start per step, as the
+    multiprocess executor does, would cost more than most of AURA's steps)."""
+    return CELERY if settings.celery_broker else IN_PROCESS
+
+
 @contextmanager
-def launcher(instance: DagsterInstance, workspace: Path = WORKSPACE) -> Iterator[Launcher]:
-    """A :class:`Launcher` over location ``aura`` loaded in this process from ``workspace``."""
+def launcher(
+    instance: DagsterInstance,
+    workspace: Path = WORKSPACE,
+    execution: Mapping[str, Any] = IN_PROCESS,
+) -> Iterator[Launcher]:
+    """A :class:`Launcher` over location ``aura`` loaded in this process from ``workspace``;
+    its runs execute as ``execution`` (run config) says (:func:`execution_config`)."""
     origin = workspace_origin(workspace)
     assert isinstance(origin, ManagedGrpcPythonEnvCodeLocationOrigin)
     in_process = InProcessCodeLocationOrigin(
@@ -195,7 +213,7 @@ def launcher(instance: DagsterInstance, workspace: Path = WORKSPACE) -> Iterator
         error = context.get_code_location_error(LOCATION)
         if error is not None:
             raise RuntimeError(f"code location {LOCATION!r} failed to load: {error.message}")
-        yield Launcher(instance, context.get_code_location(LOCATION), origin)
+        yield Launcher(instance, context.get_code_location(LOCATION), origin, execution)
 
 
 def launch(
@@ -209,7 +227,7 @@ def launch(
     """One run of ``job_name`` in the instance under ``AURA_HOME``, with the location's origin."""
     instance = open_instance(settings)
     try:
-        with launcher(instance) as launch_:
+        with launcher(instance, execution=execution_config(settings)) as launch_:
             return launch_.run(job_name, partition, run_config, tags, asset_selection)
     finally:
         instance.dispose()

@@ -39,6 +39,9 @@ Environment variables:
 ``AURA_BACKUP_KEY`` Key that signs backup manifests (HMAC-SHA256; 32 random bytes, urlsafe
                    base64); restore then refuses a backup whose manifest it did not sign.
                    Keep it apart from the backups (docs/backup.md).
+``AURA_CELERY_BROKER`` Redis URL of the Celery broker (e.g. ``redis://host:6379/9``); when set,
+                   ``aura`` runs the steps of its runs on Celery workers listening there
+                   (docs/distributed-runs.md); unset means steps run in the launching process.
 ``AURA_PARTITIONS_START`` First day of the Dagster daily partitions (``YYYY-MM-DD``; default
                    ``2026-11-01``, a fixed recent day, so the UI does not show years of empty
                    partitions; set it earlier to backfill older data).
@@ -88,6 +91,7 @@ ENV_VARS: dict[str, str] = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_region": "AWS_REGION",
+    "celery_broker": "AURA_CELERY_BROKER",
 }
 """Each :meth:`Settings.from_values` argument and the environment variable that supplies it."""
 
@@ -285,6 +289,9 @@ class Settings:
     """``AURA_QDRANT_REPLICATION``: replication factor of server collections (None: server's)."""
     qdrant_write_consistency: int | None = None
     """``AURA_QDRANT_WRITE_CONSISTENCY``: replicas that confirm a write (None: server's)."""
+    celery_broker: str | None = None
+    """``AURA_CELERY_BROKER``: the Celery workers' Redis broker (a password in it is never
+    shown)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **values: str | None) -> Settings:
@@ -323,6 +330,7 @@ class Settings:
         aws_region: str | None = None,
         qdrant_replication: str | int | None = None,
         qdrant_write_consistency: str | int | None = None,
+        celery_broker: str | None = None,
     ) -> Settings:
         """Resolve explicit values (None or empty: the embedded default); reads no environment.
 
@@ -379,6 +387,7 @@ class Settings:
             aws_region=aws_region or DEFAULT_REGION,
             qdrant_replication=replication,
             qdrant_write_consistency=consistency,
+            celery_broker=_celery_broker(celery_broker),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -482,6 +491,7 @@ class Settings:
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,
             "partitions start": self.partitions_start.isoformat(),
+            "celery broker": redact_url(self.celery_broker) or "none (steps run in-process)",
             "backup signing": "on (AURA_BACKUP_KEY set)" if self.backup_key else "off",
             "memory encryption": (
                 f"on (AURA_MEMORY_KEY set, {len(self.memory_old_keys)} old key(s) for reading)"
@@ -500,7 +510,12 @@ class Settings:
         keys = [k for k in (self.memory_key, *self.memory_old_keys, self.backup_key) if k]
         keys += [s for s in (self.aws_secret_access_key, self.catalog_secret) if s]
         return keys + passwords_in(
-            self.pg_url, self.catalog_uri, self.redis_url, self.qdrant_url, self.dagster_pg_url
+            self.pg_url,
+            self.catalog_uri,
+            self.redis_url,
+            self.qdrant_url,
+            self.dagster_pg_url,
+            self.celery_broker,
         )
 
     @property
@@ -565,6 +580,22 @@ def _object_store(
             "AURA_CATALOG_CREDENTIAL is not client_id:client_secret; write the OAuth2 client "
             "id, a colon, then the secret"
         )
+
+
+def _celery_broker(url: str | None) -> str | None:
+    """``AURA_CELERY_BROKER`` if it is a Redis URL (the value is never echoed: it may hold a
+    password)."""
+    if not url:
+        return None
+    if not url.startswith(("redis://", "rediss://")):
+        from lakehouse.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            "AURA_CELERY_BROKER is not a redis:// URL; write it as "
+            "redis://[:PASSWORD@]HOST:PORT/DB (a Redis db index of its own: the broker's keys "
+            "must not share the data's db)"
+        )
+    return url
 
 
 def configured(environ: Mapping[str, str] | None = None) -> dict[str, str]:

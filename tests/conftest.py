@@ -143,6 +143,7 @@ def in_aura_env(aura_env: dict[str, str], settings: Settings, monkeypatch: pytes
         "AURA_QDRANT_URL",
         "AURA_DAGSTER_PG_URL",
         "AURA_BRANCH",
+        "AURA_CELERY_BROKER",
         *OBJSTORE_VARIABLES,
     ):
         monkeypatch.delenv(name, raising=False)

@@ -339,6 +339,10 @@ def run_memory_ingest(instance: Any) -> Any:
     return result
 
 
+# Celery workers are up (.ci/celery-workers.sh start) and this process has their environment.
+CELERY = os.environ.get("AURA_TEST_CELERY") == "1"
+
+
 # --- The object-store pass (AURA_TEST_OBJSTORE=1: .ci/objstore.sh starts `weed mini`) ---------
 
 OBJSTORE = os.environ.get("AURA_TEST_OBJSTORE") == "1"
