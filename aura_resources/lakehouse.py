@@ -18,6 +18,7 @@ from pydantic import Field
 
 from lakehouse import Lakehouse, Settings
 from lakehouse.stores import RedisClient, open_qdrant, open_redis
+from lakehouse.vectors import CollectionSpec, VectorStore, open_store
 
 _HOME = "Directory of all embedded state (AURA_HOME; default ./.aura)."
 
@@ -117,11 +118,13 @@ class RedisResource(ConfigurableResource):
 
 
 class QdrantResource(ConfigurableResource):
-    """Qdrant: a server URL, or local mode in AURA_HOME."""
+    """Qdrant: a server URL, or the embedded engines in AURA_HOME (Qdrant Edge shards for
+    :meth:`store`, local mode for :meth:`client`). A server's replication and write consistency
+    come from AURA_QDRANT_REPLICATION / AURA_QDRANT_WRITE_CONSISTENCY."""
 
     url: str | None = Field(
         default=None,
-        description="Qdrant URL (AURA_QDRANT_URL; default local mode in AURA_HOME).",
+        description="Qdrant URL (AURA_QDRANT_URL; default the embedded engines in AURA_HOME).",
     )
     home: str | None = Field(default=None, description=_HOME)
 
@@ -130,3 +133,7 @@ class QdrantResource(ConfigurableResource):
 
     def client(self) -> Any:
         return open_qdrant(self.settings())
+
+    def store(self, spec: CollectionSpec) -> VectorStore:
+        """The collection ``spec`` on the vector engine (close it: an Edge shard is locked)."""
+        return open_store(self.settings(), spec)

@@ -31,7 +31,7 @@ The paths (each the code users run):
 * ``topology_signatures``: :func:`lakehouse.topology.tda.signature` of 10k → 100k → 1M random
   call graphs of 50 nodes, generated one at a time (nothing kept).
 * ``topology_similar``: :func:`lakehouse.topology.retrieval.similar_runs` over 10k → 100k → 1M
-  indexed runs of one tenant (Qdrant local mode in memory, cell layout); the runs carry the
+  indexed runs of one tenant (a Qdrant Edge shard, optimized first); the runs carry the
   signatures of 500 simulated LangGraph runs in turn (computing 1M signatures is the path
   above), median of a few queries.
 * ``memory_compaction``: ``MemoryStore.compact`` of 10k → 100k → 1M hot memories of one tenant,
@@ -326,11 +326,10 @@ def _topology_signatures(home: str, n: int) -> dict[str, Any]:
 
 
 def _topology_similar(home: str, n: int) -> dict[str, Any]:
-    from qdrant_client import QdrantClient
-
     from lakehouse.simulate.traces import simulate_workflow_events
-    from lakehouse.topology.retrieval import CELL_POINTS, index_runs, relayout, similar_runs
+    from lakehouse.topology.retrieval import index_runs, index_spec, similar_runs
     from lakehouse.topology.tda import event_signature
+    from lakehouse.vectors.edge import EdgeStore
 
     shapes = min(n, 500)
     base = list(simulate_workflow_events(DAY, 4, -(-shapes // 4), seed=5, regime_change_at=2))
@@ -342,28 +341,27 @@ def _topology_similar(home: str, n: int) -> dict[str, Any]:
             event = dict(base[i % shapes], run_id=f"run-{i}", tenant_id="bench")
             yield event, sigs[i % shapes]
 
-    client = QdrantClient(location=":memory:")
-    collection = "growth_similar"
-    began = time.perf_counter()
-    index_runs(client, runs(), collection=collection, relayout_when_due=False)
-    relayout(client, collection, cells=max(1, round(n / CELL_POINTS)))
-    index_s = time.perf_counter() - began
-    similar_runs(client, "bench", run_id="run-0", collection=collection)  # warm
-    times: list[float] = []
+    store = EdgeStore(Path(home) / "vectors", index_spec("growth_similar"))
+    try:
+        began = time.perf_counter()
+        index_runs(store, runs())
+        store.optimize()  # the HNSW graph, as the topology index asset builds it
+        index_s = time.perf_counter() - began
+        similar_runs(store, "bench", run_id="run-0")  # warm
+        times: list[float] = []
 
-    def step() -> dict[str, Any]:
-        for q in range(1, _QUERIES + 1):
-            began = time.perf_counter()
-            found = similar_runs(
-                client, "bench", run_id=f"run-{q * n // (_QUERIES + 2)}", collection=collection
-            )
-            times.append(time.perf_counter() - began)
-            assert len(found) == min(10, n - 1)
-        return {}
+        def step() -> dict[str, Any]:
+            for q in range(1, _QUERIES + 1):
+                began = time.perf_counter()
+                found = similar_runs(store, "bench", run_id=f"run-{q * n // (_QUERIES + 2)}")
+                times.append(time.perf_counter() - began)
+                assert len(found) == min(10, n - 1)
+            return {}
 
-    out = _measure(step)
+        out = _measure(step)
+    finally:
+        store.close()
     out.update(seconds=statistics.median(times), index_seconds=round(index_s, 3), shapes=shapes)
-    client.close()
     return out
 
 

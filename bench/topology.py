@@ -7,29 +7,28 @@
 * ``topology.signatures``: signatures (diagrams, summaries, vectors) of seeded random call graphs
   of 50 nodes and about 100 edges (``AURA_BENCH_TOPO_GRAPHS``, default 2000), runs per second,
   against gudhi's persistence alone on the same graphs (the baseline).
-* ``topology.recall_at_10`` / ``topology.similar_top10``: ``AURA_BENCH_TOPO_RUNS`` (default
-  10,000; the issue's figure is at ``AURA_BENCH_TOPO_RUNS=100000``) stored diagrams of one tenant
-  in Qdrant (local mode in memory, or the server at ``AURA_BENCH_TOPO_QDRANT_URL``). The first
-  ``AURA_BENCH_TOPO_BASE_RUNS`` (default 2000) are traces of real LangGraph runs (half after the
-  regime change, so both shapes are present); a LangGraph run costs about 7 ms, so the rest are
-  perturbed copies of them: the same nodes and edges, each edge's call count and latency scaled
-  by a log-normal factor (sigma :data:`PERTURB_SIGMA`, calls rounded, at least 1), which moves
-  the H0 deaths and H1 births. The JSON line says how many are real. Ground truth: the exact top
-  10 by bottleneck distance (H0 + H1, :func:`lakehouse.topology.tda.diagram_distance`, diagrams
-  capped once) over every stored run, for every query: nothing is extrapolated. Simulated runs
-  often share a diagram exactly, so recall is tie-aware: a returned run counts when its exact
-  distance is at most the exact 10th-smallest distance. Reported for the raw Qdrant vector order
-  and for :func:`~lakehouse.topology.retrieval.similar_runs` (shortlist of 50 re-ranked exactly);
-  the speed line is the median query time of the brute-force exact scan over that of
-  ``similar_runs``. In local mode the collection gets the cell layout of
-  :mod:`lakehouse.topology.retrieval` (indexed first, then laid out once: ``index_seconds``
-  and ``layout_seconds``; about ``AURA_BENCH_TOPO_CELL_POINTS`` points a cell,
-  ``AURA_BENCH_TOPO_NPROBE`` cells probed, defaults those of the module), and the line says
-  where the time goes: the
-  centroid query, the tenant-filtered queries of the probed cells (``probed_points_p50`` points)
-  and the exact re-rank of the 50 shortlisted diagrams, next to the tenant-filtered query of the
-  whole collection of record (the flat layout; local mode evaluates the filter in Python on
-  every point). ``AURA_BENCH_TOPO_PARTS=retrieval`` runs only this part.
+* ``topology.similar_top10`` / ``topology.recall_at_10``: stored diagrams of one tenant in the
+  runs' collection on the vector engine (a Qdrant Edge shard in a temporary directory, or the
+  server at ``AURA_BENCH_TOPO_QDRANT_URL``), one pair of lines per size: 1,000 and 10,000 when
+  below ``AURA_BENCH_TOPO_RUNS``, then ``AURA_BENCH_TOPO_RUNS`` itself (default 10,000; the
+  issue's figure is at 100,000). The index grows from one size to the next and is optimized
+  (HNSW built) before each measurement (``index_seconds``, ``optimize_seconds``). The first
+  ``AURA_BENCH_TOPO_BASE_RUNS`` (default 2000) are traces of real LangGraph runs (half after
+  the regime change, so both shapes are present); a LangGraph run costs about 7 ms, so the rest
+  are perturbed copies of them: the same nodes and edges, each edge's call count and latency
+  scaled by a log-normal factor (sigma :data:`PERTURB_SIGMA`, calls rounded, at least 1), which
+  moves the H0 deaths and H1 births. Ground truth: the exact top 10 by bottleneck distance
+  (H0 + H1, :func:`lakehouse.topology.tda.diagram_distance`, diagrams capped once) over every
+  stored run, for each of ``AURA_BENCH_TOPO_QUERIES`` (default 20) queries: nothing is
+  extrapolated. Simulated runs often share a diagram exactly, so recall is tie-aware: a
+  returned run counts when its exact distance is at most the exact 10th-smallest distance.
+  ``ratio`` (and ``value``) is the median exact-scan time over the median
+  :func:`~lakehouse.topology.retrieval.similar_runs` time (shortlist of 50 re-ranked exactly);
+  ``recall_at_10`` its recall; the line also says where the time goes (the tenant-filtered
+  vector search, the exact re-rank) and ``hnsw_recall_at_51``, the HNSW shortlist against the
+  engine's exact vector search (tie-aware: a hit counts when its vector distance is at most
+  the exact 51st). ``topology.recall_at_10`` sets the re-ranked recall against
+  the raw vector order. ``AURA_BENCH_TOPO_PARTS=retrieval`` runs only this part.
 * ``topology.drift_power`` / ``topology.drift_false_alarms``: ``AURA_BENCH_TOPO_TRIALS`` (default
   20) seeded trials of 3 reference days against one current day (``AURA_BENCH_TOPO_PER_DAY``
   runs per day, default 30), with the retry-loop regime change on the current day or not; the
@@ -45,6 +44,7 @@ import os
 import statistics
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,43 +128,77 @@ def _stored_events() -> tuple[list[dict[str, Any]], int]:
     return events, real
 
 
-def _retrieval() -> None:
-    from qdrant_client import QdrantClient, models
+def _sizes() -> list[int]:
+    """The stored sizes measured, smallest first: 1,000 and 10,000 below ``RUNS``, then ``RUNS``."""
+    return [n for n in (1_000, 10_000) if n < RUNS] + [RUNS]
 
-    from lakehouse.topology.retrieval import (
-        CELL_POINTS,
-        CELL_VECTOR,
-        COLLECTION,
-        DEFAULT_SHORTLIST,
-        NPROBE,
-        cell_name,
-        centroids_name,
-        drop_index,
-        index_runs,
-        layout_info,
-        relayout,
-        similar_runs,
-    )
+
+def _open_bench_store(directory: str) -> Any:
+    from lakehouse.topology.retrieval import index_spec
+    from lakehouse.vectors import EdgeStore
+
+    spec = index_spec(f"aura_topology_runs_bench_{os.getpid()}")
+    if not QDRANT_URL:
+        return EdgeStore(Path(directory), spec)
+    from qdrant_client import QdrantClient
+
+    from lakehouse.vectors.server import ServerStore
+
+    return ServerStore(QdrantClient(url=QDRANT_URL, check_compatibility=False), spec)
+
+
+def _retrieval() -> None:
+    import tempfile
+
+    from lakehouse.topology.retrieval import DEFAULT_SHORTLIST, index_runs, similar_runs
     from lakehouse.topology.tda import StoredDiagrams, diagram_distance, event_signature
 
-    nprobe = int(os.environ.get("AURA_BENCH_TOPO_NPROBE", NPROBE))
-    cell_points = int(os.environ.get("AURA_BENCH_TOPO_CELL_POINTS", CELL_POINTS))
     events, real = _stored_events()
     started = time.perf_counter()
     sigs = [event_signature(e) for e in events]
     signature_s = time.perf_counter() - started
     stored = [StoredDiagrams(s.capped(0), s.capped(1)) for s in sigs]
     ids = {e["run_id"]: i for i, e in enumerate(events)}
-    rng = np.random.default_rng(1)
-    queries = [int(i) for i in rng.choice(len(events), size=QUERIES, replace=False)]
-    tenant = models.Filter(
-        must=[models.FieldCondition(key="tenant_id", match=models.MatchValue(value="bench"))]
-    )
-    stages = ("exact", "ours", "flat", "centroids", "cells", "rerank")
-    times: dict[str, list[float]] = {k: [] for k in stages}
-    recall_ann: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="aura-bench-topology-") as directory:
+        store = _open_bench_store(directory)
+        try:
+            indexed = 0
+            for size in _sizes():
+                started = time.perf_counter()
+                index_runs(store, zip(events[indexed:size], sigs[indexed:size], strict=True))
+                index_s = time.perf_counter() - started
+                started = time.perf_counter()
+                store.optimize()
+                optimize_s = time.perf_counter() - started
+                indexed = size
+                _measure(store, size, events, sigs, stored, ids, similar_runs, diagram_distance)(
+                    real=min(real, size),
+                    shortlist=DEFAULT_SHORTLIST,
+                    signature_seconds=round(signature_s * size / len(events), 1),
+                    index_seconds=round(index_s, 1),
+                    optimize_seconds=round(optimize_s, 1),
+                )
+        finally:
+            store.drop()
+
+
+def _measure(
+    store: Any,
+    size: int,
+    events: list[dict[str, Any]],
+    sigs: list[Any],
+    stored: list[Any],
+    ids: dict[str, int],
+    similar_runs: Any,
+    diagram_distance: Any,
+) -> Any:
+    """Time ``QUERIES`` queries over the first ``size`` runs; a function that emits the lines."""
+    rng = np.random.default_rng(size)
+    queries = [int(i) for i in rng.choice(size, size=min(QUERIES, size), replace=False)]
+    times: dict[str, list[float]] = {k: [] for k in ("exact", "ours", "search", "rerank")}
     recall_rerank: list[float] = []
-    probed: list[int] = []
+    recall_ann: list[float] = []
+    recall_hnsw: list[float] = []
 
     def timed(name: str, fn: Any) -> Any:
         begun = time.perf_counter()
@@ -172,139 +206,59 @@ def _retrieval() -> None:
         times[name].append(time.perf_counter() - begun)
         return out
 
-    # In-memory local mode: the same search code as a local path; a path commits each upserted
-    # point to SQLite on its own (about 8 ms a point here), which would dominate the load.
-    client = QdrantClient(url=QDRANT_URL) if QDRANT_URL else QdrantClient(location=":memory:")
-    collection = f"{COLLECTION}_bench_{os.getpid()}"
-    try:
-        started = time.perf_counter()
-        index_runs(
-            client, zip(events, sigs, strict=True), collection=collection, relayout_when_due=False
+    for q in queries:
+        run_id = events[q]["run_id"]
+        dist = timed(
+            "exact", lambda q=q: np.array([diagram_distance(stored[q], s) for s in stored[:size]])
         )
-        index_s = time.perf_counter() - started
-        started = time.perf_counter()
-        layout = (
-            relayout(client, collection, cells=max(1, round(len(events) / cell_points)))
-            if not QDRANT_URL
-            else layout_info(client, collection)
+        dist[q] = np.inf
+        kth = np.sort(dist)[K - 1] + 1e-7
+        hits = timed("ours", lambda r=run_id: similar_runs(store, "bench", run_id=r, k=K))
+        vector = sigs[q].image.tolist()
+        shortlist = timed(
+            "search",
+            lambda v=vector: store.search(v, tenant="bench", using="image", limit=51),
         )
-        layout_s = time.perf_counter() - started
-        sizes = {
-            c: client.count(cell_name(collection, c), exact=True).count for c in range(layout.cells)
-        }
-        limit = DEFAULT_SHORTLIST + 1
-        for q in queries:
-            run_id = events[q]["run_id"]
-            dist = timed(
-                "exact", lambda q=q: np.array([diagram_distance(stored[q], s) for s in stored])
-            )
-            dist[q] = np.inf
-            kth = np.sort(dist)[K - 1] + 1e-7
-            hits = timed(
-                "ours",
-                lambda r=run_id: similar_runs(
-                    client, "bench", run_id=r, k=K, collection=collection, nprobe=nprobe
-                ),
-            )
-            vector = sigs[q].image.tolist()
-            shortlist = timed(
-                "flat",
-                lambda v=vector: [
-                    (p.score, p.payload or {})
-                    for p in client.query_points(
-                        collection,
-                        query=v,
-                        using=CELL_VECTOR,
-                        query_filter=tenant,
-                        limit=limit,
-                        with_payload=["run_id"],
-                    ).points
-                ],
-            )
-            if layout.cells:
-                probe = timed(
-                    "centroids",
-                    lambda v=vector: (
-                        client.query_points(
-                            centroids_name(collection), query=v, using=CELL_VECTOR, limit=nprobe
-                        ).points
-                    ),
-                )
-                cells = [int(c.id) for c in probe]
-                probed.append(sum(sizes[c] for c in cells))
-                timed(
-                    "cells",
-                    lambda v=vector, cells=cells: [
-                        client.query_points(
-                            cell_name(collection, c),
-                            query=v,
-                            using=CELL_VECTOR,
-                            query_filter=tenant,
-                            limit=limit,
-                        )
-                        for c in cells
-                    ],
-                )
-            picked = [ids[p["run_id"]] for _, p in shortlist]
-            timed(
-                "rerank",
-                lambda q=q, picked=picked: [diagram_distance(stored[q], stored[i]) for i in picked],
-            )
-            raw = similar_runs(
-                client,
-                "bench",
-                run_id=run_id,
-                k=K,
-                shortlist=K,
-                collection=collection,
-                nprobe=nprobe,
-            )
-            raw.sort(key=lambda h: h.vector_distance)
-            recall_rerank.append(sum(dist[ids[h.run_id]] <= kth for h in hits) / K)
-            recall_ann.append(sum(dist[ids[h.run_id]] <= kth for h in raw) / K)
-    finally:
-        drop_index(client, collection)
-        client.close()
-    p50 = {k: statistics.median(v) if v else 0.0 for k, v in times.items()}
-    emit(
-        "topology.similar_top10",
-        p50["exact"] / p50["ours"],
-        "x faster",
-        stored=len(events),
-        real_runs=real,
-        perturbed_runs=len(events) - real,
-        queries=QUERIES,
-        store=f"Qdrant server {QDRANT_URL}" if QDRANT_URL else "Qdrant local mode (in memory)",
-        layout=layout.layout,
-        cells=layout.cells,
-        nprobe=nprobe if layout.cells else 0,
-        cell_points=cell_points if layout.cells else 0,
-        probed_points_p50=int(statistics.median(probed)) if probed else len(events),
-        similar_runs_p50_ms=round(p50["ours"] * 1000, 2),
-        exact_scan_p50_ms=round(p50["exact"] * 1000, 2),
-        exact_scan="every stored diagram, every query (no scaling)",
-        flat_query_p50_ms=round(p50["flat"] * 1000, 2),
-        centroid_query_p50_ms=round(p50["centroids"] * 1000, 2),
-        cell_queries_p50_ms=round(p50["cells"] * 1000, 2),
-        rerank_p50_ms=round(p50["rerank"] * 1000, 2),
-        signature_seconds=round(signature_s, 1),
-        index_seconds=round(index_s, 1),
-        layout_seconds=round(layout_s, 1),
-    )
-    emit(
-        "topology.recall_at_10",
-        statistics.mean(recall_rerank),
-        "recall",
-        baseline=statistics.mean(recall_ann),
-        baseline_name="Qdrant vector order without re-ranking (same layout)",
-        stored=len(events),
-        real_runs=real,
-        queries=QUERIES,
-        shortlist=DEFAULT_SHORTLIST,
-        layout=layout.layout,
-        cells=layout.cells,
-        nprobe=nprobe if layout.cells else 0,
-    )
+        exact_list = store.search(vector, tenant="bench", using="image", limit=51, exact=True)
+        # Tie-aware, as above: perturbed copies often share a vector exactly.
+        cut = exact_list[-1].score + 1e-6
+        recall_hnsw.append(sum(h.score <= cut for h in shortlist) / len(exact_list))
+        picked = [ids[h.payload["run_id"]] for h in shortlist]
+        timed("rerank", lambda q=q, p=picked: [diagram_distance(stored[q], stored[i]) for i in p])
+        raw = similar_runs(store, "bench", run_id=run_id, k=K, shortlist=K)
+        raw.sort(key=lambda h: h.vector_distance)
+        recall_rerank.append(sum(dist[ids[h.run_id]] <= kth for h in hits) / K)
+        recall_ann.append(sum(dist[ids[h.run_id]] <= kth for h in raw) / K)
+    p50 = {k: statistics.median(v) for k, v in times.items()}
+    speedup = p50["exact"] / p50["ours"]
+    engine = f"Qdrant server {QDRANT_URL}" if QDRANT_URL else "Qdrant Edge (embedded shard)"
+
+    def emit_lines(**extra: Any) -> None:
+        common = {"stored": size, "queries": len(queries), "store": engine, **extra}
+        emit(
+            "topology.similar_top10",
+            speedup,
+            "x faster than the exact scan",
+            ratio=round(speedup, 1),
+            recall_at_10=round(statistics.mean(recall_rerank), 4),
+            similar_runs_p50_ms=round(p50["ours"] * 1000, 2),
+            exact_scan_p50_ms=round(p50["exact"] * 1000, 2),
+            exact_scan="every stored diagram, every query (no scaling)",
+            search_p50_ms=round(p50["search"] * 1000, 2),
+            rerank_p50_ms=round(p50["rerank"] * 1000, 2),
+            hnsw_recall_at_51=round(statistics.mean(recall_hnsw), 4),
+            **common,
+        )
+        emit(
+            "topology.recall_at_10",
+            statistics.mean(recall_rerank),
+            "recall",
+            baseline=statistics.mean(recall_ann),
+            baseline_name="vector order without re-ranking",
+            **common,
+        )
+
+    return emit_lines
 
 
 def _trials(regime: str, change: bool) -> tuple[list[bool], list[bool], list[float]]:

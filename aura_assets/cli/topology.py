@@ -20,30 +20,29 @@ def topology() -> None:
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 1000))
 def similar(run_id: str, tenant: str | None, k: int) -> None:
     """The K runs of the same tenant closest in shape to RUN_ID (exact bottleneck re-ranking)."""
-    from lakehouse.stores import open_qdrant
     from lakehouse.topology.index import rebuild_index
-    from lakehouse.topology.retrieval import COLLECTION, similar_runs
+    from lakehouse.topology.retrieval import open_index, similar_runs
 
     settings = Settings.from_env()
     lh = Lakehouse(settings)
     if tenant is None:
         tenant = _tenant_of(lh, run_id)
-    client = open_qdrant(settings)
+    store = open_index(settings)
     try:
-        if not client.collection_exists(COLLECTION):  # a restored home: Qdrant is not backed up
-            points = rebuild_index(lh, client)
+        if store.created:  # a restored home: the vector index is not backed up
+            points = rebuild_index(lh, store)
             click.echo(
                 f"the similarity index was missing; rebuilt it from topology_history "
                 f"({points} run(s))",
                 err=True,
             )
-        hits = similar_runs(client, tenant, run_id=run_id, k=k)
+        hits = similar_runs(store, tenant, run_id=run_id, k=k)
     except KeyError as exc:
         raise AuraError(
             f"{exc.args[0]} (materialise topology_index for its day, e.g. `aura demo`)"
         ) from None
     finally:
-        client.close()
+        store.close()
     click.echo(f"runs of tenant {tenant} closest in shape to {run_id}:")
     click.echo(f"{'run_id':<24} {'workflow':<14} {'bottleneck':>10} {'vector':>8}")
     for hit in hits:

@@ -1,4 +1,4 @@
-"""Topology assets: workflow runs from Redis, their signatures, the Qdrant index, daily drift.
+"""Topology assets: workflow runs from Redis, their signatures, the vector index, daily drift.
 
 Every asset is daily with a single-run backfill policy: a run over a partition range handles
 its days in order, each through the library's one path (:mod:`lakehouse.topology.ingest`,
@@ -31,7 +31,7 @@ from lakehouse import Lakehouse
 from lakehouse.publish.wap import WapResult
 from lakehouse.table.writer import Lineage, WriteResult
 from lakehouse.topology import drift_reports, history, index, ingest
-from lakehouse.topology.retrieval import COLLECTION
+from lakehouse.topology.retrieval import COLLECTION, SPEC
 from lakehouse.topology.tables import TOPOLOGY_HISTORY
 from quality.audit import gx_audit
 from quality.checks import check_results, check_specs, quality_metadata
@@ -210,31 +210,34 @@ def topology_history(
     pool=f"qdrant/{COLLECTION}",
     partitions_def=DAILY,
     backfill_policy=SINGLE_RUN,
-    code_version="topology-index-2",
+    code_version="topology-index-3",
     group_name=GROUP,
     owners=["team:topology"],
     kinds={"qdrant"},
     deps=[HISTORY],
-    description=f"The Qdrant collection `{COLLECTION}`: one point per run of topology_history "
-    "(named vectors `image` and `betti`, tenant in the payload), replaced day by day; in Qdrant "
-    "local mode also its cell layout (k-means cells of the `image` vectors, retrained as it "
-    "grows); `lakehouse.topology.index.rebuild_index` rebuilds it from the table.",
+    description=f"The vector collection `{COLLECTION}` (a Qdrant Edge shard in AURA_HOME, or "
+    "the Qdrant server of AURA_QDRANT_URL): one point per run of topology_history (named "
+    "vectors `image` and `betti`, tenant in the payload), replaced day by day, then optimized "
+    "(the HNSW graph is built here, where it blocks nobody); "
+    "`lakehouse.topology.index.rebuild_index` rebuilds it from the table.",
 )
 def topology_index(
     context: AssetExecutionContext, lakehouse: LakehouseResource, qdrant: QdrantResource
 ) -> MaterializeResult:
     lh = lakehouse.lakehouse()
-    client = qdrant.client()
+    store = qdrant.store(SPEC)
     try:
-        reports = [index.index_day(lh, client, d) for d in run_days(context)]
+        reports = [index.index_day(lh, store, d) for d in run_days(context)]
+        optimized = store.optimize()
     finally:
-        client.close()  # local mode locks its directory until closed
+        store.close()  # an Edge shard stays locked until closed
     last = reports[-1]
     return MaterializeResult(
         metadata={
             "qdrant/collection": COLLECTION,
+            "qdrant/engine": "Qdrant server" if qdrant.settings().qdrant_url else "Qdrant Edge",
             "qdrant/points": last.points,
-            "qdrant/cells": last.cells,
+            "qdrant/optimized": optimized,
             "qdrant/indexed": sum(r.indexed for r in reports),
             "qdrant/removed_stale": sum(r.removed for r in reports),
             "iceberg/history_snapshot_id": str(last.history_snapshot_id),

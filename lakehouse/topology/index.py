@@ -1,9 +1,11 @@
-"""The Qdrant index of ``topology_history``, one day at a time or rebuilt whole.
+"""The vector index of ``topology_history``, one day at a time or rebuilt whole.
 
 :func:`index_day`: the collection holds exactly the day's rows of ``topology_history``
-afterwards (the day's points are deleted, from their cells too, then upserted);
-:func:`rebuild_index` rebuilds the whole collection, and retrains its cells, from the table.
-``qdrant_client`` is loaded only when an index is built (:mod:`lakehouse.topology.retrieval`).
+afterwards (the day's points are deleted, then upserted); :func:`rebuild_index` empties the
+collection and indexes the whole table. Both take the runs' :class:`~lakehouse.vectors.VectorStore`
+(:func:`lakehouse.topology.retrieval.open_index`; a ``QdrantClient`` is accepted too). Only
+:func:`rebuild_index` and the ``topology_index`` asset run ``optimize()`` (it builds the HNSW
+graph and blocks for minutes on a large index); see :mod:`lakehouse.topology.retrieval`.
 """
 
 from __future__ import annotations
@@ -14,24 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.core import Lakehouse
 from lakehouse.topology.history import signature_of_row
+from lakehouse.topology.retrieval import as_index, index_runs, remove_runs
 from lakehouse.topology.tables import TOPOLOGY_HISTORY
 
-if TYPE_CHECKING:  # retrieval imports qdrant_client, which this module loads only to index
-    from lakehouse.topology.retrieval import Layout
+if TYPE_CHECKING:
+    from lakehouse.topology.retrieval import Index
 
 __all__ = ["IndexReport", "index_day", "rebuild_index"]
 
 
 @dataclass(frozen=True)
 class IndexReport:
-    """What :func:`index_day` did to the collection (``cells`` is 0 for a flat layout)."""
+    """What :func:`index_day` did to the collection."""
 
     day: date
     removed: int
     indexed: int
     points: int
     history_snapshot_id: int | None
-    cells: int = 0
 
 
 def _day_filter(day: date) -> Any:
@@ -42,69 +44,30 @@ def _day_filter(day: date) -> Any:
     )
 
 
-def index_day(
-    lh: Lakehouse,
-    client: Any,
-    day: date,
-    *,
-    branch: str | None = None,
-    collection: str | None = None,
-    layout: Layout = "auto",
-) -> IndexReport:
-    """Make the collection's points of ``day`` exactly the day's ``topology_history`` rows.
-
-    The day's old points leave the collection of record and their cells; the new ones join the
-    nearest cells, and the layout is retrained when due (:mod:`lakehouse.topology.retrieval`).
-    """
-    from lakehouse.topology.retrieval import (
-        COLLECTION,
-        ensure_collection,
-        index_runs,
-        layout_info,
-        remove_runs,
-    )
-
-    collection = collection or COLLECTION
-    branch = branch or lh.settings.branch
-    snapshot_id = lh.head(TOPOLOGY_HISTORY.name, branch)
-    rows = (
-        lh.read(TOPOLOGY_HISTORY.name, day=day, snapshot_id=snapshot_id).to_pylist()
-        if snapshot_id is not None
-        else []
-    )
-    ensure_collection(client, collection)
-    removed = remove_runs(client, _day_filter(day), collection)
-    indexed = index_runs(
-        client, ((r, signature_of_row(r)) for r in rows), collection=collection, layout=layout
-    )
-    points = client.count(collection, exact=True).count
-    cells = layout_info(client, collection).cells
-    return IndexReport(day, removed, indexed, points, snapshot_id, cells)
+def _history_rows(lh: Lakehouse, branch: str | None, day: date | None) -> tuple[list, int | None]:
+    """The rows of ``topology_history`` (of ``day``) at the head of ``branch``, and that head."""
+    snapshot_id = lh.head(TOPOLOGY_HISTORY.name, branch or lh.settings.branch)
+    if snapshot_id is None:
+        return [], None
+    return lh.read(TOPOLOGY_HISTORY.name, day=day, snapshot_id=snapshot_id).to_pylist(), snapshot_id
 
 
-def rebuild_index(
-    lh: Lakehouse,
-    client: Any,
-    *,
-    branch: str | None = None,
-    collection: str | None = None,
-    layout: Layout = "auto",
-) -> int:
-    """Drop the collection and its cells, index every row of ``topology_history``; the points.
+def index_day(lh: Lakehouse, store: Index, day: date, *, branch: str | None = None) -> IndexReport:
+    """Make the collection's points of ``day`` exactly the day's ``topology_history`` rows."""
+    index = as_index(store)
+    rows, snapshot_id = _history_rows(lh, branch, day)
+    removed = remove_runs(index, _day_filter(day))
+    indexed = index_runs(index, ((r, signature_of_row(r)) for r in rows))
+    return IndexReport(day, removed, indexed, index.count(), snapshot_id)
 
-    The cell layout is trained afresh on the rebuilt collection when it is large enough.
-    """
-    from lakehouse.topology.retrieval import COLLECTION, drop_index, index_runs
 
-    collection = collection or COLLECTION
-    drop_index(client, collection)
-    branch = branch or lh.settings.branch
-    snapshot_id = lh.head(TOPOLOGY_HISTORY.name, branch)
-    rows = (
-        lh.read(TOPOLOGY_HISTORY.name, snapshot_id=snapshot_id).to_pylist()
-        if snapshot_id is not None
-        else []
-    )
-    return index_runs(
-        client, ((r, signature_of_row(r)) for r in rows), collection=collection, layout=layout
-    )
+def rebuild_index(lh: Lakehouse, store: Index, *, branch: str | None = None) -> int:
+    """Empty the collection, index every row of ``topology_history``, optimize; the points."""
+    from qdrant_client import models
+
+    index = as_index(store)
+    remove_runs(index, models.Filter())  # an empty filter matches every point
+    rows, _ = _history_rows(lh, branch, None)
+    points = index_runs(index, ((r, signature_of_row(r)) for r in rows))
+    index.optimize()
+    return points

@@ -10,8 +10,8 @@ local mode) and cold (Iceberg), their events in ``memory_events``, and workflow 
   metadata keys and values and tenant-looking keys (``tenant_id``);
 * ``search_by_shape`` when the store has it;
 * ``forget(A, B's id)`` and ``forget_tenant(A)``: B's memories stay, in every tier and table;
-* topology ``similar_runs`` of A from B's run ids, signatures and vectors, on the flat
-  collection and on its cell layout;
+* topology ``similar_runs`` of A from B's run ids, signatures and vectors, on the index's Edge
+  shard before and after ``optimize()`` (plain segments, then the HNSW-indexed ones);
 * ``aura sql --tenant A`` (the session API and the CLI): plain reads, ``WHERE tenant_id='B'``,
   ``OR 1=1``, unions and joins of views, time travel to older snapshots, raw Parquet and
   ``iceberg_scan`` reads of the warehouse.
@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from qdrant_client import QdrantClient
 
 from lakehouse import Settings
 from lakehouse.exceptions import AuraError
@@ -45,8 +44,9 @@ from lakehouse.sql import connect
 from lakehouse.topology import ingest as topo
 from lakehouse.topology.history import history_day
 from lakehouse.topology.index import index_day
-from lakehouse.topology.retrieval import relayout, similar_runs
+from lakehouse.topology.retrieval import SPEC, similar_runs
 from lakehouse.topology.tda import event_signature
+from lakehouse.vectors import EdgeStore, VectorStore
 from quality.audit import gx_audit
 from reliability.harness import scaled
 
@@ -142,7 +142,7 @@ def _memories_in_every_tier(mem: MemoryStore, n: int) -> dict[str, dict[str, Any
     return made
 
 
-def _runs(lh: Any, redis_client: Any, client: QdrantClient, n: int) -> list[dict[str, Any]]:
+def _runs(lh: Any, redis_client: Any, client: VectorStore, n: int) -> list[dict[str, Any]]:
     events = list(simulate_workflow_events(DAY, 1, 2 * n, seed=15))
     for i, event in enumerate(events):
         event["tenant_id"] = (A, B)[i % 2]
@@ -162,7 +162,7 @@ def test_tenant_a_cannot_reach_tenant_b_anywhere(
     first_cold = mem.cold.table.current_snapshot()
     assert first_cold is not None
     ingest_memory_events(mem.lakehouse, redis_client, DAY, audit=accept_all)
-    topo_client = QdrantClient(path=str(tmp_path / "topology-qdrant"))
+    topo_client = EdgeStore(tmp_path / "topology-vectors", SPEC)
     try:
         events = _runs(mem.lakehouse, redis_client, topo_client, n)
         b_mem = {mid: m for mid, m in made.items() if m["tenant"] == B}
@@ -172,7 +172,7 @@ def test_tenant_a_cannot_reach_tenant_b_anywhere(
         attacks = Attacks(markers)
         _attack_memory(mem, attacks, b_mem)
         _attack_topology(topo_client, attacks, b_runs)
-        relayout(topo_client, cells=2)  # again through the cell layout of local mode
+        topo_client.optimize()  # again through the optimized (HNSW-indexed) segments
         _attack_topology(topo_client, attacks, b_runs)
         b_rows = _b_rows(mem.settings)
         _attack_sql(mem, attacks, first_cold.snapshot_id)
@@ -231,7 +231,7 @@ def _foreign(hits: Any) -> list[Any]:
     return [h for h in hits if getattr(getattr(h, "memory", h), "tenant_id", A) != A] or list(hits)
 
 
-def _attack_topology(client: QdrantClient, attacks: Attacks, b_runs: list[dict[str, Any]]) -> None:
+def _attack_topology(client: VectorStore, attacks: Attacks, b_runs: list[dict[str, Any]]) -> None:
     for event in b_runs:
         run_id = event["run_id"]
         attacks.probe(

@@ -17,9 +17,8 @@ from aura_assets.topology.sensors import (
 )
 from lakehouse import Lakehouse
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
-from lakehouse.stores import open_qdrant
 from lakehouse.topology.events import STREAM
-from lakehouse.topology.retrieval import COLLECTION, similar_runs
+from lakehouse.topology.retrieval import open_index, similar_runs
 
 START = date(2026, 11, 1)
 DAYS = 5
@@ -92,10 +91,10 @@ def test_a_range_materialises_in_one_run_twice_and_drift_requests_retraining(
         k: v["p_value"] for k, v in drift.items()
     }
 
-    # The Qdrant collection is in step with topology_history.
-    client = open_qdrant(lh.settings)
+    # The vector index is in step with topology_history.
+    client = open_index(lh.settings)
     try:
-        assert client.count(COLLECTION, exact=True).count == DAYS * PER_DAY
+        assert client.count() == DAYS * PER_DAY
         tenant, run = events[0]["tenant_id"], events[0]["run_id"]
         hits = similar_runs(client, tenant, run_id=run, k=5)
         assert hits and all(h.tenant_id == tenant for h in hits)

@@ -1,4 +1,4 @@
-"""The topology day pipeline on real Redis, Iceberg and Qdrant local mode."""
+"""The topology day pipeline on real Redis, Iceberg and the embedded vector engine (Qdrant Edge)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from datetime import date, datetime, timedelta
 
 import pytest
-from qdrant_client import QdrantClient
 
 from lakehouse import Lakehouse
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
@@ -15,7 +14,8 @@ from lakehouse.topology.drift_reports import drift_day
 from lakehouse.topology.events import STREAM
 from lakehouse.topology.history import history_day
 from lakehouse.topology.index import index_day, rebuild_index
-from lakehouse.topology.retrieval import COLLECTION, cell_name, relayout, similar_runs
+from lakehouse.topology.retrieval import SPEC, similar_runs
+from lakehouse.vectors import EdgeStore
 from quality.audit import gx_audit
 
 DAY = date(2026, 11, 20)
@@ -110,7 +110,7 @@ def test_history_index_and_tenant_filtered_retrieval(
     row = history[0]
     assert row["betti_0"] >= 1 and 0 < row["bottleneck_score"] <= 1 and row["dgm0"]
 
-    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    client = EdgeStore(tmp_path / "vectors", SPEC)
     try:
         report = index_day(lakehouse, client, DAY)
         assert (report.indexed, report.removed, report.points) == (40, 0, 40)
@@ -127,22 +127,16 @@ def test_history_index_and_tenant_filtered_retrieval(
         other = next(e for e in events if e["tenant_id"] != events[0]["tenant_id"])
         with pytest.raises(KeyError, match="not indexed"):
             similar_runs(client, events[0]["tenant_id"], run_id=other["run_id"])
-        flat = {t: similar_runs(client, t, run_id=m, k=50) for t, m in _first_runs(events).items()}
+        before = {
+            t: similar_runs(client, t, run_id=m, k=50) for t, m in _first_runs(events).items()
+        }
 
-        # The cell layout (local mode, trained here on 40 points): replacing the day replaces
-        # the cells' points too, and answers with every cell probed are the flat answers.
-        assert relayout(client, cells=4).cells == 4
-        celled = index_day(lakehouse, client, DAY)
-        assert (celled.removed, celled.indexed, celled.points, celled.cells) == (40, 40, 40, 4)
-        in_cells = [client.count(cell_name(COLLECTION, c), exact=True).count for c in range(4)]
-        assert sum(in_cells) == 40
+        # Optimized (what the asset does after indexing), then rebuilt: the same answers.
+        client.optimize()
+        assert rebuild_index(lakehouse, client) == 40
+        assert client.count() == 40
         for tenant, run_id in _first_runs(events).items():
-            assert similar_runs(client, tenant, run_id=run_id, k=50, nprobe=4) == flat[tenant]
-
-        client.delete_collection(COLLECTION)
-        assert rebuild_index(lakehouse, client) == 40  # below TRAIN_AT: flat again
-        assert client.count(COLLECTION, exact=True).count == 40
-        assert [c.name for c in client.get_collections().collections] == [COLLECTION]
+            assert similar_runs(client, tenant, run_id=run_id, k=50) == before[tenant]
     finally:
         client.close()
 

@@ -1,4 +1,5 @@
-"""Shape retrieval on Qdrant local mode: tenant isolation, near-duplicates first, exact order."""
+"""Shape retrieval on the embedded engine (a Qdrant Edge shard): tenant isolation, near-duplicates
+first, exact order."""
 
 from __future__ import annotations
 
@@ -8,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qdrant_client import QdrantClient
 
 from lakehouse.simulate.traces import simulate_workflow_events
-from lakehouse.topology.retrieval import index_runs, similar_runs
+from lakehouse.topology.retrieval import SPEC, index_runs, similar_runs
 from lakehouse.topology.tda import TopologySignature, diagram_distance, event_signature, signature
+from lakehouse.vectors import EdgeStore, VectorStore
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[QdrantClient]:
-    c = QdrantClient(path=str(tmp_path / "qdrant"))
-    yield c
-    c.close()
+def client(tmp_path: Path) -> Iterator[VectorStore]:
+    with EdgeStore(tmp_path / "vectors", SPEC) as store:
+        yield store
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,7 @@ def _loop(n: int) -> list[dict[str, object]]:
     ]
 
 
-def test_answers_only_the_tenants_runs_in_exact_order(
-    client: QdrantClient, runs: list[Any]
-) -> None:
+def test_answers_only_the_tenants_runs_in_exact_order(client: VectorStore, runs: list[Any]) -> None:
     assert index_runs(client, runs) == len(runs)
     for tenant in ("tenant-00", "tenant-03"):
         own = {e["run_id"] for e, _ in runs if e["tenant_id"] == tenant}
@@ -55,7 +53,7 @@ def test_answers_only_the_tenants_runs_in_exact_order(
         similar_runs(client, "", run_id=stranger)
 
 
-def test_a_near_duplicate_comes_first(client: QdrantClient, runs: list[Any]) -> None:
+def test_a_near_duplicate_comes_first(client: VectorStore, runs: list[Any]) -> None:
     index_runs(client, runs)
     nodes = [f"n{i}" for i in range(12)]
     original = {"run_id": "odd-1", "tenant_id": "tenant-00", "workflow": "x", "ts": "2026-11-03"}
@@ -89,11 +87,11 @@ def test_a_near_duplicate_comes_first(client: QdrantClient, runs: list[Any]) -> 
 
 
 def test_reindexing_overwrites_and_bad_queries_are_refused(
-    client: QdrantClient, runs: list[Any]
+    client: VectorStore, runs: list[Any]
 ) -> None:
     index_runs(client, runs[:10])
     index_runs(client, runs[:10])
-    assert client.count("aura_topology_runs").count == 10
+    assert client.count() == 10
     with pytest.raises(ValueError, match="exactly one"):
         similar_runs(client, "tenant-00")
     with pytest.raises(ValueError, match="unknown vector"):
