@@ -192,6 +192,7 @@ class HotTier:
         self._vectors = client.register_script(_VECTORS)
         self._put = client.register_script(_PUT)
         self._set_if_exists = client.register_script(_SET_IF_EXISTS)
+        self._cache = _VectorCache()
         with contextlib.suppress(redis.ConnectionError):  # a server down: renamed on next use
             names.rename_untagged(client)
 
@@ -205,7 +206,6 @@ class HotTier:
             pipe.execute_command("EVAL", script.script, len(keys), *keys, *args)
         else:
             script(keys=keys, args=args, client=pipe)
-        self._cache = _VectorCache()
 
     @staticmethod
     def key(tenant_id: str, memory_id: str) -> str:
