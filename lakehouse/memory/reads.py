@@ -16,6 +16,7 @@ import redis
 
 from lakehouse.exceptions import ValidationError
 from lakehouse.memory import shape
+from lakehouse.memory.coldindex import INDEX_ERRORS
 from lakehouse.memory.model import (
     MAX_K,
     Memory,
@@ -236,8 +237,9 @@ class MemoryReads(MemoryTiers):
             return []
         now_ms = clock_ms(now)
         try:
-            target = shape.query_diagrams(self.qdrant, tenant_id, query)
-        except WARM_ERRORS as exc:
+            with shape.runs_index(self.settings, self.qdrant) as index:
+                target = shape.query_diagrams(index, tenant_id, query)
+        except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
             raise self._unavailable("warm", exc, "no shape search (the topology index)") from None
         self._drain_quietly()
         found: dict[str, Memory] = {}
@@ -256,7 +258,11 @@ class MemoryReads(MemoryTiers):
         for memory in [*hot, *spooled, *warm, *self.cold.signed(tenant_id, now_ms)]:
             if memory.signature and not memory.expired(now_ms):
                 found.setdefault(memory.id, memory)
-        return shape.rank_by_shape(self.qdrant, tenant_id, target, list(found.values()), k)
+        try:
+            with shape.runs_index(self.settings, self.qdrant) as index:
+                return shape.rank_by_shape(index, tenant_id, target, list(found.values()), k)
+        except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
+            raise self._unavailable("warm", exc, "no shape search (the topology index)") from None
 
     # -- statistics --------------------------------------------------------------------------
 

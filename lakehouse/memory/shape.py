@@ -19,8 +19,9 @@ one tenant's memories, and run ids resolve only inside that tenant).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +29,9 @@ import numpy as np
 
 from lakehouse.exceptions import ValidationError
 from lakehouse.memory.model import Memory
-from lakehouse.topology.retrieval import COLLECTION, point_id
-from lakehouse.topology.tda import HasDiagrams, cap, diagram_distance
+from lakehouse.settings import Settings
+from lakehouse.topology.retrieval import COLLECTION, open_index, stored_diagrams
+from lakehouse.topology.tda import HasDiagrams, StoredDiagrams, diagram_distance
 
 Shape = str | HasDiagrams | tuple[Any, Any]
 """A run id, a signature, or a pair of H0 / H1 diagrams."""
@@ -46,14 +48,8 @@ class ShapeHit:
     run_id: str | None
 
 
-class Diagrams:
-    """Capped H0 / H1 diagrams (what :func:`diagram_distance` needs)."""
-
-    def __init__(self, dgm0: Any, dgm1: Any) -> None:
-        self._d = (cap(np.asarray(dgm0, dtype=float)), cap(np.asarray(dgm1, dtype=float)))
-
-    def capped(self, dim: int) -> np.ndarray:
-        return self._d[dim]
+Diagrams = StoredDiagrams
+"""Capped H0 / H1 diagrams (what :func:`diagram_distance` needs)."""
 
 
 def _diagrams(shape: HasDiagrams | tuple[Any, Any]) -> Diagrams:
@@ -96,26 +92,41 @@ def _decoded(signature: str) -> Diagrams | None:
         return None
 
 
-def run_diagrams(client: Any, tenant_id: str, run_ids: Iterable[str]) -> dict[str, Diagrams]:
+@contextlib.contextmanager
+def runs_index(settings: Settings, client: Any) -> Iterator[Any]:
+    """Where the topology domain keeps the runs' diagrams, or None when nothing is indexed.
+
+    On a Qdrant server that is the memory tier's own client. Embedded, the topology index is a
+    Qdrant Edge shard under ``AURA_HOME/vectors`` (opened for this call and closed after it: it
+    holds a lock the topology index asset also takes); a caller that indexed runs through the
+    memory tier's local-mode client (no shard) is read there.
+    """
+    if settings.qdrant_url:
+        yield client
+    elif (settings.vectors_path / COLLECTION).exists():
+        store = open_index(settings)
+        try:
+            yield store
+        finally:
+            store.close()
+    elif client.collection_exists(COLLECTION):
+        yield client
+    else:
+        yield None
+
+
+def run_diagrams(index: Any, tenant_id: str, run_ids: Iterable[str]) -> dict[str, Diagrams]:
     """The indexed diagrams of the tenant's runs (runs not indexed are left out)."""
     wanted = sorted(set(run_ids))
-    if not wanted or not client.collection_exists(COLLECTION):
+    if not wanted or index is None:
         return {}
-    records = client.retrieve(
-        COLLECTION, [point_id(tenant_id, r) for r in wanted], with_payload=True
-    )
-    out: dict[str, Diagrams] = {}
-    for record in records:
-        payload = record.payload or {}
-        if payload.get("tenant_id") == tenant_id:  # the id encodes the tenant; checked again
-            out[str(payload["run_id"])] = Diagrams(payload["dgm0"], payload["dgm1"])
-    return out
+    return stored_diagrams(index, tenant_id, wanted)
 
 
-def query_diagrams(client: Any, tenant_id: str, query: Shape) -> Diagrams:
+def query_diagrams(index: Any, tenant_id: str, query: Shape) -> Diagrams:
     """The diagrams a query stands for (a run id must be one of the tenant's indexed runs)."""
     if isinstance(query, str):
-        found = run_diagrams(client, tenant_id, [query])
+        found = run_diagrams(index, tenant_id, [query])
         if query not in found:
             raise ValidationError(
                 f"run {query!r} of tenant {tenant_id!r} is not in the topology index; "
@@ -126,11 +137,11 @@ def query_diagrams(client: Any, tenant_id: str, query: Shape) -> Diagrams:
 
 
 def rank_by_shape(
-    client: Any, tenant_id: str, query: Diagrams, memories: Sequence[Memory], k: int
+    index: Any, tenant_id: str, query: Diagrams, memories: Sequence[Memory], k: int
 ) -> list[ShapeHit]:
     """The ``k`` memories (all the tenant's) closest in shape to ``query``, closest first."""
     runs = run_diagrams(
-        client,
+        index,
         tenant_id,
         (m.signature for m in memories if m.signature and not _decoded(m.signature)),
     )

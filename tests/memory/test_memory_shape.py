@@ -17,7 +17,7 @@ from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow
 from lakehouse.topology import ingest
 from lakehouse.topology.history import history_day
 from lakehouse.topology.index import index_day
-from lakehouse.topology.retrieval import similar_runs
+from lakehouse.topology.retrieval import open_index, similar_runs
 from lakehouse.topology.tda import event_signature
 
 DAY = date(2026, 11, 20)
@@ -103,3 +103,23 @@ def test_a_bad_shape_is_refused(mem: MemoryStore) -> None:
     big = np.column_stack([np.zeros(200), np.linspace(0.01, 0.5, 200)])
     with pytest.raises(ValidationError, match="pass its run id instead"):
         mem.store("acme", "x", signature=(big, np.empty((0, 2))))
+
+
+def test_a_run_the_topology_asset_indexed_is_found_by_shape(
+    mem: MemoryStore, redis_client: redis.Redis
+) -> None:
+    """The topology index as its asset keeps it (embedded: a Qdrant Edge shard in AURA_HOME,
+    not the memory tier's client) is where shape search looks a run id up."""
+    events = list(simulate_workflow_events(DAY, 1, 12, seed=4))
+    publish_workflow_events(redis_client, events)
+    ingest.ingest_day(mem.lakehouse, redis_client, DAY, audit=accept_all)
+    history_day(mem.lakehouse, DAY, audit=accept_all)
+    index = open_index(mem.settings)
+    try:
+        assert index_day(mem.lakehouse, index, DAY).indexed == 12
+    finally:
+        index.close()
+    run = events[0]
+    remembered = mem.store(run["tenant_id"], "the first run", signature=run["run_id"])
+    hits = mem.search_by_shape(run["tenant_id"], run["run_id"], k=5)
+    assert remembered in _closest(hits)
