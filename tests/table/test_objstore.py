@@ -247,6 +247,38 @@ def test_polars_reads_main_a_tag_and_a_branch_like_aura_sql(
         assert polars_ids == sql_ids and len(sql_ids) == {"main": 5, "v1": 2, "exp": 9}[ref]
 
 
+DAFT_MISSING = (
+    "Daft is not installed: daft 0.7.26 requires pyarrow<26 and AURA uses pyarrow 26, so it is "
+    "no dev dependency; `pip install --no-deps daft==0.7.26` (it runs on pyarrow 26) runs this test"
+)
+
+
+@needs_objstore
+def test_daft_reads_main_a_tag_and_a_branch_by_name_like_aura_sql(
+    lakehouse: Lakehouse, history: dict[str, int], settings: Settings
+) -> None:
+    daft = pytest.importorskip("daft", reason=DAFT_MISSING)
+    from daft.io import IOConfig, S3Config
+
+    endpoint = settings.s3_endpoint or ""
+    io = IOConfig(
+        s3=S3Config(
+            endpoint_url=endpoint,
+            key_id=settings.aws_access_key_id,
+            access_key=settings.aws_secret_access_key,
+            region_name=settings.aws_region,
+            use_ssl=endpoint.startswith("https"),
+        )
+    )
+    table = lakehouse.table(DECISIONS)  # loaded from the REST catalog
+    for ref, by_name in (("main", {}), ("v1", {"tag": "v1"}), ("exp", {"branch": "exp"})):
+        frame = daft.read_iceberg(table, io_config=io, **by_name)  # Daft resolves the ref
+        daft_ids = sorted(frame.select("decision_id").to_pydict()["decision_id"])
+        with lakehouse.sql(ref=ref) as s:
+            sql_ids = _ids(s.arrow(f"SELECT decision_id FROM {DECISIONS}"))
+        assert daft_ids == sql_ids and len(sql_ids) == {"main": 5, "v1": 2, "exp": 9}[ref]
+
+
 @needs_objstore
 def test_a_sql_catalog_with_an_s3_warehouse(tmp_path: Path) -> None:
     import uuid
