@@ -6,6 +6,7 @@ starts SeaweedFS ``weed mini``: a real S3 server and REST catalog) and skip else
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -24,7 +25,7 @@ from aura_assets.cli import main
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import ConfigurationError, ReadOnlyError
 from lakehouse.table import refs
-from lakehouse.table.catalog import warehouse_io
+from lakehouse.table.catalog import open_catalog, warehouse_io
 
 DECISIONS = "routing_decisions"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "object-store.md"
@@ -277,6 +278,26 @@ def test_daft_reads_main_a_tag_and_a_branch_by_name_like_aura_sql(
         with lakehouse.sql(ref=ref) as s:
             sql_ids = _ids(s.arrow(f"SELECT decision_id FROM {DECISIONS}"))
         assert daft_ids == sql_ids and len(sql_ids) == {"main": 5, "v1": 2, "exp": 9}[ref]
+
+
+@needs_objstore
+def test_without_a_client_credential_the_catalog_is_signed_with_sigv4(
+    aura_env: dict[str, str],
+) -> None:
+    """SigV4 needs boto3 (pyiceberg signs with botocore): without it the error says so.
+
+    SeaweedFS's catalog does not check signatures (it answered a request signed with a wrong
+    secret), so this shows the requests are signed and answered, not that a server verified them.
+    """
+    env = {k: v for k, v in aura_env.items() if k != "AURA_CATALOG_CREDENTIAL"}
+    settings = Settings.from_env(env)
+    if importlib.util.find_spec("boto3") is None:
+        with pytest.raises(ConfigurationError, match="SigV4.*pip install boto3"):
+            open_catalog(settings)
+        return
+    catalog = open_catalog(settings)
+    assert catalog.properties["rest.sigv4-enabled"] == "true"
+    assert ("aura",) in catalog.list_namespaces()
 
 
 @needs_objstore
