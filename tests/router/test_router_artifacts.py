@@ -46,7 +46,10 @@ def test_artifacts_are_written_to_and_read_from_the_warehouse(lakehouse: Lakehou
     assert stray.version != version and len(stored(orphan)) == 2
     assert maintenance.remove_orphans(lh, "router_models").artifacts == []  # within the grace
     report = maintenance.remove_orphans(lh, "router_models", grace=timedelta(0))
-    assert report.artifacts == [orphan] and report.bytes_freed > 0
+    # (on the object-store pass the warehouse prefix is shared: earlier tests' artifacts no row
+    # of this catalog names are orphans here too)
+    assert orphan in report.artifacts and champion not in report.artifacts
+    assert report.bytes_freed > 0
     assert stored(orphan) == [] and len(stored(champion)) == 2
     registry._CACHE.clear()
     assert registry.load_version(lh, version).version == version
