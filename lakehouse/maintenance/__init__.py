@@ -21,7 +21,7 @@ from lakehouse.maintenance import compaction as _compaction
 from lakehouse.maintenance import expiry as _expiry
 from lakehouse.maintenance import history as _history
 from lakehouse.maintenance import orphans as _orphans
-from lakehouse.maintenance._files import ARTIFACTS, list_location, local_path
+from lakehouse.maintenance._files import ARTIFACTS, join, list_location
 from lakehouse.maintenance.compaction import (
     DEFAULT_TARGET_FILE_BYTES,
     CompactionGroup,
@@ -32,6 +32,7 @@ from lakehouse.maintenance.expiry import DEFAULT_OLDER_THAN, DEFAULT_RETAIN_LAST
 from lakehouse.maintenance.history import HistoryEntry
 from lakehouse.maintenance.orphans import DEFAULT_GRACE, OrphanReport
 from lakehouse.settings import MAIN_BRANCH
+from lakehouse.table.catalog import warehouse_properties
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -124,10 +125,10 @@ def remove_orphans(
     iceberg = lh.table(table)
     report = _orphans.remove_orphans(iceberg, grace=grace, dry_run=dry_run)
     name = lh.spec(table).name
-    warehouse = lh.settings.warehouse
-    if name in ARTIFACTS and (warehouse.startswith("file:") or "://" not in warehouse):
-        root = local_path(warehouse) / ARTIFACTS[name][1]
-        _orphans.remove_orphan_artifacts(iceberg, name, root, report, grace=grace)
+    if name in ARTIFACTS:
+        root = join(lh.settings.warehouse, ARTIFACTS[name][1])
+        properties = warehouse_properties(lh.settings)
+        _orphans.remove_orphan_artifacts(iceberg, name, root, properties, report, grace=grace)
     return report
 
 

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from pyarrow import fs
 from pyiceberg.manifest import ManifestFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
+from lakehouse.table import storage
 from lakehouse.table.paths import artifact_rel, join, normalise, relative, under
+from lakehouse.table.storage import StoredFile
 
-__all__ = ["artifact_rel", "join", "normalise", "relative", "under"]  # re-exported
+__all__ = ["StoredFile", "artifact_rel", "join", "normalise", "relative", "under"]  # re-exported
 
 
 @dataclass
@@ -77,31 +78,10 @@ def statistics_files(table: Table) -> set[str]:
     return stats
 
 
-@dataclass(frozen=True)
-class StoredFile:
-    """A file found under a table location."""
-
-    path: str
-    size: int
-    mtime_ms: int
-
-
 def list_location(table: Table) -> list[StoredFile]:
-    """Every file under the table's location (recursively), with size and modification time."""
-    filesystem, root = fs.FileSystem.from_uri(table.metadata.location)
-    prefix = table.metadata.location.rstrip("/")
-    root = root.rstrip("/")
-    try:
-        infos = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
-    except FileNotFoundError:
-        return []
-    files = []
-    for info in infos:
-        if info.type != fs.FileType.File:
-            continue
-        mtime = info.mtime_ns // 1_000_000 if info.mtime_ns is not None else 0
-        files.append(StoredFile(prefix + info.path[len(root) :], info.size or 0, mtime))
-    return files
+    """Every file under the table's location (recursively; a bucket's listing on S3), with size
+    and modification time."""
+    return storage.list_files(table.metadata.location, table.io.properties)
 
 
 def size_of(table: Table, path: str) -> int:

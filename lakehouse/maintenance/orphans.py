@@ -10,15 +10,17 @@ referenced and kept, whatever its age.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from pyiceberg.table import Table
 
 from lakehouse.maintenance import _files
+from lakehouse.table import storage
+from lakehouse.table.storage import StoredFile
 
 log = logging.getLogger(__name__)
 
@@ -81,35 +83,43 @@ def remove_orphans(
 def remove_orphan_artifacts(
     table: Table,
     name: str,
-    root: Path,
+    root: str,
+    properties: Mapping[str, str],
     report: OrphanReport,
     *,
     grace: timedelta = DEFAULT_GRACE,
 ) -> None:
-    """Delete the directories under ``root`` that no row on any branch or tag of ``table`` (the
-    aura table ``name`` of :data:`_files.ARTIFACTS`) names and whose newest file is older than
-    ``grace`` (adds them to ``report``). Rows name directories as the registry resolves them
-    (:func:`lakehouse.table.paths.artifact_rel`), whatever warehouse an old absolute URI names.
+    """Delete the directories under ``root`` (a directory or an ``s3://`` prefix, listed through
+    :mod:`lakehouse.table.storage` with the FileIO ``properties``) that no row on any branch or
+    tag of ``table`` (the aura table ``name`` of :data:`_files.ARTIFACTS`) names and whose newest
+    file is older than ``grace`` (adds them to ``report``). Rows name directories as the registry
+    resolves them (:func:`lakehouse.table.paths.artifact_rel`), whatever warehouse an old
+    absolute URI names.
 
     A refused candidate's artifact is named by its audit branch until the branch expires
     (``refs.expire_refs``); a version being trained and not yet registered is younger than the
     grace period. Rows on expired branches are gone, so their directories become orphans.
     """
-    stored = [d for d in sorted(root.iterdir()) if d.is_dir()] if root.is_dir() else []
+    by_directory: dict[str, list[StoredFile]] = defaultdict(list)
+    prefix = root.rstrip("/") + "/"
+    for item in storage.list_files(root, properties):
+        rel = item.path[len(prefix) :]
+        if "/" in rel:  # a file directly under root is no artifact directory
+            by_directory[rel.split("/", 1)[0]].append(item)
     table.refresh()
     keep = {rel.rsplit("/", 1)[-1] for rel in _files.artifact_dirs(table, name)}
-    cutoff = time.time() - grace.total_seconds()
-    for directory in stored:
-        if directory.name in keep:
+    cutoff_ms = int((time.time() - grace.total_seconds()) * 1000)
+    for directory, files in sorted(by_directory.items()):
+        if directory in keep:
             continue
-        files = _files.directory_files(directory)
-        if any(f.stat().st_mtime >= cutoff for f in files):
+        if any(f.mtime_ms >= cutoff_ms for f in files):
             report.too_young += 1
             continue
-        report.artifacts.append(str(directory))
-        report.bytes_freed += sum(f.stat().st_size for f in files)
+        report.artifacts.append(prefix + directory)
+        report.bytes_freed += sum(f.size for f in files)
         if not report.dry_run:
-            shutil.rmtree(directory, ignore_errors=True)
+            storage.delete_files([f.path for f in files], properties)
+            storage.delete_empty_directory(prefix + directory, properties)
     if report.artifacts:
         log.info(
             "%s: %d orphan artifact director(ies)%s",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from lakehouse.exceptions import AuraError, ValidationError
 from lakehouse.router.features import FeatureEncoder
+from lakehouse.table import storage
 
 ARTIFACT = "model.skops"
 METADATA = "model.json"
@@ -221,34 +222,41 @@ class RouterModel:
         self._artifact = artifact
         self.version = _version(artifact, self._document())
 
-    def save(self, path: str | Path) -> Path:
-        """Write the artifact directory (``model.skops`` + ``model.json``); returns it."""
-        directory = Path(path)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / ARTIFACT).write_bytes(self._artifact)
+    def save(self, path: str | Path, properties: Mapping[str, str] | None = None) -> str:
+        """Write the artifact directory (``model.skops`` + ``model.json``); returns it.
+
+        ``path`` is a directory or a warehouse URI (``s3://...``), written through the
+        file-system layer (:mod:`lakehouse.table.storage`) with the FileIO ``properties``.
+        """
+        directory, props = str(path), properties or {}
+        storage.write_bytes(storage.child(directory, ARTIFACT), props, self._artifact)
         document = {
             **self._document(),
             "version": self.version,
             "artifact_sha256": hashlib.sha256(self._artifact).hexdigest(),
         }
-        (directory / METADATA).write_text(json.dumps(document, indent=2, sort_keys=True))
+        text = json.dumps(document, indent=2, sort_keys=True)
+        storage.write_bytes(storage.child(directory, METADATA), props, text.encode())
         return directory
 
     @classmethod
-    def load(cls, path: str | Path) -> RouterModel:
-        """Load a saved model with skops' trusted-types check (never unpickles).
+    def load(cls, path: str | Path, properties: Mapping[str, str] | None = None) -> RouterModel:
+        """Load a saved model with skops' trusted-types check (never unpickles); ``path`` as
+        for :meth:`save`.
 
         Raises:
             ModelArtifactError: when a file is missing, the content does not match its hash or
                 version, or the artifact holds a type outside :data:`TRUSTED_TYPES`.
         """
-        directory = Path(path)
+        directory, props = str(path), properties or {}
         try:
-            document = json.loads((directory / METADATA).read_text())
-            artifact = (directory / ARTIFACT).read_bytes()
-        except FileNotFoundError as exc:
+            name = METADATA
+            document = json.loads(storage.read_bytes(storage.child(directory, name), props))
+            name = ARTIFACT
+            artifact = storage.read_bytes(storage.child(directory, name), props)
+        except FileNotFoundError:
             raise ModelArtifactError(
-                f"router model at {directory} is incomplete ({exc.filename} missing); "
+                f"router model at {directory} is incomplete ({name} missing); "
                 "save it again with RouterModel.save"
             ) from None
         except (ValueError, UnicodeError) as exc:
@@ -261,7 +269,7 @@ class RouterModel:
             raise ModelArtifactError(f"unsupported router model format {document.get('format')}")
         if hashlib.sha256(artifact).hexdigest() != document.get("artifact_sha256"):
             raise ModelArtifactError(
-                f"{directory / ARTIFACT} does not match the hash in {METADATA}: "
+                f"{storage.child(directory, ARTIFACT)} does not match the hash in {METADATA}: "
                 "the artifact was altered or replaced; retrain or restore it"
             )
         sio = _skops()

@@ -16,9 +16,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -26,9 +24,11 @@ import pyarrow.compute as pc
 
 from lakehouse.exceptions import ValidationError
 from lakehouse.router.features import training_set
-from lakehouse.router.model import RouterModel
+from lakehouse.router.model import METADATA, RouterModel
 from lakehouse.router.training import read_training
-from lakehouse.table.paths import artifact_rel
+from lakehouse.table import storage
+from lakehouse.table.catalog import warehouse_properties
+from lakehouse.table.paths import artifact_rel, join
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -42,22 +42,20 @@ _CACHE: dict[str, RouterModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def artifact_root(lh: Lakehouse) -> Path:
-    """``<warehouse>/router_models``: where model artifacts live (a file warehouse)."""
-    warehouse = lh.settings.warehouse
-    parsed = urlparse(warehouse)
-    if parsed.scheme in ("", "file"):
-        return Path(unquote(parsed.path)) / ARTIFACT_DIR
-    return lh.settings.home / "warehouse" / ARTIFACT_DIR
+def artifact_root(lh: Lakehouse) -> str:
+    """``<warehouse>/router_models``: where model artifacts live (a directory or an
+    ``s3://`` prefix, read and written through :mod:`lakehouse.table.storage`)."""
+    return join(lh.settings.warehouse, ARTIFACT_DIR)
 
 
 def save_artifact(lh: Lakehouse, model: RouterModel) -> str:
     """Store ``model`` in the warehouse (idempotent: a version is its content); returns its path
     relative to the warehouse (``router_models/<version>``), what rows store, so a restored or
     moved warehouse needs no rewrite."""
-    directory = artifact_root(lh) / model.version
-    if not (directory / "model.json").exists():
-        model.save(directory)
+    directory = join(artifact_root(lh), model.version)
+    properties = warehouse_properties(lh.settings)
+    if not storage.exists(join(directory, METADATA), properties):
+        model.save(directory, properties)
     return f"{ARTIFACT_DIR}/{model.version}"
 
 
@@ -118,7 +116,7 @@ def champion_row(lh: Lakehouse) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def artifact_path(lh: Lakehouse, row: dict[str, Any]) -> Path:
+def artifact_path(lh: Lakehouse, row: dict[str, Any]) -> str:
     """The directory of a ``router_models`` row's artifact, always in this warehouse.
 
     Rows name it relative to the warehouse; older rows hold an absolute URI, perhaps of the home
@@ -126,7 +124,7 @@ def artifact_path(lh: Lakehouse, row: dict[str, Any]) -> Path:
     artifact_rel`). Loading verifies the content (its hash is the version) either way.
     """
     rel = artifact_rel(ARTIFACT_DIR, row["artifact_uri"] or "")
-    return artifact_root(lh).parent / (rel or f"{ARTIFACT_DIR}/{row['version']}")
+    return join(lh.settings.warehouse, rel or f"{ARTIFACT_DIR}/{row['version']}")
 
 
 def load_version(lh: Lakehouse, version: str, branch: str | None = None) -> RouterModel:
@@ -144,7 +142,7 @@ def load_version(lh: Lakehouse, version: str, branch: str | None = None) -> Rout
         raise ValidationError(
             f"router model {version!r} is not in router_models; see `aura router models`"
         )
-    model = RouterModel.load(artifact_path(lh, rows[0]))
+    model = RouterModel.load(artifact_path(lh, rows[0]), warehouse_properties(lh.settings))
     if model.version != version:
         raise ValidationError(f"the artifact of router model {version} holds {model.version}")
     with _CACHE_LOCK:

@@ -152,7 +152,13 @@ def check_home(catalog: SqlCatalog, settings: Settings) -> None:
 def warehouse_io(settings: Settings) -> FileIO:
     """The file-system layer of the warehouse (pyiceberg's FileIO for ``file:`` and ``s3://``),
     configured with the S3 endpoint and credentials."""
-    return load_file_io(settings.s3_properties() if _needs_s3(settings) else {}, settings.warehouse)
+    return load_file_io(warehouse_properties(settings), settings.warehouse)
+
+
+def warehouse_properties(settings: Settings) -> dict[str, str]:
+    """FileIO properties of the warehouse (the S3 endpoint and keys when it is in a bucket), for
+    pyiceberg and :mod:`lakehouse.table.storage`. Holds the secret key: never log them."""
+    return settings.s3_properties() if _needs_s3(settings) else {}
 
 
 def close_catalog(catalog: Catalog) -> None:

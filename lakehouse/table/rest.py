@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
-from lakehouse.exceptions import StoreUnavailableError
+from lakehouse.exceptions import ConfigurationError, StoreUnavailableError
 from lakehouse.settings import NAMESPACE, redact_text, redact_url
 
 # A REST catalog that does not answer within this many seconds is reported as unreachable.
@@ -70,8 +71,18 @@ def open_rest_catalog(
             },
         }
     elif "s3.access-key-id" in props:
+        if importlib.util.find_spec("boto3") is None:  # pyiceberg signs with botocore
+            raise ConfigurationError(
+                f"the Iceberg REST catalog at {redact_url(uri)} would be signed with SigV4 "
+                "(AURA_CATALOG_CREDENTIAL is unset and AWS keys are set), which needs boto3: "
+                "pip install boto3, or set AURA_CATALOG_CREDENTIAL=client_id:client_secret"
+            )
         options["rest.sigv4-enabled"] = "true"
         options["rest.signing-region"] = props.get("s3.region", "us-east-1")
+        # pyiceberg's signer takes its keys from the client.* properties (else boto3's chain)
+        options["client.access-key-id"] = props["s3.access-key-id"]
+        options["client.secret-access-key"] = props.get("s3.secret-access-key", "")
+        options["client.region"] = props.get("s3.region", "us-east-1")
     secrets = [s for s in (credential, props.get("s3.secret-access-key")) if s]
     secrets += [p for s in secrets for p in s.split(":") if len(p) >= 4]
     try:

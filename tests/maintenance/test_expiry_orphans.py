@@ -8,10 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from helpers import DAYS, TABLE, Batch, duckdb_iceberg, sorted_rows
+from helpers import DAYS, OBJSTORE_SKIP, TABLE, Batch, duckdb_iceberg, sorted_rows
 
 from lakehouse import Lakehouse, maintenance
-from lakehouse.table import refs
+from lakehouse.table import refs, storage
 
 
 def _disk(lh: Lakehouse) -> tuple[int, int]:
@@ -43,7 +43,7 @@ def test_expiry_frees_bytes_and_keeps_refs_readable(small_files: Lakehouse, batc
     assert report.data_files_deleted == 12  # the small files only the old snapshots held
     files_after, bytes_after = _disk(lh)
     table = lh.table(TABLE)  # the expiry commit wrote one new metadata file
-    new_metadata = Path(urlsplit(table.metadata_location).path).stat().st_size
+    new_metadata = len(table.io.new_input(table.metadata_location))
     assert bytes_before - (bytes_after - new_metadata) == report.bytes_freed > 0
     assert files_before - (files_after - 1) == report.files_deleted
     assert dry.bytes_freed == report.bytes_freed
@@ -95,6 +95,7 @@ def _stray(lh: Lakehouse, name: str, age: timedelta) -> Path:
     return path
 
 
+@OBJSTORE_SKIP  # it sets files' modification times back; the object store keeps its own
 def test_orphans_older_than_grace_are_deleted(small_files: Lakehouse) -> None:
     lh = small_files
     old = _stray(lh, "old-orphan.parquet", timedelta(days=4))
@@ -114,6 +115,34 @@ def test_orphans_older_than_grace_are_deleted(small_files: Lakehouse) -> None:
     # with no grace at all, referenced files are still never touched
     report = maintenance.remove_orphans(lh, TABLE, grace=timedelta(0))
     assert [Path(urlsplit(p).path).name for p in report.orphans] == ["young-orphan.parquet"]
+    assert sorted_rows(lh.read(TABLE), "decision_id") == sorted_rows(rows, "decision_id")
+
+
+def test_orphan_removal_lists_the_store_and_deletes_what_no_metadata_names(
+    small_files: Lakehouse,
+) -> None:
+    """On a directory or a bucket alike: the listing finds strays, the grace keeps young ones,
+    and what is reported deleted is gone from the listing while every referenced file stays."""
+    lh = small_files
+    table = lh.table(TABLE)
+    props = table.io.properties
+    strays = [storage.child(table.metadata.location, f"data/stray-{i}.parquet") for i in (1, 2)]
+    for path in strays:
+        storage.write_bytes(path, props, b"x" * 1000)
+    rows = lh.read(TABLE)
+    before = {f.path for f in maintenance.list_location(table)}
+    assert set(strays) <= before
+
+    kept = maintenance.remove_orphans(lh, TABLE)  # both younger than the 3-day grace
+    assert kept.orphans == [] and kept.too_young == 2
+    dry = maintenance.remove_orphans(lh, TABLE, grace=timedelta(0), dry_run=True)
+    assert sorted(dry.orphans) == sorted(strays)
+    assert {f.path for f in maintenance.list_location(table)} == before
+
+    report = maintenance.remove_orphans(lh, TABLE, grace=timedelta(0))
+    assert sorted(report.orphans) == sorted(strays) and report.bytes_freed == 2000
+    assert {f.path for f in maintenance.list_location(table)} == before - set(strays)
+    assert not any(storage.exists(path, props) for path in strays)
     assert sorted_rows(lh.read(TABLE), "decision_id") == sorted_rows(rows, "decision_id")
 
 

@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import EMBEDDED_REDIS, dagster_dump, parquet_hits, raw_hits, run_memory_ingest
+from helpers import (
+    EMBEDDED_REDIS,
+    dagster_dump,
+    parquet_files,
+    parquet_hits,
+    raw_hits,
+    run_memory_ingest,
+)
 
 from aura_assets.cli import main
 from aura_assets.definitions import defs
@@ -220,10 +226,10 @@ def _tokens(mem: MemoryStore) -> list[str]:
     found: set[str] = set()
     for value in _redis_values(mem):
         found |= {t.split('"')[0] for t in value.decode(errors="replace").split(PREFIX)[1:]}
-    for path in mem.settings.home.rglob("*.parquet"):
+    for _, table in parquet_files(mem.settings.home):  # and the bucket's, on S3
         for name in ("content", "metadata"):
-            if name in pq.read_schema(path).names:
-                for v in pq.read_table(path, columns=[name])[name].to_pylist():
+            if name in table.column_names:
+                for v in table[name].to_pylist():
                     found |= {t.split('"')[0] for t in (v or "").split(PREFIX)[1:]}
     return sorted(PREFIX + t for t in found)
 

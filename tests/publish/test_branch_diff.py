@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import polars as pl
 import pyarrow as pa
 from click.testing import CliRunner
-from helpers import day_decisions
+from helpers import day_decisions, objstore_env
 
 from aura_assets.cli import main
 from aura_assets.routing.assets import summarize_models
@@ -41,6 +41,7 @@ def _diff(settings: Settings, name: str) -> str:
         "AURA_CATALOG_URI": settings.catalog_uri,
         "AURA_CATALOG_NAME": settings.catalog_name,
         "AURA_WAREHOUSE": settings.warehouse,
+        **objstore_env(),  # the REST catalog's credential and the S3 keys on that pass
     }
     result = CliRunner(env=env).invoke(main, ["branch", "diff", name, "--no-metrics"])
     assert result.exit_code == 0, result.output

@@ -83,6 +83,12 @@ def _collect(out: Any, expected: int, procs: list[Any]) -> list[tuple[Any, ...]]
     return results
 
 
+def _catalog_kind(env: dict[str, str]) -> str:
+    if env.get("AURA_CATALOG_URI", "").startswith("http"):
+        return "rest"  # the object-store pass
+    return "postgres" if "AURA_PG_URL" in env else "sqlite"
+
+
 def test_parallel_appends_and_overwrites_lose_no_commit(
     settings: Settings, aura_env: dict[str, str], figures
 ) -> None:  # type: ignore[no-untyped-def]
@@ -140,7 +146,7 @@ def test_parallel_appends_and_overwrites_lose_no_commit(
         rows=len(ids),
         seconds=round(elapsed, 2),
         commits_per_s=round(len(ok) / elapsed, 2),
-        catalog="postgres" if "AURA_PG_URL" in aura_env else "sqlite",
+        catalog=_catalog_kind(aura_env),
     )
     assert lost == 0 and len(ids) == len(set(ids))
 

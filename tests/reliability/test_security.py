@@ -432,7 +432,7 @@ def test_tampered_router_artifacts_are_clear_errors_never_code_execution(
     lh.append("routing_decisions", simulate_day(RoutingWorkload(start=day, seed=5), day, n=300)[0])
     training.build_training_set(lh, [day], audit=accept_all)
     model = versions.train(lh, [day], max_iter=10)
-    good = versions.artifact_root(lh) / model.version
+    good = Path(urlsplit(versions.artifact_root(lh)).path) / model.version
     marker = tmp_path / "executed"
     hostile = {
         "pickle": pickle.dumps(_Trap(marker)),

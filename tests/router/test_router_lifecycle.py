@@ -8,6 +8,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +20,8 @@ from lakehouse.publish.wap import accept_all
 from lakehouse.router import promotion, training, versions
 from lakehouse.router.model import RouterModel
 from lakehouse.simulate.routing import RoutingWorkload, simulate_day
-from lakehouse.table import refs
+from lakehouse.table import refs, storage
+from lakehouse.table.catalog import warehouse_properties
 
 START = date(2026, 10, 1)
 WORKLOAD = RoutingWorkload(start=START, per_day=900, seed=5)
@@ -77,8 +79,9 @@ def test_backup_restore_keeps_router_artifacts(world: dict[str, Any], tmp_path: 
     before, after = lh.table("router_models"), restored.table("router_models")
     assert after.metadata.current_snapshot_id == before.metadata.current_snapshot_id
     assert [s.snapshot_id for s in after.snapshots()] == [s.snapshot_id for s in before.snapshots()]
-    moved = Path(target.warehouse.removeprefix("file://")) / "router_models" / version
-    assert versions.artifact_path(restored, row) == moved and (moved / "model.skops").is_file()
+    moved = storage.child(target.warehouse, f"router_models/{version}")
+    assert versions.artifact_path(restored, row) == moved
+    assert storage.exists(storage.child(moved, "model.skops"), {})
     versions._CACHE.clear()  # load from the restored home, not the source's cache
     model, why = versions.best_model_for(restored, *ASK)
     assert model in ASK[3] and why.startswith(f"champion {version}")
@@ -93,31 +96,36 @@ def test_orphaned_artifact_of_refused_candidate_is_removed_after_grace(
     worse = _worse(lh)
     result = promotion.retrain(lh, DAYS[:3], DAYS[3:], candidate=worse, n_boot=100)
     assert not result.published
-    root = versions.artifact_root(lh)
-    orphan, kept = root / worse.version, root / world["first"].candidate.version
-    assert (orphan / "model.skops").is_file()
+    root, props = versions.artifact_root(lh), warehouse_properties(lh.settings)
+    orphan = storage.child(root, worse.version)
+    kept = storage.child(root, world["first"].candidate.version)
+
+    def stored(directory: str) -> list[str]:  # listed through the file-system layer (S3 too)
+        return [f.path.rsplit("/", 1)[-1] for f in storage.list_files(directory, props)]
+
+    assert stored(orphan) == ["model.json", "model.skops"]
 
     # Its audit branch still names it: kept whatever the grace.
     report = maintenance.remove_orphans(lh, "router_models", grace=timedelta(0))
-    assert report.artifacts == [] and orphan.is_dir()
+    assert report.artifacts == [] and stored(orphan)
 
     table = lh.table("router_models")
     expired = refs.expire_refs(table, now_ms=int(time.time() * 1000) + 8 * 86_400_000)
     assert result.audit_branch in expired
     # Unreferenced now, but younger than the grace period: kept.
     report = maintenance.remove_orphans(lh, "router_models", grace=timedelta(days=3))
-    assert report.artifacts == [] and report.too_young >= 1 and orphan.is_dir()
+    assert report.artifacts == [] and report.too_young >= 1 and stored(orphan)
 
     old = time.time() - 4 * 86_400
-    for path in orphan.rglob("*"):
+    for path in Path(urlsplit(orphan).path).rglob("*"):
         os.utime(path, (old, old))
     dry = maintenance.remove_orphans(lh, "router_models", dry_run=True)
-    assert dry.artifacts == [str(orphan)] and orphan.is_dir()
+    assert dry.artifacts == [orphan] and stored(orphan)
     report = maintenance.remove_orphans(lh, "router_models")
-    assert report.artifacts == [str(orphan)] and report.bytes_freed > 0
-    assert not orphan.exists() and (kept / "model.skops").is_file()
+    assert report.artifacts == [orphan] and report.bytes_freed > 0
+    assert stored(orphan) == [] and stored(kept) == ["model.json", "model.skops"]
     versions._CACHE.clear()
-    assert versions.best_model_for(lh, *ASK)[1].startswith(f"champion {kept.name}")
+    assert versions.best_model_for(lh, *ASK)[1].startswith(f"champion {kept.rsplit('/', 1)[-1]}")
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ starts SeaweedFS ``weed mini``: a real S3 server and REST catalog) and skip else
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -24,7 +25,7 @@ from aura_assets.cli import main
 from lakehouse import Lakehouse, Settings
 from lakehouse.exceptions import ConfigurationError, ReadOnlyError
 from lakehouse.table import refs
-from lakehouse.table.catalog import warehouse_io
+from lakehouse.table.catalog import open_catalog, warehouse_io
 
 DECISIONS = "routing_decisions"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "object-store.md"
@@ -245,6 +246,58 @@ def test_polars_reads_main_a_tag_and_a_branch_like_aura_sql(
         with lakehouse.sql(ref=ref) as s:
             sql_ids = _ids(s.arrow(f"SELECT decision_id FROM {DECISIONS}"))
         assert polars_ids == sql_ids and len(sql_ids) == {"main": 5, "v1": 2, "exp": 9}[ref]
+
+
+DAFT_MISSING = (
+    "Daft is not installed: daft 0.7.26 requires pyarrow<26 and AURA uses pyarrow 26, so it is "
+    "no dev dependency; `pip install --no-deps daft==0.7.26` (it runs on pyarrow 26) runs this test"
+)
+
+
+@needs_objstore
+def test_daft_reads_main_a_tag_and_a_branch_by_name_like_aura_sql(
+    lakehouse: Lakehouse, history: dict[str, int], settings: Settings
+) -> None:
+    daft = pytest.importorskip("daft", reason=DAFT_MISSING)
+    from daft.io import IOConfig, S3Config
+
+    endpoint = settings.s3_endpoint or ""
+    io = IOConfig(
+        s3=S3Config(
+            endpoint_url=endpoint,
+            key_id=settings.aws_access_key_id,
+            access_key=settings.aws_secret_access_key,
+            region_name=settings.aws_region,
+            use_ssl=endpoint.startswith("https"),
+        )
+    )
+    table = lakehouse.table(DECISIONS)  # loaded from the REST catalog
+    for ref, by_name in (("main", {}), ("v1", {"tag": "v1"}), ("exp", {"branch": "exp"})):
+        frame = daft.read_iceberg(table, io_config=io, **by_name)  # Daft resolves the ref
+        daft_ids = sorted(frame.select("decision_id").to_pydict()["decision_id"])
+        with lakehouse.sql(ref=ref) as s:
+            sql_ids = _ids(s.arrow(f"SELECT decision_id FROM {DECISIONS}"))
+        assert daft_ids == sql_ids and len(sql_ids) == {"main": 5, "v1": 2, "exp": 9}[ref]
+
+
+@needs_objstore
+def test_without_a_client_credential_the_catalog_is_signed_with_sigv4(
+    aura_env: dict[str, str],
+) -> None:
+    """SigV4 needs boto3 (pyiceberg signs with botocore): without it the error says so.
+
+    SeaweedFS's catalog does not check signatures (it answered a request signed with a wrong
+    secret), so this shows the requests are signed and answered, not that a server verified them.
+    """
+    env = {k: v for k, v in aura_env.items() if k != "AURA_CATALOG_CREDENTIAL"}
+    settings = Settings.from_env(env)
+    if importlib.util.find_spec("boto3") is None:
+        with pytest.raises(ConfigurationError, match="SigV4.*pip install boto3"):
+            open_catalog(settings)
+        return
+    catalog = open_catalog(settings)
+    assert catalog.properties["rest.sigv4-enabled"] == "true"
+    assert ("aura",) in catalog.list_namespaces()
 
 
 @needs_objstore
