@@ -75,12 +75,18 @@ def export(settings: Settings, files_root: Path) -> tuple[dict[str, str], StateC
     return parts, counts
 
 
-def restore(settings: Settings, files_root: Path, manifest: dict[str, Any]) -> StateCounts:
-    """Import the state a backup carries into the home of ``settings``."""
+def restore(
+    settings: Settings, files_root: Path, manifest: dict[str, Any], *, cold: bool = False
+) -> StateCounts:
+    """Import the state a backup carries into the home of ``settings``.
+
+    ``cold``: the restored catalog holds ``memories``, whose vector index (a collection of the
+    vector engine, not in any backup) is rebuilt from the restored table.
+    """
     parts = checked_parts(manifest)
     paths = {part: files_root / rel for part, rel in parts.items()}
     spooled = memories = 0
-    if "spool" in paths or "memories" in paths:
+    if cold or "spool" in paths or "memories" in paths:
         spooled, memories = _restore_memories(settings, paths)
     checkpoints = 0
     if "checkpoints" in paths:
@@ -194,6 +200,7 @@ def _restore_memories(settings: Settings, paths: dict[str, Path]) -> tuple[int, 
                 f"this store's embedder {store.warm.dim}; restore with the same embedder"
             )
         store.warm.put(memories)
+        store.cold.reindex()  # the cold tier's vector index, from the restored table
     return spooled, len(memories)
 
 

@@ -653,7 +653,7 @@ def restore(
     catalog.update_namespace_properties(NAMESPACE, removals={RESTORE_MARKER})
     forget_checks(settings)
     threads = _mark_archived_threads(settings) if _CHECKPOINTS in manifest["tables"] else 0
-    state = _state.restore(settings, root / FILES, manifest)
+    state = _state.restore(settings, root / FILES, manifest, cold="memories" in manifest["tables"])
     report = RestoreReport(
         home=str(settings.home),
         warehouse=settings.warehouse,
