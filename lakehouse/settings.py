@@ -24,7 +24,7 @@ Environment variables:
                    ``redis+cluster://host:port`` (TLS: ``rediss+cluster://``) names any one
                    node of a Redis Cluster (docs/redis-cluster.md).
 ``AURA_QDRANT_URL`` Qdrant URL; unset means the embedded engines in AURA_HOME (Qdrant Edge
-                   shards for :mod:`lakehouse.vectors`, local mode for the memory warm tier).
+                   shards for :mod:`lakehouse.vectors`: the memory warm tier among them).
 ``AURA_QDRANT_REPLICATION`` Replication factor of collections created on a Qdrant server
                    (a positive integer; unset: the server's default, 1).
 ``AURA_QDRANT_WRITE_CONSISTENCY`` Write consistency factor of those collections: how many

@@ -125,11 +125,12 @@ def _export_memories(
     """The tiers are opened one by one, as :class:`~lakehouse.memory.MemoryStore` opens them but
     without its side effects on the source (creating the memory tables, draining the spool)."""
     from lakehouse.memory import HashingEmbedder, HotTier
+    from lakehouse.memory import warm as warm_tier
     from lakehouse.memory.crypto import MemoryCipher
+    from lakehouse.memory.engine import Collection
     from lakehouse.memory.spool import Spool, spool_path
     from lakehouse.memory.tiers import DOWN, clock_ms
-    from lakehouse.memory.warm import WarmTier
-    from lakehouse.stores import close_redis, open_qdrant, open_redis
+    from lakehouse.stores import close_redis, open_redis
 
     cipher = MemoryCipher.from_settings(settings)
     now = clock_ms(None)
@@ -143,14 +144,13 @@ def _export_memories(
                     found.setdefault(memory.id, ("hot", memory))
         finally:
             close_redis(client)
-        qdrant = open_qdrant(settings)
+        dim = HashingEmbedder(key=cipher.embedding_key()).dim  # the store's default
+        collection = Collection(settings, warm_tier.spec(dim), 10.0)
         try:
-            dim = HashingEmbedder(key=cipher.embedding_key()).dim  # the store's default
-            local = None if settings.qdrant_url else settings.qdrant_path
-            for memory in WarmTier(qdrant, dim, local, cipher).scan():
+            for memory in warm_tier.WarmTier(collection, dim, cipher).scan():
                 found.setdefault(memory.id, ("warm", memory))
         finally:
-            qdrant.close()
+            collection.release()
     except _down(DOWN) as exc:
         raise BackupError(
             f"a memory tier does not answer ({type(exc).__name__}), so the backup would miss "

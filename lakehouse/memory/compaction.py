@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import redis
 from pyiceberg.expressions import In
 
-from lakehouse.exceptions import ValidationError
+from lakehouse.exceptions import TierUnavailableError, ValidationError
 from lakehouse.memory import consolidate
 from lakehouse.memory.cold import WarmSource, erase_rows
 from lakehouse.memory.coldindex import INDEX_ERRORS
@@ -89,6 +89,8 @@ class MemoryCompaction(MemoryTiers):
                 consolidate_text,
                 run_id,
             )
+        except TierUnavailableError:  # already names its tier (a StoreUnavailableError too)
+            raise
         except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
             raise self._unavailable("warm", exc, "compaction stopped, nothing was lost") from None
         finally:
@@ -154,7 +156,8 @@ class MemoryCompaction(MemoryTiers):
             if self.cold.index is not None:
                 self.cold.index.delete(sorted(late))
         expired_cold = self.cold.purge_expired(now_ms)
-        # Build the cold index's HNSW graph and vacuum deleted points (blocks: compaction only).
+        # Build the engine's HNSW graphs and vacuum deleted points (blocks: compaction only).
+        self.warm.vacuum()
         if self.cold.index is not None:
             self.cold.index.vacuum()
         report = CompactionReport(

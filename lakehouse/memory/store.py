@@ -7,7 +7,7 @@ Invariants:
 - Hard TTL: an expired memory is absent from every read (``get`` included) in every tier, and
   :meth:`MemoryStore.compact` purges it. Decay only ranks (see :mod:`lakehouse.memory.model`).
 - Erase: :meth:`MemoryStore.forget` removes the memory from Redis keys and stream entries
-  (rewriting persistence files), Qdrant (vacuuming local storage) and every snapshot and file
+  (rewriting persistence files), Qdrant (vacuuming the Edge shards) and every snapshot and file
   of ``memories``, ``memory_events`` and ``memory_events_rejected``, and returns a receipt.
 - No resurrection: an erase first records a tombstone (:mod:`lakehouse.memory.tombstones`);
   ingestion and compaction skip tombstoned memories and remove copies they made meanwhile.
@@ -59,8 +59,7 @@ class MemoryStore(MemoryWrites, MemoryReads, MemoryCompaction, MemoryErase, KeyR
 class AsyncMemoryStore:
     """The same API as :class:`MemoryStore`, awaitable; calls run on one worker thread.
 
-    One thread keeps the tiers' clients (Qdrant local mode's SQLite connection among them)
-    used by a single thread at a time.
+    One thread keeps the tiers' clients used by a single thread at a time.
     """
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:

@@ -24,6 +24,7 @@ import redis
 from lakehouse.core import Lakehouse
 from lakehouse.exceptions import StoreUnavailableError, TierUnavailableError
 from lakehouse.memory import coldindex, tombstones
+from lakehouse.memory import warm as warm_tier
 from lakehouse.memory.cold import ColdTier
 from lakehouse.memory.coldindex import INDEX_ERRORS, ColdIndex
 from lakehouse.memory.crypto import MemoryCipher
@@ -76,16 +77,16 @@ class MemoryTiers:
         self.qdrant = (
             qdrant_client if qdrant_client is not None else open_qdrant(self.settings, check=False)
         )
-        local = None if self.settings.qdrant_url else self.settings.qdrant_path
         self.lakehouse = Lakehouse(self.settings)
         self.hot = HotTier(self.redis, self.cipher)
-        self.warm = WarmTier(self.qdrant, self.dim, local, self.cipher)
-        # The cold tier's vectors: a collection of the vector engine, opened on first use and
-        # shared by the stores of this process (see .engine and .coldindex).
+        # The warm tier and the cold tier's vectors: collections of the vector engine, opened on
+        # first use and shared by the stores of this process (see .engine, .warm, .coldindex).
         self._collections = [
-            Collection(self.settings, coldindex.spec(self.dim), vector_lock_timeout)
+            Collection(self.settings, spec(self.dim), vector_lock_timeout)
+            for spec in (warm_tier.spec, coldindex.spec)
         ]
-        self.cold = ColdTier(self.lakehouse, self.cipher, ColdIndex(self._collections[0]))
+        self.warm = WarmTier(self._collections[0], self.dim, self.cipher)
+        self.cold = ColdTier(self.lakehouse, self.cipher, ColdIndex(self._collections[1]))
         self.spool = Spool(spool_path(self.settings.home), self.cipher)
         ensure_tables(self.lakehouse)
         self._spool_pending = self.spool.count() > 0
@@ -174,7 +175,7 @@ class MemoryTiers:
             )
         if self.settings.qdrant_url:
             return f"Qdrant at {redact_url(self.settings.qdrant_url)} (AURA_QDRANT_URL)"
-        return f"Qdrant local mode in {self.settings.qdrant_path}"
+        return f"the Qdrant Edge shards in {self.settings.vectors_path}"
 
     def _unavailable(self, tier: str, exc: Exception, what: str) -> TierUnavailableError:
         variable = "AURA_REDIS_URL" if tier == "hot" else "AURA_QDRANT_URL"

@@ -10,9 +10,12 @@ Invariants (each answers a pitfall measured in ../FACTS.md):
 * **Durable when a call returns.** The WAL is off (it kept deleted payloads on disk until ~64 MB
   of later writes), so every mutating call ends with ``flush()``.
 * **Erase leaves no byte behind** once :meth:`EdgeStore.optimize` has run after the delete: the
-  vacuum optimizer rewrites any segment with a deleted point (``deleted_threshold=0.001``,
-  ``vacuum_min_vector_number=100``). Between the delete and that optimize the deleted bytes are
-  still in segment files (unreachable by any read).
+  vacuum optimizer rewrites every segment holding a deleted point, whatever its size. Edge skips
+  segments of fewer than ``vacuum_min_vector_number`` points and vacuums only when the deleted
+  share is *above* ``deleted_threshold`` (one delete in 1,000 points is not above 0.001), so both
+  are set to their floor (1 and 1e-9). Between the delete and that optimize the deleted bytes
+  are still in segment files (unreachable by any read). Shards made with the older settings
+  take these when opened (the configuration given to ``load`` replaces the stored one).
 * **Optimize where it blocks nobody.** ``optimize()`` builds the HNSW graphs and vacuums; it holds
   the GIL for its whole run (minutes at 100k points), so only the compaction and index assets
   call it. Until then new points sit in plain segments and are searched exactly (correct, slower).
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 _BATCH = 512
 _CONFIG_FILE = "edge_config.json"
+# Vacuum a segment as soon as it holds one deleted point (the share must be above this).
+_VACUUM_DELETED_SHARE = 1e-9
 
 
 def _edge() -> Any:
@@ -78,7 +83,9 @@ def _config(spec: CollectionSpec) -> Any:
         hnsw_config=qe.HnswIndexConfig(
             m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD
         ),
-        optimizers=qe.EdgeOptimizersConfig(deleted_threshold=0.001, vacuum_min_vector_number=100),
+        optimizers=qe.EdgeOptimizersConfig(
+            deleted_threshold=_VACUUM_DELETED_SHARE, vacuum_min_vector_number=1
+        ),
         wal_enabled=False,
     )
 

@@ -1,4 +1,4 @@
-"""Fixtures of the memory tests: a MemoryStore on the test's Redis and Qdrant local mode, and a
+"""Fixtures of the memory tests: a MemoryStore on the test's Redis and Qdrant Edge shards, and a
 real redis-server on its own port that a test can stop and start again."""
 
 from __future__ import annotations

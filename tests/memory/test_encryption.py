@@ -118,7 +118,7 @@ def test_every_copy_is_sealed_and_reads_open(sealed: MemoryStore) -> None:
         assert [(h.memory.id, h.memory.tier) for h in hits] == [(mid, tier)]
     # The scans find what is stored in the clear (ids, the tenant), so they can fail...
     home = sealed.settings.home
-    assert any(p.endswith("storage.sqlite") for p in raw_hits(home, ids["warm"]))
+    assert any("/vectors/aura_memory/" in p for p in raw_hits(home, TENANT))  # warm payloads
     assert parquet_hits(home, ids["cold"]) and parquet_hits(home, TENANT)
     if EMBEDDED_REDIS:
         assert any("redis" in p for p in raw_hits(home, ids["hot"]))

@@ -103,7 +103,7 @@ def test_consolidation_can_be_turned_off_and_checks_its_inputs(mem: MemoryStore)
 
 
 def test_warm_nearest_by_batched_query_and_by_scan_agree(mem: MemoryStore) -> None:
-    """Consolidation's warm lookup: a server's batched query and local mode's scan agree."""
+    """Consolidation's warm lookup: the engine's batched query and an exact scan agree."""
     rng = np.random.default_rng(3)
     base = rng.normal(size=(6, mem.dim))
     for i, vec in enumerate(base):

@@ -1,4 +1,5 @@
-"""Redis or Qdrant down: reads answer from the tiers that respond, erases refuse cleanly."""
+"""Redis down, or the warm tier's vector store unavailable (its Edge shard held by another
+opener): reads answer from the tiers that respond, erases refuse cleanly."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Any
 
 import pytest
 import redis
-from qdrant_client import QdrantClient
 
 from lakehouse import Settings
 from lakehouse.exceptions import TierUnavailableError
 from lakehouse.memory import MemoryStore
-from tests.helpers import dead_port
+from lakehouse.memory import warm as warm_tier
+from lakehouse.vectors import EdgeStore
 
 
 def _spread(mem: MemoryStore) -> tuple[str, str, str]:
@@ -50,22 +51,29 @@ def test_redis_down_reads_fall_through_and_erase_refuses(
     assert mem.get("acme", warm) is not None  # the refused forget erased nothing
 
 
-def test_qdrant_down_search_falls_back_to_hot_and_cold(
+def test_warm_unavailable_search_falls_back_to_hot_and_cold(
     settings: Settings, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     with MemoryStore(settings, redis_client=redis_client) as mem:
         cold, warm, hot = _spread(mem)
-    dead = QdrantClient(url=f"http://127.0.0.1:{dead_port()}", timeout=2, check_compatibility=False)
-    with MemoryStore(settings, redis_client=redis_client, qdrant_client=dead) as mem:
-        with caplog.at_level(logging.WARNING, logger="lakehouse.memory.store"):
-            hits = mem.search("acme", "fact about invoices", k=5)
-            assert mem.get("acme", cold).tier == "cold"  # type: ignore[union-attr]
-            assert mem.get("acme", hot).tier == "hot"  # type: ignore[union-attr]
-            assert mem.get("acme", warm) is None  # only Qdrant held it
-        assert hits.unavailable == ("warm",)
-        assert {h.memory.id for h in hits} == {hot, cold}
-        assert "warm tier unavailable" in caplog.text
-        stored = mem.store("acme", "stores need only Redis")  # the hot tier still takes writes
-        assert mem.get("acme", stored) is not None
-        with pytest.raises(TierUnavailableError, match="AURA_QDRANT_URL|Qdrant"):
-            mem.forget("acme", cold)
+        dim = mem.dim
+    held = EdgeStore(settings.vectors_path, warm_tier.spec(dim))  # as another process would
+    try:
+        with MemoryStore(settings, redis_client=redis_client, vector_lock_timeout=0.2) as mem:
+            with caplog.at_level(logging.WARNING, logger="lakehouse.memory.store"):
+                hits = mem.search("acme", "fact about invoices", k=5)
+                assert mem.get("acme", cold).tier == "cold"  # type: ignore[union-attr]
+                assert mem.get("acme", hot).tier == "hot"  # type: ignore[union-attr]
+                assert mem.get("acme", warm) is None  # only the warm shard held it
+            assert hits.unavailable == ("warm",)
+            assert {h.memory.id for h in hits} == {hot, cold}
+            assert "warm tier unavailable" in caplog.text
+            stored = mem.store("acme", "stores need only Redis")  # the hot tier takes writes
+            assert mem.get("acme", stored) is not None
+            with pytest.raises(TierUnavailableError, match="Qdrant Edge shards"):
+                mem.forget("acme", cold)
+    finally:
+        held.close()
+    with MemoryStore(settings, redis_client=redis_client) as mem:  # released: nothing lost
+        assert mem.get("acme", warm).tier == "warm"  # type: ignore[union-attr]
+        assert mem.get("acme", cold) is not None

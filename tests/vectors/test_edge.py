@@ -67,6 +67,51 @@ def test_erase_leaves_no_byte_after_optimize(tmp_path: Path) -> None:
         assert again.count() == 380
 
 
+def _stored_vector(store: EdgeStore, point_id: str) -> bytes:
+    """The bytes the shard keeps for a point's vector (as stored: normalised for cosine)."""
+    (record,) = store.retrieve([point_id], with_vectors=True)
+    return np.asarray(record.vectors["dense"], dtype=np.float32).tobytes()
+
+
+def _files_with(home: Path, needle: bytes) -> list[str]:
+    return [str(p) for p in home.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+@pytest.mark.parametrize(
+    ("size", "indexed"),
+    [(1, False), (5, False), (60, False), (1000, False), (1000, True)],
+    ids=["alone", "5-points", "60-points", "1-in-1000", "1-in-1000-indexed"],
+)
+def test_erase_in_a_small_or_barely_littered_segment_leaves_no_byte(
+    tmp_path: Path, size: int, indexed: bool
+) -> None:
+    """One point erased from a shard of ``size``: neither its payload nor its vector is left.
+
+    Edge's defaults would skip these segments (under 100 points, or one delete in 1,000 not
+    above a 0.001 threshold) and keep the bytes for good."""
+    marker = f"forgotten-{uuid.uuid4().hex}"
+    store = EdgeStore(tmp_path, SPEC)
+    points = _points(size)
+    gone = Record(points[0].id, points[0].payload | {"text": marker}, points[0].vectors)
+    points[0] = gone
+    store.upsert(points)
+    if indexed:
+        store.optimize()
+    gone_vector, kept_vector = (_stored_vector(store, p.id) for p in (gone, points[-1]))
+    assert raw_hits(tmp_path, marker) and _files_with(tmp_path, gone_vector)
+    store.delete([gone.id])
+    store.optimize()
+    store.close()
+    assert raw_hits(tmp_path, marker) == []
+    assert _files_with(tmp_path, gone_vector) == []
+    with EdgeStore(tmp_path, SPEC) as again:
+        assert again.count() == size - 1
+        if size > 1:  # the points kept are still there, payload and vector
+            kept = again.retrieve([points[-1].id], with_vectors=True)
+            assert kept[0].payload["text"] == points[-1].payload["text"]
+            assert _files_with(tmp_path, kept_vector)
+
+
 def test_reopen_after_close_keeps_everything(tmp_path: Path) -> None:
     points = _points(50)
     with EdgeStore(tmp_path, SPEC) as store:
