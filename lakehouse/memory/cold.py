@@ -280,19 +280,31 @@ class ColdTier:
         now_ms: int,
     ) -> list[tuple[Memory, float]]:
         if filters:  # metadata may be sealed: open every live row, then filter and rank
-            found = [
-                m
-                for m in self._scan(_live(tenant_id, now_ms))
-                if m.tenant_id == tenant_id and matches(m.metadata, filters)
-            ]
-            if not found:
-                return []
-            sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vector
-            top = np.argsort(-sims, kind="stable")[:k]
-            return [(found[i], float(sims[i])) for i in top]
+            return self.scan_search(tenant_id, vector, k, now_ms, filters)
         ranked = self.candidates(tenant_id, vector, k, now_ms)
         whole = self.fetch(tenant_id, [m for m, _ in ranked], now_ms)
         return [(whole[m.id], sim) for m, sim in ranked if m.id in whole]
+
+    def scan_search(
+        self,
+        tenant_id: str,
+        vector: np.ndarray,
+        k: int,
+        now_ms: int,
+        filters: Mapping[str, object] | None = None,
+    ) -> list[tuple[Memory, float]]:
+        """The ``k`` best by reading every live row of the tenant: for metadata filters (which
+        may be sealed) and when the vector index does not answer."""
+        found = [
+            m
+            for m in self._scan(_live(tenant_id, now_ms))
+            if m.tenant_id == tenant_id and matches(m.metadata, filters or {})
+        ]
+        if not found:
+            return []
+        sims = np.asarray([m.vector for m in found], dtype=np.float32) @ vector
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(found[i], float(sims[i])) for i in top]
 
     def candidates(
         self, tenant_id: str, vector: np.ndarray, k: int, now_ms: int

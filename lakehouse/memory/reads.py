@@ -7,6 +7,7 @@ against the caller's tenant, and an expired memory is absent from every read.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -14,7 +15,7 @@ from datetime import datetime
 import numpy as np
 import redis
 
-from lakehouse.exceptions import ValidationError
+from lakehouse.exceptions import StoreUnavailableError, ValidationError
 from lakehouse.memory import shape
 from lakehouse.memory.coldindex import INDEX_ERRORS
 from lakehouse.memory.model import (
@@ -31,6 +32,9 @@ from lakehouse.memory.shape import Shape, ShapeHit
 from lakehouse.memory.tiers import DOWN, TIERS, MemoryTiers, clock_ms
 from lakehouse.memory.warm import WARM_ERRORS
 from lakehouse.table.tenants import check_tenant
+
+log = logging.getLogger(__name__)
+_INDEX_DOWN: tuple[type[Exception], ...] = (*INDEX_ERRORS, StoreUnavailableError)
 
 
 class SearchResults(list[SearchHit]):
@@ -194,7 +198,15 @@ class MemoryReads(MemoryTiers):
         if tier == "cold":  # unfiltered: ranking stubs, the top ones read whole by _whole
             if flt:
                 return self.cold.search(tenant_id, vec, pool, flt, now_ms)
-            return self.cold.candidates(tenant_id, vec, pool, now_ms)
+            try:
+                return self.cold.candidates(tenant_id, vec, pool, now_ms)
+            except _INDEX_DOWN as exc:  # the table still answers
+                log.warning(
+                    "the cold tier's vector index does not answer (%s); cold memories are "
+                    "ranked by reading the table instead",
+                    exc,
+                )
+                return self.cold.scan_search(tenant_id, vec, pool, now_ms)
         return self.hot.search(tenant_id, vec, pool, flt, now_ms)
 
     def _whole(
