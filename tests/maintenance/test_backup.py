@@ -114,7 +114,9 @@ def test_round_trip_to_a_new_home(
     assert sorted(described["snapshot_ids"]) == before[TABLE]["snapshots"]  # type: ignore[index]
     assert described["rows"] == 240
     kinds = {f["kind"] for f in manifest["files"].values()}
-    assert kinds == {"metadata", "manifest_list", "manifest", "data"}
+    # "state" (hot memories, spool, hot checkpoints) when the stores hold any: on the server
+    # pass the worker's Redis db and PostgreSQL database are shared by its tests.
+    assert kinds - {"state"} == {"metadata", "manifest_list", "manifest", "data"}
     assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in manifest["files"].values())
     assert verify(dest).ok
 
