@@ -37,14 +37,20 @@ _FIELDS = ("memory_id", "tenant_id", "vector", "importance", "created_at", "expi
 _RANKING = ("importance", "created_ms", "expires_ms", "last_access_ms")
 
 
-def spec(dim: int) -> CollectionSpec:
-    """The index's design: one cosine vector, the tenant and the times indexed."""
+def collection_spec(name: str, dim: int) -> CollectionSpec:
+    """A memory collection's design (the warm tier's and this index alike): one cosine vector,
+    the tenant and the times indexed."""
     return CollectionSpec(
-        COLLECTION,
+        name,
         {VECTOR: (dim, "cosine")},
         tenant_field="tenant_id",
         indexes={"created_ms": "integer", "expires_ms": "integer"},
     )
+
+
+def spec(dim: int) -> CollectionSpec:
+    """The index's design."""
+    return collection_spec(COLLECTION, dim)
 
 
 def _live(now_ms: int) -> qm.Filter:

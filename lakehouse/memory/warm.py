@@ -22,12 +22,12 @@ import numpy as np
 from qdrant_client import models as qm
 
 from lakehouse.exceptions import StoreUnavailableError, VectorStoreError
+from lakehouse.memory.coldindex import VECTOR, collection_spec
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, matches, read_record, read_records
 from lakehouse.vectors import CollectionSpec, Record, VectorStore
 
 COLLECTION = "aura_memory"
-VECTOR = "dense"
 _PAGE = 512
 # What the engine raises when it cannot answer (a server down, a shard held by another process,
 # an engine that refused): reads skip the tier, erase and compaction stop having lost nothing.
@@ -35,13 +35,8 @@ WARM_ERRORS: tuple[type[Exception], ...] = (StoreUnavailableError, VectorStoreEr
 
 
 def spec(dim: int) -> CollectionSpec:
-    """The warm collection's design: one cosine vector, the tenant and the times indexed."""
-    return CollectionSpec(
-        COLLECTION,
-        {VECTOR: (dim, "cosine")},
-        tenant_field="tenant_id",
-        indexes={"created_ms": "integer", "expires_ms": "integer"},
-    )
+    """The warm collection's design (the cold index's, under another name)."""
+    return collection_spec(COLLECTION, dim)
 
 
 def _payload(memory: Memory, cipher: MemoryCipher) -> dict[str, Any]:
