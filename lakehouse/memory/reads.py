@@ -248,11 +248,6 @@ class MemoryReads(MemoryTiers):
         if k <= 0:
             return []
         now_ms = clock_ms(now)
-        try:
-            with shape.runs_index(self.settings, self.qdrant) as index:
-                target = shape.query_diagrams(index, tenant_id, query)
-        except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
-            raise self._unavailable("warm", exc, "no shape search (the topology index)") from None
         self._drain_quietly()
         found: dict[str, Memory] = {}
         skipped: list[str] = []
@@ -270,8 +265,9 @@ class MemoryReads(MemoryTiers):
         for memory in [*hot, *spooled, *warm, *self.cold.signed(tenant_id, now_ms)]:
             if memory.signature and not memory.expired(now_ms):
                 found.setdefault(memory.id, memory)
-        try:
+        try:  # the index opened once: an embedded shard's open takes its lock
             with shape.runs_index(self.settings, self.qdrant) as index:
+                target = shape.query_diagrams(index, tenant_id, query)
                 return shape.rank_by_shape(index, tenant_id, target, list(found.values()), k)
         except (*WARM_ERRORS, *INDEX_ERRORS) as exc:
             raise self._unavailable("warm", exc, "no shape search (the topology index)") from None
