@@ -116,7 +116,7 @@ class TraceSimulator:
             prev: str | None = None
             while True:
                 interrupted = False
-                for chunk in graph.stream(inputs, config, stream_mode="updates"):
+                for chunk in graph.stream(inputs, config, stream_mode="updates", durability="exit"):
                     for node, update in chunk.items():
                         if node == "__interrupt__":
                             interrupted = True

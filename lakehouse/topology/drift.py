@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from lakehouse.topology.tda import TopologySignature, diagram_distance, sliced_wasserstein
+from lakehouse.topology.tda import (
+    TopologySignature,
+    diagram_distance,
+    sliced_wasserstein,
+    sliced_wasserstein_matrix,
+)
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_PERMUTATIONS = 999
@@ -63,16 +68,31 @@ def _check(n_ref: int, n_cur: int) -> None:
 def distance_matrix(
     signatures: Sequence[TopologySignature], distance: str = "sliced_wasserstein"
 ) -> np.ndarray:
-    """Symmetric matrix of a diagram distance (a key of :data:`DISTANCES`) between all pairs."""
+    """Symmetric matrix of a diagram distance (a key of :data:`DISTANCES`) between all pairs.
+
+    Runs of the same workflow often have identical diagrams; each distinct pair is computed once.
+    """
     if distance not in DISTANCES:
         raise ValueError(f"unknown diagram distance {distance!r}; use one of {sorted(DISTANCES)}")
-    metric = DISTANCES[distance]
-    n = len(signatures)
-    out = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i + 1, n):
-            out[i, j] = out[j, i] = metric(signatures[i], signatures[j])
-    return out
+    keys: dict[bytes, int] = {}
+    distinct: list[TopologySignature] = []
+    index = np.empty(len(signatures), dtype=np.intp)
+    for i, s in enumerate(signatures):
+        key = s.capped(0).tobytes() + b"|" + s.capped(1).tobytes()
+        if key not in keys:
+            keys[key] = len(distinct)
+            distinct.append(s)
+        index[i] = keys[key]
+    if distance == "sliced_wasserstein":
+        unique = sliced_wasserstein_matrix(distinct)
+    else:
+        metric = DISTANCES[distance]
+        n = len(distinct)
+        unique = np.zeros((n, n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                unique[i, j] = unique[j, i] = metric(distinct[i], distinct[j])
+    return unique[np.ix_(index, index)]
 
 
 def _between_minus_within(dist: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -276,6 +276,43 @@ def _sw(a: Diagram, b: Diagram) -> float:
     return float(np.abs(pa - pb).sum(axis=0).mean())
 
 
+def _sw_matrix(diagrams: Sequence[Diagram]) -> np.ndarray:
+    """:func:`_sw` between all pairs of ``diagrams``, one row of pairs per numpy sort.
+
+    Each diagram is padded to the largest size with points on the diagonal: such a point adds
+    the same projection to both sides of every pair, which leaves each 1-D Wasserstein distance
+    (and so :func:`_sw`) unchanged.
+    """
+    n = len(diagrams)
+    size = max((d.shape[0] for d in diagrams), default=0)
+    out = np.zeros((n, n))
+    if size == 0:
+        return out
+    points = np.zeros((n, size, 2))
+    for i, d in enumerate(diagrams):
+        points[i, : d.shape[0]] = d
+    proj = points @ _DIRS  # (n, size, directions)
+    diag = np.repeat(points.mean(axis=2, keepdims=True), 2, axis=2) @ _DIRS
+    for i in range(n - 1):
+        rest = slice(i + 1, n)
+        k = n - i - 1
+        left = np.sort(
+            np.concatenate([np.broadcast_to(proj[i], (k, *proj[i].shape)), diag[rest]], axis=1),
+            axis=1,
+        )
+        right = np.sort(
+            np.concatenate([proj[rest], np.broadcast_to(diag[i], (k, *diag[i].shape))], axis=1),
+            axis=1,
+        )
+        out[i, rest] = out[rest, i] = np.abs(left - right).sum(axis=1).mean(axis=1)
+    return out
+
+
+def sliced_wasserstein_matrix(items: Sequence[HasDiagrams]) -> np.ndarray:
+    """:func:`sliced_wasserstein` between all pairs of ``items`` (a symmetric matrix)."""
+    return _sw_matrix([x.capped(0) for x in items]) + _sw_matrix([x.capped(1) for x in items])
+
+
 def sliced_wasserstein(a: HasDiagrams, b: HasDiagrams) -> float:
     """Sliced Wasserstein distance of H0 plus that of H1 on capped diagrams.
 
