@@ -132,7 +132,9 @@ class QdrantResource(ConfigurableResource):
         return Settings.from_env(home=self.home, qdrant_url=self.url)
 
     def client(self) -> Any:
-        return open_qdrant(self.settings())
+        """The Qdrant server's client, or None embedded (open collections with :meth:`store`)."""
+        settings = self.settings()
+        return open_qdrant(settings) if settings.qdrant_url else None
 
     def store(self, spec: CollectionSpec) -> VectorStore:
         """The collection ``spec`` on the vector engine (close it: an Edge shard is locked)."""

@@ -409,10 +409,6 @@ class Settings:
         return is_redis_cluster_url(self.redis_url)
 
     @property
-    def qdrant_path(self) -> Path:
-        return self.home / "qdrant"
-
-    @property
     def vectors_path(self) -> Path:
         """The directory of the embedded vector engine's shards (one per collection)."""
         return self.home / "vectors"
@@ -486,7 +482,7 @@ class Settings:
             "catalog": self._describe_catalog(),
             "warehouse": self.warehouse,
             "redis": self._describe_redis(),
-            "qdrant": redact_url(self.qdrant_url) or f"local mode ({self.qdrant_path})",
+            "qdrant": redact_url(self.qdrant_url) or "unset (the embedded engine: see vectors)",
             "vectors": self._describe_vectors(),
             "dagster storage": redact_url(self.dagster_pg_url) or f"sqlite ({self.dagster_home})",
             "branch": self.branch,

@@ -4,7 +4,8 @@
   ``AURA_HOME``; ``redis+cluster://`` / ``rediss+cluster://`` open a Redis Cluster from any one
   node (:class:`redis.cluster.RedisCluster`; keys are hash-tagged so each script and
   transaction stays in one slot: docs/redis-cluster.md).
-* Qdrant (vector memory): ``AURA_QDRANT_URL``, else Qdrant's local mode in ``AURA_HOME``.
+* Qdrant server (vector memory): ``AURA_QDRANT_URL``; without it the vector engine is embedded
+  (Qdrant Edge shards in ``AURA_HOME``, :func:`lakehouse.vectors.open_store`).
 
 PostgreSQL URLs in every form the clients need come from
 :func:`lakehouse.settings.postgres_urls`.
@@ -224,36 +225,38 @@ def close_redis(client: RedisClient) -> None:
 
 
 def open_qdrant(settings: Settings, *, check: bool = True) -> QdrantClient:
-    """Connect to ``AURA_QDRANT_URL``, or open Qdrant's local mode in ``AURA_HOME``.
+    """Connect to the Qdrant server of ``AURA_QDRANT_URL``.
 
-    Local mode keeps its collections under ``settings.qdrant_path``; one process at a time may
-    open that directory (Qdrant locks it), so share the client within a process. With
-    ``check=False`` a server that does not answer yet is not an error here: the caller
+    With ``check=False`` a server that does not answer yet is not an error here: the caller
     degrades (the memory store skips its warm tier) until it answers.
 
     Raises:
-        ConfigurationError: qdrant-client is not installed.
+        ConfigurationError: ``AURA_QDRANT_URL`` is unset (the embedded engine has no client:
+            open a collection with :func:`lakehouse.vectors.open_store`), or qdrant-client is
+            not installed.
         StoreUnavailableError: (``check``) the server does not answer.
     """
+    if not settings.qdrant_url:
+        raise ConfigurationError(
+            "AURA_QDRANT_URL is unset: the embedded vector engine (Qdrant Edge) has no client; "
+            "open a collection with lakehouse.vectors.open_store(settings, spec)"
+        )
     try:
         from qdrant_client import QdrantClient
     except ImportError as exc:
         raise ConfigurationError(
             "qdrant-client is needed for the vector store: pip install 'qdrant-client>=1.15'"
         ) from exc
-    if settings.qdrant_url:
-        # Reachability is checked below, with an error that says what to do.
-        client = QdrantClient(url=settings.qdrant_url, check_compatibility=False)
-        if not check:
-            return client
-        try:
-            client.get_collections()
-        except Exception as exc:  # qdrant-client raises transport-specific errors
-            raise StoreUnavailableError(
-                f"cannot reach Qdrant at {redact_url(settings.qdrant_url)} "
-                f"({type(exc).__name__}); start the server or unset AURA_QDRANT_URL to use "
-                "local mode"
-            ) from None
+    # Reachability is checked below, with an error that says what to do.
+    client = QdrantClient(url=settings.qdrant_url, check_compatibility=False)
+    if not check:
         return client
-    settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-    return QdrantClient(path=str(settings.qdrant_path))
+    try:
+        client.get_collections()
+    except Exception as exc:  # qdrant-client raises transport-specific errors
+        raise StoreUnavailableError(
+            f"cannot reach Qdrant at {redact_url(settings.qdrant_url)} "
+            f"({type(exc).__name__}); start the server or unset AURA_QDRANT_URL to use "
+            "the embedded engine (Qdrant Edge)"
+        ) from None
+    return client

@@ -69,17 +69,35 @@ def _redis(settings: Settings) -> str:
 
 
 def _qdrant(settings: Settings) -> str:
+    if not settings.qdrant_url:
+        return _edge_shards(settings)
     from qdrant_client import QdrantClient
 
-    if settings.qdrant_url:
-        client = QdrantClient(url=settings.qdrant_url, timeout=5)
-    else:
-        settings.qdrant_path.mkdir(parents=True, exist_ok=True)
-        client = QdrantClient(path=str(settings.qdrant_path))
+    client = QdrantClient(url=settings.qdrant_url, timeout=5)
     try:
         return f"{len(client.get_collections().collections)} collections"
     finally:
         client.close()
+
+
+def _edge_shards(settings: Settings) -> str:
+    """The embedded engine's shards, and which are held by a process right now (each open holds
+    its shard's lock; a holder that never lets go keeps every other process waiting)."""
+    import importlib
+
+    from lakehouse.vectors._lock import ShardLock
+
+    importlib.import_module("qdrant_edge")  # the engine is installed
+    settings.vectors_path.mkdir(parents=True, exist_ok=True)
+    shards = sorted(p.parent.name for p in settings.vectors_path.glob("*/edge_config.json"))
+    busy = [
+        f"{name} by {holder}"
+        for name in shards
+        if (holder := ShardLock(settings.vectors_path / f"{name}.lock").holder())
+    ]
+    listed = ", ".join(shards) or "none yet"
+    held = f"; held now: {'; '.join(busy)}" if busy else ""
+    return f"Qdrant Edge, {len(shards)} shards in {settings.vectors_path}: {listed}{held}"
 
 
 def _postgres(settings: Settings) -> str:
@@ -182,7 +200,12 @@ CHECKS: list[tuple[str, Check, str, str]] = [
         "AURA_REDIS_URL",
         "start Redis (or every cluster node) or unset AURA_REDIS_URL (embedded)",
     ),
-    ("qdrant", _qdrant, "AURA_QDRANT_URL", "start Qdrant or unset AURA_QDRANT_URL (local mode)"),
+    (
+        "qdrant",
+        _qdrant,
+        "AURA_QDRANT_URL",
+        "start Qdrant or unset AURA_QDRANT_URL (embedded Qdrant Edge)",
+    ),
     (
         "dagster storage",
         _dagster,

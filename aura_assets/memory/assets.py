@@ -164,7 +164,8 @@ def memory_tiers(
         after = mem.stats()
     finally:
         mem.close()
-        qclient.close()
+        if qclient is not None:
+            qclient.close()
     moved = {
         "moved/hot_to_warm": report.hot_to_warm,
         "moved/warm_to_cold": report.warm_to_cold,

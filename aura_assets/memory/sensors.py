@@ -1,8 +1,8 @@
 """Sensors of the memory domain: stream ingestion and tier compaction.
 
 ``tier_compaction_sensor`` reads the hot tier (Redis) directly and the warm and cold tiers
-from the last compaction's metadata (so it never opens Qdrant, whose local mode one process
-at a time may hold). It requests a compaction when the hot tier is too big or too old, when the
+from the last compaction's metadata (so it never opens a vector shard, which one process at a
+time may hold). It requests a compaction when the hot tier is too big or too old, when the
 warm tier is too big or holds memories past retention, or when a memory's TTL has passed. Its
 run key is the reason plus the memory stream's last entry id: nothing written since the last
 request means the same key, and Dagster skips it.

@@ -96,12 +96,11 @@ def _decoded(signature: str) -> Diagrams | None:
 def runs_index(settings: Settings, client: Any) -> Iterator[Any]:
     """Where the topology domain keeps the runs' diagrams, or None when nothing is indexed.
 
-    On a Qdrant server that is the memory tier's own client. Embedded, the topology index is a
-    Qdrant Edge shard under ``AURA_HOME/vectors`` (opened for this call and closed after it: it
-    holds a lock the topology index asset also takes); a caller that indexed runs through the
-    memory tier's local-mode client (no shard) is read there.
+    ``client`` (the memory store's Qdrant server client, or one a caller passed) when there is
+    one. Embedded, the topology index is a Qdrant Edge shard under ``AURA_HOME/vectors``, opened
+    for this call and closed after it: it holds a lock the topology index asset also takes.
     """
-    if settings.qdrant_url:
+    if client is not None:
         yield client
     elif (settings.vectors_path / COLLECTION).exists():
         store = open_index(settings)
@@ -109,8 +108,6 @@ def runs_index(settings: Settings, client: Any) -> Iterator[Any]:
             yield store
         finally:
             store.close()
-    elif client.collection_exists(COLLECTION):
-        yield client
     else:
         yield None
 

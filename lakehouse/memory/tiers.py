@@ -71,11 +71,15 @@ class MemoryTiers:
         self.dim = self.embedder.dim
         self.half_life = half_life
         self._own_redis = redis_client is None
-        self._own_qdrant = qdrant_client is None
         self.redis = redis_client if redis_client is not None else self._open_redis()
-        # A Qdrant server down at start is the degraded mode below, not a failure to open.
+        # The Qdrant server's client (AURA_QDRANT_URL), for the topology index that shape search
+        # reads; a server down at start is the degraded mode below, not a failure to open.
+        # Embedded there is no client: every collection is an Edge shard opened where it is used.
+        self._own_qdrant = qdrant_client is None and bool(self.settings.qdrant_url)
         self.qdrant = (
-            qdrant_client if qdrant_client is not None else open_qdrant(self.settings, check=False)
+            qdrant_client
+            if qdrant_client is not None or not self._own_qdrant
+            else open_qdrant(self.settings, check=False)
         )
         self.lakehouse = Lakehouse(self.settings)
         self.hot = HotTier(self.redis, self.cipher)

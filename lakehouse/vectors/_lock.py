@@ -76,6 +76,21 @@ class ShardLock:
         os.pwrite(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode(), 0)
         self._fd = fd
 
+    def holder(self) -> str | None:
+        """Who holds the lock now (``pid N@host``), or None when it is free; takes nothing."""
+        if not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return self._holder(fd)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     @staticmethod
     def _holder(fd: int) -> str:
         text = os.pread(fd, 200, 0).decode(errors="replace").strip()

@@ -22,6 +22,26 @@ def test_doctor_passes_on_the_embedded_defaults(in_aura_env: Settings) -> None:
         assert any(line.startswith("ok") and store in line for line in result.output.splitlines())
 
 
+def test_doctor_lists_the_vector_shards_and_names_the_process_holding_one(
+    in_aura_env: Settings,
+) -> None:
+    if in_aura_env.qdrant_url:
+        pytest.skip("AURA_QDRANT_URL is set: the embedded engine's shards are not used")
+    from lakehouse.vectors import CollectionSpec, open_store
+
+    spec = CollectionSpec(name="doctor_probe", vectors={"v": (4, "cosine")})
+    with open_store(in_aura_env, spec):
+        held = CliRunner().invoke(main, ["doctor"])
+    free = CliRunner().invoke(main, ["doctor"])
+    assert held.exit_code == 0 and free.exit_code == 0, held.output + free.output
+    qdrant = [
+        next(line for line in r.output.splitlines() if line.split()[1:2] == ["qdrant"])
+        for r in (held, free)
+    ]
+    assert "held now: doctor_probe by" in qdrant[0] and str(os.getpid()) in qdrant[0]
+    assert "doctor_probe" in qdrant[1] and "held now" not in qdrant[1]
+
+
 @pytest.mark.slow
 def test_doctor_names_dead_stores_and_their_variables(
     in_aura_env: Settings, monkeypatch: pytest.MonkeyPatch

@@ -29,19 +29,11 @@ def test_every_postgres_url_form_from_any_form() -> None:
     assert "secret" not in str(err.value)
 
 
-def test_qdrant_local_mode_in_aura_home_keeps_points(settings: Settings) -> None:
-    from qdrant_client.models import Distance, PointStruct, VectorParams
-
-    client = open_qdrant(settings)
-    client.create_collection("memories", VectorParams(size=3, distance=Distance.COSINE))
-    client.upsert("memories", [PointStruct(id=1, vector=[0.1, 0.2, 0.3], payload={"k": "v"})])
-    client.close()
-    assert settings.qdrant_path.is_dir()
-
-    reopened = open_qdrant(settings)
-    hits = reopened.query_points("memories", query=[0.1, 0.2, 0.3], limit=1).points
-    assert [(h.id, h.payload) for h in hits] == [(1, {"k": "v"})]
-    reopened.close()
+def test_without_a_qdrant_url_there_is_no_client_and_the_error_names_the_engine(
+    settings: Settings,
+) -> None:
+    with pytest.raises(ConfigurationError, match="open_store"):
+        open_qdrant(settings.with_overrides(qdrant_url=None))
 
 
 def test_an_unreachable_qdrant_url_says_what_to_do(settings: Settings) -> None:

@@ -37,7 +37,8 @@ def test_workflow_runs_remembered_and_found_by_shape_per_tenant(
     publish_workflow_events(redis_client, events)
     ingest.ingest_day(mem.lakehouse, redis_client, DAY, audit=accept_all)
     history_day(mem.lakehouse, DAY, audit=accept_all)
-    assert index_day(mem.lakehouse, mem.qdrant, DAY).indexed == 30
+    with open_index(mem.settings) as index:
+        assert index_day(mem.lakehouse, index, DAY).indexed == 30
     (a, _), (b, _) = Counter(e["tenant_id"] for e in events).most_common(2)
     runs = {e["run_id"]: e for e in events}
     memory_of = {
@@ -57,7 +58,8 @@ def test_workflow_runs_remembered_and_found_by_shape_per_tenant(
     assert memory_of[query] in _closest(hits)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
     # The same distances as the topology domain's own retrieval.
-    topo = {r.run_id: r.distance for r in similar_runs(mem.qdrant, a, run_id=query, k=100)}
+    with open_index(mem.settings) as index:
+        topo = {r.run_id: r.distance for r in similar_runs(index, a, run_id=query, k=100)}
     assert {h.run_id: h.distance for h in hits if h.run_id != query} == pytest.approx(topo)
     assert len(mem.search_by_shape(a, query, k=2)) == 2
 
