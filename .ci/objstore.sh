@@ -64,6 +64,7 @@ RELIABILITY=(
   tests/reliability/test_concurrency.py
   tests/reliability/test_memory_hardening.py
   tests/reliability/test_silent_loss.py
+  tests/reliability/test_backup_hardening.py
 )
 RELIABILITY_K="kill or concurrent or parallel or forget or erase"
 

@@ -389,14 +389,23 @@ OBJSTORE = os.environ.get("AURA_TEST_OBJSTORE") == "1"
 OBJSTORE_SKIP = pytest.mark.skipif(OBJSTORE, reason="needs a file warehouse (object-store pass)")
 
 
-def empty_rest_catalog(catalog: Any) -> None:
+def empty_rest_catalog(catalog: Any, *, objects: bool = False) -> None:
     """Drop (and purge) every table of namespace ``aura`` of a shared REST catalog, and the
-    namespace's AURA properties (a publish journal, a restore mark), keeping the namespace."""
+    namespace's AURA properties (a publish journal, a restore mark), keeping the namespace.
+
+    ``objects``: delete every object left in the catalog's warehouse too (SeaweedFS's purge
+    leaves the files a restore wrote before it created the table).
+    """
+    from lakehouse.table import storage
+
     for identifier in catalog.list_tables("aura"):
         catalog.purge_table(identifier)
     stale = {k for k in catalog.load_namespace_properties("aura") if k.startswith("aura.")}
     if stale:
         catalog.update_namespace_properties("aura", removals=stale)
+    if objects:
+        props, root = catalog.properties, catalog.properties["warehouse"]
+        storage.delete_files([f.path for f in storage.list_files(root, props)], props)
 
 
 def objstore_env() -> dict[str, str]:

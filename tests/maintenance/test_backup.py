@@ -113,7 +113,7 @@ def _lose(settings: Settings) -> None:
         shutil.rmtree(Path(urlsplit(settings.warehouse).path))
         return
     forget_checks(settings)
-    empty_rest_catalog(open_catalog(settings, check=False))
+    empty_rest_catalog(open_catalog(settings, check=False), objects=True)
     props = warehouse_properties(settings)
     storage.delete_files([f.path for f in storage.list_files(settings.warehouse, props)], props)
 
