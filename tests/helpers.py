@@ -389,6 +389,25 @@ OBJSTORE = os.environ.get("AURA_TEST_OBJSTORE") == "1"
 OBJSTORE_SKIP = pytest.mark.skipif(OBJSTORE, reason="needs a file warehouse (object-store pass)")
 
 
+def empty_rest_catalog(catalog: Any, *, objects: bool = False) -> None:
+    """Drop (and purge) every table of namespace ``aura`` of a shared REST catalog, and the
+    namespace's AURA properties (a publish journal, a restore mark), keeping the namespace.
+
+    ``objects``: delete every object left in the catalog's warehouse too (SeaweedFS's purge
+    leaves the files a restore wrote before it created the table).
+    """
+    from lakehouse.table import storage
+
+    for identifier in catalog.list_tables("aura"):
+        catalog.purge_table(identifier)
+    stale = {k for k in catalog.load_namespace_properties("aura") if k.startswith("aura.")}
+    if stale:
+        catalog.update_namespace_properties("aura", removals=stale)
+    if objects:
+        props, root = catalog.properties, catalog.properties["warehouse"]
+        storage.delete_files([f.path for f in storage.list_files(root, props)], props)
+
+
 def objstore_env() -> dict[str, str]:
     """The AURA_* and AWS_* variables of the object-store pass (from its AURA_TEST_* ones)."""
     if not OBJSTORE:
@@ -405,11 +424,5 @@ def objstore_env() -> dict[str, str]:
     }
 
 
-_PART_2 = "not on object storage yet (issue 23, part 2)"
-OBJSTORE_NOT_YET: dict[str, str] = {
-    "tests/maintenance/test_backup.py": f"backup/restore with a REST catalog is {_PART_2}",
-    "tests/maintenance/test_restore_recovery.py": (
-        f"backup/restore with a REST catalog is {_PART_2}"
-    ),
-}
+OBJSTORE_NOT_YET: dict[str, str] = {}
 """Tests (node id prefixes) that the object-store pass skips, and why."""

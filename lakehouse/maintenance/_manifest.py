@@ -165,6 +165,13 @@ def write(root: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, root / MANIFEST)
 
 
+def tables_warehouse(manifest: dict[str, Any]) -> str:
+    """Where the source catalog kept the tables (a REST catalog's own warehouse), which their
+    files' paths in the backup are relative to; else the source warehouse."""
+    source: dict[str, str] = manifest["source"]
+    return source.get("tables_warehouse") or source["warehouse"]
+
+
 def history_name(manifest: dict[str, Any]) -> str:
     return str(manifest["created_at"]).replace(":", "").replace("+0000", "Z") + ".json"
 
@@ -191,6 +198,10 @@ def structure_problems(manifest: dict[str, Any]) -> list[str]:
         return ["the manifest lacks its files, tables or source"]
     if not isinstance(source.get("warehouse"), str) or not source["warehouse"]:
         problems.append("the manifest names no source warehouse")
+    if not isinstance(source.get("tables_warehouse", "-"), str) or not source.get(
+        "tables_warehouse", "-"
+    ):
+        problems.append("the manifest's tables warehouse is not a location")
     for rel, entry in files.items():
         if not safe_rel(rel):
             problems.append(f"file path {rel!r} is absolute or leaves the backup")

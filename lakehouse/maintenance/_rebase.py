@@ -32,7 +32,7 @@ from pyiceberg.manifest import (
 )
 from pyiceberg.schema import Schema
 from pyiceberg.serializers import FromInputFile
-from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 
 from lakehouse.maintenance import _files
 from lakehouse.maintenance._manifest import BackupError
@@ -82,13 +82,16 @@ class Rewriter:
     def local_path(self, path: str) -> str:
         return str(self.files / relative(path, self.source_warehouse))
 
-    def metadata(self, rel: str, target: str) -> None:
+    def metadata(self, rel: str, target: str | None = None) -> TableMetadata:
+        """The backup's metadata file ``rel`` with rebased paths, written to ``target`` if given."""
         raw = (self.files / rel).read_bytes()
         compressed = raw[:2] == b"\x1f\x8b"
         document = json.loads(gzip.decompress(raw) if compressed else raw)
         text = json.dumps(self._rebase_json(document)).encode()
-        with self.io.new_output(target).create(overwrite=False) as out:
-            out.write(gzip.compress(text) if compressed else text)
+        if target is not None:
+            with self.io.new_output(target).create(overwrite=False) as out:
+                out.write(gzip.compress(text) if compressed else text)
+        return TableMetadataUtil.parse_raw(text.decode())
 
     def _rebase_json(self, value: Any) -> Any:
         if isinstance(value, dict):

@@ -33,10 +33,20 @@ Invariants:
   is exported through the tiers' public functions into ``files/_state`` (kind ``state``) and
   imported by restore once the tables are registered (:mod:`._state`).
 
-Both need a SQL catalog (SQLite or PostgreSQL, :func:`~lakehouse.table.catalog.open_sql_catalog`):
-the backup reads the catalog's own rows in one statement, and restore marks and checks the
-home in it. With a REST catalog (``AURA_CATALOG_URI=http(s)://``) they refuse with a
-``ConfigurationError``; back up such a lakehouse with the REST server's own tools.
+* **A REST catalog** (``AURA_CATALOG_URI=http(s)://``, tables in an ``s3://`` warehouse) is
+  backed up and restored too, through the catalog's API and the warehouse's FileIO. Its tables
+  lie in the catalog's warehouse (``AURA_CATALOG_WAREHOUSE``, the manifest's
+  ``source.tables_warehouse``), the artifacts under ``AURA_WAREHOUSE``. The backup reads each
+  table's metadata location from the catalog (no single statement reads them all: each table is
+  consistent as of its own read, all of them read before any file is copied). Restore re-creates
+  each table through the catalog, snapshot for snapshot (:mod:`._recreate`), since a REST
+  server's ``register_table`` cannot be relied on; the restore mark is a property of namespace
+  ``aura`` in that catalog, and every command checks it (:func:`~lakehouse.table.catalog.
+  check_restore_marker`).
+* **A non-empty target is refused**, never replaced: restore lists the tables it found and
+  changes nothing (on SeaweedFS, dropping a table deletes its objects, so a restore must not drop
+  what it did not write). Undoing an unfinished restore drops only the tables it created and
+  deletes only files at paths the backup lists.
 
 Limits: ``DEST`` is a local directory; the metadata log's older metadata files are not copied
 (nothing reads them; the restored log names files that do not exist); a restore that fails part
@@ -58,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.io import FileIO, load_file_io
 from pyiceberg.io.pyarrow import PyArrowFileIO
@@ -71,7 +82,7 @@ from pyiceberg.table import StaticTable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lakehouse.maintenance import _files, _manifest, _rebase, _state
+from lakehouse.maintenance import _files, _manifest, _rebase, _recreate, _state
 from lakehouse.maintenance._manifest import (
     ARTIFACT,
     DATA,
@@ -88,7 +99,14 @@ from lakehouse.maintenance._manifest import (
     BackupError,
 )
 from lakehouse.settings import NAMESPACE, Settings, redact_url
-from lakehouse.table.catalog import RESTORE_MARKER, forget_checks, open_sql_catalog
+from lakehouse.table import storage
+from lakehouse.table.catalog import (
+    RESTORE_MARKER,
+    forget_checks,
+    open_catalog,
+    tables_warehouse,
+    warehouse_properties,
+)
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +201,8 @@ def backup(
     root = Path(dest).expanduser().resolve()
     _refuse_inside_warehouse(root, settings)
     previous = _previous_manifest(root, incremental)
-    catalog = open_sql_catalog(settings, "backup and restore")
+    catalog = open_catalog(settings)
+    tables_root = tables_warehouse(settings)
     created_at = datetime.now(UTC).isoformat()
     rows = _catalog_rows(catalog)  # first: this read is the moment the backup shows
     if on_captured is not None:
@@ -192,17 +211,23 @@ def backup(
     tables: dict[str, dict[str, Any]] = {}
     wanted: dict[str, str] = {}  # relative path -> kind
     sources: dict[str, str] = {}  # relative path -> absolute source path
+
+    def want(path: str, root: str, kind: str) -> None:
+        rel = _rebase.relative(path, root)
+        if sources.setdefault(rel, path) != path:
+            raise BackupError(
+                f"{path} and {sources[rel]} would both be {rel} in the backup (the tables' "
+                "warehouse and AURA_WAREHOUSE overlap); give them separate prefixes"
+            )
+        wanted[rel] = kind
+
     for name, location in rows:
         table = StaticTable.from_metadata(location, properties=catalog.properties)
-        tables[name] = _describe(table, location, settings.warehouse)
+        tables[name] = _describe(table, location, tables_root)
         for path, kind in _referenced(table):
-            rel = _rebase.relative(path, settings.warehouse)
-            wanted[rel] = kind
-            sources[rel] = path
-        for path in _artifacts(name, table, settings.warehouse):
-            rel = _rebase.relative(path, settings.warehouse)
-            wanted[rel] = ARTIFACT
-            sources[rel] = path
+            want(path, tables_root, kind)
+        for path in _artifacts(name, table, settings):
+            want(path, settings.warehouse, ARTIFACT)
 
     old_files: dict[str, dict[str, Any]] = previous.get("files", {}) if previous else {}
     files: dict[str, dict[str, Any]] = {}
@@ -241,6 +266,7 @@ def backup(
             "catalog": redact_url(settings.catalog_uri),
             "catalog_name": settings.catalog_name,
             "namespace": NAMESPACE,
+            **({"tables_warehouse": tables_root} if tables_root != settings.warehouse else {}),
         },
         "tables": tables,
         "files": files,
@@ -281,17 +307,18 @@ def backup(
 def _refuse_inside_warehouse(root: Path, settings: Settings) -> None:
     """A destination in the warehouse would be deleted by orphan removal; one that holds the
     warehouse would copy the backup into itself."""
-    warehouse = settings.warehouse
-    if "://" in warehouse and not warehouse.startswith("file:"):
-        return  # an object store: a local DEST cannot lie inside it
-    local = _files.normalise(os.path.realpath(_files.local_path(warehouse)))
-    here = _files.normalise(str(root))
-    if here == local or _files.under(here, local) or _files.under(local, here):
-        raise BackupError(
-            f"the backup destination {root} overlaps the warehouse {warehouse}: orphan removal "
-            "(`aura maintain`) deletes every file there that no table references, the backup "
-            "included. Give a directory outside the warehouse, ideally on another disk"
-        )
+    for warehouse in {settings.warehouse, tables_warehouse(settings)}:
+        if "://" in warehouse and not warehouse.startswith("file:"):
+            continue  # an object store: a local DEST cannot lie inside it
+        local = _files.normalise(os.path.realpath(_files.local_path(warehouse)))
+        here = _files.normalise(str(root))
+        if here == local or _files.under(here, local) or _files.under(local, here):
+            raise BackupError(
+                f"the backup destination {root} overlaps the warehouse {warehouse}: orphan "
+                "removal (`aura maintain`) deletes every file there that no table references, "
+                "the backup included. Give a directory outside the warehouse, ideally on "
+                "another disk"
+            )
 
 
 def _prune(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
@@ -352,8 +379,12 @@ def _previous_manifest(root: Path, incremental: bool) -> dict[str, Any] | None:
     return None
 
 
-def _catalog_rows(catalog: SqlCatalog) -> list[tuple[str, str]]:
-    """(table, metadata location) of every table in the namespace, in one statement."""
+def _catalog_rows(catalog: Catalog) -> list[tuple[str, str]]:
+    """(table, metadata location) of every table in the namespace: in one statement on a SQL
+    catalog, one table at a time on a REST catalog."""
+    if not isinstance(catalog, SqlCatalog):
+        found = ((ident[-1], catalog.load_table(ident)) for ident in catalog.list_tables(NAMESPACE))
+        return sorted((name, table.metadata_location) for name, table in found)
     query = (
         select(IcebergTables.table_name, IcebergTables.metadata_location)
         .where(IcebergTables.catalog_name == catalog.name)
@@ -400,21 +431,19 @@ def _referenced(table: StaticTable) -> Iterator[tuple[str, str]]:
         yield path, STATISTICS
 
 
-def _artifacts(name: str, table: StaticTable, warehouse: str) -> Iterator[str]:
+def _artifacts(name: str, table: StaticTable, settings: Settings) -> Iterator[str]:
     """The files of the artifact directories that rows on any ref of ``name`` name."""
     if name not in _files.ARTIFACTS:
         return
+    warehouse = settings.warehouse
     for rel in sorted(_files.artifact_dirs(table, name)):
-        uri = _files.join(warehouse, rel)
-        directory = _files.local_path(uri)
-        found = _files.directory_files(directory)
+        found = storage.list_files(_files.join(warehouse, rel), warehouse_properties(settings))
         if not found:
             raise BackupError(
                 f"{name} names the artifact {rel}, which is missing or empty under {warehouse}; "
                 "the backup would not restore it"
             )
-        for path in found:
-            yield f"{uri}/{path.relative_to(directory).as_posix()}"
+        yield from (f.path for f in found)
 
 
 def load_manifest(root: str | Path) -> dict[str, Any]:
@@ -499,7 +528,7 @@ def _table_problems(
     root: Path, manifest: dict[str, Any], name: str, described: dict[str, Any]
 ) -> list[str]:
     files: dict[str, dict[str, Any]] = manifest["files"]
-    warehouse: str = manifest["source"]["warehouse"]
+    warehouse = _manifest.tables_warehouse(manifest)
     local = PyArrowFileIO()
     problems: list[str] = []
 
@@ -611,21 +640,39 @@ def restore(
         raise BackupError(f"{root}/{MANIFEST} changed while it was checked; run restore again")
     _state.checked_parts(manifest)  # before anything is written
     progress = on_progress or (lambda step: None)
-    catalog = open_sql_catalog(settings, "backup and restore", check=False)
+    catalog = open_catalog(settings, check=False)
+    rest = not isinstance(catalog, SqlCatalog)  # tables re-created, not registered
     forget_checks(settings)
     files: dict[str, dict[str, Any]] = manifest["files"]
     target_io = load_file_io(catalog.properties, settings.warehouse)
-    started_over = _claim(catalog, settings, root, checked.digest, files, target_io)
-    progress("claimed")
-
-    source_warehouse = manifest["source"]["warehouse"]
+    source_tables, target_tables = _manifest.tables_warehouse(manifest), tables_warehouse(settings)
     rebase = None
-    if _files.normalise(source_warehouse) != _files.normalise(settings.warehouse):
+    if _files.normalise(source_tables) != _files.normalise(target_tables):
 
         def rebase(path: str) -> str:
-            return _files.join(settings.warehouse, _rebase.relative(path, source_warehouse))
+            return _files.join(target_tables, _rebase.relative(path, source_tables))
 
-    rewriter = _rebase.Rewriter(root / FILES, source_warehouse, target_io, rebase)
+    rewriter = _rebase.Rewriter(root / FILES, source_tables, target_io, rebase)
+    if rest:  # before anything is written
+        found = [
+            problem
+            for name, table in sorted(manifest["tables"].items())
+            for problem in _recreate.problems(name, rewriter.metadata(table["metadata"]))
+        ]
+        if found:
+            raise BackupError(
+                f"cannot re-create through a REST catalog: {'; '.join(found)}; nothing was "
+                "restored. Restore this backup into a SQL catalog"
+            )
+
+    def target(rel: str) -> str:
+        """Where the backup's file ``rel`` goes: artifacts under AURA_WAREHOUSE, table files
+        under the catalog's warehouse (the same one but on a REST catalog)."""
+        root_ = settings.warehouse if files[rel]["kind"] == ARTIFACT else target_tables
+        return _files.join(root_, rel)
+
+    started_over = _claim(catalog, settings, root, checked.digest, [target(r) for r in files])
+    progress("claimed")
     rewritten = 0
     for kind in ORDER:
         if rebase is not None and kind == MANIFEST_FILE:
@@ -637,17 +684,20 @@ def restore(
         for rel, entry in files.items():
             if entry["kind"] != kind:
                 continue
-            target = _files.join(settings.warehouse, rel)
+            if rest and kind == METADATA:
+                continue  # the catalog writes its own when the table is re-created
             if rebase is not None and kind == METADATA:
-                rewriter.metadata(rel, target)
+                rewriter.metadata(rel, target(rel))
                 rewritten += 1
             else:
-                _copy(PyArrowFileIO(), str(root / FILES / rel), target, target_io)
+                _copy(PyArrowFileIO(), str(root / FILES / rel), target(rel), target_io)
             progress(kind)
     tables = []
     for name, table in sorted(manifest["tables"].items()):
-        metadata = _files.join(settings.warehouse, table["metadata"])
-        catalog.register_table((NAMESPACE, name), metadata)
+        if rest:
+            _recreate.recreate(catalog, (NAMESPACE, name), rewriter.metadata(table["metadata"]))
+        else:
+            catalog.register_table((NAMESPACE, name), target(table["metadata"]))
         tables.append(name)
         progress("registered")
     catalog.update_namespace_properties(NAMESPACE, removals={RESTORE_MARKER})
@@ -687,12 +737,7 @@ def _mark_archived_threads(settings: Settings) -> int:
 
 
 def _claim(
-    catalog: SqlCatalog,
-    settings: Settings,
-    root: Path,
-    digest: str,
-    files: dict[str, dict[str, Any]],
-    target_io: FileIO,
+    catalog: Catalog, settings: Settings, root: Path, digest: str, targets: list[str]
 ) -> bool:
     """Mark the target as being restored from this backup; returns whether an unfinished
     restore of the same backup was undone first.
@@ -715,22 +760,30 @@ def _claim(
                 "or restore into a new AURA_HOME (--home)"
             )
         for identifier in existing:  # what the interrupted run registered
-            catalog.drop_table(identifier)
-        for rel in files:  # and what it wrote: every target path is one of the backup's
-            with contextlib.suppress(FileNotFoundError):
-                target_io.delete(_files.join(settings.warehouse, rel))
+            if isinstance(catalog, SqlCatalog):
+                catalog.drop_table(identifier)
+            else:  # the REST server's own metadata files go too (SeaweedFS deletes them anyway)
+                catalog.purge_table(identifier)
+        # and what it wrote: every target path is one of the backup's
+        storage.delete_files(targets, warehouse_properties(settings))
         log.info("undid an unfinished restore of %s into %s", root, settings.home)
     else:
         if existing:
             names = ", ".join(".".join(t) for t in existing)
+            where = "restore into a new AURA_HOME (--home) or catalog name"
+            if not isinstance(catalog, SqlCatalog):
+                where = (
+                    f"nothing was changed. Restore into an empty warehouse of the REST catalog "
+                    f"(AURA_CATALOG_WAREHOUSE, now {tables_warehouse(settings)}), or drop these "
+                    "tables first if they are to be replaced (on SeaweedFS that deletes their "
+                    "objects)"
+                )
             raise BackupError(
                 f"the target catalog {settings.catalog_name!r} at "
-                f"{redact_url(settings.catalog_uri)} is not empty ({names}); restore into a new "
-                "AURA_HOME (--home) or catalog name"
+                f"{redact_url(settings.catalog_uri)} is not empty ({names}); {where}"
             )
-        for rel in files:
-            target = _files.join(settings.warehouse, rel)
-            if target_io.new_input(target).exists():
+        for target in targets:
+            if storage.exists(target, warehouse_properties(settings)):
                 raise BackupError(f"{target} already exists; restore into an empty warehouse")
     value = {"source": str(root), "digest": digest, "started_at": datetime.now(UTC).isoformat()}
     catalog.update_namespace_properties(NAMESPACE, updates={RESTORE_MARKER: json.dumps(value)})

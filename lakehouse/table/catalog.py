@@ -10,9 +10,9 @@ Before a process uses a SQL catalog, :func:`open_catalog` checks that the home i
 (:func:`check_home`): no restore into it is unfinished (``aura restore`` marks the namespace
 before it writes anything and clears the mark when every table is registered), and every table
 the catalog names lies under ``AURA_WAREHOUSE`` (a copied AURA_HOME's catalog still names the
-original's files, so its writes would land in the original's warehouse). A REST catalog is not
-checked: it is not part of an AURA_HOME (``aura backup``/``restore`` refuse it) and its server
-decides where tables lie.
+original's files, so its writes would land in the original's warehouse). A REST catalog is
+checked for an unfinished restore only: it is not part of an AURA_HOME and its server decides
+where tables lie.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from lakehouse.exceptions import ConfigurationError, HomeStateError, StoreUnavailableError
+from lakehouse.exceptions import HomeStateError, StoreUnavailableError
 from lakehouse.settings import NAMESPACE, Settings, redact_text, redact_url
 from lakehouse.table.paths import normalise
 
@@ -63,39 +63,25 @@ def open_catalog(settings: Settings, *, check: bool = True) -> Catalog:
             tables outside ``AURA_WAREHOUSE``.
     """
     io = tuple(sorted(settings.s3_properties().items())) if _needs_s3(settings) else ()
+    key = (with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse)
     if settings.rest_catalog:
         from lakehouse.table.rest import open_rest_catalog
 
-        return open_rest_catalog(
+        rest = open_rest_catalog(
             settings.catalog_uri,
             settings.catalog_name,
-            settings.catalog_warehouse or settings.warehouse,
+            tables_warehouse(settings),
             settings.catalog_credential,
             io,
         )
-    key = (with_timeouts(settings.catalog_uri), settings.catalog_name, settings.warehouse)
+        if check and key not in _CHECKED:
+            check_restore_marker(rest, settings)
+            _CHECKED.add(key)
+        return rest
     catalog = _open_catalog(*key, io)
     if check and key not in _CHECKED:
         check_home(catalog, settings)
         _CHECKED.add(key)
-    return catalog
-
-
-def open_sql_catalog(settings: Settings, purpose: str, *, check: bool = True) -> SqlCatalog:
-    """The SQL catalog of ``settings``, for ``purpose`` (e.g. "backup"), which reads the
-    catalog's own database; ``check`` as for :func:`open_catalog`.
-
-    Raises:
-        ConfigurationError: ``AURA_CATALOG_URI`` names a REST catalog.
-    """
-    if settings.rest_catalog:
-        raise ConfigurationError(
-            f"{purpose} needs a SQL catalog (SQLite or PostgreSQL) and AURA_CATALOG_URI names a "
-            f"REST catalog ({redact_url(settings.catalog_uri)}); run it with a SQL catalog "
-            "configured (AURA_CATALOG_URI=postgresql://... or unset)"
-        )
-    catalog = open_catalog(settings, check=check)
-    assert isinstance(catalog, SqlCatalog)  # not REST, so _open_catalog made it
     return catalog
 
 
@@ -112,18 +98,7 @@ def check_home(catalog: SqlCatalog, settings: Settings) -> None:
     Raises:
         HomeStateError: what is wrong and the command that repairs it.
     """
-    marker = catalog.load_namespace_properties(NAMESPACE).get(RESTORE_MARKER)
-    if marker is not None:
-        try:
-            found = json.loads(marker)
-            source, started = found["source"], found["started_at"]
-        except (ValueError, KeyError, TypeError):
-            source, started = "BACKUP", "an unknown time"
-        raise HomeStateError(
-            f"a restore from {source} into AURA_HOME {settings.home} started at {started} and "
-            f"did not finish; its tables are incomplete. Run `aura restore {source} --home "
-            f"{settings.home}` again: it starts over and finishes"
-        )
+    check_restore_marker(catalog, settings)
     query = (
         select(IcebergTables.table_name, IcebergTables.metadata_location)
         .where(IcebergTables.catalog_name == catalog.name)
@@ -147,6 +122,42 @@ def check_home(catalog: SqlCatalog, settings: Settings) -> None:
             "restore DEST --home NEW` instead, or set AURA_WAREHOUSE to the warehouse the "
             "catalog names"
         )
+
+
+def check_restore_marker(catalog: Catalog, settings: Settings) -> None:
+    """Refuse a catalog (SQL or REST) into which a restore started and did not finish.
+
+    Raises:
+        HomeStateError: what is wrong and the command that repairs it.
+    """
+    marker = catalog.load_namespace_properties(NAMESPACE).get(RESTORE_MARKER)
+    if marker is None:
+        return
+    try:
+        found = json.loads(marker)
+        source, started = found["source"], found["started_at"]
+    except (ValueError, KeyError, TypeError):
+        source, started = "BACKUP", "an unknown time"
+    where, again = f"AURA_HOME {settings.home}", "again"
+    if settings.rest_catalog:
+        where = (
+            f"the REST catalog {redact_url(settings.catalog_uri)} (warehouse "
+            f"{tables_warehouse(settings)})"
+        )
+        again = "again with the same AURA_CATALOG_URI and AURA_CATALOG_WAREHOUSE"
+    raise HomeStateError(
+        f"a restore from {source} into {where} started at {started} and did not finish; its "
+        f"tables are incomplete. Run `aura restore {source} --home {settings.home}` {again}: "
+        "it starts over and finishes"
+    )
+
+
+def tables_warehouse(settings: Settings) -> str:
+    """Where the catalog keeps the tables: the REST catalog's own warehouse when it has one
+    (``AURA_CATALOG_WAREHOUSE``), else ``AURA_WAREHOUSE``."""
+    if settings.rest_catalog and settings.catalog_warehouse:
+        return settings.catalog_warehouse
+    return settings.warehouse
 
 
 def warehouse_io(settings: Settings) -> FileIO:

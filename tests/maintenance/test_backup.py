@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -12,15 +13,21 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
-from helpers import DAYS, TABLE, Batch
+from helpers import DAYS, OBJSTORE, TABLE, Batch, empty_rest_catalog
 
 from aura_assets.cli import main
 from lakehouse import Lakehouse, Lineage, Settings
+from lakehouse.exceptions import HomeStateError
 from lakehouse.maintenance.backup import BackupError, backup, load_manifest, restore, verify
 from lakehouse.settings import NAMESPACE
 from lakehouse.sql import connect
-from lakehouse.table import refs
-from lakehouse.table.catalog import open_catalog
+from lakehouse.table import refs, storage
+from lakehouse.table.catalog import (
+    forget_checks,
+    open_catalog,
+    tables_warehouse,
+    warehouse_properties,
+)
 
 QUERY = (
     "SELECT chosen_model, count(*) AS n, sum(prompt_tokens) AS tokens "
@@ -30,12 +37,19 @@ QUERY = (
 
 @pytest.fixture
 def restored_env(aura_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
-    """AURA_* variables for a fresh AURA_HOME (and, on the server pass, a new catalog name)."""
+    """AURA_* variables for a fresh AURA_HOME (and, on the server pass, a new catalog name; on
+    the object-store pass, the REST catalog's second table bucket and a new S3 prefix)."""
     env = {**aura_env, "AURA_HOME": str(tmp_path / "restored")}
     if "AURA_CATALOG_NAME" in env:
         env["AURA_CATALOG_NAME"] = f"t_{uuid.uuid4().hex[:12]}"
+    if OBJSTORE:
+        env["AURA_CATALOG_WAREHOUSE"] = os.environ["AURA_TEST_RESTORE_WAREHOUSE"]
+        env["AURA_WAREHOUSE"] += f"-restored-{uuid.uuid4().hex[:8]}"
+        _lose(Settings.from_env(env))  # the second table bucket is shared by the pass's tests
     yield env
-    if "AURA_PG_URL" in env:  # drop what the restore registered in the shared database
+    if OBJSTORE:
+        _lose(Settings.from_env(env))
+    elif "AURA_PG_URL" in env:  # drop what the restore registered in the shared database
         catalog = open_catalog(Settings.from_env(env))
         for identifier in catalog.list_tables(NAMESPACE):
             catalog.drop_table(identifier)
@@ -91,8 +105,17 @@ def _as_of(lh: Lakehouse) -> datetime:
     return datetime.fromtimestamp(log[5].timestamp_ms / 1000, UTC)
 
 
-def _warehouse_dir(settings: Settings) -> Path:
-    return Path(urlsplit(settings.warehouse).path)
+def _lose(settings: Settings) -> None:
+    """The disaster: every table and file of the lakehouse is gone (the catalog's rows too on
+    a REST catalog, whose server decides where tables lie: dropping them deletes their objects
+    on SeaweedFS, and the purge does elsewhere)."""
+    if not OBJSTORE:
+        shutil.rmtree(Path(urlsplit(settings.warehouse).path))
+        return
+    forget_checks(settings)
+    empty_rest_catalog(open_catalog(settings, check=False), objects=True)
+    props = warehouse_properties(settings)
+    storage.delete_files([f.path for f in storage.list_files(settings.warehouse, props)], props)
 
 
 def test_round_trip_to_a_new_home(
@@ -120,7 +143,7 @@ def test_round_trip_to_a_new_home(
     assert all(len(f["sha256"]) == 64 and f["size"] > 0 for f in manifest["files"].values())
     assert verify(dest).ok
 
-    shutil.rmtree(_warehouse_dir(source.settings))  # the disaster: the source files are gone
+    _lose(source.settings)  # the disaster: the source files are gone
 
     target = Settings.from_env(restored_env)
     restored = restore(dest, target)
@@ -129,7 +152,7 @@ def test_round_trip_to_a_new_home(
     assert _state(lh) == before
     assert _answers(target, as_of) == answers
     table = lh.table(TABLE)  # every path now lies in the new warehouse
-    new_root = target.warehouse.rstrip("/") + "/"
+    new_root = tables_warehouse(target).rstrip("/") + "/"
     assert table.metadata_location.startswith(new_root)
     for snapshot in table.metadata.snapshots:
         assert snapshot.manifest_list.startswith(new_root)
@@ -170,10 +193,11 @@ def test_restore_into_the_same_warehouse_path(source: Lakehouse, tmp_path: Path)
     before, answers = _state(source), _answers(source.settings, _as_of(source))
     dest = tmp_path / "backup"
     backup(source.settings, dest)
-    catalog = open_catalog(source.settings)
-    for identifier in catalog.list_tables(NAMESPACE):
-        catalog.drop_table(identifier)
-    shutil.rmtree(_warehouse_dir(source.settings))
+    if not OBJSTORE:  # the catalog's rows are lost (on REST, _lose drops the tables)
+        catalog = open_catalog(source.settings)
+        for identifier in catalog.list_tables(NAMESPACE):
+            catalog.drop_table(identifier)
+    _lose(source.settings)
     report = restore(dest, source.settings)
     assert report.rewritten == 0
     assert _state(Lakehouse(source.settings)) == before
@@ -182,8 +206,10 @@ def test_restore_into_the_same_warehouse_path(source: Lakehouse, tmp_path: Path)
 
 def test_restore_refuses_a_non_empty_catalog(source: Lakehouse, tmp_path: Path) -> None:
     backup(source.settings, tmp_path / "backup")
-    with pytest.raises(BackupError, match="is not empty .*routing_decisions.*new AURA_HOME"):
+    what = "empty warehouse of the REST catalog" if OBJSTORE else "new AURA_HOME"
+    with pytest.raises(BackupError, match=f"is not empty .*routing_decisions.*{what}"):
         restore(tmp_path / "backup", source.settings)
+    assert _state(source)  # nothing was dropped
 
 
 def test_verify_finds_corrupt_and_missing_files(
@@ -255,3 +281,46 @@ def test_cli_backup_verify_restore(
     assert done.exit_code == 0, done.output
     assert _state(Lakehouse(Settings.from_env(restored_env))) == _state(source)
     assert json.loads((dest / "manifest.json").read_text())["tables"]
+
+
+@pytest.mark.skipif(not OBJSTORE, reason="S3 + REST catalog: the object-store pass")
+def test_s3_rest_backup_restores_to_s3_rest_with_its_refs_and_snapshot_ids(
+    source: Lakehouse, batch: Batch, restored_env, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A backup of tables in one table bucket restores into another, snapshot for snapshot."""
+    source.append(TABLE, batch(3, DAYS[0], start=70_000), lineage=Lineage(asset="after-tag"))
+    table = source.table(TABLE)
+    ids = {name: ref.snapshot_id for name, ref in table.metadata.refs.items()}
+    assert set(ids) == {"main", "release-1", "exp"} and len(set(ids.values())) == 3
+    rows = {name: _rows(table, snapshot) for name, snapshot in ids.items()}
+    dest = tmp_path / "backup"
+    backup(source.settings, dest)
+    target = Settings.from_env(restored_env)
+
+    def killed(step: str) -> None:  # the first restore dies once its first table is created
+        if step == "registered":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        restore(dest, target, on_progress=killed)
+    forget_checks(target)
+    with pytest.raises(HomeStateError, match="did not finish.*Run `aura restore"):
+        Lakehouse(target).table(TABLE)
+    assert restore(dest, target).started_over
+
+    restored = Lakehouse(target).table(TABLE)
+    assert restored.metadata_location.startswith(tables_warehouse(target).rstrip("/") + "/")
+    assert {n: r.snapshot_id for n, r in restored.metadata.refs.items()} == ids
+    assert sorted(s.snapshot_id for s in restored.metadata.snapshots) == sorted(
+        s.snapshot_id for s in table.metadata.snapshots
+    )
+    assert {name: _rows(restored, snapshot) for name, snapshot in ids.items()} == rows
+    assert _rows(source.table(TABLE), ids["main"]) == rows["main"]  # the source is untouched
+
+
+def _rows(table, snapshot_id: int) -> list[tuple[object, ...]]:  # type: ignore[no-untyped-def]
+    """Every row of ``table`` at ``snapshot_id``, sorted."""
+    arrow = table.scan(snapshot_id=snapshot_id).to_arrow()
+    return sorted(
+        zip(*(arrow.column(c).to_pylist() for c in arrow.column_names), strict=True), key=repr
+    )

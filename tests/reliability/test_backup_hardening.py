@@ -28,7 +28,15 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
-from helpers import DAYS, TABLE, day_decisions, parquet_hits
+from helpers import (
+    DAYS,
+    OBJSTORE,
+    TABLE,
+    day_decisions,
+    empty_rest_catalog,
+    objstore_env,
+    parquet_hits,
+)
 from pyiceberg.expressions import EqualTo
 
 from aura_assets.cli import main
@@ -377,6 +385,48 @@ def test_kill_during_restore_leaves_a_home_every_command_refuses(tmp_path: Path,
     figures(trials=trials, killed=killed, resumed=resumed, steps=len(steps), **outcome)
     assert outcome["half"] == 0 and killed == trials
     assert resumed == outcome["refused"] + outcome["untouched"]
+
+
+@pytest.mark.skipif(not OBJSTORE, reason="S3 + REST catalog: the object-store pass")
+def test_kill_during_a_rest_restore_leaves_a_catalog_every_command_refuses(  # type: ignore[no-untyped-def]
+    tmp_path: Path, figures
+) -> None:
+    """The same kills on S3 + a REST catalog, restoring into the pass's second table bucket:
+    the catalog is refused until the same restore runs again, which drops only the tables the
+    killed run created and finishes, snapshot for snapshot."""
+    settings = Settings.from_env({"AURA_HOME": str(tmp_path / "home"), **objstore_env()})
+    empty_rest_catalog(open_catalog(settings, check=False))  # the pass shares the catalog
+    lh = _source(settings)
+    want = _state(lh)
+    dest = tmp_path / "backup"
+    backup(settings, dest)
+
+    def target(name: str) -> dict[str, str]:
+        env = {"AURA_HOME": str(tmp_path / name), **objstore_env()}
+        env["AURA_CATALOG_WAREHOUSE"] = os.environ["AURA_TEST_RESTORE_WAREHOUSE"]
+        env["AURA_WAREHOUSE"] += f"-{tmp_path.name}-{name}"
+        empty_rest_catalog(open_catalog(Settings.from_env(env), check=False), objects=True)
+        return env
+
+    steps: list[str] = []
+    restore(dest, Settings.from_env(target("probe")), on_progress=steps.append)
+    trials = scaled(12)
+    rng = random.Random(20261207)
+    refused = resumed = killed = 0
+    for t in range(trials):
+        env = target(f"r{t}")
+        killed += _run_killed(str(dest), env, rng.randint(1, len(steps)))
+        restored = Settings.from_env(env)
+        with pytest.raises(HomeStateError, match="did not finish.*aura restore"):
+            open_catalog(restored).list_tables(NAMESPACE)
+        refused += 1
+        shown = CliRunner().invoke(main, ["tables"], env=env)
+        assert shown.exit_code == 1 and "did not finish" in shown.output, shown.output
+        assert restore(dest, restored).started_over
+        resumed += _state(Lakehouse(restored)) == want
+    empty_rest_catalog(open_catalog(Settings.from_env(env), check=False), objects=True)
+    figures(trials=trials, killed=killed, refused=refused, resumed=resumed, steps=len(steps))
+    assert killed == refused == resumed == trials
 
 
 # ------------------------------------------------------------------------------- item 18
