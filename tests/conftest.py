@@ -85,12 +85,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "the Redis Cluster pass runs on one worker (-n 0): a cluster has only database 0, "
             "which each test flushes"
         )
-    if not SERVERS and not REDIS_CLUSTER:
-        return
-    kept = [item for item in items if _reaches_stores(item)]
-    if len(kept) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-        items[:] = kept
+    if SERVERS or REDIS_CLUSTER:
+        kept = [item for item in items if _reaches_stores(item)]
+        if len(kept) < len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
+    _heavy_files_first(items)
+
+
+_HEAVY = ("slow", "process", "browser")
+
+
+def _heavy_files_first(items: list[pytest.Item]) -> None:
+    """Files holding a slow, process or browser test first (each file in its own order).
+
+    Workers take whole files (``--dist loadfile``) in collection order, so a long file picked
+    last keeps one worker busy while the others are idle; started first, it overlaps the rest.
+    """
+    heavy = {
+        item.nodeid.split("::")[0]
+        for item in items
+        if any(item.get_closest_marker(m) for m in _HEAVY)
+    }
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in heavy)
 
 
 def make_env(home: Path) -> dict[str, str]:
