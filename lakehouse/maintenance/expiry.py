@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
-from pyiceberg.table.snapshots import ancestors_of
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
 from lakehouse.maintenance import _files
 
@@ -106,7 +106,8 @@ def expire(
     snapshots = list(table.metadata.snapshots)
     keep = protected_snapshots(table, cutoff_ms=cutoff_ms, retain_last=retain_last)
     expired = [s for s in snapshots if s.snapshot_id not in keep and s.timestamp_ms < cutoff_ms]
-    remaining = [s for s in snapshots if s not in expired]
+    gone_ids = {s.snapshot_id for s in expired}  # by id: comparing snapshots is slow and O(n²)
+    remaining = [s for s in snapshots if s.snapshot_id not in gone_ids]
     report = ExpiryReport(
         ".".join(table.name()),
         dry_run,
@@ -125,7 +126,7 @@ def expire(
     manifests = gone.manifests - live.manifests
     lists = gone.manifest_lists - live.manifest_lists
     if not dry_run and expired:
-        _remove_snapshots(table, [s.snapshot_id for s in expired])
+        _remove_snapshots(table, expired)
         table.refresh()
         # re-check on the committed metadata: a file a new snapshot holds as data stays
         now_live = _files.referenced(table, table.metadata.snapshots, live_only=True)
@@ -161,14 +162,24 @@ def expire(
     return report
 
 
-def _remove_snapshots(table: Table, snapshot_ids: list[int]) -> None:
-    """Remove ``snapshot_ids`` from the table's metadata in one commit.
+_REMOVE_PER_COMMIT = 1000
+
+
+def _remove_snapshots(table: Table, snapshots: list[Snapshot]) -> None:
+    """Remove ``snapshots`` from the table's metadata, oldest first, 1,000 to a commit.
 
     pyiceberg's ``by_ids`` checks each id against the transaction's table metadata, which it
     rebuilds (a deep copy of every snapshot) on every access: 10,000 ids took minutes
-    (quadratic). The ids here were read from the metadata; the commit drops any branch or tag
-    head among them, as ``by_ids`` would have refused.
+    (quadratic), so the ids go in directly (they were read from the metadata; the commit drops
+    any branch or tag head among them, as ``by_ids`` would have refused). Applying the removal,
+    pyiceberg then looks for each id by a scan of the snapshot list from its start: quadratic
+    again for one commit of most of a long history, but bounded by the chunk when each commit
+    removes the oldest snapshots left (they lead the list). Each commit is atomic; an
+    interrupted expiry leaves the rest for the next run.
     """
-    expire = table.maintenance.expire_snapshots()
-    expire._snapshot_ids_to_expire.update(snapshot_ids)  # noqa: SLF001 (see docstring)
-    expire.commit()
+    ordered = sorted(snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
+    for start in range(0, len(ordered), _REMOVE_PER_COMMIT):
+        chunk = ordered[start : start + _REMOVE_PER_COMMIT]
+        expire = table.maintenance.expire_snapshots()
+        expire._snapshot_ids_to_expire.update(s.snapshot_id for s in chunk)  # noqa: SLF001
+        expire.commit()
