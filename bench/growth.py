@@ -25,7 +25,8 @@ The paths (each the code users run):
   10,000 files of 100 rows (registered with pyiceberg ``add_files`` in one commit: building
   10,000 one-row appends would take 40 minutes).
 * ``expiry``: :func:`lakehouse.maintenance.expire_snapshots` of 100 → 1,000 → 10,000 snapshots
-  (each an overwrite of the table's one small file, committed 100 to a transaction), keeping 5.
+  (copies of one real snapshot, each with its own manifest list, written as one metadata file:
+  see ``_many_snapshots``), keeping 5.
 * ``memory_search``: ``MemoryStore.search`` (every tier) of one tenant with 10k → 100k → 1M
   memories in the warm tier (loaded by ``WarmTier.put``), median of a few queries.
 * ``topology_signatures``: :func:`lakehouse.topology.tda.signature` of 10k → 100k → 1M random
@@ -267,13 +268,8 @@ def _expiry(home: str, snapshots: int) -> dict[str, Any]:
     table = lh.table(TABLE)
     rows = conform(lh.spec(TABLE), table, decisions(10, seed=1))
     table.append(rows)
-    while len(table.metadata.snapshots) < snapshots:
-        todo = snapshots - len(table.metadata.snapshots)
-        with table.transaction() as tx:  # a full overwrite makes a delete and an append
-            for _ in range(max(1, min(50, todo // 2))):
-                tx.overwrite(rows)
-        table.refresh()
-    made = len(table.metadata.snapshots)
+    table.overwrite(rows)  # a delete and an append: the template snapshot has real manifests
+    made = _many_snapshots(lh, snapshots)
     time.sleep(0.01)  # every snapshot strictly older than the cutoff
 
     def step() -> dict[str, Any]:
@@ -281,6 +277,72 @@ def _expiry(home: str, snapshots: int) -> dict[str, Any]:
         return {"expired": len(report.expired_snapshot_ids), "files_deleted": report.files_deleted}
 
     return {"snapshots": made, **_measure(step)}
+
+
+def _many_snapshots(lh: Any, snapshots: int) -> int:
+    """Give the table a main branch of ``snapshots`` snapshots in one metadata write.
+
+    Committing that many snapshots through pyiceberg is itself quadratic (each commit copies
+    every snapshot), so the history is written directly: copies of the current snapshot, each
+    with its own id, parent, sequence number, timestamp and its own copy of the manifest list
+    (which expiry then deletes); they share the template's manifests and data file. The table
+    is registered again at the new metadata file.
+    """
+    import shutil
+    import uuid
+
+    from pyiceberg.serializers import ToOutputFile
+    from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
+    from pyiceberg.table.snapshots import SnapshotLogEntry
+
+    table = lh.table(TABLE)
+    metadata = table.metadata
+    template = metadata.current_snapshot()
+    assert template is not None
+    local = Path(template.manifest_list.removeprefix("file://"))
+    first_ms = int(time.time() * 1000) - snapshots - 1000
+    made = []
+    parent = None
+    for i in range(snapshots):
+        copy = local.with_name(f"snap-bench-{i}-{local.name}")
+        shutil.copyfile(local, copy)
+        snapshot = template.model_copy(
+            update={
+                "snapshot_id": 1_000_000 + i,
+                "parent_snapshot_id": parent,
+                "sequence_number": i + 1,
+                "timestamp_ms": first_ms + i,
+                "manifest_list": f"file://{copy}",
+            }
+        )
+        made.append(snapshot)
+        parent = snapshot.snapshot_id
+    assert parent is not None
+    many = metadata.model_copy(
+        update={
+            "snapshots": made,
+            "current_snapshot_id": parent,
+            "last_sequence_number": snapshots,
+            "refs": {
+                "main": SnapshotRef.model_validate(
+                    {"snapshot-id": parent, "type": SnapshotRefType.BRANCH}
+                )
+            },
+            "snapshot_log": [
+                SnapshotLogEntry.model_validate(
+                    {"snapshot-id": s.snapshot_id, "timestamp-ms": s.timestamp_ms}
+                )
+                for s in made
+            ],
+            "last_updated_ms": first_ms + snapshots,
+        }
+    )
+    path = f"{table.location()}/metadata/99999-{uuid.uuid4()}.metadata.json"
+    ToOutputFile.table_metadata(many, table.io.new_output(path))
+    identifier = table.name()
+    lh.catalog.drop_table(identifier)  # the entry only; the files stay
+    lh.catalog.register_table(identifier, path)
+    return len(lh.table(TABLE).metadata.snapshots)
 
 
 def _memory(home: str) -> Any:
