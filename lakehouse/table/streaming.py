@@ -69,10 +69,12 @@ _ROW_GROUP_BYTES = 64 * MIB  # Arrow bytes buffered before a row group is writte
 
 
 class StreamMergeResult(NamedTuple):
-    """Outcome of :func:`merge_day_batches`: rows added and the write (None: nothing new)."""
+    """Outcome of :func:`merge_day_batches`: rows added, the write (None: nothing new) and the
+    rows the day holds at the branch head afterwards."""
 
     added: int
     write: WriteResult | None
+    rows_in_day: int
 
 
 @dataclass
@@ -128,14 +130,14 @@ def merge_day_batches(
     stream = iter(batches)
     first = _first_rows(spec, table, stream, day)
     if first is None:
-        return StreamMergeResult(0, None)
+        return StreamMergeResult(0, None, _rows_in_day(spec, table, branch, day))
     key = _single_partition_key(table, first)
     merging = table.properties.get(TableProperties.MANIFEST_MERGE_ENABLED, "false") == "true"
     if key is None or merging:
         rest = [conform(spec, table, pa.Table.from_batches([b])) for b in stream]
         whole = pa.concat_tables([first, *rest], promote_options="permissive")
         merged = merge_day(spec, table, whole, day, lineage, branch, policy=policy)
-        return StreamMergeResult(merged.added, merged.write)
+        return StreamMergeResult(merged.added, merged.write, merged.rows.num_rows)
     stage = _Stage()
     committed = False
     try:
@@ -148,11 +150,12 @@ def merge_day_batches(
                 _apply_mask(table, key, stage, keep)
             added = stage.rows
             if not added:
-                return StreamMergeResult(0, None)
+                return StreamMergeResult(0, None, _rows_in_day(spec, table, branch, day))
             _append(table, branch, head, stage, lineage.properties())
             return StreamMergeResult(
                 added,
                 WriteResult(spec.name, branch, added, refs.head(table, branch), "append"),
+                _rows_in_day(spec, table, branch, day),
             )
 
         def refresh() -> None:
@@ -167,6 +170,15 @@ def merge_day_batches(
     finally:
         if not committed:
             stage.discard(table)
+
+
+def _rows_in_day(spec: TableSpec, table: Table, branch: str, day: date) -> int:
+    """Rows of ``day`` at the head of ``branch``, from the manifests (the day is a partition)."""
+    head = refs.head(table, branch)
+    if head is None:
+        return 0
+    scan = table.scan(row_filter=day_filter(spec, day), snapshot_id=head)
+    return sum(task.file.record_count for task in scan.plan_files())
 
 
 def _first_rows(
