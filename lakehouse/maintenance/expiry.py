@@ -25,10 +25,10 @@ from datetime import UTC, datetime, timedelta
 
 from pyiceberg.table import Table
 from pyiceberg.table.refs import SnapshotRefType
-from pyiceberg.table.snapshots import Snapshot, ancestors_of
-from pyiceberg.table.update import AssertTableUUID, RemoveSnapshotsUpdate
+from pyiceberg.table.snapshots import ancestors_of
 
 from lakehouse.maintenance import _files
+from lakehouse.table.snapshots import remove_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def expire(
     manifests = gone.manifests - live.manifests
     lists = gone.manifest_lists - live.manifest_lists
     if not dry_run and expired:
-        _remove_snapshots(table, expired)
+        remove_snapshots(table, [s.snapshot_id for s in expired])
         table.refresh()
         # re-check on the committed metadata: a file a new snapshot holds as data stays
         now_live = _files.referenced(table, table.metadata.snapshots, live_only=True)
@@ -161,33 +161,3 @@ def expire(
         report.bytes_freed,
     )
     return report
-
-
-_REMOVE_PER_COMMIT = 1000
-
-
-def _remove_snapshots(table: Table, snapshots: list[Snapshot]) -> None:
-    """Remove ``snapshots`` from the table's metadata, oldest first, 1,000 to a commit.
-
-    Each chunk is one ``RemoveSnapshotsUpdate`` committed straight through the catalog. Going
-    through pyiceberg's ``ExpireSnapshots`` instead costs, per commit, about six deep copies of
-    the whole metadata (its transaction rebuilds the metadata on every access), and its
-    ``by_ids`` one such rebuild per id: quadratic in the history. Applying the removal,
-    pyiceberg looks each id up by a scan of the snapshot list from its start; removing the
-    oldest snapshots left keeps each lookup within the chunk. Branch and tag heads are never
-    removed (as ``ExpireSnapshots`` skips them). Each commit is atomic; an interrupted expiry
-    leaves the rest for the next run.
-    """
-    ordered = sorted(snapshots, key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
-    for start in range(0, len(ordered), _REMOVE_PER_COMMIT):
-        heads = {ref.snapshot_id for ref in table.metadata.refs.values()}
-        ids = [s.snapshot_id for s in ordered[start : start + _REMOVE_PER_COMMIT]]
-        ids = [i for i in ids if i not in heads]
-        if not ids:
-            continue
-        table.catalog.commit_table(
-            table,
-            (AssertTableUUID(uuid=table.metadata.table_uuid),),
-            (RemoveSnapshotsUpdate.model_validate({"snapshot-ids": ids}),),
-        )
-        table.refresh()

@@ -46,6 +46,7 @@ from lakehouse.memory.coldrows import ColdRows
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, from_ms, matches, read_records, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
+from lakehouse.table.snapshots import remove_snapshots
 
 if TYPE_CHECKING:
     from lakehouse.memory.coldindex import ColdIndex
@@ -494,7 +495,7 @@ def _rewrite_refs(
 def _expire(table: Table, snapshot_ids: list[int], before: set[str]) -> int:
     """Expire ``snapshot_ids``, then delete the files (of ``before``) no snapshot reaches."""
     if snapshot_ids:
-        table.maintenance.expire_snapshots().by_ids(snapshot_ids).commit()
+        remove_snapshots(table, snapshot_ids)  # pyiceberg's by_ids is quadratic
         table.refresh()
     garbage = before - _reachable(table)
     for path in sorted(garbage):
