@@ -44,9 +44,8 @@ Environment: ``AURA_BENCH_GROWTH_PATHS`` (comma-separated, default all);
 ``AURA_BENCH_MEMORY_N`` (largest memory search and memory compaction size, default 100,000) and
 ``AURA_BENCH_TOPO_RUNS`` (largest topology size, default 100,000): 1M of those did not fit in
 the ~10 minutes a size may take here; ``AURA_BENCH_EXPIRY_N`` (largest expiry size, default
-10,000: building that many snapshots through pyiceberg is itself quadratic). Lines carry
-``cpu_seconds`` (the child's CPU time over the step) next to the wall ``seconds``. Figures and
-what grows worse than linear: docs/growth.md.
+10,000). Lines carry ``cpu_seconds`` (the child's CPU time over the step) next to the wall
+``seconds``. Figures and what grows worse than linear: docs/growth.md.
 """
 
 from __future__ import annotations
