@@ -51,7 +51,6 @@ from lakehouse.table.registry import TableSpec
 from lakehouse.table.retry import DEFAULT, RetryPolicy
 from lakehouse.table.writer import (
     Lineage,
-    MergeResult,
     TableSource,
     WriteResult,
     _key_series,
@@ -418,4 +417,4 @@ def _append(
     refs.as_commit_conflict(commit)
 
 
-__all__ = ["MergeResult", "StreamMergeResult", "merge_day_batches"]
+__all__ = ["StreamMergeResult", "merge_day_batches"]
