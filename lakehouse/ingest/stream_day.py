@@ -28,7 +28,7 @@ entries; the keyed merge and the key check keep the table exact.
 :func:`publish_day` (step 5 and 6) is also usable alone:
 
 1. merge the day's parsed rows into the domain's table on an audit branch, keyed on the table's
-   key (:func:`lakehouse.table.writer.merge_day`), and publish it if the audit passes
+   key (:func:`lakehouse.table.streaming.merge_day_batches`), and publish it if the audit passes
    (:func:`lakehouse.publish.wap.audit_and_publish`);
 2. record the dead letters with their reasons
    (:func:`lakehouse.ingest.streams.record_dead_letters`);
@@ -59,10 +59,10 @@ from lakehouse.ingest.streams import (
 )
 from lakehouse.publish.wap import Audit, WapResult, audit_and_publish
 from lakehouse.stores import RedisClient
-from lakehouse.table import writer
 from lakehouse.table.keys import split_known
 from lakehouse.table.registry import TableSpec
-from lakehouse.table.writer import Lineage, MergeResult, WriteResult
+from lakehouse.table.streaming import StreamMergeResult, merge_day_batches
+from lakehouse.table.writer import Lineage, WriteResult
 
 if TYPE_CHECKING:
     from lakehouse.core import Lakehouse
@@ -82,7 +82,7 @@ class PublishedDay:
     """What :func:`publish_day` did: the write-audit-publish, the last merge, the dead letters."""
 
     wap: WapResult | None
-    merge: MergeResult
+    merge: StreamMergeResult
     rejected_write: WriteResult | None
 
     @property
@@ -124,10 +124,11 @@ def publish_day(
     """Merge ``rows`` into ``day`` of ``spec`` through write-audit-publish into ``branch``, then
     record ``dead`` in ``rejected``. A replayed write (the target moved during the audit)
     merges again with the new head; the report keeps the last merge."""
-    merges: list[MergeResult] = []
+    merges: list[StreamMergeResult] = []
 
     def write(audit_branch: str) -> WriteResult | None:
-        merged = writer.merge_day(spec, lh, rows, day, lineage, audit_branch)
+        # streamed: the day's existing rows are checked by key, never read whole
+        merged = merge_day_batches(spec, lh, rows.to_batches(), day, lineage, audit_branch)
         merges.append(merged)
         return merged.write
 
@@ -373,7 +374,7 @@ def _ingest_round(
         duplicates=len(ids) - merged.added,
         rejected=len(dead),
         deferred=len(deferred),
-        rows_in_partition=merged.rows.num_rows,
+        rows_in_partition=merged.rows_in_day,
         replays=replays,
         conflicts=len(conflicts),
         dropped=len(dropped) + removed,

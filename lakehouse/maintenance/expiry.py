@@ -28,6 +28,7 @@ from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import ancestors_of
 
 from lakehouse.maintenance import _files
+from lakehouse.table.snapshots import remove_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ def expire(
     snapshots = list(table.metadata.snapshots)
     keep = protected_snapshots(table, cutoff_ms=cutoff_ms, retain_last=retain_last)
     expired = [s for s in snapshots if s.snapshot_id not in keep and s.timestamp_ms < cutoff_ms]
-    remaining = [s for s in snapshots if s not in expired]
+    gone_ids = {s.snapshot_id for s in expired}  # by id: comparing snapshots is slow and O(n²)
+    remaining = [s for s in snapshots if s.snapshot_id not in gone_ids]
     report = ExpiryReport(
         ".".join(table.name()),
         dry_run,
@@ -125,7 +127,7 @@ def expire(
     manifests = gone.manifests - live.manifests
     lists = gone.manifest_lists - live.manifest_lists
     if not dry_run and expired:
-        _remove_snapshots(table, [s.snapshot_id for s in expired])
+        remove_snapshots(table, [s.snapshot_id for s in expired])
         table.refresh()
         # re-check on the committed metadata: a file a new snapshot holds as data stays
         now_live = _files.referenced(table, table.metadata.snapshots, live_only=True)
@@ -159,16 +161,3 @@ def expire(
         report.bytes_freed,
     )
     return report
-
-
-def _remove_snapshots(table: Table, snapshot_ids: list[int]) -> None:
-    """Remove ``snapshot_ids`` from the table's metadata in one commit.
-
-    pyiceberg's ``by_ids`` checks each id against the transaction's table metadata, which it
-    rebuilds (a deep copy of every snapshot) on every access: 10,000 ids took minutes
-    (quadratic). The ids here were read from the metadata; the commit drops any branch or tag
-    head among them, as ``by_ids`` would have refused.
-    """
-    expire = table.maintenance.expire_snapshots()
-    expire._snapshot_ids_to_expire.update(snapshot_ids)  # noqa: SLF001 (see docstring)
-    expire.commit()

@@ -46,6 +46,7 @@ from lakehouse.memory.coldrows import ColdRows
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, from_ms, matches, read_records, to_ms
 from lakehouse.memory.tables import MEMORIES, memory_table
+from lakehouse.table.snapshots import remove_snapshots
 
 if TYPE_CHECKING:
     from lakehouse.memory.coldindex import ColdIndex
@@ -78,25 +79,42 @@ class TableErase:
 
 
 def _rows(memories: Sequence[Memory], now: datetime, cipher: MemoryCipher) -> pa.Table:
+    """The ``memories`` rows of ``memories``, built column by column.
+
+    The vectors go in as one float32 buffer: as Python lists of floats (32 bytes a float) they
+    took ~0.8 GB at 100k 256-d memories.
+    """
     sealed = [cipher.seal_record(m.record()) for m in memories]
-    return pa.Table.from_pylist(
+    schema = MEMORIES.arrow_schema
+    n = len(memories)
+    flat = (
+        np.concatenate([np.asarray(m.vector, dtype=np.float32).ravel() for m in memories])
+        if n
+        else np.empty(0, dtype=np.float32)
+    )
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([np.asarray(m.vector).size for m in memories], out=offsets[1:])
+    vector_type = schema.field("vector").type
+    vectors = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()))
+    columns = {
+        "memory_id": [m.id for m in memories],
+        "tenant_id": [m.tenant_id for m in memories],
+        "content": [rec["content"] for rec in sealed],
+        "metadata": [json.dumps(rec["metadata"]) for rec in sealed],
+        "vector": vectors.cast(vector_type),
+        "importance": [m.importance for m in memories],
+        "created_at": [from_ms(m.created_ms) for m in memories],
+        "expires_at": [from_ms(m.expires_ms) for m in memories],
+        "last_access": [from_ms(m.last_access_ms) for m in memories],
+        "signature": [m.signature for m in memories],
+        "archived_at": [now] * n,
+    }
+    return pa.table(
         [
-            {
-                "memory_id": m.id,
-                "tenant_id": m.tenant_id,
-                "content": rec["content"],
-                "metadata": json.dumps(rec["metadata"]),
-                "vector": list(m.vector),
-                "importance": m.importance,
-                "created_at": from_ms(m.created_ms),
-                "expires_at": from_ms(m.expires_ms),
-                "last_access": from_ms(m.last_access_ms),
-                "signature": m.signature,
-                "archived_at": now,
-            }
-            for m, rec in zip(memories, sealed, strict=True)
+            col if isinstance(col, pa.Array) else pa.array(col, schema.field(name).type)
+            for name, col in columns.items()
         ],
-        schema=MEMORIES.arrow_schema,
+        schema=schema,
     )
 
 
@@ -477,7 +495,7 @@ def _rewrite_refs(
 def _expire(table: Table, snapshot_ids: list[int], before: set[str]) -> int:
     """Expire ``snapshot_ids``, then delete the files (of ``before``) no snapshot reaches."""
     if snapshot_ids:
-        table.maintenance.expire_snapshots().by_ids(snapshot_ids).commit()
+        remove_snapshots(table, snapshot_ids)  # pyiceberg's by_ids is quadratic
         table.refresh()
     garbage = before - _reachable(table)
     for path in sorted(garbage):

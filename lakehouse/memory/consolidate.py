@@ -121,23 +121,31 @@ def plan(
     memory in ``moving`` either is a survivor or is absorbed by one; a warm neighbour is only
     rewritten (as a survivor) or deleted (absorbed) when it duplicates a moving memory.
     """
-    ordered = sorted(moving, key=_priority)
     groups: list[list[Memory]] = []
-    if ordered:
-        unit = _unit(ordered)
-        leads = np.empty((len(ordered), unit.shape[1]), dtype=np.float32)  # the groups' heads
-        for i, memory in enumerate(ordered):
-            sims = leads[: len(groups)] @ unit[i]
+    # Only memories of one tenant whose texts hold the same numbers can be alike (_alike), so
+    # each memory is compared with the leads of its bucket only: the greedy order within a
+    # bucket is the global one, and the grouping is the one an all-pairs pass would make, in
+    # time linear in the memories when the buckets are small (not quadratic in the batch).
+    ordered = sorted(moving, key=_priority)
+    unit = _unit(ordered) if ordered else np.empty((0, 0), dtype=np.float32)
+    buckets: dict[tuple[str, tuple[str, ...]], tuple[list[int], list[np.ndarray]]] = {}
+    for i, memory in enumerate(ordered):
+        key = (memory.tenant_id, tuple(_NUMBER.findall(_text(memory.content))))
+        leads, vectors = buckets.setdefault(key, ([], []))
+        home = None
+        if leads:
+            sims = np.stack(vectors) @ unit[i]
             home = next(
-                (g for g in np.flatnonzero(sims >= cosine)
-                 if _alike(groups[g][0], memory, float(sims[g]), cosine, text)),
+                (leads[j] for j in np.flatnonzero(sims >= cosine)
+                 if _alike(groups[leads[j]][0], memory, float(sims[j]), cosine, text)),
                 None,
             )  # fmt: skip
-            if home is None:
-                leads[len(groups)] = unit[i]
-                groups.append([memory])
-            else:
-                groups[home].append(memory)
+        if home is None:
+            leads.append(len(groups))
+            vectors.append(unit[i])
+            groups.append([memory])
+        else:
+            groups[home].append(memory)
     out = Plan()
     taken: set[str] = set()
     moving_ids = {m.id for m in moving}

@@ -22,6 +22,7 @@ from lakehouse.routing.ingest import (
     consumer,
     ingest_day,
     stream_backlog,
+    write_decision_batches,
     write_decisions,
 )
 from lakehouse.routing.tables import (
@@ -49,5 +50,6 @@ __all__ = [
     "parse_entries",
     "parse_event",
     "stream_backlog",
+    "write_decision_batches",
     "write_decisions",
 ]

@@ -10,6 +10,7 @@ conflicting duplicate (a dead letter; the first version is kept).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ from lakehouse.routing.events import (
 )
 from lakehouse.routing.tables import ROUTING_DECISIONS, ROUTING_DECISIONS_REJECTED
 from lakehouse.table import writer
+from lakehouse.table.streaming import StreamMergeResult, merge_day_batches
 from lakehouse.table.writer import Lineage, MergeResult
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "consumer",
     "ingest_day",
     "stream_backlog",
+    "write_decision_batches",
     "write_decisions",
 ]
 
@@ -72,3 +75,16 @@ def write_decisions(
     """Merge ``incoming`` decisions into the day of ``branch`` (keyed on ``decision_id``)."""
     branch = branch or lakehouse.settings.branch
     return writer.merge_day(ROUTING_DECISIONS, lakehouse, incoming, day, lineage, branch)
+
+
+def write_decision_batches(
+    lakehouse: Lakehouse,
+    day: date,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    lineage: Lineage,
+    branch: str | None = None,
+) -> StreamMergeResult:
+    """Merge a stream of decision batches into the day, holding a row group and the keys only."""
+    branch = branch or lakehouse.settings.branch
+    return merge_day_batches(ROUTING_DECISIONS, lakehouse, batches, day, lineage, branch)
