@@ -107,15 +107,15 @@ def test_forget_leaves_no_bytes_in_the_vector_engine(mem: MemoryStore) -> None:
         mem.redis.config_set("rdbcompression", "no")
     now = datetime.now(UTC)
     ids = {}
-    for i in range(80):  # interleaved: the oldest 40 go cold, half of them to forget
-        marker = f"{'GONE' if i % 4 == 0 else 'KEEP'}-{i:03d}-MARK"
+    for i in range(80):  # the oldest 40 go cold; 2 of them and 2 warm ones to forget
+        marker = f"{'GONE' if i % 20 == 0 else 'KEEP'}-{i:03d}-MARK"
         ids[marker] = mem.store("acme", f"note {marker}", now=now + timedelta(milliseconds=i))
     later = now + timedelta(hours=2)
     mem.compact(now=later, consolidate_cosine=None)  # all to the warm tier
     mem.compact(now=later, warm_max_points=40, consolidate_cosine=None)  # the oldest 40 to cold
     # The scans can find it (in the embedded Redis's files or the table's Parquet; a Redis
     # server keeps its copy outside AURA_HOME).
-    assert _raw_hits(home, "GONE-004-MARK") or _parquet_hits(home, "GONE-004-MARK")
+    assert _raw_hits(home, "GONE-020-MARK") or _parquet_hits(home, "GONE-020-MARK")
     assert mem.cold.index is not None and mem.cold.index.count() == 40
     gone = [m for m in ids if m.startswith("GONE")]
     assert {mem.get("acme", ids[m]).tier for m in gone} == {"warm", "cold"}  # type: ignore[union-attr]
