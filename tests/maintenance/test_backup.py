@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -337,11 +339,14 @@ def bucket_dest(settings: Settings) -> Iterator[str]:
 
 @pytest.mark.skipif(not OBJSTORE, reason="a backup in a bucket: the object-store pass")
 def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
-    in_aura_env, source: Lakehouse, batch: Batch, restored_env, bucket_dest: str
+    in_aura_env, source: Lakehouse, batch: Batch, restored_env, bucket_dest: str, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """S3 + REST to s3://backups/...: the same rows at main, a tag and a branch in another
     table bucket; a second backup uploads only new objects; one changed object is refused."""
-    settings, props = source.settings, source.settings.s3_properties()
+    key = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    monkeypatch.setenv("AURA_BACKUP_KEY", key)  # for the CLI
+    settings = dataclasses.replace(source.settings, backup_key=key)  # manifests signed
+    props = settings.s3_properties()
     for inside in (f"{settings.warehouse}/bk", f"{tables_warehouse(settings)}/bk"):
         with pytest.raises(BackupError, match="overlaps the warehouse"):
             backup(settings, inside)
@@ -368,7 +373,8 @@ def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
     after = {f.path: f.mtime_ms for f in storage.list_files(bucket_dest, props)}
     for rel in set(new) & set(old):  # not uploaded again
         assert after[f"{bucket_dest}/files/{rel}"] == stored[f"{bucket_dest}/files/{rel}"], rel
-    assert verify(bucket_dest, properties=props).ok
+    made = verify(bucket_dest, key=key, properties=props)
+    assert made.ok and made.signature == "signed"
     checked = CliRunner().invoke(main, ["backup", "verify", bucket_dest])
     assert checked.exit_code == 0 and "ok:" in checked.output, checked.output
 
@@ -377,8 +383,8 @@ def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
     assert set(ids) == {"main", "release-1", "exp"} and len(set(ids.values())) == 3
     rows = {name: _rows(table, snapshot) for name, snapshot in ids.items()}
     _lose(settings)
-    target = Settings.from_env(restored_env)
-    restore(bucket_dest, target)
+    target = dataclasses.replace(Settings.from_env(restored_env), backup_key=key)
+    assert restore(bucket_dest, target).signature == "signed"
     restored = Lakehouse(target).table(TABLE)
     assert restored.metadata_location.startswith(tables_warehouse(target).rstrip("/") + "/")
     assert {n: r.snapshot_id for n, r in restored.metadata.refs.items()} == ids
@@ -389,12 +395,12 @@ def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
     content = bytearray(storage.read_bytes(location, props))
     content[len(content) // 2] ^= 0xFF  # same size, other bytes
     storage.write_bytes(location, props, bytes(content))
-    report = verify(bucket_dest, properties=props)
+    report = verify(bucket_dest, key=key, properties=props)
     assert report.corrupt == [data] and not report.ok
     refused = CliRunner().invoke(main, ["backup", "verify", bucket_dest])
     assert refused.exit_code == 1 and f"corrupt  {data}" in refused.output, refused.output
     with pytest.raises(BackupError, match="fails verification .*1 corrupt"):
-        restore(bucket_dest, Settings.from_env(restored_env))
+        restore(bucket_dest, target)
 
 
 def _history_name(dest: str, props: dict[str, str]) -> str:
