@@ -407,3 +407,11 @@ def _history_name(dest: str, props: dict[str, str]) -> str:
     """The name of the one manifest in the history of the backup at ``dest``."""
     (found,) = storage.list_files(f"{dest}/manifests", props)
     return found.path.rsplit("/", 1)[-1]
+
+
+def test_a_destination_of_another_scheme_is_refused(settings: Settings) -> None:
+    """Only a directory or an s3:// prefix: nothing is written to a path named like a URI."""
+    with pytest.raises(BackupError, match="a local directory or an s3:// prefix"):
+        backup(settings, "gs://bucket/backups")
+    with pytest.raises(BackupError, match="names no bucket"):
+        verify("s3:///backups")
