@@ -741,7 +741,8 @@ def restore(
         root_ = settings.warehouse if files[rel]["kind"] == ARTIFACT else target_tables
         return _files.join(root_, rel)
 
-    started_over = _claim(catalog, settings, root, checked.digest, [target(r) for r in files])
+    written = [target(rel) for rel, entry in files.items() if entry["kind"] != STATE]
+    started_over = _claim(catalog, settings, root, checked.digest, written)
     progress("claimed")
     rewritten = 0
     for kind in ORDER:

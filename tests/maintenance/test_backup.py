@@ -21,6 +21,7 @@ from aura_assets.cli import main
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.exceptions import HomeStateError
 from lakehouse.maintenance.backup import BackupError, backup, load_manifest, restore, verify
+from lakehouse.memory import MemoryStore
 from lakehouse.settings import NAMESPACE
 from lakehouse.sql import connect
 from lakehouse.table import refs, storage
@@ -353,8 +354,11 @@ def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
     with pytest.raises(BackupError, match="bucket of s3://no-such-bucket/x does not exist"):
         backup(settings, "s3://no-such-bucket/x")
 
+    with MemoryStore(settings) as mem:  # state outside the tables: exported into the bucket
+        remembered = mem.store("acme", "a memory about apple orchards")
     first = backup(settings, bucket_dest)
     assert first.dest == bucket_dest and first.copied_files == first.files > 0
+    assert first.state.hot_memories >= 1
     stored = {f.path: f.mtime_ms for f in storage.list_files(bucket_dest, props)}
     old = load_manifest(bucket_dest, properties=props)["files"]
     with pytest.raises(BackupError, match="already holds a backup; use --incremental"):
@@ -384,7 +388,10 @@ def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
     rows = {name: _rows(table, snapshot) for name, snapshot in ids.items()}
     _lose(settings)
     target = dataclasses.replace(Settings.from_env(restored_env), backup_key=key)
-    assert restore(bucket_dest, target).signature == "signed"
+    done = restore(bucket_dest, target)
+    assert done.signature == "signed" and done.state.warm_memories >= 1
+    with MemoryStore(target) as mem:
+        assert [h.memory.id for h in mem.search("acme", "apple orchards", k=1)] == [remembered]
     restored = Lakehouse(target).table(TABLE)
     assert restored.metadata_location.startswith(tables_warehouse(target).rstrip("/") + "/")
     assert {n: r.snapshot_id for n, r in restored.metadata.refs.items()} == ids
