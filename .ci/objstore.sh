@@ -104,7 +104,7 @@ KEY_ID="aura-objstore-$RANDOM"
 SECRET="$("$PY" -c 'import secrets; print(secrets.token_hex(20))')"
 AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$SECRET" "$WEED" mini -dir="$DATA/weed" \
   -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
-  -bucket=aura,elsewhere -tableBucket=warehouse,restored -s3.port.lance=0 \
+  -bucket=aura,elsewhere,backups -tableBucket=warehouse,restored -s3.port.lance=0 \
   -master.port="$MASTER" -volume.port="$VOLUME" -filer.port="$FILER" -s3.port="$S3" \
   -s3.port.iceberg="$ICEBERG" -admin.port="$ADMIN" >"$DATA/weed.log" 2>&1 &
 WEED_PID=$!
@@ -143,6 +143,8 @@ export AURA_TEST_CATALOG_CREDENTIAL="$KEY_ID:$SECRET"
 export AURA_TEST_WAREHOUSE="s3://aura/lake" AURA_TEST_CATALOG_WAREHOUSE="s3://warehouse"
 # A second table bucket (another catalog on the same server): the target of restore tests.
 export AURA_TEST_RESTORE_WAREHOUSE="s3://restored"
+# A bucket of its own for backups to s3:// (`aura backup s3://backups/...`).
+export AURA_TEST_BACKUP_BUCKET="s3://backups"
 export AURA_TEST_S3_ENDPOINT="http://127.0.0.1:$S3"
 export AURA_TEST_S3_KEY_ID="$KEY_ID" AURA_TEST_S3_SECRET="$SECRET"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION

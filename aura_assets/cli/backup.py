@@ -26,7 +26,10 @@ _DIGEST = click.option(
 @click.option("--incremental", is_flag=True, help="Copy only the files DEST lacks.")
 @_DIGEST
 def backup(words: tuple[str, ...], incremental: bool, expect_digest: str | None) -> None:
-    """Back up every aura table to the directory DEST, or check a backup (`verify DEST`).
+    """Back up every aura table to DEST (a directory or an s3:// prefix), or check it (`verify`).
+
+    DEST is a local directory or an s3://BUCKET/PREFIX (the warehouse's AURA_S3_ENDPOINT and
+    AWS_* keys; outside the warehouse's prefix).
 
     A backup holds the catalog's tables and every file a live snapshot, branch or tag
     references, with a manifest.json of sha256 checksums (signed when AURA_BACKUP_KEY is set).
@@ -67,7 +70,13 @@ def backup(words: tuple[str, ...], incremental: bool, expect_digest: str | None)
 
 
 def _verify(dest: str, expect_digest: str | None) -> None:
-    report = run_verify(dest, key=Settings.from_env().backup_key, expect_digest=expect_digest)
+    settings = Settings.from_env()
+    report = run_verify(
+        dest,
+        key=settings.backup_key,
+        expect_digest=expect_digest,
+        properties=settings.s3_properties(),
+    )
     for rel in report.missing:
         click.echo(f"missing  {rel}")
     for rel in report.corrupt:
@@ -101,7 +110,8 @@ def _verify(dest: str, expect_digest: str | None) -> None:
 )
 @_DIGEST
 def restore(src: str, home: str | None, expect_digest: str | None) -> None:
-    """Restore the backup in SRC into an empty catalog and warehouse.
+    """Restore the backup in SRC (a directory or an s3:// prefix) into an empty catalog and
+    warehouse.
 
     Nothing in SRC is trusted: paths, names, checksums, the tables' own metadata and the
     signature (AURA_BACKUP_KEY) or --expect-digest are checked before anything is written.

@@ -5,7 +5,8 @@ sha256 and size. What a restore reads from a backup is checked here before anyth
 
 * **Paths** in the manifest are relative POSIX paths below ``files/``: never absolute, never
   ``..``, ``.`` or empty parts, no backslash or control character; the file found there is a
-  regular file reached without a symlink (:func:`unsafe_paths`).
+  regular file reached without a symlink
+  (:meth:`lakehouse.maintenance._location.Location.unsafe`).
 * **Names**: every table is a registered aura table, every ref name passes the rule every ref
   passes (:func:`lakehouse.table.refs.validate_ref_name`).
 * **Authenticity**: with ``AURA_BACKUP_KEY`` set, the manifest carries an HMAC-SHA256 of its
@@ -23,10 +24,7 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import stat
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, cast
 
 from lakehouse.exceptions import AuraError, RefError, UnknownTableError
@@ -134,35 +132,24 @@ def trust_problem(manifest: dict[str, Any], key: str | None, expect_digest: str 
 # --------------------------------------------------------------------------- read and write
 
 
-def load(root: str | Path) -> dict[str, Any]:
-    """The manifest of the backup in ``root``.
+def parse(data: bytes, where: str) -> dict[str, Any]:
+    """The manifest in ``data``, read from ``where``.
 
     Raises:
-        BackupError: there is no readable aura backup manifest there.
+        BackupError: it is not a readable aura backup manifest.
     """
-    path = Path(root) / MANIFEST
-    if path.is_symlink():
-        raise BackupError(f"{path} is a symlink; a backup's manifest must be a regular file")
     try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BackupError(f"{root} holds no backup ({MANIFEST} is missing)") from None
+        manifest = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BackupError(f"{path} is not valid JSON ({exc}); the backup is damaged") from None
+        raise BackupError(f"{where} is not valid JSON ({exc}); the backup is damaged") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"{path} is not an {FORMAT} manifest")
+        raise BackupError(f"{where} is not an {FORMAT} manifest")
     return cast(dict[str, Any], manifest)
 
 
-def write(root: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest`` to the history and, atomically, as the backup's current manifest."""
-    text = json.dumps(manifest, indent=1, sort_keys=True)
-    history = root / HISTORY
-    history.mkdir(parents=True, exist_ok=True)
-    (history / history_name(manifest)).write_text(text)
-    tmp = root / f".{MANIFEST}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, root / MANIFEST)
+def serialise(manifest: dict[str, Any]) -> bytes:
+    """The bytes of ``manifest.json``."""
+    return json.dumps(manifest, indent=1, sort_keys=True).encode()
 
 
 def tables_warehouse(manifest: dict[str, Any]) -> str:
@@ -238,35 +225,3 @@ def ref_problems(table: str, names: Iterable[object]) -> list[str]:
         except RefError:
             problems.append(f"table {table!r} has a ref named {ref!r}, which is not a valid name")
     return problems
-
-
-def unsafe_paths(files_root: Path, rels: Iterable[str]) -> list[str]:
-    """Listed files that are not regular files reached without a symlink below ``files_root``.
-
-    ``files_root`` itself must be a real directory (resolved) of the backup.
-    """
-    unsafe = []
-    base = str(files_root)
-    for rel in rels:
-        path = files_root / rel
-        try:
-            mode = path.lstat().st_mode
-        except FileNotFoundError:
-            continue  # reported as missing
-        if not stat.S_ISREG(mode) or os.path.realpath(path) != os.path.join(base, rel):
-            unsafe.append(rel)
-    return unsafe
-
-
-def unlisted_files(files_root: Path, listed: Iterable[str]) -> list[str]:
-    """Files below ``files_root`` that the manifest does not list (relative paths)."""
-    keep = set(listed)
-    if not files_root.is_dir():
-        return []
-    found = []
-    for path in files_root.rglob("*"):
-        if path.is_file() or path.is_symlink():
-            rel = path.relative_to(files_root).as_posix()
-            if rel not in keep:
-                found.append(rel)
-    return sorted(found)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 from pyiceberg.avro.codecs import AvroCompressionCodec
 from pyiceberg.avro.file import AvroFile
 from pyiceberg.io import FileIO
-from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import (
     DataFile,
     ManifestContent,
@@ -35,6 +33,7 @@ from pyiceberg.serializers import FromInputFile
 from pyiceberg.table.metadata import TableMetadata, TableMetadataUtil
 
 from lakehouse.maintenance import _files
+from lakehouse.maintenance._location import Location
 from lakehouse.maintenance._manifest import BackupError
 
 
@@ -67,7 +66,7 @@ class Rewriter:
 
     def __init__(
         self,
-        files: Path,
+        files: Location,
         source_warehouse: str,
         target_io: FileIO,
         rebase: Callable[[str], str] | None,
@@ -75,16 +74,17 @@ class Rewriter:
         self.files = files
         self.source_warehouse = source_warehouse
         self.io = target_io
-        self.local = PyArrowFileIO()
+        self.local = files.io  # reads the backup's files
         self.rebase = rebase or (lambda path: path)
         self.lengths: dict[str, int] = {}  # rewritten manifest (source path) -> new length
 
     def local_path(self, path: str) -> str:
-        return str(self.files / relative(path, self.source_warehouse))
+        """Where the backup holds the source warehouse's ``path``."""
+        return self.files.path(relative(path, self.source_warehouse))
 
     def metadata(self, rel: str, target: str | None = None) -> TableMetadata:
         """The backup's metadata file ``rel`` with rebased paths, written to ``target`` if given."""
-        raw = (self.files / rel).read_bytes()
+        raw = self.files.read_bytes(rel)
         compressed = raw[:2] == b"\x1f\x8b"
         document = json.loads(gzip.decompress(raw) if compressed else raw)
         text = json.dumps(self._rebase_json(document)).encode()
@@ -107,7 +107,7 @@ class Rewriter:
         count = 0
         for table in tables.values():
             metadata = FromInputFile.table_metadata(
-                self.local.new_input(str(self.files / table["metadata"]))
+                self.local.new_input(self.files.path(table["metadata"]))
             )
             for snapshot in metadata.snapshots:
                 manifests = [
@@ -124,7 +124,7 @@ class Rewriter:
                     snapshot_id=snapshot.snapshot_id,
                     parent_snapshot_id=snapshot.parent_snapshot_id,
                     sequence_number=snapshot.sequence_number,
-                    avro_compression=codec(source),
+                    avro_compression=codec(source, self.local),
                 ) as writer:
                     writer.add_manifests(manifests)
                 count += 1
@@ -189,6 +189,6 @@ def set_field(record: ManifestFile | DataFile, name: str, value: object) -> None
         raise BackupError(f"cannot set {name} in pyiceberg's {type(record).__name__}")
 
 
-def codec(path: str) -> AvroCompressionCodec:
-    with AvroFile[Any](PyArrowFileIO().new_input(path)) as reader:
+def codec(path: str, io: FileIO) -> AvroCompressionCodec:
+    with AvroFile[Any](io.new_input(path)) as reader:
         return cast(AvroCompressionCodec, reader.header.meta.get("avro.codec", "deflate"))

@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse.exceptions import StoreUnavailableError
+from lakehouse.maintenance._location import Location
 from lakehouse.maintenance._manifest import STATE, BackupError, safe_rel
 from lakehouse.settings import Settings
 
@@ -61,36 +63,40 @@ class StateCounts:
     hot_checkpoints: int = 0
 
 
-def export(settings: Settings, files_root: Path) -> tuple[dict[str, str], StateCounts]:
-    """Write the state into ``files_root/_state``; returns (part -> relative path, counts).
+Put = Callable[[str, bytes], None]
+"""Stores a part of the state: its path below the backup's ``files`` and its content."""
+
+
+def export(settings: Settings, put: Put) -> tuple[dict[str, str], StateCounts]:
+    """Export the state, each part through ``put`` as ``_state/<part>-<sha>.<suffix>``;
+    returns (part -> relative path, counts).
 
     Raises:
         BackupError: Redis or Qdrant does not answer (the backup would miss memories).
     """
     parts: dict[str, str] = {}
-    hot, warm, spooled = _export_memories(settings, files_root, parts)
-    checkpoints = _export_checkpoints(settings, files_root, parts)
+    hot, warm, spooled = _export_memories(settings, put, parts)
+    checkpoints = _export_checkpoints(settings, put, parts)
     counts = StateCounts(hot, warm, spooled, checkpoints)
     log.info("backup state: %s", counts)
     return parts, counts
 
 
 def restore(
-    settings: Settings, files_root: Path, manifest: dict[str, Any], *, cold: bool = False
+    settings: Settings, files: Location, manifest: dict[str, Any], *, cold: bool = False
 ) -> StateCounts:
-    """Import the state a backup carries into the home of ``settings``.
+    """Import the state a backup carries (below its ``files``) into the home of ``settings``.
 
     ``cold``: the restored catalog holds ``memories``, whose vector index (a collection of the
     vector engine, not in any backup) is rebuilt from the restored table.
     """
     parts = checked_parts(manifest)
-    paths = {part: files_root / rel for part, rel in parts.items()}
     spooled = memories = 0
-    if cold or "spool" in paths or "memories" in paths:
-        spooled, memories = _restore_memories(settings, paths)
+    if cold or "spool" in parts or "memories" in parts:
+        spooled, memories = _restore_memories(settings, files, parts)
     checkpoints = 0
-    if "checkpoints" in paths:
-        checkpoints = _restore_checkpoints(settings, paths)
+    if "checkpoints" in parts:
+        checkpoints = _restore_checkpoints(settings, files, parts)
     counts = StateCounts(
         warm_memories=memories, spooled_memories=spooled, hot_checkpoints=checkpoints
     )
@@ -119,9 +125,7 @@ def checked_parts(manifest: dict[str, Any]) -> dict[str, str]:
 # --------------------------------------------------------------------------- memories
 
 
-def _export_memories(
-    settings: Settings, files_root: Path, parts: dict[str, str]
-) -> tuple[int, int, int]:
+def _export_memories(settings: Settings, put: Put, parts: dict[str, str]) -> tuple[int, int, int]:
     """The tiers are opened one by one, as :class:`~lakehouse.memory.MemoryStore` opens them but
     without its side effects on the source (creating the memory tables, draining the spool)."""
     from lakehouse.memory import HashingEmbedder, HotTier
@@ -169,26 +173,33 @@ def _export_memories(
             },
             schema=_MEMORY_SCHEMA,
         )
-        parts["memories"] = _write(files_root, "memories", ".parquet", table)
-    spool = files_root / DIR / ".spool.tmp"
-    spooled = Spool(spool_path(settings.home), cipher).copy_to(spool)
-    if spooled:
-        parts["spool"] = _named(files_root, spool, "spool", ".sqlite")
+        parts["memories"] = _put(put, "memories", ".parquet", _parquet(table))
+    with tempfile.TemporaryDirectory(prefix="aura-spool-") as tmp:
+        spool = Path(tmp) / "spool.sqlite"
+        spooled = Spool(spool_path(settings.home), cipher).copy_to(spool)
+        if spooled:
+            parts["spool"] = _put(put, "spool", ".sqlite", spool.read_bytes())
     hot = sum(1 for tier, _ in live if tier == "hot")
     return hot, len(live) - hot, spooled
 
 
-def _restore_memories(settings: Settings, paths: dict[str, Path]) -> tuple[int, int]:
+def _restore_memories(
+    settings: Settings, files: Location, parts: dict[str, str]
+) -> tuple[int, int]:
     from lakehouse.memory import Memory, MemoryStore
     from lakehouse.memory.spool import Spool, spool_path
 
     spooled = 0
-    if "spool" in paths:  # before the store opens: opening it replays the spool into Redis
-        spooled = Spool(spool_path(settings.home)).adopt(paths["spool"])
+    if "spool" in parts:  # before the store opens: opening it replays the spool into Redis
+        with tempfile.TemporaryDirectory(prefix="aura-spool-") as tmp:
+            copy = Path(tmp) / "spool.sqlite"
+            copy.write_bytes(files.read_bytes(parts["spool"]))
+            spooled = Spool(spool_path(settings.home)).adopt(copy)
     with MemoryStore(settings) as store:
         memories = []
-        if "memories" in paths:
-            for row in pq.read_table(paths["memories"], schema=_MEMORY_SCHEMA).to_pylist():
+        if "memories" in parts:
+            rows = _read(files, parts["memories"], _MEMORY_SCHEMA).to_pylist()
+            for row in rows:
                 try:
                     record = store.cipher.open_record(json.loads(row["record"]))
                     memories.append(Memory.from_record(record, row["vector"], "warm"))
@@ -207,7 +218,7 @@ def _restore_memories(settings: Settings, paths: dict[str, Path]) -> tuple[int, 
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _export_checkpoints(settings: Settings, files_root: Path, parts: dict[str, str]) -> int:
+def _export_checkpoints(settings: Settings, put: Put, parts: dict[str, str]) -> int:
     from lakehouse.checkpoints import AuraCheckpointSaver
 
     with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
@@ -221,11 +232,11 @@ def _export_checkpoints(settings: Settings, files_root: Path, parts: dict[str, s
         "checkpoint_blobs": pa.concat_tables([r.blobs for r in exported]),
     }
     for part, table in tables.items():
-        parts[part] = _write(files_root, part, ".parquet", table)
+        parts[part] = _put(put, part, ".parquet", _parquet(table))
     return tables["checkpoints"].num_rows
 
 
-def _restore_checkpoints(settings: Settings, paths: dict[str, Path]) -> int:
+def _restore_checkpoints(settings: Settings, files: Location, parts: dict[str, str]) -> int:
     from lakehouse.checkpoints import AuraCheckpointSaver
     from lakehouse.checkpoints.records import (
         BLOB_SCHEMA,
@@ -234,12 +245,12 @@ def _restore_checkpoints(settings: Settings, paths: dict[str, Path]) -> int:
         Records,
     )
 
-    if not all(part in paths for part in _CHECKPOINT_PARTS):
+    if not all(part in parts for part in _CHECKPOINT_PARTS):
         raise BackupError("the backup carries checkpoint rows without their writes or values")
     records = Records(
-        pq.read_table(paths["checkpoints"], schema=CHECKPOINT_SCHEMA),
-        pq.read_table(paths["checkpoint_writes"], schema=WRITE_SCHEMA),
-        pq.read_table(paths["checkpoint_blobs"], schema=BLOB_SCHEMA),
+        _read(files, parts["checkpoints"], CHECKPOINT_SCHEMA),
+        _read(files, parts["checkpoint_writes"], WRITE_SCHEMA),
+        _read(files, parts["checkpoint_blobs"], BLOB_SCHEMA),
     )
     with AuraCheckpointSaver.from_settings(settings, archive=False) as saver:
         saver.hot.import_records(records)
@@ -254,16 +265,19 @@ def _down(tier_errors: tuple[type[Exception], ...]) -> tuple[type[Exception], ..
     return (*tier_errors, StoreUnavailableError)
 
 
-def _write(files_root: Path, part: str, suffix: str, table: pa.Table) -> str:
-    tmp = files_root / DIR / f".{part}.tmp"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp)
-    return _named(files_root, tmp, part, suffix)
+def _parquet(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
 
 
-def _named(files_root: Path, tmp: Path, part: str, suffix: str) -> str:
-    """Move ``tmp`` to ``_state/<part>-<sha256 prefix><suffix>``; returns that relative path."""
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
-    rel = f"{DIR}/{part}-{digest}{suffix}"
-    os.replace(tmp, files_root / rel)
+def _put(put: Put, part: str, suffix: str, data: bytes) -> str:
+    """Store ``data`` as ``_state/<part>-<sha256 prefix><suffix>``; returns that path."""
+    rel = f"{DIR}/{part}-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    put(rel, data)
     return rel
+
+
+def _read(files: Location, rel: str, schema: pa.Schema) -> pa.Table:
+    with files.open_input(rel) as source:
+        return pq.read_table(source, schema=schema)

@@ -1,6 +1,9 @@
 """Backup, verification and restore of every aura table.
 
-A backup is a directory ``DEST`` holding ``manifest.json`` and ``files/<path in the warehouse>``.
+A backup is a directory or an ``s3://bucket/prefix`` ``DEST`` holding ``manifest.json`` and
+``files/<path in the warehouse>``; every read and write of it goes through one
+:class:`~lakehouse.maintenance._location.Location` (the warehouse's S3 endpoint and keys for a
+bucket), which is refused inside the warehouse or the tables' warehouse.
 
 Invariants:
 
@@ -48,7 +51,7 @@ Invariants:
   what it did not write). Undoing an unfinished restore drops only the tables it created and
   deletes only files at paths the backup lists.
 
-Limits: ``DEST`` is a local directory; the metadata log's older metadata files are not copied
+Limits: the metadata log's older metadata files are not copied
 (nothing reads them; the restored log names files that do not exist); a restore that fails part
 way leaves the tables registered so far (restore into a fresh catalog again).
 """
@@ -61,7 +64,8 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +75,6 @@ import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
 from pyiceberg.io import FileIO, load_file_io
-from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.manifest import (
     DataFileContent,
     FileFormat,
@@ -83,6 +86,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lakehouse.maintenance import _files, _manifest, _rebase, _recreate, _state
+from lakehouse.maintenance._location import Location
 from lakehouse.maintenance._manifest import (
     ARTIFACT,
     DATA,
@@ -198,9 +202,10 @@ def backup(
             file lies outside the warehouse, or a referenced file vanished during the copy.
     """
     started = time.perf_counter()
-    root = Path(dest).expanduser().resolve()
+    root = _location(dest, settings)
     _refuse_inside_warehouse(root, settings)
     previous = _previous_manifest(root, incremental)
+    files_at = root.child(FILES)
     catalog = open_catalog(settings)
     tables_root = tables_warehouse(settings)
     created_at = datetime.now(UTC).isoformat()
@@ -235,26 +240,30 @@ def backup(
     changed: list[str] = []
     io = load_file_io(catalog.properties, settings.warehouse)
     for rel in sorted(wanted):
-        target = root / FILES / rel
         known = old_files.get(rel)
         digest = size = None
-        if known is not None and _size(target) == known["size"]:
+        if known is not None and files_at.size(rel) == known["size"]:
             digest, size = _checksum(io, sources[rel])
             if digest != known["sha256"]:
                 changed.append(rel)
                 digest = None
         if digest is None:
-            digest, size = _copy(io, sources[rel], target)
+            digest, size = _copy(io, sources[rel], files_at.writer, rel)
             copied_files += 1
             copied_bytes += size
         files[rel] = {"sha256": digest, "size": size, "kind": wanted[rel]}
-    state_parts, state = _state.export(settings, root / FILES)
-    for rel in state_parts.values():
-        size = (root / FILES / rel).stat().st_size
-        if rel not in old_files:
+
+    def put_state(rel: str, data: bytes) -> None:
+        nonlocal copied_files, copied_bytes
+        digest = hashlib.sha256(data).hexdigest()
+        known = old_files.get(rel)
+        if known is None or known["sha256"] != digest or files_at.size(rel) != len(data):
+            files_at.write_bytes(rel, data)
             copied_files += 1
-            copied_bytes += size
-        files[rel] = {"sha256": _local_checksum(root / FILES / rel), "size": size, "kind": STATE}
+            copied_bytes += len(data)
+        files[rel] = {"sha256": digest, "size": len(data), "kind": STATE}
+
+    state_parts, state = _state.export(settings, put_state)
 
     manifest = {
         "format": FORMAT,
@@ -273,10 +282,10 @@ def backup(
         "state": {"files": state_parts, "counts": asdict(state)},
     }
     manifest = _manifest.sign(manifest, settings.backup_key)
-    _manifest.write(root, manifest)
+    _write_manifest(root, manifest)
     pruned = _prune(root, manifest)
     report = BackupReport(
-        dest=str(root),
+        dest=root.uri,
         created_at=created_at,
         incremental=bool(manifest["incremental"]),
         tables=len(tables),
@@ -304,24 +313,36 @@ def backup(
     return report
 
 
-def _refuse_inside_warehouse(root: Path, settings: Settings) -> None:
+def _location(dest: str | Path, settings: Settings) -> Location:
+    """``dest`` as a backup location (a bucket with the warehouse's S3 endpoint and keys)."""
+    try:
+        return Location.of(dest, settings.s3_properties())
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
+
+
+def _refuse_inside_warehouse(root: Location, settings: Settings) -> None:
     """A destination in the warehouse would be deleted by orphan removal; one that holds the
     warehouse would copy the backup into itself."""
     for warehouse in {settings.warehouse, tables_warehouse(settings)}:
-        if "://" in warehouse and not warehouse.startswith("file:"):
-            continue  # an object store: a local DEST cannot lie inside it
-        local = _files.normalise(os.path.realpath(_files.local_path(warehouse)))
-        here = _files.normalise(str(root))
-        if here == local or _files.under(here, local) or _files.under(local, here):
+        in_bucket = "://" in warehouse and not warehouse.startswith("file:")
+        if in_bucket != (not root.local):
+            continue  # a local DEST cannot lie in an object store, nor a bucket in a directory
+        if in_bucket:
+            here, there = _files.normalise(root.uri), _files.normalise(warehouse)
+        else:
+            there = _files.normalise(os.path.realpath(_files.local_path(warehouse)))
+            here = _files.normalise(root.uri)
+        if here == there or _files.under(here, there) or _files.under(there, here):
             raise BackupError(
                 f"the backup destination {root} overlaps the warehouse {warehouse}: orphan "
                 "removal (`aura maintain`) deletes every file there that no table references, "
                 "the backup included. Give a directory outside the warehouse, ideally on "
-                "another disk"
+                "another disk (or a bucket prefix outside it)"
             )
 
 
-def _prune(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
+def _prune(root: Location, manifest: dict[str, Any]) -> tuple[int, int]:
     """Delete what the current manifest does not list: files of earlier backups (erased data
     among them) and earlier manifests that name a file or checksum the backup no longer holds.
 
@@ -329,20 +350,19 @@ def _prune(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
     backup finishes the pruning. Returns (files, manifests) removed.
     """
     files: dict[str, dict[str, Any]] = manifest["files"]
+    files_at, history = root.child(FILES), root.child(HISTORY)
     removed_files = 0
-    for rel in _manifest.unlisted_files(root / FILES, files):
-        (root / FILES / rel).unlink(missing_ok=True)
+    for rel in _unlisted(files_at, files):
+        files_at.delete(rel)
         removed_files += 1
-    for directory in sorted((root / FILES).rglob("*"), key=lambda p: -len(p.parts)):
-        if directory.is_dir() and not directory.is_symlink() and not any(directory.iterdir()):
-            directory.rmdir()
+    files_at.tidy()
     removed_manifests = 0
     current = _manifest.history_name(manifest)
-    for old in sorted((root / HISTORY).glob("*.json")):
-        if old.name == current:
+    for old in _history(history):
+        if old == current:
             continue
         try:
-            listed = json.loads(old.read_text()).get("files", {})
+            listed = json.loads(history.read_bytes(old)).get("files", {})
             kept = all(
                 files.get(rel, {}).get("sha256") == entry.get("sha256")
                 for rel, entry in listed.items()
@@ -350,7 +370,7 @@ def _prune(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             kept = False
         if not kept:
-            old.unlink()
+            history.delete(old)
             removed_manifests += 1
     if removed_files or removed_manifests:
         log.info(
@@ -362,19 +382,23 @@ def _prune(root: Path, manifest: dict[str, Any]) -> tuple[int, int]:
     return removed_files, removed_manifests
 
 
-def _previous_manifest(root: Path, incremental: bool) -> dict[str, Any] | None:
-    if not root.exists():
-        return None
-    if not root.is_dir():
+def _previous_manifest(root: Location, incremental: bool) -> dict[str, Any] | None:
+    if not root.reachable():
+        raise BackupError(
+            f"the bucket of {root} does not exist or AWS_ACCESS_KEY_ID cannot see it; create it "
+            "first (the backup uses the warehouse's AURA_S3_ENDPOINT and keys)"
+        )
+    if root.is_file():
         raise BackupError(f"backup destination {root} is a file; give a directory")
-    if (root / MANIFEST).exists():
+    found = root.files()
+    if MANIFEST in found:
         if not incremental:
             raise BackupError(
                 f"{root} already holds a backup; use --incremental to add to it, "
                 "or give an empty directory"
             )
-        return load_manifest(root)
-    if any(root.iterdir()):
+        return _load(root)
+    if found:
         raise BackupError(f"{root} is not empty and holds no backup; give an empty directory")
     return None
 
@@ -446,26 +470,77 @@ def _artifacts(name: str, table: StaticTable, settings: Settings) -> Iterator[st
         yield from (f.path for f in found)
 
 
-def load_manifest(root: str | Path) -> dict[str, Any]:
-    """The manifest of the backup in ``root``.
+def load_manifest(
+    root: str | Path, *, properties: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The manifest of the backup in ``root`` (a directory, or an ``s3://`` prefix read with
+    the S3 ``properties`` of :meth:`Settings.s3_properties`).
 
     Raises:
         BackupError: there is no readable aura backup manifest there.
     """
-    return _manifest.load(root)
+    return _load(_open(root, properties))
+
+
+def _open(root: str | Path, properties: Mapping[str, str] | None) -> Location:
+    try:
+        return Location.of(root, properties or {})
+    except ValueError as exc:
+        raise BackupError(str(exc)) from None
+
+
+def _load(root: Location) -> dict[str, Any]:
+    where = root.path(MANIFEST)
+    if root.unsafe([MANIFEST]):
+        raise BackupError(
+            f"{where} is a symlink or not a regular file; a backup's manifest must be one"
+        )
+    try:
+        data = root.read_bytes(MANIFEST)
+    except FileNotFoundError:
+        raise BackupError(f"{root} holds no backup ({MANIFEST} is missing)") from None
+    except OSError as exc:  # a bucket that does not exist, a directory named manifest.json
+        raise BackupError(f"{where} cannot be read ({exc}); is {root} a backup?") from None
+    return _manifest.parse(data, where)
+
+
+def _write_manifest(root: Location, manifest: dict[str, Any]) -> None:
+    """Write ``manifest`` to the history and, atomically, as the backup's current manifest."""
+    data = _manifest.serialise(manifest)
+    root.child(HISTORY).write_bytes(_manifest.history_name(manifest), data)
+    root.write_bytes(MANIFEST, data)
+
+
+def _history(history: Location) -> list[str]:
+    """The names of the manifests in the backup's history (``manifests/*.json``)."""
+    return [name for name in history.files() if "/" not in name and name.endswith(".json")]
+
+
+def _unlisted(files_at: Location, listed: dict[str, Any]) -> list[str]:
+    """Files below the backup's ``files`` that the manifest does not list."""
+    return [rel for rel in files_at.files() if rel not in listed]
 
 
 # --------------------------------------------------------------------------- verify
 
 
 def verify(
-    root: str | Path, *, key: str | None = None, expect_digest: str | None = None
+    root: str | Path | Location,
+    *,
+    key: str | None = None,
+    expect_digest: str | None = None,
+    properties: Mapping[str, str] | None = None,
 ) -> VerifyReport:
     """Check a backup: every listed file present with its size and sha256, paths and names safe,
-    nothing unlisted kept, the manifest signed by ``key`` (or matching ``expect_digest``)."""
-    root = Path(root).expanduser().resolve()
-    manifest = load_manifest(root)
-    report = VerifyReport(str(root), str(manifest.get("created_at")))
+    nothing unlisted kept, the manifest signed by ``key`` (or matching ``expect_digest``).
+
+    ``properties``: the S3 endpoint and keys (:meth:`Settings.s3_properties`) of an ``s3://``
+    backup.
+    """
+    if not isinstance(root, Location):
+        root = _open(root, properties)
+    manifest = _load(root)
+    report = VerifyReport(root.uri, str(manifest.get("created_at")))
     report.digest = _manifest.digest(manifest)
     report.signature = _manifest.signature_status(manifest, key)
     report.untrusted = _manifest.trust_problem(manifest, key, expect_digest)
@@ -473,41 +548,40 @@ def verify(
     if report.unsafe:
         return report  # paths and names are not safe to look at
     files: dict[str, dict[str, Any]] = manifest["files"]
-    report.unsafe += [
-        f"{rel} is a symlink or not a regular file"
-        for rel in _manifest.unsafe_paths(root / FILES, files)
-    ]
+    files_at, history = root.child(FILES), root.child(HISTORY)
+    unsafe = files_at.unsafe(files)
+    report.unsafe += [f"{rel} is a symlink or not a regular file" for rel in unsafe]
     for rel, entry in sorted(files.items()):
         report.files += 1
         report.bytes += entry["size"]
-        path = root / FILES / rel
-        if not path.is_file():
+        size = files_at.size(rel)
+        if size is None:
             report.missing.append(rel)
             continue
-        if path.is_symlink():
+        if rel in unsafe:
             continue  # reported as unsafe, never read
-        if path.stat().st_size != entry["size"] or _local_checksum(path) != entry["sha256"]:
+        if size != entry["size"] or files_at.sha256(rel) != entry["sha256"]:
             report.corrupt.append(rel)
-    report.unlisted = _manifest.unlisted_files(root / FILES, files)
+    report.unlisted = _unlisted(files_at, files)
     current = _manifest.history_name(manifest)
-    for old in sorted((root / HISTORY).glob("*.json")):
-        if old.name == current:
+    for old in _history(history):
+        if old == current:
             continue
         try:
-            listed = json.loads(old.read_text()).get("files", {})
+            listed = json.loads(history.read_bytes(old)).get("files", {})
             stale = any(
                 files.get(r, {}).get("sha256") != e.get("sha256") for r, e in listed.items()
             )
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             stale = True
         if stale:
-            report.unlisted.append(f"{HISTORY}/{old.name}")
+            report.unlisted.append(f"{HISTORY}/{old}")
     if not report.corrupt and not report.missing and not report.unsafe:
         report.unsafe += _consistency_problems(root, manifest)
     return report
 
 
-def _consistency_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
+def _consistency_problems(root: Location, manifest: dict[str, Any]) -> list[str]:
     """What the tables' own metadata contradicts in the manifest, or names outside the backup.
 
     Every file a table's metadata, manifest lists and manifests reference must be listed with
@@ -525,11 +599,12 @@ def _consistency_problems(root: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def _table_problems(
-    root: Path, manifest: dict[str, Any], name: str, described: dict[str, Any]
+    root: Location, manifest: dict[str, Any], name: str, described: dict[str, Any]
 ) -> list[str]:
     files: dict[str, dict[str, Any]] = manifest["files"]
     warehouse = _manifest.tables_warehouse(manifest)
-    local = PyArrowFileIO()
+    files_at = root.child(FILES)
+    local = files_at.io
     problems: list[str] = []
 
     def listed(path: str, kind: str, what: str) -> str | None:
@@ -540,11 +615,9 @@ def _table_problems(
         if files.get(rel, {}).get("kind") != kind:
             problems.append(f"{name}: {what} {path} is not a {kind} file of the backup")
             return None
-        return str(root / FILES / rel)
+        return rel
 
-    metadata = FromInputFile.table_metadata(
-        local.new_input(str(root / FILES / described["metadata"]))
-    )
+    metadata = FromInputFile.table_metadata(local.new_input(files_at.path(described["metadata"])))
     for what, value in [("location", metadata.location)] + [
         (key, value)
         for key, value in metadata.properties.items()
@@ -571,29 +644,25 @@ def _table_problems(
         manifest_list = listed(snapshot.manifest_list, MANIFEST_LIST, "manifest list")
         if manifest_list is None:
             continue
-        for mf in read_manifest_list(local.new_input(manifest_list)):
+        for mf in read_manifest_list(local.new_input(files_at.path(manifest_list))):
             if mf.manifest_path in seen:
                 continue
             seen.add(mf.manifest_path)
-            path = listed(mf.manifest_path, MANIFEST_FILE, "manifest")
-            if path is None:
+            rel = listed(mf.manifest_path, MANIFEST_FILE, "manifest")
+            if rel is None:
                 continue
             moved = _rebase.clone(mf)
-            _rebase.set_field(moved, "manifest_path", path)
+            _rebase.set_field(moved, "manifest_path", files_at.path(rel))
             for entry in moved.fetch_manifest_entry(local, discard_deleted=True):
                 data = entry.data_file
                 found = listed(data.file_path, DATA, "data file")
                 if found is None:
                     continue
-                rows = (
-                    pq.read_metadata(found).num_rows
-                    if data.file_format == FileFormat.PARQUET
-                    and data.content == DataFileContent.DATA
-                    else data.record_count
-                )
-                if Path(found).stat().st_size != data.file_size_in_bytes or (
-                    rows != data.record_count
-                ):
+                rows = data.record_count
+                if data.file_format == FileFormat.PARQUET and data.content == DataFileContent.DATA:
+                    with files_at.open_input(found) as stream:
+                        rows = pq.read_metadata(stream).num_rows
+                if files_at.size(found) != data.file_size_in_bytes or (rows != data.record_count):
                     problems.append(
                         f"{name}: data file {data.file_path} is not the file its manifest "
                         "names (size or row count differ)"
@@ -625,7 +694,7 @@ def restore(
             (and no unfinished restore of this backup), or a target file already exists.
     """
     started = time.perf_counter()
-    root = Path(src).expanduser().resolve()
+    root = _location(src, settings)
     checked = verify(root, key=settings.backup_key, expect_digest=expect_digest)
     if not checked.restorable:
         first = (checked.untrusted and [checked.untrusted]) or checked.unsafe[:3]
@@ -635,7 +704,7 @@ def restore(
             + (f": {'; '.join(first)}" if first else "")
             + f"); nothing was restored. `aura backup verify {root}` lists every problem"
         )
-    manifest = load_manifest(root)
+    manifest = _load(root)
     if _manifest.digest(manifest) != checked.digest:
         raise BackupError(f"{root}/{MANIFEST} changed while it was checked; run restore again")
     _state.checked_parts(manifest)  # before anything is written
@@ -652,7 +721,8 @@ def restore(
         def rebase(path: str) -> str:
             return _files.join(target_tables, _rebase.relative(path, source_tables))
 
-    rewriter = _rebase.Rewriter(root / FILES, source_tables, target_io, rebase)
+    files_at = root.child(FILES)
+    rewriter = _rebase.Rewriter(files_at, source_tables, target_io, rebase)
     if rest:  # before anything is written
         found = [
             problem
@@ -671,7 +741,8 @@ def restore(
         root_ = settings.warehouse if files[rel]["kind"] == ARTIFACT else target_tables
         return _files.join(root_, rel)
 
-    started_over = _claim(catalog, settings, root, checked.digest, [target(r) for r in files])
+    written = [target(rel) for rel, entry in files.items() if entry["kind"] != STATE]
+    started_over = _claim(catalog, settings, root, checked.digest, written)
     progress("claimed")
     rewritten = 0
     for kind in ORDER:
@@ -690,7 +761,7 @@ def restore(
                 rewriter.metadata(rel, target(rel))
                 rewritten += 1
             else:
-                _copy(PyArrowFileIO(), str(root / FILES / rel), target(rel), target_io)
+                _copy(files_at.io, files_at.path(rel), _creating(target_io), target(rel))
             progress(kind)
     tables = []
     for name, table in sorted(manifest["tables"].items()):
@@ -703,7 +774,7 @@ def restore(
     catalog.update_namespace_properties(NAMESPACE, removals={RESTORE_MARKER})
     forget_checks(settings)
     threads = _mark_archived_threads(settings) if _CHECKPOINTS in manifest["tables"] else 0
-    state = _state.restore(settings, root / FILES, manifest, cold="memories" in manifest["tables"])
+    state = _state.restore(settings, files_at, manifest, cold="memories" in manifest["tables"])
     report = RestoreReport(
         home=str(settings.home),
         warehouse=settings.warehouse,
@@ -737,7 +808,7 @@ def _mark_archived_threads(settings: Settings) -> int:
 
 
 def _claim(
-    catalog: Catalog, settings: Settings, root: Path, digest: str, targets: list[str]
+    catalog: Catalog, settings: Settings, root: Location, digest: str, targets: list[str]
 ) -> bool:
     """Mark the target as being restored from this backup; returns whether an unfinished
     restore of the same backup was undone first.
@@ -785,19 +856,12 @@ def _claim(
         for target in targets:
             if storage.exists(target, warehouse_properties(settings)):
                 raise BackupError(f"{target} already exists; restore into an empty warehouse")
-    value = {"source": str(root), "digest": digest, "started_at": datetime.now(UTC).isoformat()}
+    value = {"source": root.uri, "digest": digest, "started_at": datetime.now(UTC).isoformat()}
     catalog.update_namespace_properties(NAMESPACE, updates={RESTORE_MARKER: json.dumps(value)})
     return marker is not None
 
 
 # --------------------------------------------------------------------------- files and paths
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return None
 
 
 def _checksum(io: FileIO, path: str) -> tuple[str, int]:
@@ -809,37 +873,22 @@ def _checksum(io: FileIO, path: str) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _local_checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
+def _copy(
+    io: FileIO, source: str, writer: Callable[[str], ContextManager[Any]], target: str
+) -> tuple[str, int]:
+    """Copy ``source`` to what ``writer(target)`` opens; returns its sha256 and size."""
+    digest, size = hashlib.sha256(), 0
+    with _opened(io, source) as stream, writer(target) as out:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _copy(
-    io: FileIO, source: str, target: Path | str, target_io: FileIO | None = None
-) -> tuple[str, int]:
-    """Copy ``source`` to a local path (atomically) or a FileIO location; returns sha256, size."""
-    digest, size = hashlib.sha256(), 0
-    with _opened(io, source) as stream:
-        if isinstance(target, Path):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            with tmp.open("wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            os.replace(tmp, target)
-        else:
-            assert target_io is not None
-            with target_io.new_output(target).create(overwrite=False) as out:
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
+            size += len(chunk)
+            out.write(chunk)
     return digest.hexdigest(), size
+
+
+def _creating(io: FileIO) -> Callable[[str], ContextManager[Any]]:
+    """Opens a new file of ``io`` (refused when one exists)."""
+    return lambda location: io.new_output(location).create(overwrite=False)
 
 
 @contextlib.contextmanager

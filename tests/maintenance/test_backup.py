@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from aura_assets.cli import main
 from lakehouse import Lakehouse, Lineage, Settings
 from lakehouse.exceptions import HomeStateError
 from lakehouse.maintenance.backup import BackupError, backup, load_manifest, restore, verify
+from lakehouse.memory import MemoryStore
 from lakehouse.settings import NAMESPACE
 from lakehouse.sql import connect
 from lakehouse.table import refs, storage
@@ -324,3 +327,98 @@ def _rows(table, snapshot_id: int) -> list[tuple[object, ...]]:  # type: ignore[
     return sorted(
         zip(*(arrow.column(c).to_pylist() for c in arrow.column_names), strict=True), key=repr
     )
+
+
+@pytest.fixture
+def bucket_dest(settings: Settings) -> Iterator[str]:
+    """A backup destination in the object-store pass's bucket for backups (emptied after)."""
+    dest = f"{os.environ['AURA_TEST_BACKUP_BUCKET']}/backups/x-{uuid.uuid4().hex[:8]}"
+    yield dest
+    props = settings.s3_properties()
+    storage.delete_files([f.path for f in storage.list_files(dest, props)], props)
+
+
+@pytest.mark.skipif(not OBJSTORE, reason="a backup in a bucket: the object-store pass")
+def test_backup_in_a_bucket_restores_copies_incrementally_and_refuses_tampering(
+    in_aura_env, source: Lakehouse, batch: Batch, restored_env, bucket_dest: str, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """S3 + REST to s3://backups/...: the same rows at main, a tag and a branch in another
+    table bucket; a second backup uploads only new objects; one changed object is refused."""
+    key = base64.urlsafe_b64encode(bytes(range(32))).decode()
+    monkeypatch.setenv("AURA_BACKUP_KEY", key)  # for the CLI
+    settings = dataclasses.replace(source.settings, backup_key=key)  # manifests signed
+    props = settings.s3_properties()
+    for inside in (f"{settings.warehouse}/bk", f"{tables_warehouse(settings)}/bk"):
+        with pytest.raises(BackupError, match="overlaps the warehouse"):
+            backup(settings, inside)
+    with pytest.raises(BackupError, match="bucket of s3://no-such-bucket/x does not exist"):
+        backup(settings, "s3://no-such-bucket/x")
+
+    with MemoryStore(settings) as mem:  # state outside the tables: exported into the bucket
+        remembered = mem.store("acme", "a memory about apple orchards")
+    first = backup(settings, bucket_dest)
+    assert first.dest == bucket_dest and first.copied_files == first.files > 0
+    assert first.state.hot_memories >= 1
+    stored = {f.path: f.mtime_ms for f in storage.list_files(bucket_dest, props)}
+    old = load_manifest(bucket_dest, properties=props)["files"]
+    with pytest.raises(BackupError, match="already holds a backup; use --incremental"):
+        backup(settings, bucket_dest)
+    assert set(stored) == {
+        f"{bucket_dest}/{name}"
+        for name in ("manifest.json", f"manifests/{_history_name(bucket_dest, props)}")
+    } | {f"{bucket_dest}/files/{rel}" for rel in old}
+
+    source.append(TABLE, batch(3, DAYS[0], start=70_000), lineage=Lineage(asset="after-tag"))
+    second = backup(settings, bucket_dest, incremental=True)
+    new = load_manifest(bucket_dest, properties=props)["files"]
+    added = set(new) - set(old)
+    assert second.copied_files == len(added) > 0 and second.files == len(new)
+    assert second.copied_bytes == sum(new[rel]["size"] for rel in added)
+    after = {f.path: f.mtime_ms for f in storage.list_files(bucket_dest, props)}
+    for rel in set(new) & set(old):  # not uploaded again
+        assert after[f"{bucket_dest}/files/{rel}"] == stored[f"{bucket_dest}/files/{rel}"], rel
+    made = verify(bucket_dest, key=key, properties=props)
+    assert made.ok and made.signature == "signed"
+    checked = CliRunner().invoke(main, ["backup", "verify", bucket_dest])
+    assert checked.exit_code == 0 and "ok:" in checked.output, checked.output
+
+    table = source.table(TABLE)
+    ids = {name: ref.snapshot_id for name, ref in table.metadata.refs.items()}
+    assert set(ids) == {"main", "release-1", "exp"} and len(set(ids.values())) == 3
+    rows = {name: _rows(table, snapshot) for name, snapshot in ids.items()}
+    _lose(settings)
+    target = dataclasses.replace(Settings.from_env(restored_env), backup_key=key)
+    done = restore(bucket_dest, target)
+    assert done.signature == "signed" and done.state.warm_memories >= 1
+    with MemoryStore(target) as mem:
+        assert [h.memory.id for h in mem.search("acme", "apple orchards", k=1)] == [remembered]
+    restored = Lakehouse(target).table(TABLE)
+    assert restored.metadata_location.startswith(tables_warehouse(target).rstrip("/") + "/")
+    assert {n: r.snapshot_id for n, r in restored.metadata.refs.items()} == ids
+    assert {name: _rows(restored, snapshot) for name, snapshot in ids.items()} == rows
+
+    data = next(rel for rel in sorted(added) if new[rel]["kind"] == "data")
+    location = f"{bucket_dest}/files/{data}"
+    content = bytearray(storage.read_bytes(location, props))
+    content[len(content) // 2] ^= 0xFF  # same size, other bytes
+    storage.write_bytes(location, props, bytes(content))
+    report = verify(bucket_dest, key=key, properties=props)
+    assert report.corrupt == [data] and not report.ok
+    refused = CliRunner().invoke(main, ["backup", "verify", bucket_dest])
+    assert refused.exit_code == 1 and f"corrupt  {data}" in refused.output, refused.output
+    with pytest.raises(BackupError, match="fails verification .*1 corrupt"):
+        restore(bucket_dest, target)
+
+
+def _history_name(dest: str, props: dict[str, str]) -> str:
+    """The name of the one manifest in the history of the backup at ``dest``."""
+    (found,) = storage.list_files(f"{dest}/manifests", props)
+    return found.path.rsplit("/", 1)[-1]
+
+
+def test_a_destination_of_another_scheme_is_refused(settings: Settings) -> None:
+    """Only a directory or an s3:// prefix: nothing is written to a path named like a URI."""
+    with pytest.raises(BackupError, match="a local directory or an s3:// prefix"):
+        backup(settings, "gs://bucket/backups")
+    with pytest.raises(BackupError, match="names no bucket"):
+        verify("s3:///backups")
