@@ -8,7 +8,9 @@ from aura_resources import DuckDBResource, LakehouseResource, QdrantResource, Re
 
 
 def test_resources_reach_their_stores(in_aura_env, redis_client) -> None:  # type: ignore[no-untyped-def]
-    from qdrant_client.models import Distance, PointStruct, VectorParams
+    from lakehouse.vectors import CollectionSpec, Record
+
+    spec = CollectionSpec(name="probe", vectors={"v": (3, "cosine")})
 
     @dg.asset
     def probe(
@@ -21,14 +23,15 @@ def test_resources_reach_their_stores(in_aura_env, redis_client) -> None:  # typ
         client.set("aura:probe", b"1")
         assert client.get("aura:probe") == b"1"
 
-        vectors = qdrant.client()
-        vectors.create_collection("probe", VectorParams(size=3, distance=Distance.COSINE))
-        vectors.upsert(
-            "probe", [PointStruct(id=1, vector=[1, 0, 0]), PointStruct(id=2, vector=[0, 1, 0])]
-        )
-        hits = vectors.query_points("probe", query=[0.9, 0.1, 0], limit=1).points
-        assert hits[0].id == 1
-        vectors.close()
+        with qdrant.store(spec) as vectors:  # an Edge shard embedded, the server's otherwise
+            vectors.upsert(
+                [
+                    Record(1, {"tenant_id": "t"}, {"v": [1.0, 0.0, 0.0]}),
+                    Record(2, {"tenant_id": "t"}, {"v": [0.0, 1.0, 0.0]}),
+                ]
+            )
+            hits = vectors.search([0.9, 0.1, 0.0], tenant="t", using="v", limit=1)
+            assert hits[0].id == 1
 
         lakehouse.lakehouse().ensure_all()
         with duckdb.connect() as session:
