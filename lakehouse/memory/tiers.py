@@ -73,10 +73,7 @@ class MemoryTiers:
         self._own_redis = redis_client is None
         self._own_qdrant = qdrant_client is None
         self.redis = redis_client if redis_client is not None else self._open_redis()
-        # A Qdrant server down at start is the degraded mode below, not a failure to open.
-        self.qdrant = (
-            qdrant_client if qdrant_client is not None else open_qdrant(self.settings, check=False)
-        )
+        self._qdrant = qdrant_client
         self.lakehouse = Lakehouse(self.settings)
         self.hot = HotTier(self.redis, self.cipher)
         # The warm tier and the cold tier's vectors: collections of the vector engine, opened on
@@ -92,6 +89,19 @@ class MemoryTiers:
         self._spool_pending = self.spool.count() > 0
         self._drain_quietly()
 
+    @property
+    def qdrant(self) -> Any:
+        """The qdrant-client of ``AURA_QDRANT_URL`` or of local mode, opened on first use.
+
+        Only shape search reads through it (runs indexed by an earlier version). Local mode
+        locks ``AURA_HOME/qdrant`` for one process, so opening it with every store would keep
+        a second process from opening a store on the same home at all. A server down is the
+        degraded mode, not a failure to open.
+        """
+        if self._qdrant is None:
+            self._qdrant = open_qdrant(self.settings, check=False)
+        return self._qdrant
+
     def _open_redis(self) -> Any:
         """The configured Redis; a server that is down now is reconnected to once it answers."""
         try:
@@ -105,8 +115,8 @@ class MemoryTiers:
         for collection in self._collections:
             collection.release()
         self.hot.close()
-        if self._own_qdrant:
-            self.qdrant.close()
+        if self._own_qdrant and self._qdrant is not None:
+            self._qdrant.close()
         if self._own_redis:
             close_redis(self.redis)
 
