@@ -172,6 +172,7 @@ class _Groups(OrderedDict[tuple[str, int], pa.Table]):
         missing = [rg for rg in rgs if (path, rg) not in self]
         if len(missing) < len(rgs) and not index.io.new_input(path).exists():
             raise FileNotFoundError(path)  # rewritten meanwhile (erase, rotation): rebuild
+        fresh: dict[int, pa.Table] = {}
         if missing:
             meta = index.footers[path]
             with index.io.new_input(path).open() as stream:
@@ -181,12 +182,15 @@ class _Groups(OrderedDict[tuple[str, int], pa.Table]):
             at = 0
             for rg in missing:
                 n = meta.row_group(rg).num_rows
-                self._put((path, rg), found.slice(at, n))
+                fresh[rg] = found.slice(at, n)
                 at += n
         out = []
-        for rg in rgs:
-            self.move_to_end((path, rg))
-            out.append(self[(path, rg)])
+        for rg in rgs:  # every group answered before any is evicted
+            if rg not in fresh:
+                self.move_to_end((path, rg))
+            out.append(fresh[rg] if rg in fresh else self[(path, rg)])
+        for rg, group in fresh.items():
+            self._put((path, rg), group)
         return out
 
     def _put(self, key: tuple[str, int], group: pa.Table) -> None:
