@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import psutil
 import redis
@@ -182,11 +182,19 @@ def round_trip(client: RedisClient, commands: Sequence[tuple[str | bytes | int, 
         return list(pipe.execute())
     pool = client.connection_pool
     conn = pool.get_connection()
+    try:
+        return _exchange(conn, conn.pack_commands(commands), len(commands))
+    finally:
+        pool.release(conn)
+
+
+def _exchange(conn: Any, payload: list[bytes], n: int, *, check_health: bool = True) -> list[Any]:
+    """Send ``payload`` on ``conn`` and read ``n`` replies (see :func:`round_trip`)."""
 
     def attempt() -> list[Any]:
-        conn.send_packed_command(conn.pack_commands(commands))
+        conn.send_packed_command(payload, check_health=check_health)
         replies: list[Any] = []
-        for _ in commands:
+        for _ in range(n):
             try:
                 replies.append(conn.read_response())
             except redis.ResponseError as exc:  # read the others before raising
@@ -198,12 +206,71 @@ def round_trip(client: RedisClient, commands: Sequence[tuple[str | bytes | int, 
     except BaseException:
         conn.disconnect()
         raise
-    finally:
-        pool.release(conn)
     for reply in replies:
         if isinstance(reply, redis.ResponseError):
             raise reply
-    return replies
+    return list(replies)
+
+
+def _pack(commands: Sequence[tuple[str | bytes | int, ...]]) -> bytes | None:
+    """``commands`` in RESP, or None when an argument is not bytes, str or int."""
+    out = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            if isinstance(arg, str):
+                arg = arg.encode()
+            elif isinstance(arg, int):
+                arg = b"%d" % arg
+            elif not isinstance(arg, bytes):
+                return None
+            out.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(out)
+
+
+class HeldConnection:
+    """:func:`round_trip` on one connection this object keeps out of the client's pool.
+
+    For a path whose latency is the point (the hot memory ``get``): taking a connection from
+    the pool and giving it back checks it for unread data with a system call each time, about
+    as long as a small command's own round trip. The held connection is used by one thread at
+    a time; a call that finds it busy, a cluster client or a single-connection client goes
+    through :func:`round_trip`. Any failure disconnects it (nothing unread stays on it; the
+    next call reconnects), and a forked child takes its own. :meth:`close` gives it back.
+    """
+
+    def __init__(self, client: RedisClient) -> None:
+        self.client = client
+        self._conn: Any = None
+        self._pid = 0
+        self._busy = threading.Lock()
+        self._direct = not isinstance(client, RedisCluster) and client.connection is None
+
+    def __call__(self, commands: Sequence[tuple[str | bytes | int, ...]]) -> list[Any]:
+        if not self._direct or not self._busy.acquire(blocking=False):
+            return round_trip(self.client, commands)
+        try:
+            conn = self._held()
+            packed = _pack(commands)
+            payload = [packed] if packed is not None else conn.pack_commands(commands)
+            return _exchange(conn, payload, len(commands), check_health=False)
+        finally:
+            self._busy.release()
+
+    def _held(self) -> Any:
+        pid = os.getpid()
+        if self._conn is None or self._pid != pid:
+            pool = cast(redis.Redis, self.client).connection_pool  # never a cluster here
+            self._conn = pool.connection_class(**pool.connection_kwargs)
+            self._pid = pid
+        return self._conn
+
+    def close(self) -> None:
+        """Disconnect the held connection (a later call opens another)."""
+        with self._busy:
+            conn, self._conn = self._conn, None
+            if conn is not None and self._pid == os.getpid():
+                conn.disconnect()
 
 
 def _embedded_client_name() -> str:

@@ -360,16 +360,19 @@ class ColdTier:
         """
         if not stubs:
             return {}
-        by_id = {m.id: m for m in stubs}
+        vectors = {m.id: m.vector for m in stubs}
+        bare = [m.id for m in stubs if not len(m.vector)]  # stubs of the index come without
+        if bare and self.index is not None:
+            vectors |= self.index.vectors(bare)
         rows = self.rows.lookup([(m.id, m.created_ms) for m in stubs]).to_pylist()
         found = read_records(
             (
                 (
                     str(r["memory_id"]),
-                    partial(_decode, r | {"vector": by_id[r["memory_id"]].vector}, self.cipher),
+                    partial(_decode, r | {"vector": vectors[r["memory_id"]]}, self.cipher),
                 )
                 for r in rows
-                if r["memory_id"] in by_id
+                if r["memory_id"] in vectors
             ),
             "cold",
         )

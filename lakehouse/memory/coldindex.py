@@ -73,6 +73,18 @@ def _payload(memory: Memory) -> dict[str, Any]:
     }
 
 
+def point_vectors(store: VectorStore, ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """The :data:`VECTOR` of each of ``ids`` a memory collection holds.
+
+    Searches ask for payloads only (vectors of a whole candidate pool cost more than the
+    search) and read the vectors of the few memories a ranking keeps with this.
+    """
+    if not ids:
+        return {}
+    found = store.retrieve(list(ids), with_payload=False, with_vectors=[VECTOR])
+    return {str(r.id): np.asarray(r.vectors[VECTOR], dtype=np.float32) for r in found}
+
+
 def _stub(point: Any) -> Memory:
     """A cold memory without content or metadata, for ranking."""
     p = point.payload
@@ -139,19 +151,24 @@ class ColdIndex:
     def candidates(
         self, tenant_id: str, vector: np.ndarray, k: int, now_ms: int
     ) -> list[tuple[Memory, float]]:
-        """The tenant's ``k`` live cold memories most similar to ``vector``, as ranking stubs."""
+        """The tenant's ``k`` live cold memories most similar to ``vector``, as ranking stubs
+        without their vectors (:meth:`vectors` gives those of the few that make a ranking)."""
         points = self.store.search(
             vector.tolist(),
             tenant=tenant_id,
             using=VECTOR,
             limit=k,
             filter=_live(now_ms),
-            with_payload=["tenant_id", *_RANKING],
-            with_vectors=True,
+            with_payload=True,  # all of it (the ranking fields): a field list is slower
+            with_vectors=False,
         )
         return [
             (_stub(p), float(p.score)) for p in points if p.payload.get("tenant_id") == tenant_id
         ]
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of the indexed ``ids`` (an id not indexed is absent)."""
+        return point_vectors(self.store, ids)
 
     def owner(self, memory_id: str) -> str | None:
         found = self.store.retrieve([memory_id], with_payload=["tenant_id"])

@@ -17,7 +17,8 @@ scan instead.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,8 @@ COLUMNS = (
     "signature",
 )
 _DAY_MS = 86_400_000
+# Rows of recently read row groups a process keeps (content included: a few tens of MB).
+CACHED_ROWS = 262_144
 
 
 @dataclass
@@ -65,6 +68,7 @@ class ColdRows:
     def __init__(self, table: Callable[[], Table]) -> None:
         self._table = table
         self._index: _Index | None = None
+        self._groups = _Groups()
 
     def lookup(self, wanted: Sequence[tuple[str, int]]) -> pa.Table:
         """The rows (:data:`COLUMNS`) of the ``(memory_id, created_ms)`` pairs the table holds."""
@@ -87,8 +91,10 @@ class ColdRows:
         )
 
     def forget(self) -> None:
-        """Drop the index (the next lookup rebuilds it)."""
+        """Drop the index and the cached row groups (the next lookup rebuilds it): an erase or
+        a key rotation in this process keeps no old row in memory."""
         self._index = None
+        self._groups.clear()
 
     def _build(self, old: _Index | None) -> _Index:
         table = self._table()
@@ -119,6 +125,7 @@ class ColdRows:
         for day in days.values():
             day.groups.sort()
             day.mins = [g[0] for g in day.groups]
+        self._groups.keep_only(footers)
         return _Index(sid, days, footers, whole, table.io)
 
     def _read(self, index: _Index, wanted: Sequence[tuple[str, int]]) -> pa.Table:
@@ -133,11 +140,8 @@ class ColdRows:
         ids = pa.array(sorted({i for i, _ in wanted}), pa.string())
         parts = []
         for path, rgs in groups.items():
-            with index.io.new_input(path).open() as stream:
-                found = pq.ParquetFile(stream, metadata=index.footers[path]).read_row_groups(
-                    sorted(rgs), columns=list(COLUMNS)
-                )
-            parts.append(found.filter(pc.is_in(found.column("memory_id"), value_set=ids)))
+            tables = self._groups.read(index, path, sorted(rgs))
+            parts += [t.filter(pc.is_in(t.column("memory_id"), value_set=ids)) for t in tables]
         if not parts:
             return pa.table({"memory_id": pa.array([], pa.string())})
         return pa.concat_tables(parts, promote_options="permissive")
@@ -150,6 +154,60 @@ class ColdRows:
             snapshot_id=index.snapshot_id,
         )
         return scan.to_arrow()
+
+
+class _Groups(OrderedDict[tuple[str, int], pa.Table]):
+    """Row groups read lately (:data:`COLUMNS`), least recently used first, at most
+    :data:`CACHED_ROWS` rows.
+
+    A data file never changes once written (a rewrite makes a new file), so a cached group is
+    that group for as long as its file exists: a group is served only while its file is still
+    there (one existence check per file and lookup), else the lookup rebuilds the index, which
+    drops the groups of files the current snapshot no longer holds."""
+
+    rows = 0
+
+    def read(self, index: _Index, path: str, rgs: list[int]) -> list[pa.Table]:
+        """Row groups ``rgs`` of ``path``: the cached ones, the others read in one call."""
+        missing = [rg for rg in rgs if (path, rg) not in self]
+        if len(missing) < len(rgs) and not index.io.new_input(path).exists():
+            raise FileNotFoundError(path)  # rewritten meanwhile (erase, rotation): rebuild
+        fresh: dict[int, pa.Table] = {}
+        if missing:
+            meta = index.footers[path]
+            with index.io.new_input(path).open() as stream:
+                found = pq.ParquetFile(stream, metadata=meta).read_row_groups(
+                    missing, columns=list(COLUMNS)
+                )
+            at = 0
+            for rg in missing:
+                n = meta.row_group(rg).num_rows
+                fresh[rg] = found.slice(at, n)
+                at += n
+        out = []
+        for rg in rgs:  # every group answered before any is evicted
+            if rg not in fresh:
+                self.move_to_end((path, rg))
+            out.append(fresh[rg] if rg in fresh else self[(path, rg)])
+        for rg, group in fresh.items():
+            self._put((path, rg), group)
+        return out
+
+    def _put(self, key: tuple[str, int], group: pa.Table) -> None:
+        self[key] = group
+        self.rows += group.num_rows
+        while self.rows > CACHED_ROWS and len(self) > 1:
+            _, old = self.popitem(last=False)
+            self.rows -= old.num_rows
+
+    def keep_only(self, paths: Mapping[str, Any]) -> None:
+        """Drop the groups of files not in ``paths``."""
+        for key in [k for k in self if k[0] not in paths]:
+            self.rows -= self.pop(key).num_rows
+
+    def clear(self) -> None:
+        super().clear()
+        self.rows = 0
 
 
 def _column(meta: Any, name: str) -> int:

@@ -7,7 +7,9 @@ reopen; every memory store of the process shares that one open store (reference 
 process that needs a shard another process holds leaves a marker file
 ``<name>.wanted.<pid>`` beside the shard while it waits for the lock; the holder sees it at its
 next call, closes the shard (each write was already flushed) and leaves the marker's owner to
-open it, waiting in turn with its own marker when it needs the shard again. A holder that stays
+open it, waiting in turn with its own marker when it needs the shard again. A process waiting
+for one shard closes the others it holds that another process waits for (no two processes wait
+on each other's shard). A holder that stays
 idle keeps the shard: the waiter then gets
 :class:`~lakehouse.exceptions.VectorStoreBusyError` after its wait (reads skip the tier,
 writes stop having changed nothing), never a second open of a live shard.
@@ -85,21 +87,42 @@ class Collection:
         marker = self._dir / f"{self.spec.name}.wanted.{os.getpid()}"
         marker.touch()
         try:
-            return open_store(self._settings, self.spec, lock_timeout=self._lock_timeout)
+            return open_store(
+                self._settings,
+                self.spec,
+                lock_timeout=self._lock_timeout,
+                while_waiting=self._yield_wanted,
+            )
         finally:
             marker.unlink(missing_ok=True)
 
+    def _yield_wanted(self) -> None:
+        """While waiting for this shard: close the process's other open shards that another
+        process waits for. Two processes each holding one shard and waiting for the other's
+        (a search holds the warm shard and wants the cold index while a compaction holds the
+        cold index and wants the warm shard) would otherwise both wait out the timeout."""
+        with _GUARD:
+            for key, store in list(_OPEN.items()):
+                if key[0] == self._key[0] and key != self._key and _wanted(self._dir, key[1]):
+                    del _OPEN[key]
+                    store.close()
+
     def _wanted_elsewhere(self) -> bool:
         """Whether a live process other than this one waits for the shard."""
-        me = os.getpid()
-        for marker in self._dir.glob(f"{self.spec.name}.wanted.*"):
-            pid = marker.suffix.lstrip(".")
-            if not pid.isdigit() or int(pid) == me:
-                continue
-            if _alive(int(pid)):
-                return True
-            marker.unlink(missing_ok=True)  # its process died while waiting
-        return False
+        return _wanted(self._dir, self.spec.name)
+
+
+def _wanted(directory: Path, name: str) -> bool:
+    """Whether a live process other than this one waits for the shard ``name``."""
+    me = os.getpid()
+    for marker in directory.glob(f"{name}.wanted.*"):
+        pid = marker.suffix.lstrip(".")
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        if _alive(int(pid)):
+            return True
+        marker.unlink(missing_ok=True)  # its process died while waiting
+    return False
 
 
 def _alive(pid: int) -> bool:

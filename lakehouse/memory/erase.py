@@ -171,6 +171,7 @@ class MemoryErase(MemoryTiers):
         rejected = memory_table(self.lakehouse, MEMORY_EVENTS_REJECTED.name)
         ids = _rejected_mentioning(rejected, tenant_id, memory_id)
         erased.append(erase_rows(rejected, In("stream_id", ids) if ids else AlwaysFalse()))
+        self.cold.rows.forget()  # no erased row stays in this process's cached row groups
         return tuple(erased)
 
     @staticmethod

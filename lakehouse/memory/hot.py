@@ -44,7 +44,7 @@ from lakehouse.memory import keys as names
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.events import STREAM, encode_event, mentions, publish_event
 from lakehouse.memory.model import Memory, matches, parse_id, read_record, read_records
-from lakehouse.stores import RedisClient, round_trip
+from lakehouse.stores import HeldConnection, RedisClient
 
 TENANTS = names.TENANTS
 _SCAN_BATCH = 500
@@ -193,8 +193,14 @@ class HotTier:
         self._put = client.register_script(_PUT)
         self._set_if_exists = client.register_script(_SET_IF_EXISTS)
         self._cache = _VectorCache()
+        # Reads on the search and get paths: one connection held, replies unparsed
+        self._trip = HeldConnection(client)
         with contextlib.suppress(redis.ConnectionError):  # a server down: renamed on next use
             names.rename_untagged(client)
+
+    def close(self) -> None:
+        """Disconnect the connection :meth:`get` holds (the client itself stays open)."""
+        self._trip.close()
 
     def _queue(self, pipe: Any, script: Script, keys: list[str], args: list[Any]) -> None:
         """Add a script's run to a pipeline.
@@ -267,8 +273,8 @@ class HotTier:
         tier: a caller that finds it in no tier removes it with :meth:`untouch`.
         """
         key, access = self.key(tenant_id, memory_id), self.access(tenant_id)
-        (rec, vec), _ = round_trip(
-            self.client, [("HMGET", key, "rec", "vec"), ("HSET", access, memory_id, now_ms)]
+        (rec, vec), _ = self._trip(
+            [("HMGET", key, "rec", "vec"), ("HSET", access, memory_id, now_ms)]
         )
         if rec is None or vec is None:
             return None
@@ -287,10 +293,8 @@ class HotTier:
         found: list[tuple[str, Any]] = []
         for start in range(0, len(ids), _SCAN_BATCH):
             chunk = ids[start : start + _SCAN_BATCH]
-            pipe = self.client.pipeline(transaction=False)
-            for memory_id in chunk:
-                pipe.hmget(self.key(tenant_id, memory_id), "rec", "vec")
-            for memory_id, (rec, vec) in zip(chunk, pipe.execute(), strict=True):
+            replies = self._trip([("HMGET", self.key(tenant_id, i), "rec", "vec") for i in chunk])
+            for memory_id, (rec, vec) in zip(chunk, replies, strict=True):
                 if rec is not None and vec is not None:
                     found.append((memory_id, partial(self._decode, rec, vec)))
         return [m for m in read_records(found, "hot") if m.tenant_id == tenant_id]
@@ -333,7 +337,7 @@ class HotTier:
         Reads the generation (one round trip); when it moved, the index's ids, and the vectors
         of the ids the cache lacks (all of them after a ``reset``).
         """
-        raw = cast(list[bytes | None], self.client.hmget(self.generation(tenant_id), "n", "reset"))
+        [raw] = self._trip([("HMGET", self.generation(tenant_id), "n", "reset")])
         gen = (raw[0], raw[1])
         cached = self._cache.get(tenant_id)
         if cached is not None and cached.gen == gen and gen[0] is not None:
@@ -378,13 +382,13 @@ class HotTier:
     def access_times(self, tenant_id: str, ids: Sequence[str]) -> dict[str, int]:
         if not ids:
             return {}
-        values = cast(list[bytes | None], self.client.hmget(self.access(tenant_id), list(ids)))
+        [values] = self._trip([("HMGET", self.access(tenant_id), *ids)])
         return {i: int(v) for i, v in zip(ids, values, strict=True) if v is not None}
 
     def touch(self, tenant_id: str, ids: Iterable[str], now_ms: int) -> None:
-        mapping = dict.fromkeys(ids, now_ms)
-        if mapping:
-            self.client.hset(self.access(tenant_id), mapping=mapping)  # type: ignore[arg-type]
+        pairs = [x for memory_id in dict.fromkeys(ids) for x in (memory_id, now_ms)]
+        if pairs:
+            self._trip([("HSET", self.access(tenant_id), *pairs)])
 
     def untouch(self, tenant_id: str, memory_id: str) -> None:
         """Drop the access time :meth:`get` wrote for a memory no tier holds."""

@@ -180,6 +180,7 @@ class MemoryReads(MemoryTiers):
             key=lambda h: (-h.score, -(h.memory.last_access_ms or h.memory.created_ms), h.memory.id)
         )
         top = self._whole(tenant_id, hits, k, stubs, now_ms)
+        top = self._with_vectors(top, skipped)
         if "hot" not in skipped:
             self._touch(tenant_id, [h.memory.id for h in top], now_ms)
         return SearchResults(top, skipped)
@@ -193,8 +194,8 @@ class MemoryReads(MemoryTiers):
         flt: dict[str, object],
         now_ms: int,
     ) -> list[tuple[Memory, float]]:
-        if tier == "warm":
-            return self.warm.search(tenant_id, vec, pool, flt, now_ms)
+        if tier == "warm":  # vectors read for the top k only (_whole)
+            return self.warm.search(tenant_id, vec, pool, flt, now_ms, vectors=False)
         if tier == "cold":  # unfiltered: ranking stubs, the top ones read whole by _whole
             if flt:
                 return self.cold.search(tenant_id, vec, pool, flt, now_ms)
@@ -232,6 +233,30 @@ class MemoryReads(MemoryTiers):
                     memory = replace(row, last_access_ms=hit.memory.last_access_ms)
                     hit = SearchHit(memory, hit.score, hit.similarity)
                 out.append(hit)
+        return out
+
+    def _with_vectors(self, hits: list[SearchHit], skipped: list[str]) -> list[SearchHit]:
+        """``hits`` with the vectors of warm memories, which the warm search leaves out.
+
+        Should the warm tier stop answering in between, its hits are dropped and the tier is
+        named unavailable, as if it had not answered the search.
+        """
+        bare = [h.memory.id for h in hits if not len(h.memory.vector)]
+        if not bare:
+            return hits
+        try:
+            vectors = self.warm.vectors(bare)
+        except WARM_ERRORS as exc:
+            self._skip("warm", exc, skipped)
+            vectors = {}
+        out = []
+        for hit in hits:
+            if not len(hit.memory.vector):
+                if hit.memory.id not in vectors:
+                    continue
+                memory = replace(hit.memory, vector=vectors[hit.memory.id])
+                hit = SearchHit(memory, hit.score, hit.similarity)
+            out.append(hit)
         return out
 
     def search_by_shape(

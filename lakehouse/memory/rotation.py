@@ -80,6 +80,7 @@ class KeyRotation(MemoryTiers):
             )
             for spec in (MEMORIES, MEMORY_EVENTS)
         )
+        self.cold.rows.forget()  # rows sealed with the old key leave this process's cache
         if revector is not None:  # the cold tier's vectors changed with its rows
             try:
                 self.cold.reindex()

@@ -108,6 +108,7 @@ class MemoryTiers:
         """Close the clients this store opened (an embedded Redis is saved and stopped)."""
         for collection in self._collections:
             collection.release()
+        self.hot.close()
         if self._own_qdrant:
             self.qdrant.close()
         if self._own_redis:

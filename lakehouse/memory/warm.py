@@ -22,7 +22,7 @@ import numpy as np
 from qdrant_client import models as qm
 
 from lakehouse.exceptions import StoreUnavailableError, VectorStoreError
-from lakehouse.memory.coldindex import VECTOR, collection_spec
+from lakehouse.memory.coldindex import VECTOR, collection_spec, point_vectors
 from lakehouse.memory.crypto import MemoryCipher
 from lakehouse.memory.model import Memory, matches, read_record, read_records
 from lakehouse.vectors import CollectionSpec, Record, VectorStore
@@ -129,7 +129,11 @@ class WarmTier:
         k: int,
         filters: Mapping[str, object],
         now_ms: int,
+        *,
+        vectors: bool = True,
     ) -> list[tuple[Memory, float]]:
+        """The tenant's ``k`` live memories most similar to ``vector`` matching ``filters``;
+        ``vectors=False`` leaves their vectors empty (:meth:`vectors` reads them by id)."""
         must: list[Any] = [live(now_ms)]
         sealed = self.cipher.enabled and bool(filters)  # sealed metadata: filter after opening
         if not sealed:
@@ -148,7 +152,7 @@ class WarmTier:
                 limit=limit,
                 filter=qm.Filter(must=must),
                 with_payload=True,
-                with_vectors=True,
+                with_vectors=vectors,
             )
             scores = {str(p.id): float(p.score) for p in points}
             hits = [
@@ -159,6 +163,10 @@ class WarmTier:
             if not sealed or len(hits) >= k or len(points) < limit:
                 return hits[:k]
             limit *= 4
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The vectors of the points of ``ids`` (an id not held is absent)."""
+        return point_vectors(self.store, ids)
 
     def scan(self, tenant_id: str | None = None, max_created_ms: int | None = None) -> list[Memory]:
         """Every point (of a tenant, created before a time), with vectors."""

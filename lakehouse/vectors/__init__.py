@@ -38,6 +38,8 @@ The API (stable; memory and topology both build on it)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lakehouse.settings import Settings
 from lakehouse.vectors.edge import DEFAULT_LOCK_TIMEOUT_S, EdgeStore
 from lakehouse.vectors.model import CollectionSpec, Hit, PointId, Record, VectorStore
@@ -60,8 +62,11 @@ def open_store(
     spec: CollectionSpec,
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    while_waiting: Callable[[], None] | None = None,
 ) -> VectorStore:
     """The collection ``spec`` on the configured engine, created if missing (``store.created``).
+
+    ``while_waiting`` (embedded) is called while the open waits for the shard's lock.
 
     Raises:
         VectorStoreBusyError: (embedded) another process kept the shard for ``lock_timeout`` s.
@@ -69,7 +74,9 @@ def open_store(
     """
     if settings.qdrant_url:
         return server_store(settings, spec)
-    return EdgeStore(settings.vectors_path, spec, lock_timeout=lock_timeout)
+    return EdgeStore(
+        settings.vectors_path, spec, lock_timeout=lock_timeout, while_waiting=while_waiting
+    )
 
 
 def server_store(settings: Settings, spec: CollectionSpec) -> VectorStore:

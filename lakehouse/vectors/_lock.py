@@ -18,6 +18,7 @@ import fcntl
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lakehouse.exceptions import VectorStoreBusyError
@@ -25,8 +26,9 @@ from lakehouse.exceptions import VectorStoreBusyError
 POLL_S = 0.01
 
 
-def _take(fd: int, deadline: float) -> bool:
-    """``flock`` ``fd`` exclusively, polling until ``deadline``; whether it was taken."""
+def _take(fd: int, deadline: float, while_waiting: Callable[[], None] | None) -> bool:
+    """``flock`` ``fd`` exclusively, polling until ``deadline`` (calling ``while_waiting`` at
+    each poll); whether it was taken."""
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -34,6 +36,8 @@ def _take(fd: int, deadline: float) -> bool:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 return False
+            if while_waiting is not None:
+                while_waiting()
             time.sleep(POLL_S)
 
 
@@ -49,8 +53,9 @@ class ShardLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, timeout: float) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds (behind the turnstile).
+    def acquire(self, timeout: float, while_waiting: Callable[[], None] | None = None) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds (behind the turnstile);
+        ``while_waiting`` is called at each poll of the wait.
 
         Raises:
             VectorStoreBusyError: another holder kept it for the whole wait.
@@ -60,7 +65,9 @@ class ShardLock:
         turnstile = os.open(self._turnstile, os.O_RDWR | os.O_CREAT, 0o600)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if not (_take(turnstile, deadline) and _take(fd, deadline)):
+            if not (
+                _take(turnstile, deadline, while_waiting) and _take(fd, deadline, while_waiting)
+            ):
                 raise VectorStoreBusyError(
                     f"the vector shard {self.path.with_suffix('')} is open in "
                     f"{self._holder(fd)} and stayed open for the {timeout:g} s wait; a shard is "

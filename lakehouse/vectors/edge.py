@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -170,11 +170,12 @@ class EdgeStore(VectorStore):
         spec: CollectionSpec,
         *,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+        while_waiting: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self.path = Path(directory) / spec.name
         self._lock = ShardLock(self.path.with_name(f"{spec.name}.lock"))
-        self._lock.acquire(lock_timeout)
+        self._lock.acquire(lock_timeout, while_waiting)
         try:
             self.created = not (self.path / _CONFIG_FILE).exists()
             self._shard: Any = self._open()

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from lakehouse.memory import MemoryStore
 from lakehouse.memory.model import Memory
@@ -121,3 +122,26 @@ def test_cold_rows_are_read_by_id_from_sorted_row_groups(mem: MemoryStore) -> No
     mem.forget("a", built[0].id)  # rewrites day 1: the index's file of that day is gone
     got = mem.cold.fetch("a", wanted, now)
     assert set(got) == {m.id for m in wanted[1:]}
+
+
+def test_cold_reads_by_id_answer_whole_when_the_row_group_cache_is_smaller_than_a_read(
+    mem: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup needing more row groups than the cache keeps answers every row, first and
+    again (found at 1M memories: the groups of one lookup evicted each other)."""
+    from lakehouse.memory import coldrows
+
+    monkeypatch.setattr(coldrows, "CACHED_ROWS", 1024)  # one row group
+    rng = np.random.default_rng(6)
+    day = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    built = [
+        mem.new_memory("a", f"cold {i}", vector=rng.normal(size=mem.dim), now=day)[0]
+        for i in range(4000)
+    ]
+    mem.cold.put(built)
+    wanted = sorted(built, key=lambda m: m.id)[::500]  # one id in each row group, and more
+    now = int(time.time() * 1000)
+    for _ in range(3):
+        got = mem.cold.fetch("a", wanted, now)
+        assert {i: m.content for i, m in got.items()} == {m.id: m.content for m in wanted}
+    assert mem.cold.rows._groups.rows <= 1024
