@@ -32,7 +32,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "backup": (
         "aura_assets.cli.backup",
-        "Back up every aura table to the directory DEST, or check a backup (`verify DEST`).",
+        "Back up every aura table to DEST (a directory or s3:// prefix), or check it (`verify`).",
     ),
     "branch": (
         "aura_assets.cli.branch",
@@ -60,7 +60,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "restore": (
         "aura_assets.cli.backup",
-        "Restore the backup in SRC into an empty catalog and warehouse.",
+        "Restore the backup in SRC (a directory or s3:// prefix) into an empty catalog.",
     ),
     "router": (
         "aura_assets.cli.router",

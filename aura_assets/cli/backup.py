@@ -26,7 +26,7 @@ _DIGEST = click.option(
 @click.option("--incremental", is_flag=True, help="Copy only the files DEST lacks.")
 @_DIGEST
 def backup(words: tuple[str, ...], incremental: bool, expect_digest: str | None) -> None:
-    """Back up every aura table to DEST (a directory or an s3:// prefix), or check it (`verify`).
+    """Back up every aura table to DEST (a directory or s3:// prefix), or check it (`verify`).
 
     DEST is a local directory or an s3://BUCKET/PREFIX (the warehouse's AURA_S3_ENDPOINT and
     AWS_* keys; outside the warehouse's prefix).
@@ -110,8 +110,7 @@ def _verify(dest: str, expect_digest: str | None) -> None:
 )
 @_DIGEST
 def restore(src: str, home: str | None, expect_digest: str | None) -> None:
-    """Restore the backup in SRC (a directory or an s3:// prefix) into an empty catalog and
-    warehouse.
+    """Restore the backup in SRC (a directory or s3:// prefix) into an empty catalog.
 
     Nothing in SRC is trusted: paths, names, checksums, the tables' own metadata and the
     signature (AURA_BACKUP_KEY) or --expect-digest are checked before anything is written.
