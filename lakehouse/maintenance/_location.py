@@ -17,6 +17,7 @@ Paths below a location are relative POSIX paths (checked by the caller,
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import os
@@ -37,7 +38,7 @@ _CHUNK = 8 * 1024 * 1024
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-class Location:
+class Location(abc.ABC):
     """A backup directory or bucket prefix (or a folder below one, :meth:`child`)."""
 
     def __init__(self, uri: str, properties: Mapping[str, str]) -> None:
@@ -135,11 +136,9 @@ class Location:
 
     # -- writes
 
-    @contextlib.contextmanager
-    def writer(self, rel: str) -> Iterator[Any]:
+    @abc.abstractmethod
+    def writer(self, rel: str) -> contextlib.AbstractContextManager[Any]:
         """A stream whose content becomes ``rel`` once the block ends without an error."""
-        raise NotImplementedError
-        yield
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         with self.writer(rel) as out:
@@ -150,7 +149,7 @@ class Location:
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_file(self._fs_path(rel))
 
-    def tidy(self) -> None:
+    def tidy(self) -> None:  # noqa: B027 (a bucket has no directories: nothing to remove)
         """Remove the directories below this location that are empty (a bucket has none)."""
 
 
@@ -237,7 +236,7 @@ class _Directory(Location):
     def delete(self, rel: str) -> None:
         (self.root / rel).unlink(missing_ok=True)
 
-    def tidy(self) -> None:
+    def tidy(self) -> None:  # noqa: B027 (a bucket has no directories: nothing to remove)
         if not self.root.is_dir():
             return
         for directory in sorted(self.root.rglob("*"), key=lambda p: -len(p.parts)):
