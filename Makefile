@@ -61,8 +61,10 @@ reliability-full: install
 	@export AURA_RELIABILITY_SCALE=4.2; $(RELIABILITY_RUN)
 
 # The quick loop while coding: the embedded pass without process, UI, demo or reliability tests.
+# Its tests wait on disk and Redis more than they compute: a third worker overlaps the waits.
+FAST_JOBS ?= 3
 test-fast: install
-	$(PYTEST) -m "$(FAST)"
+	$(PY) -m pytest -q -n $(FAST_JOBS) --dist loadfile -m "$(FAST)"
 
 test-embedded: install
 	$(PYTEST)
