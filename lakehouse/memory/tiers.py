@@ -76,11 +76,7 @@ class MemoryTiers:
         # reads; a server down at start is the degraded mode below, not a failure to open.
         # Embedded there is no client: every collection is an Edge shard opened where it is used.
         self._own_qdrant = qdrant_client is None and bool(self.settings.qdrant_url)
-        self.qdrant = (
-            qdrant_client
-            if qdrant_client is not None or not self._own_qdrant
-            else open_qdrant(self.settings, check=False)
-        )
+        self.qdrant = open_qdrant(self.settings, check=False) if self._own_qdrant else qdrant_client
         self.lakehouse = Lakehouse(self.settings)
         self.hot = HotTier(self.redis, self.cipher)
         # The warm tier and the cold tier's vectors: collections of the vector engine, opened on
