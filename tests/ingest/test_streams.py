@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
+import subprocess
+import sys
 import time
 from datetime import date
 
@@ -11,8 +15,11 @@ from helpers import decision, payload
 
 from lakehouse import Lakehouse, Lineage
 from lakehouse.ingest.streams import (
+    GROUP,
     DeadLetter,
     StreamConsumer,
+    consumer_is_dead,
+    consumer_name,
     parse_stream_entries,
     record_dead_letters,
 )
@@ -43,6 +50,39 @@ def test_stale_pending_entries_of_a_dead_consumer_are_claimed(redis_client) -> N
     patient.ack(sent + more)
     assert patient.backlog() == 0
     assert _ids(StreamConsumer(redis_client, STREAM, claim_idle_ms=0).read_unacked()) == []
+
+
+def test_entries_of_a_run_whose_process_is_gone_are_taken_at_once(redis_client) -> None:  # type: ignore[no-untyped-def]
+    here = socket.gethostname()
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    gone = f"run-killed@{here}:{ended.stdout.strip()}:{int(time.time()) - 5}"
+    sent = _add(redis_client, 5)
+    assert _ids(StreamConsumer(redis_client, STREAM, consumer=gone).read_unacked()) == sent
+
+    # Idle for milliseconds only, yet taken: its run's process on this host has ended.
+    reader = StreamConsumer(redis_client, STREAM)  # the default claim idle time (60 s)
+    assert reader.pending_of_day(event_day, date(2026, 11, 20)) == (5, 0)
+    assert _ids(reader.read_unacked()) == sent
+    reader.ack(sent)
+    assert reader.backlog() == 0
+
+
+def test_only_a_run_of_this_host_whose_process_ended_is_presumed_dead() -> None:
+    here, me = socket.gethostname(), consumer_name()
+    assert me.split("@")[1].startswith(f"{here}:{os.getpid()}:")
+    assert not consumer_is_dead(me)  # alive
+    assert not consumer_is_dead(me.replace(f"@{here}:", "@elsewhere:"))  # another host: idle time
+    assert not consumer_is_dead("run-0123456789ab")  # an older name: idle time
+    assert not consumer_is_dead(f"{GROUP}:released")
+    pid, started = me.rsplit(":", 2)[1:]
+    assert consumer_is_dead(
+        me.replace(f":{pid}:{started}", f":{pid}:{int(started) - 100}")
+    )  # reused pid
 
 
 def test_own_pending_entries_are_read_again(redis_client) -> None:  # type: ignore[no-untyped-def]
