@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import re
 import socket
 import threading
 import uuid
@@ -349,11 +350,26 @@ def bucket_objects() -> list[tuple[str, bytes]]:
     }
     found = []
     for bucket in sorted(buckets):
+        if _other_workers(bucket):
+            continue
         for info in s3.get_file_info(fs.FileSelector(bucket, recursive=True, allow_not_found=True)):
-            if info.type == fs.FileType.File:
+            if info.type != fs.FileType.File or _other_workers(info.path):
+                continue
+            try:
                 with s3.open_input_stream(info.path) as stream:
                     found.append((f"s3://{info.path}", stream.read()))
+            except FileNotFoundError:  # deleted since the listing: it holds nothing now
+                continue
     return found
+
+
+def _other_workers(path: str) -> bool:
+    """Whether ``path`` is in another xdist worker's bucket or prefix (``...-gwN``): those
+    change under this worker's feet and can hold nothing this worker wrote."""
+    return any(
+        re.fullmatch(r".+-gw\d+", part) and not part.endswith(f"-{WORKER}")
+        for part in path.split("/")
+    )
 
 
 def dagster_dump(instance: Any) -> str:
