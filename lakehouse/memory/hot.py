@@ -172,6 +172,17 @@ class _Cached:
     matrix: np.ndarray
 
 
+def _best_first(sims: np.ndarray, n: int) -> np.ndarray:
+    """Indexes of at least the ``n`` highest ``sims`` (ties at the cut included), highest
+    first and equal ones by position: what a stable full sort starts with, without sorting
+    every hot vector's similarity."""
+    if n >= len(sims):
+        return np.argsort(-sims, kind="stable")
+    cut = np.partition(sims, len(sims) - n)[len(sims) - n]  # the n-th highest
+    chosen = np.flatnonzero(sims >= cut)
+    return chosen[np.argsort(-sims[chosen], kind="stable")]
+
+
 class _VectorCache(OrderedDict[str, _Cached]):
     """The hot vectors of the most recently searched tenants (at most ``_CACHED_TENANTS``)."""
 
@@ -318,10 +329,12 @@ class HotTier:
         if not present:
             return []
         sims = matrix @ vector
-        order = np.argsort(-sims, kind="stable")
-        hits: list[tuple[Memory, float]] = []
         step, at = max(k, 32), 0
+        order = _best_first(sims, 4 * step)
+        hits: list[tuple[Memory, float]] = []
         while at < len(order) and len(hits) < k:
+            if at + step > len(order) and len(order) < len(sims):  # more than the best few
+                order = _best_first(sims, len(sims))
             chosen = [present[i] for i in order[at : at + step]]
             for memory in self.load(tenant_id, chosen):
                 if not memory.expired(now_ms) and matches(memory.metadata, filters):

@@ -145,3 +145,19 @@ def test_cold_reads_by_id_answer_whole_when_the_row_group_cache_is_smaller_than_
         got = mem.cold.fetch("a", wanted, now)
         assert {i: m.content for i, m in got.items()} == {m.id: m.content for m in wanted}
     assert mem.cold.rows._groups.rows <= 1024
+
+
+def test_the_best_hot_candidates_come_in_the_order_a_stable_full_sort_gives() -> None:
+    from lakehouse.memory.hot import _best_first
+
+    rng = np.random.default_rng(7)
+    for sims in (
+        rng.normal(size=5000).astype(np.float32),
+        rng.integers(0, 5, size=3000).astype(np.float32),  # many ties, also at the cut
+        rng.normal(size=10).astype(np.float32),
+    ):
+        full = np.argsort(-sims, kind="stable")
+        for n in (1, 32, 128, len(sims)):
+            best = _best_first(sims, n)
+            assert len(best) >= min(n, len(sims))
+            assert best.tolist() == full[: len(best)].tolist()
