@@ -6,7 +6,7 @@
 #
 #   .ci/objstore.sh                   # the suite (not the browser test); what does not apply
 #                                     # skips with its reason (tests/helpers.py OBJSTORE_NOT_YET)
-#   .ci/objstore.sh --quick           # only the selection below (~3.5 min)
+#   .ci/objstore.sh --quick           # only the selection below (~2.5 min on 3 workers)
 #                                     # both then run the reliability suite's crash, concurrency
 #                                     # and erase tests (RELIABILITY below) at
 #                                     # AURA_RELIABILITY_SCALE=0.25 unless it is set
