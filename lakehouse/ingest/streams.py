@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-import psutil
 import pyarrow as pa
 import redis
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
@@ -47,6 +46,7 @@ from redis.cluster import RedisCluster
 from lakehouse.ingest.guards import MAX_EVENT_BYTES, InvalidEvent, bounded_raw
 from lakehouse.stores import RedisClient
 from lakehouse.table.expectations import not_null, unique
+from lakehouse.table.journal import process_start
 from lakehouse.table.registry import TableSpec, column
 from lakehouse.table.writer import Lineage, WriteResult
 
@@ -174,32 +174,28 @@ def entry_reader(client: RedisClient, stream: str) -> RedisClient:
     return reader
 
 
-_SELF = psutil.Process()
-
-
 def consumer_name() -> str:
     """A new consumer name naming this host and process: ``run-<id>@<host>:<pid>:<start>``.
 
-    A later run on the same host that finds the process gone (or the pid reused by a younger
-    process) takes the consumer's entries at once instead of waiting ``claim_idle_ms``.
+    A later run on the same host that finds the process gone (or the pid reused by a process
+    started at another time) takes the consumer's entries at once instead of waiting
+    ``claim_idle_ms``. The process's identity is the one publish journals use
+    (:func:`lakehouse.table.journal.process_start`).
     """
-    start = int(_SELF.create_time())
-    return f"run-{uuid.uuid4().hex[:12]}@{socket.gethostname()}:{os.getpid()}:{start}"
+    pid = os.getpid()
+    return f"run-{uuid.uuid4().hex[:12]}@{socket.gethostname()}:{pid}:{process_start(pid)}"
 
 
 def consumer_is_dead(name: str) -> bool:
     """Whether ``name`` (see :func:`consumer_name`) is a consumer of this host whose process
     has ended; consumers of other hosts, and names of another form, are never presumed dead."""
     _, at, where = name.partition("@")
-    host, _, process = where.rpartition(":") if at else ("", "", "")
+    host, _, start = where.rpartition(":")
     host, _, pid = host.rpartition(":")
-    if not at or host != socket.gethostname() or not pid.isdigit() or not process.isdigit():
+    if not at or host != socket.gethostname() or not pid.isdigit():
         return False
-    try:
-        started = psutil.Process(int(pid)).create_time()
-    except psutil.NoSuchProcess:
-        return True
-    return int(started) > int(process)  # the pid names a younger process now
+    now = process_start(int(pid))
+    return now is None or bool(start and now and now != start)
 
 
 class StreamConsumer:

@@ -68,15 +68,15 @@ class Owner:
     @classmethod
     def me(cls) -> Owner:
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, _start_of(pid), _now_ms() + LEASE_MS)
+        return cls(socket.gethostname(), pid, process_start(pid), _now_ms() + LEASE_MS)
 
     def alive(self) -> bool:
         """Whether the owner may still be working on its journal."""
         if self.host != socket.gethostname():
             return _now_ms() < self.lease_until_ms
         if self.pid == os.getpid():
-            return self.start == _start_of(self.pid)
-        start = _start_of(self.pid)
+            return self.start == process_start(self.pid)
+        start = process_start(self.pid)
         return start is not None and (self.start is None or start == self.start)
 
 
@@ -154,7 +154,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _start_of(pid: int) -> str | None:
+def process_start(pid: int) -> str | None:
     """The start time of a running process (None if it is gone or a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
