@@ -382,13 +382,16 @@ def dagster_dump(instance: Any) -> str:
     return "\n".join(out)
 
 
-def run_memory_ingest(instance: Any) -> Any:
-    """Run the ``memory_ingest`` job for today's partition in-process; asserts it succeeded."""
+def run_memory_ingest(instance: Any, day: date) -> Any:
+    """Run the ``memory_ingest`` job for ``day``'s partition in-process; asserts it succeeded.
+
+    The day is the caller's: memories written "two hours ago" belong to yesterday's partition
+    between midnight and 2 a.m. UTC, and a test that ingested "today" then found nothing.
+    """
     from aura_assets.definitions import defs
 
-    day = datetime.now(UTC).date().isoformat()
     result = defs.resolve_job_def("memory_ingest").execute_in_process(
-        partition_key=day, instance=instance
+        partition_key=day.isoformat(), instance=instance
     )
     assert result.success
     return result

@@ -93,12 +93,13 @@ def test_demo_end_to_end(in_aura_env: Settings, demo_output: list[str]) -> None:
     run = instance.get_run_by_id(run_id)
     assert run is not None and run.is_success
     # Every run the demo printed is in the instance: the routing days, the archive run, the
-    # training set's days, the retrain, and the champion-routed day.
+    # training set's days, the retrain, and with a champion its routed day and the branch
+    # experiment's routing_model_daily run (a routing_ingest run on the branch).
     shown = [r for r in instance.get_runs() if r.run_id in out.output]
     assert all(r.is_success for r in shown)
     assert sorted(r.job_name for r in shown) == sorted(
         ["checkpoint_archive", "router_retrain", "topology_daily", *["router_training"] * 2]
-        + ["routing_ingest"] * (3 if champion else 2)
+        + ["routing_ingest"] * (4 if champion else 2)
         + ["memory_ingest"] * 2
         + ["memory_compaction"] * 2
     )

@@ -286,7 +286,7 @@ def test_dagster_runs_see_no_key_and_no_plaintext(
     home = tmp_path / "dagster"
     home.mkdir()
     with dg.DagsterInstance.local_temp(str(home)) as instance:
-        run_memory_ingest(instance)
+        run_memory_ingest(instance, earlier.date())
         compaction = defs.resolve_job_def("memory_compaction").execute_in_process(instance=instance)
         assert compaction.success
         dump = dagster_dump(instance)

@@ -33,7 +33,7 @@ def test_runs_move_tiers_and_forget_leaves_nothing_in_dagster(
     home = tmp_path / "dagster"
     home.mkdir()
     with dg.DagsterInstance.local_temp(str(home)) as instance:
-        run_memory_ingest(instance)
+        run_memory_ingest(instance, earlier.date())
         event = instance.get_latest_materialization_event(dg.AssetKey("memory_events"))
         meta = event.asset_materialization.metadata  # type: ignore[union-attr]
         assert meta["stream/new_events"].value == 2
