@@ -100,8 +100,18 @@ class Lakehouse:
         a first write to B starts from, and the table is recorded in :attr:`fallbacks`. ``None``
         means there is nothing to read (an empty table).
         """
-        wanted = branch or self.settings.branch
+        return self.table_at_head(name, branch)[1]
+
+    def table_at_head(self, name: str, branch: str | None = None) -> tuple[Table, int | None]:
+        """The loaded table ``name`` and its :meth:`head` on ``branch``, from one metadata load.
+
+        Scan the returned table at the returned snapshot: a head looked up in a second load can
+        be a snapshot another process committed after the first, which the first does not know.
+        """
         table = self.table(name)
+        return table, self._head_in(name, table, branch or self.settings.branch)
+
+    def _head_in(self, name: str, table: Table, wanted: str) -> int | None:
         if wanted == MAIN_BRANCH:
             return self._main_head(name, table)
         found = refs.head(table, wanted)
@@ -141,7 +151,7 @@ class Lakehouse:
         if snapshot_id is None and branch is not None and branch != MAIN_BRANCH:
             snapshot_id = refs.require_head(table, branch)
         if snapshot_id is None:
-            snapshot_id = self.head(name, branch)
+            snapshot_id = self._head_in(name, table, branch or self.settings.branch)
             if snapshot_id is None:
                 return spec.arrow_schema.empty_table()
         row_filter: BooleanExpression = AlwaysTrue()
@@ -160,8 +170,7 @@ class Lakehouse:
 
     def info(self, name: str) -> TableInfo:
         """The table at the head reads use (see :meth:`head`): rows, snapshot, refs."""
-        table = self.table(name)
-        head = self.head(name)
+        table, head = self.table_at_head(name)
         snapshot = table.snapshot_by_id(head) if head is not None else None
         rows = int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
         refs = table.metadata.refs

@@ -397,8 +397,7 @@ def _drop_known(
     if incoming.num_rows == 0:
         return incoming, 0, []
     spec = contract.table
-    table = lh.table(spec.name)
-    snapshot_id = lh.head(spec.name, branch)
+    table, snapshot_id = lh.table_at_head(spec.name, branch)
     split = split_known(spec, table, incoming, snapshot_id, compare=contract.compare)
     if not split.replays and not split.conflicts:
         return incoming, 0, []

@@ -577,8 +577,7 @@ def _known(
     lh: Lakehouse, table_name: str, stream: str, ids: list[str], hashes: set[str], branch: str
 ) -> tuple[set[str], set[str]]:
     """Entry ids and payload hashes among ``ids`` / ``hashes`` already recorded for ``stream``."""
-    table = lh.table(table_name)
-    snapshot_id = lh.head(table_name, branch)
+    table, snapshot_id = lh.table_at_head(table_name, branch)
     if snapshot_id is None:
         return set(), set()
     names = {f.name for f in table.schema().fields}

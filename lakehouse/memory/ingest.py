@@ -114,8 +114,7 @@ ingest_memory_events = stream_day.ingest_of(CONTRACT)
 
 def read_day_events(lh: Lakehouse, day: date, branch: str | None = None) -> pa.Table:
     """The ``memory_events`` rows of ``day`` on ``branch`` (default the settings' branch)."""
-    table = lh.table(MEMORY_EVENTS.name)
-    head = lh.head(MEMORY_EVENTS.name, branch)
+    table, head = lh.table_at_head(MEMORY_EVENTS.name, branch)
     if head is None:
         return MEMORY_EVENTS.arrow_schema.empty_table()
     return table.scan(row_filter=day_filter(MEMORY_EVENTS, day), snapshot_id=head).to_arrow()

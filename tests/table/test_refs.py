@@ -196,3 +196,28 @@ def test_duckdb_reads_a_branch_and_a_tag(lh: Lakehouse) -> None:
     assert (count("v1"), count("exp"), count("main")) == (2, 5, 2)
     with sql.connect(lh.settings, ref="exp") as session:
         assert session.execute(f"SELECT count(*) FROM {TABLE}").fetchone() == (5,)
+
+
+def test_a_commit_between_loading_a_table_and_finding_its_head_does_not_break_a_read(
+    lh: Lakehouse, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a 4-runs-at-once backfill: a read loaded the table, another process committed,
+    and the head looked up in a second load was a snapshot the first load did not know
+    ("Snapshot not found"). The head now comes from the table the read scans."""
+    lh.append(TABLE, decisions(3))
+    load = Lakehouse.table
+
+    def load_then_another_commits(self: Lakehouse, name: str):  # type: ignore[no-untyped-def]
+        table = load(self, name)
+        if self is lh:
+            with another(settings) as other:
+                other.append(TABLE, decisions(2, start=10))
+        return table
+
+    monkeypatch.setattr(Lakehouse, "table", load_then_another_commits)
+    assert lh.read(TABLE).num_rows == 3  # the head of the load it scans, not the newer one
+    table, head = lh.table_at_head(TABLE)
+    assert table.snapshot_by_id(head) is not None  # type: ignore[arg-type]
+    assert lh.info(TABLE).rows == 7
+    monkeypatch.undo()
+    assert lh.read(TABLE).num_rows == 9
