@@ -19,7 +19,7 @@ from pyiceberg.types import DoubleType, FloatType, ListType, StringType, Timesta
 
 from lakehouse.ingest.streams import rejected_table_spec
 from lakehouse.table.expectations import in_set, not_null, unique
-from lakehouse.table.registry import TableSpec, column, register
+from lakehouse.table.registry import TableSpec, column, ensure_properties, register
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -109,12 +109,7 @@ def memory_table(lh: Lakehouse, name: str) -> Table:
     wanted = {f"write.metadata.metrics.column.{c}": "none" for c in NO_STATS_COLUMNS[name]}
     if name == MEMORIES.name:
         wanted["write.parquet.row-group-limit"] = str(ROW_GROUP_ROWS)
-    stale = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
-    if stale:
-        with table.transaction() as tx:
-            tx.set_properties(stale)
-        table.refresh()
-    return table
+    return ensure_properties(table, wanted)
 
 
 def ensure_tables(lh: Lakehouse) -> None:

@@ -32,6 +32,7 @@ from pyiceberg.types import NestedField
 from lakehouse.exceptions import ConfigurationError, SchemaEvolutionError, UnknownTableError
 from lakehouse.settings import NAMESPACE
 from lakehouse.table.expectations import Expectation, check_unique_names
+from lakehouse.table.retry import is_commit_conflict
 
 log = logging.getLogger(__name__)
 
@@ -210,13 +211,33 @@ def ensure_table(catalog: Catalog, spec: TableSpec) -> Table:
         # The table the catalog kept: a REST catalog may answer two racing creates with two
         # tables and keep one (SeaweedFS does), and a handle on the other never commits.
         return catalog.load_table(spec.identifier)
-    stale = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
-    if stale:
-        with table.transaction() as tx:
-            tx.set_properties(stale)
+    ensure_properties(table, TABLE_PROPERTIES)
     missing = [f for f in spec.schema.fields if f.name not in table.schema().column_names]
     if missing:
         evolve_schema(table, pa.schema([spec.arrow_schema.field(f.name) for f in missing]))
+    return table
+
+
+PROPERTY_ATTEMPTS = 5
+
+
+def ensure_properties(table: Table, wanted: Mapping[str, str]) -> Table:
+    """Give ``table`` the ``wanted`` properties it lacks; ``table`` is refreshed if it changed.
+
+    Processes that open the same tables at once race to set the same properties: a lost race
+    (a commit conflict) re-reads the table and sets what is still missing, usually nothing.
+    """
+    for attempt in range(PROPERTY_ATTEMPTS):
+        stale = {k: v for k, v in wanted.items() if table.properties.get(k) != v}
+        if not stale:
+            return table
+        try:
+            with table.transaction() as tx:
+                tx.set_properties(stale)
+        except Exception as exc:
+            if not is_commit_conflict(exc) or attempt == PROPERTY_ATTEMPTS - 1:
+                raise
+        table.refresh()
     return table
 
 

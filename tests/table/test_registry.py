@@ -98,3 +98,19 @@ def test_a_spec_naming_unknown_columns_is_refused() -> None:
     )
     assert [e.name for e in suite_for(ok.name).expectations] == ["name_unique", "kind_in_set"]
     assert between("x", 0, 1).describe() == "x in [0, 1]"
+
+
+def test_processes_racing_to_set_a_tables_properties_all_succeed(
+    lakehouse: lakehouse.Lakehouse,
+) -> None:
+    """Two processes opening the memory tables at once both set their properties; the one whose
+    handle is stale loses the commit race, re-reads and finds nothing left to set."""
+    from lakehouse.table.registry import ensure_properties
+
+    stale = lakehouse.table("routing_decisions")
+    wanted = {"aura.test-property": "1"}
+    ensure_properties(lakehouse.table("routing_decisions"), wanted)  # the other process won
+
+    ensure_properties(stale, wanted)
+    assert stale.properties["aura.test-property"] == "1"
+    assert lakehouse.table("routing_decisions").properties["aura.test-property"] == "1"
