@@ -2,10 +2,10 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Tests run on JOBS pytest-xdist workers, a test file per worker at a time (module fixtures
-# once); on the server pass each worker has its own PostgreSQL database and Redis db. The tests
-# wait on processes, disk and Redis more than they compute: a third worker on two cores overlaps
-# the waits.
+# One pass alone runs on JOBS pytest-xdist workers, a test file per worker at a time (module
+# fixtures once); on the server pass each worker has its own PostgreSQL database and Redis db.
+# A pass waits on processes, disk and Redis more than it computes: a third worker on two cores
+# overlaps the waits. `make test` runs every pass in lanes on 2 workers each (.ci/passes.sh).
 JOBS ?= 3
 PYTEST := $(PY) -m pytest -q -n $(JOBS) --dist loadfile
 # What `make test-fast` leaves out: processes, the UI and browser, the demo, the attack suite.
@@ -30,23 +30,11 @@ demo: install
 ui: install
 	$(VENV)/bin/aura ui
 
-# Lint, the suite on embedded defaults, then against PostgreSQL and Redis when they answer (the
-# tests that reach a store; conftest.py deselects the others there).
-test: install lint
-	$(PYTEST)
-	@if $(SERVERS_UP) 2>/dev/null; then \
-		echo "== server pass: PostgreSQL catalog + Redis server"; \
-		AURA_TEST_SERVERS=1 $(PYTEST) && \
-		echo "== celery pass: two Celery workers run the routing and memory pipelines' steps" && \
-		PY=$(PY) bash .ci/celery-workers.sh test && \
-		echo "== object-store pass (selection): S3 warehouse + Iceberg REST catalog on SeaweedFS" && \
-		PY=$(PY) bash .ci/objstore.sh --quick; \
-	else \
-		echo "== server pass skipped: no PostgreSQL on 127.0.0.1:5432 or Redis on 127.0.0.1:6379"; \
-	fi
-	@if command -v redis-server >/dev/null; then $(MAKE) --no-print-directory test-rcluster; \
-	else echo "== Redis Cluster pass skipped: no redis-server binary"; fi
-	$(MAKE) --no-print-directory reliability
+# Lint and every test pass (embedded; PostgreSQL + Redis; Celery; S3 + REST catalog; Redis
+# Cluster; reliability), in three lanes side by side with a database of their own each
+# (.ci/passes.sh). A pass whose servers are missing is reported as skipped, with the reason.
+test: install
+	PY=$(PY) bash .ci/passes.sh
 
 # The reliability and security suite (tests/reliability, marker `reliability`), CI sizes; on
 # PostgreSQL when it answers. Figures go to .reliability.jsonl and the table of RELIABILITY.md.
@@ -100,4 +88,4 @@ lint: install
 	PYTHONPATH=. $(VENV)/bin/lint-imports
 
 clean:
-	rm -rf .aura .pytest_cache
+	rm -rf .aura .pytest_cache .test-logs

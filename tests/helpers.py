@@ -78,8 +78,9 @@ def ensure_worker_database() -> None:
     if PG_URL == BASE_PG_URL:
         return
     name = urlsplit(PG_URL).path.lstrip("/")
+    server = urlunsplit(urlsplit(BASE_PG_URL)._replace(path="/postgres"))  # base db need not exist
     try:
-        conn = psycopg.connect(BASE_PG_URL, autocommit=True, connect_timeout=5)
+        conn = psycopg.connect(server, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError:
         return
     with conn:

@@ -108,9 +108,11 @@ def test_a_writer_and_a_searcher_in_two_processes(
     done = tmp_path / "writer-done"
     searcher = _child(SEARCHER, env, str(done))
     writer = _child(WRITER, env)
-    wrote = _result(writer, "writer")
-    done.touch()
-    searched = _result(searcher, "searcher")
+    try:
+        wrote = _result(writer, "writer")
+    finally:  # a failed writer must not leave the searcher running into the next test
+        done.touch()
+        searched = _result(searcher, "searcher")
     assert wrote["errors"] == [] and searched["errors"] == []
     assert isinstance(searched["searches"], int) and searched["searches"] > 0
     kept, forgotten = wrote["kept"], wrote["forgotten"]
