@@ -109,8 +109,9 @@ echo "== summary ($(( $(date +%s) - START )) s)"
 for passes in "${LANES[@]}"; do
   for name in $passes; do
     result=$(cat "$LOGS/$name.status" 2>/dev/null || echo "did not finish")
-    summary=$(grep -E '^[0-9]+ (passed|failed)|passed|error' "$LOGS/$name.log" 2>/dev/null \
-      | grep -E ' in [0-9.]+s' | tail -n 1)
+    # pytest's result line of each session the pass ran (the object store runs two)
+    summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error).* in [0-9.]+s' "$LOGS/$name.log" \
+      2>/dev/null | sed -E 's/^=+ //; s/ =+$//' | paste -sd ';' | sed 's/;/; /g')
     printf '   %-11s %-8s %5s s  %s\n' "$name" "$result" \
       "$(cat "$LOGS/$name.seconds" 2>/dev/null)" "$summary"
     if [ "$result" = FAILED ] || [ "$result" = "did not finish" ]; then
