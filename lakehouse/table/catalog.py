@@ -17,7 +17,6 @@ where tables lie.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from pathlib import Path
@@ -29,7 +28,7 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from pyiceberg.io import FileIO, load_file_io
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError
 from sqlalchemy.orm import Session
 
 from lakehouse.exceptions import HomeStateError, StoreUnavailableError
@@ -228,8 +227,13 @@ def _open_catalog(
         ) from None
     catalog.engine.dispose()  # pyiceberg made a private engine; use the shared pool instead
     catalog.engine = _engine(uri)
-    with contextlib.suppress(NamespaceAlreadyExistsError):
+    try:
         catalog.create_namespace(NAMESPACE)
+    except NamespaceAlreadyExistsError:
+        pass
+    except IntegrityError:  # another process inserted it between pyiceberg's check and insert
+        if not catalog.namespace_exists(NAMESPACE):
+            raise
     return catalog
 
 
