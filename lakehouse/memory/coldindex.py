@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from qdrant_client import models as qm
 
 from lakehouse.exceptions import VectorStoreBusyError, VectorStoreError
+from lakehouse.memory.filters import expired, live, tenant_of
 from lakehouse.memory.model import Memory, to_ms
 from lakehouse.vectors import CollectionSpec, Record, VectorStore
 
@@ -51,16 +51,6 @@ def collection_spec(name: str, dim: int) -> CollectionSpec:
 def spec(dim: int) -> CollectionSpec:
     """The index's design."""
     return collection_spec(COLLECTION, dim)
-
-
-def _live(now_ms: int) -> qm.Filter:
-    """Points whose hard TTL has not passed at ``now_ms``."""
-    return qm.Filter(
-        should=[
-            qm.IsNullCondition(is_null=qm.PayloadField(key="expires_ms")),
-            qm.FieldCondition(key="expires_ms", range=qm.Range(gt=now_ms)),
-        ]
-    )
 
 
 def _payload(memory: Memory) -> dict[str, Any]:
@@ -158,7 +148,7 @@ class ColdIndex:
             tenant=tenant_id,
             using=VECTOR,
             limit=k,
-            filter=_live(now_ms),
+            filter=live(now_ms),
             with_payload=True,  # all of it (the ranking fields): a field list is slower
             with_vectors=False,
         )
@@ -186,14 +176,10 @@ class ColdIndex:
             self.store.delete(ids)
 
     def delete_tenant(self, tenant_id: str) -> int:
-        flt = qm.Filter(
-            must=[qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
-        )
-        return self.store.delete_where(flt)
+        return self.store.delete_where(tenant_of(tenant_id))
 
     def purge_expired(self, now_ms: int) -> int:
-        flt = qm.Filter(must=[qm.FieldCondition(key="expires_ms", range=qm.Range(lte=now_ms))])
-        return self.store.delete_where(flt)
+        return self.store.delete_where(expired(now_ms))
 
     def vacuum(self) -> list[str]:
         """Run the engine's optimizer so deleted points leave no bytes; names what it rewrote."""

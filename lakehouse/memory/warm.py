@@ -19,11 +19,11 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from qdrant_client import models as qm
 
 from lakehouse.exceptions import StoreUnavailableError, VectorStoreError
 from lakehouse.memory.coldindex import VECTOR, collection_spec, point_vectors
 from lakehouse.memory.crypto import MemoryCipher
+from lakehouse.memory.filters import all_of, created_before, equals, expired, live, tenant_of
 from lakehouse.memory.model import Memory, matches, read_record, read_records
 from lakehouse.vectors import CollectionSpec, Record, VectorStore
 
@@ -58,24 +58,6 @@ def _memory(point: Record, cipher: MemoryCipher) -> Memory:
 def _memories(points: Sequence[Record], cipher: MemoryCipher) -> list[Memory]:
     """The readable memories of ``points`` (see :func:`.model.read_records`)."""
     return read_records(((str(p.id), partial(_decode, p, cipher)) for p in points), "warm")
-
-
-def live(now_ms: int | None) -> qm.Filter | None:
-    """Points whose hard TTL has not passed at ``now_ms`` (None: every point)."""
-    if now_ms is None:
-        return None
-    return qm.Filter(
-        should=[
-            qm.IsNullCondition(is_null=qm.PayloadField(key="expires_ms")),
-            qm.FieldCondition(key="expires_ms", range=qm.Range(gt=now_ms)),
-        ]
-    )
-
-
-def tenant_of(tenant_id: str) -> qm.Filter:
-    return qm.Filter(
-        must=[qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
-    )
 
 
 class WarmTier:
@@ -137,10 +119,7 @@ class WarmTier:
         must: list[Any] = [live(now_ms)]
         sealed = self.cipher.enabled and bool(filters)  # sealed metadata: filter after opening
         if not sealed:
-            must += [
-                qm.FieldCondition(key=f"metadata.{key}", match=qm.MatchValue(value=value))  # type: ignore[arg-type]
-                for key, value in filters.items()
-            ]
+            must += [equals(f"metadata.{key}", value) for key, value in filters.items()]
         limit = k
         store = self.store
         query = vector.tolist()
@@ -150,7 +129,7 @@ class WarmTier:
                 tenant=tenant_id,
                 using=VECTOR,
                 limit=limit,
-                filter=qm.Filter(must=must),
+                filter=all_of(must),
                 with_payload=True,
                 with_vectors=vectors,
             )
@@ -172,9 +151,9 @@ class WarmTier:
         """Every point (of a tenant, created before a time), with vectors."""
         must: list[Any] = [tenant_of(tenant_id)] if tenant_id else []
         if max_created_ms is not None:
-            must.append(qm.FieldCondition(key="created_ms", range=qm.Range(lt=max_created_ms)))
+            must.append(created_before(max_created_ms))
         points = list(
-            self.store.scroll(qm.Filter(must=must) if must else None, with_vectors=True, page=_PAGE)
+            self.store.scroll(all_of(must) if must else None, with_vectors=True, page=_PAGE)
         )
         return _memories(points, self.cipher)
 
@@ -244,8 +223,7 @@ class WarmTier:
         return self.store.delete_where(tenant_of(tenant_id))
 
     def purge_expired(self, now_ms: int) -> int:
-        flt = qm.Filter(must=[qm.FieldCondition(key="expires_ms", range=qm.Range(lte=now_ms))])
-        return self.store.delete_where(flt)
+        return self.store.delete_where(expired(now_ms))
 
     def vacuum(self) -> list[str]:
         """Run the engine's optimizer so deleted points leave no bytes; names what it rewrote.

@@ -27,6 +27,8 @@ def test_a_fresh_process_discovers_every_domain_without_a_list() -> None:
         data = {s.name for s in data_specs()}
         print(sorted(names)); print(sorted(names - data))
         assert "quality" not in " ".join(sys.modules), "the library imported quality"
+        # no vector-engine client before a vector is touched (half a second per `aura` command)
+        assert "qdrant_client" not in sys.modules, "table discovery imported qdrant_client"
         """
     )
     out = subprocess.run(
