@@ -22,7 +22,7 @@ PY=${PY:-.venv/bin/python}
 JOBS=${AURA_TEST_JOBS:-2}
 LOGS=${AURA_TEST_LOGS:-.test-logs}
 rm -rf "$LOGS" && mkdir -p "$LOGS"
-PYTEST=("$PY" -m pytest -q -p no:cacheprovider -n "$JOBS" --dist loadfile --durations=20)
+export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} --durations=20"  # each log says where time went
 PG=${AURA_TEST_PG_SERVER:-postgresql://postgres@127.0.0.1:5432}
 REDIS=${AURA_TEST_REDIS_SERVER:-redis://127.0.0.1:6379}
 START=$(date +%s)
@@ -32,26 +32,23 @@ servers_up() {
     2>/dev/null
 }
 
-# Databases per pass: worker gwN of a pass uses <db>_gwN and Redis db <index> - N
-# (tests/helpers.py worker_urls); Celery's workers use aura_celery and Redis dbs 10 and 9.
-lint() { make --no-print-directory lint; }
-embedded() { "${PYTEST[@]}"; }
+# A pass is the Makefile's target (or .ci script) of the same name, on JOBS workers and its own
+# databases: worker gwN of a pass uses <db>_gwN and Redis db <index> - N (tests/helpers.py
+# worker_urls); Celery's workers use aura_celery and Redis dbs 10 and 9.
+MAKE_PASS=(make --no-print-directory PY="$PY" JOBS="$JOBS")
+lint() { "${MAKE_PASS[@]}" lint; }
+embedded() { "${MAKE_PASS[@]}" test-embedded; }
 servers() {
-  AURA_TEST_SERVERS=1 AURA_TEST_PG_URL="$PG/test" AURA_TEST_REDIS_URL="$REDIS/15" "${PYTEST[@]}"
+  AURA_TEST_PG_URL="$PG/test" AURA_TEST_REDIS_URL="$REDIS/15" "${MAKE_PASS[@]}" test-servers
 }
 celery() { PY=$PY bash .ci/celery-workers.sh test; }
 objstore() {
   AURA_TEST_PG_URL="$PG/objstore" AURA_TEST_REDIS_URL="$REDIS/8" OBJSTORE_JOBS=$JOBS \
     PY=$PY bash .ci/objstore.sh --quick
 }
-rcluster() { make --no-print-directory test-rcluster PY="$PY"; }
-reliability() {  # on PostgreSQL and Redis when they answer, else on embedded stores
-  rm -f .reliability.jsonl
-  servers_up && export AURA_TEST_SERVERS=1
-  AURA_TEST_PG_URL="$PG/reliability" AURA_TEST_REDIS_URL="$REDIS/5" \
-    AURA_RELIABILITY_OUT="$PWD/.reliability.jsonl" \
-    "${PYTEST[@]}" -m reliability tests/reliability \
-    && "$PY" tests/reliability/report.py .reliability.jsonl RELIABILITY.md
+rcluster() { "${MAKE_PASS[@]}" test-rcluster; }
+reliability() {  # on PostgreSQL and Redis when they answer (the target decides)
+  AURA_TEST_PG_URL="$PG/reliability" AURA_TEST_REDIS_URL="$REDIS/5" "${MAKE_PASS[@]}" reliability
 }
 
 # Which passes this machine can run; the others are reported as skipped, with the reason.
