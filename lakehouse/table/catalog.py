@@ -28,7 +28,7 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from pyiceberg.io import FileIO, load_file_io
 from sqlalchemy import Engine, create_engine, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.orm import Session
 
 from lakehouse.exceptions import HomeStateError, StoreUnavailableError
@@ -216,9 +216,7 @@ def _open_catalog(
     try:
         with _engine(uri).connect():  # one attempt, bounded by connect_timeout, before pyiceberg's
             pass
-        catalog = SqlCatalog(
-            name, uri=uri, warehouse=warehouse, init_catalog_tables="true", **dict(io)
-        )
+        catalog = _sql_catalog(name, uri, warehouse, io)
     except Exception as exc:  # SQLAlchemy raises many driver-specific types
         raise StoreUnavailableError(
             f"cannot open the Iceberg catalog at {redact_url(uri)}: {type(exc).__name__} "
@@ -235,6 +233,26 @@ def _open_catalog(
         if not catalog.namespace_exists(NAMESPACE):
             raise
     return catalog
+
+
+def _sql_catalog(
+    name: str, uri: str, warehouse: str, io: tuple[tuple[str, str], ...]
+) -> SqlCatalog:
+    """pyiceberg's SQL catalog, creating its own tables in a fresh database.
+
+    Two processes opening a fresh home at once both find no catalog tables and both create
+    them; the loser's CREATE fails with "already exists", and opening again finds the winner's.
+    """
+    for attempt in (1, 2):
+        try:
+            return SqlCatalog(
+                name, uri=uri, warehouse=warehouse, init_catalog_tables="true", **dict(io)
+            )
+        except DatabaseError as exc:
+            lost_race = "already exists" in str(exc) or "duplicate key" in str(exc)
+            if attempt == 2 or not lost_race:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _reason(exc: Exception) -> str:

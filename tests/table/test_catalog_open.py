@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from helpers import SERVERS
 from pyiceberg.catalog.sql import SqlCatalog
+from sqlalchemy.exc import OperationalError
 
 from lakehouse import Settings
 from lakehouse.settings import NAMESPACE
 from lakehouse.table import catalog
+
+LOST = "table iceberg_tables already exists"
 
 
 def test_a_namespace_another_process_created_during_the_open_is_not_an_error(
@@ -30,3 +34,26 @@ def test_a_namespace_another_process_created_during_the_open_is_not_an_error(
     catalog._open_catalog.cache_clear()
     opened = catalog.open_catalog(settings)
     assert NAMESPACE in {ns[0] for ns in opened.list_namespaces()}
+
+
+def test_catalog_tables_another_process_created_during_the_open_are_not_an_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both processes found no catalog tables; the other created them first, so this one's
+    CREATE failed (found by the two-process memory test on the Redis Cluster pass)."""
+    if settings.rest_catalog or SERVERS:
+        pytest.skip("a fresh catalog database is the embedded pass's: a server's was made before")
+    create = SqlCatalog.create_tables
+    calls: list[int] = []
+
+    def lose_the_race(self: SqlCatalog) -> None:
+        calls.append(1)
+        create(self)  # the winner's tables
+        if len(calls) == 1:
+            raise OperationalError("CREATE TABLE iceberg_tables", {}, Exception(LOST))
+
+    monkeypatch.setattr(SqlCatalog, "create_tables", lose_the_race)
+    catalog._open_catalog.cache_clear()
+    opened = catalog.open_catalog(settings)
+    assert NAMESPACE in {ns[0] for ns in opened.list_namespaces()}
+    assert calls  # the fresh database did take the create path
