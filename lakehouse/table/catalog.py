@@ -243,16 +243,18 @@ def _sql_catalog(
     Two processes opening a fresh home at once both find no catalog tables and both create
     them; the loser's CREATE fails with "already exists", and opening again finds the winner's.
     """
-    for attempt in (1, 2):
-        try:
-            return SqlCatalog(
-                name, uri=uri, warehouse=warehouse, init_catalog_tables="true", **dict(io)
-            )
-        except DatabaseError as exc:
-            lost_race = "already exists" in str(exc) or "duplicate key" in str(exc)
-            if attempt == 2 or not lost_race:
-                raise
-    raise AssertionError("unreachable")
+
+    def sql_catalog() -> SqlCatalog:
+        return SqlCatalog(
+            name, uri=uri, warehouse=warehouse, init_catalog_tables="true", **dict(io)
+        )
+
+    try:
+        return sql_catalog()
+    except DatabaseError as exc:
+        if "already exists" not in str(exc) and "duplicate key" not in str(exc):
+            raise
+    return sql_catalog()
 
 
 def _reason(exc: Exception) -> str:
